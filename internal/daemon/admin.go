@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminConfig is the `admin:` section of every daemon's config.
+type AdminConfig struct {
+	// Listen is the admin HTTP address; loopback by default.
+	Listen string `mapstructure:"listen"`
+	// TokenFile holds a bearer token required for /v1/ endpoints; empty
+	// means no token (acceptable only on loopback).
+	TokenFile string `mapstructure:"token_file"`
+}
+
+// Admin is the admin HTTP listener: /healthz, /readyz and /metrics are
+// open; everything under /v1/ needs the bearer token when one is set.
+type Admin struct {
+	mux   *http.ServeMux
+	reg   *prometheus.Registry
+	token []byte
+	ready atomic.Bool
+	srv   *http.Server
+	ln    net.Listener
+}
+
+// NewAdmin returns an admin server with its own metrics registry (with
+// the Go and process collectors). token may be nil.
+func NewAdmin(token []byte) *Admin {
+	a := &Admin{mux: http.NewServeMux(), reg: prometheus.NewRegistry(), token: token}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	return a
+}
+
+// Registry is where the daemon registers its metrics.
+func (a *Admin) Registry() *prometheus.Registry { return a.reg }
+
+// SetReady sets what /readyz answers.
+func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
+
+// Handle registers an API handler; pattern must be under /v1/. The
+// handler runs only for requests with the right bearer token, if one is
+// configured.
+func (a *Admin) Handle(pattern string, h http.HandlerFunc) {
+	a.mux.Handle(pattern, a.authorize(h))
+}
+
+func (a *Admin) authorize(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(a.token) > 0 {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+				WriteError(w, http.StatusUnauthorized, errors.New("missing or wrong admin token"))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Listen binds the admin address. Use Addr for the bound address.
+func (a *Admin) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("admin listener on %s: %w", addr, err)
+	}
+	a.ln = ln
+	a.srv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (a *Admin) Addr() net.Addr { return a.ln.Addr() }
+
+// Serve serves until ctx is done, then shuts down within a few seconds.
+func (a *Admin) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- a.srv.Serve(a.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin listener: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	a.srv.Shutdown(sctx)
+	<-errc
+	return nil
+}
+
+// WriteJSON writes v as indented JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// WriteError writes {"error": "..."} with the given status.
+func WriteError(w http.ResponseWriter, status int, err error) {
+	WriteJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// AdminRequest calls a daemon's admin API at addr (host:port) with the
+// given method and path, and decodes a JSON answer into out (if not
+// nil). It is what the `status` commands use. A non-2xx answer becomes
+// an error carrying the server's error text.
+func AdminRequest(ctx context.Context, method, addr string, token []byte, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	if err != nil {
+		return fmt.Errorf("building admin request: %w", err)
+	}
+	if len(token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+string(token))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling admin API %s %s (is the daemon running?): %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		return fmt.Errorf("admin API %s %s: %s", method, path, e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding admin API answer for %s: %w", path, err)
+	}
+	return nil
+}
