@@ -1,0 +1,268 @@
+package authority
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+
+	"github.com/ringfront/ringfront/dnslb/config"
+)
+
+// TargetState is what the answers need to know of one target.
+type TargetState struct {
+	Up      bool // passes its health check
+	Drained bool // taken out by an operator, whatever its health
+}
+
+// Health reports the state of a service's target.
+type Health interface {
+	Target(service string, addr netip.Addr) TargetState
+}
+
+// Snapshot is every zone's answers under one health view. It is
+// immutable once built and safe for concurrent use.
+type Snapshot struct {
+	zones     []*zone // longest origin first, for suffix matching
+	udpSize   int
+	fast      map[string]*fastNode // lower-case wire name -> precomputed answers
+	fastZones map[string]*fastZone // wire origin -> what missing names need
+	opt       []byte               // dnslb's OPT record in wire form
+}
+
+type zone struct {
+	origin   string
+	soa      *dns.SOA
+	negTTL   uint32 // min(SOA TTL, SOA minimum), RFC 2308
+	ns       []dns.RR
+	nodes    map[string]*node // every name with data, and empty non-terminals
+	hasCuts  bool             // delegations below the apex exist
+	services []*service
+}
+
+type node struct {
+	name     string
+	rrsets   map[uint16][]dns.RR
+	service  *service
+	cut      bool // NS records here, below the apex: a delegation
+	hasCNAME bool
+}
+
+// service is one service's answer sets under the snapshot's health view.
+type service struct {
+	cfg    *config.Service
+	v4, v6 family
+	rr     atomic.Uint32 // round-robin counter
+}
+
+type family struct {
+	addrs    []netip.Addr // answered addresses, in config order
+	ttl      uint32
+	degraded bool // some target of this family is down
+}
+
+// Build makes a snapshot of cfg's zones under health h. cfg must have
+// been validated.
+func Build(cfg *config.Config, h Health) *Snapshot {
+	s := &Snapshot{udpSize: cfg.UDPSize}
+	for i := range cfg.Zones {
+		s.zones = append(s.zones, buildZone(&cfg.Zones[i], h))
+	}
+	sort.SliceStable(s.zones, func(i, j int) bool {
+		return dns.CountLabel(s.zones[i].origin) > dns.CountLabel(s.zones[j].origin)
+	})
+	s.buildFast()
+	return s
+}
+
+func buildZone(zc *config.Zone, h Health) *zone {
+	z := &zone{origin: zc.Origin, nodes: map[string]*node{}}
+	serial := zc.SOA.Serial
+	z.soa = &dns.SOA{
+		Hdr:     dns.RR_Header{Name: zc.Origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: zc.TTL},
+		Ns:      zc.SOA.MName,
+		Mbox:    zc.SOA.RName,
+		Serial:  serial,
+		Refresh: zc.SOA.Refresh,
+		Retry:   zc.SOA.Retry,
+		Expire:  zc.SOA.Expire,
+		Minttl:  zc.SOA.Minimum,
+	}
+	z.negTTL = min(zc.TTL, zc.SOA.Minimum)
+	z.add(z.soa)
+	for _, ns := range zc.NS {
+		rr := &dns.NS{Hdr: dns.RR_Header{Name: zc.Origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: zc.TTL}, Ns: ns.Name}
+		z.ns = append(z.ns, rr)
+		z.add(rr)
+		if !dns.IsSubDomain(zc.Origin, ns.Name) {
+			continue
+		}
+		for _, a := range ns.Addresses {
+			z.add(addrRR(ns.Name, zc.TTL, netip.MustParseAddr(a)))
+		}
+	}
+	for _, line := range zc.Records {
+		rr, err := config.ParseRecord(line, zc.Origin, zc.TTL)
+		if err != nil {
+			continue // validated before
+		}
+		z.add(rr)
+	}
+	for i := range zc.Services {
+		sc := &zc.Services[i]
+		svc := &service{cfg: sc}
+		svc.v4 = buildFamily(sc, h, netip.Addr.Is4)
+		svc.v6 = buildFamily(sc, h, func(a netip.Addr) bool { return a.Is6() })
+		z.services = append(z.services, svc)
+		n := z.node(sc.Name)
+		n.service = svc
+	}
+	for name, n := range z.nodes {
+		if name != z.origin && len(n.rrsets[dns.TypeNS]) > 0 {
+			n.cut = true
+			z.hasCuts = true
+		}
+		if len(n.rrsets[dns.TypeCNAME]) > 0 {
+			n.hasCNAME = true
+		}
+	}
+	return z
+}
+
+// buildFamily picks the addresses of one family that are answered:
+// healthy and not drained; if none is healthy and the service fails
+// open, every address that is not drained.
+func buildFamily(sc *config.Service, h Health, in func(netip.Addr) bool) family {
+	var f family
+	var up, all []netip.Addr
+	for _, a := range sc.Addrs {
+		if !in(a) {
+			continue
+		}
+		st := h.Target(sc.Name, a)
+		if st.Drained {
+			continue
+		}
+		all = append(all, a)
+		if st.Up {
+			up = append(up, a)
+		} else {
+			f.degraded = true
+		}
+	}
+	switch {
+	case len(up) > 0:
+		f.addrs = up
+	case sc.AllDown == config.AllDownAll:
+		f.addrs = all
+	}
+	f.ttl = sc.TTL
+	if f.degraded {
+		f.ttl = sc.DegradedTTL
+	}
+	return f
+}
+
+// node returns the node for name, creating it and the empty
+// non-terminals above it.
+func (z *zone) node(name string) *node {
+	if n, ok := z.nodes[name]; ok {
+		return n
+	}
+	n := &node{name: name, rrsets: map[uint16][]dns.RR{}}
+	z.nodes[name] = n
+	for parent := name; parent != z.origin; {
+		i, end := dns.NextLabel(parent, 0)
+		if end {
+			break
+		}
+		parent = parent[i:]
+		if _, ok := z.nodes[parent]; ok {
+			break
+		}
+		z.nodes[parent] = &node{name: parent, rrsets: map[uint16][]dns.RR{}}
+	}
+	return n
+}
+
+func (z *zone) add(rr dns.RR) {
+	h := rr.Header()
+	h.Name = strings.ToLower(h.Name)
+	n := z.node(h.Name)
+	for _, old := range n.rrsets[h.Rrtype] {
+		if dns.IsDuplicate(old, rr) {
+			return
+		}
+	}
+	// All records of an RRset share one TTL (RFC 2181 5.2): the lowest.
+	set := append(n.rrsets[h.Rrtype], rr)
+	ttl := h.Ttl
+	for _, o := range set {
+		ttl = min(ttl, o.Header().Ttl)
+	}
+	for _, o := range set {
+		o.Header().Ttl = ttl
+	}
+	n.rrsets[h.Rrtype] = set
+}
+
+func addrRR(name string, ttl uint32, a netip.Addr) dns.RR {
+	if a.Is4() {
+		return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: a.AsSlice()}
+	}
+	return &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: a.AsSlice()}
+}
+
+// answer returns the service's records for qtype (A or AAAA), rotated
+// by rot and cut to max_answers.
+func (s *service) answer(qtype uint16, rot int) []dns.RR {
+	f := &s.v4
+	if qtype == dns.TypeAAAA {
+		f = &s.v6
+	}
+	n := len(f.addrs)
+	if n == 0 {
+		return nil
+	}
+	k := min(n, s.cfg.MaxAnswers)
+	out := make([]dns.RR, k)
+	for i := range k {
+		out[i] = addrRR(s.cfg.Name, f.ttl, f.addrs[(rot+i)%n])
+	}
+	return out
+}
+
+// variants is how many distinct rotations a family has.
+func (s *service) variants(qtype uint16) int {
+	if qtype == dns.TypeAAAA {
+		return max(1, len(s.v6.addrs))
+	}
+	return max(1, len(s.v4.addrs))
+}
+
+// zoneFor returns the zone that name falls in, or nil.
+func (s *Snapshot) zoneFor(name string) *zone {
+	for _, z := range s.zones {
+		if dns.IsSubDomain(z.origin, name) {
+			return z
+		}
+	}
+	return nil
+}
+
+// Answered lists the addresses a query for a service's A and AAAA
+// records gets right now (before rotation and max_answers); used by the
+// admin API and tests.
+func (s *Snapshot) Answered(service string) []netip.Addr {
+	for _, z := range s.zones {
+		for _, svc := range z.services {
+			if svc.cfg.Name == service {
+				return slices.Concat(svc.v4.addrs, svc.v6.addrs)
+			}
+		}
+	}
+	return nil
+}

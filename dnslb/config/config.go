@@ -1,0 +1,388 @@
+// Package config is dnslb's configuration: listeners, the admin API, and
+// the zones with their static records and health-checked services.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	iconfig "github.com/ringfront/ringfront/internal/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/internal/health"
+)
+
+// EnvPrefix prefixes dnslb's environment overrides (DNSLB_ADMIN_LISTEN).
+const EnvPrefix = "DNSLB"
+
+// Config is dnslb's whole configuration.
+type Config struct {
+	// Listen lists the addresses served, each on UDP and TCP.
+	Listen []string           `mapstructure:"listen"`
+	Admin  daemon.AdminConfig `mapstructure:"admin"`
+	Log    daemon.LogConfig   `mapstructure:"log"`
+	// UDPSize is the largest UDP answer sent to an EDNS client (RFC 8906
+	// and the DNS flag day 2020 recommend 1232, which avoids IP
+	// fragmentation on every common path).
+	UDPSize int `mapstructure:"udp_size"`
+	// Sockets is the number of SO_REUSEPORT UDP sockets per listen
+	// address; 0 means one per CPU.
+	Sockets int       `mapstructure:"sockets"`
+	TCP     TCPConfig `mapstructure:"tcp"`
+	// LameDuck is how long dnslb keeps answering after SIGTERM while
+	// /readyz already says it is going away.
+	LameDuck time.Duration `mapstructure:"lame_duck"`
+	// StartupTimeout bounds the wait for the first health round.
+	StartupTimeout time.Duration `mapstructure:"startup_timeout"`
+	Zones          []Zone        `mapstructure:"zones"`
+}
+
+// TCPConfig bounds DNS over TCP.
+type TCPConfig struct {
+	// MaxConnections bounds open TCP connections per listen address.
+	MaxConnections int `mapstructure:"max_connections"`
+	// IdleTimeout closes a connection with no query for this long
+	// (RFC 7766 suggests seconds, not minutes).
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxQueries closes a connection after this many queries; 0 means no limit.
+	MaxQueries int `mapstructure:"max_queries"`
+}
+
+// Zone is one zone dnslb is authoritative for.
+type Zone struct {
+	Origin   string    `mapstructure:"origin"`
+	TTL      uint32    `mapstructure:"ttl"`
+	SOA      SOA       `mapstructure:"soa"`
+	NS       []NS      `mapstructure:"ns"`
+	Records  []string  `mapstructure:"records"`
+	Services []Service `mapstructure:"services"`
+}
+
+// SOA is the zone's start of authority. Serial 0 means "the time of
+// loading", so a reload always moves it forward.
+type SOA struct {
+	MName   string `mapstructure:"mname"`
+	RName   string `mapstructure:"rname"`
+	Serial  uint32 `mapstructure:"serial"`
+	Refresh uint32 `mapstructure:"refresh"`
+	Retry   uint32 `mapstructure:"retry"`
+	Expire  uint32 `mapstructure:"expire"`
+	Minimum uint32 `mapstructure:"minimum"`
+}
+
+// NS is one name server of the zone, with glue addresses when the name is
+// inside the zone.
+type NS struct {
+	Name      string   `mapstructure:"name"`
+	Addresses []string `mapstructure:"addresses"`
+}
+
+// Service is a health-checked name.
+type Service struct {
+	Name        string       `mapstructure:"name"`
+	TTL         uint32       `mapstructure:"ttl"`
+	DegradedTTL uint32       `mapstructure:"degraded_ttl"`
+	MaxAnswers  int          `mapstructure:"max_answers"`
+	AllDown     string       `mapstructure:"all_down"`
+	Targets     []string     `mapstructure:"targets"`
+	Check       health.Check `mapstructure:"check"`
+
+	// Addrs are Targets parsed, filled by Validate.
+	Addrs []netip.Addr `mapstructure:"-"`
+}
+
+// All-down policies.
+const (
+	AllDownAll  = "all"  // fail open: answer every target
+	AllDownNone = "none" // answer NODATA
+)
+
+// Defaults.
+const (
+	DefaultUDPSize        = 1232
+	DefaultMaxConnections = 256
+	DefaultIdleTimeout    = 10 * time.Second
+	DefaultZoneTTL        = 3600
+	DefaultServiceTTL     = 30
+	DefaultStartupTimeout = 30 * time.Second
+)
+
+// Validate fills defaults and checks every value; errors name the key.
+func (c *Config) Validate() error {
+	if len(c.Listen) == 0 {
+		c.Listen = []string{"127.0.0.1:5353"}
+	}
+	for i, l := range c.Listen {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return iconfig.Errorf(fmt.Sprintf("listen[%d]", i), l, "is not host:port")
+		}
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:8053"
+	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+		return iconfig.Errorf("admin.listen", c.Admin.Listen, "is not host:port")
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("log.%w", err)
+	}
+	if c.UDPSize == 0 {
+		c.UDPSize = DefaultUDPSize
+	}
+	if c.UDPSize < 512 || c.UDPSize > 65535 {
+		return iconfig.Errorf("udp_size", c.UDPSize, "must be between 512 and 65535")
+	}
+	if c.Sockets < 0 || c.Sockets > 256 {
+		return iconfig.Errorf("sockets", c.Sockets, "must be between 0 (one per CPU) and 256")
+	}
+	if c.TCP.MaxConnections == 0 {
+		c.TCP.MaxConnections = DefaultMaxConnections
+	}
+	if c.TCP.MaxConnections < 1 {
+		return iconfig.Errorf("tcp.max_connections", c.TCP.MaxConnections, "must be positive")
+	}
+	if c.TCP.IdleTimeout == 0 {
+		c.TCP.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.TCP.IdleTimeout < 0 {
+		return iconfig.Errorf("tcp.idle_timeout", c.TCP.IdleTimeout, "must be positive")
+	}
+	if c.TCP.MaxQueries < 0 {
+		return iconfig.Errorf("tcp.max_queries", c.TCP.MaxQueries, "must not be negative")
+	}
+	if c.LameDuck < 0 {
+		return iconfig.Errorf("lame_duck", c.LameDuck, "must not be negative")
+	}
+	if c.StartupTimeout == 0 {
+		c.StartupTimeout = DefaultStartupTimeout
+	}
+	if len(c.Zones) == 0 {
+		return iconfig.Missing("zones")
+	}
+	origins := map[string]int{}
+	for i := range c.Zones {
+		z := &c.Zones[i]
+		key := fmt.Sprintf("zones[%d]", i)
+		if err := z.validate(); err != nil {
+			return iconfig.Join(key, err)
+		}
+		if j, dup := origins[z.Origin]; dup {
+			return iconfig.Errorf(key+".origin", z.Origin, "is also zones[%d].origin", j)
+		}
+		origins[z.Origin] = i
+	}
+	return nil
+}
+
+// fqdn checks that s is a domain name and returns it lower-cased and
+// fully qualified.
+func fqdn(key, s string) (string, error) {
+	if s == "" {
+		return "", iconfig.Missing(key)
+	}
+	if _, ok := dns.IsDomainName(s); !ok {
+		return "", iconfig.Errorf(key, s, "is not a domain name")
+	}
+	return strings.ToLower(dns.Fqdn(s)), nil
+}
+
+func (z *Zone) validate() error {
+	var err error
+	if z.Origin, err = fqdn("origin", z.Origin); err != nil {
+		return err
+	}
+	if z.TTL == 0 {
+		z.TTL = DefaultZoneTTL
+	}
+	if err := z.SOA.validate(z.Origin); err != nil {
+		return iconfig.Join("soa", err)
+	}
+	if len(z.NS) == 0 {
+		return iconfig.Missing("ns")
+	}
+	for i := range z.NS {
+		ns := &z.NS[i]
+		key := fmt.Sprintf("ns[%d]", i)
+		if ns.Name, err = fqdn(key+".name", relative(ns.Name, z.Origin)); err != nil {
+			return err
+		}
+		inZone := dns.IsSubDomain(z.Origin, ns.Name)
+		if inZone && len(ns.Addresses) == 0 {
+			return iconfig.Errorf(key+".addresses", "", "are required: %s is inside the zone and needs glue", ns.Name)
+		}
+		for j, a := range ns.Addresses {
+			if _, err := netip.ParseAddr(a); err != nil {
+				return iconfig.Errorf(fmt.Sprintf("%s.addresses[%d]", key, j), a, "is not an IP address")
+			}
+		}
+	}
+	for i, line := range z.Records {
+		key := fmt.Sprintf("records[%d]", i)
+		rr, err := ParseRecord(line, z.Origin, z.TTL)
+		if err != nil {
+			return iconfig.Errorf(key, line, "%v", err)
+		}
+		if !dns.IsSubDomain(z.Origin, rr.Header().Name) {
+			return iconfig.Errorf(key, line, "is outside the zone %s", z.Origin)
+		}
+		switch rr.Header().Rrtype {
+		case dns.TypeSOA:
+			return iconfig.Errorf(key, line, "is an SOA record: set the zone's soa section instead")
+		case dns.TypeDNAME, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeDNSKEY:
+			return iconfig.Errorf(key, line, "is a %s record, which dnslb does not serve", dns.TypeToString[rr.Header().Rrtype])
+		case dns.TypeNS:
+			if strings.EqualFold(rr.Header().Name, z.Origin) {
+				return iconfig.Errorf(key, line, "is an apex NS record: list name servers in the zone's ns section")
+			}
+		}
+		if strings.HasPrefix(rr.Header().Name, "*.") || strings.Contains(rr.Header().Name, ".*.") {
+			return iconfig.Errorf(key, line, "is a wildcard record, which dnslb does not serve")
+		}
+	}
+	names := map[string]int{}
+	for i := range z.Services {
+		s := &z.Services[i]
+		key := fmt.Sprintf("services[%d]", i)
+		if err := s.validate(z.Origin); err != nil {
+			return iconfig.Join(key, err)
+		}
+		if j, dup := names[s.Name]; dup {
+			return iconfig.Errorf(key+".name", s.Name, "is also services[%d].name", j)
+		}
+		names[s.Name] = i
+		for j, line := range z.Records {
+			rr, _ := ParseRecord(line, z.Origin, z.TTL)
+			if strings.EqualFold(rr.Header().Name, s.Name) {
+				t := rr.Header().Rrtype
+				if t == dns.TypeA || t == dns.TypeAAAA || t == dns.TypeCNAME {
+					return iconfig.Errorf(fmt.Sprintf("records[%d]", j), line, "clashes with service %s (a service owns its A and AAAA records)", s.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *SOA) validate(origin string) error {
+	var err error
+	if s.MName, err = fqdn("mname", s.MName); err != nil {
+		return err
+	}
+	if s.RName, err = fqdn("rname", s.RName); err != nil {
+		return err
+	}
+	if s.Refresh == 0 {
+		s.Refresh = 3600
+	}
+	if s.Retry == 0 {
+		s.Retry = 600
+	}
+	if s.Expire == 0 {
+		s.Expire = 604800
+	}
+	if s.Minimum == 0 {
+		s.Minimum = 60
+	}
+	if s.Minimum > 86400 {
+		return iconfig.Errorf("minimum", s.Minimum, "is over a day (RFC 2308 suggests 1–3 hours at most)")
+	}
+	return nil
+}
+
+func (s *Service) validate(origin string) error {
+	var err error
+	if s.Name, err = fqdn("name", relative(s.Name, origin)); err != nil {
+		return err
+	}
+	if !dns.IsSubDomain(origin, s.Name) {
+		return iconfig.Errorf("name", s.Name, "is outside the zone %s", origin)
+	}
+	if s.TTL == 0 {
+		s.TTL = DefaultServiceTTL
+	}
+	if s.DegradedTTL == 0 {
+		s.DegradedTTL = s.TTL
+	}
+	if s.DegradedTTL > s.TTL {
+		return iconfig.Errorf("degraded_ttl", s.DegradedTTL, "is longer than ttl (%d): it is meant to shorten caching while targets are down", s.TTL)
+	}
+	if s.MaxAnswers == 0 {
+		s.MaxAnswers = 8
+	}
+	if s.MaxAnswers < 1 || s.MaxAnswers > 64 {
+		return iconfig.Errorf("max_answers", s.MaxAnswers, "must be between 1 and 64")
+	}
+	switch s.AllDown {
+	case "":
+		s.AllDown = AllDownAll
+	case AllDownAll, AllDownNone:
+	default:
+		return iconfig.Errorf("all_down", s.AllDown, "is not a policy (want all or none)")
+	}
+	if len(s.Targets) == 0 {
+		return iconfig.Missing("targets")
+	}
+	s.Addrs = s.Addrs[:0]
+	for i, t := range s.Targets {
+		a, err := netip.ParseAddr(t)
+		if err != nil || a.Zone() != "" {
+			return iconfig.Errorf(fmt.Sprintf("targets[%d]", i), t, "is not an IP address")
+		}
+		a = a.Unmap()
+		if slices.Contains(s.Addrs, a) {
+			return iconfig.Errorf(fmt.Sprintf("targets[%d]", i), t, "is listed twice")
+		}
+		s.Addrs = append(s.Addrs, a)
+	}
+	if err := s.Check.Validate(); err != nil {
+		return iconfig.Join("check", err)
+	}
+	return nil
+}
+
+// relative completes a name without a final dot with the zone origin,
+// as zone files do.
+func relative(name, origin string) string {
+	if name == "" || name == "@" {
+		if name == "@" {
+			return origin
+		}
+		return name
+	}
+	if dns.IsFqdn(name) {
+		return name
+	}
+	return name + "." + origin
+}
+
+// ParseRecord parses one zone-file presentation line, relative names
+// completed with origin and a missing TTL set to ttl.
+func ParseRecord(line, origin string, ttl uint32) (dns.RR, error) {
+	zp := dns.NewZoneParser(strings.NewReader(line), origin, "")
+	zp.SetDefaultTTL(ttl)
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil {
+		return nil, fmt.Errorf("is not a zone-file record: %w", err)
+	}
+	if !ok || rr == nil {
+		return nil, fmt.Errorf("holds no record")
+	}
+	if _, more := zp.Next(); more {
+		return nil, fmt.Errorf("holds more than one record")
+	}
+	if rr.Header().Class != dns.ClassINET {
+		return nil, fmt.Errorf("is not of class IN")
+	}
+	rr.Header().Name = strings.ToLower(rr.Header().Name)
+	return rr, nil
+}
+
+// TargetID is the health-check ID of one service target.
+func TargetID(service string, a netip.Addr) string {
+	return service + "/" + a.String()
+}
