@@ -65,11 +65,18 @@ type family struct {
 }
 
 // Build makes a snapshot of cfg's zones under health h. cfg must have
-// been validated.
-func Build(cfg *config.Config, h Health) *Snapshot {
+// been validated. Round-robin positions carry on from prev, if given,
+// so rebuilding does not restart every rotation at the first target.
+func Build(cfg *config.Config, h Health, prev *Snapshot) *Snapshot {
 	s := &Snapshot{udpSize: cfg.UDPSize}
 	for i := range cfg.Zones {
-		s.zones = append(s.zones, buildZone(&cfg.Zones[i], h))
+		z := buildZone(&cfg.Zones[i], h)
+		for _, svc := range z.services {
+			if p := prev.service(svc.cfg.Name); p != nil {
+				svc.rr.Store(p.rr.Load())
+			}
+		}
+		s.zones = append(s.zones, z)
 	}
 	sort.SliceStable(s.zones, func(i, j int) bool {
 		return dns.CountLabel(s.zones[i].origin) > dns.CountLabel(s.zones[j].origin)
@@ -243,6 +250,21 @@ func (s *service) variants(qtype uint16) int {
 	return max(1, len(s.v4.addrs))
 }
 
+// service returns the named service, or nil; s may be nil.
+func (s *Snapshot) service(name string) *service {
+	if s == nil {
+		return nil
+	}
+	for _, z := range s.zones {
+		for _, svc := range z.services {
+			if svc.cfg.Name == name {
+				return svc
+			}
+		}
+	}
+	return nil
+}
+
 // zoneFor returns the zone that name falls in, or nil.
 func (s *Snapshot) zoneFor(name string) *zone {
 	for _, z := range s.zones {
@@ -257,12 +279,8 @@ func (s *Snapshot) zoneFor(name string) *zone {
 // records gets right now (before rotation and max_answers); used by the
 // admin API and tests.
 func (s *Snapshot) Answered(service string) []netip.Addr {
-	for _, z := range s.zones {
-		for _, svc := range z.services {
-			if svc.cfg.Name == service {
-				return slices.Concat(svc.v4.addrs, svc.v6.addrs)
-			}
-		}
+	if svc := s.service(service); svc != nil {
+		return slices.Concat(svc.v4.addrs, svc.v6.addrs)
 	}
 	return nil
 }

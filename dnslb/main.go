@@ -1,0 +1,289 @@
+// Command dnslb is an authoritative DNS server that answers a service
+// name with the addresses of the targets that pass its health checks,
+// rotated round-robin.
+//
+//	dnslb serve --config /etc/ringfront/dnslb.yaml
+//	dnslb check-config --config /etc/ringfront/dnslb.yaml
+//	dnslb status
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ringfront/ringfront/dnslb/config"
+	"github.com/ringfront/ringfront/dnslb/server"
+	iconfig "github.com/ringfront/ringfront/internal/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "dnslb:", err)
+		os.Exit(1)
+	}
+}
+
+// flags shared by the commands that read the config.
+type configFlags struct {
+	file   string
+	fs     *pflag.FlagSet
+	listen []string
+	admin  string
+}
+
+func (f *configFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.file, "config", "c", "/etc/ringfront/dnslb.yaml", "config file (YAML)")
+	cmd.Flags().StringSliceVar(&f.listen, "listen", nil, "addresses to serve DNS on (overrides listen)")
+	cmd.Flags().StringVar(&f.admin, "admin-listen", "", "admin API address (overrides admin.listen)")
+	f.fs = cmd.Flags()
+}
+
+func (f *configFlags) load() (*config.Config, error) {
+	var cfg config.Config
+	err := iconfig.Load(iconfig.Options{
+		File:      f.file,
+		EnvPrefix: config.EnvPrefix,
+		Flags: map[string]*pflag.Flag{
+			"listen":       f.fs.Lookup("listen"),
+			"admin.listen": f.fs.Lookup("admin-listen"),
+		},
+	}, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dnslb",
+		Short:         "Health-checked authoritative round-robin DNS",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), checkConfigCmd(), statusCmd(), drainCmd("drain"), drainCmd("undrain"), reloadCmd())
+	return root
+}
+
+func serveCmd() *cobra.Command {
+	var cf configFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the DNS server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cf.load()
+			if err != nil {
+				return err
+			}
+			log := daemon.NewLogger(os.Stderr, cfg.Log, daemon.UnderJournald())
+			var token []byte
+			if cfg.Admin.TokenFile != "" {
+				if token, err = iconfig.ReadSecret(cfg.Admin.TokenFile); err != nil {
+					return fmt.Errorf("admin.token_file: %w", err)
+				}
+			}
+			ctx, stop := daemon.SignalContext(context.Background())
+			defer stop()
+			srv := server.New(cfg, server.Options{
+				Logger:     log,
+				Load:       cf.load,
+				Notifier:   daemon.NewNotifier(log),
+				AdminToken: token,
+			})
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			return srv.Wait()
+		},
+	}
+	cf.add(cmd)
+	return cmd
+}
+
+func checkConfigCmd() *cobra.Command {
+	var cf configFlags
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate the config and print it with defaults filled in",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cf.load()
+			if err != nil {
+				return err
+			}
+			if cfg.Admin.TokenFile != "" {
+				if _, err := iconfig.ReadSecret(cfg.Admin.TokenFile); err != nil {
+					return fmt.Errorf("admin.token_file: %w", err)
+				}
+			}
+			out, err := iconfig.YAML(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid\n%s", cf.file, out)
+			return nil
+		},
+	}
+	cf.add(cmd)
+	return cmd
+}
+
+// adminFlags find and authenticate to a running dnslb's admin API.
+type adminFlags struct {
+	cf        configFlags
+	addr      string
+	tokenFile string
+}
+
+func (a *adminFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&a.cf.file, "config", "c", "/etc/ringfront/dnslb.yaml", "config file to read the admin address and token from, if it exists")
+	cmd.Flags().StringVar(&a.addr, "admin", "", "admin API address (default: from the config, else 127.0.0.1:8053)")
+	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "admin token file (default: from the config)")
+	a.cf.fs = cmd.Flags()
+}
+
+func (a *adminFlags) resolve() (addr string, token []byte, err error) {
+	addr, tokenFile := a.addr, a.tokenFile
+	if _, statErr := os.Stat(a.cf.file); statErr == nil && (addr == "" || tokenFile == "") {
+		cfg, err := a.cf.load()
+		if err != nil {
+			return "", nil, err
+		}
+		if addr == "" {
+			addr = cfg.Admin.Listen
+		}
+		if tokenFile == "" {
+			tokenFile = cfg.Admin.TokenFile
+		}
+	}
+	if addr == "" {
+		addr = "127.0.0.1:8053"
+	}
+	if tokenFile != "" {
+		if token, err = iconfig.ReadSecret(tokenFile); err != nil {
+			return "", nil, err
+		}
+	}
+	return addr, token, nil
+}
+
+func statusCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every target's health and whether it is answered",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, token, err := af.resolve()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			var st server.Status
+			if err := daemon.AdminRequest(ctx, "GET", addr, token, "/v1/status", &st); err != nil {
+				return err
+			}
+			printStatus(cmd, st)
+			return nil
+		},
+	}
+	af.add(cmd)
+	return cmd
+}
+
+func printStatus(cmd *cobra.Command, st server.Status) {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ZONE\tSERIAL")
+	for _, z := range st.Zones {
+		fmt.Fprintf(w, "%s\t%d\n", z.Origin, z.Serial)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "SERVICE\tTARGET\tSTATE\tANSWERED\tFOR\tOK/FAIL\tLAST CHECK\tRESULT")
+	sort.SliceStable(st.Targets, func(i, j int) bool { return st.Targets[i].Service < st.Targets[j].Service })
+	now := time.Now()
+	for _, t := range st.Targets {
+		state := t.State
+		if t.Drained {
+			state += " (drained)"
+		}
+		ans := "no"
+		if t.Answered {
+			ans = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s ago\t%s\n", t.Service, t.Address, state, ans,
+			age(now, t.Since), t.Successes, t.Failures, age(now, t.LastCheck), t.LastResult)
+	}
+	w.Flush()
+}
+
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(100 * time.Millisecond).String()
+}
+
+func drainCmd(verb string) *cobra.Command {
+	var af adminFlags
+	short := "Stop answering a target whatever its health"
+	if verb == "undrain" {
+		short = "Answer a drained target again (if healthy)"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " SERVICE ADDRESS",
+		Short: short,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, token, err := af.resolve()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			var t server.TargetStatus
+			path := "/v1/targets/" + strings.TrimSuffix(args[0], ".") + "./" + args[1] + "/" + verb
+			if err := daemon.AdminRequest(ctx, "POST", addr, token, path, &t); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, drained=%v, answered=%v\n", t.Service, t.Address, t.State, t.Drained, t.Answered)
+			return nil
+		},
+	}
+	af.add(cmd)
+	return cmd
+}
+
+func reloadCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Ask the running server to re-read its config (like SIGHUP, but reports errors)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, token, err := af.resolve()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+			defer cancel()
+			if err := daemon.AdminRequest(ctx, "POST", addr, token, "/v1/reload", nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+			return nil
+		},
+	}
+	af.add(cmd)
+	return cmd
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/ringfront/ringfront/dnslb/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/internal/health"
+)
+
+// TargetStatus is one target as GET /v1/targets shows it.
+type TargetStatus struct {
+	Service    string    `json:"service"`
+	Address    string    `json:"address"`
+	State      string    `json:"state"`    // up, down, unknown
+	Drained    bool      `json:"drained"`  // an operator took it out
+	Answered   bool      `json:"answered"` // in the answers right now
+	LastResult string    `json:"last_result"`
+	LastCheck  time.Time `json:"last_check"`
+	Successes  int       `json:"successes"` // consecutive
+	Failures   int       `json:"failures"`  // consecutive
+	Since      time.Time `json:"since"`     // when State was entered
+	Check      string    `json:"check"`
+}
+
+// ZoneStatus is one zone as GET /v1/status shows it.
+type ZoneStatus struct {
+	Origin string `json:"origin"`
+	Serial uint32 `json:"serial"`
+}
+
+// Status is what GET /v1/status answers.
+type Status struct {
+	Zones   []ZoneStatus   `json:"zones"`
+	Targets []TargetStatus `json:"targets"`
+}
+
+func (s *Server) routes() {
+	s.admin.Handle("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
+		daemon.WriteJSON(w, http.StatusOK, s.targetStatuses())
+	})
+	s.admin.Handle("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st := Status{Targets: s.targetStatuses()}
+		s.mu.Lock()
+		for _, z := range s.cfg.Zones {
+			st.Zones = append(st.Zones, ZoneStatus{Origin: z.Origin, Serial: z.SOA.Serial})
+		}
+		s.mu.Unlock()
+		daemon.WriteJSON(w, http.StatusOK, st)
+	})
+	s.admin.Handle("POST /v1/targets/{service}/{address}/drain", func(w http.ResponseWriter, r *http.Request) {
+		s.setDrained(w, r, true)
+	})
+	s.admin.Handle("POST /v1/targets/{service}/{address}/undrain", func(w http.ResponseWriter, r *http.Request) {
+		s.setDrained(w, r, false)
+	})
+	s.admin.Handle("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		err := daemon.RunReload(r.Context(), s.log, s.notifier, func(ctx context.Context) error { return s.Reload(ctx, "admin API") }, "admin API")
+		if err != nil {
+			daemon.WriteError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		daemon.WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	})
+}
+
+func (s *Server) targetStatuses() []TargetStatus {
+	snap := s.snap.Load()
+	s.mu.Lock()
+	drained := maps(s.drained)
+	s.mu.Unlock()
+	out := []TargetStatus{}
+	answered := map[string][]netip.Addr{}
+	for _, st := range s.mon.Snapshot() {
+		service, addr, _ := cutTargetID(st.ID)
+		if _, ok := answered[service]; !ok && snap != nil {
+			answered[service] = snap.Answered(service)
+		}
+		out = append(out, TargetStatus{
+			Service:    service,
+			Address:    addr,
+			State:      st.State.String(),
+			Drained:    drained[st.ID],
+			Answered:   slices.Contains(answered[service], st.Addr),
+			LastResult: st.Last.String(),
+			LastCheck:  st.Last.At,
+			Successes:  st.Successes,
+			Failures:   st.Failures,
+			Since:      st.Since,
+			Check:      describeCheck(st.Check),
+		})
+	}
+	return out
+}
+
+func describeCheck(c health.Check) string {
+	if c.Type == "tcp" {
+		return fmt.Sprintf("tcp :%d every %v", c.Port, c.Interval)
+	}
+	return fmt.Sprintf("%s :%d%s every %v", c.Type, c.Port, c.Path, c.Interval)
+}
+
+func (s *Server) setDrained(w http.ResponseWriter, r *http.Request, drained bool) {
+	service := strings.ToLower(dns.Fqdn(r.PathValue("service")))
+	addr, err := netip.ParseAddr(r.PathValue("address"))
+	if err != nil {
+		daemon.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not an IP address", r.PathValue("address")))
+		return
+	}
+	id := config.TargetID(service, addr.Unmap())
+	if s.mon.State(id) == health.Unknown && !s.hasTarget(id) {
+		daemon.WriteError(w, http.StatusNotFound, fmt.Errorf("no target %s of service %s", addr, service))
+		return
+	}
+	s.mu.Lock()
+	if drained {
+		s.drained[id] = true
+	} else {
+		delete(s.drained, id)
+	}
+	s.mu.Unlock()
+	s.rebuild()
+	verb := "drained"
+	if !drained {
+		verb = "undrained"
+	}
+	s.log.Info("target "+verb, "op", "drain", "service", service, "ip", addr)
+	for _, t := range s.targetStatuses() {
+		if t.Service == service && t.Address == addr.Unmap().String() {
+			daemon.WriteJSON(w, http.StatusOK, t)
+			return
+		}
+	}
+	daemon.WriteJSON(w, http.StatusOK, map[string]string{"result": verb})
+}
+
+func (s *Server) hasTarget(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(ids(targets(s.cfg)), id)
+}

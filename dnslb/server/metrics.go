@@ -1,0 +1,240 @@
+package server
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringfront/ringfront/internal/health"
+)
+
+// Query-type buckets for metrics: the common types by name, the rest
+// as "other", so a flood of random types cannot blow up label sets.
+var qtypeBuckets = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypeTXT,
+	dns.TypeCNAME, dns.TypePTR, dns.TypeSRV, dns.TypeDS, dns.TypeDNSKEY, dns.TypeCAA, dns.TypeSVCB,
+	dns.TypeHTTPS, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR}
+
+const (
+	nQtypes = 18 // len(qtypeBuckets) + "other"
+	nRcodes = 24 // rcodes 0..22, then "other"
+)
+
+func qtypeIndex(t uint16) int {
+	for i, b := range qtypeBuckets {
+		if b == t {
+			return i
+		}
+	}
+	return nQtypes - 1
+}
+
+func rcodeIndex(r int) int {
+	if r < 0 || r >= nRcodes-1 {
+		return nRcodes - 1
+	}
+	return r
+}
+
+// Why a packet got no answer.
+const (
+	dropMalformed = iota // does not parse as a DNS message
+	dropResponse         // a response, not a query (possible reflection)
+	dropWrite            // the answer could not be sent
+	nDrops
+)
+
+var dropNames = [nDrops]string{"malformed", "response", "write_error"}
+
+// latencyBuckets (seconds) for the answer latency histogram: answers
+// take microseconds, so the buckets start well below a millisecond.
+var latencyBuckets = []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}
+
+// stats counts what one serving goroutine did. Each UDP socket has its
+// own, so the hot path only adds to uncontended atomics; a collector sums
+// them at scrape time.
+type stats struct {
+	queries [2][nQtypes][nRcodes]atomic.Uint64 // [transport][qtype][rcode]
+	drops   [nDrops]atomic.Uint64
+	latency [11]atomic.Uint64 // len(latencyBuckets)+1, last is +Inf
+	latSum  atomic.Uint64     // nanoseconds
+	_       [64]byte          // keep neighbours off this cache line
+}
+
+func (s *stats) count(transport, qtype, rcode int) {
+	s.queries[transport][qtypeIndex(uint16(qtype))][rcodeIndex(rcode)].Add(1)
+}
+
+func (s *stats) observe(d time.Duration) {
+	sec := d.Seconds()
+	i := 0
+	for i < len(latencyBuckets) && sec > latencyBuckets[i] {
+		i++
+	}
+	s.latency[i].Add(1)
+	s.latSum.Add(uint64(d))
+}
+
+// metrics is dnslb's Prometheus collector.
+type metrics struct {
+	mu  sync.Mutex // guards all
+	all []*stats
+
+	queries  *prometheus.Desc
+	drops    *prometheus.Desc
+	latency  *prometheus.Desc
+	targetUp *prometheus.Desc
+	drained  *prometheus.Desc
+
+	targets func() ([]health.Status, map[string]bool)
+
+	checkDuration *prometheus.HistogramVec
+	reloads       *prometheus.CounterVec
+	healthChanges prometheus.Counter
+	rebuilds      prometheus.Counter
+}
+
+func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
+	return &metrics{
+		targets:  targets,
+		queries:  prometheus.NewDesc("dnslb_queries_total", "DNS queries answered, by transport, query type and response code.", []string{"transport", "qtype", "rcode"}, nil),
+		drops:    prometheus.NewDesc("dnslb_dropped_total", "Packets dropped without an answer, by reason.", []string{"reason"}, nil),
+		latency:  prometheus.NewDesc("dnslb_answer_duration_seconds", "Time from reading a query to sending its answer.", nil, nil),
+		targetUp: prometheus.NewDesc("dnslb_target_up", "Health of each service target: 1 up, 0 down, -1 not yet known.", []string{"service", "target"}, nil),
+		drained:  prometheus.NewDesc("dnslb_target_drained", "1 if an operator drained the target.", []string{"service", "target"}, nil),
+		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dnslb_health_check_duration_seconds", Help: "Duration of health checks, by service and result.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"service", "result"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_reloads_total", Help: "Config reloads, by result.",
+		}, []string{"result"}),
+		healthChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dnslb_health_changes_total", Help: "Target state changes seen.",
+		}),
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dnslb_answer_rebuilds_total", Help: "Times the precomputed answers were rebuilt.",
+		}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.rebuilds)
+}
+
+func (m *metrics) newStats() *stats {
+	s := new(stats)
+	m.mu.Lock()
+	m.all = append(m.all, s)
+	m.mu.Unlock()
+	return s
+}
+
+func (m *metrics) onProbe(t health.Target, r health.Result) {
+	service, _, _ := cutTargetID(t.ID)
+	res := "ok"
+	if !r.OK {
+		res = "fail"
+	}
+	m.checkDuration.WithLabelValues(service, res).Observe(r.Duration.Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.latency, m.targetUp, m.drained} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	all := append([]*stats(nil), m.all...)
+	m.mu.Unlock()
+	var q [2][nQtypes][nRcodes]uint64
+	var drops [nDrops]uint64
+	var lat [11]uint64
+	var sum uint64
+	for _, s := range all {
+		for tr := range 2 {
+			for i := range nQtypes {
+				for j := range nRcodes {
+					q[tr][i][j] += s.queries[tr][i][j].Load()
+				}
+			}
+		}
+		for i := range drops {
+			drops[i] += s.drops[i].Load()
+		}
+		for i := range lat {
+			lat[i] += s.latency[i].Load()
+		}
+		sum += s.latSum.Load()
+	}
+	for tr, trName := range []string{"udp", "tcp"} {
+		for i := range nQtypes {
+			qt := "other"
+			if i < len(qtypeBuckets) {
+				qt = dns.TypeToString[qtypeBuckets[i]]
+			}
+			for j := range nRcodes {
+				if q[tr][i][j] == 0 {
+					continue
+				}
+				rc := "other"
+				if j < nRcodes-1 {
+					rc = dns.RcodeToString[j]
+					if j == dns.RcodeBadVers {
+						rc = "BADVERS"
+					}
+					if rc == "" {
+						rc = strconv.Itoa(j)
+					}
+				}
+				ch <- prometheus.MustNewConstMetric(m.queries, prometheus.CounterValue, float64(q[tr][i][j]), trName, qt, rc)
+			}
+		}
+	}
+	for i, n := range drops {
+		ch <- prometheus.MustNewConstMetric(m.drops, prometheus.CounterValue, float64(n), dropNames[i])
+	}
+	buckets := map[float64]uint64{}
+	var cum, count uint64
+	for i, b := range latencyBuckets {
+		cum += lat[i]
+		buckets[b] = cum
+	}
+	count = cum + lat[len(latencyBuckets)]
+	ch <- prometheus.MustNewConstHistogram(m.latency, count, float64(sum)/1e9, buckets)
+
+	statuses, drained := m.targets()
+	for _, st := range statuses {
+		service, addr, _ := cutTargetID(st.ID)
+		v := -1.0
+		switch st.State {
+		case health.Up:
+			v = 1
+		case health.Down:
+			v = 0
+		}
+		ch <- prometheus.MustNewConstMetric(m.targetUp, prometheus.GaugeValue, v, service, addr)
+		d := 0.0
+		if drained[st.ID] {
+			d = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.drained, prometheus.GaugeValue, d, service, addr)
+	}
+}
+
+// cutTargetID splits a target ID into service and address.
+func cutTargetID(id string) (service, addr string, ok bool) {
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == '/' {
+			return id[:i], id[i+1:], true
+		}
+	}
+	return id, "", false
+}

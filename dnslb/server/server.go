@@ -1,0 +1,594 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringfront/ringfront/dnslb/authority"
+	"github.com/ringfront/ringfront/dnslb/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/internal/health"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// Load re-reads the configuration for a reload; nil disables reloads.
+	Load func() (*config.Config, error)
+	// Prober runs health probes; nil means real network probes.
+	Prober health.Prober
+	// Notifier tells systemd about readiness; nil means none.
+	Notifier *daemon.Notifier
+	// AdminToken protects the admin API's /v1/ endpoints; nil means none.
+	AdminToken []byte
+}
+
+// Server is one dnslb instance. Create it with New, then Start, then Wait.
+type Server struct {
+	log      *slog.Logger
+	load     func() (*config.Config, error)
+	notifier *daemon.Notifier
+	mon      *health.Monitor
+	sub      *health.Subscription
+	metrics  *metrics
+	admin    *daemon.Admin
+
+	snap      atomic.Pointer[authority.Snapshot]
+	rebuildCh chan struct{} // a token asks the rebuild loop to rebuild
+	rebuildMu sync.Mutex    // serialises rebuilds, so the newest state is stored last
+	reloadMu  sync.Mutex    // one reload at a time
+
+	mu      sync.Mutex // guards cfg and drained
+	cfg     *config.Config
+	drained map[string]bool // target IDs drained by an operator
+
+	udp       []*net.UDPConn
+	tcp       []*dns.Server
+	tcpLns    []net.Listener
+	tcpStats  *stats
+	done      chan struct{}
+	err       error
+	lastProbe atomic.Int64 // unix nanoseconds of the latest probe result
+}
+
+// New returns a server for cfg (already validated).
+func New(cfg *config.Config, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = daemon.NewNotifier(opts.Logger)
+	}
+	s := &Server{
+		log:       opts.Logger.With("component", "dnslb"),
+		load:      opts.Load,
+		notifier:  opts.Notifier,
+		cfg:       cfg,
+		drained:   map[string]bool{},
+		rebuildCh: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	s.metrics = newMetrics(s.targetStates)
+	s.mon = health.NewMonitor(health.Options{
+		Prober: opts.Prober,
+		Logger: opts.Logger.With("component", "health"),
+		OnProbe: func(t health.Target, r health.Result) {
+			s.lastProbe.Store(time.Now().UnixNano())
+			s.metrics.onProbe(t, r)
+		},
+	})
+	s.admin = daemon.NewAdmin(opts.AdminToken)
+	s.metrics.register(s.admin.Registry())
+	s.routes()
+	return s
+}
+
+// targets lists the health targets of cfg.
+func targets(cfg *config.Config) []health.Target {
+	var out []health.Target
+	for _, z := range cfg.Zones {
+		for _, svc := range z.Services {
+			for _, a := range svc.Addrs {
+				out = append(out, health.Target{ID: config.TargetID(svc.Name, a), Addr: a, Check: svc.Check})
+			}
+		}
+	}
+	return out
+}
+
+func ids(ts []health.Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.ID
+	}
+	return out
+}
+
+// Start runs the first round of health checks, then binds the listeners
+// and serves in the background until ctx is done; Wait returns when
+// everything has stopped. No query is answered before every target's
+// health is known (or startup_timeout has passed, after which targets not
+// yet known count as down).
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	setSerials(cfg, nil)
+	if err := s.mon.Set(targets(cfg)); err != nil {
+		return err
+	}
+	s.sub = s.mon.Subscribe()
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Go(func() { s.mon.Run(runCtx) })
+
+	wctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	err := s.mon.WaitKnown(wctx, nil)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			stopRun()
+			bg.Wait()
+			return ctx.Err()
+		}
+		s.log.Warn("first health round incomplete; targets not yet checked count as down", "op", "start", "err", err)
+	}
+	s.rebuild()
+
+	if err := s.listen(cfg); err != nil {
+		stopRun()
+		bg.Wait()
+		return err
+	}
+	if err := s.admin.Listen(cfg.Admin.Listen); err != nil {
+		s.closeListeners()
+		stopRun()
+		bg.Wait()
+		return err
+	}
+	var serving sync.WaitGroup
+	for _, c := range s.udp {
+		st := s.metrics.newStats()
+		serving.Go(func() { s.serveUDP(c, st) })
+	}
+	for _, srv := range s.tcp {
+		serving.Go(func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				s.log.Error("TCP listener stopped", "op", "serve", "err", err)
+			}
+		})
+	}
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	bg.Go(func() {
+		if err := s.admin.Serve(adminCtx); err != nil {
+			s.log.Error("admin listener stopped", "op", "serve", "err", err)
+		}
+	})
+	bg.Go(func() { s.rebuildLoop(runCtx) })
+	bg.Go(func() { s.notifier.Watchdog(runCtx, s.alive) })
+	if s.load != nil {
+		bg.Go(func() {
+			daemon.HandleReloads(runCtx, s.log, s.notifier, func(ctx context.Context) error { return s.Reload(ctx, "SIGHUP") })
+		})
+	}
+	s.admin.SetReady(true)
+	s.notifier.Ready("serving")
+	s.log.Info("serving", "op", "start", "udp", s.UDPAddrs(), "tcp", s.TCPAddrs(), "admin", s.admin.Addr().String())
+
+	go func() {
+		<-ctx.Done()
+		s.admin.SetReady(false)
+		s.notifier.Stopping()
+		if d := cfg.LameDuck; d > 0 {
+			s.log.Info("lame duck: still answering before stopping", "op", "stop", "seconds", d.Seconds())
+			time.Sleep(d)
+		}
+		s.closeListeners()
+		serving.Wait()
+		stopAdmin()
+		stopRun()
+		bg.Wait()
+		s.sub.Close()
+		s.log.Info("stopped", "op", "stop")
+		close(s.done)
+	}()
+	return nil
+}
+
+// Wait blocks until the server has stopped after its context ended.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// alive is the watchdog's test: health probes are still being run.
+func (s *Server) alive() bool {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	longest := time.Duration(0)
+	for _, t := range targets(cfg) {
+		longest = max(longest, t.Check.Interval)
+	}
+	if longest == 0 {
+		return true
+	}
+	last := time.Unix(0, s.lastProbe.Load())
+	return time.Since(last) < 3*longest+10*time.Second
+}
+
+// listen binds every listen address on UDP (several SO_REUSEPORT
+// sockets) and TCP, on the same port even when the port is 0.
+func (s *Server) listen(cfg *config.Config) error {
+	n := cfg.Sockets
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	s.tcpStats = s.metrics.newStats()
+	for _, addr := range cfg.Listen {
+		var err error
+		for attempt := 0; attempt < 10; attempt++ {
+			err = s.listenOne(cfg, addr, n)
+			if err == nil || !errors.Is(err, syscall.EADDRINUSE) || !isPortZero(addr) {
+				break
+			}
+		}
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	return nil
+}
+
+func isPortZero(addr string) bool {
+	_, p, _ := net.SplitHostPort(addr)
+	return p == "0"
+}
+
+var reusePort = net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}}
+
+func (s *Server) listenOne(cfg *config.Config, addr string, sockets int) error {
+	ctx := context.Background()
+	var conns []*net.UDPConn
+	first, err := reusePort.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s/udp: %w", addr, err)
+	}
+	conns = append(conns, first.(*net.UDPConn))
+	bound := first.LocalAddr().String()
+	for len(conns) < sockets {
+		c, err := reusePort.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("listening on %s/udp: %w", bound, err)
+		}
+		conns = append(conns, c.(*net.UDPConn))
+	}
+	ln, err := net.Listen("tcp", bound)
+	if err != nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		return fmt.Errorf("listening on %s/tcp: %w", bound, err)
+	}
+	for _, c := range conns {
+		// A deep receive buffer absorbs bursts while a goroutine is
+		// descheduled; the kernel caps it at net.core.rmem_max.
+		c.SetReadBuffer(4 << 20)
+	}
+	s.udp = append(s.udp, conns...)
+	s.tcpLns = append(s.tcpLns, ln)
+	srv := &dns.Server{
+		Listener:      netutil.LimitListener(ln, cfg.TCP.MaxConnections),
+		Handler:       dns.HandlerFunc(s.serveTCP),
+		ReadTimeout:   cfg.TCP.IdleTimeout,
+		IdleTimeout:   func() time.Duration { return cfg.TCP.IdleTimeout },
+		MaxTCPQueries: cfg.TCP.MaxQueries,
+		MsgAcceptFunc: acceptQueries,
+	}
+	if cfg.TCP.MaxQueries == 0 {
+		srv.MaxTCPQueries = -1
+	}
+	s.tcp = append(s.tcp, srv)
+	return nil
+}
+
+// acceptQueries leaves every judgement to Respond, except that responses
+// are ignored (never answer an answer).
+func acceptQueries(dh dns.Header) dns.MsgAcceptAction {
+	if dh.Bits&(1<<15) != 0 {
+		return dns.MsgIgnore
+	}
+	return dns.MsgAccept
+}
+
+func (s *Server) closeListeners() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, srv := range s.tcp {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := srv.ShutdownContext(ctx); err != nil {
+			s.log.Debug("TCP shutdown", "err", err)
+		}
+		cancel()
+	}
+	for _, ln := range s.tcpLns {
+		ln.Close()
+	}
+}
+
+// UDPAddrs lists the bound UDP addresses (one per listen address).
+func (s *Server) UDPAddrs() []string {
+	var out []string
+	for _, c := range s.udp {
+		a := c.LocalAddr().String()
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TCPAddrs lists the bound TCP addresses.
+func (s *Server) TCPAddrs() []string {
+	var out []string
+	for _, ln := range s.tcpLns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// AdminAddr is the admin listener's bound address.
+func (s *Server) AdminAddr() string { return s.admin.Addr().String() }
+
+// serveUDP answers queries on one socket until it is closed.
+func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
+	buf := make([]byte, 65535)
+	out := make([]byte, 0, 65535)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP errors from earlier sends surface here
+		}
+		start := time.Now()
+		resp := s.answerUDP(buf[:n], out, st)
+		if resp == nil {
+			continue
+		}
+		if _, err := c.WriteToUDPAddrPort(resp, from); err != nil {
+			st.drops[dropWrite].Add(1)
+			continue
+		}
+		st.observe(time.Since(start))
+	}
+}
+
+// answerUDP answers one UDP query, or returns nil to drop it.
+func (s *Server) answerUDP(q, out []byte, st *stats) []byte {
+	snap := s.snap.Load()
+	if resp, info, ok := snap.Fast(q, out); ok {
+		st.count(0, int(info.Qtype), int(info.Rcode))
+		return resp
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil {
+		st.drops[dropMalformed].Add(1)
+		return nil
+	}
+	resp := snap.Respond(req, authority.UDP, -1)
+	if resp == nil {
+		st.drops[dropResponse].Add(1)
+		return nil
+	}
+	wire, err := resp.PackBuffer(out[:cap(out)])
+	if err != nil {
+		s.log.Error("packing an answer", "op", "answer", "err", err, "question", req.Question)
+		st.drops[dropMalformed].Add(1)
+		return nil
+	}
+	st.count(0, qtypeOf(req), resp.Rcode)
+	return wire
+}
+
+func qtypeOf(m *dns.Msg) int {
+	if len(m.Question) == 0 {
+		return 0
+	}
+	return int(m.Question[0].Qtype)
+}
+
+func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
+	start := time.Now()
+	resp := s.snap.Load().Respond(req, authority.TCP, -1)
+	if resp == nil {
+		s.tcpStats.drops[dropResponse].Add(1)
+		return
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		s.tcpStats.drops[dropWrite].Add(1)
+		return
+	}
+	s.tcpStats.count(1, qtypeOf(req), resp.Rcode)
+	s.tcpStats.observe(time.Since(start))
+}
+
+// healthView is the answers' view of target health: monitor states plus
+// operator drains.
+type healthView struct {
+	states  map[string]health.State
+	drained map[string]bool
+}
+
+func (h healthView) Target(service string, a netip.Addr) authority.TargetState {
+	id := config.TargetID(service, a)
+	return authority.TargetState{Up: h.states[id] == health.Up, Drained: h.drained[id]}
+}
+
+// rebuild makes a new snapshot from the current config, health and
+// drains, and swaps it in.
+func (s *Server) rebuild() {
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
+	s.mu.Lock()
+	cfg := s.cfg
+	view := healthView{states: map[string]health.State{}, drained: maps(s.drained)}
+	s.mu.Unlock()
+	for _, st := range s.mon.Snapshot() {
+		view.states[st.ID] = st.State
+	}
+	s.snap.Store(authority.Build(cfg, view, s.snap.Load()))
+	s.metrics.rebuilds.Inc()
+}
+
+func maps(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) requestRebuild() {
+	select {
+	case s.rebuildCh <- struct{}{}:
+	default:
+	}
+}
+
+// rebuildLoop rebuilds the answers after every health change or drain.
+func (s *Server) rebuildLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.sub.Ready():
+			evs := s.sub.Drain()
+			s.metrics.healthChanges.Add(float64(len(evs)))
+		case <-s.rebuildCh:
+		}
+		s.rebuild()
+	}
+}
+
+// targetStates feeds the metrics collector.
+func (s *Server) targetStates() ([]health.Status, map[string]bool) {
+	s.mu.Lock()
+	d := maps(s.drained)
+	s.mu.Unlock()
+	return s.mon.Snapshot(), d
+}
+
+// setSerials gives every zone whose serial is 0 in config a serial from
+// the clock, always above the one it had before (prev, by origin).
+func setSerials(cfg *config.Config, prev map[string]uint32) {
+	now := uint32(time.Now().Unix())
+	for i := range cfg.Zones {
+		z := &cfg.Zones[i]
+		if z.SOA.Serial != 0 {
+			continue
+		}
+		serial := now
+		if p, ok := prev[z.Origin]; ok && serial <= p {
+			serial = p + 1
+		}
+		z.SOA.Serial = serial
+	}
+}
+
+func serials(cfg *config.Config) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, z := range cfg.Zones {
+		out[z.Origin] = z.SOA.Serial
+	}
+	return out
+}
+
+// Reload re-reads the configuration and swaps it in atomically. New
+// targets are checked before the new answers are used; targets in both
+// configs keep their health state. An invalid configuration is rejected
+// and the old one keeps serving.
+func (s *Server) Reload(ctx context.Context, cause string) error {
+	if s.load == nil {
+		return errors.New("reloading is not configured")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cfg, err := s.load()
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("rejected").Inc()
+		return fmt.Errorf("loading new config: %w", err)
+	}
+	s.mu.Lock()
+	old := s.cfg
+	s.mu.Unlock()
+	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP {
+		s.log.Warn("listen, admin, sockets and tcp settings change only on restart; keeping the old ones", "op", "reload")
+		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP = old.Listen, old.Admin, old.Sockets, old.TCP
+	}
+	setSerials(cfg, serials(old))
+
+	newTargets := targets(cfg)
+	union := targets(old)
+	for _, t := range newTargets {
+		if i := slices.IndexFunc(union, func(u health.Target) bool { return u.ID == t.ID }); i >= 0 {
+			union[i] = t
+		} else {
+			union = append(union, t)
+		}
+	}
+	if err := s.mon.Set(union); err != nil {
+		s.metrics.reloads.WithLabelValues("rejected").Inc()
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	if err := s.mon.WaitKnown(wctx, ids(newTargets)); err != nil {
+		s.log.Warn("new targets not all checked yet; they count as down", "op", "reload", "err", err)
+	}
+	cancel()
+	s.mu.Lock()
+	s.cfg = cfg
+	for id := range s.drained {
+		if !slices.Contains(ids(newTargets), id) {
+			delete(s.drained, id)
+		}
+	}
+	s.mu.Unlock()
+	s.mon.Set(newTargets)
+	s.rebuild()
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
+	return nil
+}
+
+// Snapshot returns the answers currently served.
+func (s *Server) Snapshot() *authority.Snapshot { return s.snap.Load() }
