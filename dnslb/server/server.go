@@ -368,31 +368,6 @@ func (s *Server) TCPAddrs() []string {
 // AdminAddr is the admin listener's bound address.
 func (s *Server) AdminAddr() string { return s.admin.Addr().String() }
 
-// serveUDP answers queries on one socket until it is closed.
-func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
-	buf := make([]byte, 65535)
-	out := make([]byte, 0, 65535)
-	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP errors from earlier sends surface here
-		}
-		start := time.Now()
-		resp := s.answerUDP(buf[:n], out, st)
-		if resp == nil {
-			continue
-		}
-		if _, err := c.WriteToUDPAddrPort(resp, from); err != nil {
-			st.drops[dropWrite].Add(1)
-			continue
-		}
-		st.observe(time.Since(start))
-	}
-}
-
 // answerUDP answers one UDP query, or returns nil to drop it.
 func (s *Server) answerUDP(q, out []byte, st *stats) []byte {
 	snap := s.snap.Load()
@@ -588,6 +563,13 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
 	return nil
+}
+
+// udpSize is the configured largest UDP answer.
+func (s *Server) udpSize() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.UDPSize
 }
 
 // Snapshot returns the answers currently served.
