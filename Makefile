@@ -20,7 +20,7 @@ $(DAEMONS):
 # test runs every test: unit, loopback integration, and (as root) the
 # network-namespace tests. Non-root runs skip the namespace tests with a
 # message saying so.
-test: lint
+test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m ./internal/...
 

@@ -459,3 +459,10 @@ func TestServeRefusesOutOfZoneOverTCP(t *testing.T) {
 		t.Errorf("out-of-zone over TCP: %v", r)
 	}
 }
+
+func writeFuzzConfig(tb testing.TB, path string) {
+	body := fmt.Sprintf(serverConfig, `      - "big 300 IN TXT \"`+strings.Repeat("y", 250)+`\" \"`+strings.Repeat("z", 250)+`\" \"`+strings.Repeat("w", 250)+`\""`, `"127.0.0.21", "2001:db8::1"`, 80)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}

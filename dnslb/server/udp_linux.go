@@ -42,6 +42,14 @@ type udpWorker struct {
 	out   [udpBatch]mmsghdr
 	oIov  [udpBatch]unix.Iovec
 	obuf  [udpBatch][]byte
+
+	// The raw-conn callbacks, made once: a closure built per call would
+	// escape to the heap on every system call. They pass their results
+	// through n, errno and the send window [off, k).
+	recvFn, sendFn func(fd uintptr) bool
+	n              int
+	errno          syscall.Errno
+	off, k         int
 }
 
 // serveUDP answers queries on one socket until it is closed.
@@ -52,6 +60,7 @@ func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
 		return
 	}
 	w := &udpWorker{s: s, conn: c, raw: raw, st: st}
+	w.recvFn, w.sendFn = w.recvmmsg, w.sendmmsg
 	for i := range udpBatch {
 		w.inIov[i].Base = &w.qbuf[i][0]
 		w.inIov[i].SetLen(maxQuery)
@@ -103,49 +112,48 @@ func (w *udpWorker) recv() (int, error) {
 		w.in[i].hdr.Namelen = uint32(unsafe.Sizeof(w.names[i]))
 		w.in[i].hdr.Flags = 0
 	}
-	var n int
-	var errno syscall.Errno
-	err := w.raw.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&w.in[0])), udpBatch, 0, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	if err := w.raw.Read(w.recvFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, errno
+	if w.errno != 0 {
+		return 0, w.errno
 	}
-	return n, nil
+	return w.n, nil
+}
+
+func (w *udpWorker) recvmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&w.in[0])), udpBatch, 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false // wait until readable
+	}
+	w.n, w.errno = int(r), e
+	return true
 }
 
 // send writes the first k prepared answers, skipping any that fail.
 func (w *udpWorker) send(k int) {
-	for off := 0; off < k; {
-		var n int
-		var errno syscall.Errno
-		err := w.raw.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.out[off])), uintptr(k-off), 0, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		})
-		if err != nil {
-			w.st.drops[dropWrite].Add(uint64(k - off))
+	w.off, w.k = 0, k
+	for w.off < w.k {
+		if err := w.raw.Write(w.sendFn); err != nil {
+			w.st.drops[dropWrite].Add(uint64(w.k - w.off))
 			return
 		}
-		if errno != 0 || n <= 0 {
+		if w.errno != 0 || w.n <= 0 {
 			// The first message failed (e.g. an unreachable source):
 			// drop it and go on with the rest.
 			w.st.drops[dropWrite].Add(1)
-			off++
+			w.off++
 			continue
 		}
-		off += n
+		w.off += w.n
 	}
+}
+
+func (w *udpWorker) sendmmsg(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.out[w.off])), uintptr(w.k-w.off), 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false // wait until writable
+	}
+	w.n, w.errno = int(r), e
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,11 @@ func NewAdmin(token []byte) *Admin {
 		w.Write([]byte("ready\n"))
 	})
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	// Profiles for the operator chasing a CPU or memory problem; behind
+	// the admin token like the API.
+	a.mux.Handle("GET /debug/pprof/", a.authorize(http.HandlerFunc(pprof.Index)))
+	a.mux.Handle("GET /debug/pprof/profile", a.authorize(http.HandlerFunc(pprof.Profile)))
+	a.mux.Handle("GET /debug/pprof/trace", a.authorize(http.HandlerFunc(pprof.Trace)))
 	return a
 }
 

@@ -56,3 +56,7 @@ func TestAdmin(t *testing.T) {
 		})
 	}
 }
+
+func testContext(t *testing.T) (context.Context, context.CancelFunc) {
+	return context.WithCancel(t.Context())
+}
