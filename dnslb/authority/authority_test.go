@@ -135,11 +135,11 @@ func summary(m *dns.Msg) string {
 
 func TestRespond(t *testing.T) {
 	cfg := loadConfig(t)
-	up := Build(cfg, allUp(), nil)
-	wwwDown := Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10")}, nil)
-	allV4Down := Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10", "www.example.org./198.51.100.20", "www.example.org./198.51.100.30", "strict.example.org./198.51.100.40")}, nil)
+	up := Build(cfg, allUp(), nil, nil)
+	wwwDown := Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10")}, nil, nil)
+	allV4Down := Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10", "www.example.org./198.51.100.20", "www.example.org./198.51.100.30", "strict.example.org./198.51.100.40")}, nil, nil)
 	drained := Build(cfg, fakeHealth{drained: set("www.example.org./198.51.100.10", "www.example.org./198.51.100.20", "www.example.org./198.51.100.30"),
-		down: set("www.example.org./198.51.100.30")}, nil)
+		down: set("www.example.org./198.51.100.30")}, nil, nil)
 	soaNeg := "example.org. 60 SOA ns1.example.org. hostmaster.example.org. 7 3600 600 604800 60"
 
 	tests := []struct {
@@ -253,7 +253,7 @@ func TestRespond(t *testing.T) {
 }
 
 func TestRespondRoundRobin(t *testing.T) {
-	snap := Build(loadConfig(t), allUp(), nil)
+	snap := Build(loadConfig(t), allUp(), nil, nil)
 	var firsts []string
 	for range 6 {
 		resp := snap.Respond(query("www.example.org.", dns.TypeA), UDP, -1)
@@ -269,7 +269,7 @@ func TestRespondRoundRobin(t *testing.T) {
 }
 
 func TestRespondTruncation(t *testing.T) {
-	snap := Build(loadConfig(t), allUp(), nil)
+	snap := Build(loadConfig(t), allUp(), nil, nil)
 	// 60 A records: 16 bytes each compressed, over 512 but under 1232.
 	resp := snap.Respond(query("many.example.org.", dns.TypeA), UDP, 0)
 	if !resp.Truncated || len(resp.Answer) != 0 {
@@ -291,7 +291,7 @@ func TestRespondTruncation(t *testing.T) {
 }
 
 func TestRespondDropsResponses(t *testing.T) {
-	snap := Build(loadConfig(t), allUp(), nil)
+	snap := Build(loadConfig(t), allUp(), nil, nil)
 	m := query("www.example.org.", dns.TypeA)
 	m.Response = true
 	if resp := snap.Respond(m, UDP, 0); resp != nil {
@@ -300,7 +300,7 @@ func TestRespondDropsResponses(t *testing.T) {
 }
 
 func TestAnswered(t *testing.T) {
-	snap := Build(loadConfig(t), fakeHealth{down: set("www.example.org./198.51.100.20")}, nil)
+	snap := Build(loadConfig(t), fakeHealth{down: set("www.example.org./198.51.100.20")}, nil, nil)
 	got := snap.Answered("www.example.org.")
 	want := []netip.Addr{netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("198.51.100.30"), netip.MustParseAddr("2001:db8::10")}
 	if !slices.Equal(want, got) {

@@ -64,8 +64,8 @@ func compareFast(t *testing.T, snap *Snapshot, wire []byte) (answered bool) {
 func TestFastMatchesRespond(t *testing.T) {
 	cfg := loadConfig(t)
 	snaps := map[string]*Snapshot{
-		"up":   Build(cfg, allUp(), nil),
-		"down": Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10", "strict.example.org./198.51.100.40")}, nil),
+		"up":   Build(cfg, allUp(), nil, nil),
+		"down": Build(cfg, fakeHealth{down: set("www.example.org./198.51.100.10", "strict.example.org./198.51.100.40")}, nil, nil),
 	}
 	names := []string{"www.example.org.", "example.org.", "mail.example.org.", "strict.example.org.", "b.c.example.org.",
 		"a.b.c.example.org.", "nope.example.org.", "x.mail.example.org.", "example.net.", "org.", ".",
@@ -112,7 +112,7 @@ func TestFastMatchesRespond(t *testing.T) {
 }
 
 func TestFastRefusesOddQueries(t *testing.T) {
-	snap := Build(loadConfig(t), allUp(), nil)
+	snap := Build(loadConfig(t), allUp(), nil, nil)
 	base := func() *dns.Msg { return query("www.example.org.", dns.TypeA) }
 	pack := func(m *dns.Msg) []byte { b, _ := m.Pack(); return b }
 	tests := map[string][]byte{
@@ -141,7 +141,7 @@ func TestFastRefusesOddQueries(t *testing.T) {
 }
 
 func TestFastDoesNotAllocate(t *testing.T) {
-	snap := Build(loadConfig(t), allUp(), nil)
+	snap := Build(loadConfig(t), allUp(), nil, nil)
 	var wires [][]byte
 	for _, m := range []*dns.Msg{query("WWW.example.org.", dns.TypeA), query("nope.example.org.", dns.TypeA),
 		edns(query("www.example.org.", dns.TypeAAAA), 1232, true), query("example.com.", dns.TypeA)} {
@@ -162,7 +162,7 @@ func TestFastDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkFast(b *testing.B) {
-	snap := Build(loadConfig(b), allUp(), nil)
+	snap := Build(loadConfig(b), allUp(), nil, nil)
 	m := edns(query("www.Example.org.", dns.TypeA), 1232, false)
 	w, _ := m.Pack()
 	out := make([]byte, 0, 4096)
@@ -173,7 +173,7 @@ func BenchmarkFast(b *testing.B) {
 }
 
 func BenchmarkRespond(b *testing.B) {
-	snap := Build(loadConfig(b), allUp(), nil)
+	snap := Build(loadConfig(b), allUp(), nil, nil)
 	m := edns(query("www.Example.org.", dns.TypeA), 1232, false)
 	w, _ := m.Pack()
 	b.ReportAllocs()
@@ -193,7 +193,7 @@ func FuzzFast(f *testing.F) {
 	}
 	f.Add([]byte(strings.Repeat("\x00", 17)))
 	cfg := loadConfig(f)
-	snap := Build(cfg, allUp(), nil)
+	snap := Build(cfg, allUp(), nil, nil)
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		compareFast(t, snap, wire)
 		// Respond must never panic on anything that unpacks.

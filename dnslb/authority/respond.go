@@ -185,7 +185,7 @@ func (z *zone) resolve(resp *dns.Msg, name string, qtype uint16, rot, depth int)
 		if r < 0 {
 			r = int(n.service.rr.Add(1) - 1)
 		}
-		ans = n.service.answer(qtype, r)
+		ans = n.service.answer(qtype, r, n.service.cfg.MaxAnswers)
 	} else {
 		ans = n.rrsets[qtype]
 	}
@@ -236,7 +236,7 @@ func (z *zone) glue(resp *dns.Msg, rrs []dns.RR) {
 		}
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			if n.service != nil {
-				resp.Extra = append(resp.Extra, n.service.answer(t, 0)...)
+				resp.Extra = append(resp.Extra, n.service.answer(t, 0, n.service.cfg.MaxAnswers)...)
 				continue
 			}
 			resp.Extra = append(resp.Extra, n.rrsets[t]...)

@@ -67,10 +67,15 @@ type family struct {
 // Build makes a snapshot of cfg's zones under health h. cfg must have
 // been validated. Round-robin positions carry on from prev, if given,
 // so rebuilding does not restart every rotation at the first target.
-func Build(cfg *config.Config, h Health, prev *Snapshot) *Snapshot {
+// serials, if it has an entry for a zone's origin, overrides the SOA
+// serial in cfg.
+func Build(cfg *config.Config, h Health, prev *Snapshot, serials map[string]uint32) *Snapshot {
 	s := &Snapshot{udpSize: cfg.UDPSize}
 	for i := range cfg.Zones {
 		z := buildZone(&cfg.Zones[i], h)
+		if serial, ok := serials[z.origin]; ok {
+			z.soa.Serial = serial
+		}
 		for _, svc := range z.services {
 			if p := prev.service(svc.cfg.Name); p != nil {
 				svc.rr.Store(p.rr.Load())
@@ -224,8 +229,8 @@ func addrRR(name string, ttl uint32, a netip.Addr) dns.RR {
 }
 
 // answer returns the service's records for qtype (A or AAAA), rotated
-// by rot and cut to max_answers.
-func (s *service) answer(qtype uint16, rot int) []dns.RR {
+// by rot and cut to limit.
+func (s *service) answer(qtype uint16, rot, limit int) []dns.RR {
 	f := &s.v4
 	if qtype == dns.TypeAAAA {
 		f = &s.v6
@@ -234,7 +239,7 @@ func (s *service) answer(qtype uint16, rot int) []dns.RR {
 	if n == 0 {
 		return nil
 	}
-	k := min(n, s.cfg.MaxAnswers)
+	k := min(n, limit)
 	out := make([]dns.RR, k)
 	for i := range k {
 		out[i] = addrRR(s.cfg.Name, f.ttl, f.addrs[(rot+i)%n])
@@ -283,4 +288,37 @@ func (s *Snapshot) Answered(service string) []netip.Addr {
 		return slices.Concat(svc.v4.addrs, svc.v6.addrs)
 	}
 	return nil
+}
+
+// ZoneRecords returns a zone's SOA and every other record in it under
+// this snapshot's health view: what a secondary transfers. A service's
+// RRsets hold every answered address (no max_answers cut), so the
+// secondary answers what dnslb would, less the rotation. The records are
+// in a canonical order. ok is false if dnslb has no such zone.
+func (s *Snapshot) ZoneRecords(origin string) (soa *dns.SOA, rrs []dns.RR, ok bool) {
+	var z *zone
+	for _, c := range s.zones {
+		if c.origin == origin {
+			z = c
+		}
+	}
+	if z == nil {
+		return nil, nil, false
+	}
+	for _, n := range z.nodes {
+		for t, set := range n.rrsets {
+			if t == dns.TypeSOA {
+				continue
+			}
+			rrs = append(rrs, set...)
+		}
+		if n.service != nil {
+			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				rrs = append(rrs, n.service.answer(t, 0, len(n.service.cfg.Addrs))...)
+			}
+		}
+	}
+	sort.Slice(rrs, func(i, j int) bool { return rrs[i].String() < rrs[j].String() })
+	soaCopy := *z.soa
+	return &soaCopy, rrs, true
 }

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
@@ -39,7 +40,35 @@ type Config struct {
 	LameDuck time.Duration `mapstructure:"lame_duck"`
 	// StartupTimeout bounds the wait for the first health round.
 	StartupTimeout time.Duration `mapstructure:"startup_timeout"`
-	Zones          []Zone        `mapstructure:"zones"`
+	// TSIGKeys are the keys secondaries sign their transfer requests with.
+	TSIGKeys []TSIGKey `mapstructure:"tsig_keys"`
+	Zones    []Zone    `mapstructure:"zones"`
+}
+
+// TSIGKey is a shared key for TSIG (RFC 8945).
+type TSIGKey struct {
+	Name      string `mapstructure:"name"`
+	Algorithm string `mapstructure:"algorithm"`
+	// SecretFile holds the base64 secret, as tsig-keygen prints it
+	// (either the bare secret or the whole key clause).
+	SecretFile string `mapstructure:"secret_file"`
+
+	// Secret is the base64 secret read from SecretFile by Validate.
+	Secret string `mapstructure:"-" secret:"true"`
+}
+
+// Secondary is a standard authoritative server (NSD, Knot, BIND) that
+// transfers the zone from dnslb and is sent NOTIFY on every change.
+type Secondary struct {
+	// Address is where NOTIFY goes (ip:port); transfers are allowed
+	// from its IP.
+	Address string `mapstructure:"address"`
+	// TSIGKey names the key in tsig_keys that signs transfers and
+	// notifies; empty means none (allowed, not recommended).
+	TSIGKey string `mapstructure:"tsig_key"`
+
+	// AddrPort is Address parsed, filled by Validate.
+	AddrPort netip.AddrPort `mapstructure:"-"`
 }
 
 // TCPConfig bounds DNS over TCP.
@@ -61,6 +90,9 @@ type Zone struct {
 	NS       []NS      `mapstructure:"ns"`
 	Records  []string  `mapstructure:"records"`
 	Services []Service `mapstructure:"services"`
+	// Secondaries transfer this zone from dnslb (AXFR/IXFR) and get
+	// NOTIFY whenever the health view or the config changes it.
+	Secondaries []Secondary `mapstructure:"secondaries"`
 }
 
 // SOA is the zone's start of authority. Serial 0 means "the time of
@@ -161,6 +193,17 @@ func (c *Config) Validate() error {
 	if c.StartupTimeout == 0 {
 		c.StartupTimeout = DefaultStartupTimeout
 	}
+	keys := map[string]bool{}
+	for i := range c.TSIGKeys {
+		k := &c.TSIGKeys[i]
+		if err := k.validate(); err != nil {
+			return iconfig.Join(fmt.Sprintf("tsig_keys[%d]", i), err)
+		}
+		if keys[k.Name] {
+			return iconfig.Errorf(fmt.Sprintf("tsig_keys[%d].name", i), k.Name, "is defined twice")
+		}
+		keys[k.Name] = true
+	}
 	if len(c.Zones) == 0 {
 		return iconfig.Missing("zones")
 	}
@@ -168,7 +211,7 @@ func (c *Config) Validate() error {
 	for i := range c.Zones {
 		z := &c.Zones[i]
 		key := fmt.Sprintf("zones[%d]", i)
-		if err := z.validate(); err != nil {
+		if err := z.validate(keys); err != nil {
 			return iconfig.Join(key, err)
 		}
 		if j, dup := origins[z.Origin]; dup {
@@ -191,7 +234,7 @@ func fqdn(key, s string) (string, error) {
 	return strings.ToLower(dns.Fqdn(s)), nil
 }
 
-func (z *Zone) validate() error {
+func (z *Zone) validate(keys map[string]bool) error {
 	var err error
 	if z.Origin, err = fqdn("origin", z.Origin); err != nil {
 		return err
@@ -242,6 +285,25 @@ func (z *Zone) validate() error {
 		}
 		if strings.HasPrefix(rr.Header().Name, "*.") || strings.Contains(rr.Header().Name, ".*.") {
 			return iconfig.Errorf(key, line, "is a wildcard record, which dnslb does not serve")
+		}
+	}
+	for i := range z.Secondaries {
+		sec := &z.Secondaries[i]
+		key := fmt.Sprintf("secondaries[%d]", i)
+		ap, err := netip.ParseAddrPort(sec.Address)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(sec.Address); aerr == nil {
+				ap = netip.AddrPortFrom(a, 53)
+			} else {
+				return iconfig.Errorf(key+".address", sec.Address, "is not ip:port")
+			}
+		}
+		sec.AddrPort = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if sec.TSIGKey != "" {
+			sec.TSIGKey = strings.ToLower(dns.Fqdn(sec.TSIGKey))
+			if !keys[sec.TSIGKey] {
+				return iconfig.Errorf(key+".tsig_key", sec.TSIGKey, "is not in tsig_keys")
+			}
 		}
 	}
 	names := map[string]int{}
@@ -343,6 +405,62 @@ func (s *Service) validate(origin string) error {
 		return iconfig.Join("check", err)
 	}
 	return nil
+}
+
+// TSIG algorithms accepted, by config name.
+var tsigAlgorithms = map[string]string{
+	"hmac-sha256": dns.HmacSHA256,
+	"hmac-sha384": dns.HmacSHA384,
+	"hmac-sha512": dns.HmacSHA512,
+}
+
+// AlgorithmName is the key's algorithm as it appears in TSIG records.
+func (k *TSIGKey) AlgorithmName() string { return tsigAlgorithms[k.Algorithm] }
+
+func (k *TSIGKey) validate() error {
+	var err error
+	if k.Name, err = fqdn("name", k.Name); err != nil {
+		return err
+	}
+	if k.Algorithm == "" {
+		k.Algorithm = "hmac-sha256"
+	}
+	k.Algorithm = strings.ToLower(k.Algorithm)
+	if _, ok := tsigAlgorithms[k.Algorithm]; !ok {
+		return iconfig.Errorf("algorithm", k.Algorithm, "is not supported (want hmac-sha256, hmac-sha384 or hmac-sha512)")
+	}
+	if k.SecretFile == "" {
+		return iconfig.Missing("secret_file")
+	}
+	raw, err := iconfig.ReadSecret(k.SecretFile)
+	if err != nil {
+		return iconfig.Errorf("secret_file", k.SecretFile, "%v", err)
+	}
+	k.Secret, err = parseTSIGSecret(string(raw))
+	if err != nil {
+		return iconfig.Errorf("secret_file", k.SecretFile, "%v", err)
+	}
+	return nil
+}
+
+// parseTSIGSecret takes a bare base64 secret or tsig-keygen's output
+// (key "name" { algorithm ...; secret "..."; };) and returns the secret.
+func parseTSIGSecret(s string) (string, error) {
+	if i := strings.Index(s, "secret"); i >= 0 && strings.Contains(s, "{") {
+		rest := s[i+len("secret"):]
+		start := strings.IndexByte(rest, '"')
+		end := strings.LastIndexByte(rest, '"')
+		if start < 0 || end <= start {
+			return "", fmt.Errorf("holds a key clause without a quoted secret")
+		}
+		s = rest[start+1 : end]
+	}
+	s = strings.TrimSpace(s)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) < 16 {
+		return "", fmt.Errorf("does not hold a base64 secret of at least 16 bytes")
+	}
+	return s, nil
 }
 
 // relative completes a name without a final dot with the zone origin,

@@ -50,10 +50,16 @@ func (s *Server) routes() {
 	s.admin.Handle("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st := Status{Targets: s.targetStatuses()}
 		s.mu.Lock()
-		for _, z := range s.cfg.Zones {
-			st.Zones = append(st.Zones, ZoneStatus{Origin: z.Origin, Serial: z.SOA.Serial})
-		}
+		cfg := s.cfg
 		s.mu.Unlock()
+		snap := s.snap.Load()
+		for _, z := range cfg.Zones {
+			zs := ZoneStatus{Origin: z.Origin}
+			if soa, _, ok := snap.ZoneRecords(z.Origin); ok {
+				zs.Serial = soa.Serial
+			}
+			st.Zones = append(st.Zones, zs)
+		}
 		daemon.WriteJSON(w, http.StatusOK, st)
 	})
 	s.admin.Handle("POST /v1/targets/{service}/{address}/drain", func(w http.ResponseWriter, r *http.Request) {

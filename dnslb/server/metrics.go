@@ -95,6 +95,8 @@ type metrics struct {
 	reloads       *prometheus.CounterVec
 	healthChanges prometheus.Counter
 	rebuilds      prometheus.Counter
+	transfers     *prometheus.CounterVec
+	notifies      *prometheus.CounterVec
 }
 
 func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
@@ -118,11 +120,17 @@ func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dnslb_answer_rebuilds_total", Help: "Times the precomputed answers were rebuilt.",
 		}),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_transfers_total", Help: "Zone transfers, by zone, kind (AXFR, IXFR, AXFR-for-IXFR) and result.",
+		}, []string{"zone", "type", "result"}),
+		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_notifies_total", Help: "NOTIFY messages sent to secondaries, by result.",
+		}, []string{"zone", "secondary", "result"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.rebuilds)
+	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.rebuilds, m.transfers, m.notifies)
 }
 
 func (m *metrics) newStats() *stats {

@@ -56,6 +56,17 @@ type Server struct {
 	cfg     *config.Config
 	drained map[string]bool // target IDs drained by an operator
 
+	// guarded by rebuildMu:
+	versions map[string]*zoneVersions // by origin: serial and journal
+	serials  map[string]uint32        // by origin: the current serial
+	bumpNext bool                     // the next rebuild moves every serial (reload)
+	runCtx   context.Context          // lives as long as the server, for notifiers
+
+	tsig tsigKeys // the keys transfers are verified with
+
+	notifyMu  sync.Mutex // guards notifiers
+	notifiers map[string]*secondaryNotifier
+
 	udp       []*net.UDPConn
 	tcp       []*dns.Server
 	tcpLns    []net.Listener
@@ -79,9 +90,13 @@ func New(cfg *config.Config, opts Options) *Server {
 		notifier:  opts.Notifier,
 		cfg:       cfg,
 		drained:   map[string]bool{},
+		versions:  map[string]*zoneVersions{},
+		serials:   map[string]uint32{},
+		notifiers: map[string]*secondaryNotifier{},
 		rebuildCh: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
+	s.tsig.set(cfg)
 	s.metrics = newMetrics(s.targetStates)
 	s.mon = health.NewMonitor(health.Options{
 		Prober: opts.Prober,
@@ -127,12 +142,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
-	setSerials(cfg, nil)
 	if err := s.mon.Set(targets(cfg)); err != nil {
 		return err
 	}
 	s.sub = s.mon.Subscribe()
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	s.rebuildMu.Lock()
+	s.runCtx = runCtx
+	s.rebuildMu.Unlock()
 	var bg sync.WaitGroup
 	bg.Go(func() { s.mon.Run(runCtx) })
 
@@ -311,6 +328,7 @@ func (s *Server) listenOne(cfg *config.Config, addr string, sockets int) error {
 		IdleTimeout:   func() time.Duration { return cfg.TCP.IdleTimeout },
 		MaxTCPQueries: cfg.TCP.MaxQueries,
 		MsgAcceptFunc: acceptQueries,
+		TsigProvider:  &s.tsig,
 	}
 	if cfg.TCP.MaxQueries == 0 {
 		srv.MaxTCPQueries = -1
@@ -404,6 +422,12 @@ func qtypeOf(m *dns.Msg) int {
 
 func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
+	if len(req.Question) == 1 && !req.Response && req.Opcode == dns.OpcodeQuery &&
+		(req.Question[0].Qtype == dns.TypeAXFR || req.Question[0].Qtype == dns.TypeIXFR) {
+		s.transfer(w, req)
+		s.tcpStats.count(1, int(req.Question[0].Qtype), dns.RcodeSuccess)
+		return
+	}
 	resp := s.snap.Load().Respond(req, authority.TCP, -1)
 	if resp == nil {
 		s.tcpStats.drops[dropResponse].Add(1)
@@ -441,8 +465,20 @@ func (s *Server) rebuild() {
 	for _, st := range s.mon.Snapshot() {
 		view.states[st.ID] = st.State
 	}
-	s.snap.Store(authority.Build(cfg, view, s.snap.Load()))
+	prev := s.snap.Load()
+	snap := authority.Build(cfg, view, prev, s.serials)
+	changed := s.versionZones(cfg, snap, s.bumpNext)
+	s.bumpNext = false
+	if len(changed) > 0 || prev == nil {
+		snap = authority.Build(cfg, view, prev, s.serials)
+	}
+	s.snap.Store(snap)
 	s.metrics.rebuilds.Inc()
+	if s.runCtx != nil {
+		for _, origin := range changed {
+			s.notifySecondaries(s.runCtx, origin, s.serials[origin])
+		}
+	}
 }
 
 func maps(m map[string]bool) map[string]bool {
@@ -483,31 +519,6 @@ func (s *Server) targetStates() ([]health.Status, map[string]bool) {
 	return s.mon.Snapshot(), d
 }
 
-// setSerials gives every zone whose serial is 0 in config a serial from
-// the clock, always above the one it had before (prev, by origin).
-func setSerials(cfg *config.Config, prev map[string]uint32) {
-	now := uint32(time.Now().Unix())
-	for i := range cfg.Zones {
-		z := &cfg.Zones[i]
-		if z.SOA.Serial != 0 {
-			continue
-		}
-		serial := now
-		if p, ok := prev[z.Origin]; ok && serial <= p {
-			serial = p + 1
-		}
-		z.SOA.Serial = serial
-	}
-}
-
-func serials(cfg *config.Config) map[string]uint32 {
-	out := map[string]uint32{}
-	for _, z := range cfg.Zones {
-		out[z.Origin] = z.SOA.Serial
-	}
-	return out
-}
-
 // Reload re-reads the configuration and swaps it in atomically. New
 // targets are checked before the new answers are used; targets in both
 // configs keep their health state. An invalid configuration is rejected
@@ -530,7 +541,6 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 		s.log.Warn("listen, admin, sockets and tcp settings change only on restart; keeping the old ones", "op", "reload")
 		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP = old.Listen, old.Admin, old.Sockets, old.TCP
 	}
-	setSerials(cfg, serials(old))
 
 	newTargets := targets(cfg)
 	union := targets(old)
@@ -550,6 +560,7 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 		s.log.Warn("new targets not all checked yet; they count as down", "op", "reload", "err", err)
 	}
 	cancel()
+	s.tsig.set(cfg)
 	s.mu.Lock()
 	s.cfg = cfg
 	for id := range s.drained {
@@ -559,6 +570,9 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	}
 	s.mu.Unlock()
 	s.mon.Set(newTargets)
+	s.rebuildMu.Lock()
+	s.bumpNext = true // a reload moves every serial, as secondaries expect
+	s.rebuildMu.Unlock()
 	s.rebuild()
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
