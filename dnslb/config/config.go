@@ -4,6 +4,7 @@ package config
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/ringfront/ringfront/dnslb/rrl"
 	iconfig "github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
 	"github.com/ringfront/ringfront/internal/health"
@@ -40,6 +42,14 @@ type Config struct {
 	LameDuck time.Duration `mapstructure:"lame_duck"`
 	// StartupTimeout bounds the wait for the first health round.
 	StartupTimeout time.Duration `mapstructure:"startup_timeout"`
+	// RRL is response rate limiting per client prefix (off by default).
+	RRL rrl.Config `mapstructure:"rrl"`
+	// CookieSecretFile holds 32 hex digits (16 bytes), the DNS cookie
+	// secret that servers answering for the same name should share;
+	// empty means a random secret per process.
+	CookieSecretFile string `mapstructure:"cookie_secret_file"`
+	// CookieSecret is read from CookieSecretFile by Validate.
+	CookieSecret []byte `mapstructure:"-" secret:"true"`
 	// TSIGKeys are the keys secondaries sign their transfer requests with.
 	TSIGKeys []TSIGKey `mapstructure:"tsig_keys"`
 	Zones    []Zone    `mapstructure:"zones"`
@@ -192,6 +202,20 @@ func (c *Config) Validate() error {
 	}
 	if c.StartupTimeout == 0 {
 		c.StartupTimeout = DefaultStartupTimeout
+	}
+	if err := c.RRL.Validate(); err != nil {
+		return iconfig.Join("rrl", err)
+	}
+	if c.CookieSecretFile != "" {
+		raw, err := iconfig.ReadSecret(c.CookieSecretFile)
+		if err != nil {
+			return iconfig.Errorf("cookie_secret_file", c.CookieSecretFile, "%v", err)
+		}
+		b, err := hex.DecodeString(string(raw))
+		if err != nil || len(b) != 16 {
+			return iconfig.Errorf("cookie_secret_file", c.CookieSecretFile, "must hold 32 hex digits (16 bytes)")
+		}
+		c.CookieSecret = b
 	}
 	keys := map[string]bool{}
 	for i := range c.TSIGKeys {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -165,7 +166,7 @@ func FuzzAnswerUDP(f *testing.F) {
 	st := srv.metrics.newStats()
 	out := make([]byte, 0, 1232)
 	f.Fuzz(func(t *testing.T, q []byte) {
-		resp := srv.answerUDP(q, out, st)
+		resp := srv.answerUDP(q, out, netip.MustParseAddr("198.51.100.9"), st)
 		if resp == nil {
 			return
 		}

@@ -41,13 +41,26 @@ func rcodeIndex(r int) int {
 
 // Why a packet got no answer.
 const (
-	dropMalformed = iota // does not parse as a DNS message
-	dropResponse         // a response, not a query (possible reflection)
-	dropWrite            // the answer could not be sent
+	dropMalformed   = iota // does not parse as a DNS message
+	dropResponse           // a response, not a query (possible reflection)
+	dropWrite              // the answer could not be sent
+	dropRateLimited        // over the client prefix's response rate
 	nDrops
 )
 
-var dropNames = [nDrops]string{"malformed", "response", "write_error"}
+var dropNames = [nDrops]string{"malformed", "response", "write_error", "rate_limited"}
+
+// What a query's DNS cookie was.
+const (
+	cookieNone      = iota // no COOKIE option
+	cookieClient           // only a client cookie: a server cookie is issued
+	cookieValid            // a valid server cookie: exempt from rate limiting
+	cookieInvalid          // a server cookie not ours, or expired: a new one is issued
+	cookieMalformed        // impossible length: FORMERR
+	nCookies
+)
+
+var cookieNames = [nCookies]string{"none", "client_only", "valid", "invalid", "malformed"}
 
 // latencyBuckets (seconds) for the answer latency histogram: answers
 // take microseconds, so the buckets start well below a millisecond.
@@ -59,6 +72,8 @@ var latencyBuckets = []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6
 type stats struct {
 	queries [2][nQtypes][nRcodes]atomic.Uint64 // [transport][qtype][rcode]
 	drops   [nDrops]atomic.Uint64
+	slipped atomic.Uint64 // rate-limited answers sent truncated
+	cookies [nCookies]atomic.Uint64
 	latency [11]atomic.Uint64 // len(latencyBuckets)+1, last is +Inf
 	latSum  atomic.Uint64     // nanoseconds
 	_       [64]byte          // keep neighbours off this cache line
@@ -85,6 +100,8 @@ type metrics struct {
 
 	queries  *prometheus.Desc
 	drops    *prometheus.Desc
+	slipped  *prometheus.Desc
+	cookies  *prometheus.Desc
 	latency  *prometheus.Desc
 	targetUp *prometheus.Desc
 	drained  *prometheus.Desc
@@ -104,6 +121,8 @@ func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
 		targets:  targets,
 		queries:  prometheus.NewDesc("dnslb_queries_total", "DNS queries answered, by transport, query type and response code.", []string{"transport", "qtype", "rcode"}, nil),
 		drops:    prometheus.NewDesc("dnslb_dropped_total", "Packets dropped without an answer, by reason.", []string{"reason"}, nil),
+		slipped:  prometheus.NewDesc("dnslb_rrl_slipped_total", "Rate-limited answers sent truncated (slip) so real clients retry over TCP.", nil, nil),
+		cookies:  prometheus.NewDesc("dnslb_cookies_total", "Queries by the DNS cookie they carried.", []string{"cookie"}, nil),
 		latency:  prometheus.NewDesc("dnslb_answer_duration_seconds", "Time from reading a query to sending its answer.", nil, nil),
 		targetUp: prometheus.NewDesc("dnslb_target_up", "Health of each service target: 1 up, 0 down, -1 not yet known.", []string{"service", "target"}, nil),
 		drained:  prometheus.NewDesc("dnslb_target_drained", "1 if an operator drained the target.", []string{"service", "target"}, nil),
@@ -152,7 +171,7 @@ func (m *metrics) onProbe(t health.Target, r health.Result) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.latency, m.targetUp, m.drained} {
+	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.slipped, m.cookies, m.latency, m.targetUp, m.drained} {
 		ch <- d
 	}
 }
@@ -164,6 +183,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 	var q [2][nQtypes][nRcodes]uint64
 	var drops [nDrops]uint64
+	var cookies [nCookies]uint64
+	var slipped uint64
 	var lat [11]uint64
 	var sum uint64
 	for _, s := range all {
@@ -180,6 +201,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for i := range lat {
 			lat[i] += s.latency[i].Load()
 		}
+		for i := range cookies {
+			cookies[i] += s.cookies[i].Load()
+		}
+		slipped += s.slipped.Load()
 		sum += s.latSum.Load()
 	}
 	for tr, trName := range []string{"udp", "tcp"} {
@@ -208,6 +233,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, n := range drops {
 		ch <- prometheus.MustNewConstMetric(m.drops, prometheus.CounterValue, float64(n), dropNames[i])
+	}
+	ch <- prometheus.MustNewConstMetric(m.slipped, prometheus.CounterValue, float64(slipped))
+	for i, n := range cookies {
+		ch <- prometheus.MustNewConstMetric(m.cookies, prometheus.CounterValue, float64(n), cookieNames[i])
 	}
 	buckets := map[float64]uint64{}
 	var cum, count uint64

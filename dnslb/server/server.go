@@ -20,6 +20,8 @@ import (
 
 	"github.com/ringfront/ringfront/dnslb/authority"
 	"github.com/ringfront/ringfront/dnslb/config"
+	"github.com/ringfront/ringfront/dnslb/cookie"
+	"github.com/ringfront/ringfront/dnslb/rrl"
 	"github.com/ringfront/ringfront/internal/daemon"
 	"github.com/ringfront/ringfront/internal/health"
 )
@@ -62,7 +64,9 @@ type Server struct {
 	bumpNext bool                     // the next rebuild moves every serial (reload)
 	runCtx   context.Context          // lives as long as the server, for notifiers
 
-	tsig tsigKeys // the keys transfers are verified with
+	tsig    tsigKeys                    // the keys transfers are verified with
+	rrl     atomic.Pointer[rrl.Limiter] // nil: no limit
+	cookies *cookie.Jar
 
 	notifyMu  sync.Mutex // guards notifiers
 	notifiers map[string]*secondaryNotifier
@@ -97,6 +101,11 @@ func New(cfg *config.Config, opts Options) *Server {
 		done:      make(chan struct{}),
 	}
 	s.tsig.set(cfg)
+	s.rrl.Store(rrl.New(cfg.RRL))
+	var err error
+	if s.cookies, err = cookie.New(cfg.CookieSecret); err != nil {
+		panic("dnslb: no randomness for the cookie secret: " + err.Error())
+	}
 	s.metrics = newMetrics(s.targetStates)
 	s.mon = health.NewMonitor(health.Options{
 		Prober: opts.Prober,
@@ -386,12 +395,15 @@ func (s *Server) TCPAddrs() []string {
 // AdminAddr is the admin listener's bound address.
 func (s *Server) AdminAddr() string { return s.admin.Addr().String() }
 
-// answerUDP answers one UDP query, or returns nil to drop it.
-func (s *Server) answerUDP(q, out []byte, st *stats) []byte {
+// answerUDP answers one UDP query from client, or returns nil to drop
+// it. Answers go through response rate limiting unless the client
+// proved its address with a valid DNS cookie.
+func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 	snap := s.snap.Load()
 	if resp, info, ok := snap.Fast(q, out); ok {
 		st.count(0, int(info.Qtype), int(info.Rcode))
-		return resp
+		st.cookies[cookieNone].Add(1)
+		return s.limit(resp, client, st)
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil {
@@ -403,6 +415,8 @@ func (s *Server) answerUDP(q, out []byte, st *stats) []byte {
 		st.drops[dropResponse].Add(1)
 		return nil
 	}
+	kind := s.applyCookie(req, resp, client)
+	st.cookies[kind].Add(1)
 	wire, err := resp.PackBuffer(out[:cap(out)])
 	if err != nil {
 		s.log.Error("packing an answer", "op", "answer", "err", err, "question", req.Question)
@@ -410,7 +424,10 @@ func (s *Server) answerUDP(q, out []byte, st *stats) []byte {
 		return nil
 	}
 	st.count(0, qtypeOf(req), resp.Rcode)
-	return wire
+	if kind == cookieValid {
+		return wire
+	}
+	return s.limit(wire, client, st)
 }
 
 func qtypeOf(m *dns.Msg) int {
@@ -432,6 +449,9 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	if resp == nil {
 		s.tcpStats.drops[dropResponse].Add(1)
 		return
+	}
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		s.tcpStats.cookies[s.applyCookie(req, resp, ap.Addr().Unmap())].Add(1)
 	}
 	if err := w.WriteMsg(resp); err != nil {
 		s.tcpStats.drops[dropWrite].Add(1)
@@ -561,6 +581,9 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	}
 	cancel()
 	s.tsig.set(cfg)
+	if cfg.RRL != old.RRL {
+		s.rrl.Store(rrl.New(cfg.RRL))
+	}
 	s.mu.Lock()
 	s.cfg = cfg
 	for id := range s.drained {

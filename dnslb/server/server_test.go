@@ -138,8 +138,19 @@ type testServer struct {
 
 func startServer(t *testing.T, ts []*target, extra string) *testServer {
 	t.Helper()
+	return startServerWith(t, ts, "", extra)
+}
+
+// startServerWith starts a server with top-level config lines prepended
+// and extra zone records.
+func startServerWith(t *testing.T, ts []*target, top, extra string) *testServer {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "dnslb.yaml")
 	writeConfig(t, path, ts, extra)
+	if top != "" {
+		b, _ := os.ReadFile(path)
+		os.WriteFile(path, append([]byte(top), b...), 0o600)
+	}
 	load := loadFile(path)
 	cfg, err := load()
 	if err != nil {

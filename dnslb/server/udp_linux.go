@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 	"unsafe"
@@ -87,7 +88,7 @@ func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
 				st.drops[dropMalformed].Add(1)
 				continue
 			}
-			resp := s.answerUDP(w.qbuf[i][:m.len], w.obuf[i], st)
+			resp := s.answerUDP(w.qbuf[i][:m.len], w.obuf[i], w.source(i), st)
 			if resp == nil {
 				continue
 			}
@@ -156,4 +157,16 @@ func (w *udpWorker) sendmmsg(fd uintptr) bool {
 	}
 	w.n, w.errno = int(r), e
 	return true
+}
+
+// source is the address datagram i came from.
+func (w *udpWorker) source(i int) netip.Addr {
+	sa := &w.names[i]
+	switch sa.Family {
+	case unix.AF_INET:
+		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
+	case unix.AF_INET6:
+		return netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return netip.Addr{}
 }

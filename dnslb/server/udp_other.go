@@ -22,7 +22,7 @@ func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
 			continue
 		}
 		start := time.Now()
-		resp := s.answerUDP(buf[:n], out, st)
+		resp := s.answerUDP(buf[:n], out, from.Addr().Unmap(), st)
 		if resp == nil {
 			continue
 		}
