@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps bench-dns clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz bench-dns clean $(DAEMONS)
 
 all: build
 
@@ -23,6 +23,18 @@ $(DAEMONS):
 test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m ./internal/...
+	$(MAKE) fuzz
+
+# fuzz runs every packet and parser fuzz target for a bounded time
+# (FUZZTIME each); the seeds and any crashers found are kept in testdata/.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 test-short:
 	$(GO) test -short ./...

@@ -85,6 +85,12 @@ type Secondary struct {
 type TCPConfig struct {
 	// MaxConnections bounds open TCP connections per listen address.
 	MaxConnections int `mapstructure:"max_connections"`
+	// MaxConnectionsPerClient bounds open connections from one address,
+	// so one client cannot take every slot.
+	MaxConnectionsPerClient int `mapstructure:"max_connections_per_client"`
+	// MaxLifetime closes a connection this long after it was accepted,
+	// however busy: a slow client cannot hold a slot for ever.
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
 	// IdleTimeout closes a connection with no query for this long
 	// (RFC 7766 suggests seconds, not minutes).
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
@@ -187,6 +193,18 @@ func (c *Config) Validate() error {
 	}
 	if c.TCP.MaxConnections < 1 {
 		return iconfig.Errorf("tcp.max_connections", c.TCP.MaxConnections, "must be positive")
+	}
+	if c.TCP.MaxConnectionsPerClient == 0 {
+		c.TCP.MaxConnectionsPerClient = max(1, min(16, c.TCP.MaxConnections/4))
+	}
+	if c.TCP.MaxConnectionsPerClient < 1 || c.TCP.MaxConnectionsPerClient > c.TCP.MaxConnections {
+		return iconfig.Errorf("tcp.max_connections_per_client", c.TCP.MaxConnectionsPerClient, "must be between 1 and tcp.max_connections (%d)", c.TCP.MaxConnections)
+	}
+	if c.TCP.MaxLifetime == 0 {
+		c.TCP.MaxLifetime = 2 * time.Minute
+	}
+	if c.TCP.MaxLifetime < 0 {
+		return iconfig.Errorf("tcp.max_lifetime", c.TCP.MaxLifetime, "must be positive")
 	}
 	if c.TCP.IdleTimeout == 0 {
 		c.TCP.IdleTimeout = DefaultIdleTimeout

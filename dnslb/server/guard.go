@@ -103,9 +103,9 @@ func truncated(resp []byte) []byte {
 	return out
 }
 
-// limit applies response rate limiting to an answer for client.
-func (s *Server) limit(resp []byte, client netip.Addr, st *stats) []byte {
-	switch s.rrl.Load().Check(client) {
+// apply carries out a rate-limiting verdict on an answer.
+func (s *Server) apply(v rrl.Verdict, resp []byte, st *stats) []byte {
+	switch v {
 	case rrl.Drop:
 		st.drops[dropRateLimited].Add(1)
 		return nil

@@ -12,6 +12,12 @@ import (
 // sendBurst sends n queries from a socket bound to src and counts the
 // full and the truncated answers that come back.
 func sendBurst(t *testing.T, src, server string, n int, cookie string) (full, tc int, lastCookie string) {
+	full, tc, _, lastCookie = sendBurstRcodes(t, src, server, n, cookie)
+	return
+}
+
+// sendBurstRcodes is sendBurst that also counts BADCOOKIE answers.
+func sendBurstRcodes(t *testing.T, src, server string, n int, cookie string) (full, tc, badCookie int, lastCookie string) {
 	t.Helper()
 	la, _ := net.ResolveUDPAddr("udp", src+":0")
 	ra, _ := net.ResolveUDPAddr("udp", server)
@@ -42,7 +48,9 @@ func sendBurst(t *testing.T, src, server string, n int, cookie string) (full, tc
 		if r.Unpack(buf[:k]) != nil {
 			continue
 		}
-		if r.Truncated {
+		if r.Rcode == dns.RcodeBadCookie {
+			badCookie++
+		} else if r.Truncated {
 			tc++
 		} else if len(r.Answer) == 1 {
 			full++
@@ -77,6 +85,12 @@ func TestRateLimitSparesCookieClients(t *testing.T) {
 	full, tc, _ = sendBurst(t, "127.0.0.51", s.udp, 200, server)
 	if full != 200 || tc != 0 {
 		t.Errorf("cookie client got %d full and %d truncated of 200, want all full", full, tc)
+	}
+	// A client that sends only a client cookie is told BADCOOKIE, with a
+	// fresh server cookie, once over the limit: never silently dropped.
+	full, tc, bad, fresh := sendBurstRcodes(t, "127.0.0.53", s.udp, 100, "0807060504030201")
+	if full+bad != 100 || bad < 70 || tc != 0 || len(fresh) != 48 {
+		t.Errorf("client-cookie burst: %d full, %d BADCOOKIE, %d truncated, cookie %q", full, bad, tc, fresh)
 	}
 	// The cookie is bound to the client's address.
 	full, _, _ = sendBurst(t, "127.0.0.52", s.udp, 200, server)

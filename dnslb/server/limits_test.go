@@ -182,3 +182,72 @@ func FuzzAnswerUDP(f *testing.F) {
 		}
 	})
 }
+
+func TestServeTCPPerClientAndLifetime(t *testing.T) {
+	ts := startTargets(t, 1)
+	path := filepath.Join(t.TempDir(), "dnslb.yaml")
+	writeConfig(t, path, ts, "")
+	cfg, err := loadFile(path)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TCP.MaxConnections = 10
+	cfg.TCP.MaxConnectionsPerClient = 2
+	cfg.TCP.MaxLifetime = 600 * time.Millisecond
+	cfg.TCP.IdleTimeout = 5 * time.Second
+	srv := New(cfg, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); srv.Wait() }()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.TCPAddrs()[0]
+	dial := func(src string) *dns.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return &dns.Conn{Conn: c}
+	}
+	query := func(c *dns.Conn) error {
+		m := new(dns.Msg)
+		m.SetQuestion("mail.example.org.", dns.TypeA)
+		c.SetDeadline(time.Now().Add(time.Second))
+		if err := c.WriteMsg(m); err != nil {
+			return err
+		}
+		_, err := c.ReadMsg()
+		return err
+	}
+	a1, a2, a3 := dial("127.0.0.61"), dial("127.0.0.61"), dial("127.0.0.61")
+	b1 := dial("127.0.0.62")
+	if err := query(a1); err != nil {
+		t.Fatal(err)
+	}
+	if err := query(a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := query(a3); err == nil {
+		t.Error("a third connection from one client was served with max_connections_per_client 2")
+	}
+	if err := query(b1); err != nil {
+		t.Errorf("another client was refused: %v", err)
+	}
+	// A busy connection still ends at max_lifetime.
+	start := time.Now()
+	for time.Since(start) < 3*time.Second {
+		if err := query(a1); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("busy connection lived %v past the test start, want about 600ms", took)
+	}
+	// Its slot is free again.
+	if err := query(dial("127.0.0.61")); err != nil {
+		t.Errorf("slot not released after the connection closed: %v", err)
+	}
+}

@@ -45,10 +45,11 @@ const (
 	dropResponse           // a response, not a query (possible reflection)
 	dropWrite              // the answer could not be sent
 	dropRateLimited        // over the client prefix's response rate
+	dropTCPLimit           // a TCP connection over its client\'s limit
 	nDrops
 )
 
-var dropNames = [nDrops]string{"malformed", "response", "write_error", "rate_limited"}
+var dropNames = [nDrops]string{"malformed", "response", "write_error", "rate_limited", "tcp_client_limit"}
 
 // What a query's DNS cookie was.
 const (

@@ -331,7 +331,8 @@ func (s *Server) listenOne(cfg *config.Config, addr string, sockets int) error {
 	s.udp = append(s.udp, conns...)
 	s.tcpLns = append(s.tcpLns, ln)
 	srv := &dns.Server{
-		Listener:      netutil.LimitListener(ln, cfg.TCP.MaxConnections),
+		Listener: newTCPListener(netutil.LimitListener(ln, cfg.TCP.MaxConnections), cfg.TCP.MaxConnectionsPerClient,
+			cfg.TCP.MaxLifetime, func() { s.tcpStats.drops[dropTCPLimit].Add(1) }),
 		Handler:       dns.HandlerFunc(s.serveTCP),
 		ReadTimeout:   cfg.TCP.IdleTimeout,
 		IdleTimeout:   func() time.Duration { return cfg.TCP.IdleTimeout },
@@ -403,7 +404,7 @@ func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 	if resp, info, ok := snap.Fast(q, out); ok {
 		st.count(0, int(info.Qtype), int(info.Rcode))
 		st.cookies[cookieNone].Add(1)
-		return s.limit(resp, client, st)
+		return s.apply(s.rrl.Load().Check(client), resp, st)
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil {
@@ -417,6 +418,22 @@ func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 	}
 	kind := s.applyCookie(req, resp, client)
 	st.cookies[kind].Add(1)
+	verdict := rrl.Send
+	if kind != cookieValid {
+		verdict = s.rrl.Load().Check(client)
+	}
+	if verdict != rrl.Send && (kind == cookieClient || kind == cookieInvalid) {
+		// Over the limit, but the client speaks cookies: answer
+		// BADCOOKIE with a fresh server cookie instead (RFC 7873
+		// 5.2.3), so a real client retries at once, exempt, while a
+		// spoofed flood gains nothing (the answer is small).
+		resp.Answer, resp.Ns = nil, nil
+		opt := resp.IsEdns0()
+		resp.Extra = []dns.RR{opt}
+		resp.Rcode = dns.RcodeBadCookie
+		verdict = rrl.Send
+		st.drops[dropRateLimited].Add(1)
+	}
 	wire, err := resp.PackBuffer(out[:cap(out)])
 	if err != nil {
 		s.log.Error("packing an answer", "op", "answer", "err", err, "question", req.Question)
@@ -424,10 +441,7 @@ func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 		return nil
 	}
 	st.count(0, qtypeOf(req), resp.Rcode)
-	if kind == cookieValid {
-		return wire
-	}
-	return s.limit(wire, client, st)
+	return s.apply(verdict, wire, st)
 }
 
 func qtypeOf(m *dns.Msg) int {
