@@ -85,3 +85,11 @@ func TestValidateErrors(t *testing.T) {
 		})
 	}
 }
+
+// The shipped example must load as it is.
+func TestExampleConfig(t *testing.T) {
+	var c Config
+	if err := iconfig.Load(iconfig.Options{File: "../../configs/dnslb.yaml"}, &c); err != nil {
+		t.Fatalf("configs/dnslb.yaml: %v", err)
+	}
+}
