@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -81,7 +82,7 @@ func (s *Server) routes() {
 func (s *Server) targetStatuses() []TargetStatus {
 	snap := s.snap.Load()
 	s.mu.Lock()
-	drained := maps(s.drained)
+	drained := maps.Clone(s.drained)
 	s.mu.Unlock()
 	out := []TargetStatus{}
 	answered := map[string][]netip.Addr{}
@@ -122,7 +123,7 @@ func (s *Server) setDrained(w http.ResponseWriter, r *http.Request, drained bool
 		return
 	}
 	id := config.TargetID(service, addr.Unmap())
-	if s.mon.State(id) == health.Unknown && !s.hasTarget(id) {
+	if !s.hasTarget(id) {
 		daemon.WriteError(w, http.StatusNotFound, fmt.Errorf("no target %s of service %s", addr, service))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -494,7 +495,7 @@ func (s *Server) rebuild() {
 	defer s.rebuildMu.Unlock()
 	s.mu.Lock()
 	cfg := s.cfg
-	view := healthView{states: map[string]health.State{}, drained: maps(s.drained)}
+	view := healthView{states: map[string]health.State{}, drained: maps.Clone(s.drained)}
 	s.mu.Unlock()
 	for _, st := range s.mon.Snapshot() {
 		view.states[st.ID] = st.State
@@ -513,14 +514,6 @@ func (s *Server) rebuild() {
 			s.notifySecondaries(s.runCtx, origin, s.serials[origin])
 		}
 	}
-}
-
-func maps(m map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *Server) requestRebuild() {
@@ -548,7 +541,7 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 // targetStates feeds the metrics collector.
 func (s *Server) targetStates() ([]health.Status, map[string]bool) {
 	s.mu.Lock()
-	d := maps(s.drained)
+	d := maps.Clone(s.drained)
 	s.mu.Unlock()
 	return s.mon.Snapshot(), d
 }
