@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz bench-dns clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz units bench-dns clean $(DAEMONS)
 
 all: build
 
@@ -20,10 +20,14 @@ $(DAEMONS):
 # test runs every test: unit, loopback integration, and (as root) the
 # network-namespace tests. Non-root runs skip the namespace tests with a
 # message saying so.
-test: deps lint
+test: deps lint units
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m ./internal/...
 	$(MAKE) fuzz
+
+# units checks the systemd units (systemd-analyze verify and security).
+units: build
+	.ci/check-units
 
 # fuzz runs every packet and parser fuzz target for a bounded time
 # (FUZZTIME each); the seeds and any crashers found are kept in testdata/.
