@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz units bench-dns clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status clean $(DAEMONS)
 
 all: build
 
@@ -54,6 +54,19 @@ deps:
 
 bench-dns: build
 	bench/dns/run
+
+# The lab: the whole system in network namespaces on this machine (root).
+lab: deps build
+	$(GO) build -o $(BIN)/lab ./lab
+	$(BIN)/lab up
+
+lab-down:
+	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab
+	$(BIN)/lab down
+
+lab-status:
+	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab
+	$(BIN)/lab status
 
 clean:
 	rm -rf $(BIN)
