@@ -150,4 +150,3 @@ func removeNetwork() error {
 	}
 	return nil
 }
-
