@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills clean $(DAEMONS)
 
 all: build
 
@@ -63,6 +63,16 @@ lab: deps build
 lab-down:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab down
+
+# make drill DRILL=kill-frontend runs one drill; make drills runs them all.
+drill:
+	@[ -n "$(DRILL)" ] || { echo "usage: make drill DRILL=name (kill-frontend link-down pair-down dns-down owner-down)"; exit 2; }
+	$(GO) build -o $(BIN)/lab ./lab
+	$(BIN)/lab drill $(DRILL)
+
+drills:
+	$(GO) build -o $(BIN)/lab ./lab
+	$(BIN)/lab drill
 
 lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab

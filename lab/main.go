@@ -7,6 +7,9 @@
 //	lab down     stop every daemon the lab started and remove every
 //	             namespace and link
 //	lab status   what runs where
+//	lab drill [NAME...]
+//	             run failover drills (all of them when no name is given)
+//	             and report what a client saw
 //
 // The run directory (lab/run by default) holds the rendered configs,
 // the logs and the list of started processes.
@@ -29,13 +32,20 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with the dnslb, vipwatch and appnode binaries")
 	configs := flag.String("configs", "configs", "directory with the example configs")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: lab [flags] up|down|status\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: lab [flags] up|down|status|drill [NAME...]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 {
+	if flag.NArg() < 1 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if flag.Arg(0) == "load" { // the client side of a drill, run inside rf-client
+		if err := runLoad(flag.Args()[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "lab load:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "lab: needs root (network namespaces); try: sudo make lab")
@@ -50,6 +60,8 @@ func main() {
 		err = l.down()
 	case "status":
 		err = l.status()
+	case "drill":
+		err = l.drillAll(context.Background(), flag.Args()[1:])
 	default:
 		flag.Usage()
 		os.Exit(2)

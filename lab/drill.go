@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// A drill injects one fault while a client load runs, heals the system,
+// checks it, and reports what the client saw.
+type drill struct {
+	name string
+	what string
+	// hold is how long the fault lasts before healing.
+	hold  time.Duration
+	fault func(l *lab, d *drillRun) error
+	heal  func(l *lab, d *drillRun) error
+}
+
+// drillRun is one run's state and findings.
+type drillRun struct {
+	users   string // prefix of the load's user names
+	victim  string // the host a drill picked (owner-down)
+	notes   []string
+	failed  []string // failed checks
+	before  map[string][]string
+	after   map[string][]string
+	report  loadReport
+	outage  time.Duration
+	httpBad int
+	httpAll int
+	dnsOut  time.Duration
+	dnsBad  int
+	dnsAll  int
+}
+
+func (d *drillRun) note(f string, args ...any) { d.notes = append(d.notes, fmt.Sprintf(f, args...)) }
+func (d *drillRun) fail(f string, args ...any) { d.failed = append(d.failed, fmt.Sprintf(f, args...)) }
+
+var drills = []drill{
+	{name: "kill-frontend", what: "SIGKILL vipwatch and appnode on fe1 (then release-all, as systemd's ExecStopPost does)", hold: 4 * time.Second,
+		fault: func(l *lab, d *drillRun) error { return l.killFrontend("fe1") },
+		heal:  func(l *lab, d *drillRun) error { return l.restartHost("fe1", "appnode", "vipwatch") }},
+	{name: "link-down", what: "take fe1's link down", hold: 4 * time.Second,
+		fault: func(l *lab, d *drillRun) error { return ip("-n", lanNS, "link", "set", "v-fe1", "down") },
+		heal:  func(l *lab, d *drillRun) error { return ip("-n", lanNS, "link", "set", "v-fe1", "up") }},
+	{name: "pair-down", what: "kill both fe1 and fe2: dnslb must stop answering their VIPs", hold: 8 * time.Second,
+		fault: func(l *lab, d *drillRun) error {
+			if err := l.killFrontend("fe1"); err != nil {
+				return err
+			}
+			if err := l.killFrontend("fe2"); err != nil {
+				return err
+			}
+			dead := []string{hostByName("fe1").vip, hostByName("fe2").vip}
+			start := time.Now()
+			for time.Since(start) < 7*time.Second {
+				a1, a2 := resolve("ns1"), resolve("ns2")
+				if len(a1) > 0 && len(a2) > 0 && !overlaps(a1, dead) && !overlaps(a2, dead) {
+					d.note("dnslb stopped answering %v after %.1fs", dead, time.Since(start).Seconds())
+					return nil
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			d.fail("dnslb still answers %v 7s after the pair died (ns1 %v, ns2 %v)", dead, resolve("ns1"), resolve("ns2"))
+			return nil
+		},
+		heal: func(l *lab, d *drillRun) error {
+			if err := l.restartHost("fe1", "appnode", "vipwatch"); err != nil {
+				return err
+			}
+			return l.restartHost("fe2", "appnode", "vipwatch")
+		}},
+	{name: "dns-down", what: "SIGKILL dnslb on ns1: resolution goes on through ns2", hold: 4 * time.Second,
+		fault: func(l *lab, d *drillRun) error { return l.kill("ns1", "dnslb") },
+		heal:  func(l *lab, d *drillRun) error { return l.restartHost("ns1", "dnslb") }},
+	{name: "owner-down", what: "SIGKILL the appnode that owns a busy user", hold: 4 * time.Second,
+		fault: func(l *lab, d *drillRun) error {
+			var look struct {
+				Owner string `json:"owner"`
+			}
+			user := d.users + "_0"
+			if err := curl(&look, "http://"+vips()[0]+"/v1/ring/lookup?key="+user); err != nil {
+				return fmt.Errorf("looking up the owner of %s: %w", user, err)
+			}
+			for _, fe := range frontends() {
+				if strings.HasPrefix(look.Owner, fe.ip+":") {
+					d.victim = fe.name
+				}
+			}
+			if d.victim == "" {
+				return fmt.Errorf("owner %q of %s is no frontend", look.Owner, user)
+			}
+			d.note("%s is owned by %s's appnode", user, d.victim)
+			return l.kill(d.victim, "appnode")
+		},
+		heal: func(l *lab, d *drillRun) error { return l.restartHost(d.victim, "appnode") }},
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func findDrill(name string) (drill, error) {
+	var names []string
+	for _, d := range drills {
+		if d.name == name {
+			return d, nil
+		}
+		names = append(names, d.name)
+	}
+	return drill{}, fmt.Errorf("no drill %q (drills: %s)", name, strings.Join(names, ", "))
+}
+
+// find returns the recorded process name on host.
+func (l *lab) find(host, name string) (int, error) {
+	for i, p := range l.procs {
+		if p.Host == host && p.Name == name {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("the lab started no %s on %s", name, host)
+}
+
+func (l *lab) kill(host, name string) error {
+	i, err := l.find(host, name)
+	if err != nil {
+		return err
+	}
+	l.procs[i].stop(syscall.SIGKILL, 0)
+	return nil
+}
+
+// killFrontend kills a frontend's daemons and removes the VIPs vipwatch
+// had put on its interface, as systemd's ExecStopPost=vipwatch
+// release-all does after any stop, a crash included.
+func (l *lab) killFrontend(host string) error {
+	for _, name := range []string{"vipwatch", "appnode"} {
+		if err := l.kill(host, name); err != nil {
+			return err
+		}
+	}
+	cfg := filepath.Join(l.run, host, "vipwatch.yaml")
+	if _, err := inNS(host, filepath.Join(l.bin, "vipwatch"), "release-all", "-c", cfg); err != nil {
+		return err
+	}
+	return nil
+}
+
+// restartHost starts the named daemons on host again, as systemd's
+// Restart= would, and records their new PIDs.
+func (l *lab) restartHost(host string, names ...string) error {
+	for _, name := range names {
+		i, err := l.find(host, name)
+		if err != nil {
+			return err
+		}
+		old := l.procs[i]
+		if old.alive() {
+			continue
+		}
+		p, err := startDaemon(l.run, host, name, nil, old.Args...)
+		if err != nil {
+			return err
+		}
+		l.procs[i] = p
+		if err := saveProcs(l.run, l.procs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// healthy checks the healed lab: every daemon running, every VIP held
+// by exactly its home frontend, both DNS servers answering all four.
+func (l *lab) healthy() error {
+	if err := l.checkProcs(); err != nil {
+		return err
+	}
+	h := holders()
+	for _, fe := range frontends() {
+		if got := h[fe.vip]; !slices.Equal(got, []string{fe.name}) {
+			return fmt.Errorf("VIP %s held by %v, want %s alone", fe.vip, got, fe.name)
+		}
+	}
+	for _, s := range []string{"ns1", "ns2"} {
+		if got := resolve(s); !slices.Equal(got, vips()) {
+			return fmt.Errorf("%s answers %v, want %v", s, got, vips())
+		}
+	}
+	return nil
+}
+
+func (l *lab) waitHealthy(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = l.healthy(); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+// runDrill runs one drill and returns its findings.
+func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
+	ps, err := loadProcs(l.run)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, errNotUp
+	}
+	l.procs = ps
+	if err := l.waitHealthy(30 * time.Second); err != nil {
+		return nil, fmt.Errorf("the lab is not healthy before the drill: %w", err)
+	}
+	d := &drillRun{users: fmt.Sprintf("d%d", time.Now().Unix()%100000), before: holders()}
+	reportPath := filepath.Join(l.run, "drill-"+dr.name+".json")
+	os.Remove(reportPath)
+	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "load", "-prefix", d.users, "-report", reportPath)
+	loadLog, _ := os.Create(filepath.Join(l.run, "drill-"+dr.name+".log"))
+	defer loadLog.Close()
+	load.Stdout, load.Stderr = loadLog, loadLog
+	if err := load.Start(); err != nil {
+		return nil, err
+	}
+	stopLoad := func() {
+		load.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- load.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			load.Process.Kill()
+			<-done
+		}
+	}
+	fmt.Printf("drill %s: %s\n", dr.name, dr.what)
+	time.Sleep(2 * time.Second) // a baseline before the fault
+	faultErr := dr.fault(l, d)
+	if faultErr == nil {
+		time.Sleep(dr.hold)
+	}
+	healErr := dr.heal(l, d)
+	if faultErr != nil || healErr != nil {
+		stopLoad()
+		return d, errors.Join(faultErr, healErr)
+	}
+	if err := l.waitHealthy(30 * time.Second); err != nil {
+		d.fail("not healed within 30s: %v", err)
+	}
+	time.Sleep(2 * time.Second) // the client sees the healed system
+	stopLoad()
+	d.after = holders()
+	b, err := os.ReadFile(reportPath)
+	if err != nil {
+		return d, fmt.Errorf("the client load wrote no report (see %s): %w", loadLog.Name(), err)
+	}
+	if err := json.Unmarshal(b, &d.report); err != nil {
+		return d, err
+	}
+	d.outage, d.httpBad, d.httpAll = outage(d.report.Ops, "read", "write")
+	d.dnsOut, d.dnsBad, d.dnsAll = outage(d.report.Ops, "dns")
+	if len(d.report.Lost) > 0 {
+		d.fail("%d acknowledged writes not found afterwards: %v", len(d.report.Lost), d.report.Lost[:min(5, len(d.report.Lost))])
+	}
+	if d.report.VerifyErr != "" {
+		d.fail("reading back: %s", d.report.VerifyErr)
+	}
+	return d, nil
+}
+
+func (d *drillRun) print(name string) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "  client HTTP\t%d of %d requests failed; longest outage %.2fs\n", d.httpBad, d.httpAll, d.outage.Seconds())
+	fmt.Fprintf(w, "  client DNS\t%d of %d lookups failed; longest outage %.2fs; answered by %v\n", d.dnsBad, d.dnsAll, d.dnsOut.Seconds(), d.report.DNSByServer)
+	fmt.Fprintf(w, "  writes\t%d acknowledged, %d lost\n", d.report.Acked, len(d.report.Lost))
+	fmt.Fprintf(w, "  VIPs before\t%s\n", holdersText(d.before))
+	fmt.Fprintf(w, "  VIPs after\t%s\n", holdersText(d.after))
+	for _, n := range d.notes {
+		fmt.Fprintf(w, "  note\t%s\n", n)
+	}
+	for _, f := range d.failed {
+		fmt.Fprintf(w, "  FAILED\t%s\n", f)
+	}
+	w.Flush()
+}
+
+func holdersText(h map[string][]string) string {
+	var parts []string
+	for _, fe := range frontends() {
+		parts = append(parts, fe.vip+"="+strings.Join(h[fe.vip], "+"))
+	}
+	return strings.Join(parts, " ")
+}
+
+// drillAll runs the named drills (all when none) and prints a summary.
+func (l *lab) drillAll(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		for _, d := range drills {
+			names = append(names, d.name)
+		}
+	}
+	type row struct {
+		name string
+		run  *drillRun
+		err  error
+	}
+	var rows []row
+	for _, n := range names {
+		dr, err := findDrill(n)
+		if err != nil {
+			return err
+		}
+		run, err := l.runDrill(ctx, dr)
+		if run != nil {
+			run.print(n)
+		}
+		if err != nil {
+			fmt.Printf("  ERROR\t%v\n", err)
+		}
+		rows = append(rows, row{n, run, err})
+	}
+	if len(rows) > 1 {
+		fmt.Println()
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "DRILL\tHTTP FAILED\tOUTAGE\tDNS FAILED\tWRITES ACKED\tLOST\tRESULT")
+		for _, r := range rows {
+			res := "ok"
+			if r.err != nil || r.run == nil || len(r.run.failed) > 0 {
+				res = "FAILED"
+			}
+			if r.run == nil {
+				fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.name, res)
+				continue
+			}
+			fmt.Fprintf(w, "%s\t%d/%d\t%.2fs\t%d/%d\t%d\t%d\t%s\n", r.name, r.run.httpBad, r.run.httpAll, r.run.outage.Seconds(),
+				r.run.dnsBad, r.run.dnsAll, r.run.report.Acked, len(r.run.report.Lost), res)
+		}
+		w.Flush()
+	}
+	for _, r := range rows {
+		if r.err != nil || r.run == nil || len(r.run.failed) > 0 {
+			return fmt.Errorf("drill %s failed", r.name)
+		}
+	}
+	return nil
+}
