@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills install clean $(DAEMONS)
 
 all: build
 
@@ -77,6 +77,20 @@ drills:
 lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab status
+
+# install puts the binaries in $(PREFIX)/bin, the units in
+# /etc/systemd/system and the example configs in /etc/ringfront (never
+# over a config that is already there). DESTDIR stages a package.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/ringfront
+	for d in $(DAEMONS); do [ ! -x $(BIN)/$$d ] || install -m 0755 $(BIN)/$$d $(DESTDIR)$(PREFIX)/bin/$$d; done
+	install -m 0644 systemd/*.service $(DESTDIR)/etc/systemd/system/
+	for f in configs/*.yaml; do \
+		dst=$(DESTDIR)/etc/ringfront/$$(basename $$f); \
+		[ -e $$dst ] && echo "keeping existing $$dst" || install -m 0640 $$f $$dst; \
+	done
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; edit /etc/ringfront/*.yaml, then: systemctl enable --now dnslb (or vipwatch, appnode)"
 
 clean:
 	rm -rf $(BIN)

@@ -51,8 +51,8 @@ var drills = []drill{
 		fault: func(l *lab, d *drillRun) error { return l.killFrontend("fe1") },
 		heal:  func(l *lab, d *drillRun) error { return l.restartHost("fe1", "appnode", "vipwatch") }},
 	{name: "link-down", what: "take fe1's link down", hold: 4 * time.Second,
-		fault: func(l *lab, d *drillRun) error { return ip("-n", lanNS, "link", "set", "v-fe1", "down") },
-		heal:  func(l *lab, d *drillRun) error { return ip("-n", lanNS, "link", "set", "v-fe1", "up") }},
+		fault: func(l *lab, d *drillRun) error { return ip("-n", lanNS(), "link", "set", "v-fe1", "down") },
+		heal:  func(l *lab, d *drillRun) error { return ip("-n", lanNS(), "link", "set", "v-fe1", "up") }},
 	{name: "pair-down", what: "kill both fe1 and fe2: dnslb must stop answering their VIPs", hold: 8 * time.Second,
 		fault: func(l *lab, d *drillRun) error {
 			if err := l.killFrontend("fe1"); err != nil {

@@ -31,6 +31,7 @@ func main() {
 	run := flag.String("run", "lab/run", "run directory: configs, logs, process list")
 	bin := flag.String("bin", "bin", "directory with the dnslb, vipwatch and appnode binaries")
 	configs := flag.String("configs", "configs", "directory with the example configs")
+	flag.StringVar(&prefix, "prefix", prefix, "prefix of the lab's namespace names")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: lab [flags] up|down|status|drill [NAME...]\n")
 		flag.PrintDefaults()

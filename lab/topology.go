@@ -10,9 +10,11 @@ import (
 // The lab's hosts and addresses. Everything lives in namespaces named
 // rf-*, on 198.51.100.0/24 and 2001:db8::/64 (documentation ranges);
 // nothing is added to the machine's own namespace.
+// prefix starts every namespace name (flag -prefix): the test suite uses
+// its own, so it never touches a lab a person is running.
+var prefix = "rf-"
+
 const (
-	prefix  = "rf-"
-	lanNS   = prefix + "lan"
 	bridge  = "br0"
 	dev     = "eth0"
 	gateway = "198.51.100.1" // on the bridge: the LAN's router and witness
@@ -58,6 +60,9 @@ func frontends() []host {
 
 func ns(name string) string { return prefix + name }
 
+// lanNS is the namespace with the bridge.
+func lanNS() string { return ns("lan") }
+
 // ip runs ip(8) and returns an error carrying its output.
 func ip(args ...string) error {
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -93,15 +98,15 @@ func namespaces() []string {
 // buildNetwork creates the LAN namespace with its bridge and one
 // namespace per host cabled to it.
 func buildNetwork() error {
-	if err := ip("netns", "add", lanNS); err != nil {
+	if err := ip("netns", "add", lanNS()); err != nil {
 		return err
 	}
 	steps := [][]string{
-		{"-n", lanNS, "link", "set", "lo", "up"},
-		{"-n", lanNS, "link", "add", bridge, "type", "bridge"},
-		{"-n", lanNS, "link", "set", bridge, "up"},
-		{"-n", lanNS, "addr", "add", gateway + "/24", "dev", bridge},
-		{"-n", lanNS, "addr", "add", "2001:db8::1/64", "dev", bridge, "nodad"},
+		{"-n", lanNS(), "link", "set", "lo", "up"},
+		{"-n", lanNS(), "link", "add", bridge, "type", "bridge"},
+		{"-n", lanNS(), "link", "set", bridge, "up"},
+		{"-n", lanNS(), "addr", "add", gateway + "/24", "dev", bridge},
+		{"-n", lanNS(), "addr", "add", "2001:db8::1/64", "dev", bridge, "nodad"},
 	}
 	for _, h := range hosts {
 		n := ns(h.name)
@@ -113,9 +118,9 @@ func buildNetwork() error {
 			[]string{"-n", n, "link", "set", "lo", "up"},
 			// Made inside the LAN namespace and moved, so no link ever
 			// appears in the machine's own namespace.
-			[]string{"-n", lanNS, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n},
-			[]string{"-n", lanNS, "link", "set", port, "master", bridge},
-			[]string{"-n", lanNS, "link", "set", port, "up"},
+			[]string{"-n", lanNS(), "link", "add", port, "type", "veth", "peer", "name", dev, "netns", n},
+			[]string{"-n", lanNS(), "link", "set", port, "master", bridge},
+			[]string{"-n", lanNS(), "link", "set", port, "up"},
 			[]string{"-n", n, "addr", "add", h.ip + "/24", "dev", dev},
 			[]string{"-n", n, "addr", "add", h.ip6 + "/64", "dev", dev, "nodad"},
 			[]string{"-n", n, "link", "set", dev, "up"},
