@@ -47,6 +47,22 @@ func (f *configFlags) add(cmd *cobra.Command) {
 	f.fs = cmd.Flags()
 }
 
+// loadWithToken loads the config and reads the admin token, if one is
+// configured: what both serve and check-config must get right.
+func (f *configFlags) loadWithToken() (*config.Config, []byte, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	var token []byte
+	if cfg.Admin.TokenFile != "" {
+		if token, err = iconfig.ReadSecret(cfg.Admin.TokenFile); err != nil {
+			return nil, nil, fmt.Errorf("admin.token_file: %w", err)
+		}
+	}
+	return cfg, token, nil
+}
+
 func (f *configFlags) load() (*config.Config, error) {
 	var cfg config.Config
 	err := iconfig.Load(iconfig.Options{
@@ -81,17 +97,11 @@ func serveCmd() *cobra.Command {
 		Short: "Run the DNS server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := cf.load()
+			cfg, token, err := cf.loadWithToken()
 			if err != nil {
 				return err
 			}
 			log := daemon.NewLogger(os.Stderr, cfg.Log, daemon.UnderJournald())
-			var token []byte
-			if cfg.Admin.TokenFile != "" {
-				if token, err = iconfig.ReadSecret(cfg.Admin.TokenFile); err != nil {
-					return fmt.Errorf("admin.token_file: %w", err)
-				}
-			}
 			ctx, stop := daemon.SignalContext(context.Background())
 			defer stop()
 			srv := server.New(cfg, server.Options{
@@ -117,14 +127,9 @@ func checkConfigCmd() *cobra.Command {
 		Short: "Validate the config and print it with defaults filled in",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := cf.load()
+			cfg, _, err := cf.loadWithToken()
 			if err != nil {
 				return err
-			}
-			if cfg.Admin.TokenFile != "" {
-				if _, err := iconfig.ReadSecret(cfg.Admin.TokenFile); err != nil {
-					return fmt.Errorf("admin.token_file: %w", err)
-				}
 			}
 			out, err := iconfig.YAML(cfg)
 			if err != nil {

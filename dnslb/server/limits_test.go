@@ -11,11 +11,14 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/ringfront/ringfront/dnslb/config"
 	"github.com/ringfront/ringfront/internal/daemon"
 	"github.com/ringfront/ringfront/internal/health"
 )
 
-func TestServeTCPLimits(t *testing.T) {
+// startTuned starts a server on the test config after tune has changed it.
+func startTuned(t *testing.T, tune func(*config.Config)) *Server {
+	t.Helper()
 	ts := startTargets(t, 1)
 	path := filepath.Join(t.TempDir(), "dnslb.yaml")
 	writeConfig(t, path, ts, "")
@@ -23,14 +26,21 @@ func TestServeTCPLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.TCP.MaxConnections = 2
-	cfg.TCP.IdleTimeout = 300 * time.Millisecond
+	tune(cfg)
 	srv := New(cfg, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); srv.Wait() }()
+	t.Cleanup(func() { cancel(); srv.Wait() })
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+func TestServeTCPLimits(t *testing.T) {
+	srv := startTuned(t, func(cfg *config.Config) {
+		cfg.TCP.MaxConnections = 2
+		cfg.TCP.IdleTimeout = 300 * time.Millisecond
+	})
 	addr := srv.TCPAddrs()[0]
 	query := func(c *dns.Conn, timeout time.Duration) error {
 		m := new(dns.Msg)
@@ -184,23 +194,12 @@ func FuzzAnswerUDP(f *testing.F) {
 }
 
 func TestServeTCPPerClientAndLifetime(t *testing.T) {
-	ts := startTargets(t, 1)
-	path := filepath.Join(t.TempDir(), "dnslb.yaml")
-	writeConfig(t, path, ts, "")
-	cfg, err := loadFile(path)()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.TCP.MaxConnections = 10
-	cfg.TCP.MaxConnectionsPerClient = 2
-	cfg.TCP.MaxLifetime = 600 * time.Millisecond
-	cfg.TCP.IdleTimeout = 5 * time.Second
-	srv := New(cfg, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); srv.Wait() }()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := startTuned(t, func(cfg *config.Config) {
+		cfg.TCP.MaxConnections = 10
+		cfg.TCP.MaxConnectionsPerClient = 2
+		cfg.TCP.MaxLifetime = 600 * time.Millisecond
+		cfg.TCP.IdleTimeout = 5 * time.Second
+	})
 	addr := srv.TCPAddrs()[0]
 	dial := func(src string) *dns.Conn {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
