@@ -61,7 +61,7 @@ type service struct {
 type family struct {
 	addrs    []netip.Addr // answered addresses, in config order
 	ttl      uint32
-	degraded bool // some target of this family is down
+	degraded bool // some target of this family is down (not drained)
 }
 
 // Build makes a snapshot of cfg's zones under health h. cfg must have
@@ -128,6 +128,12 @@ func buildZone(zc *config.Zone, h Health) *zone {
 		svc := &service{cfg: sc}
 		svc.v4 = buildFamily(sc, h, netip.Addr.Is4)
 		svc.v6 = buildFamily(sc, h, func(a netip.Addr) bool { return a.Is6() })
+		// While any target of the service is down, both families get
+		// the degraded TTL, so resolvers come back soon for the
+		// recovered or replacement answers.
+		if svc.v4.degraded || svc.v6.degraded {
+			svc.v4.ttl, svc.v6.ttl = sc.DegradedTTL, sc.DegradedTTL
+		}
 		z.services = append(z.services, svc)
 		n := z.node(sc.Name)
 		n.service = svc
@@ -172,9 +178,6 @@ func buildFamily(sc *config.Service, h Health, in func(netip.Addr) bool) family 
 		f.addrs = all
 	}
 	f.ttl = sc.TTL
-	if f.degraded {
-		f.ttl = sc.DegradedTTL
-	}
 	return f
 }
 
