@@ -119,6 +119,7 @@ func TestMonitorEvents(t *testing.T) {
 
 		// a fails: it goes down only after fall=3 consecutive failures,
 		// that is 3 intervals later.
+		synctest.Wait()
 		fp.set("a", false)
 		start := time.Now()
 		<-sub.Ready()
@@ -128,7 +129,9 @@ func TestMonitorEvents(t *testing.T) {
 		if diff := cmp.Diff([]string{"a up->down"}, eventsText(sub.Drain())); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
-		// b recovers after rise=2.
+		// b recovers after rise=2. Let every probe of this instant run
+		// first, so b's schedule does not race the change.
+		synctest.Wait()
 		fp.set("b", true)
 		start = time.Now()
 		<-sub.Ready()
