@@ -62,7 +62,8 @@ func (a Action) String() string {
 }
 
 type hold struct {
-	since int64 // tick claimed
+	contested bool  // the partner reports holding it too
+	since     int64 // tick claimed
 	left  int   // announcements left in the current burst
 	next  int64 // tick of the next announcement
 }
@@ -162,6 +163,13 @@ func (m *Machine) Tick(n int64) []Action {
 func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
 	if m.state == heartbeat.StateStopping || m.state == heartbeat.StateFault {
 		return m.step()
+	}
+	if !m.heardRun || m.partner.BootID != h.BootID || m.partner.State != h.State {
+		// A partner we have not heard in this run, or one that
+		// restarted or changed state, may be waiting for our
+		// acknowledgement before it claims anything: answer now rather
+		// than at the next period.
+		m.nextSend = m.now
 	}
 	m.partner = h
 	m.heardRun = true
@@ -313,11 +321,14 @@ func (m *Machine) decide() {
 		switch {
 		case mine && up && m.partnerHolds(p):
 			// Both hold it after a partition: home keeps it and tells
-			// the LAN again; the partner releases on our next heartbeat.
-			if h.left == 0 {
+			// the LAN again, once per contest; the partner releases on
+			// our next heartbeat.
+			if !h.contested {
+				h.contested = true
 				h.left, h.next = m.cfg.GARPCount, m.now
 			}
 		case mine:
+			h.contested = false
 		case gone:
 			m.claim(p)
 		case up && m.acked() && !m.partnerHolds(p):

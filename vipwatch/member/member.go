@@ -189,13 +189,13 @@ func (m *Member) Run(ctx context.Context) error {
 	if m.conn == nil {
 		return errors.New("vipwatch: Run before Listen")
 	}
-	defer m.conn.Close()
 	removed, err := Cleanup(m.addrs)
 	for _, p := range removed {
 		m.log.Info("removed stale vipwatch address", "op", "cleanup", "interface", m.cfg.Interface, "ip", p)
 	}
 	m.count(func(c *Counters) { c.StaleRemoved += uint64(len(removed)) })
 	if err != nil {
+		m.conn.Close()
 		return fmt.Errorf("removing stale addresses from %s: %w", m.cfg.Interface, err)
 	}
 	machine := fsm.New(m.machineConfig())
@@ -205,7 +205,10 @@ func (m *Member) Run(ctx context.Context) error {
 	beats := make(chan *heartbeat.Heartbeat, 64)
 	var g errgroup.Group
 	g.Go(func() error { m.read(beats); return nil })
-	defer g.Wait()
+	defer func() {
+		m.conn.Close() // after the last heartbeat; ends read
+		g.Wait()
+	}()
 
 	lctx, stopLinks := context.WithCancel(ctx)
 	defer stopLinks()
