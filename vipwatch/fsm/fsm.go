@@ -64,8 +64,8 @@ func (a Action) String() string {
 type hold struct {
 	contested bool  // the partner reports holding it too
 	since     int64 // tick claimed
-	left  int   // announcements left in the current burst
-	next  int64 // tick of the next announcement
+	left      int   // announcements left in the current burst
+	next      int64 // tick of the next announcement
 }
 
 // Machine is one daemon's state machine.
