@@ -30,10 +30,10 @@ const Dev = "rfvw0"
 
 // Lab is one namespace LAN. Its methods are safe for concurrent use.
 type Lab struct {
-	Tag             string // unique part of every name
-	Bridge          string // namespace names
+	Tag              string // unique part of every name
+	Bridge           string // namespace names
 	FE1, FE2, Client string
-	Dir             string // scratch directory for configs and logs
+	Dir              string // scratch directory for configs and logs
 
 	mu    sync.Mutex // guards procs
 	procs []*Proc
