@@ -43,7 +43,7 @@ func CheckPrivileges() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("vipwatch needs %s to manage addresses and send ARP; run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
+		return fmt.Errorf("missing %s, which vipwatch needs to manage addresses and send ARP; run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
 	}
 	return nil
 }

@@ -94,38 +94,32 @@ func (l *Lab) StartResponder(ns, node string) (*Proc, error) {
 	return p, err
 }
 
-// DialUDP opens a UDP socket inside namespace ns connected to addr. The
-// socket stays in ns for its whole life, whatever thread uses it.
-func (l *Lab) DialUDP(ns string, addr *net.UDPAddr) (*net.UDPConn, error) {
+// Do runs f on an OS thread that is in namespace ns. Sockets f opens
+// stay in ns for their whole life, whatever thread uses them later.
+func (l *Lab) Do(ns string, f func() error) error {
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("reading own namespace: %w", err)
+		return fmt.Errorf("reading own namespace: %w", err)
 	}
 	defer orig.Close()
 	target, err := netns.GetFromName(ns)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("opening namespace %s: %w", ns, err)
+		return fmt.Errorf("opening namespace %s: %w", ns, err)
 	}
 	defer target.Close()
 	if err := netns.Set(target); err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("entering namespace %s: %w", ns, err)
+		return fmt.Errorf("entering namespace %s: %w", ns, err)
 	}
-	conn, dialErr := net.DialUDP("udp", nil, addr)
+	ferr := f()
 	if err := netns.Set(orig); err != nil {
 		// The thread is stuck in ns: leave it locked so that it dies
 		// with this goroutine instead of running other code there.
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("leaving namespace %s: %w", ns, err)
+		return fmt.Errorf("leaving namespace %s: %w", ns, err)
 	}
 	runtime.UnlockOSThread()
-	if dialErr != nil {
-		return nil, fmt.Errorf("dialing %v in %s: %w", addr, ns, dialErr)
-	}
-	return conn, nil
+	return ferr
 }
