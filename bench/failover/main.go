@@ -134,6 +134,11 @@ func measure(d daemon, impl string, interval time.Duration, drills []string, n i
 	}
 	defer p.close()
 	var out []result
+	defer func() {
+		if len(out) < len(drills) {
+			dumpLogs(dir) // failed: show what the daemons said
+		}
+	}()
 	for _, drill := range drills {
 		r := result{impl: impl, interval: interval, drill: drill}
 		for i := range n {
@@ -462,12 +467,27 @@ func (k *keepalivedPair) start(l *nslab.Lab, node string) error {
 }
 
 func (k *keepalivedPair) kill(l *nslab.Lab, node string) error {
-	// The whole process group: keepalived's parent and its VRRP child.
+	// Parent and VRRP child together, as when the machine's keepalived
+	// dies outright: the child's pid comes from its pid file, and is
+	// checked to be a keepalived before it is killed.
+	dir := filepath.Join(l.Dir, "keepalived-"+node)
+	child := 0
+	if b, err := os.ReadFile(filepath.Join(dir, "vrrp.pid")); err == nil {
+		fmt.Sscan(string(b), &child)
+	}
 	p := k.procs[node]
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		return err
 	}
+	if child > 0 {
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child)); err == nil && strings.Contains(string(cmd), "keepalived") {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
+	}
 	p.Wait(5 * time.Second)
+	// keepalived refuses to start over pid files of a killed run.
+	os.Remove(filepath.Join(dir, "keepalived.pid"))
+	os.Remove(filepath.Join(dir, "vrrp.pid"))
 	return nil
 }
 
@@ -511,6 +531,15 @@ func report(w *os.File, rs []result) {
 		}
 		vw := medians[fmt.Sprint("vipwatch", r.interval, r.drill)]
 		fmt.Fprintf(w, "  %-6v %-10s %.3fs / %.3fs = %.2f\n", r.interval, r.drill, vw.Seconds(), ka.Seconds(), vw.Seconds()/ka.Seconds())
+	}
+}
+
+func dumpLogs(dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		fmt.Fprintf(os.Stderr, "--- %s (last lines)\n%s\n", filepath.Base(l), strings.Join(lines[max(0, len(lines)-15):], "\n"))
 	}
 }
 
