@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -177,7 +178,10 @@ func steady(lab *nslab.Lab, p *prober) error {
 
 func runDrill(lab *nslab.Lab, d daemon, p *prober, drill string) (outage time.Duration, lost int, stale bool, err error) {
 	p.begin()
-	time.Sleep(200 * time.Millisecond) // baseline traffic, answered by fe1
+	// Baseline traffic, answered by fe1. The random part puts the fault
+	// at a random phase of the 10ms probe schedule, so the schedule does
+	// not bias the outage.
+	time.Sleep(200*time.Millisecond + rand.N(probeEvery))
 	fault := time.Now()
 	switch drill {
 	case "link-down":

@@ -142,17 +142,17 @@ func (m *Machine) Partner() (*heartbeat.Heartbeat, int64) {
 // PartnerUp reports whether the partner is heard and serving.
 func (m *Machine) PartnerUp() bool { return m.partnerUp() }
 
-// Tick advances the clock by n ticks (n >= 1). A jump of more than a
-// third of the dead interval means this daemon was not watching (it
-// was stalled, or its clock jumped); the partner then gets a whole dead
-// interval from now before it is declared gone, since its heartbeats
-// may be waiting unread.
+// Tick advances the clock by n ticks (n >= 1). A jump of more than half
+// the dead interval means this daemon was not watching (it was stalled,
+// or its clock jumped); the partner then gets a whole dead interval
+// from now before it is declared gone, since its heartbeats may be
+// waiting unread. Shorter jumps are ordinary scheduling lateness.
 func (m *Machine) Tick(n int64) []Action {
 	if n < 1 {
 		n = 1
 	}
 	m.now += n
-	if n > int64(m.cfg.DeadTicks)/3 && n > 1 {
+	if n > int64(m.cfg.DeadTicks)/2 && n > 1 {
 		m.lastHeard = m.now
 	}
 	return m.step()

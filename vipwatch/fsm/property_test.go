@@ -76,10 +76,10 @@ func randomRun(seed uint64) error {
 			w.setLink(i, false)
 			linkUpAt[i] = w.now + 1 + r.Int64N(int64(3*dead))
 		case x < 7 && n.m != nil:
-			// A jump the machine cannot tell from a late heartbeat (a
-			// third of the dead interval or less) is just lateness and
-			// would eat the network's margin; jumps here are stalls.
-			j := max(2, int64(dead/3)+1) + r.Int64N(int64(4*dead))
+			// A jump the machine cannot tell from a late heartbeat (half
+			// the dead interval or less) is just lateness and would eat
+			// the network's margin; jumps here are stalls.
+			j := max(2, int64(dead/2)+1) + r.Int64N(int64(4*dead))
 			note("jump %s %d", n.name, j)
 			w.apply(i, n.m.Tick(j))
 		}

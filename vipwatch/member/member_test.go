@@ -94,7 +94,7 @@ func check(t *testing.T, fx *effects, skip string, want ...string) {
 // TestPair runs two daemons against each other on an in-memory network
 // with fake address tables and announcers, in synctest's fake time, so
 // the timings below are exact: 100ms heartbeats, 300ms dead interval,
-// 20ms ticks.
+// 10ms ticks.
 func TestPair(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fx, n := newEffects(), newMemNet()

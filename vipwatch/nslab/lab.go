@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Addresses on the lab LAN (198.51.100.0/24, TEST-NET-2).
@@ -160,12 +162,26 @@ func (l *Lab) Run(ctx context.Context, ns string, args ...string) (string, error
 
 // SetCable takes the bridge end of ns's cable down or up: for the host
 // it is a pulled cable (its interface loses carrier).
+//
+// It uses netlink from this process rather than running ip, so that the
+// cable is out when SetCable returns and not a process start later: the
+// failover benchmark times outages from here.
 func (l *Lab) SetCable(ns string, up bool) error {
-	state := "down"
-	if up {
-		state = "up"
-	}
-	return ip("-n", l.Bridge, "link", "set", l.Port(ns), state)
+	return l.Do(l.Bridge, func() error {
+		port, err := netlink.LinkByName(l.Port(ns))
+		if err != nil {
+			return fmt.Errorf("looking up %s in %s: %w", l.Port(ns), l.Bridge, err)
+		}
+		if up {
+			err = netlink.LinkSetUp(port)
+		} else {
+			err = netlink.LinkSetDown(port)
+		}
+		if err != nil {
+			return fmt.Errorf("setting %s up=%v in %s: %w", l.Port(ns), up, l.Bridge, err)
+		}
+		return nil
+	})
 }
 
 // Proc is a process the lab started in a namespace.
