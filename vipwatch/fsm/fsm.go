@@ -77,6 +77,7 @@ type Machine struct {
 	floor uint64 // first seq of the current run; the partner must ack one >= floor
 
 	heardRun  bool  // heard from the partner in the current run
+	refused   bool  // the partner refused a heartbeat since it was last heard
 	lastHeard int64 // tick of the last heartbeat, or of the run start / clock jump
 	partner   *heartbeat.Heartbeat
 
@@ -173,7 +174,24 @@ func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
 	}
 	m.partner = h
 	m.heardRun = true
+	m.refused = false
 	m.lastHeard = m.now
+	return m.step()
+}
+
+// Refused reports that the partner's machine answered a heartbeat with
+// ICMP port unreachable: nothing listens on its heartbeat port, so its
+// daemon is not running (it crashed or was killed, and the machine
+// lives on). Once the partner has also missed a heartbeat and a half,
+// it counts as gone without waiting out the dead interval. An ICMP
+// message is not authenticated, hence the second condition: a forged
+// one cannot move a VIP away from a partner whose heartbeats arrive.
+// The rule assumes heartbeat delay varies by less than half an
+// interval, as it does on one L2 segment.
+func (m *Machine) Refused() []Action {
+	if m.state != heartbeat.StateStopping && m.state != heartbeat.StateFault {
+		m.refused = true
+	}
 	return m.step()
 }
 
@@ -189,6 +207,7 @@ func (m *Machine) Link(up bool) []Action {
 		m.nextSend = m.now
 	case up && m.state == heartbeat.StateFault:
 		m.state = heartbeat.StateStarting
+		m.refused = false
 		m.floor = m.seq + 1
 		m.heardRun = false
 		m.partner = nil
@@ -240,7 +259,7 @@ func (m *Machine) claim(p netip.Prefix) {
 func (m *Machine) silent() bool { return m.now-m.lastHeard >= int64(m.cfg.DeadTicks) }
 
 func (m *Machine) partnerUp() bool {
-	if !m.heardRun || m.silent() {
+	if !m.heardRun || m.partnerGone() {
 		return false
 	}
 	s := m.partner.State
@@ -249,6 +268,9 @@ func (m *Machine) partnerUp() bool {
 
 func (m *Machine) partnerGone() bool {
 	if m.silent() {
+		return true
+	}
+	if m.refused && 2*(m.now-m.lastHeard) >= 3*int64(m.cfg.HeartbeatTicks) {
 		return true
 	}
 	if !m.heardRun {

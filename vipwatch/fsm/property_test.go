@@ -33,6 +33,10 @@ func randomRun(seed uint64) error {
 	hb := 1 + r.IntN(dead-1)
 	maxDelay := 1 + r.IntN(dead-hb)
 	w.delay = func() int64 { return 1 + r.Int64N(int64(maxDelay)) }
+	// Refusals (ICMP port unreachable from a machine whose daemon is
+	// down) are modelled only where the gap between heartbeats stays
+	// under an interval and a half, as Machine.Refused assumes.
+	w.noICMP = 2*(hb+maxDelay-1) >= 3*hb
 	for i := range w.cfg {
 		c := &w.cfg[i]
 		c.DeadTicks, c.HeartbeatTicks = dead, hb

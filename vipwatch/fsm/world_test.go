@@ -23,6 +23,11 @@ type world struct {
 	lose     [2]int64 // heartbeats from node i are lost until this tick
 	boots    uint64
 	log      []string
+	// noICMP: a machine whose daemon is down does not refuse
+	// heartbeats (the property test turns refusals off where the
+	// network's delay varies by more than half an interval, which the
+	// fast path of Machine.Refused assumes it does not).
+	noICMP bool
 }
 
 type node struct {
@@ -37,7 +42,7 @@ type node struct {
 type msg struct {
 	from, to int
 	due      int64
-	h        *heartbeat.Heartbeat
+	h        *heartbeat.Heartbeat // nil: an ICMP port unreachable for a heartbeat
 }
 
 var (
@@ -107,7 +112,17 @@ func (w *world) apply(i int, acts []Action) {
 			h := *a.Beat
 			h.Node, h.BootID = n.name, n.boot
 			if n.linkUp && !w.split && w.now >= w.lose[i] && w.nodes[1-i].linkUp {
-				w.inflight = append(w.inflight, msg{from: i, to: 1 - i, due: w.now + max(1, w.delay()), h: &h})
+				to := 1 - i
+				if w.nodes[to].m == nil && w.noICMP {
+					continue
+				}
+				if w.nodes[to].m == nil {
+					// The machine is up but no daemon listens: its kernel
+					// answers with ICMP port unreachable.
+					w.inflight = append(w.inflight, msg{from: to, to: i, due: w.now + 2*max(1, w.delay())})
+				} else {
+					w.inflight = append(w.inflight, msg{from: i, to: to, due: w.now + max(1, w.delay()), h: &h})
+				}
 			}
 			continue // sends are not logged: one per tick is noise
 		}
@@ -132,6 +147,10 @@ func (w *world) tick() {
 	for _, m := range due {
 		n := w.nodes[m.to]
 		if n.m == nil || !n.linkUp || w.split {
+			continue
+		}
+		if m.h == nil {
+			w.apply(m.to, n.m.Refused())
 			continue
 		}
 		if last, ok := n.seen[m.h.BootID]; ok && m.h.Seq <= last {

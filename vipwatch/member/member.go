@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,7 +52,11 @@ type Member struct {
 	tick  time.Duration
 	peer  *net.UDPAddr
 	key   atomic.Pointer[[]byte]
-	conn  net.PacketConn
+	conn  net.PacketConn // receives heartbeats (and sends them when out is nil)
+	// out sends heartbeats on a socket connected to the peer, so that
+	// the peer machine's ICMP port unreachable (no daemon listening)
+	// comes back as ECONNREFUSED.
+	out *net.UDPConn
 
 	// OnReady, if set before Run, is called with true when the daemon
 	// starts serving (out of starting) and false when it stops.
@@ -79,6 +84,7 @@ type Counters struct {
 	HeartbeatsSent     uint64            `json:"heartbeats_sent"`
 	HeartbeatsReceived uint64            `json:"heartbeats_received"`
 	HeartbeatsDropped  map[string]uint64 `json:"heartbeats_dropped"`
+	HeartbeatsRefused  uint64            `json:"heartbeats_refused"`
 	SendErrors         uint64            `json:"send_errors"`
 	Claims             uint64            `json:"claims"`
 	Releases           uint64            `json:"releases"`
@@ -152,7 +158,13 @@ func (m *Member) Listen() error {
 	if err != nil {
 		return fmt.Errorf("binding heartbeat socket %v: %w", m.cfg.Bind, err)
 	}
-	m.conn = conn
+	local := &net.UDPAddr{IP: m.cfg.Bind.Addr().AsSlice()}
+	out, err := net.DialUDP("udp", local, m.peer)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("opening heartbeat socket to %v: %w", m.cfg.Peer, err)
+	}
+	m.conn, m.out = conn, out
 	return nil
 }
 
@@ -203,10 +215,18 @@ func (m *Member) Run(ctx context.Context) error {
 		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
 
 	beats := make(chan *heartbeat.Heartbeat, 64)
+	refused := make(chan struct{}, 1)
 	var g errgroup.Group
 	g.Go(func() error { m.read(beats); return nil })
+	if m.out != nil {
+		g.Go(func() error { m.watchRefusals(refused); return nil })
+	}
 	defer func() {
-		m.conn.Close() // after the last heartbeat; ends read
+		// After the last heartbeat: ends read and watchRefusals.
+		m.conn.Close()
+		if m.out != nil {
+			m.out.Close()
+		}
 		g.Wait()
 	}()
 
@@ -272,6 +292,10 @@ func (m *Member) Run(ctx context.Context) error {
 			}
 			m.log.Info("link changed", "op", "link", "interface", m.cfg.Interface, "up", up)
 			m.apply(machine, machine.Link(up))
+		case <-refused:
+			m.count(func(c *Counters) { c.HeartbeatsRefused++ })
+			m.log.Debug("partner refused a heartbeat: no daemon listens there", "op", "receive", "peer", m.cfg.Peer)
+			m.apply(machine, machine.Refused())
 		case <-relink:
 			relink = nil
 			watch()
@@ -317,6 +341,25 @@ func (m *Member) read(beats chan<- *heartbeat.Heartbeat) {
 		default:
 			// The loop is far behind; newer heartbeats will follow.
 			m.count(func(c *Counters) { c.HeartbeatsDropped[backlog]++ })
+		}
+	}
+}
+
+// watchRefusals reads the connected sending socket, which receives no
+// data, only errors: ECONNREFUSED when the peer machine answered a
+// heartbeat with ICMP port unreachable.
+func (m *Member) watchRefusals(refused chan<- struct{}) {
+	buf := make([]byte, 64)
+	for {
+		_, err := m.out.Read(buf)
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, syscall.ECONNREFUSED):
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -378,7 +421,11 @@ func (m *Member) send(b *heartbeat.Heartbeat) {
 	h.Node, h.BootID, h.Sent = m.cfg.Node, m.boot, time.Now()
 	buf, err := heartbeat.Encode(make([]byte, 0, heartbeat.MaxLen), &h, *m.key.Load())
 	if err == nil {
-		_, err = m.conn.WriteTo(buf, m.peer)
+		if m.out != nil {
+			_, err = m.out.Write(buf)
+		} else {
+			_, err = m.conn.WriteTo(buf, m.peer)
+		}
 	}
 	if err != nil {
 		m.count(func(c *Counters) { c.SendErrors++ })

@@ -152,7 +152,8 @@ func FormatStatus(s Status) string {
 		fmt.Fprintf(&b, "%-20s %-10s %-10s %s\n", v.VIP, v.Home, holder, held)
 	}
 	c := s.Counters
-	fmt.Fprintf(&b, "\nheartbeats sent %d  received %d  send errors %d\n", c.HeartbeatsSent, c.HeartbeatsReceived, c.SendErrors)
+	fmt.Fprintf(&b, "\nheartbeats sent %d  received %d  refused by the partner's machine %d  send errors %d\n",
+		c.HeartbeatsSent, c.HeartbeatsReceived, c.HeartbeatsRefused, c.SendErrors)
 	var drops []string
 	for _, k := range slices.Sorted(mapKeys(c.HeartbeatsDropped)) {
 		drops = append(drops, fmt.Sprintf("%s %d", k, c.HeartbeatsDropped[k]))
@@ -190,6 +191,7 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{
 		counter("heartbeats_sent_total", "Heartbeats sent to the partner.", func(c *Counters) uint64 { return c.HeartbeatsSent }),
 		counter("heartbeats_received_total", "Heartbeats accepted from the partner.", func(c *Counters) uint64 { return c.HeartbeatsReceived }),
+		counter("heartbeats_refused_total", "Heartbeats the partner's machine refused (ICMP port unreachable: its daemon is not running).", func(c *Counters) uint64 { return c.HeartbeatsRefused }),
 		counter("heartbeat_send_errors_total", "Heartbeats that could not be sent.", func(c *Counters) uint64 { return c.SendErrors }),
 		counter("claims_total", "VIPs added to the interface.", func(c *Counters) uint64 { return c.Claims }),
 		counter("releases_total", "VIPs removed from the interface.", func(c *Counters) uint64 { return c.Releases }),

@@ -270,10 +270,14 @@ func TestDrills(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"node fe2  state running", "partner fe1", "198.51.100.10/24     fe1        fe1", "198.51.100.20/24     fe2        fe2"} {
+		// fe1's machine refused heartbeats while its daemon was dead.
+		for _, want := range []string{"node fe2  state running", "partner fe1", "refused by the partner's machine", "198.51.100.10/24     fe1        fe1", "198.51.100.20/24     fe2        fe2"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
+		}
+		if strings.Contains(out, "refused by the partner's machine 0 ") {
+			t.Errorf("fe2 saw no refused heartbeats after fe1's daemon was killed:\n%s", out)
 		}
 	})
 }
