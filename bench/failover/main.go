@@ -8,7 +8,10 @@
 // vipwatch, systemd's ExecStopPost=vipwatch release-all runs right after,
 // as the shipped unit does) — and the outage is the time from the fault
 // to the first answer from fe2. Lost probes are those sent after the
-// fault that got no answer. "stale" counts the sigkill runs after which
+// fault that got no answer. Runs are spaced by -pause, so that the
+// kernel's per-host ICMP rate limit is not spent by the previous run
+// (vipwatch takes a port-unreachable answer to its heartbeat as a sign
+// that the partner's daemon is dead). "stale" counts the sigkill runs after which
 // the dead daemon's machine still had the VIP (dual ownership).
 //
 // It needs root. Run it under flock so that only one benchmark runs on
@@ -46,6 +49,7 @@ func main() {
 		impls      = flag.String("impl", "vipwatch,keepalived", "implementations to measure")
 		intervals  = flag.String("intervals", "100ms,10ms", "heartbeat intervals (dead_after = 3x; keepalived advert_int = interval)")
 		drills     = flag.String("drills", "link-down,sigkill", "drills to run")
+		pause      = flag.Duration("pause", 1500*time.Millisecond, "quiet time before each run, so per-host ICMP rate limits (1/s, burst 6) refill as they would between real crashes")
 	)
 	flag.Parse()
 	if err := nslab.RequireRoot(); err != nil {
@@ -74,7 +78,7 @@ func main() {
 			default:
 				fatal(fmt.Errorf("unknown implementation %q", impl))
 			}
-			rs, err := measure(d, impl, interval, strings.Split(*drills, ","), *n)
+			rs, err := measure(d, impl, interval, strings.Split(*drills, ","), *n, *pause)
 			if err != nil {
 				fatal(fmt.Errorf("%s at %v: %w", impl, interval, err))
 			}
@@ -107,7 +111,7 @@ type result struct {
 	stale    int
 }
 
-func measure(d daemon, impl string, interval time.Duration, drills []string, n int) ([]result, error) {
+func measure(d daemon, impl string, interval time.Duration, drills []string, n int, pause time.Duration) ([]result, error) {
 	dir, err := os.MkdirTemp("", "rfvw-bench-")
 	if err != nil {
 		return nil, err
@@ -143,6 +147,7 @@ func measure(d daemon, impl string, interval time.Duration, drills []string, n i
 	for _, drill := range drills {
 		r := result{impl: impl, interval: interval, drill: drill}
 		for i := range n {
+			time.Sleep(pause)
 			if err := steady(lab, p); err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", drill, i+1, err)
 			}

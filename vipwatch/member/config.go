@@ -3,7 +3,6 @@ package member
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/ringfront/ringfront/internal/config"
@@ -179,9 +178,4 @@ func (g *GARPConfig) validate() error {
 		return config.Errorf("refresh", g.Refresh, "is shorter than garp.interval")
 	}
 	return nil
-}
-
-// Holds reports whether vip is one of this pair's VIPs.
-func (c *Config) Holds(vip netip.Prefix) bool {
-	return slices.Contains(c.HomeVIPs, vip) || slices.Contains(c.PartnerVIPs, vip)
 }
