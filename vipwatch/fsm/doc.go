@@ -17,7 +17,9 @@
 //     for a whole dead interval.
 //   - A daemon claims its partner's VIPs only when the partner is gone:
 //     silent for the dead interval, or reporting that it is stopping or
-//     that its link is down.
+//     that its link is down, or — faster — silent for an interval and a
+//     half after its machine refused a heartbeat (ICMP port unreachable:
+//     the machine is up but no daemon listens).
 //   - Hand-back: a returning home daemon with preempt sets the reclaim
 //     flag in its heartbeats; the holder releases first and says so in
 //     its next heartbeat, and only then does the home daemon claim.

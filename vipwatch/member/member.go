@@ -214,7 +214,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
 		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
 
-	beats := make(chan *heartbeat.Heartbeat, 64)
+	beats := make(chan arrival, 64)
 	refused := make(chan struct{}, 1)
 	var g errgroup.Group
 	g.Go(func() error { m.read(beats); return nil })
@@ -250,7 +250,23 @@ func (m *Member) Run(ctx context.Context) error {
 
 	ticker := time.NewTicker(m.tick)
 	defer ticker.Stop()
+	// The machine's clock is brought up to the time of each event
+	// before the event: a heartbeat counts at the tick it arrived in,
+	// whichever of the ticker and the heartbeat the loop sees first.
 	last := time.Now()
+	advance := func(to time.Time) {
+		if n := int64(to.Sub(last) / m.tick); n >= 1 {
+			last = last.Add(time.Duration(n) * m.tick)
+			m.apply(machine, machine.Tick(n))
+		}
+	}
+	heard := func(a arrival) {
+		advance(a.at)
+		m.mu.Lock()
+		m.st.lastHeard = a.at
+		m.mu.Unlock()
+		m.apply(machine, machine.Heartbeat(a.h))
+	}
 	m.apply(machine, machine.Tick(1))
 	for {
 		m.lastLoop.Store(time.Now().UnixNano())
@@ -267,20 +283,15 @@ func (m *Member) Run(ctx context.Context) error {
 			// declared silent while its heartbeat waits in the queue.
 			for drained := false; !drained; {
 				select {
-				case h := <-beats:
-					m.heard(machine, h)
+				case a := <-beats:
+					heard(a)
 				default:
 					drained = true
 				}
 			}
-			n := int64(now.Sub(last) / m.tick)
-			if n < 1 {
-				n = 1
-			}
-			last = last.Add(time.Duration(n) * m.tick)
-			m.apply(machine, machine.Tick(n))
-		case h := <-beats:
-			m.heard(machine, h)
+			advance(now)
+		case a := <-beats:
+			heard(a)
 		case up, ok := <-links:
 			if !ok {
 				links = nil
@@ -291,10 +302,12 @@ func (m *Member) Run(ctx context.Context) error {
 				continue
 			}
 			m.log.Info("link changed", "op", "link", "interface", m.cfg.Interface, "up", up)
+			advance(time.Now())
 			m.apply(machine, machine.Link(up))
 		case <-refused:
 			m.count(func(c *Counters) { c.HeartbeatsRefused++ })
 			m.log.Debug("partner refused a heartbeat: no daemon listens there", "op", "receive", "peer", m.cfg.Peer)
+			advance(time.Now())
 			m.apply(machine, machine.Refused())
 		case <-relink:
 			relink = nil
@@ -303,16 +316,15 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 }
 
-func (m *Member) heard(machine *fsm.Machine, h *heartbeat.Heartbeat) {
-	m.mu.Lock()
-	m.st.lastHeard = time.Now()
-	m.mu.Unlock()
-	m.apply(machine, machine.Heartbeat(h))
+// arrival is an accepted heartbeat and when it was read.
+type arrival struct {
+	h  *heartbeat.Heartbeat
+	at time.Time
 }
 
 // read receives datagrams until the socket is closed, passing accepted
 // heartbeats to beats and counting the rest by drop reason.
-func (m *Member) read(beats chan<- *heartbeat.Heartbeat) {
+func (m *Member) read(beats chan<- arrival) {
 	key := m.key.Load()
 	guard := heartbeat.NewGuard(*key, m.cfg.Node, m.cfg.PartnerNode)
 	buf := make([]byte, 2048)
@@ -337,7 +349,7 @@ func (m *Member) read(beats chan<- *heartbeat.Heartbeat) {
 		}
 		m.count(func(c *Counters) { c.HeartbeatsReceived++ })
 		select {
-		case beats <- h:
+		case beats <- arrival{h, time.Now()}:
 		default:
 			// The loop is far behind; newer heartbeats will follow.
 			m.count(func(c *Counters) { c.HeartbeatsDropped[backlog]++ })

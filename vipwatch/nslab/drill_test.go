@@ -276,6 +276,19 @@ func TestDrills(t *testing.T) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
 		}
+		metrics, err := d.lab.Run(context.Background(), d.lab.FE2, "curl", "-s", "-m", "2", "http://127.0.0.1:8054/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`vipwatch_state{state="running"} 1`, "vipwatch_vips_held 1", `vipwatch_heartbeats_dropped_total{reason="bad_mac"} 0`,
+			"vipwatch_claims_total", "vipwatch_releases_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heard_seconds"} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
+		}
+		if ready, err := d.lab.Run(context.Background(), d.lab.FE2, "curl", "-s", "-f", "-m", "2", "http://127.0.0.1:8054/readyz"); err != nil || !strings.Contains(ready, "ready") {
+			t.Errorf("/readyz = %q, %v", ready, err)
+		}
 		if strings.Contains(out, "refused by the partner's machine 0 ") {
 			t.Errorf("fe2 saw no refused heartbeats after fe1's daemon was killed:\n%s", out)
 		}
