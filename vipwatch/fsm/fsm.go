@@ -1,0 +1,402 @@
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+// Config is a Machine's fixed setup. Durations are in ticks.
+type Config struct {
+	Home    []netip.Prefix // VIPs whose home is this machine
+	Partner []netip.Prefix // the partner's home VIPs
+	BootID  uint64         // this daemon's boot id, as in its heartbeats
+
+	HeartbeatTicks    int // between heartbeats
+	DeadTicks         int // partner silent this long is gone
+	Preempt           bool
+	PreemptDelayTicks int // after (re)start before reclaiming home VIPs
+	GARPCount         int // announcements right after a claim
+	GARPIntervalTicks int // between those
+	GARPRefreshTicks  int // between announcements while held
+}
+
+// Kind is what an Action does.
+type Kind uint8
+
+// Action kinds.
+const (
+	Claim    Kind = iota + 1 // add the VIP to the interface
+	Release                  // remove the VIP from the interface
+	Announce                 // send gratuitous ARP for the VIP
+	Send                     // send Beat to the partner
+)
+
+// Action is one effect for the caller to carry out, in order.
+type Action struct {
+	Kind Kind
+	VIP  netip.Prefix         // Claim, Release, Announce
+	Beat *heartbeat.Heartbeat // Send: Node, BootID and Sent are the caller's to fill
+}
+
+func (a Action) String() string {
+	switch a.Kind {
+	case Claim:
+		return "claim " + a.VIP.String()
+	case Release:
+		return "release " + a.VIP.String()
+	case Announce:
+		return "announce " + a.VIP.String()
+	case Send:
+		b := a.Beat
+		s := fmt.Sprintf("send %v seq=%d holds=%v", b.State, b.Seq, b.Holds)
+		if b.Flags&heartbeat.FlagReclaim != 0 {
+			s += " reclaim"
+		}
+		return s
+	}
+	return fmt.Sprintf("action(%d)", a.Kind)
+}
+
+type hold struct {
+	contested bool  // the partner reports holding it too
+	since     int64 // tick claimed
+	left      int   // announcements left in the current burst
+	next      int64 // tick of the next announcement
+}
+
+// Machine is one daemon's state machine.
+type Machine struct {
+	cfg   Config
+	now   int64
+	state heartbeat.State
+	seq   uint64 // of the last heartbeat sent
+	floor uint64 // first seq of the current run; the partner must ack one >= floor
+
+	heardRun  bool  // heard from the partner in the current run
+	refused   bool  // the partner refused a heartbeat since it was last heard
+	lastHeard int64 // tick of the last heartbeat, or of the run start / clock jump
+	partner   *heartbeat.Heartbeat
+
+	runningSince int64
+	reclaim      bool // the reclaim flag last sent
+	held         map[netip.Prefix]*hold
+	nextSend     int64
+	out          []Action
+}
+
+// New returns a Machine in state starting, holding nothing: the caller
+// has removed any stale addresses before creating it.
+func New(cfg Config) *Machine {
+	if cfg.HeartbeatTicks < 1 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.DeadTicks < 1 {
+		cfg.DeadTicks = 1
+	}
+	if cfg.GARPIntervalTicks < 1 {
+		cfg.GARPIntervalTicks = 1
+	}
+	if cfg.GARPRefreshTicks < 1 {
+		cfg.GARPRefreshTicks = 1
+	}
+	return &Machine{cfg: cfg, state: heartbeat.StateStarting, floor: 1, held: make(map[netip.Prefix]*hold)}
+}
+
+// Now is the machine's clock in ticks.
+func (m *Machine) Now() int64 { return m.now }
+
+// State is the machine's current state.
+func (m *Machine) State() heartbeat.State { return m.state }
+
+// Holds lists the VIPs the machine holds, sorted.
+func (m *Machine) Holds() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(m.held))
+	for p := range m.held {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// Since reports the tick at which vip was claimed.
+func (m *Machine) Since(vip netip.Prefix) (int64, bool) {
+	h, ok := m.held[vip]
+	if !ok {
+		return 0, false
+	}
+	return h.since, true
+}
+
+// Partner is the last heartbeat accepted from the partner in the
+// current run (nil if none), and how many ticks ago it arrived.
+func (m *Machine) Partner() (*heartbeat.Heartbeat, int64) {
+	if m.partner == nil {
+		return nil, 0
+	}
+	return m.partner, m.now - m.lastHeard
+}
+
+// PartnerUp reports whether the partner is heard and serving.
+func (m *Machine) PartnerUp() bool { return m.partnerUp() }
+
+// Tick advances the clock by n ticks (n >= 1). A jump of more than half
+// the dead interval means this daemon was not watching (it was stalled,
+// or its clock jumped); the partner then gets a whole dead interval
+// from now before it is declared gone, since its heartbeats may be
+// waiting unread. Shorter jumps are ordinary scheduling lateness.
+func (m *Machine) Tick(n int64) []Action {
+	if n < 1 {
+		n = 1
+	}
+	m.now += n
+	if n > int64(m.cfg.DeadTicks)/2 && n > 1 {
+		m.lastHeard = m.now
+	}
+	return m.step()
+}
+
+// Heartbeat takes an accepted heartbeat from the partner (the caller
+// has checked its MAC, node and sequence).
+func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
+	if m.state == heartbeat.StateStopping || m.state == heartbeat.StateFault {
+		return m.step()
+	}
+	if !m.heardRun || m.partner.BootID != h.BootID || m.partner.State != h.State {
+		// A partner we have not heard in this run, or one that
+		// restarted or changed state, may be waiting for our
+		// acknowledgement before it claims anything: answer now rather
+		// than at the next period.
+		m.nextSend = m.now
+	}
+	m.partner = h
+	m.heardRun = true
+	m.refused = false
+	m.lastHeard = m.now
+	return m.step()
+}
+
+// Refused reports that the partner's machine answered a heartbeat with
+// ICMP port unreachable: nothing listens on its heartbeat port, so its
+// daemon is not running (it crashed or was killed, and the machine
+// lives on). Once the partner has also missed a heartbeat and a half,
+// it counts as gone without waiting out the dead interval. An ICMP
+// message is not authenticated, hence the second condition: a forged
+// one cannot move a VIP away from a partner whose heartbeats arrive.
+// The rule assumes heartbeat delay varies by less than half an
+// interval, as it does on one L2 segment.
+func (m *Machine) Refused() []Action {
+	if m.state != heartbeat.StateStopping && m.state != heartbeat.StateFault {
+		m.refused = true
+	}
+	return m.step()
+}
+
+// Link reports the state of this machine's own link. Link down puts
+// the machine in fault, holding nothing; link up starts a new run, as
+// after a restart.
+func (m *Machine) Link(up bool) []Action {
+	switch {
+	case m.state == heartbeat.StateStopping:
+	case !up && m.state != heartbeat.StateFault:
+		m.state = heartbeat.StateFault
+		m.releaseAll()
+		m.nextSend = m.now
+	case up && m.state == heartbeat.StateFault:
+		m.state = heartbeat.StateStarting
+		m.refused = false
+		m.floor = m.seq + 1
+		m.heardRun = false
+		m.partner = nil
+		m.lastHeard = m.now
+		m.nextSend = m.now
+	}
+	return m.step()
+}
+
+// Stop releases everything and sends a final heartbeat saying so; the
+// partner takes over at once instead of waiting out the dead interval.
+// The machine ignores all input afterwards.
+func (m *Machine) Stop() []Action {
+	if m.state == heartbeat.StateStopping {
+		return nil
+	}
+	m.state = heartbeat.StateStopping
+	m.releaseAll()
+	m.send()
+	return m.flush()
+}
+
+func (m *Machine) flush() []Action {
+	out := m.out
+	m.out = nil
+	return out
+}
+
+func (m *Machine) releaseAll() {
+	for _, p := range m.Holds() {
+		m.release(p)
+	}
+}
+
+func (m *Machine) release(p netip.Prefix) {
+	delete(m.held, p)
+	m.out = append(m.out, Action{Kind: Release, VIP: p})
+	m.nextSend = m.now // tell the partner at once: hand-back waits on it
+}
+
+func (m *Machine) claim(p netip.Prefix) {
+	m.held[p] = &hold{since: m.now, left: m.cfg.GARPCount, next: m.now}
+	m.out = append(m.out, Action{Kind: Claim, VIP: p})
+	m.nextSend = m.now
+}
+
+// silent reports whether the partner has not been heard for the dead
+// interval (counted from the start of the run if never heard).
+func (m *Machine) silent() bool { return m.now-m.lastHeard >= int64(m.cfg.DeadTicks) }
+
+func (m *Machine) partnerUp() bool {
+	if !m.heardRun || m.partnerGone() {
+		return false
+	}
+	s := m.partner.State
+	return s != heartbeat.StateStopping && s != heartbeat.StateFault
+}
+
+func (m *Machine) partnerGone() bool {
+	if m.silent() {
+		return true
+	}
+	if m.refused && 2*(m.now-m.lastHeard) >= 3*int64(m.cfg.HeartbeatTicks) {
+		return true
+	}
+	if !m.heardRun {
+		return false
+	}
+	s := m.partner.State
+	return s == heartbeat.StateStopping || s == heartbeat.StateFault
+}
+
+// acked reports whether the partner has heard this run of this daemon.
+func (m *Machine) acked() bool {
+	return m.heardRun && m.partner.AckBoot == m.cfg.BootID && m.partner.AckSeq >= m.floor
+}
+
+func (m *Machine) partnerHolds(p netip.Prefix) bool {
+	return m.partner != nil && slices.Contains(m.partner.Holds, p)
+}
+
+// reclaiming reports whether this daemon asks for its home VIPs back.
+func (m *Machine) reclaiming() bool {
+	if !m.cfg.Preempt || m.state != heartbeat.StateRunning || !m.partnerUp() {
+		return false
+	}
+	if m.now-m.runningSince < int64(m.cfg.PreemptDelayTicks) {
+		return false
+	}
+	for _, p := range m.cfg.Home {
+		if _, mine := m.held[p]; !mine && m.partnerHolds(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Machine) step() []Action {
+	switch m.state {
+	case heartbeat.StateStopping:
+		return m.flush()
+	case heartbeat.StateStarting:
+		if m.partnerGone() || (m.partnerUp() && m.acked()) {
+			m.state = heartbeat.StateRunning
+			m.runningSince = m.now
+			m.nextSend = m.now
+		}
+	}
+	if m.state == heartbeat.StateRunning {
+		m.decide()
+	}
+	m.announce()
+	if m.reclaiming() != m.reclaim {
+		m.nextSend = m.now // a hand-back starts with this flag; do not wait
+	}
+	if m.now >= m.nextSend {
+		m.send()
+	}
+	return m.flush()
+}
+
+func (m *Machine) decide() {
+	gone, up := m.partnerGone(), m.partnerUp()
+	// Releases come before claims so that a hand-back never has a moment
+	// with the VIP on both machines.
+	for _, p := range m.cfg.Partner {
+		if _, mine := m.held[p]; mine && up && (m.partner.Flags&heartbeat.FlagReclaim != 0 || m.partnerHolds(p)) {
+			m.release(p)
+		}
+	}
+	for _, p := range m.cfg.Home {
+		h, mine := m.held[p]
+		switch {
+		case mine && up && m.partnerHolds(p):
+			// Both hold it after a partition: home keeps it and tells
+			// the LAN again, once per contest; the partner releases on
+			// our next heartbeat.
+			if !h.contested {
+				h.contested = true
+				h.left, h.next = m.cfg.GARPCount, m.now
+			}
+		case mine:
+			h.contested = false
+		case gone:
+			m.claim(p)
+		case up && m.acked() && !m.partnerHolds(p):
+			m.claim(p)
+		}
+	}
+	for _, p := range m.cfg.Partner {
+		if _, mine := m.held[p]; !mine && gone {
+			m.claim(p)
+		}
+	}
+}
+
+func (m *Machine) announce() {
+	for _, p := range m.Holds() {
+		h := m.held[p]
+		if m.now < h.next {
+			continue
+		}
+		m.out = append(m.out, Action{Kind: Announce, VIP: p})
+		if h.left > 0 {
+			h.left--
+		}
+		if h.left > 0 {
+			h.next = m.now + int64(m.cfg.GARPIntervalTicks)
+		} else {
+			h.next = m.now + int64(m.cfg.GARPRefreshTicks)
+		}
+	}
+}
+
+func (m *Machine) send() {
+	m.seq++
+	b := &heartbeat.Heartbeat{
+		Version: heartbeat.Version,
+		State:   m.state,
+		Seq:     m.seq,
+		Holds:   m.Holds(),
+	}
+	m.reclaim = m.reclaiming()
+	if m.reclaim {
+		b.Flags |= heartbeat.FlagReclaim
+	}
+	if m.partner != nil {
+		b.AckBoot, b.AckSeq = m.partner.BootID, m.partner.Seq
+	}
+	m.out = append(m.out, Action{Kind: Send, Beat: b})
+	m.nextSend = m.now + int64(m.cfg.HeartbeatTicks)
+}

@@ -1,0 +1,207 @@
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+// world simulates a pair: two machines, each with the addresses on its
+// interface and (while its daemon runs) a Machine, joined by a network
+// that carries heartbeats with a delay. Everything is in ticks, and one
+// world tick ticks every running Machine once.
+type world struct {
+	now      int64
+	nodes    [2]*node
+	inflight []msg
+	delay    func() int64 // ticks a heartbeat takes; at least 1
+	cfg      [2]Config
+	split    bool     // heartbeats are lost both ways, links stay up
+	lose     [2]int64 // heartbeats from node i are lost until this tick
+	boots    uint64
+	log      []string
+	// noICMP: a machine whose daemon is down does not refuse
+	// heartbeats (the property test turns refusals off where the
+	// network's delay varies by more than half an interval, which the
+	// fast path of Machine.Refused assumes it does not).
+	noICMP bool
+}
+
+type node struct {
+	name   string
+	m      *Machine // nil while the daemon is not running
+	boot   uint64
+	linkUp bool
+	addrs  map[netip.Prefix]bool // on the machine's interface
+	seen   map[uint64]uint64     // the Guard's replay window, per boot
+}
+
+type msg struct {
+	from, to int
+	due      int64
+	h        *heartbeat.Heartbeat // nil: an ICMP port unreachable for a heartbeat
+}
+
+var (
+	vipA = netip.MustParsePrefix("198.51.100.10/24")
+	vipB = netip.MustParsePrefix("198.51.100.20/24")
+)
+
+func newWorld() *world {
+	base := Config{HeartbeatTicks: 1, DeadTicks: 3, Preempt: true, GARPCount: 2, GARPIntervalTicks: 1, GARPRefreshTicks: 50}
+	w := &world{delay: func() int64 { return 1 }}
+	w.cfg[0], w.cfg[1] = base, base
+	w.cfg[0].Home, w.cfg[0].Partner = []netip.Prefix{vipA}, []netip.Prefix{vipB}
+	w.cfg[1].Home, w.cfg[1].Partner = []netip.Prefix{vipB}, []netip.Prefix{vipA}
+	for i, name := range []string{"a", "b"} {
+		w.nodes[i] = &node{name: name, linkUp: true, addrs: map[netip.Prefix]bool{}, seen: map[uint64]uint64{}}
+	}
+	return w
+}
+
+func (w *world) logf(format string, args ...any) {
+	w.log = append(w.log, fmt.Sprintf("t=%d ", w.now)+fmt.Sprintf(format, args...))
+}
+
+// start runs a daemon on node i: it removes the addresses a previous
+// run left behind, then creates its Machine with a new boot id.
+func (w *world) start(i int) {
+	n := w.nodes[i]
+	if n.m != nil {
+		return
+	}
+	for _, p := range sorted(n.addrs) {
+		w.logf("%s: cleanup %v", n.name, p)
+		delete(n.addrs, p)
+	}
+	w.boots++
+	n.boot = w.boots
+	cfg := w.cfg[i]
+	cfg.BootID = n.boot
+	n.m = New(cfg)
+	if !n.linkUp {
+		w.apply(i, n.m.Link(false))
+	}
+}
+
+// kill ends node i's daemon without letting it release anything; clean
+// says whether release-all then runs (as systemd's ExecStopPost does).
+func (w *world) kill(i int, clean bool) {
+	n := w.nodes[i]
+	n.m = nil
+	if clean {
+		for _, p := range sorted(n.addrs) {
+			w.logf("%s: release-all %v", n.name, p)
+			delete(n.addrs, p)
+		}
+	}
+}
+
+func (w *world) apply(i int, acts []Action) {
+	n := w.nodes[i]
+	for _, a := range acts {
+		switch a.Kind {
+		case Claim:
+			n.addrs[a.VIP] = true
+		case Release:
+			delete(n.addrs, a.VIP)
+		case Send:
+			h := *a.Beat
+			h.Node, h.BootID = n.name, n.boot
+			if n.linkUp && !w.split && w.now >= w.lose[i] && w.nodes[1-i].linkUp {
+				to := 1 - i
+				if w.nodes[to].m == nil && w.noICMP {
+					continue
+				}
+				if w.nodes[to].m == nil {
+					// The machine is up but no daemon listens: its kernel
+					// answers with ICMP port unreachable.
+					w.inflight = append(w.inflight, msg{from: to, to: i, due: w.now + 2*max(1, w.delay())})
+				} else {
+					w.inflight = append(w.inflight, msg{from: i, to: to, due: w.now + max(1, w.delay()), h: &h})
+				}
+			}
+			continue // sends are not logged: one per tick is noise
+		}
+		w.logf("%s: %v", n.name, a)
+	}
+}
+
+// tick advances the world by one tick: heartbeats due now arrive, then
+// every running Machine ticks.
+func (w *world) tick() {
+	w.now++
+	var due, keep []msg
+	for _, m := range w.inflight {
+		if m.due > w.now {
+			keep = append(keep, m)
+		} else {
+			due = append(due, m)
+		}
+	}
+	// Answers sent while delivering join the new in-flight list.
+	w.inflight = keep
+	for _, m := range due {
+		n := w.nodes[m.to]
+		if n.m == nil || !n.linkUp || w.split {
+			continue
+		}
+		if m.h == nil {
+			w.apply(m.to, n.m.Refused())
+			continue
+		}
+		if last, ok := n.seen[m.h.BootID]; ok && m.h.Seq <= last {
+			continue // the Guard drops it as a replay
+		}
+		n.seen[m.h.BootID] = m.h.Seq
+		w.apply(m.to, n.m.Heartbeat(m.h))
+	}
+	for i, n := range w.nodes {
+		if n.m != nil {
+			w.apply(i, n.m.Tick(1))
+		}
+	}
+}
+
+func (w *world) setLink(i int, up bool) {
+	n := w.nodes[i]
+	n.linkUp = up
+	if n.m != nil {
+		w.apply(i, n.m.Link(up))
+	}
+}
+
+// doubles lists the VIPs that are on both machines.
+func (w *world) doubles() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range sorted(w.nodes[0].addrs) {
+		if w.nodes[1].addrs[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (w *world) describe() string {
+	var parts []string
+	for _, n := range w.nodes {
+		st := "down"
+		if n.m != nil {
+			st = n.m.State().String()
+		}
+		parts = append(parts, fmt.Sprintf("%s(%s) %v", n.name, st, sorted(n.addrs)))
+	}
+	return strings.Join(parts, "  ")
+}
+
+func sorted(set map[netip.Prefix]bool) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}

@@ -1,0 +1,187 @@
+package iface
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+)
+
+// LabelSuffix is appended to the interface name to form the label of
+// every address vipwatch adds. Linux requires an IPv4 address label to
+// start with the device name, and allows 15 bytes in all.
+const LabelSuffix = ":vw"
+
+// Label is the label vipwatch gives its addresses on ifname.
+func Label(ifname string) (string, error) {
+	l := ifname + LabelSuffix
+	if len(l) > 15 {
+		return "", fmt.Errorf("interface name %q is too long for an address label (at most %d bytes)", ifname, 15-len(LabelSuffix))
+	}
+	return l, nil
+}
+
+// Interface is one network interface. Its methods are safe for
+// concurrent use.
+type Interface struct {
+	name  string
+	label string
+	index int
+	mac   net.HardwareAddr
+}
+
+// Open looks up the interface called name.
+func Open(name string) (*Interface, error) {
+	label, err := Label(name)
+	if err != nil {
+		return nil, err
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("looking up interface %s: %w", name, err)
+	}
+	return &Interface{name: name, label: label, index: l.Attrs().Index, mac: l.Attrs().HardwareAddr}, nil
+}
+
+// Name is the interface's name.
+func (i *Interface) Name() string { return i.name }
+
+// MAC is the interface's hardware address.
+func (i *Interface) MAC() net.HardwareAddr { return i.mac }
+
+func (i *Interface) addr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{
+		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Label: i.label,
+	}
+}
+
+func (i *Interface) link() (netlink.Link, error) {
+	l, err := netlink.LinkByIndex(i.index)
+	if err != nil {
+		return nil, fmt.Errorf("looking up interface %s: %w", i.name, err)
+	}
+	return l, nil
+}
+
+// Add puts p on the interface with vipwatch's label. It is idempotent
+// (netlink's replace), so it also re-asserts an address someone removed.
+func (i *Interface) Add(p netip.Prefix) error {
+	l, err := i.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrReplace(l, i.addr(p)); err != nil {
+		return fmt.Errorf("adding %v to %s: %w", p, i.name, err)
+	}
+	return nil
+}
+
+// Delete removes p from the interface. An address that is not there is
+// not an error.
+func (i *Interface) Delete(p netip.Prefix) error {
+	l, err := i.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrDel(l, i.addr(p)); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("removing %v from %s: %w", p, i.name, err)
+	}
+	return nil
+}
+
+// Labelled lists the addresses on the interface that carry vipwatch's
+// label.
+func (i *Interface) Labelled() ([]netip.Prefix, error) {
+	l, err := i.link()
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses of %s: %w", i.name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if a.Label != i.label {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
+// WatchLink sends the link's state (true: up with carrier) on the
+// returned channel: first the current state, then every change, until
+// ctx is done. The channel is closed when watching ends.
+func (i *Interface) WatchLink(ctx context.Context) (<-chan bool, error) {
+	updates := make(chan netlink.LinkUpdate, 16)
+	errs := make(chan error, 1)
+	if err := netlink.LinkSubscribeWithOptions(updates, ctx.Done(), netlink.LinkSubscribeOptions{
+		ListExisting: true,
+		ErrorCallback: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watching link %s: %w", i.name, err)
+	}
+	out := make(chan bool, 1)
+	go func() {
+		defer close(out)
+		last := -1
+		for {
+			var u netlink.LinkUpdate
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case <-errs:
+				return
+			case u, ok = <-updates:
+				if !ok {
+					return
+				}
+			}
+			a := u.Attrs()
+			if a.Index != i.index {
+				continue
+			}
+			up := 0
+			if IsUp(a) {
+				up = 1
+			}
+			if up == last {
+				continue
+			}
+			last = up
+			select {
+			case out <- up == 1:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// IsUp reports whether a link is administratively up and has carrier.
+// Links that do not report an operational state (OperUnknown, such as
+// loopback and some tunnels) count as up when administratively up.
+func IsUp(a *netlink.LinkAttrs) bool {
+	if a.Flags&net.FlagUp == 0 {
+		return false
+	}
+	return a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown
+}

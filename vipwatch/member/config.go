@@ -1,0 +1,181 @@
+package member
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ringfront/ringfront/internal/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+// Config is vipwatch's configuration file.
+type Config struct {
+	// Node is this daemon's name, sent in its heartbeats.
+	Node string `mapstructure:"node"`
+	// PartnerNode is the partner's name; heartbeats from any other name
+	// are dropped. Empty accepts any name but Node.
+	PartnerNode string `mapstructure:"partner_node"`
+	// Interface carries the VIPs.
+	Interface string `mapstructure:"interface"`
+	// Bind is the UDP address heartbeats are received on.
+	Bind netip.AddrPort `mapstructure:"bind"`
+	// Peer is the partner's heartbeat address.
+	Peer netip.AddrPort `mapstructure:"peer"`
+	// SecretFile holds the pair's shared HMAC key.
+	SecretFile string `mapstructure:"secret_file" secret:"true"`
+	// HomeVIPs live on this machine while it is up.
+	HomeVIPs []netip.Prefix `mapstructure:"home_vips"`
+	// PartnerVIPs are the partner's home VIPs, held while it is down.
+	PartnerVIPs []netip.Prefix `mapstructure:"partner_vips"`
+	// Interval is the heartbeat period.
+	Interval time.Duration `mapstructure:"interval"`
+	// DeadAfter is how long the partner may be silent before it counts
+	// as dead.
+	DeadAfter time.Duration `mapstructure:"dead_after"`
+	// Preempt takes the home VIPs back when this node returns (default
+	// true); PreemptDelay waits this long after the return first.
+	Preempt      *bool         `mapstructure:"preempt"`
+	PreemptDelay time.Duration `mapstructure:"preempt_delay"`
+	// GARP says how VIPs are announced.
+	GARP GARPConfig `mapstructure:"garp"`
+	// Admin is the admin HTTP listener (status, metrics).
+	Admin daemon.AdminConfig `mapstructure:"admin"`
+	// Log is the log format and level.
+	Log daemon.LogConfig `mapstructure:"log"`
+}
+
+// GARPConfig is the `garp:` section.
+type GARPConfig struct {
+	// Count announcements right after a claim, Interval apart.
+	Count    int           `mapstructure:"count"`
+	Interval time.Duration `mapstructure:"interval"`
+	// Refresh is the period of announcements while a VIP is held, so
+	// that switches' forwarding tables do not age the VIP out.
+	Refresh time.Duration `mapstructure:"refresh"`
+}
+
+// Defaults.
+const (
+	DefaultInterval     = 100 * time.Millisecond
+	DefaultDeadFactor   = 3 // dead_after defaults to three missed heartbeats
+	DefaultGARPCount    = 3
+	DefaultGARPInterval = 100 * time.Millisecond
+	// DefaultGARPRefresh re-announces well inside the common switch FDB
+	// ageing time (300 s) and the Linux neighbour reachable time (30 s
+	// base), so that neither forgets the holder.
+	DefaultGARPRefresh = 30 * time.Second
+	DefaultAdminListen = "127.0.0.1:8054"
+)
+
+// PreemptEnabled reports the effective preempt setting.
+func (c *Config) PreemptEnabled() bool { return c.Preempt == nil || *c.Preempt }
+
+// Validate fills defaults and checks every value.
+func (c *Config) Validate() error {
+	if c.Node == "" {
+		return config.Missing("node")
+	}
+	if len(c.Node) > heartbeat.MaxNodeLen {
+		return config.Errorf("node", c.Node, "is longer than %d bytes", heartbeat.MaxNodeLen)
+	}
+	if c.PartnerNode == c.Node {
+		return config.Errorf("partner_node", c.PartnerNode, "is this node's own name")
+	}
+	if c.Interface == "" {
+		return config.Missing("interface")
+	}
+	if len(c.Interface) > 12 {
+		// The address label is the interface name plus ":vw", 15 bytes at most.
+		return config.Errorf("interface", c.Interface, "is too long (vipwatch labels its addresses %s:vw, which allows 12 bytes)", c.Interface)
+	}
+	if !c.Bind.IsValid() {
+		return config.Missing("bind")
+	}
+	if !c.Peer.IsValid() {
+		return config.Missing("peer")
+	}
+	if c.Peer.Port() == 0 {
+		return config.Errorf("peer", c.Peer, "needs a port")
+	}
+	if c.SecretFile == "" {
+		return config.Missing("secret_file")
+	}
+	if len(c.HomeVIPs) == 0 {
+		return config.Missing("home_vips")
+	}
+	if len(c.PartnerVIPs) == 0 {
+		return config.Missing("partner_vips")
+	}
+	seen := map[netip.Addr]string{}
+	for _, l := range []struct {
+		key  string
+		vips []netip.Prefix
+	}{{"home_vips", c.HomeVIPs}, {"partner_vips", c.PartnerVIPs}} {
+		for i, p := range l.vips {
+			key := fmt.Sprintf("%s[%d]", l.key, i)
+			if !p.Addr().Is4() {
+				return config.Errorf(key, p, "is not an IPv4 prefix (vipwatch announces VIPs with ARP; IPv6 VIPs are not supported yet)")
+			}
+			if other, dup := seen[p.Addr()]; dup {
+				return config.Errorf(key, p, "is also %s", other)
+			}
+			seen[p.Addr()] = key
+		}
+	}
+	if len(c.HomeVIPs)+len(c.PartnerVIPs) > heartbeat.MaxVIPs {
+		return config.Errorf("home_vips", len(c.HomeVIPs), "and partner_vips together exceed %d VIPs", heartbeat.MaxVIPs)
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Interval < time.Millisecond {
+		return config.Errorf("interval", c.Interval, "is shorter than 1ms")
+	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = DefaultDeadFactor * c.Interval
+	}
+	if c.DeadAfter < 2*c.Interval {
+		return config.Errorf("dead_after", c.DeadAfter, "must be at least twice interval (%v), or one late heartbeat fails the partner over", c.Interval)
+	}
+	if c.Preempt == nil {
+		t := true
+		c.Preempt = &t
+	}
+	if c.PreemptDelay < 0 {
+		return config.Errorf("preempt_delay", c.PreemptDelay, "is negative")
+	}
+	if err := c.GARP.validate(); err != nil {
+		return config.Join("garp", err)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("log.%w", err)
+	}
+	return nil
+}
+
+func (g *GARPConfig) validate() error {
+	if g.Count == 0 {
+		g.Count = DefaultGARPCount
+	}
+	if g.Count < 1 || g.Count > 100 {
+		return config.Errorf("count", g.Count, "must be between 1 and 100")
+	}
+	if g.Interval == 0 {
+		g.Interval = DefaultGARPInterval
+	}
+	if g.Interval < time.Millisecond {
+		return config.Errorf("interval", g.Interval, "is shorter than 1ms")
+	}
+	if g.Refresh == 0 {
+		g.Refresh = DefaultGARPRefresh
+	}
+	if g.Refresh < g.Interval {
+		return config.Errorf("refresh", g.Refresh, "is shorter than garp.interval")
+	}
+	return nil
+}

@@ -1,0 +1,497 @@
+package member
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringfront/ringfront/vipwatch/fsm"
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+// addresser is the interface's address table, as far as vipwatch
+// touches it. vipwatch/iface is the real one.
+type addresser interface {
+	Add(netip.Prefix) error            // idempotent, labelled as vipwatch's
+	Delete(netip.Prefix) error         // absent is not an error
+	Labelled() ([]netip.Prefix, error) // addresses carrying vipwatch's label
+}
+
+// announcer sends gratuitous ARP. vipwatch/announce is the real one.
+type announcer interface {
+	Announce(netip.Addr) (frames int, err error)
+}
+
+// linkWatcher reports the interface's link state: the current state
+// first, then changes, until ctx is done.
+type linkWatcher func(ctx context.Context) (<-chan bool, error)
+
+// Member is one running vipwatch daemon. Create it with Open (or
+// newMember in tests), call Listen, then Run. Status, Alive and Reload
+// are safe to call from any goroutine while Run runs.
+type Member struct {
+	cfg   Config
+	log   *slog.Logger
+	addrs addresser
+	ann   announcer
+	links linkWatcher
+	boot  uint64
+	tick  time.Duration
+	peer  *net.UDPAddr
+	key   atomic.Pointer[[]byte]
+	conn  net.PacketConn // receives heartbeats (and sends them when out is nil)
+	// out sends heartbeats on a socket connected to the peer, so that
+	// the peer machine's ICMP port unreachable (no daemon listening)
+	// comes back as ECONNREFUSED.
+	out *net.UDPConn
+
+	// OnReady, if set before Run, is called with true when the daemon
+	// starts serving (out of starting) and false when it stops.
+	OnReady func(bool)
+
+	lastLoop atomic.Int64 // unix nanos of the last loop iteration
+
+	mu sync.Mutex // guards st
+	st snapshot
+}
+
+// snapshot is what Status reports, updated by the loop.
+type snapshot struct {
+	state       heartbeat.State
+	holds       map[netip.Prefix]time.Time
+	partner     *heartbeat.Heartbeat
+	partnerUp   bool
+	lastHeard   time.Time
+	counters    Counters
+	reclaimSent bool
+}
+
+// Counters are the daemon's event counts since it started.
+type Counters struct {
+	HeartbeatsSent     uint64            `json:"heartbeats_sent"`
+	HeartbeatsReceived uint64            `json:"heartbeats_received"`
+	HeartbeatsDropped  map[string]uint64 `json:"heartbeats_dropped"`
+	HeartbeatsRefused  uint64            `json:"heartbeats_refused"`
+	SendErrors         uint64            `json:"send_errors"`
+	Claims             uint64            `json:"claims"`
+	Releases           uint64            `json:"releases"`
+	AddressErrors      uint64            `json:"address_errors"`
+	GARPsSent          uint64            `json:"garps_sent"`
+	GARPErrors         uint64            `json:"garp_errors"`
+	StaleRemoved       uint64            `json:"stale_removed"`
+}
+
+func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann announcer, links linkWatcher) *Member {
+	m := &Member{
+		cfg:   cfg,
+		log:   log,
+		addrs: addrs,
+		ann:   ann,
+		links: links,
+		boot:  newBootID(),
+		tick:  TickPeriod(cfg.Interval),
+		peer:  net.UDPAddrFromAddrPort(cfg.Peer),
+	}
+	m.key.Store(&key)
+	m.st.state = heartbeat.StateStarting
+	m.st.holds = map[netip.Prefix]time.Time{}
+	m.st.counters.HeartbeatsDropped = map[string]uint64{}
+	for _, r := range dropReasons() {
+		m.st.counters.HeartbeatsDropped[r] = 0
+	}
+	return m
+}
+
+func newBootID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1 // never zero: zero means "none" in acks
+}
+
+// TickPeriod is the state machine's tick for a heartbeat interval: a
+// tenth of it, so the dead interval is measured to within a tenth of a
+// heartbeat, but at least a millisecond.
+func TickPeriod(interval time.Duration) time.Duration {
+	return max(interval/10, time.Millisecond)
+}
+
+func ticks(d, tick time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + tick - 1) / tick)
+}
+
+// machineConfig turns durations into ticks.
+func (m *Member) machineConfig() fsm.Config {
+	c := m.cfg
+	return fsm.Config{
+		Home:              c.HomeVIPs,
+		Partner:           c.PartnerVIPs,
+		BootID:            m.boot,
+		HeartbeatTicks:    ticks(c.Interval, m.tick),
+		DeadTicks:         ticks(c.DeadAfter, m.tick),
+		Preempt:           c.PreemptEnabled(),
+		PreemptDelayTicks: ticks(c.PreemptDelay, m.tick),
+		GARPCount:         c.GARP.Count,
+		GARPIntervalTicks: ticks(c.GARP.Interval, m.tick),
+		GARPRefreshTicks:  ticks(c.GARP.Refresh, m.tick),
+	}
+}
+
+// Listen binds the heartbeat socket. Use Addr for the bound address.
+func (m *Member) Listen() error {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(m.cfg.Bind))
+	if err != nil {
+		return fmt.Errorf("binding heartbeat socket %v: %w", m.cfg.Bind, err)
+	}
+	local := &net.UDPAddr{IP: m.cfg.Bind.Addr().AsSlice()}
+	out, err := net.DialUDP("udp", local, m.peer)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("opening heartbeat socket to %v: %w", m.cfg.Peer, err)
+	}
+	m.conn, m.out = conn, out
+	return nil
+}
+
+// Addr is the bound heartbeat address, after Listen.
+func (m *Member) Addr() net.Addr { return m.conn.LocalAddr() }
+
+// Cleanup removes every address with vipwatch's label: a daemon holds
+// nothing when it starts, so whatever carries the label was left by a
+// run that did not release it (a crash, SIGKILL). It returns what it
+// removed. Run calls it first; `vipwatch release-all` is the same.
+func Cleanup(addrs interface {
+	Delete(netip.Prefix) error
+	Labelled() ([]netip.Prefix, error)
+}) ([]netip.Prefix, error) {
+	stale, err := addrs.Labelled()
+	if err != nil {
+		return nil, err
+	}
+	var removed []netip.Prefix
+	var errs []error
+	for _, p := range stale {
+		if err := addrs.Delete(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Run cleans up stale addresses, then runs the pair protocol until ctx
+// is done; then it releases every VIP, tells the partner, and returns.
+func (m *Member) Run(ctx context.Context) error {
+	if m.conn == nil {
+		return errors.New("vipwatch: Run before Listen")
+	}
+	removed, err := Cleanup(m.addrs)
+	for _, p := range removed {
+		m.log.Info("removed stale vipwatch address", "op", "cleanup", "interface", m.cfg.Interface, "ip", p)
+	}
+	m.count(func(c *Counters) { c.StaleRemoved += uint64(len(removed)) })
+	if err != nil {
+		m.conn.Close()
+		return fmt.Errorf("removing stale addresses from %s: %w", m.cfg.Interface, err)
+	}
+	machine := fsm.New(m.machineConfig())
+	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
+		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
+
+	beats := make(chan arrival, 64)
+	refused := make(chan struct{}, 1)
+	var g errgroup.Group
+	g.Go(func() error { m.read(beats); return nil })
+	if m.out != nil {
+		g.Go(func() error { m.watchRefusals(refused); return nil })
+	}
+	defer func() {
+		// After the last heartbeat: ends read and watchRefusals.
+		m.conn.Close()
+		if m.out != nil {
+			m.out.Close()
+		}
+		g.Wait()
+	}()
+
+	lctx, stopLinks := context.WithCancel(ctx)
+	defer stopLinks()
+	var links <-chan bool
+	var relink <-chan time.Time
+	watch := func() {
+		if m.links == nil {
+			return
+		}
+		ch, err := m.links(lctx)
+		if err != nil {
+			m.log.Warn("cannot watch the link; retrying in 1s", "op", "link", "interface", m.cfg.Interface, "err", err)
+			relink = time.After(time.Second)
+			return
+		}
+		links = ch
+	}
+	watch()
+
+	ticker := time.NewTicker(m.tick)
+	defer ticker.Stop()
+	// The machine's clock is brought up to the time of each event
+	// before the event: a heartbeat counts at the tick it arrived in,
+	// whichever of the ticker and the heartbeat the loop sees first.
+	last := time.Now()
+	advance := func(to time.Time) {
+		if n := int64(to.Sub(last) / m.tick); n >= 1 {
+			last = last.Add(time.Duration(n) * m.tick)
+			m.apply(machine, machine.Tick(n))
+		}
+	}
+	heard := func(a arrival) {
+		advance(a.at)
+		m.mu.Lock()
+		m.st.lastHeard = a.at
+		m.mu.Unlock()
+		m.apply(machine, machine.Heartbeat(a.h))
+	}
+	m.apply(machine, machine.Tick(1))
+	for {
+		m.lastLoop.Store(time.Now().UnixNano())
+		m.publish(machine)
+		select {
+		case <-ctx.Done():
+			m.log.Info("stopping: releasing VIPs and telling the partner", "op", "stop")
+			m.apply(machine, machine.Stop())
+			m.publish(machine)
+			return nil
+		case now := <-ticker.C:
+			// Heartbeats that arrived meanwhile count before the clock
+			// moves on: after a scheduling hiccup the partner is not
+			// declared silent while its heartbeat waits in the queue.
+			for drained := false; !drained; {
+				select {
+				case a := <-beats:
+					heard(a)
+				default:
+					drained = true
+				}
+			}
+			advance(now)
+		case a := <-beats:
+			heard(a)
+		case up, ok := <-links:
+			if !ok {
+				links = nil
+				if ctx.Err() == nil {
+					m.log.Warn("link watch ended; restarting it in 1s", "op", "link", "interface", m.cfg.Interface)
+					relink = time.After(time.Second)
+				}
+				continue
+			}
+			m.log.Info("link changed", "op", "link", "interface", m.cfg.Interface, "up", up)
+			advance(time.Now())
+			m.apply(machine, machine.Link(up))
+		case <-refused:
+			m.count(func(c *Counters) { c.HeartbeatsRefused++ })
+			m.log.Debug("partner refused a heartbeat: no daemon listens there", "op", "receive", "peer", m.cfg.Peer)
+			advance(time.Now())
+			m.apply(machine, machine.Refused())
+		case <-relink:
+			relink = nil
+			watch()
+		}
+	}
+}
+
+// arrival is an accepted heartbeat and when it was read.
+type arrival struct {
+	h  *heartbeat.Heartbeat
+	at time.Time
+}
+
+// read receives datagrams until the socket is closed, passing accepted
+// heartbeats to beats and counting the rest by drop reason.
+func (m *Member) read(beats chan<- arrival) {
+	key := m.key.Load()
+	guard := heartbeat.NewGuard(*key, m.cfg.Node, m.cfg.PartnerNode)
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := m.conn.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			m.log.Debug("heartbeat read failed", "op", "receive", "err", err)
+			continue
+		}
+		if k := m.key.Load(); k != key {
+			key = k
+			guard.SetKey(*k)
+		}
+		h, drop := guard.Accept(buf[:n])
+		if drop != heartbeat.Accepted {
+			m.count(func(c *Counters) { c.HeartbeatsDropped[drop.String()]++ })
+			m.log.Debug("heartbeat dropped", "op", "receive", "reason", drop.String())
+			continue
+		}
+		m.count(func(c *Counters) { c.HeartbeatsReceived++ })
+		select {
+		case beats <- arrival{h, time.Now()}:
+		default:
+			// The loop is far behind; newer heartbeats will follow.
+			m.count(func(c *Counters) { c.HeartbeatsDropped[backlog]++ })
+		}
+	}
+}
+
+// watchRefusals reads the connected sending socket, which receives no
+// data, only errors: ECONNREFUSED when the peer machine answered a
+// heartbeat with ICMP port unreachable.
+func (m *Member) watchRefusals(refused chan<- struct{}) {
+	buf := make([]byte, 64)
+	for {
+		_, err := m.out.Read(buf)
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, syscall.ECONNREFUSED):
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (m *Member) count(f func(*Counters)) {
+	m.mu.Lock()
+	f(&m.st.counters)
+	m.mu.Unlock()
+}
+
+// apply carries out the machine's actions in order.
+func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
+	for _, a := range acts {
+		switch a.Kind {
+		case fsm.Claim:
+			if err := m.addrs.Add(a.VIP); err != nil {
+				m.log.Error("claim failed", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.count(func(c *Counters) { c.AddressErrors++ })
+				continue
+			}
+			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.count(func(c *Counters) { c.Claims++ })
+		case fsm.Release:
+			if err := m.addrs.Delete(a.VIP); err != nil {
+				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.count(func(c *Counters) { c.AddressErrors++ })
+				continue
+			}
+			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.count(func(c *Counters) { c.Releases++ })
+		case fsm.Announce:
+			n, err := m.ann.Announce(a.VIP.Addr())
+			m.count(func(c *Counters) {
+				c.GARPsSent += uint64(n)
+				if err != nil {
+					c.GARPErrors++
+				}
+			})
+			if err != nil {
+				m.log.Warn("gratuitous ARP failed", "op", "announce", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+			}
+		case fsm.Send:
+			copies := 1
+			if a.Beat.State == heartbeat.StateStopping {
+				copies = 2 // the last word; a lost copy would cost the partner a dead interval
+			}
+			for range copies {
+				m.send(a.Beat)
+			}
+			m.mu.Lock()
+			m.st.reclaimSent = a.Beat.Flags&heartbeat.FlagReclaim != 0
+			m.mu.Unlock()
+		}
+	}
+}
+
+func (m *Member) send(b *heartbeat.Heartbeat) {
+	h := *b
+	h.Node, h.BootID, h.Sent = m.cfg.Node, m.boot, time.Now()
+	buf, err := heartbeat.Encode(make([]byte, 0, heartbeat.MaxLen), &h, *m.key.Load())
+	if err == nil {
+		if m.out != nil {
+			_, err = m.out.Write(buf)
+		} else {
+			_, err = m.conn.WriteTo(buf, m.peer)
+		}
+	}
+	if err != nil {
+		m.count(func(c *Counters) { c.SendErrors++ })
+		m.log.Debug("heartbeat send failed", "op", "send", "peer", m.cfg.Peer, "err", err)
+		return
+	}
+	m.count(func(c *Counters) { c.HeartbeatsSent++ })
+}
+
+// publish copies the machine's view into the snapshot Status reads.
+func (m *Member) publish(machine *fsm.Machine) {
+	now := time.Now()
+	p, _ := machine.Partner()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.st.state
+	m.st.state = machine.State()
+	m.st.partner = p
+	m.st.partnerUp = machine.PartnerUp()
+	held := machine.Holds()
+	for vip := range m.st.holds {
+		if !slices.Contains(held, vip) {
+			delete(m.st.holds, vip)
+		}
+	}
+	for _, vip := range held {
+		if _, ok := m.st.holds[vip]; !ok {
+			m.st.holds[vip] = now
+		}
+	}
+	if was != m.st.state {
+		m.log.Info("state changed", "op", "state", "from", was.String(), "to", m.st.state.String())
+		if m.OnReady != nil {
+			m.OnReady(m.st.state == heartbeat.StateRunning)
+		}
+	}
+}
+
+// Alive reports whether the daemon loop has run recently; the systemd
+// watchdog is fed only while it has.
+func (m *Member) Alive() bool {
+	last := m.lastLoop.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < 10*m.tick+time.Second
+}
+
+// Reload takes a new configuration and key. Only the key (a rotated
+// secret file) can change while running; any other change is refused
+// with the keys that need a restart.
+func (m *Member) Reload(cfg Config, key []byte) error {
+	old := m.cfg
+	old.SecretFile, cfg.SecretFile = "", ""
+	if !reflect.DeepEqual(old, cfg) {
+		return fmt.Errorf("only secret_file (a rotated key) can change without a restart; restart vipwatch to change the rest")
+	}
+	m.key.Store(&key)
+	return nil
+}

@@ -1,0 +1,313 @@
+package member
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+var (
+	testKey = []byte("pair secret for tests")
+	vip1    = netip.MustParsePrefix("198.51.100.10/24")
+	vip2    = netip.MustParsePrefix("198.51.100.20/24")
+	hb1     = netip.MustParseAddrPort("198.51.100.11:7201")
+	hb2     = netip.MustParseAddrPort("198.51.100.12:7201")
+)
+
+func testConfig(node string) Config {
+	c := Config{Node: node, Interface: "eth0", SecretFile: "/unused", GARP: GARPConfig{Count: 2, Refresh: 10 * time.Second}}
+	if node == "fe1" {
+		c.PartnerNode, c.Bind, c.Peer, c.HomeVIPs, c.PartnerVIPs = "fe2", hb1, hb2, []netip.Prefix{vip1}, []netip.Prefix{vip2}
+	} else {
+		c.PartnerNode, c.Bind, c.Peer, c.HomeVIPs, c.PartnerVIPs = "fe1", hb2, hb1, []netip.Prefix{vip2}, []netip.Prefix{vip1}
+	}
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+type testNode struct {
+	m      *Member
+	addrs  *fakeAddrs
+	links  chan bool
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startNode(t *testing.T, n *memNet, fx *effects, cfg Config, stale ...netip.Prefix) *testNode {
+	t.Helper()
+	tn := &testNode{
+		addrs: &fakeAddrs{node: cfg.Node, dev: cfg.Interface, fx: fx, set: map[netip.Prefix]bool{}},
+		links: make(chan bool, 4),
+		done:  make(chan error, 1),
+	}
+	for _, p := range stale {
+		tn.addrs.set[p] = true
+	}
+	tn.links <- true
+	watch := func(ctx context.Context) (<-chan bool, error) { return tn.links, nil }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tn.m = newMember(cfg, testKey, log, tn.addrs, &fakeAnnouncer{node: cfg.Node, fx: fx}, watch)
+	tn.m.conn = n.listen(cfg.Bind)
+	ctx, cancel := context.WithCancel(t.Context())
+	tn.cancel = cancel
+	go func() { tn.done <- tn.m.Run(ctx) }()
+	return tn
+}
+
+// stop is SIGTERM: Run releases, tells the partner, and returns.
+func (tn *testNode) stop(t *testing.T) {
+	t.Helper()
+	tn.cancel()
+	if err := <-tn.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// check compares the effects since the last check with want. Effects
+// of the two daemons at the same instant come in either order, so both
+// lists are compared sorted (by time, then node).
+func check(t *testing.T, fx *effects, skip string, want ...string) {
+	t.Helper()
+	synctest.Wait()
+	got := fx.take(skip)
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("effects (-want +got):\n%s", diff)
+	}
+}
+
+// TestPair runs two daemons against each other on an in-memory network
+// with fake address tables and announcers, in synctest's fake time, so
+// the timings below are exact: 100ms heartbeats, 300ms dead interval,
+// 10ms ticks.
+func TestPair(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fx, n := newEffects(), newMemNet()
+		a := startNode(t, n, fx, testConfig("fe1"), vip2) // fe1 has a stale VIP from a crashed run
+		b := startNode(t, n, fx, testConfig("fe2"))
+
+		time.Sleep(time.Second)
+		// Clean-up comes before anything else. Each claims its home VIP
+		// once the other has acknowledged it (answered at once), and
+		// announces it twice (garp.count) 100ms apart.
+		check(t, fx, "",
+			"0.000s fe1: ip addr del 198.51.100.20/24 dev eth0",
+			"0.000s fe1: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+			"0.000s fe1: garp 198.51.100.10",
+			"0.000s fe2: ip addr replace 198.51.100.20/24 dev eth0 label eth0:vw",
+			"0.000s fe2: garp 198.51.100.20",
+			"0.100s fe1: garp 198.51.100.10",
+			"0.100s fe2: garp 198.51.100.20",
+		)
+		if s := a.m.Status(); s.State != "running" || !s.Partner.Up || s.VIPs[0].Holder != "fe1" || s.VIPs[1].Holder != "fe2" {
+			t.Errorf("fe1 status = %+v", s)
+		}
+
+		// fe1's heartbeats are lost from 1.000s (a crash, as fe2 sees it):
+		// fe2 claims fe1's VIP 300ms (dead_after) after the last one it
+		// got. fe1, still alive and hearing fe2, keeps its VIP and
+		// announces it once more (it is home).
+		n.setMute(hb1, true)
+		time.Sleep(time.Second)
+		check(t, fx, "",
+			"1.300s fe2: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+			"1.300s fe2: garp 198.51.100.10",
+			"1.300s fe1: garp 198.51.100.10",
+			"1.400s fe1: garp 198.51.100.10",
+			"1.400s fe2: garp 198.51.100.10",
+		)
+		// When fe1's heartbeats arrive again, fe2 sees fe1 holding its
+		// home VIP and releases it.
+		n.setMute(hb1, false)
+		time.Sleep(time.Second)
+		check(t, fx, "",
+			"2.100s fe2: ip addr del 198.51.100.10/24 dev eth0",
+		)
+
+		// SIGTERM on fe1 at 3.000s: it releases at once and says so; fe2
+		// claims in the same instant rather than after the dead interval.
+		a.stop(t)
+		time.Sleep(500 * time.Millisecond)
+		check(t, fx, "garp",
+			"3.000s fe1: ip addr del 198.51.100.10/24 dev eth0",
+			"3.000s fe2: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+		)
+
+		// fe1 returns at 3.500s and preempts: fe2 releases first, then
+		// fe1 claims.
+		a = startNode(t, n, fx, testConfig("fe1"))
+		time.Sleep(time.Second)
+		check(t, fx, "garp",
+			"3.500s fe2: ip addr del 198.51.100.10/24 dev eth0",
+			"3.500s fe1: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+		)
+
+		// fe1's link goes down at 4.500s: it releases everything (fault)
+		// and its fault heartbeat (this fake network still carries it)
+		// makes fe2 take over at once. Link up: hand-back.
+		a.links <- false
+		time.Sleep(time.Second)
+		check(t, fx, "garp",
+			"4.500s fe1: ip addr del 198.51.100.10/24 dev eth0",
+			"4.500s fe2: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+		)
+		if got := a.m.Status().State; got != "fault" {
+			t.Errorf("fe1 state with link down = %s, want fault", got)
+		}
+		a.links <- true
+		time.Sleep(time.Second)
+		check(t, fx, "garp",
+			"5.500s fe2: ip addr del 198.51.100.10/24 dev eth0",
+			"5.500s fe1: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+		)
+
+		a.stop(t)
+		check(t, fx, "garp",
+			"6.500s fe1: ip addr del 198.51.100.10/24 dev eth0",
+			"6.500s fe2: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
+		)
+		b.stop(t)
+		check(t, fx, "garp",
+			"6.500s fe2: ip addr del 198.51.100.10/24 dev eth0",
+			"6.500s fe2: ip addr del 198.51.100.20/24 dev eth0",
+		)
+	})
+}
+
+// TestDrops sends the daemon datagrams it must refuse and checks that
+// each is counted under its reason and changes nothing.
+func TestDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fx, n := newEffects(), newMemNet()
+		a := startNode(t, n, fx, testConfig("fe1"))
+		evil := n.listen(netip.MustParseAddrPort("198.51.100.66:7201"))
+		send := func(b []byte) { evil.WriteTo(b, a.m.conn.LocalAddr()) }
+		beat := func(node string, key []byte, seq uint64) []byte {
+			b, err := heartbeat.Encode(nil, &heartbeat.Heartbeat{State: heartbeat.StateStopping, Node: node, BootID: 9, Seq: seq}, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		send([]byte("hello"))
+		send(beat("fe2", []byte("wrong key"), 1))
+		send(beat("fe3", testKey, 1))
+		good := beat("fe2", testKey, 5)
+		send(good)
+		send(good)
+		send(beat("fe2", testKey, 4))
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		c := a.m.Status().Counters
+		want := map[string]uint64{"malformed": 1, "bad_mac": 1, "bad_version": 0, "wrong_node": 1, "replay": 2, "backlog": 0}
+		if diff := cmp.Diff(want, c.HeartbeatsDropped); diff != "" {
+			t.Errorf("dropped (-want +got):\n%s", diff)
+		}
+		if c.HeartbeatsReceived != 1 {
+			t.Errorf("received = %d, want 1", c.HeartbeatsReceived)
+		}
+
+		reg := prometheus.NewPedanticRegistry()
+		if err := a.m.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP vipwatch_heartbeats_dropped_total Datagrams dropped, by reason.
+# TYPE vipwatch_heartbeats_dropped_total counter
+vipwatch_heartbeats_dropped_total{reason="backlog"} 0
+vipwatch_heartbeats_dropped_total{reason="bad_mac"} 1
+vipwatch_heartbeats_dropped_total{reason="bad_version"} 0
+vipwatch_heartbeats_dropped_total{reason="malformed"} 1
+vipwatch_heartbeats_dropped_total{reason="replay"} 2
+vipwatch_heartbeats_dropped_total{reason="wrong_node"} 1
+`), "vipwatch_heartbeats_dropped_total")
+		if err != nil {
+			t.Error(err)
+		}
+		for _, name := range []string{"vipwatch_state", "vipwatch_vips_held", "vipwatch_claims_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heard_seconds", "vipwatch_heartbeats_sent_total"} {
+			if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
+				t.Errorf("metric %s: %d series, %v", name, n, err)
+			}
+		}
+		out := FormatStatus(a.m.Status())
+		for _, s := range []string{"node fe1", "198.51.100.10/24", "replay 2"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("status table lacks %q:\n%s", s, out)
+			}
+		}
+		a.stop(t)
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config { return testConfig("fe1") }
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string // error substring; empty means valid
+	}{
+		{"ok", func(c *Config) {}, ""},
+		{"no node", func(c *Config) { c.Node = "" }, "node: is required"},
+		{"partner is self", func(c *Config) { c.PartnerNode = "fe1" }, "partner_node"},
+		{"long interface", func(c *Config) { c.Interface = "averylongname0" }, "interface"},
+		{"no peer", func(c *Config) { c.Peer = netip.AddrPort{} }, "peer: is required"},
+		{"no secret", func(c *Config) { c.SecretFile = "" }, "secret_file: is required"},
+		{"no home", func(c *Config) { c.HomeVIPs = nil }, "home_vips: is required"},
+		{"ipv6 vip", func(c *Config) { c.PartnerVIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::20/64")} }, `partner_vips[0]: "2001:db8::20/64" is not an IPv4 prefix`},
+		{"duplicate vip", func(c *Config) { c.PartnerVIPs = c.HomeVIPs }, "is also home_vips[0]"},
+		{"dead too short", func(c *Config) { c.DeadAfter = 150 * time.Millisecond }, "dead_after"},
+		{"garp refresh", func(c *Config) { c.GARP.Refresh = time.Millisecond }, "garp.refresh"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	c := base()
+	if c.DeadAfter != 300*time.Millisecond || !c.PreemptEnabled() || c.GARP.Interval != 100*time.Millisecond || c.Admin.Listen != DefaultAdminListen {
+		t.Errorf("defaults not filled: %+v", c)
+	}
+}
+
+func TestReload(t *testing.T) {
+	m := newMember(testConfig("fe1"), testKey, slog.New(slog.DiscardHandler), nil, nil, nil)
+	next := testConfig("fe1")
+	next.SecretFile = "/etc/other.key"
+	if err := m.Reload(next, []byte("new key")); err != nil {
+		t.Fatalf("Reload with a new key: %v", err)
+	}
+	if got := string(*m.key.Load()); got != "new key" {
+		t.Errorf("key after reload = %q", got)
+	}
+	next.Interval = time.Second
+	if err := m.Reload(next, []byte("k")); err == nil {
+		t.Error("Reload changing interval succeeded; it needs a restart")
+	}
+}

@@ -1,0 +1,251 @@
+package member
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+)
+
+// Status is the answer of GET /v1/status, and what `vipwatch status`
+// prints.
+type Status struct {
+	Node      string        `json:"node"`
+	Interface string        `json:"interface"`
+	BootID    string        `json:"boot_id"`
+	State     string        `json:"state"`
+	VIPs      []VIPStatus   `json:"vips"`
+	Partner   PartnerStatus `json:"partner"`
+	Counters  Counters      `json:"counters"`
+}
+
+// VIPStatus is one of the pair's VIPs as this daemon sees it.
+type VIPStatus struct {
+	VIP    string `json:"vip"`
+	Home   string `json:"home"`   // the node whose home VIP it is
+	Holder string `json:"holder"` // who holds it: this node, the partner, both, or "" (nobody known)
+	// HeldForSeconds is how long this node has held it (0 if it does not).
+	HeldForSeconds float64 `json:"held_for_seconds"`
+}
+
+// PartnerStatus is what this daemon knows of its partner.
+type PartnerStatus struct {
+	Node  string `json:"node"`
+	Peer  string `json:"peer"`
+	Up    bool   `json:"up"`
+	State string `json:"state"`
+	// LastHeardSeconds is the age of the last accepted heartbeat; -1 if
+	// none was heard.
+	LastHeardSeconds float64  `json:"last_heard_seconds"`
+	BootID           string   `json:"boot_id,omitempty"`
+	Holds            []string `json:"holds"`
+	Reclaiming       bool     `json:"reclaiming"`
+}
+
+// Status returns the daemon's current status. It is safe for
+// concurrent use.
+func (m *Member) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	st := Status{
+		Node:      m.cfg.Node,
+		Interface: m.cfg.Interface,
+		BootID:    fmt.Sprintf("%016x", m.boot),
+		State:     m.st.state.String(),
+		Partner: PartnerStatus{
+			Node:             m.cfg.PartnerNode,
+			Peer:             m.cfg.Peer.String(),
+			Up:               m.st.partnerUp,
+			State:            "unknown",
+			LastHeardSeconds: -1,
+			Holds:            []string{},
+		},
+		Counters: m.st.counters,
+	}
+	st.Counters.HeartbeatsDropped = make(map[string]uint64, len(m.st.counters.HeartbeatsDropped))
+	for k, v := range m.st.counters.HeartbeatsDropped {
+		st.Counters.HeartbeatsDropped[k] = v
+	}
+	var partnerHolds []netip.Prefix
+	if p := m.st.partner; p != nil {
+		st.Partner.Node = p.Node
+		st.Partner.State = p.State.String()
+		st.Partner.BootID = fmt.Sprintf("%016x", p.BootID)
+		st.Partner.Reclaiming = p.Flags&heartbeat.FlagReclaim != 0
+		partnerHolds = p.Holds
+		for _, h := range p.Holds {
+			st.Partner.Holds = append(st.Partner.Holds, h.String())
+		}
+	}
+	if !m.st.lastHeard.IsZero() {
+		st.Partner.LastHeardSeconds = now.Sub(m.st.lastHeard).Seconds()
+	}
+	partnerName := st.Partner.Node
+	if partnerName == "" {
+		partnerName = "partner"
+	}
+	add := func(vip netip.Prefix, home string) {
+		v := VIPStatus{VIP: vip.String(), Home: home}
+		since, mine := m.st.holds[vip]
+		theirs := slices.Contains(partnerHolds, vip)
+		switch {
+		case mine && theirs:
+			v.Holder = "both"
+		case mine:
+			v.Holder = m.cfg.Node
+		case theirs:
+			v.Holder = partnerName
+		}
+		if mine {
+			v.HeldForSeconds = now.Sub(since).Seconds()
+		}
+		st.VIPs = append(st.VIPs, v)
+	}
+	for _, vip := range m.cfg.HomeVIPs {
+		add(vip, m.cfg.Node)
+	}
+	for _, vip := range m.cfg.PartnerVIPs {
+		add(vip, partnerName)
+	}
+	return st
+}
+
+// ServeStatus is the GET /v1/status handler.
+func (m *Member) ServeStatus(w http.ResponseWriter, r *http.Request) {
+	daemon.WriteJSON(w, http.StatusOK, m.Status())
+}
+
+// FormatStatus renders a status as the table `vipwatch status` prints.
+func FormatStatus(s Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s  state %s  interface %s  boot %s\n", s.Node, s.State, s.Interface, s.BootID)
+	heard := "never"
+	if s.Partner.LastHeardSeconds >= 0 {
+		heard = fmt.Sprintf("%.3fs ago", s.Partner.LastHeardSeconds)
+	}
+	up := "down"
+	if s.Partner.Up {
+		up = "up"
+	}
+	fmt.Fprintf(&b, "partner %s (%s)  %s  state %s  last heard %s", s.Partner.Node, s.Partner.Peer, up, s.Partner.State, heard)
+	if s.Partner.Reclaiming {
+		b.WriteString("  reclaiming its VIPs")
+	}
+	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "%-20s %-10s %-10s %s\n", "VIP", "HOME", "HOLDER", "HELD FOR")
+	for _, v := range s.VIPs {
+		holder, held := v.Holder, ""
+		if holder == "" {
+			holder = "-"
+		}
+		if v.HeldForSeconds > 0 {
+			held = fmt.Sprintf("%.1fs", v.HeldForSeconds)
+		}
+		fmt.Fprintf(&b, "%-20s %-10s %-10s %s\n", v.VIP, v.Home, holder, held)
+	}
+	c := s.Counters
+	fmt.Fprintf(&b, "\nheartbeats sent %d  received %d  refused by the partner's machine %d  send errors %d\n",
+		c.HeartbeatsSent, c.HeartbeatsReceived, c.HeartbeatsRefused, c.SendErrors)
+	var drops []string
+	for _, k := range slices.Sorted(mapKeys(c.HeartbeatsDropped)) {
+		drops = append(drops, fmt.Sprintf("%s %d", k, c.HeartbeatsDropped[k]))
+	}
+	fmt.Fprintf(&b, "dropped: %s\n", strings.Join(drops, ", "))
+	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d\n",
+		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved)
+	return b.String()
+}
+
+func mapKeys(m map[string]uint64) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Register adds vipwatch's metrics to reg. They read the same snapshot
+// as Status.
+func (m *Member) Register(reg prometheus.Registerer) error {
+	read := func(f func(*snapshot) float64) func() float64 {
+		return func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return f(&m.st)
+		}
+	}
+	counter := func(name, help string, f func(*Counters) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vipwatch_" + name, Help: help},
+			read(func(s *snapshot) float64 { return float64(f(&s.counters)) }))
+	}
+	cs := []prometheus.Collector{
+		counter("heartbeats_sent_total", "Heartbeats sent to the partner.", func(c *Counters) uint64 { return c.HeartbeatsSent }),
+		counter("heartbeats_received_total", "Heartbeats accepted from the partner.", func(c *Counters) uint64 { return c.HeartbeatsReceived }),
+		counter("heartbeats_refused_total", "Heartbeats the partner's machine refused (ICMP port unreachable: its daemon is not running).", func(c *Counters) uint64 { return c.HeartbeatsRefused }),
+		counter("heartbeat_send_errors_total", "Heartbeats that could not be sent.", func(c *Counters) uint64 { return c.SendErrors }),
+		counter("claims_total", "VIPs added to the interface.", func(c *Counters) uint64 { return c.Claims }),
+		counter("releases_total", "VIPs removed from the interface.", func(c *Counters) uint64 { return c.Releases }),
+		counter("address_errors_total", "Failed address additions or removals.", func(c *Counters) uint64 { return c.AddressErrors }),
+		counter("garps_sent_total", "Gratuitous ARP frames sent.", func(c *Counters) uint64 { return c.GARPsSent }),
+		counter("garp_errors_total", "Announcements that failed.", func(c *Counters) uint64 { return c.GARPErrors }),
+		counter("stale_addresses_removed_total", "vipwatch-labelled addresses removed at start.", func(c *Counters) uint64 { return c.StaleRemoved }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_vips_held", Help: "VIPs this daemon holds."},
+			read(func(s *snapshot) float64 { return float64(len(s.holds)) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_up", Help: "1 if the partner is heard and serving."},
+			read(func(s *snapshot) float64 { return b2f(s.partnerUp) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last accepted heartbeat (-1: never)."},
+			read(func(s *snapshot) float64 {
+				if s.lastHeard.IsZero() {
+					return -1
+				}
+				return time.Since(s.lastHeard).Seconds()
+			})),
+	}
+	for _, reason := range dropReasons() {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vipwatch_heartbeats_dropped_total", Help: "Datagrams dropped, by reason.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, read(func(s *snapshot) float64 { return float64(s.counters.HeartbeatsDropped[reason]) })))
+	}
+	for _, st := range []heartbeat.State{heartbeat.StateStarting, heartbeat.StateRunning, heartbeat.StateFault, heartbeat.StateStopping} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vipwatch_state", Help: "1 for the daemon's current state.",
+			ConstLabels: prometheus.Labels{"state": st.String()},
+		}, read(func(s *snapshot) float64 { return b2f(s.state == st) })))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering vipwatch metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// backlog is the drop reason of accepted heartbeats the daemon loop
+// had no room for.
+const backlog = "backlog"
+
+func dropReasons() []string {
+	var out []string
+	for _, d := range heartbeat.DropReasons {
+		out = append(out, d.String())
+	}
+	return append(out, backlog)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

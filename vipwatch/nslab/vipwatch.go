@@ -1,0 +1,71 @@
+package nslab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// VIPWatch says how to configure the lab's vipwatch pair.
+type VIPWatch struct {
+	Binary       string // path to the vipwatch binary
+	Interval     time.Duration
+	DeadAfter    time.Duration
+	GARPCount    int
+	GARPInterval time.Duration
+}
+
+// Config writes the config of node (fe1 or fe2) with the given preempt
+// setting, plus the shared key, and returns the config's path.
+func (l *Lab) Config(v VIPWatch, node string, preempt bool) (string, error) {
+	key := filepath.Join(l.Dir, "vipwatch.key")
+	if _, err := os.Stat(key); err != nil {
+		if err := os.WriteFile(key, []byte("lab pair key "+l.Tag+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	}
+	self, other, home, away := FE1IP, FE2IP, VIP1, VIP2
+	partner := "fe2"
+	if node == "fe2" {
+		self, other, home, away = FE2IP, FE1IP, VIP2, VIP1
+		partner = "fe1"
+	}
+	body := fmt.Sprintf(`node: %s
+partner_node: %s
+interface: %s
+bind: "%s:7201"
+peer: "%s:7201"
+secret_file: %s
+home_vips: ["%s"]
+partner_vips: ["%s"]
+interval: %v
+dead_after: %v
+preempt: %v
+garp: {count: %d, interval: %v, refresh: 30s}
+admin: {listen: "127.0.0.1:8054"}
+log: {level: debug}
+`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval)
+	path := filepath.Join(l.Dir, fmt.Sprintf("vipwatch-%s-preempt-%v.yaml", node, preempt))
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// NS is the namespace of node fe1 or fe2.
+func (l *Lab) NS(node string) string {
+	if node == "fe2" {
+		return l.FE2
+	}
+	return l.FE1
+}
+
+// StartVIPWatch runs vipwatch for node in its namespace.
+func (l *Lab) StartVIPWatch(v VIPWatch, node string, preempt bool) (*Proc, error) {
+	cfg, err := l.Config(v, node, preempt)
+	if err != nil {
+		return nil, err
+	}
+	return l.Start(l.NS(node), "vipwatch-"+node, v.Binary, "run", "--config", cfg)
+}
