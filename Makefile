@@ -98,7 +98,7 @@ clean:
 # bench-failover runs vipwatch's and keepalived's failover drills side by
 # side in network namespaces (root needed), under a lock so that only one
 # benchmark runs on the machine at a time.
-BENCH_LOCK ?= /work/bench.lock
+BENCH_LOCK ?= /tmp/ringfront-bench.lock
 .PHONY: bench-failover
 bench-failover: vipwatch
 	flock $(BENCH_LOCK) $(GO) run ./bench/failover -vipwatch $(BIN)/vipwatch -n 10

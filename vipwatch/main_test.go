@@ -31,7 +31,7 @@ func TestExampleConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("check-config %s: %v", node, err)
 		}
-		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: '********'"} {
+		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: /etc/ringfront/vipwatch.key"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("check-config %s output lacks %q:\n%s", node, want, out)
 			}

@@ -24,7 +24,7 @@ type Config struct {
 	// Peer is the partner's heartbeat address.
 	Peer netip.AddrPort `mapstructure:"peer"`
 	// SecretFile holds the pair's shared HMAC key.
-	SecretFile string `mapstructure:"secret_file" secret:"true"`
+	SecretFile string `mapstructure:"secret_file"`
 	// HomeVIPs live on this machine while it is up.
 	HomeVIPs []netip.Prefix `mapstructure:"home_vips"`
 	// PartnerVIPs are the partner's home VIPs, held while it is down.
