@@ -63,7 +63,7 @@ func TestPostsPaging(t *testing.T) {
 	defer s.Close()
 	ids := feed.NewIDSource(feed.NewClock(nil), "n1")
 	want := makePosts(t, s, "joe", 7, ids)
-	makePosts(t, s, "jo", 3, ids)  // a name that is a prefix of joe's
+	makePosts(t, s, "jo", 3, ids)   // a name that is a prefix of joe's
 	makePosts(t, s, "joey", 3, ids) // and one that extends it
 	var got []feed.Post
 	var cursor feed.ID

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+var testSecret = []byte("test cluster secret")
+
+// member is one appnode in a test cluster.
+type member struct {
+	addr  string
+	srv   *Server
+	store *store.Store
+	ts    *httptest.Server
+	space *atomic.Value // store.Space the store sees
+}
+
+type clusterOpts struct {
+	n       int
+	routing Routing
+	vnodes  int
+	// ring, when set, builds each member's ring from all addresses.
+	ring func(i int, addrs []string) *ring.Ring
+}
+
+// newCluster starts n members on loopback, each with its own store,
+// all sharing one ring.
+func newCluster(t *testing.T, o clusterOpts) []*member {
+	t.Helper()
+	if o.vnodes == 0 {
+		o.vnodes = 16
+	}
+	lns := make([]net.Listener, o.n)
+	addrs := make([]string, o.n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	shared, err := ring.New(ring.Config{Members: addrs, VNodes: o.vnodes, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]*member, o.n)
+	for i := range ms {
+		space := new(atomic.Value)
+		space.Store(store.Space{Free: 1 << 40})
+		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return space.Load().(store.Space), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg := shared
+		if o.ring != nil {
+			rg = o.ring(i, addrs)
+		}
+		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: testSecret,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewUnstartedServer(srv)
+		ts.Listener.Close()
+		ts.Listener = lns[i]
+		ts.Start()
+		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
+		t.Cleanup(func() {
+			ts.Close()
+			st.Close()
+		})
+	}
+	return ms
+}
+
+// answer is what a test client saw.
+type answer struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, v); err != nil {
+		t.Fatalf("decoding %s: %v", a.body, err)
+	}
+}
+
+// errorText returns the "error" of a JSON error body, failing the test
+// when the body is not one.
+func (a answer) errorText(t *testing.T) string {
+	t.Helper()
+	var e map[string]string
+	if err := json.Unmarshal(a.body, &e); err != nil || e["error"] == "" || len(e) != 1 {
+		t.Fatalf("body %q is not {\"error\": ...}", a.body)
+	}
+	return e["error"]
+}
+
+// noRedirects is a client that shows 307s instead of following them.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func do(t *testing.T, c *http.Client, method, url, token string, body any) answer {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+func (m *member) url(path string) string { return m.ts.URL + path }
+
+// owner and notOwner pick members by the ring.
+func owner(ms []*member, name string) *member {
+	o := ms[0].srv.Ring().Owner(name)
+	for _, m := range ms {
+		if m.addr == o {
+			return m
+		}
+	}
+	panic("no owner for " + name)
+}
+
+func notOwner(ms []*member, name string) *member {
+	o := owner(ms, name)
+	for _, m := range ms {
+		if m != o {
+			return m
+		}
+	}
+	panic("one member owns everything")
+}
+
+func createUser(t *testing.T, m *member, name string) string {
+	t.Helper()
+	a := do(t, nil, "POST", m.url("/v1/users"), "", CreateUserRequest{Name: name})
+	if a.code != http.StatusCreated {
+		t.Fatalf("creating %s: %d %s", name, a.code, a.body)
+	}
+	var ans CreateUserAnswer
+	a.decode(t, &ans)
+	return ans.Token
+}
