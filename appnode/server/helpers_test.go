@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
 )
@@ -181,4 +184,8 @@ func createUser(t *testing.T, m *member, name string) string {
 	var ans CreateUserAnswer
 	a.decode(t, &ans)
 	return ans.Token
+}
+
+func cmpSortStrings() cmp.Option {
+	return cmpopts.SortSlices(func(a, b string) bool { return a < b })
 }

@@ -115,9 +115,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.proxy = &httputil.ReverseProxy{
-		Rewrite:        s.rewrite,
-		Transport:      opts.Transport,
-		ErrorHandler:   s.proxyError,
+		Rewrite:      s.rewrite,
+		Transport:    opts.Transport,
+		ErrorHandler: s.proxyError,
 		ModifyResponse: func(resp *http.Response) error {
 			// The forwarder already set these for its own answer;
 			// copying the owner's too would send each twice.
