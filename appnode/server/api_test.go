@@ -9,17 +9,18 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
 func TestCreateUser(t *testing.T) {
 	m := newCluster(t, clusterOpts{n: 1})[0]
-	a := do(t, nil, "POST", m.url("/v1/users"), "", CreateUserRequest{Name: "joe"})
+	a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: "joe"})
 	if a.code != http.StatusCreated {
 		t.Fatalf("POST /v1/users = %d %s", a.code, a.body)
 	}
-	var ans CreateUserAnswer
+	var ans api.CreateUserAnswer
 	a.decode(t, &ans)
 	if ans.Name != "joe" || len(ans.Token) < 40 {
 		t.Errorf("answer = %+v", ans)
@@ -35,7 +36,7 @@ func TestCreateUser(t *testing.T) {
 		t.Errorf("stored token hash %x does not look like sha256", u.TokenHash)
 	}
 	a = do(t, nil, "GET", m.url("/v1/users/joe"), "", nil)
-	var ua UserAnswer
+	var ua api.UserAnswer
 	a.decode(t, &ua)
 	if a.code != 200 || ua.Name != "joe" || ua.Created.IsZero() {
 		t.Errorf("GET /v1/users/joe = %d %s", a.code, a.body)
@@ -47,10 +48,10 @@ func TestCreateUser(t *testing.T) {
 		code int
 		want string
 	}{
-		{"taken", CreateUserRequest{Name: "joe"}, 409, "already exists"},
-		{"upper case", CreateUserRequest{Name: "Joe"}, 400, "a-z"},
-		{"too long", CreateUserRequest{Name: strings.Repeat("a", 33)}, 400, "1-32"},
-		{"empty", CreateUserRequest{Name: ""}, 400, "1-32"},
+		{"taken", api.CreateUserRequest{Name: "joe"}, 409, "already exists"},
+		{"upper case", api.CreateUserRequest{Name: "Joe"}, 400, "a-z"},
+		{"too long", api.CreateUserRequest{Name: strings.Repeat("a", 33)}, 400, "1-32"},
+		{"empty", api.CreateUserRequest{Name: ""}, 400, "1-32"},
 		{"not json", "name=joe", 400, "not the expected JSON"},
 		{"unknown field", `{"name": "ann", "admin": true}`, 400, "unknown field"},
 		{"trailing data", `{"name": "ann"} {}`, 400, "after the JSON"},
@@ -65,7 +66,7 @@ func TestCreateUser(t *testing.T) {
 		})
 	}
 	// The failed attempts changed nothing: joe keeps his token.
-	if a := do(t, nil, "POST", m.url("/v1/users/joe/posts"), ans.Token, PostRequest{Text: "still me"}); a.code != 201 {
+	if a := do(t, nil, "POST", m.url("/v1/users/joe/posts"), ans.Token, api.PostRequest{Text: "still me"}); a.code != 201 {
 		t.Errorf("posting with the first token after the failed attempts = %d %s", a.code, a.body)
 	}
 	if a := do(t, nil, "GET", m.url("/v1/users/ann"), "", nil); a.code != 404 {
@@ -79,7 +80,7 @@ func TestPosts(t *testing.T) {
 	annToken := createUser(t, m, "ann")
 	var want []feed.Post
 	for i := range 5 {
-		a := do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, PostRequest{Text: fmt.Sprintf("post %d ✓", i)})
+		a := do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, api.PostRequest{Text: fmt.Sprintf("post %d ✓", i)})
 		if a.code != http.StatusCreated {
 			t.Fatalf("post %d = %d %s", i, a.code, a.body)
 		}
@@ -98,7 +99,7 @@ func TestPosts(t *testing.T) {
 		if a.code != 200 {
 			t.Fatalf("GET %s = %d %s", url, a.code, a.body)
 		}
-		var page PostsAnswer
+		var page api.PostsAnswer
 		a.decode(t, &page)
 		got = append(got, page.Posts...)
 		if page.Next == "" {
@@ -120,13 +121,13 @@ func TestPosts(t *testing.T) {
 		code                      int
 		want                      string
 	}{
-		{"no token", "POST", "/v1/users/joe/posts", "", PostRequest{Text: "x"}, 401, "token"},
-		{"wrong token", "POST", "/v1/users/joe/posts", "nope", PostRequest{Text: "x"}, 403, "wrong token"},
-		{"another user's token", "POST", "/v1/users/joe/posts", annToken, PostRequest{Text: "x"}, 403, "wrong token"},
-		{"unknown user", "POST", "/v1/users/bob/posts", token, PostRequest{Text: "x"}, 404, "not found"},
-		{"bad name", "POST", "/v1/users/Bob/posts", token, PostRequest{Text: "x"}, 400, "a-z"},
-		{"empty text", "POST", "/v1/users/joe/posts", token, PostRequest{Text: ""}, 400, "1-280"},
-		{"281 characters", "POST", "/v1/users/joe/posts", token, PostRequest{Text: strings.Repeat("é", 281)}, 400, "281"},
+		{"no token", "POST", "/v1/users/joe/posts", "", api.PostRequest{Text: "x"}, 401, "token"},
+		{"wrong token", "POST", "/v1/users/joe/posts", "nope", api.PostRequest{Text: "x"}, 403, "wrong token"},
+		{"another user's token", "POST", "/v1/users/joe/posts", annToken, api.PostRequest{Text: "x"}, 403, "wrong token"},
+		{"unknown user", "POST", "/v1/users/bob/posts", token, api.PostRequest{Text: "x"}, 404, "not found"},
+		{"bad name", "POST", "/v1/users/Bob/posts", token, api.PostRequest{Text: "x"}, 400, "a-z"},
+		{"empty text", "POST", "/v1/users/joe/posts", token, api.PostRequest{Text: ""}, 400, "1-280"},
+		{"281 characters", "POST", "/v1/users/joe/posts", token, api.PostRequest{Text: strings.Repeat("é", 281)}, 400, "281"},
 		{"bad json", "POST", "/v1/users/joe/posts", token, "{", 400, "JSON"},
 		{"feed of unknown user", "GET", "/v1/users/bob/posts", "", nil, 404, "not found"},
 		{"limit 0", "GET", "/v1/users/joe/posts?limit=0", "", nil, 400, "limit"},
@@ -159,7 +160,7 @@ func TestFollowAndTimeline(t *testing.T) {
 		tokens[n] = createUser(t, m, n)
 	}
 	post := func(name, text string) feed.Post {
-		a := do(t, nil, "POST", m.url("/v1/users/"+name+"/posts"), tokens[name], PostRequest{Text: text})
+		a := do(t, nil, "POST", m.url("/v1/users/"+name+"/posts"), tokens[name], api.PostRequest{Text: text})
 		var p feed.Post
 		a.decode(t, &p)
 		return p
@@ -179,12 +180,12 @@ func TestFollowAndTimeline(t *testing.T) {
 	if a := do(t, nil, "PUT", m.url("/v1/users/ann/following/joe"), tokens["ann"], nil); a.code != 204 {
 		t.Errorf("ann follows joe = %d %s", a.code, a.body)
 	}
-	var fing FollowingAnswer
+	var fing api.FollowingAnswer
 	do(t, nil, "GET", m.url("/v1/users/joe/following"), "", nil).decode(t, &fing)
 	if diff := cmp.Diff([]string{"ann", "bob"}, fing.Following); diff != "" {
 		t.Errorf("joe follows (-want +got):\n%s", diff)
 	}
-	var fers FollowersAnswer
+	var fers api.FollowersAnswer
 	do(t, nil, "GET", m.url("/v1/users/joe/followers"), "", nil).decode(t, &fers)
 	if diff := cmp.Diff([]string{"ann"}, fers.Followers); diff != "" {
 		t.Errorf("joe's followers (-want +got):\n%s", diff)
@@ -210,7 +211,7 @@ func TestFollowAndTimeline(t *testing.T) {
 		if a.code != 200 {
 			t.Fatalf("timeline = %d %s", a.code, a.body)
 		}
-		var page PostsAnswer
+		var page api.PostsAnswer
 		a.decode(t, &page)
 		got = append(got, page.Posts...)
 		if page.Next == "" {
@@ -258,7 +259,7 @@ func TestFollowAndTimeline(t *testing.T) {
 
 func TestRingRoutes(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
-	var r RingAnswer
+	var r api.RingAnswer
 	a := do(t, nil, "GET", ms[1].url("/v1/ring"), "", nil)
 	a.decode(t, &r)
 	rg := ms[1].srv.Ring()
@@ -269,7 +270,7 @@ func TestRingRoutes(t *testing.T) {
 	if got := a.header.Get(HeaderRingVersion); got != rg.Version() {
 		t.Errorf("%s = %q, want %s", HeaderRingVersion, got, rg.Version())
 	}
-	var l LookupAnswer
+	var l api.LookupAnswer
 	do(t, nil, "GET", ms[0].url("/v1/ring/lookup?key=joe"), "", nil).decode(t, &l)
 	if want := rg.Preference(nil, "joe"); l.Owner != want[0] || !cmp.Equal(want, l.Preference) || l.Hash != "8ff32489f92f33416694be8fdc2d4c22" {
 		t.Errorf("lookup = %+v, want preference %v", l, want)
@@ -351,8 +352,8 @@ func TestFullAndReadOnlyDisk(t *testing.T) {
 				method, path string
 				body         any
 			}{
-				{"POST", "/v1/users/joe/posts", PostRequest{Text: "hello"}},
-				{"POST", "/v1/users", CreateUserRequest{Name: "ann"}},
+				{"POST", "/v1/users/joe/posts", api.PostRequest{Text: "hello"}},
+				{"POST", "/v1/users", api.CreateUserRequest{Name: "ann"}},
 			} {
 				a := do(t, nil, req.method, m.url(req.path), token, req.body)
 				if a.code != tt.code || !strings.Contains(a.errorText(t), tt.want) {

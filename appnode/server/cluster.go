@@ -14,21 +14,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ringfront/ringfront/appnode/api"
 )
 
-// Headers between members and towards clients.
+// Headers, as in package api.
 const (
-	// HeaderCluster authenticates a node-to-node request:
-	// "<unix seconds>.<hex HMAC-SHA256(secret, seconds \n method \n URI)>".
-	HeaderCluster = "X-Ringfront-Cluster"
-	// HeaderHops counts how often a request has been forwarded; it is
-	// believed only on a request with a valid HeaderCluster.
-	HeaderHops = "X-Ringfront-Hops"
-	// HeaderOwner names the member that owns the request's user.
-	HeaderOwner = "X-Ringfront-Owner"
-	// HeaderRingVersion is the answering member's ring version; a client
-	// whose ring differs refetches it.
-	HeaderRingVersion = "X-Ringfront-Ring-Version"
+	HeaderCluster     = api.HeaderCluster
+	HeaderHops        = api.HeaderHops
+	HeaderOwner       = api.HeaderOwner
+	HeaderRingVersion = api.HeaderRingVersion
 )
 
 // clockSkew is how far a signed request's time may be from ours: wide

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
@@ -33,11 +34,11 @@ func TestClusterForward(t *testing.T) {
 	}
 	tokens := map[string]string{}
 	for _, u := range clusterUsers {
-		a := do(t, nil, "POST", notOwner(ms, u).url("/v1/users"), "", CreateUserRequest{Name: u})
+		a := do(t, nil, "POST", notOwner(ms, u).url("/v1/users"), "", api.CreateUserRequest{Name: u})
 		if a.code != 201 || a.header.Get(HeaderOwner) != owner(ms, u).addr {
 			t.Fatalf("create %s via a non-owner = %d %s (owner header %q)", u, a.code, a.body, a.header.Get(HeaderOwner))
 		}
-		var ans CreateUserAnswer
+		var ans api.CreateUserAnswer
 		a.decode(t, &ans)
 		tokens[u] = ans.Token
 		if vs := a.header.Values(HeaderOwner); len(vs) != 1 {
@@ -45,13 +46,13 @@ func TestClusterForward(t *testing.T) {
 		}
 	}
 	// A taken name is refused by the owner, through the forwarder.
-	if a := do(t, nil, "POST", notOwner(ms, "joe").url("/v1/users"), "", CreateUserRequest{Name: "joe"}); a.code != 409 {
+	if a := do(t, nil, "POST", notOwner(ms, "joe").url("/v1/users"), "", api.CreateUserRequest{Name: "joe"}); a.code != 409 {
 		t.Errorf("duplicate via non-owner = %d %s", a.code, a.body)
 	}
 	posts := map[string][]feed.Post{}
 	for i := range 3 {
 		for _, u := range clusterUsers {
-			a := do(t, nil, "POST", notOwner(ms, u).url("/v1/users/"+u+"/posts"), tokens[u], PostRequest{Text: fmt.Sprintf("%s says %d", u, i)})
+			a := do(t, nil, "POST", notOwner(ms, u).url("/v1/users/"+u+"/posts"), tokens[u], api.PostRequest{Text: fmt.Sprintf("%s says %d", u, i)})
 			if a.code != 201 {
 				t.Fatalf("post as %s via a non-owner = %d %s", u, a.code, a.body)
 			}
@@ -61,7 +62,7 @@ func TestClusterForward(t *testing.T) {
 		}
 	}
 	// Wrong tokens are refused through the forwarder too.
-	if a := do(t, nil, "POST", notOwner(ms, "joe").url("/v1/users/joe/posts"), tokens["ann"], PostRequest{Text: "x"}); a.code != 403 {
+	if a := do(t, nil, "POST", notOwner(ms, "joe").url("/v1/users/joe/posts"), tokens["ann"], api.PostRequest{Text: "x"}); a.code != 403 {
 		t.Errorf("post with wrong token via non-owner = %d %s", a.code, a.body)
 	}
 	for _, u := range clusterUsers {
@@ -78,7 +79,7 @@ func TestClusterForward(t *testing.T) {
 				t.Errorf("%s's posts stored on non-owner %s", u, m.addr)
 			}
 		}
-		var page PostsAnswer
+		var page api.PostsAnswer
 		a := do(t, nil, "GET", notOwner(ms, u).url("/v1/users/"+u+"/posts"), "", nil)
 		a.decode(t, &page)
 		if diff := cmp.Diff(posts[u], page.Posts); a.code != 200 || diff != "" {
@@ -94,13 +95,13 @@ func TestClusterForward(t *testing.T) {
 	if a := do(t, nil, "DELETE", notOwner(ms, "joe").url("/v1/users/joe/following/hal"), tokens["joe"], nil); a.code != 204 {
 		t.Fatalf("unfollow via non-owner = %d %s", a.code, a.body)
 	}
-	var fing FollowingAnswer
+	var fing api.FollowingAnswer
 	do(t, nil, "GET", notOwner(ms, "joe").url("/v1/users/joe/following"), "", nil).decode(t, &fing)
 	if diff := cmp.Diff(clusterUsers[1:len(clusterUsers)-1], fing.Following); diff != "" {
 		t.Errorf("joe follows (-want +got):\n%s", diff)
 	}
 	for _, u := range clusterUsers[1:] {
-		var fers FollowersAnswer
+		var fers api.FollowersAnswer
 		do(t, nil, "GET", notOwner(ms, u).url("/v1/users/"+u+"/followers"), "", nil).decode(t, &fers)
 		want := []string{"joe"}
 		if u == "hal" {
@@ -128,7 +129,7 @@ func TestClusterForward(t *testing.T) {
 		if a.code != 200 {
 			t.Fatalf("timeline = %d %s", a.code, a.body)
 		}
-		var page PostsAnswer
+		var page api.PostsAnswer
 		a.decode(t, &page)
 		got = append(got, page.Posts...)
 		if page.Next == "" {
@@ -167,14 +168,14 @@ func TestClusterRedirect(t *testing.T) {
 	}
 	tokens := map[string]string{}
 	for _, u := range clusterUsers {
-		body := CreateUserRequest{Name: u}
+		body := api.CreateUserRequest{Name: u}
 		a := do(t, noRedirects, "POST", notOwner(ms, u).url("/v1/users"), "", body)
 		check307(a, u, "/v1/users")
 		a = follow(a, "POST", "", body)
 		if a.code != 201 {
 			t.Fatalf("create %s at the owner = %d %s", u, a.code, a.body)
 		}
-		var ans CreateUserAnswer
+		var ans api.CreateUserAnswer
 		a.decode(t, &ans)
 		tokens[u] = ans.Token
 		// Nothing was created on the member that redirected.
@@ -184,15 +185,15 @@ func TestClusterRedirect(t *testing.T) {
 	}
 	for _, u := range clusterUsers {
 		uri := "/v1/users/" + u + "/posts"
-		a := do(t, noRedirects, "POST", notOwner(ms, u).url(uri), tokens[u], PostRequest{Text: "hi from " + u})
+		a := do(t, noRedirects, "POST", notOwner(ms, u).url(uri), tokens[u], api.PostRequest{Text: "hi from " + u})
 		check307(a, u, uri)
-		if a = follow(a, "POST", tokens[u], PostRequest{Text: "hi from " + u}); a.code != 201 {
+		if a = follow(a, "POST", tokens[u], api.PostRequest{Text: "hi from " + u}); a.code != 201 {
 			t.Fatalf("post at owner = %d %s", a.code, a.body)
 		}
 		uri += "?limit=5"
 		a = do(t, noRedirects, "GET", notOwner(ms, u).url(uri), "", nil)
 		check307(a, u, uri)
-		var page PostsAnswer
+		var page api.PostsAnswer
 		follow(a, "GET", "", nil).decode(t, &page)
 		if len(page.Posts) != 1 || page.Posts[0].Text != "hi from "+u {
 			t.Errorf("%s's feed after the redirect = %+v", u, page)
@@ -209,13 +210,13 @@ func TestClusterRedirect(t *testing.T) {
 	uri := "/v1/users/joe/followers"
 	a := do(t, noRedirects, "GET", notOwner(ms, "joe").url(uri), "", nil)
 	check307(a, "joe", uri)
-	var fers FollowersAnswer
+	var fers api.FollowersAnswer
 	follow(a, "GET", "", nil).decode(t, &fers)
 	if diff := cmp.Diff(clusterUsers[1:], fers.Followers, sortStrings); diff != "" {
 		t.Errorf("joe's followers (-want +got):\n%s", diff)
 	}
 	// The Go client follows the 307 by itself, body and all.
-	a = do(t, nil, "POST", notOwner(ms, "zoe").url("/v1/users"), "", CreateUserRequest{Name: "zoe"})
+	a = do(t, nil, "POST", notOwner(ms, "zoe").url("/v1/users"), "", api.CreateUserRequest{Name: "zoe"})
 	if a.code != 201 {
 		t.Errorf("create via redirect-following client = %d %s", a.code, a.body)
 	}
@@ -260,7 +261,7 @@ func TestRingDisagreement(t *testing.T) {
 	if user == "" {
 		t.Fatal("no user moved from member 1 to member 2")
 	}
-	a := do(t, nil, "POST", ms[0].url("/v1/users"), "", CreateUserRequest{Name: user})
+	a := do(t, nil, "POST", ms[0].url("/v1/users"), "", api.CreateUserRequest{Name: user})
 	if a.code != 201 {
 		t.Fatalf("create %s via the stale member = %d %s", user, a.code, a.body)
 	}
@@ -348,7 +349,7 @@ func TestRestartKeepsData(t *testing.T) {
 	var want []feed.Post
 	for i := range 3 {
 		var p feed.Post
-		do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, PostRequest{Text: fmt.Sprint(i)}).decode(t, &p)
+		do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, api.PostRequest{Text: fmt.Sprint(i)}).decode(t, &p)
 		want = append([]feed.Post{p}, want...)
 	}
 	if a := do(t, nil, "PUT", m.url("/v1/users/joe/following/ann"), token, nil); a.code != 204 {
@@ -365,19 +366,19 @@ func TestRestartKeepsData(t *testing.T) {
 	ts, st = start(ln)
 	defer func() { ts.Close(); st.Close() }()
 	m.ts = ts
-	var page PostsAnswer
+	var page api.PostsAnswer
 	do(t, nil, "GET", m.url("/v1/users/joe/timeline"), token, nil).decode(t, &page)
 	if diff := cmp.Diff(want, page.Posts); diff != "" {
 		t.Errorf("timeline after restart (-want +got):\n%s", diff)
 	}
-	var fing FollowingAnswer
+	var fing api.FollowingAnswer
 	do(t, nil, "GET", m.url("/v1/users/joe/following"), "", nil).decode(t, &fing)
 	if diff := cmp.Diff([]string{"ann"}, fing.Following); diff != "" {
 		t.Errorf("following after restart (-want +got):\n%s", diff)
 	}
 	// A new post sorts after the old ones.
 	var p feed.Post
-	do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, PostRequest{Text: "after"}).decode(t, &p)
+	do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "after"}).decode(t, &p)
 	if p.ID.Compare(want[0].ID) <= 0 {
 		t.Errorf("post after restart has id %s, not after %s", p.ID, want[0].ID)
 	}

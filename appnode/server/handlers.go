@@ -17,60 +17,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
-)
-
-// API request and answer bodies. The Go client uses the same shapes.
-type (
-	// CreateUserRequest is the body of POST /v1/users.
-	CreateUserRequest struct {
-		Name string `json:"name"`
-	}
-	// CreateUserAnswer is the answer to POST /v1/users; the token is
-	// shown only here.
-	CreateUserAnswer struct {
-		Name  string `json:"name"`
-		Token string `json:"token"`
-	}
-	// UserAnswer is the answer to GET /v1/users/{name}.
-	UserAnswer struct {
-		Name    string    `json:"name"`
-		Created time.Time `json:"created"`
-	}
-	// PostRequest is the body of POST /v1/users/{name}/posts.
-	PostRequest struct {
-		Text string `json:"text"`
-	}
-	// PostsAnswer is a page of posts, newest first; Next is the cursor
-	// for the following page (?before=Next), empty on the last page.
-	PostsAnswer struct {
-		Posts []feed.Post `json:"posts"`
-		Next  string      `json:"next"`
-	}
-	// FollowingAnswer is the answer to GET .../following.
-	FollowingAnswer struct {
-		Following []string `json:"following"`
-	}
-	// FollowersAnswer is the answer to GET .../followers.
-	FollowersAnswer struct {
-		Followers []string `json:"followers"`
-	}
-	// RingAnswer is the answer to GET /v1/ring.
-	RingAnswer struct {
-		ring.Info
-		Self    string `json:"self"`
-		Routing string `json:"routing"`
-	}
-	// LookupAnswer is the answer to GET /v1/ring/lookup.
-	LookupAnswer struct {
-		Key        string   `json:"key"`
-		Hash       string   `json:"hash"`
-		Owner      string   `json:"owner"`
-		Preference []string `json:"preference"`
-		Version    string   `json:"version"`
-	}
 )
 
 func (s *Server) routes() {
@@ -186,7 +136,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, name string) 
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	var req CreateUserRequest
+	var req api.CreateUserRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -207,7 +157,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+u.Name)
-	writeJSON(w, http.StatusCreated, CreateUserAnswer{Name: u.Name, Token: token})
+	writeJSON(w, http.StatusCreated, api.CreateUserAnswer{Name: u.Name, Token: token})
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
@@ -216,7 +166,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, UserAnswer{Name: u.Name, Created: u.Created})
+	writeJSON(w, http.StatusOK, api.UserAnswer{Name: u.Name, Created: u.Created})
 }
 
 func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +174,7 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	var req PostRequest
+	var req api.PostRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -283,7 +233,7 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, PostsAnswer{Posts: nonNil(posts), Next: cursor(next)})
+	writeJSON(w, http.StatusOK, api.PostsAnswer{Posts: nonNil(posts), Next: cursor(next)})
 }
 
 func nonNil[T any](s []T) []T {
@@ -390,7 +340,7 @@ func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, FollowingAnswer{Following: names})
+	writeJSON(w, http.StatusOK, api.FollowingAnswer{Following: names})
 }
 
 func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
@@ -399,7 +349,7 @@ func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, FollowersAnswer{Followers: names})
+	writeJSON(w, http.StatusOK, api.FollowersAnswer{Followers: names})
 }
 
 // timelineFanout bounds the parallel reads of one timeline request: a
@@ -429,7 +379,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authors = append(authors, name)
-	pages := make([]PostsAnswer, len(authors))
+	pages := make([]api.PostsAnswer, len(authors))
 	ctx, cancel := context.WithTimeout(r.Context(), timelineTimeout)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
@@ -453,7 +403,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		more = more || p.Next != ""
 	}
 	slices.SortFunc(all, func(a, b feed.Post) int { return cmp.Compare(0, a.ID.Compare(b.ID)) })
-	ans := PostsAnswer{Posts: nonNil(all)}
+	ans := api.PostsAnswer{Posts: nonNil(all)}
 	if len(all) > limit {
 		ans.Posts, more = all[:limit], true
 	}
@@ -465,28 +415,28 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 
 // authorPosts reads one page of an author's posts, here or from the
 // author's owner. An author that does not exist has no posts.
-func (s *Server) authorPosts(ctx context.Context, rg *ring.Ring, author string, before feed.ID, limit int) (PostsAnswer, error) {
+func (s *Server) authorPosts(ctx context.Context, rg *ring.Ring, author string, before feed.ID, limit int) (api.PostsAnswer, error) {
 	if owner := rg.Owner(author); owner != s.self {
 		uri := "/internal/v1/users/" + author + "/posts?limit=" + strconv.Itoa(limit)
 		if !before.IsZero() {
 			uri += "&before=" + before.String()
 		}
-		var ans PostsAnswer
+		var ans api.PostsAnswer
 		err := s.call(ctx, http.MethodGet, owner, uri, nil, &ans)
 		var pe *peerError
 		if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
-			return PostsAnswer{}, nil
+			return api.PostsAnswer{}, nil
 		}
 		if err != nil {
-			return PostsAnswer{}, fmt.Errorf("reading posts of %s: %w", author, err)
+			return api.PostsAnswer{}, fmt.Errorf("reading posts of %s: %w", author, err)
 		}
 		return ans, nil
 	}
 	posts, next, err := s.store.Posts(author, before, limit)
 	if err != nil {
-		return PostsAnswer{}, err
+		return api.PostsAnswer{}, err
 	}
-	return PostsAnswer{Posts: posts, Next: cursor(next)}, nil
+	return api.PostsAnswer{Posts: posts, Next: cursor(next)}, nil
 }
 
 // storeOrPeerError answers an error that came from the local store or
@@ -507,7 +457,7 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) getRing(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())})
+	writeJSON(w, http.StatusOK, api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())})
 }
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
@@ -518,7 +468,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	rg := s.ring.Load()
 	pref := rg.Preference(nil, key)
-	writeJSON(w, http.StatusOK, LookupAnswer{Key: key, Hash: ring.HashKey(key).String(), Owner: pref[0], Preference: pref, Version: rg.Version()})
+	writeJSON(w, http.StatusOK, api.LookupAnswer{Key: key, Hash: ring.HashKey(key).String(), Owner: pref[0], Preference: pref, Version: rg.Version()})
 }
 
 // Status is what the admin API's /v1/status reports.

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
 )
@@ -177,11 +178,11 @@ func notOwner(ms []*member, name string) *member {
 
 func createUser(t *testing.T, m *member, name string) string {
 	t.Helper()
-	a := do(t, nil, "POST", m.url("/v1/users"), "", CreateUserRequest{Name: name})
+	a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: name})
 	if a.code != http.StatusCreated {
 		t.Fatalf("creating %s: %d %s", name, a.code, a.body)
 	}
-	var ans CreateUserAnswer
+	var ans api.CreateUserAnswer
 	a.decode(t, &ans)
 	return ans.Token
 }
