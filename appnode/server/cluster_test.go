@@ -131,7 +131,7 @@ func TestClusterForward(t *testing.T) {
 	}
 	sortNewestFirst(want)
 	var got []feed.Post
-	url := notOwner(ms, first).url("/v1/users/"+first+"/timeline?limit=7")
+	url := notOwner(ms, first).url("/v1/users/" + first + "/timeline?limit=7")
 	for range 10 {
 		a := do(t, nil, "GET", url, tokens[first], nil)
 		if a.code != 200 {
@@ -143,7 +143,7 @@ func TestClusterForward(t *testing.T) {
 		if page.Next == "" {
 			break
 		}
-		url = notOwner(ms, first).url("/v1/users/"+first+"/timeline?limit=7&before=" + page.Next)
+		url = notOwner(ms, first).url("/v1/users/" + first + "/timeline?limit=7&before=" + page.Next)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("timeline (-want +got):\n%s", diff)
