@@ -55,7 +55,7 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		return config.Missing("listen")
 	}
-	lhost, err := hostPort(c.Listen)
+	lhost, err := hostPort(c.Listen, 0)
 	if err != nil {
 		return config.Errorf("listen", c.Listen, "%v", err)
 	}
@@ -65,7 +65,7 @@ func (c *Config) Validate() error {
 		}
 		c.Advertise = c.Listen
 	}
-	if _, err := hostPort(c.Advertise); err != nil {
+	if _, err := hostPort(c.Advertise, 1); err != nil {
 		return config.Errorf("advertise", c.Advertise, "%v", err)
 	}
 	if c.Node == "" {
@@ -78,7 +78,7 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for i, m := range c.Members {
 		key := "members[" + strconv.Itoa(i) + "]"
-		if _, err := hostPort(m); err != nil {
+		if _, err := hostPort(m, 1); err != nil {
 			return config.Errorf(key, m, "%v", err)
 		}
 		if seen[m] {
@@ -128,7 +128,7 @@ func (c *Config) Validate() error {
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdmin
 	}
-	if _, err := hostPort(c.Admin.Listen); err != nil {
+	if _, err := hostPort(c.Admin.Listen, 0); err != nil {
 		return config.Errorf("admin.listen", c.Admin.Listen, "%v", err)
 	}
 	if err := c.Log.Validate(); err != nil {
@@ -142,12 +142,14 @@ func (c *Config) Ring() (*ring.Ring, error) {
 	return ring.New(ring.Config{Members: c.Members, VNodes: c.VNodes, Replicas: c.Replicas, Placement: ring.Placement(c.Placement)})
 }
 
-func hostPort(s string) (string, error) {
+// hostPort checks host:port; port 0 (any free port) is allowed only for
+// addresses this member binds, never for ones others dial.
+func hostPort(s string, minPort int) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", fmt.Errorf("is not host:port")
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+	if p, err := strconv.Atoi(port); err != nil || p < minPort || p > 65535 {
 		return "", fmt.Errorf("has no valid port")
 	}
 	return host, nil
