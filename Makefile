@@ -41,3 +41,10 @@ bench-dns: build
 
 clean:
 	rm -rf $(BIN)
+
+# bench-appnode measures appnode on a 3-member loopback cluster beside
+# nginx (bench/appnode/main.go says what). On a shared machine run it as
+# `flock -o /work/bench.lock make bench-appnode`.
+.PHONY: bench-appnode
+bench-appnode: appnode
+	$(GO) run ./bench/appnode -appnode $(BIN)/appnode
