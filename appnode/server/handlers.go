@@ -261,7 +261,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := feed.Edge{Follower: name, Followee: other, Clock: s.clock.Now(), Removed: r.Method == http.MethodDelete}
-	owner := s.ring.Load().Owner(other)
+	owner := s.target(s.ring.Load(), other)
 	if owner == s.self {
 		if err := s.mergeFollower(e); err != nil {
 			s.storeError(w, err)
@@ -414,9 +414,9 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorPosts reads one page of an author's posts, here or from the
-// author's owner. An author that does not exist has no posts.
+// member that answers for the author. An author that does not exist has no posts.
 func (s *Server) authorPosts(ctx context.Context, rg *ring.Ring, author string, before feed.ID, limit int) (api.PostsAnswer, error) {
-	if owner := rg.Owner(author); owner != s.self {
+	if owner := s.target(rg, author); owner != s.self {
 		uri := "/internal/v1/users/" + author + "/posts?limit=" + strconv.Itoa(limit)
 		if !before.IsZero() {
 			uri += "&before=" + before.String()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/ring"
@@ -37,6 +38,10 @@ type clusterOpts struct {
 	vnodes  int
 	// ring, when set, builds each member's ring from all addresses.
 	ring func(i int, addrs []string) *ring.Ring
+	// alive, when set, is every member's failure detector.
+	alive func(member string) bool
+	// registry, when set, gets member i's metrics.
+	registry func(i int) prometheus.Registerer
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -71,8 +76,12 @@ func newCluster(t *testing.T, o clusterOpts) []*member {
 		if o.ring != nil {
 			rg = o.ring(i, addrs)
 		}
+		var reg prometheus.Registerer
+		if o.registry != nil {
+			reg = o.registry(i)
+		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: testSecret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg})
 		if err != nil {
 			t.Fatal(err)
 		}

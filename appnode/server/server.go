@@ -56,6 +56,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
+	// Alive reports whether a member is up; nil means every member is.
+	// Requests for a user go to the first live member of the user's
+	// preference list, so a failure detector plugs in here.
+	Alive func(member string) bool
 }
 
 // Server serves appnode's API. It is safe for concurrent use; SetRing
@@ -68,6 +72,7 @@ type Server struct {
 	secret  []byte
 	log     *slog.Logger
 	now     func() time.Time
+	alive   func(string) bool
 	clock   *feed.Clock
 	ids     *feed.IDSource
 	peers   *http.Client
@@ -96,6 +101,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Alive == nil {
+		opts.Alive = func(string) bool { return true }
+	}
 	if opts.Transport == nil {
 		opts.Transport = NewTransport()
 	}
@@ -105,6 +113,7 @@ func New(opts Options) (*Server, error) {
 		secret:  opts.Secret,
 		log:     opts.Log.With("component", "api"),
 		now:     opts.Now,
+		alive:   opts.Alive,
 		clock:   feed.NewClock(opts.Now),
 		peers:   &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
 		metrics: newMetrics(opts.Registry, opts.Store),
@@ -259,11 +268,25 @@ func (s *Server) Serve(ctx context.Context) error {
 
 type ownerKey struct{}
 
-// route sends a request for user name to its owner, or returns false
-// when this member owns it and should answer itself.
+// target returns the member that answers for user name: the first live
+// member of its preference list (the owner while it is up). When none is
+// alive it is the owner, so the error names who should have answered.
+func (s *Server) target(rg *ring.Ring, name string) string {
+	var buf [8]string
+	pref := rg.Preference(buf[:0], name)
+	for _, m := range pref {
+		if m == s.self || s.alive(m) {
+			return m
+		}
+	}
+	return pref[0]
+}
+
+// route sends a request for user name to the member that answers for
+// it, or returns false when that is this member.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) bool {
 	rg := s.ring.Load()
-	owner := rg.Owner(name)
+	owner := s.target(rg, name)
 	w.Header().Set(HeaderOwner, owner)
 	if owner == s.self {
 		return false
