@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -294,22 +295,25 @@ func TestUnknownRoutes(t *testing.T) {
 
 func TestInternalNeedsClusterSecret(t *testing.T) {
 	m := newCluster(t, clusterOpts{n: 1})[0]
-	createUser(t, m, "joe")
-	uri := "/internal/v1/users/joe/posts"
+	token := createUser(t, m, "joe")
+	do(t, nil, "POST", m.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "hi"})
+	uri := "/internal/v1/merge"
+	body := `{"authors": ["joe", "nobody"], "limit": 5}`
 	for _, tt := range []struct {
 		name, header string
 		code         int
 	}{
 		{"none", "", 401},
-		{"wrong secret", sign([]byte("guess"), time.Now(), "GET", uri), 401},
-		{"other uri", sign(testSecret, time.Now(), "GET", "/internal/v1/users/ann/posts"), 401},
-		{"other method", sign(testSecret, time.Now(), "PUT", uri), 401},
-		{"too old", sign(testSecret, time.Now().Add(-time.Hour), "GET", uri), 401},
+		{"wrong secret", sign([]byte("guess"), time.Now(), "POST", uri), 401},
+		{"other uri", sign(testSecret, time.Now(), "POST", "/internal/v1/users/joe/followers"), 401},
+		{"other method", sign(testSecret, time.Now(), "GET", uri), 401},
+		{"too old", sign(testSecret, time.Now().Add(-time.Hour), "POST", uri), 401},
+		{"from the future", sign(testSecret, time.Now().Add(time.Hour), "POST", uri), 401},
 		{"garbage", "12.34.56", 401},
-		{"right", sign(testSecret, time.Now(), "GET", uri), 200},
+		{"right", sign(testSecret, time.Now(), "POST", uri), 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", m.url(uri), nil)
+			req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(body))
 			if tt.header != "" {
 				req.Header.Set(HeaderCluster, tt.header)
 			}
@@ -317,11 +321,29 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var ans mergeAnswer
+			json.NewDecoder(resp.Body).Decode(&ans)
 			resp.Body.Close()
 			if resp.StatusCode != tt.code {
 				t.Errorf("got %d, want %d", resp.StatusCode, tt.code)
 			}
+			if tt.code == 200 && (len(ans.IDs) != 1 || len(ans.Posts) != 1 || ans.More) {
+				t.Errorf("merge answer = %+v, want joe's one post", ans)
+			}
 		})
+	}
+	// Bad merge requests, properly signed.
+	for _, bad := range []string{`{"authors": ["Joe"], "limit": 5}`, `{"authors": ["joe"], "limit": 0}`, `{"authors": ["joe"], "limit": 5, "before": "x"}`, `{`} {
+		req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(bad))
+		req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "POST", uri))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("merge %s = %d, want 400", bad, resp.StatusCode)
+		}
 	}
 	// The edge route is guarded the same way.
 	a := do(t, nil, "PUT", m.url("/internal/v1/users/joe/followers"), "", feed.Edge{Follower: "ann", Followee: "joe", Clock: 1})
@@ -330,6 +352,18 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	}
 	if edges, _ := m.store.Edges(store.Followers, "joe"); len(edges) != 0 {
 		t.Errorf("unsigned edge was stored: %v", edges)
+	}
+	// A signed edge for the wrong user is refused.
+	uri = "/internal/v1/users/joe/followers"
+	req, _ := http.NewRequest("PUT", m.url(uri), strings.NewReader(`{"follower": "ann", "followee": "bob", "clock": 1}`))
+	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "PUT", uri))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("edge for another user = %d, want 400", resp.StatusCode)
 	}
 }
 

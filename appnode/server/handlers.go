@@ -1,18 +1,19 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,7 +37,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline))
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
-	mux.HandleFunc("GET /internal/v1/users/{name}/posts", s.internal(s.listPosts))
+	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
@@ -85,9 +86,11 @@ func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, errCluster)
 			return
 		}
-		if err := feed.ValidName(r.PathValue("name")); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
+		if name := r.PathValue("name"); name != "" {
+			if err := feed.ValidName(name); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
 		}
 		h(w, r)
 	}
@@ -224,16 +227,52 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if _, err := s.store.User(name); err != nil {
+	if err := s.userExists(name); err != nil {
 		s.storeError(w, err)
 		return
 	}
-	posts, next, err := s.store.Posts(name, before, limit)
+	posts, next, err := s.store.PostsRaw(name, before, limit)
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PostsAnswer{Posts: nonNil(posts), Next: cursor(next)})
+	writePosts(w, posts, next)
+}
+
+// userExists returns nil, store.ErrNotFound or the store's error.
+func (s *Server) userExists(name string) error {
+	ok, err := s.store.HasUser(name)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("user %s: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// writePosts writes an api.PostsAnswer from stored JSON, without
+// decoding and re-encoding every post.
+func writePosts(w http.ResponseWriter, posts []store.RawPost, next feed.ID) {
+	n := 64
+	for _, p := range posts {
+		n += len(p.JSON) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"posts":[`...)
+	for i, p := range posts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p.JSON...)
+	}
+	b = append(b, `],"next":"`...)
+	b = append(b, cursor(next)...)
+	b = append(b, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func nonNil[T any](s []T) []T {
@@ -285,7 +324,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 
 // mergeFollower stores an edge on the followee's side, here.
 func (s *Server) mergeFollower(e feed.Edge) error {
-	if _, err := s.store.User(e.Followee); err != nil {
+	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
 	_, err := s.store.MergeEdge(store.Followers, e)
@@ -313,7 +352,7 @@ func (s *Server) putFollower(w http.ResponseWriter, r *http.Request) {
 // active lists the other ends of the edges on one side that are not
 // removed.
 func (s *Server) active(side store.Side, name string) ([]string, error) {
-	if _, err := s.store.User(name); err != nil {
+	if err := s.userExists(name); err != nil {
 		return nil, err
 	}
 	edges, err := s.store.Edges(side, name)
@@ -352,17 +391,15 @@ func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.FollowersAnswer{Followers: names})
 }
 
-// timelineFanout bounds the parallel reads of one timeline request: a
-// user following thousands must not open thousands of requests at once.
-const timelineFanout = 16
-
 // timelineTimeout bounds the whole read-time merge.
 const timelineTimeout = 5 * time.Second
 
 // timeline merges, at read time, one page of posts of every user name
-// follows and of name itself, read in parallel from each author's owner.
-// The top limit of the union of every author's top limit is exactly the
-// top limit overall, so cursor paging is exact.
+// follows and of name itself. The authors are grouped by the member that
+// answers for them; each member merges its authors' pages (POST
+// /internal/v1/merge, in parallel) and this member merges those. The top
+// limit of the union of every author's top limit is exactly the top
+// limit overall, so cursor paging is exact.
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, before, err := page(r)
@@ -379,64 +416,150 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authors = append(authors, name)
-	pages := make([]api.PostsAnswer, len(authors))
+	rg := s.ring.Load()
+	groups := map[string][]string{}
+	for _, a := range authors {
+		m := s.target(rg, a)
+		groups[m] = append(groups[m], a)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timelineTimeout)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(timelineFanout)
-	rg := s.ring.Load()
-	for i, author := range authors {
+	var (
+		mu   sync.Mutex // guards all and more
+		all  []store.RawPost
+		more bool
+	)
+	for m, as := range groups {
 		g.Go(func() error {
+			var posts []store.RawPost
+			var more1 bool
 			var err error
-			pages[i], err = s.authorPosts(ctx, rg, author, before, limit)
-			return err
+			if m == s.self {
+				posts, more1, err = s.mergeLocal(as, before, limit)
+			} else {
+				posts, more1, err = s.mergeRemote(ctx, m, as, before, limit)
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			all = append(all, posts...)
+			more = more || more1
+			mu.Unlock()
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		s.storeOrPeerError(w, err)
 		return
 	}
-	var all []feed.Post
-	more := false
-	for _, p := range pages {
-		all = append(all, p.Posts...)
-		more = more || p.Next != ""
+	all, more = top(all, limit, more)
+	var next feed.ID
+	if more && len(all) > 0 {
+		next = all[len(all)-1].ID
 	}
-	slices.SortFunc(all, func(a, b feed.Post) int { return cmp.Compare(0, a.ID.Compare(b.ID)) })
-	ans := api.PostsAnswer{Posts: nonNil(all)}
-	if len(all) > limit {
-		ans.Posts, more = all[:limit], true
-	}
-	if more && len(ans.Posts) > 0 {
-		ans.Next = ans.Posts[len(ans.Posts)-1].ID.String()
-	}
-	writeJSON(w, http.StatusOK, ans)
+	writePosts(w, all, next)
 }
 
-// authorPosts reads one page of an author's posts, here or from the
-// member that answers for the author. An author that does not exist has no posts.
-func (s *Server) authorPosts(ctx context.Context, rg *ring.Ring, author string, before feed.ID, limit int) (api.PostsAnswer, error) {
-	if owner := s.target(rg, author); owner != s.self {
-		uri := "/internal/v1/users/" + author + "/posts?limit=" + strconv.Itoa(limit)
-		if !before.IsZero() {
-			uri += "&before=" + before.String()
-		}
-		var ans api.PostsAnswer
-		err := s.call(ctx, http.MethodGet, owner, uri, nil, &ans)
-		var pe *peerError
-		if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
-			return api.PostsAnswer{}, nil
-		}
+// top sorts posts newest first and keeps limit of them; more reports
+// whether anything is left beyond.
+func top(posts []store.RawPost, limit int, more bool) ([]store.RawPost, bool) {
+	slices.SortFunc(posts, func(a, b store.RawPost) int { return b.ID.Compare(a.ID) })
+	if len(posts) > limit {
+		return posts[:limit], true
+	}
+	return posts, more
+}
+
+// mergeLocal merges one page of each author's posts from this member's
+// store; authors that do not exist have no posts.
+func (s *Server) mergeLocal(authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+	var all []store.RawPost
+	more := false
+	for _, a := range authors {
+		posts, next, err := s.store.PostsRaw(a, before, limit)
 		if err != nil {
-			return api.PostsAnswer{}, fmt.Errorf("reading posts of %s: %w", author, err)
+			return nil, false, err
 		}
-		return ans, nil
+		all = append(all, posts...)
+		more = more || !next.IsZero()
 	}
-	posts, next, err := s.store.Posts(author, before, limit)
+	all, more = top(all, limit, more)
+	return all, more, nil
+}
+
+// mergeRequest is the body of POST /internal/v1/merge.
+type mergeRequest struct {
+	Authors []string `json:"authors"`
+	Before  string   `json:"before,omitempty"`
+	Limit   int      `json:"limit"`
+}
+
+// mergeAnswer is its answer: the merged page, ids beside the posts so
+// the caller merges without decoding the posts.
+type mergeAnswer struct {
+	IDs   []feed.ID         `json:"ids"`
+	Posts []json.RawMessage `json:"posts"`
+	More  bool              `json:"more"`
+}
+
+// maxMergeAuthors bounds one merge request.
+const maxMergeAuthors = 100_000
+
+func (s *Server) mergeRemote(ctx context.Context, member string, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+	req := mergeRequest{Authors: authors, Limit: limit}
+	if !before.IsZero() {
+		req.Before = before.String()
+	}
+	var ans mergeAnswer
+	if err := s.call(ctx, http.MethodPost, member, "/internal/v1/merge", req, &ans); err != nil {
+		return nil, false, fmt.Errorf("merging posts on %s: %w", member, err)
+	}
+	if len(ans.IDs) != len(ans.Posts) {
+		return nil, false, fmt.Errorf("merging posts on %s: %d ids for %d posts", member, len(ans.IDs), len(ans.Posts))
+	}
+	out := make([]store.RawPost, len(ans.IDs))
+	for i := range out {
+		out[i] = store.RawPost{ID: ans.IDs[i], JSON: ans.Posts[i]}
+	}
+	return out, ans.More, nil
+}
+
+// merge is the node-to-node half of timeline.
+func (s *Server) merge(w http.ResponseWriter, r *http.Request) {
+	var req mergeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Limit < 1 || req.Limit > feed.MaxPage || len(req.Authors) > maxMergeAuthors {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("limit %d or %d authors out of range", req.Limit, len(req.Authors)))
+		return
+	}
+	var before feed.ID
+	if req.Before != "" {
+		var err error
+		if before, err = feed.ParseID(req.Before); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("before: %w", err))
+			return
+		}
+	}
+	for _, a := range req.Authors {
+		if err := feed.ValidName(a); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	posts, more, err := s.mergeLocal(req.Authors, before, req.Limit)
 	if err != nil {
-		return api.PostsAnswer{}, err
+		s.storeError(w, err)
+		return
 	}
-	return api.PostsAnswer{Posts: posts, Next: cursor(next)}, nil
+	ans := mergeAnswer{IDs: make([]feed.ID, len(posts)), Posts: make([]json.RawMessage, len(posts)), More: more}
+	for i, p := range posts {
+		ans.IDs[i], ans.Posts[i] = p.ID, p.JSON
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // storeOrPeerError answers an error that came from the local store or

@@ -46,7 +46,7 @@ type clusterOpts struct {
 
 // newCluster starts n members on loopback, each with its own store,
 // all sharing one ring.
-func newCluster(t *testing.T, o clusterOpts) []*member {
+func newCluster(t testing.TB, o clusterOpts) []*member {
 	t.Helper()
 	if o.vnodes == 0 {
 		o.vnodes = 16
@@ -105,7 +105,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) decode(t *testing.T, v any) {
+func (a answer) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(a.body, v); err != nil {
 		t.Fatalf("decoding %s: %v", a.body, err)
@@ -114,7 +114,7 @@ func (a answer) decode(t *testing.T, v any) {
 
 // errorText returns the "error" of a JSON error body, failing the test
 // when the body is not one.
-func (a answer) errorText(t *testing.T) string {
+func (a answer) errorText(t testing.TB) string {
 	t.Helper()
 	var e map[string]string
 	if err := json.Unmarshal(a.body, &e); err != nil || e["error"] == "" || len(e) != 1 {
@@ -126,7 +126,7 @@ func (a answer) errorText(t *testing.T) string {
 // noRedirects is a client that shows 307s instead of following them.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func do(t *testing.T, c *http.Client, method, url, token string, body any) answer {
+func do(t testing.TB, c *http.Client, method, url, token string, body any) answer {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -185,7 +185,7 @@ func notOwner(ms []*member, name string) *member {
 	panic("one member owns everything")
 }
 
-func createUser(t *testing.T, m *member, name string) string {
+func createUser(t testing.TB, m *member, name string) string {
 	t.Helper()
 	a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: name})
 	if a.code != http.StatusCreated {

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -125,6 +126,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
+		BufferPool:   bufferPool{},
 		Transport:    opts.Transport,
 		ErrorHandler: s.proxyError,
 		ModifyResponse: func(resp *http.Response) error {
@@ -267,6 +269,15 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 type ownerKey struct{}
+
+// bufferPool recycles the buffers that forwarded answers are copied
+// through; without it every forward allocates 32 KiB.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
+
+func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(b) }
 
 // target returns the member that answers for user name: the first live
 // member of its preference list (the owner while it is up). When none is

@@ -239,6 +239,22 @@ func (s *Store) CreateUser(u feed.User) error {
 	return nil
 }
 
+// HasUser reports whether a user exists, without decoding it.
+func (s *Store) HasUser(name string) (bool, error) {
+	if s.failed.Load() {
+		return false, ErrFailed
+	}
+	_, closer, err := s.db.Get(userKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading user %s: %w", name, err)
+	}
+	closer.Close()
+	return true, nil
+}
+
 // User returns a user; ErrNotFound if there is none.
 func (s *Store) User(name string) (feed.User, error) {
 	var u feed.User
@@ -263,38 +279,65 @@ func (s *Store) AddPost(p feed.Post) error {
 	return nil
 }
 
-// Posts returns up to limit posts by author, newest first, older than
+// RawPost is a stored post as its JSON encoding (the API's form), with
+// its id: answers are assembled from these without decoding them.
+type RawPost struct {
+	ID   feed.ID
+	JSON []byte
+}
+
+// PostsRaw returns up to limit posts by author, newest first, older than
 // before (all posts when before is zero), and the cursor for the next
 // page (zero when there is none). It is one reverse range scan.
-func (s *Store) Posts(author string, before feed.ID, limit int) ([]feed.Post, feed.ID, error) {
+func (s *Store) PostsRaw(author string, before feed.ID, limit int) ([]RawPost, feed.ID, error) {
+	if s.failed.Load() {
+		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, ErrFailed)
+	}
 	lower := postPrefix(author)
 	upper := prefixEnd(lower)
 	if !before.IsZero() {
 		upper = postKey(author, before)
-	}
-	if s.failed.Load() {
-		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, ErrFailed)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, err)
 	}
 	defer it.Close()
-	var posts []feed.Post
+	var posts []RawPost
 	var next feed.ID
 	for ok := it.Last(); ok; ok = it.Prev() {
 		if len(posts) == limit {
 			next = posts[len(posts)-1].ID
 			break
 		}
-		var p feed.Post
-		if err := json.Unmarshal(it.Value(), &p); err != nil {
-			return nil, feed.ID{}, fmt.Errorf("decoding post %q: %w", it.Key(), err)
+		var p RawPost
+		key := it.Key()
+		if len(key) != len(lower)+len(p.ID) {
+			return nil, feed.ID{}, fmt.Errorf("reading posts of %s: malformed key %q", author, key)
 		}
+		copy(p.ID[:], key[len(lower):])
+		p.JSON = bytes.Clone(it.Value())
 		posts = append(posts, p)
 	}
 	if err := it.Error(); err != nil {
 		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, err)
+	}
+	return posts, next, nil
+}
+
+// Posts is PostsRaw with the posts decoded.
+func (s *Store) Posts(author string, before feed.ID, limit int) ([]feed.Post, feed.ID, error) {
+	raw, next, err := s.PostsRaw(author, before, limit)
+	if err != nil {
+		return nil, feed.ID{}, err
+	}
+	var posts []feed.Post
+	for _, r := range raw {
+		var p feed.Post
+		if err := json.Unmarshal(r.JSON, &p); err != nil {
+			return nil, feed.ID{}, fmt.Errorf("decoding post %s of %s: %w", r.ID, author, err)
+		}
+		posts = append(posts, p)
 	}
 	return posts, next, nil
 }

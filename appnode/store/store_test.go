@@ -40,6 +40,12 @@ func TestUsers(t *testing.T) {
 	if diff := cmp.Diff(u, got); diff != "" {
 		t.Errorf("User (-want +got):\n%s", diff)
 	}
+	if ok, err := s.HasUser("joe"); !ok || err != nil {
+		t.Errorf("HasUser(joe) = %v, %v", ok, err)
+	}
+	if ok, err := s.HasUser("jo"); ok || err != nil {
+		t.Errorf("HasUser(jo) = %v, %v", ok, err)
+	}
 	if _, err := s.User("jo"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("User(jo) = %v, want ErrNotFound", err)
 	}
