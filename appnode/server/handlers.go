@@ -472,21 +472,10 @@ func top(posts []store.RawPost, limit int, more bool) ([]store.RawPost, bool) {
 	return posts, more
 }
 
-// mergeLocal merges one page of each author's posts from this member's
+// mergeLocal merges one page of the authors' posts from this member's
 // store; authors that do not exist have no posts.
 func (s *Server) mergeLocal(authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
-	var all []store.RawPost
-	more := false
-	for _, a := range authors {
-		posts, next, err := s.store.PostsRaw(a, before, limit)
-		if err != nil {
-			return nil, false, err
-		}
-		all = append(all, posts...)
-		more = more || !next.IsZero()
-	}
-	all, more = top(all, limit, more)
-	return all, more, nil
+	return s.store.MergePosts(authors, before, limit)
 }
 
 // mergeRequest is the body of POST /internal/v1/merge.

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -252,5 +254,51 @@ func TestEngineFailure(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, got); diff != "" {
 		t.Errorf("posts after restart (-want +got):\n%s", diff)
+	}
+}
+
+func TestMergePosts(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	defer s.Close()
+	ids := feed.NewIDSource(feed.NewClock(nil), "n1")
+	var all []feed.Post
+	for i := range 30 {
+		author := []string{"ann", "bob", "cat"}[i%3]
+		if i%7 == 0 {
+			author = "dan" // a few posts by someone not in the merge
+		}
+		p := feed.Post{ID: ids.Next(), Author: author, Text: fmt.Sprint(i)}
+		if err := s.AddPost(p); err != nil {
+			t.Fatal(err)
+		}
+		if author != "dan" {
+			all = append([]feed.Post{p}, all...)
+		}
+	}
+	authors := []string{"ann", "bob", "cat", "nobody"}
+	var got []feed.Post
+	var before feed.ID
+	for range 10 {
+		page, more, err := s.MergePosts(authors, before, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			var p feed.Post
+			if err := json.Unmarshal(r.JSON, &p); err != nil || p.ID != r.ID {
+				t.Fatalf("raw post %s decodes to %+v, %v", r.ID, p, err)
+			}
+			got = append(got, p)
+		}
+		if !more {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+	if diff := cmp.Diff(all, got); diff != "" {
+		t.Errorf("merged pages (-want +got):\n%s", diff)
+	}
+	if page, more, err := s.MergePosts(nil, feed.ID{}, 5); len(page) != 0 || more || err != nil {
+		t.Errorf("MergePosts of nobody = %v, %v, %v", page, more, err)
 	}
 }
