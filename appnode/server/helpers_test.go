@@ -40,6 +40,8 @@ type clusterOpts struct {
 	ring func(i int, addrs []string) *ring.Ring
 	// alive, when set, is every member's failure detector.
 	alive func(member string) bool
+	// transport, when set, carries the members' requests to each other.
+	transport http.RoundTripper
 	// registry, when set, gets member i's metrics.
 	registry func(i int) prometheus.Registerer
 }
@@ -81,7 +83,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 			reg = o.registry(i)
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: testSecret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -148,6 +148,9 @@ const peerTimeout = 10 * time.Second
 // NewTransport returns the HTTP transport members use among themselves:
 // keep-alive connections to every member, enough of them idle that a
 // busy forwarder does not redial (a redial costs more than the request).
+// (A hand-written HTTP/1.1 transport without net/http's per-connection
+// reader and writer goroutines was measured at only about 6% less CPU
+// per forward, not worth its risk.)
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // members talk directly, never through an HTTP proxy
