@@ -128,3 +128,39 @@ func TestMergeEdge(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseID(f *testing.F) {
+	f.Add(NewIDSource(NewClock(nil), "x").Next().String())
+	f.Add("")
+	f.Add("zzzzzzzzzzzzzzzzzzzzzzzzzz")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadID) {
+				t.Fatalf("ParseID(%q) = %v, not ErrBadID", s, err)
+			}
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("ParseID(%q).String() = %q", s, id.String())
+		}
+	})
+}
+
+func FuzzValidate(f *testing.F) {
+	f.Add("joe", "hello")
+	f.Add("", "")
+	f.Add("a_1", strings.Repeat("ü", 281))
+	f.Fuzz(func(t *testing.T, name, text string) {
+		if err := ValidName(name); err == nil {
+			for _, c := range []byte(name) {
+				if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+					t.Fatalf("ValidName accepted %q", name)
+				}
+			}
+		}
+		if err := ValidText(text); err == nil && (text == "" || len([]rune(text)) > MaxTextLen) {
+			t.Fatalf("ValidText accepted %d runes", len([]rune(text)))
+		}
+	})
+}
