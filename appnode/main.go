@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,12 @@ import (
 )
 
 func main() {
+	// The live heap is small (the block cache is pebble's own memory), and
+	// every request allocates: collecting at 4x the live heap instead of
+	// 2x trades a few MB for less CPU per request. GOGC still overrides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "appnode:", err)
 		os.Exit(1)

@@ -215,6 +215,15 @@ func startCluster(o options, dir string) (*cluster, error) {
 	return c, nil
 }
 
+// pids are the members' process ids.
+func (c *cluster) pids() []int {
+	var out []int
+	for _, p := range c.procs {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
+}
+
 func (c *cluster) stop() {
 	for _, p := range c.procs {
 		p.stop()
@@ -259,6 +268,18 @@ type result struct {
 	elapsed  time.Duration
 	lat      []time.Duration
 	firstErr error
+	// serverCPU is the CPU time the serving processes used during the
+	// measurement (zero when not measured).
+	serverCPU time.Duration
+}
+
+// cpuPerRequest is the serving processes' CPU time per request: unlike
+// requests/s, other work on a shared machine barely disturbs it.
+func (r result) cpuPerRequest() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(r.requests)
 }
 
 func (r result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -316,6 +337,15 @@ func measure(ctx context.Context, name string, conc int, d time.Duration, maxReq
 	res.requests = len(res.lat)
 	slices.Sort(res.lat)
 	return res
+}
+
+// measureOn is measure, also recording the CPU time used by the
+// processes pids (and their children) meanwhile.
+func measureOn(ctx context.Context, pids func() []int, name string, conc int, d time.Duration, maxReq int, op func(i int) error) result {
+	before := procCPU(pids())
+	r := measure(ctx, name, conc, d, maxReq, op)
+	r.serverCPU = procCPU(pids()) - before
+	return r
 }
 
 func get(hc *http.Client, url string, want int) error {
@@ -435,7 +465,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "disk: %.0f synced 512-byte writes/s (one at a time)\n", rate)
 
-	add(measure(ctx, "posts (durable, smart client → owner)", conc, d, maxReq, func(i int) error {
+	add(measureOn(ctx, c.pids, "posts (durable, smart client → owner)", conc, d, maxReq, func(i int) error {
 		u := i % o.users
 		_, err := cl.Post(ctx, users[u], tokens[u], "benchmark post")
 		return err
@@ -451,17 +481,17 @@ func run(ctx context.Context, o options) error {
 		return o
 	}
 	feedURL := func(m, u string) string { return "http://" + m + "/v1/users/" + u + "/posts?limit=20" }
-	direct := measure(ctx, "feed reads → owner", conc, d, maxReq, func(i int) error {
+	direct := measureOn(ctx, c.pids, "feed reads → owner", conc, d, maxReq, func(i int) error {
 		u := users[i%o.users]
 		return get(hc, feedURL(owner(u), u), 200)
 	})
 	add(direct)
-	fwd := measure(ctx, "feed reads → non-owner (forward)", conc, d, maxReq, func(i int) error {
+	fwd := measureOn(ctx, c.pids, "feed reads → non-owner (forward)", conc, d, maxReq, func(i int) error {
 		u := users[i%o.users]
 		return get(hc, feedURL(nonOwner(u), u), 200)
 	})
 	add(fwd)
-	add(measure(ctx, fmt.Sprintf("timeline reads (%d followees) → owner", min(o.followees, o.users)), conc, d, maxReq, func(i int) error {
+	add(measureOn(ctx, c.pids, fmt.Sprintf("timeline reads (%d followees) → owner", min(o.followees, o.users)), conc, d, maxReq, func(i int) error {
 		_, err := cl.Timeline(ctx, "reader", reader.Token, client.Page{Limit: 20})
 		return err
 	}))
@@ -469,7 +499,7 @@ func run(ctx context.Context, o options) error {
 	if err := c.setRouting("redirect"); err != nil {
 		return err
 	}
-	redirect := measure(ctx, "307 from non-owner (routing: redirect)", conc, d, maxReq, func(i int) error {
+	redirect := measureOn(ctx, c.pids, "307 from non-owner (routing: redirect)", conc, d, maxReq, func(i int) error {
 		u := users[i%o.users]
 		return get(hc, feedURL(nonOwner(u), u), http.StatusTemporaryRedirect)
 	})
@@ -529,7 +559,8 @@ http {
 	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port), p); err != nil {
 		return result{}, err
 	}
-	return measure(ctx, "307 from nginx (return 307)", o.concurrency, o.duration, o.maxRequests, func(i int) error {
+	pids := func() []int { return withChildren(p.cmd.Process.Pid) }
+	return measureOn(ctx, pids, "307 from nginx (return 307)", o.concurrency, o.duration, o.maxRequests, func(i int) error {
 		u := users[i%len(users)]
 		return get(hc, fmt.Sprintf("http://127.0.0.1:%d/v1/users/%s/posts?limit=20", port, u), http.StatusTemporaryRedirect)
 	}), nil
@@ -540,15 +571,19 @@ func report(o options, results []result, syncRate float64, direct, fwd, redirect
 	fmt.Fprintf(&b, "# bench-appnode, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "3 members on 127.0.0.1, %d concurrent requests, %v per row, %d CPUs.\n\n", o.concurrency, o.duration, numCPU())
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "measurement\trequests/s\tp50\tp99\terrors")
-	fmt.Fprintf(tw, "disk: synced 512 B writes, one at a time\t%.0f\t\t\t\n", syncRate)
+	fmt.Fprintln(tw, "measurement\trequests/s\tp50\tp99\tserver CPU/request\terrors")
+	fmt.Fprintf(tw, "disk: synced 512 B writes, one at a time\t%.0f\t\t\t\t\n", syncRate)
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%d\n", r.name, r.rate(), r.pct(0.5).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.errors)
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%d\n", r.name, r.rate(), r.pct(0.5).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.cpuPerRequest().Round(time.Microsecond), r.errors)
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "\nforwarded / direct feed reads: %.2f (target ≥ 0.5)\n", fwd.rate()/direct.rate())
+	fmt.Fprintf(&b, "\nServer CPU/request is the CPU time of the serving processes (3 appnodes, or nginx's\nmaster and worker) divided by requests: other load on a shared machine barely moves it.\n\n")
+	ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
+	fmt.Fprintf(&b, "forwarded / direct feed reads: %.2f by rate, %.2f by server CPU (target ≥ 0.5)\n",
+		fwd.rate()/direct.rate(), ratio(direct.cpuPerRequest(), fwd.cpuPerRequest()))
 	if nginx.requests > 0 {
-		fmt.Fprintf(&b, "appnode 307 / nginx 307: %.2f (target ≥ 0.7)\n", redirect.rate()/nginx.rate())
+		fmt.Fprintf(&b, "appnode 307 / nginx 307: %.2f by rate, %.2f by server CPU (target ≥ 0.7)\n",
+			redirect.rate()/nginx.rate(), ratio(nginx.cpuPerRequest(), redirect.cpuPerRequest()))
 	}
 	fmt.Fprint(os.Stdout, b.String())
 	path := filepath.Join(o.out, "results.md")
