@@ -40,6 +40,7 @@ type Error struct {
 	Member  string // who answered
 }
 
+// Error says what the member answered.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%d from %s)", e.Message, e.Status, e.Member)
 }
