@@ -126,12 +126,19 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // Ring returns the client's ring, fetching it first if the client has
-// none or a member reported another version.
+// none or a member reported another version. When the refetch fails the
+// old ring is still used: it is right about most keys, and members
+// route the rest.
 func (c *Client) Ring(ctx context.Context) (*ring.Ring, error) {
-	if r := c.ring.Load(); r != nil && !c.stale.Load() {
-		return r, nil
+	old := c.ring.Load()
+	if old != nil && !c.stale.Load() {
+		return old, nil
 	}
-	return c.Refresh(ctx)
+	r, err := c.Refresh(ctx)
+	if err != nil && old != nil {
+		return old, nil
+	}
+	return r, err
 }
 
 // Refresh fetches the ring from the seeds (then from the members of the
