@@ -53,6 +53,7 @@ type options struct {
 	postsEach   int
 	out         string
 	keep        bool
+	maxprocs    int
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&o.postsEach, "posts", 20, "posts per user before the read measurements")
 	flag.StringVar(&o.out, "out", "bench/appnode/out", "directory for results.md and logs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the cluster's data directory")
+	flag.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS for each appnode (0: Go's default, one per CPU)")
 	flag.Parse()
 	// SIGINT or SIGTERM ends the measurements; deferred stops then end
 	// the children by pid.
@@ -94,13 +96,14 @@ type proc struct {
 	done chan error
 }
 
-func start(name, logPath string, args ...string) (*proc, error) {
+func start(name, logPath string, env []string, args ...string) (*proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	// A child must not outlive the benchmark (and keep holding ports,
 	// or an inherited lock file descriptor) if the benchmark dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -199,7 +202,11 @@ func startCluster(o options, dir string) (*cluster, error) {
 		return nil, err
 	}
 	for i := range c.members {
-		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), o.appnode, "serve", "-c", c.configs[i])
+		var env []string
+		if o.maxprocs > 0 {
+			env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs))
+		}
+		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, o.appnode, "serve", "-c", c.configs[i])
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -551,7 +558,7 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return result{}, err
 	}
-	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), o.nginx, "-p", prefix, "-c", confPath)
+	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, o.nginx, "-p", prefix, "-c", confPath)
 	if err != nil {
 		return result{}, err
 	}
@@ -569,7 +576,11 @@ http {
 func report(o options, results []result, syncRate float64, direct, fwd, redirect, nginx result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# bench-appnode, %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "3 members on 127.0.0.1, %d concurrent requests, %v per row, %d CPUs.\n\n", o.concurrency, o.duration, numCPU())
+	procs := "Go's default GOMAXPROCS"
+	if o.maxprocs > 0 {
+		procs = fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs)
+	}
+	fmt.Fprintf(&b, "3 members on 127.0.0.1 (%s), nginx with 1 worker, %d concurrent requests, %v per row, %d CPUs.\n\n", procs, o.concurrency, o.duration, numCPU())
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "measurement\trequests/s\tp50\tp99\tserver CPU/request\terrors")
 	fmt.Fprintf(tw, "disk: synced 512 B writes, one at a time\t%.0f\t\t\t\t\n", syncRate)
