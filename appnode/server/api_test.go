@@ -345,6 +345,25 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 			t.Errorf("merge %s = %d, want 400", bad, resp.StatusCode)
 		}
 	}
+	// A merge for a user who follows many long-named users is larger
+	// than an API body may be, and still fine.
+	var many []string
+	for i := range 2000 {
+		many = append(many, fmt.Sprintf("%032d", i))
+	}
+	big, _ := json.Marshal(mergeRequest{Authors: append(many, "joe"), Limit: 5})
+	req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(string(big)))
+	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "POST", uri))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans mergeAnswer
+	json.NewDecoder(resp.Body).Decode(&ans)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(ans.IDs) != 1 || len(big) <= maxBody {
+		t.Errorf("merge of %d bytes for %d authors = %d %+v", len(big), len(many)+1, resp.StatusCode, ans)
+	}
 	// The edge route is guarded the same way.
 	a := do(t, nil, "PUT", m.url("/internal/v1/users/joe/followers"), "", feed.Edge{Follower: "ann", Followee: "joe", Clock: 1})
 	if a.code != 401 || a.errorText(t) != errCluster.Error() {
@@ -355,9 +374,9 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	}
 	// A signed edge for the wrong user is refused.
 	uri = "/internal/v1/users/joe/followers"
-	req, _ := http.NewRequest("PUT", m.url(uri), strings.NewReader(`{"follower": "ann", "followee": "bob", "clock": 1}`))
+	req, _ = http.NewRequest("PUT", m.url(uri), strings.NewReader(`{"follower": "ann", "followee": "bob", "clock": 1}`))
 	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "PUT", uri))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,13 +275,6 @@ func writePosts(w http.ResponseWriter, posts []store.RawPost, next feed.ID) {
 	w.Write(b)
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
 // follow serves PUT (follow) and DELETE (unfollow). The edge goes first
 // to the followee's owner, which checks that the followee exists, then
 // into this member's store on the follower's side. Both copies carry the
@@ -493,8 +486,12 @@ type mergeAnswer struct {
 	More  bool              `json:"more"`
 }
 
-// maxMergeAuthors bounds one merge request.
-const maxMergeAuthors = 100_000
+// maxMergeAuthors bounds one merge request: far more than anyone follows
+// before fan-out on write takes over timelines.
+const maxMergeAuthors = 20_000
+
+// maxMergeBody fits maxMergeAuthors names of the longest kind, quoted.
+const maxMergeBody = maxMergeAuthors*(feed.MaxNameLen+3) + 1024
 
 func (s *Server) mergeRemote(ctx context.Context, member string, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
 	req := mergeRequest{Authors: authors, Limit: limit}
@@ -518,7 +515,7 @@ func (s *Server) mergeRemote(ctx context.Context, member string, authors []strin
 // merge is the node-to-node half of timeline.
 func (s *Server) merge(w http.ResponseWriter, r *http.Request) {
 	var req mergeRequest
-	if !readJSON(w, r, &req) {
+	if !readJSONLimit(w, r, &req, maxMergeBody) {
 		return
 	}
 	if req.Limit < 1 || req.Limit > feed.MaxPage || len(req.Authors) > maxMergeAuthors {

@@ -370,11 +370,16 @@ const maxBody = 16 << 10
 // readJSON decodes a request body into v, strictly: unknown fields and
 // trailing data are errors. It answers the request itself on failure.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	return readJSONLimit(w, r, v, maxBody)
+}
+
+// readJSONLimit is readJSON for bodies of up to limit bytes.
+func readJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxBody))
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit))
 		return false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
