@@ -301,9 +301,12 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if err := s.call(r.Context(), http.MethodPut, owner, "/internal/v1/users/"+other+"/followers", e, nil); err != nil {
 		var pe *peerError
-		if errors.As(err, &pe) && pe.Status/100 == 4 {
+		if errors.As(err, &pe) && (pe.Status == http.StatusNotFound || pe.Status == http.StatusBadRequest) {
+			// About the followee: the client's problem.
 			writeError(w, pe.Status, errors.New(pe.Msg))
 		} else {
+			// Anything else (a wrong cluster secret, a full disk over
+			// there) is this cluster's problem, not the client's.
 			writeError(w, http.StatusBadGateway, fmt.Errorf("recording the edge with %s's owner: %w", other, err))
 		}
 		return

@@ -40,6 +40,8 @@ type clusterOpts struct {
 	ring func(i int, addrs []string) *ring.Ring
 	// alive, when set, is every member's failure detector.
 	alive func(member string) bool
+	// secret, when set, is member i's cluster secret (default testSecret).
+	secret func(i int) []byte
 	// transport, when set, carries the members' requests to each other.
 	transport http.RoundTripper
 	// registry, when set, gets member i's metrics.
@@ -82,7 +84,11 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		if o.registry != nil {
 			reg = o.registry(i)
 		}
-		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: testSecret,
+		secret := testSecret
+		if o.secret != nil {
+			secret = o.secret(i)
+		}
+		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport})
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/store"
 )
 
 // TestRoutesToFirstLiveMember: with the owner reported dead, requests go
@@ -61,5 +64,40 @@ appnode_requests_total{code="400",route="POST /v1/users"} 1
 	n, err := testutil.GatherAndCount(reg, "appnode_request_duration_seconds", "appnode_store_bytes", "appnode_store_failed", "appnode_forward_errors_total")
 	if err != nil || n < 4 {
 		t.Errorf("latency, store and forward-error series: %d, %v", n, err)
+	}
+}
+
+// TestWrongClusterSecret: a member with another secret is refused by the
+// others; the user sees 502 and nothing half-done is stored.
+func TestWrongClusterSecret(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 2, secret: func(i int) []byte {
+		if i == 1 {
+			return []byte("another secret")
+		}
+		return testSecret
+	}})
+	// Users owned by different members.
+	var a, b string
+	for i := 0; a == "" || b == ""; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if owner(ms, u) == ms[0] && a == "" {
+			a = u
+		} else if owner(ms, u) == ms[1] && b == "" {
+			b = u
+		}
+	}
+	ta := createUser(t, ms[0], a)
+	createUser(t, ms[1], b)
+	ans := do(t, nil, "PUT", ms[0].url("/v1/users/"+a+"/following/"+b), ta, nil)
+	if ans.code != http.StatusBadGateway || !strings.Contains(ans.errorText(t), "cluster credentials") {
+		t.Errorf("follow across mismatched secrets = %d %s, want 502", ans.code, ans.body)
+	}
+	if edges, _ := ms[0].store.Edges(store.Following, a); len(edges) != 0 {
+		t.Errorf("refused follow left an edge: %v", edges)
+	}
+	// A forwarded request still works: hops are then not believed, but
+	// the owner answers anyway.
+	if ans := do(t, nil, "GET", ms[0].url("/v1/users/"+b+"/posts"), "", nil); ans.code != 200 {
+		t.Errorf("forward across mismatched secrets = %d %s", ans.code, ans.body)
 	}
 }
