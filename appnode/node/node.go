@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
+
+// readyInterval is how often /readyz is brought up to date with the
+// store's health: about as often as a load balancer probes it.
+const readyInterval = time.Second
 
 // Loader reads the configuration again, for a reload.
 type Loader func() (Config, error)
@@ -100,6 +105,20 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error {
 		n.notify.Watchdog(gctx, func() bool { return !n.store.Failed() })
 		return nil
+	})
+	g.Go(func() error {
+		// A failed store refuses every request: say so on /readyz, so
+		// load balancers and the lab stop sending here.
+		t := time.NewTicker(readyInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				n.admin.SetReady(!n.store.Failed())
+			}
+		}
 	})
 	n.admin.SetReady(true)
 	n.notify.Ready("serving")
