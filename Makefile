@@ -101,4 +101,10 @@ clean:
 BENCH_LOCK ?= /tmp/ringfront-bench.lock
 .PHONY: bench-failover
 bench-failover: vipwatch
-	flock $(BENCH_LOCK) $(GO) run ./bench/failover -vipwatch $(BIN)/vipwatch -n 10
+	flock -o $(BENCH_LOCK) $(GO) run ./bench/failover -vipwatch $(BIN)/vipwatch -n 10
+# bench-appnode measures appnode on a 3-member loopback cluster beside
+# nginx (bench/appnode/main.go says what). On a shared machine run it as
+# `flock -o $(BENCH_LOCK) make bench-appnode`.
+.PHONY: bench-appnode
+bench-appnode: appnode
+	$(GO) run ./bench/appnode -appnode $(BIN)/appnode

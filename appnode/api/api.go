@@ -1,0 +1,82 @@
+// Package api defines the JSON bodies of appnode's HTTP API and the
+// headers it uses, shared by the server and the Go client. It has no
+// dependencies beyond the data model, so importing it (or the client)
+// does not pull in the server or its storage engine.
+package api
+
+import (
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
+)
+
+// Request and answer bodies.
+type (
+	// CreateUserRequest is the body of POST /v1/users.
+	CreateUserRequest struct {
+		Name string `json:"name"`
+	}
+	// CreateUserAnswer is the answer to POST /v1/users; the token is
+	// shown only here.
+	CreateUserAnswer struct {
+		Name  string `json:"name"`
+		Token string `json:"token"`
+	}
+	// UserAnswer is the answer to GET /v1/users/{name}.
+	UserAnswer struct {
+		Name    string    `json:"name"`
+		Created time.Time `json:"created"`
+	}
+	// PostRequest is the body of POST /v1/users/{name}/posts.
+	PostRequest struct {
+		Text string `json:"text"`
+	}
+	// PostsAnswer is a page of posts, newest first; Next is the cursor
+	// for the following page (?before=Next), empty on the last page.
+	PostsAnswer struct {
+		Posts []feed.Post `json:"posts"`
+		Next  string      `json:"next"`
+	}
+	// FollowingAnswer is the answer to GET .../following.
+	FollowingAnswer struct {
+		Following []string `json:"following"`
+	}
+	// FollowersAnswer is the answer to GET .../followers.
+	FollowersAnswer struct {
+		Followers []string `json:"followers"`
+	}
+	// RingAnswer is the answer to GET /v1/ring.
+	RingAnswer struct {
+		ring.Info
+		Self    string `json:"self"`
+		Routing string `json:"routing"`
+	}
+	// Error is the body of every error answer.
+	Error struct {
+		Error string `json:"error"`
+	}
+	// LookupAnswer is the answer to GET /v1/ring/lookup.
+	LookupAnswer struct {
+		Key        string   `json:"key"`
+		Hash       string   `json:"hash"`
+		Owner      string   `json:"owner"`
+		Preference []string `json:"preference"`
+		Version    string   `json:"version"`
+	}
+)
+
+// Headers between members and towards clients.
+const (
+	// HeaderCluster authenticates a node-to-node request:
+	// "<unix seconds>.<hex HMAC-SHA256(secret, seconds \n method \n URI)>".
+	HeaderCluster = "X-Ringfront-Cluster"
+	// HeaderHops counts how often a request has been forwarded; it is
+	// believed only on a request with a valid HeaderCluster.
+	HeaderHops = "X-Ringfront-Hops"
+	// HeaderOwner names the member that owns the request's user.
+	HeaderOwner = "X-Ringfront-Owner"
+	// HeaderRingVersion is the answering member's ring version; a client
+	// whose ring differs refetches it.
+	HeaderRingVersion = "X-Ringfront-Ring-Version"
+)

@@ -1,0 +1,371 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
+)
+
+// Sentinel errors; an *Error matches the one for its status with
+// errors.Is.
+var (
+	ErrBadRequest   = errors.New("bad request")
+	ErrUnauthorized = errors.New("missing token")
+	ErrForbidden    = errors.New("wrong token")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("already exists")
+	// ErrUnavailable means no member of a key's preference list answered.
+	ErrUnavailable = errors.New("no member answered")
+)
+
+// Error is an error answer from a member.
+type Error struct {
+	Status  int    // HTTP status
+	Message string // the member's {"error": ...}
+	Member  string // who answered
+}
+
+// Error says what the member answered.
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d from %s)", e.Message, e.Status, e.Member)
+}
+
+// Is matches the sentinel for the status.
+func (e *Error) Is(target error) bool {
+	switch e.Status {
+	case http.StatusBadRequest:
+		return target == ErrBadRequest
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusConflict:
+		return target == ErrConflict
+	}
+	return false
+}
+
+// Options configure a Client.
+type Options struct {
+	// HTTP is the client to use; nil means one with a 10 s timeout and
+	// keep-alive connections to every member.
+	HTTP *http.Client
+}
+
+// Client talks to an appnode cluster.
+type Client struct {
+	seeds []string // host:port of members to fetch the ring from
+	http  *http.Client
+	ring  atomic.Pointer[ring.Ring]
+	stale atomic.Bool // a member answered with another ring version
+
+	refresh sync.Mutex // one ring fetch at a time
+}
+
+// New returns a client that learns the ring from the given members
+// ("host:port" or "http://host:port"). It makes no request yet.
+func New(seeds []string, opts Options) (*Client, error) {
+	if len(seeds) == 0 {
+		return nil, errors.New("creating client: no seed members")
+	}
+	c := &Client{}
+	for _, s := range seeds {
+		if strings.Contains(s, "://") {
+			u, err := url.Parse(s)
+			if err != nil || u.Scheme != "http" || u.Host == "" {
+				return nil, fmt.Errorf("creating client: seed %q is not http://host:port", s)
+			}
+			s = u.Host
+		}
+		c.seeds = append(c.seeds, s)
+	}
+	hc := opts.HTTP
+	if hc == nil {
+		hc = &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+		}
+	}
+	// A copy, so CheckRedirect does not change the caller's client.
+	cp := *hc
+	cp.CheckRedirect = c.checkRedirect
+	c.http = &cp
+	return c, nil
+}
+
+// checkRedirect follows a member's 307 to another member with the
+// token: Go drops Authorization on a redirect to another host:port, but
+// every member of the ring is one service.
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return errors.New("stopped after 3 redirects")
+	}
+	if r := c.ring.Load(); r != nil && r.Has(req.URL.Host) {
+		if auth := via[0].Header.Get("Authorization"); auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+	}
+	return nil
+}
+
+// Ring returns the client's ring, fetching it first if the client has
+// none or a member reported another version. When the refetch fails the
+// old ring is still used: it is right about most keys, and members
+// route the rest.
+func (c *Client) Ring(ctx context.Context) (*ring.Ring, error) {
+	old := c.ring.Load()
+	if old != nil && !c.stale.Load() {
+		return old, nil
+	}
+	r, err := c.Refresh(ctx)
+	if err != nil && old != nil {
+		return old, nil
+	}
+	return r, err
+}
+
+// Refresh fetches the ring from the seeds (then from the members of the
+// current ring) until one answers.
+func (c *Client) Refresh(ctx context.Context) (*ring.Ring, error) {
+	c.refresh.Lock()
+	defer c.refresh.Unlock()
+	if r := c.ring.Load(); r != nil && !c.stale.Load() {
+		return r, nil // another goroutine just fetched it
+	}
+	candidates := c.seeds
+	if r := c.ring.Load(); r != nil {
+		candidates = slices.Concat(r.Members(), c.seeds)
+	}
+	var errs []error
+	for _, m := range candidates {
+		var info api.RingAnswer
+		if _, err := c.send(ctx, m, http.MethodGet, "/v1/ring", "", nil, &info); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r, err := ring.FromInfo(info.Info)
+		if err != nil {
+			return nil, fmt.Errorf("ring from %s: %w", m, err)
+		}
+		c.ring.Store(r)
+		c.stale.Store(false)
+		return r, nil
+	}
+	return nil, fmt.Errorf("fetching the ring: %w", errors.Join(errs...))
+}
+
+// Lookup returns the preference list of a user, owner first.
+func (c *Client) Lookup(ctx context.Context, name string) ([]string, error) {
+	r, err := c.Ring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Preference(nil, name), nil
+}
+
+// transportError is a request that got no HTTP answer.
+type transportError struct{ err error }
+
+func (e transportError) Error() string { return e.err.Error() }
+func (e transportError) Unwrap() error { return e.err }
+
+// send makes one request to member and decodes a 2xx JSON answer into
+// out. It returns the member's ring version.
+func (c *Client) send(ctx context.Context, member, method, uri, token string, body, out any) (string, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return "", fmt.Errorf("encoding request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+member+uri, rd)
+	if err != nil {
+		return "", fmt.Errorf("building request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", transportError{fmt.Errorf("%s %s on %s: %w", method, uri, member, err)}
+	}
+	defer resp.Body.Close()
+	version := resp.Header.Get(api.HeaderRingVersion)
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		return version, &Error{Status: resp.StatusCode, Message: e.Error, Member: member}
+	}
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return version, nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return version, fmt.Errorf("decoding answer from %s: %w", member, err)
+	}
+	return version, nil
+}
+
+// do sends a request about user name to its owner, falling over to the
+// rest of the preference list when a member does not answer at all (an
+// HTTP error answer is final: the member is up and has spoken).
+func (c *Client) do(ctx context.Context, name, method, uri, token string, body, out any) error {
+	r, err := c.Ring(ctx)
+	if err != nil {
+		return err
+	}
+	var buf [8]string
+	var errs []error
+	for _, m := range r.Preference(buf[:0], name) {
+		version, err := c.send(ctx, m, method, uri, token, body, out)
+		if version != "" && version != r.Version() {
+			c.stale.Store(true)
+		}
+		var te transportError
+		if errors.As(err, &te) && ctx.Err() == nil {
+			errs = append(errs, err)
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("%w for %s: %w", ErrUnavailable, name, errors.Join(errs...))
+}
+
+// CreateUser creates a user and returns its token, which is shown only
+// this once.
+func (c *Client) CreateUser(ctx context.Context, name string) (api.CreateUserAnswer, error) {
+	var ans api.CreateUserAnswer
+	if err := feed.ValidName(name); err != nil {
+		return ans, err
+	}
+	err := c.do(ctx, name, http.MethodPost, "/v1/users", "", api.CreateUserRequest{Name: name}, &ans)
+	return ans, err
+}
+
+// User returns a user's public record.
+func (c *Client) User(ctx context.Context, name string) (api.UserAnswer, error) {
+	var ans api.UserAnswer
+	if err := feed.ValidName(name); err != nil {
+		return ans, err
+	}
+	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name, "", nil, &ans)
+	return ans, err
+}
+
+// Post posts text as user name, with name's token.
+func (c *Client) Post(ctx context.Context, name, token, text string) (feed.Post, error) {
+	var p feed.Post
+	if err := feed.ValidName(name); err != nil {
+		return p, err
+	}
+	err := c.do(ctx, name, http.MethodPost, "/v1/users/"+name+"/posts", token, api.PostRequest{Text: text}, &p)
+	return p, err
+}
+
+// Page says which page of posts to read: at most Limit (0 means the
+// server's default) older than Before (empty means the newest).
+type Page struct {
+	Limit  int
+	Before string
+}
+
+func (p Page) query() string {
+	q := url.Values{}
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.Before != "" {
+		q.Set("before", p.Before)
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// Posts reads a page of name's posts, newest first. The answer's Next
+// is the Before of the following page, empty on the last.
+func (c *Client) Posts(ctx context.Context, name string, page Page) (api.PostsAnswer, error) {
+	var ans api.PostsAnswer
+	if err := feed.ValidName(name); err != nil {
+		return ans, err
+	}
+	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name+"/posts"+page.query(), "", nil, &ans)
+	return ans, err
+}
+
+// Timeline reads a page of name's home timeline (the posts of everyone
+// name follows, and name's own), with name's token.
+func (c *Client) Timeline(ctx context.Context, name, token string, page Page) (api.PostsAnswer, error) {
+	var ans api.PostsAnswer
+	if err := feed.ValidName(name); err != nil {
+		return ans, err
+	}
+	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name+"/timeline"+page.query(), token, nil, &ans)
+	return ans, err
+}
+
+// Follow makes name follow other.
+func (c *Client) Follow(ctx context.Context, name, token, other string) error {
+	return c.edge(ctx, http.MethodPut, name, token, other)
+}
+
+// Unfollow makes name stop following other.
+func (c *Client) Unfollow(ctx context.Context, name, token, other string) error {
+	return c.edge(ctx, http.MethodDelete, name, token, other)
+}
+
+func (c *Client) edge(ctx context.Context, method, name, token, other string) error {
+	if err := feed.ValidName(name); err != nil {
+		return err
+	}
+	if err := feed.ValidName(other); err != nil {
+		return err
+	}
+	return c.do(ctx, name, method, "/v1/users/"+name+"/following/"+other, token, nil, nil)
+}
+
+// Following lists whom name follows.
+func (c *Client) Following(ctx context.Context, name string) ([]string, error) {
+	var ans api.FollowingAnswer
+	if err := feed.ValidName(name); err != nil {
+		return nil, err
+	}
+	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name+"/following", "", nil, &ans)
+	return ans.Following, err
+}
+
+// Followers lists who follows name.
+func (c *Client) Followers(ctx context.Context, name string) ([]string, error) {
+	var ans api.FollowersAnswer
+	if err := feed.ValidName(name); err != nil {
+		return nil, err
+	}
+	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name+"/followers", "", nil, &ans)
+	return ans.Followers, err
+}

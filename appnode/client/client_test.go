@@ -1,0 +1,275 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/server"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+type member struct {
+	addr      string
+	srv       *server.Server
+	ts        *httptest.Server
+	forwarded atomic.Int64 // requests that arrived forwarded by another member
+}
+
+func cluster(t *testing.T, n int, routing server.Routing) []*member {
+	t.Helper()
+	lns := make([]net.Listener, n)
+	addrs := make([]string, n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	rg, err := ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]*member, n)
+	for i := range ms {
+		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return store.Space{Free: 1 << 40}, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Options{Self: addrs[i], Ring: rg, Routing: routing, Store: st,
+			Secret: []byte("s"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &member{addr: addrs[i], srv: srv}
+		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get(api.HeaderHops) != "" {
+				m.forwarded.Add(1)
+			}
+			srv.ServeHTTP(w, r)
+		}))
+		ts.Listener.Close()
+		ts.Listener = lns[i]
+		ts.Start()
+		m.ts = ts
+		ms[i] = m
+		t.Cleanup(func() { ts.Close(); st.Close() })
+	}
+	return ms
+}
+
+func TestClient(t *testing.T) {
+	ms := cluster(t, 3, server.Forward)
+	ctx := context.Background()
+	c, err := New([]string{"http://" + ms[0].addr}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"joe", "ann", "bob", "cat", "dan", "eve"}
+	tokens := map[string]string{}
+	for _, u := range users {
+		ans, err := c.CreateUser(ctx, u)
+		if err != nil {
+			t.Fatalf("CreateUser(%s): %v", u, err)
+		}
+		tokens[u] = ans.Token
+	}
+	if _, err := c.CreateUser(ctx, "joe"); !errors.Is(err, ErrConflict) {
+		t.Errorf("CreateUser(joe) again = %v, want ErrConflict", err)
+	}
+	if _, err := c.CreateUser(ctx, "No"); !errors.Is(err, feed.ErrBadName) {
+		t.Errorf("CreateUser(No) = %v, want ErrBadName", err)
+	}
+	if u, err := c.User(ctx, "ann"); err != nil || u.Name != "ann" {
+		t.Errorf("User(ann) = %+v, %v", u, err)
+	}
+	if _, err := c.User(ctx, "zed"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("User(zed) = %v, want ErrNotFound", err)
+	}
+	var want []feed.Post
+	for i := range 3 {
+		for _, u := range users {
+			p, err := c.Post(ctx, u, tokens[u], fmt.Sprintf("%s %d", u, i))
+			if err != nil {
+				t.Fatalf("Post as %s: %v", u, err)
+			}
+			if u != "eve" {
+				want = append([]feed.Post{p}, want...)
+			}
+		}
+	}
+	if _, err := c.Post(ctx, "joe", tokens["ann"], "x"); !errors.Is(err, ErrForbidden) {
+		t.Errorf("Post with ann's token = %v, want ErrForbidden", err)
+	}
+	if _, err := c.Post(ctx, "joe", "", "x"); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("Post without token = %v, want ErrUnauthorized", err)
+	}
+	var ce *Error
+	if _, err := c.Post(ctx, "joe", tokens["joe"], strings.Repeat("x", 281)); !errors.As(err, &ce) || ce.Status != 400 || !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Post of 281 characters = %v, want a 400", err)
+	}
+	page, err := c.Posts(ctx, "joe", Page{Limit: 2})
+	if err != nil || len(page.Posts) != 2 || page.Next == "" || page.Posts[0].Text != "joe 2" {
+		t.Errorf("Posts(joe, 2) = %+v, %v", page, err)
+	}
+	page, err = c.Posts(ctx, "joe", Page{Limit: 2, Before: page.Next})
+	if err != nil || len(page.Posts) != 1 || page.Next != "" || page.Posts[0].Text != "joe 0" {
+		t.Errorf("Posts(joe, second page) = %+v, %v", page, err)
+	}
+	for _, u := range users[1:5] {
+		if err := c.Follow(ctx, "joe", tokens["joe"], u); err != nil {
+			t.Fatalf("Follow(%s): %v", u, err)
+		}
+	}
+	if err := c.Follow(ctx, "joe", tokens["joe"], "eve"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unfollow(ctx, "joe", tokens["joe"], "eve"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Follow(ctx, "joe", tokens["joe"], "zed"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Follow(zed) = %v, want ErrNotFound", err)
+	}
+	following, err := c.Following(ctx, "joe")
+	if diff := cmp.Diff(users[1:5], following); err != nil || diff != "" {
+		t.Errorf("Following(joe) = %v (-want +got):\n%s", err, diff)
+	}
+	followers, err := c.Followers(ctx, "ann")
+	if err != nil || !cmp.Equal([]string{"joe"}, followers) {
+		t.Errorf("Followers(ann) = %v, %v", followers, err)
+	}
+	var got []feed.Post
+	before := ""
+	for range 10 {
+		page, err := c.Timeline(ctx, "joe", tokens["joe"], Page{Limit: 4, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Posts...)
+		if before = page.Next; before == "" {
+			break
+		}
+	}
+	// Ids order posts by time; two members' posts within the same
+	// millisecond order by member, not by when this test made them.
+	slices.SortFunc(want, func(a, b feed.Post) int { return b.ID.Compare(a.ID) })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	// Every request went straight to the owner.
+	for _, m := range ms {
+		if n := m.forwarded.Load(); n != 0 {
+			t.Errorf("member %s got %d forwarded requests; the client should talk to owners", m.addr, n)
+		}
+	}
+	pref, err := c.Lookup(ctx, "joe")
+	if err != nil || !cmp.Equal(ms[0].srv.Ring().Preference(nil, "joe"), pref) {
+		t.Errorf("Lookup(joe) = %v, %v", pref, err)
+	}
+}
+
+// TestClientRingChange: when the members' ring changes, the client sees
+// the new version on its next answer and refetches the ring; a member
+// in redirect mode sends it on to the new owner, token and all.
+func TestClientRingChange(t *testing.T) {
+	ms := cluster(t, 3, server.Redirect)
+	ctx := context.Background()
+	c, _ := New([]string{ms[1].addr}, Options{})
+	old, err := c.Ring(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := old.Members()
+	next, err := ring.New(ring.Config{Members: addrs, VNodes: 64, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A user whose owner moves with the new ring.
+	var user string
+	for i := range 1000 {
+		if u := fmt.Sprintf("u%d", i); old.Owner(u) != next.Owner(u) {
+			user = u
+			break
+		}
+	}
+	for _, m := range ms {
+		if err := m.srv.SetRing(next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The client still uses the old ring: the old owner redirects.
+	ans, err := c.CreateUser(ctx, user)
+	if err != nil {
+		t.Fatalf("CreateUser(%s) through a redirect: %v", user, err)
+	}
+	if _, err := c.Post(ctx, user, ans.Token, "hello"); err != nil {
+		t.Fatalf("Post through a redirect (token must follow it): %v", err)
+	}
+	r, err := c.Ring(ctx)
+	if err != nil || r.Version() != next.Version() {
+		t.Errorf("client ring after the change = %v, %v; want version %s", r, err, next.Version())
+	}
+	page, err := c.Posts(ctx, user, Page{})
+	if err != nil || len(page.Posts) != 1 {
+		t.Errorf("Posts = %+v, %v", page, err)
+	}
+}
+
+// TestClientFailover: when the owner does not answer, the client tries
+// the next member of the preference list.
+func TestClientFailover(t *testing.T) {
+	ms := cluster(t, 3, server.Forward)
+	ctx := context.Background()
+	c, _ := New([]string{ms[0].addr, ms[1].addr, ms[2].addr}, Options{})
+	r, err := c.Ring(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pref := r.Preference(nil, "joe")
+	for _, m := range ms {
+		if m.addr == pref[0] {
+			m.ts.Close()
+		}
+	}
+	// The replica answered (forwarding to the dead owner fails until
+	// replication lets replicas serve: issue 6).
+	_, err = c.User(ctx, "joe")
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Member != pref[1] || ce.Status != http.StatusBadGateway {
+		t.Errorf("User(joe) with the owner down = %v, want an answer from %s", err, pref[1])
+	}
+	// With every member down the error says so.
+	for _, m := range ms {
+		m.ts.Close()
+	}
+	if _, err := c.User(ctx, "joe"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("User(joe) with all down = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	for _, seeds := range [][]string{nil, {"https://x:1"}, {"http://"}} {
+		if _, err := New(seeds, Options{}); err == nil {
+			t.Errorf("New(%v) accepted", seeds)
+		}
+	}
+	c, _ := New([]string{"127.0.0.1:1"}, Options{})
+	if _, err := c.Ring(context.Background()); err == nil || !strings.Contains(err.Error(), "fetching the ring") {
+		t.Errorf("Ring from a dead seed = %v", err)
+	}
+}

@@ -1,0 +1,183 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/server"
+	"github.com/ringfront/ringfront/internal/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+)
+
+const base = `
+listen: "127.0.0.1:8081"
+members: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
+data_dir: /tmp/x
+cluster_secret_file: /tmp/key
+`
+
+func load(t *testing.T, body string) (Config, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "appnode.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	err := config.Load(config.Options{File: p, EnvPrefix: "APPNODE", Environ: []string{}}, &cfg)
+	return cfg, err
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"minimal", base, ""},
+		{"no listen", strings.Replace(base, `listen: "127.0.0.1:8081"`, "", 1), "listen: is required"},
+		{"bad listen", base + "advertise: 127.0.0.1:8081\n" + `listen: "nowhere"` + "\n", ""}, // overridden below
+		{"wildcard listen needs advertise", strings.Replace(base, `listen: "127.0.0.1:8081"`, `listen: "0.0.0.0:8081"`, 1), "advertise: \"\" is required"},
+		{"advertise not a member", base + "advertise: 127.0.0.1:9999\n", `advertise: "127.0.0.1:9999" is not one of members`},
+		{"bad member", strings.Replace(base, `"127.0.0.1:8083"`, `"127.0.0.1"`, 1), `members[2]: "127.0.0.1" is not host:port`},
+		{"bad port", strings.Replace(base, `"127.0.0.1:8083"`, `"127.0.0.1:0"`, 1), `members[2]: "127.0.0.1:0" has no valid port`},
+		{"duplicate member", strings.Replace(base, `"127.0.0.1:8083"`, `"127.0.0.1:8082"`, 1), `members[2]: "127.0.0.1:8082" is listed twice`},
+		{"no members", strings.Replace(base, `members: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]`, "", 1), "members: is required"},
+		{"vnodes", base + "vnodes: 5000\n", `vnodes: "5000" is not from 1 to 4096`},
+		{"vnodes not a number", base + "vnodes: many\n", `vnodes: "many" is not a valid integer`},
+		{"replicas", base + "replicas: 4\n", `replicas: "4" is not from 1`},
+		{"placement", base + "placement: random\n", `placement: "random" is not successor or opposite`},
+		{"routing", base + "routing: proxy\n", `routing: "proxy" is not forward or redirect`},
+		{"no data_dir", strings.Replace(base, "data_dir: /tmp/x", "", 1), "data_dir: is required"},
+		{"no secret", strings.Replace(base, "cluster_secret_file: /tmp/key", "", 1), "cluster_secret_file: is required"},
+		{"unknown key", base + "replica: 2\n", "replica: unknown key"},
+		{"admin listen", base + "admin: {listen: nowhere}\n", `admin.listen: "nowhere" is not host:port`},
+		{"log level", base + "log: {level: loud}\n", `log.level: "loud" is not a log level`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "bad listen" {
+				tt.body = strings.Replace(base, `listen: "127.0.0.1:8081"`, `listen: "nowhere"`, 1)
+				tt.want = `listen: "nowhere" is not host:port`
+			}
+			_, err := load(t, tt.body)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("got %v, want no error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	cfg, err := load(t, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Advertise != "127.0.0.1:8081" || cfg.Node != cfg.Advertise || cfg.VNodes != 128 || cfg.Replicas != 2 ||
+		cfg.Placement != "successor" || cfg.Routing != "forward" || cfg.Admin.Listen != DefaultAdmin || cfg.MinFreeMB != 64 {
+		t.Errorf("defaults not filled: %+v", cfg)
+	}
+}
+
+// TestExampleConfig: configs/appnode.yaml loads as it is.
+func TestExampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../../configs/appnode.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load(t, string(b))
+	if err != nil {
+		t.Fatalf("configs/appnode.yaml: %v", err)
+	}
+	if _, err := cfg.Ring(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNodeRunAndReload runs a one-member node from a config file and
+// reloads it: a good change applies, a bad one leaves the old config.
+func TestNodeRunAndReload(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("secret\n"), 0o600)
+	file := filepath.Join(dir, "appnode.yaml")
+	write := func(routing, listen string) {
+		body := "listen: " + listen + "\nadvertise: 127.0.0.1:18181\nmembers: [127.0.0.1:18181]\nreplicas: 1\n" +
+			"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
+			"\nrouting: " + routing + "\nadmin: {listen: \"127.0.0.1:0\"}\n"
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loader := func() (Config, error) {
+		var cfg Config
+		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
+		return cfg, err
+	}
+	// The API listens on port 0 through the listen key, advertised as
+	// 18181: the ring only needs the advertised name.
+	write("forward", "127.0.0.1:0")
+	cfg, err := loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	admin := n.Admin().Addr().String()
+	waitReady(t, admin)
+
+	write("redirect", "127.0.0.1:0")
+	var st server.Status
+	if err := daemon.AdminRequest(ctx, "POST", admin, nil, "/v1/reload", &st); err != nil || st.Routing != "redirect" {
+		t.Errorf("reload to redirect = %+v, %v", st, err)
+	}
+	write("sideways", "127.0.0.1:0")
+	if err := daemon.AdminRequest(ctx, "POST", admin, nil, "/v1/reload", nil); err == nil || !strings.Contains(err.Error(), "sideways") {
+		t.Errorf("reload with a bad routing = %v", err)
+	}
+	write("forward", "127.0.0.1:1")
+	if err := n.Reload(ctx); err == nil || !strings.Contains(err.Error(), "cannot change on reload") {
+		t.Errorf("reload with a new listen = %v", err)
+	}
+	var ns Status
+	if err := daemon.AdminRequest(ctx, "GET", admin, nil, "/v1/status", &ns); err != nil || ns.Routing != "redirect" || ns.Node != "127.0.0.1:18181" {
+		t.Errorf("status after refused reloads = %+v, %v; want routing still redirect", ns, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func waitReady(t *testing.T, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("node never became ready")
+}

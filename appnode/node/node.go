@@ -1,0 +1,192 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringfront/ringfront/appnode/server"
+	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/internal/config"
+	"github.com/ringfront/ringfront/internal/daemon"
+)
+
+// readyInterval is how often /readyz is brought up to date with the
+// store's health: about as often as a load balancer probes it.
+const readyInterval = time.Second
+
+// Loader reads the configuration again, for a reload.
+type Loader func() (Config, error)
+
+// Node is a running appnode member.
+type Node struct {
+	log    *slog.Logger
+	notify *daemon.Notifier
+	load   Loader
+	store  *store.Store
+	srv    *server.Server
+	admin  *daemon.Admin
+
+	mu  sync.Mutex // guards cfg
+	cfg Config
+}
+
+// New opens the store and binds the API and admin listeners, so that a
+// bad address or a locked database fails before anything is announced.
+func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
+	log = log.With("node", cfg.Node)
+	secret, err := config.ReadSecret(cfg.ClusterSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster_secret_file: %w", err)
+	}
+	var adminToken []byte
+	if cfg.Admin.TokenFile != "" {
+		if adminToken, err = config.ReadSecret(cfg.Admin.TokenFile); err != nil {
+			return nil, fmt.Errorf("admin.token_file: %w", err)
+		}
+	}
+	rg, err := cfg.Ring()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("component", "store")})
+	if err != nil {
+		return nil, err
+	}
+	admin := daemon.NewAdmin(adminToken)
+	srv, err := server.New(server.Options{
+		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
+		Secret: secret, Log: log, Registry: admin.Registry(),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, cfg: cfg}
+	admin.Handle("GET /v1/status", n.status)
+	admin.Handle("POST /v1/reload", n.reloadHandler)
+	if err := srv.Listen(cfg.Listen); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := admin.Listen(cfg.Admin.Listen); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Server is the node's API server.
+func (n *Node) Server() *server.Server { return n.srv }
+
+// Admin is the node's admin listener.
+func (n *Node) Admin() *daemon.Admin { return n.admin }
+
+// Run serves until ctx is done, then stops gracefully and closes the
+// store. SIGHUP reloads the configuration.
+func (n *Node) Run(ctx context.Context) error {
+	defer func() {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("closing store", "op", "stop", "err", err)
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.srv.Serve(gctx) })
+	g.Go(func() error { return n.admin.Serve(gctx) })
+	g.Go(func() error {
+		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
+		return nil
+	})
+	g.Go(func() error {
+		n.notify.Watchdog(gctx, func() bool { return !n.store.Failed() })
+		return nil
+	})
+	g.Go(func() error {
+		// A failed store refuses every request: say so on /readyz, so
+		// load balancers and the lab stop sending here.
+		t := time.NewTicker(readyInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				n.admin.SetReady(!n.store.Failed())
+			}
+		}
+	})
+	n.admin.SetReady(true)
+	n.notify.Ready("serving")
+	n.log.Info("serving", "op", "start", "listen", n.srv.Addr().String(), "admin", n.admin.Addr().String(),
+		"ring", n.srv.Ring().String(), "routing", n.srv.Routing())
+	<-gctx.Done()
+	n.admin.SetReady(false)
+	n.notify.Stopping()
+	n.log.Info("stopping", "op", "stop")
+	return g.Wait()
+}
+
+// Reload re-reads the configuration and applies what can change while
+// running: the membership and ring settings, and the routing mode. A
+// config that is invalid or changes what cannot change (addresses,
+// data_dir) is refused and the old one stays in force.
+func (n *Node) Reload(ctx context.Context) error {
+	cfg, err := n.load()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := n.cfg
+	for _, f := range []struct{ key, was, now string }{
+		{"listen", old.Listen, cfg.Listen},
+		{"advertise", old.Advertise, cfg.Advertise},
+		{"data_dir", old.DataDir, cfg.DataDir},
+		{"admin.listen", old.Admin.Listen, cfg.Admin.Listen},
+		{"cluster_secret_file", old.ClusterSecretFile, cfg.ClusterSecretFile},
+	} {
+		if f.was != f.now {
+			return config.Errorf(f.key, f.now, "cannot change on reload (was %q); restart instead", f.was)
+		}
+	}
+	rg, err := cfg.Ring()
+	if err != nil {
+		return err
+	}
+	if err := n.srv.SetRing(rg); err != nil {
+		return err
+	}
+	if err := n.srv.SetRouting(server.Routing(cfg.Routing)); err != nil {
+		return err
+	}
+	n.cfg = cfg
+	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)
+	return nil
+}
+
+// Status is what `appnode status` prints.
+type Status struct {
+	Node string `json:"node"`
+	server.Status
+}
+
+func (n *Node) status(w http.ResponseWriter, r *http.Request) {
+	n.mu.Lock()
+	name := n.cfg.Node
+	n.mu.Unlock()
+	daemon.WriteJSON(w, http.StatusOK, Status{Node: name, Status: n.srv.Status()})
+}
+
+func (n *Node) reloadHandler(w http.ResponseWriter, r *http.Request) {
+	if err := daemon.RunReload(r.Context(), n.log, n.notify, n.Reload, "admin API"); err != nil {
+		// A reload fails on the new config, which the operator wrote.
+		daemon.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	daemon.WriteJSON(w, http.StatusOK, n.srv.Status())
+}

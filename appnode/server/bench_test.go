@@ -1,0 +1,71 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/api"
+)
+
+// benchClient keeps enough idle connections for RunParallel.
+var benchClient = &http.Client{
+	Transport:     &http.Transport{MaxIdleConnsPerHost: 256},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// cpuTime is the CPU time this process has used: a measure that other
+// processes on a shared machine do not disturb the way they disturb
+// wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchGet(b *testing.B, url string, want int) {
+	b.ReportAllocs()
+	start := cpuTime()
+	defer func() {
+		b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	}()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := benchClient.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				b.Fatalf("GET %s = %d", url, resp.StatusCode)
+			}
+		}
+	})
+}
+
+func benchCluster(b *testing.B, routing Routing) ([]*member, string) {
+	ms := newCluster(b, clusterOpts{n: 2, routing: routing})
+	token := createUser(b, owner(ms, "joe"), "joe")
+	for range 20 {
+		do(b, nil, "POST", owner(ms, "joe").url("/v1/users/joe/posts"), token, api.PostRequest{Text: "a post of some length, like people write"})
+	}
+	return ms, token
+}
+
+func BenchmarkFeedDirect(b *testing.B) {
+	ms, _ := benchCluster(b, Forward)
+	benchGet(b, owner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
+}
+
+func BenchmarkFeedForward(b *testing.B) {
+	ms, _ := benchCluster(b, Forward)
+	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
+}
+
+func BenchmarkRedirect(b *testing.B) {
+	ms, _ := benchCluster(b, Redirect)
+	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 307)
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+// FuzzAPI sends arbitrary requests to a one-member server: every answer
+// is below 500, and every error answer is {"error": "..."}.
+func FuzzAPI(f *testing.F) {
+	st, err := store.Open(f.TempDir(), store.Options{Space: func(string) (store.Space, error) { return store.Space{Free: 1 << 40}, nil }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	rg, _ := ring.New(ring.Config{Members: []string{"127.0.0.1:1"}})
+	srv, err := New(Options{Self: "127.0.0.1:1", Ring: rg, Store: st, Secret: testSecret, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A user to act as, so that authorised paths are reached too.
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/users", strings.NewReader(`{"name":"joe"}`)))
+	var created struct{ Token string }
+	json.Unmarshal(rec.Body.Bytes(), &created)
+	for _, seed := range []struct{ method, path, body string }{
+		{"POST", "/v1/users", `{"name":"ann"}`},
+		{"POST", "/v1/users", `{"name":`},
+		{"POST", "/v1/users/joe/posts", `{"text":"hi"}`},
+		{"POST", "/v1/users/joe/posts", `{"text":"\ud800"}`},
+		{"GET", "/v1/users/joe/posts?limit=3&before=00000000000000000000000000", ""},
+		{"GET", "/v1/users/joe/timeline?limit=x", ""},
+		{"PUT", "/v1/users/joe/following/ann", ""},
+		{"DELETE", "/v1/users/joe/following/joe", ""},
+		{"GET", "/v1/users/joe/followers", ""},
+		{"GET", "/v1/ring/lookup?key=%ff", ""},
+		{"POST", "/internal/v1/merge", `{"authors":["joe"],"limit":5}`},
+		{"PATCH", "/v1/users/joe", ""},
+	} {
+		f.Add(seed.method, seed.path, seed.body, true)
+	}
+	f.Fuzz(func(t *testing.T, method, path, body string, auth bool) {
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		req, err := http.NewRequest(method, "http://127.0.0.1:1"+path, strings.NewReader(body))
+		if err != nil {
+			return // not a request a client could send
+		}
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+created.Token)
+		}
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q = %d %s", method, path, body, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e map[string]string
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e["error"] == "" {
+				t.Fatalf("%s %s = %d with body %q, not {\"error\": ...}", method, path, rec.Code, rec.Body)
+			}
+		}
+	})
+}

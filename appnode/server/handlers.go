@@ -1,0 +1,597 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/users", s.createUser)
+	mux.HandleFunc("GET /v1/users/{name}", s.keyed(s.getUser))
+	mux.HandleFunc("POST /v1/users/{name}/posts", s.keyed(s.createPost))
+	mux.HandleFunc("GET /v1/users/{name}/posts", s.keyed(s.listPosts))
+	mux.HandleFunc("PUT /v1/users/{name}/following/{other}", s.keyed(s.follow))
+	mux.HandleFunc("DELETE /v1/users/{name}/following/{other}", s.keyed(s.follow))
+	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing))
+	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers))
+	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline))
+	mux.HandleFunc("GET /v1/ring", s.getRing)
+	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
+	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
+	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
+	mux.HandleFunc("/", s.notFound)
+	s.mux = mux
+}
+
+// notFound answers every request no route matched: 405 with Allow when
+// the path exists for other methods, else 404, both as JSON.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pat := s.mux.Handler(probe); pat != "/" && pat != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+// keyed wraps a handler for /v1/users/{name}/...: it checks the name,
+// then routes the request to the name's owner or serves it here.
+func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if err := feed.ValidName(name); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if s.route(w, r, name) {
+			return
+		}
+		h(w, r)
+	}
+}
+
+// internal wraps a node-to-node handler: it needs the cluster secret and
+// is always served here, never routed.
+func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !verify(s.secret, s.now(), r) {
+			writeError(w, http.StatusUnauthorized, errCluster)
+			return
+		}
+		if name := r.PathValue("name"); name != "" {
+			if err := feed.ValidName(name); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+// storeError answers a failed store operation.
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err)
+	case errors.Is(err, store.ErrExists):
+		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, store.ErrDiskFull):
+		writeError(w, http.StatusInsufficientStorage, err)
+	case errors.Is(err, store.ErrReadOnly), errors.Is(err, store.ErrFailed):
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
+	}
+}
+
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// authorize checks the bearer token of user name and answers the request
+// itself (401, 403, 404 or a store error) when it is not right.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, name string) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="appnode"`)
+		writeError(w, http.StatusUnauthorized, fmt.Errorf("this needs %s's token (Authorization: Bearer ...)", name))
+		return false
+	}
+	u, err := s.store.User(name)
+	if err != nil {
+		s.storeError(w, err)
+		return false
+	}
+	if subtle.ConstantTimeCompare(hashToken(token), u.TokenHash) != 1 {
+		writeError(w, http.StatusForbidden, fmt.Errorf("wrong token for %s", name))
+		return false
+	}
+	return true
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateUserRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := feed.ValidName(req.Name); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if s.route(w, r, req.Name) {
+		return
+	}
+	// 32 random bytes: a token nobody guesses.
+	var raw [32]byte
+	rand.Read(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	u := feed.User{Name: req.Name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
+	if err := s.store.CreateUser(u); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/users/"+u.Name)
+	writeJSON(w, http.StatusCreated, api.CreateUserAnswer{Name: u.Name, Token: token})
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.store.User(r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.UserAnswer{Name: u.Name, Created: u.Created})
+}
+
+func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.authorize(w, r, name) {
+		return
+	}
+	var req api.PostRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := feed.ValidText(req.Text); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	id := s.ids.Next()
+	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
+	if err := s.store.AddPost(p); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
+	writeJSON(w, http.StatusCreated, p)
+}
+
+// page reads ?limit= and ?before=.
+func page(r *http.Request) (limit int, before feed.ID, err error) {
+	limit = feed.DefaultPage
+	if v := r.URL.Query().Get("limit"); v != "" {
+		limit, err = strconv.Atoi(v)
+		if err != nil || limit < 1 || limit > feed.MaxPage {
+			return 0, before, fmt.Errorf("limit: %q is not a number from 1 to %d", v, feed.MaxPage)
+		}
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		before, err = feed.ParseID(v)
+		if err != nil {
+			return 0, before, fmt.Errorf("before: %w", err)
+		}
+	}
+	return limit, before, nil
+}
+
+func cursor(id feed.ID) string {
+	if id.IsZero() {
+		return ""
+	}
+	return id.String()
+}
+
+func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, before, err := page(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.userExists(name); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	posts, next, err := s.store.PostsRaw(name, before, limit)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writePosts(w, posts, next)
+}
+
+// userExists returns nil, store.ErrNotFound or the store's error.
+func (s *Server) userExists(name string) error {
+	ok, err := s.store.HasUser(name)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("user %s: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// writePosts writes an api.PostsAnswer from stored JSON, without
+// decoding and re-encoding every post.
+func writePosts(w http.ResponseWriter, posts []store.RawPost, next feed.ID) {
+	n := 64
+	for _, p := range posts {
+		n += len(p.JSON) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"posts":[`...)
+	for i, p := range posts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p.JSON...)
+	}
+	b = append(b, `],"next":"`...)
+	b = append(b, cursor(next)...)
+	b = append(b, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// follow serves PUT (follow) and DELETE (unfollow). The edge goes first
+// to the followee's owner, which checks that the followee exists, then
+// into this member's store on the follower's side. Both copies carry the
+// same clock, so a retry or a replica's copy merges to the same edge.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
+	name, other := r.PathValue("name"), r.PathValue("other")
+	if err := feed.ValidName(other); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if other == name {
+		writeError(w, http.StatusBadRequest, errors.New("a user cannot follow themselves (their own posts are in their timeline already)"))
+		return
+	}
+	if !s.authorize(w, r, name) {
+		return
+	}
+	e := feed.Edge{Follower: name, Followee: other, Clock: s.clock.Now(), Removed: r.Method == http.MethodDelete}
+	owner := s.target(s.ring.Load(), other)
+	if owner == s.self {
+		if err := s.mergeFollower(e); err != nil {
+			s.storeError(w, err)
+			return
+		}
+	} else if err := s.call(r.Context(), http.MethodPut, owner, "/internal/v1/users/"+other+"/followers", e, nil); err != nil {
+		var pe *peerError
+		if errors.As(err, &pe) && (pe.Status == http.StatusNotFound || pe.Status == http.StatusBadRequest) {
+			// About the followee: the client's problem.
+			writeError(w, pe.Status, errors.New(pe.Msg))
+		} else {
+			// Anything else (a wrong cluster secret, a full disk over
+			// there) is this cluster's problem, not the client's.
+			writeError(w, http.StatusBadGateway, fmt.Errorf("recording the edge with %s's owner: %w", other, err))
+		}
+		return
+	}
+	if _, err := s.store.MergeEdge(store.Following, e); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// mergeFollower stores an edge on the followee's side, here.
+func (s *Server) mergeFollower(e feed.Edge) error {
+	if err := s.userExists(e.Followee); err != nil {
+		return err
+	}
+	_, err := s.store.MergeEdge(store.Followers, e)
+	return err
+}
+
+// putFollower is the node-to-node half of follow.
+func (s *Server) putFollower(w http.ResponseWriter, r *http.Request) {
+	var e feed.Edge
+	if !readJSON(w, r, &e) {
+		return
+	}
+	if e.Followee != r.PathValue("name") || feed.ValidName(e.Follower) != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("edge %s→%s does not belong to %s", e.Follower, e.Followee, r.PathValue("name")))
+		return
+	}
+	s.clock.Observe(e.Clock)
+	if err := s.mergeFollower(e); err != nil {
+		s.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// active lists the other ends of the edges on one side that are not
+// removed.
+func (s *Server) active(side store.Side, name string) ([]string, error) {
+	if err := s.userExists(name); err != nil {
+		return nil, err
+	}
+	edges, err := s.store.Edges(side, name)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, e := range edges {
+		if e.Removed {
+			continue
+		}
+		if side == store.Following {
+			out = append(out, e.Followee)
+		} else {
+			out = append(out, e.Follower)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
+	names, err := s.active(store.Following, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.FollowingAnswer{Following: names})
+}
+
+func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
+	names, err := s.active(store.Followers, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.FollowersAnswer{Followers: names})
+}
+
+// timelineTimeout bounds the whole read-time merge.
+const timelineTimeout = 5 * time.Second
+
+// timeline merges, at read time, one page of posts of every user name
+// follows and of name itself. The authors are grouped by the member that
+// answers for them; each member merges its authors' pages (POST
+// /internal/v1/merge, in parallel) and this member merges those. The top
+// limit of the union of every author's top limit is exactly the top
+// limit overall, so cursor paging is exact.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, before, err := page(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if !s.authorize(w, r, name) {
+		return
+	}
+	authors, err := s.active(store.Following, name)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	authors = append(authors, name)
+	rg := s.ring.Load()
+	groups := map[string][]string{}
+	for _, a := range authors {
+		m := s.target(rg, a)
+		groups[m] = append(groups[m], a)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timelineTimeout)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	var (
+		mu   sync.Mutex // guards all and more
+		all  []store.RawPost
+		more bool
+	)
+	for m, as := range groups {
+		g.Go(func() error {
+			var posts []store.RawPost
+			var more1 bool
+			var err error
+			if m == s.self {
+				posts, more1, err = s.mergeLocal(as, before, limit)
+			} else {
+				posts, more1, err = s.mergeRemote(ctx, m, as, before, limit)
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			all = append(all, posts...)
+			more = more || more1
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		s.storeOrPeerError(w, err)
+		return
+	}
+	all, more = top(all, limit, more)
+	var next feed.ID
+	if more && len(all) > 0 {
+		next = all[len(all)-1].ID
+	}
+	writePosts(w, all, next)
+}
+
+// top sorts posts newest first and keeps limit of them; more reports
+// whether anything is left beyond.
+func top(posts []store.RawPost, limit int, more bool) ([]store.RawPost, bool) {
+	slices.SortFunc(posts, func(a, b store.RawPost) int { return b.ID.Compare(a.ID) })
+	if len(posts) > limit {
+		return posts[:limit], true
+	}
+	return posts, more
+}
+
+// mergeLocal merges one page of the authors' posts from this member's
+// store; authors that do not exist have no posts.
+func (s *Server) mergeLocal(authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+	return s.store.MergePosts(authors, before, limit)
+}
+
+// mergeRequest is the body of POST /internal/v1/merge.
+type mergeRequest struct {
+	Authors []string `json:"authors"`
+	Before  string   `json:"before,omitempty"`
+	Limit   int      `json:"limit"`
+}
+
+// mergeAnswer is its answer: the merged page, ids beside the posts so
+// the caller merges without decoding the posts.
+type mergeAnswer struct {
+	IDs   []feed.ID         `json:"ids"`
+	Posts []json.RawMessage `json:"posts"`
+	More  bool              `json:"more"`
+}
+
+// maxMergeAuthors bounds one merge request: far more than anyone follows
+// before fan-out on write takes over timelines.
+const maxMergeAuthors = 20_000
+
+// maxMergeBody fits maxMergeAuthors names of the longest kind, quoted.
+const maxMergeBody = maxMergeAuthors*(feed.MaxNameLen+3) + 1024
+
+func (s *Server) mergeRemote(ctx context.Context, member string, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+	req := mergeRequest{Authors: authors, Limit: limit}
+	if !before.IsZero() {
+		req.Before = before.String()
+	}
+	var ans mergeAnswer
+	if err := s.call(ctx, http.MethodPost, member, "/internal/v1/merge", req, &ans); err != nil {
+		return nil, false, fmt.Errorf("merging posts on %s: %w", member, err)
+	}
+	if len(ans.IDs) != len(ans.Posts) {
+		return nil, false, fmt.Errorf("merging posts on %s: %d ids for %d posts", member, len(ans.IDs), len(ans.Posts))
+	}
+	out := make([]store.RawPost, len(ans.IDs))
+	for i := range out {
+		out[i] = store.RawPost{ID: ans.IDs[i], JSON: ans.Posts[i]}
+	}
+	return out, ans.More, nil
+}
+
+// merge is the node-to-node half of timeline.
+func (s *Server) merge(w http.ResponseWriter, r *http.Request) {
+	var req mergeRequest
+	if !readJSONLimit(w, r, &req, maxMergeBody) {
+		return
+	}
+	if req.Limit < 1 || req.Limit > feed.MaxPage || len(req.Authors) > maxMergeAuthors {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("limit %d or %d authors out of range", req.Limit, len(req.Authors)))
+		return
+	}
+	var before feed.ID
+	if req.Before != "" {
+		var err error
+		if before, err = feed.ParseID(req.Before); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("before: %w", err))
+			return
+		}
+	}
+	for _, a := range req.Authors {
+		if err := feed.ValidName(a); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	posts, more, err := s.mergeLocal(req.Authors, before, req.Limit)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	ans := mergeAnswer{IDs: make([]feed.ID, len(posts)), Posts: make([]json.RawMessage, len(posts)), More: more}
+	for i, p := range posts {
+		ans.IDs[i], ans.Posts[i] = p.ID, p.JSON
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// storeOrPeerError answers an error that came from the local store or
+// from another member.
+func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
+	var pe *peerError
+	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadGateway, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDiskFull),
+		errors.Is(err, store.ErrReadOnly), errors.Is(err, store.ErrFailed):
+		s.storeError(w, err)
+	default:
+		writeError(w, http.StatusBadGateway, err)
+	}
+}
+
+func (s *Server) getRing(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())})
+}
+
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		writeError(w, http.StatusBadRequest, errors.New("key: missing (GET /v1/ring/lookup?key=NAME)"))
+		return
+	}
+	rg := s.ring.Load()
+	pref := rg.Preference(nil, key)
+	writeJSON(w, http.StatusOK, api.LookupAnswer{Key: key, Hash: ring.HashKey(key).String(), Owner: pref[0], Preference: pref, Version: rg.Version()})
+}
+
+// Status is what the admin API's /v1/status reports.
+type Status struct {
+	Self    string      `json:"self"`
+	Routing string      `json:"routing"`
+	Ring    ring.Info   `json:"ring"`
+	Store   store.Stats `json:"store"`
+}
+
+// Status reports the server's state.
+func (s *Server) Status() Status {
+	return Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats()}
+}

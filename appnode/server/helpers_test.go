@@ -1,0 +1,209 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+var testSecret = []byte("test cluster secret")
+
+// member is one appnode in a test cluster.
+type member struct {
+	addr  string
+	srv   *Server
+	store *store.Store
+	ts    *httptest.Server
+	space *atomic.Value // store.Space the store sees
+}
+
+type clusterOpts struct {
+	n       int
+	routing Routing
+	vnodes  int
+	// ring, when set, builds each member's ring from all addresses.
+	ring func(i int, addrs []string) *ring.Ring
+	// alive, when set, is every member's failure detector.
+	alive func(member string) bool
+	// secret, when set, is member i's cluster secret (default testSecret).
+	secret func(i int) []byte
+	// transport, when set, carries the members' requests to each other.
+	transport http.RoundTripper
+	// registry, when set, gets member i's metrics.
+	registry func(i int) prometheus.Registerer
+}
+
+// newCluster starts n members on loopback, each with its own store,
+// all sharing one ring.
+func newCluster(t testing.TB, o clusterOpts) []*member {
+	t.Helper()
+	if o.vnodes == 0 {
+		o.vnodes = 16
+	}
+	lns := make([]net.Listener, o.n)
+	addrs := make([]string, o.n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	shared, err := ring.New(ring.Config{Members: addrs, VNodes: o.vnodes, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]*member, o.n)
+	for i := range ms {
+		space := new(atomic.Value)
+		space.Store(store.Space{Free: 1 << 40})
+		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return space.Load().(store.Space), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg := shared
+		if o.ring != nil {
+			rg = o.ring(i, addrs)
+		}
+		var reg prometheus.Registerer
+		if o.registry != nil {
+			reg = o.registry(i)
+		}
+		secret := testSecret
+		if o.secret != nil {
+			secret = o.secret(i)
+		}
+		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewUnstartedServer(srv)
+		ts.Listener.Close()
+		ts.Listener = lns[i]
+		ts.Start()
+		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
+		t.Cleanup(func() {
+			ts.Close()
+			st.Close()
+		})
+	}
+	return ms
+}
+
+// answer is what a test client saw.
+type answer struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, v); err != nil {
+		t.Fatalf("decoding %s: %v", a.body, err)
+	}
+}
+
+// errorText returns the "error" of a JSON error body, failing the test
+// when the body is not one.
+func (a answer) errorText(t testing.TB) string {
+	t.Helper()
+	var e map[string]string
+	if err := json.Unmarshal(a.body, &e); err != nil || e["error"] == "" || len(e) != 1 {
+		t.Fatalf("body %q is not {\"error\": ...}", a.body)
+	}
+	return e["error"]
+}
+
+// noRedirects is a client that shows 307s instead of following them.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func do(t testing.TB, c *http.Client, method, url, token string, body any) answer {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+func (m *member) url(path string) string { return m.ts.URL + path }
+
+// owner and notOwner pick members by the ring.
+func owner(ms []*member, name string) *member {
+	o := ms[0].srv.Ring().Owner(name)
+	for _, m := range ms {
+		if m.addr == o {
+			return m
+		}
+	}
+	panic("no owner for " + name)
+}
+
+func notOwner(ms []*member, name string) *member {
+	o := owner(ms, name)
+	for _, m := range ms {
+		if m != o {
+			return m
+		}
+	}
+	panic("one member owns everything")
+}
+
+func createUser(t testing.TB, m *member, name string) string {
+	t.Helper()
+	a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: name})
+	if a.code != http.StatusCreated {
+		t.Fatalf("creating %s: %d %s", name, a.code, a.body)
+	}
+	var ans api.CreateUserAnswer
+	a.decode(t, &ans)
+	return ans.Token
+}
+
+func cmpSortStrings() cmp.Option {
+	return cmpopts.SortSlices(func(a, b string) bool { return a < b })
+}

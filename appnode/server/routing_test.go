@@ -1,0 +1,103 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+// TestRoutesToFirstLiveMember: with the owner reported dead, requests go
+// to the next member of the preference list, from any member.
+func TestRoutesToFirstLiveMember(t *testing.T) {
+	var dead string
+	ms := newCluster(t, clusterOpts{n: 3, alive: func(m string) bool { return m != dead }})
+	pref := ms[0].srv.Ring().Preference(nil, "joe")
+	dead = pref[0]
+	for _, m := range ms {
+		if m.addr == dead {
+			continue
+		}
+		a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: "joe"})
+		if got := a.header.Get(HeaderOwner); got != pref[1] {
+			t.Errorf("via %s: %s = %s, want the first live member %s", m.addr, HeaderOwner, got, pref[1])
+		}
+	}
+	for _, m := range ms {
+		_, err := m.store.User("joe")
+		if stored := err == nil; stored != (m.addr == pref[1]) {
+			t.Errorf("joe stored on %s: %v; want only on %s", m.addr, stored, pref[1])
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()}
+	ms := newCluster(t, clusterOpts{n: 3, registry: func(i int) prometheus.Registerer { return regs[i] }})
+	via := notOwner(ms, "joe")
+	do(t, nil, "POST", via.url("/v1/users"), "", api.CreateUserRequest{Name: "joe"})
+	do(t, nil, "POST", via.url("/v1/users"), "", api.CreateUserRequest{Name: "Bad"})
+	var reg *prometheus.Registry
+	for i, m := range ms {
+		if m == via {
+			reg = regs[i]
+		}
+	}
+	want := `
+# HELP appnode_routed_total Requests for users owned by another member, by how they were routed (forward or redirect).
+# TYPE appnode_routed_total counter
+appnode_routed_total{mode="forward"} 1
+# HELP appnode_requests_total API requests by route pattern and status code.
+# TYPE appnode_requests_total counter
+appnode_requests_total{code="201",route="POST /v1/users"} 1
+appnode_requests_total{code="400",route="POST /v1/users"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "appnode_routed_total", "appnode_requests_total"); err != nil {
+		t.Error(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "appnode_request_duration_seconds", "appnode_store_bytes", "appnode_store_failed", "appnode_forward_errors_total")
+	if err != nil || n < 4 {
+		t.Errorf("latency, store and forward-error series: %d, %v", n, err)
+	}
+}
+
+// TestWrongClusterSecret: a member with another secret is refused by the
+// others; the user sees 502 and nothing half-done is stored.
+func TestWrongClusterSecret(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 2, secret: func(i int) []byte {
+		if i == 1 {
+			return []byte("another secret")
+		}
+		return testSecret
+	}})
+	// Users owned by different members.
+	var a, b string
+	for i := 0; a == "" || b == ""; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if owner(ms, u) == ms[0] && a == "" {
+			a = u
+		} else if owner(ms, u) == ms[1] && b == "" {
+			b = u
+		}
+	}
+	ta := createUser(t, ms[0], a)
+	createUser(t, ms[1], b)
+	ans := do(t, nil, "PUT", ms[0].url("/v1/users/"+a+"/following/"+b), ta, nil)
+	if ans.code != http.StatusBadGateway || !strings.Contains(ans.errorText(t), "cluster credentials") {
+		t.Errorf("follow across mismatched secrets = %d %s, want 502", ans.code, ans.body)
+	}
+	if edges, _ := ms[0].store.Edges(store.Following, a); len(edges) != 0 {
+		t.Errorf("refused follow left an edge: %v", edges)
+	}
+	// A forwarded request still works: hops are then not believed, but
+	// the owner answers anyway.
+	if ans := do(t, nil, "GET", ms[0].url("/v1/users/"+b+"/posts"), "", nil); ans.code != 200 {
+		t.Errorf("forward across mismatched secrets = %d %s", ans.code, ans.body)
+	}
+}

@@ -1,0 +1,22 @@
+// Package store is appnode's local storage: one embedded pebble
+// database per node. Every write is synced before it returns, so a nil
+// error means the record is durable.
+//
+// Key layout (names are [a-z0-9_], so "/" never occurs inside one):
+//
+//	u/<name>                   user record
+//	p/<author>/<post id>       post; one author's posts are one range,
+//	                           and ids sort by time, so a feed page is
+//	                           one reverse range scan
+//	f/<follower>/<followee>    follow edge, stored on the follower's side
+//	r/<followee>/<follower>    the same edge, stored on the followee's side
+//	t/<name>/<post id>         home-timeline inbox (reserved for fan-out
+//	                           on write; a timeline page is one range scan)
+//
+// Values are JSON. Every record is immutable or a mergeable edge
+// register (feed.Merge), so writing a record twice, or writing copies
+// from another replica, is safe: this is what replication, hints and
+// anti-entropy build on.
+//
+// A Store is safe for concurrent use.
+package store

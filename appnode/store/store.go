@@ -1,0 +1,437 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringfront/ringfront/appnode/feed"
+)
+
+// Errors callers branch on. Write errors caused by the disk wrap
+// ErrDiskFull or ErrReadOnly; the server maps them to 507 and 503.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrDiskFull = errors.New("disk is full")
+	ErrReadOnly = errors.New("disk is read-only")
+	// ErrFailed means a write failed inside the storage engine, whose
+	// state is then unknown: the store refuses every read and write
+	// until the node restarts and pebble recovers from its log.
+	ErrFailed = errors.New("store failed after a disk error (restart the node)")
+)
+
+// Space is what the store needs to know about its disk.
+type Space struct {
+	Free     uint64 // bytes available to the daemon
+	ReadOnly bool
+}
+
+// DefaultMinFree is the free space below which writes are refused with
+// ErrDiskFull: room for pebble's WAL, flushes and a compaction or two,
+// so the engine never meets ENOSPC halfway through a write.
+const DefaultMinFree = 64 << 20
+
+// Options configure Open.
+type Options struct {
+	// MinFree is the free-space floor; 0 means DefaultMinFree.
+	MinFree uint64
+	// Space reports free space and whether the disk is read-only; nil
+	// means statfs(2) on the data directory. Tests pass a fake.
+	Space func(dir string) (Space, error)
+	// FS is pebble's file system; nil means the real one.
+	FS vfs.FS
+	// Log receives pebble's messages; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Store is one node's database.
+type Store struct {
+	db      *pebble.DB
+	dir     string
+	minFree uint64
+	space   func(string) (Space, error)
+	failed  atomic.Bool
+	userMu  sync.Mutex // serialises user creation (check, then write)
+	edgeMu  sync.Mutex // serialises edge read-merge-write
+}
+
+// Open opens or creates the database in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.MinFree == 0 {
+		opts.MinFree = DefaultMinFree
+	}
+	if opts.Space == nil {
+		opts.Space = statfsSpace
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	po := &pebble.Options{Logger: pebbleLogger{opts.Log}}
+	if opts.FS != nil {
+		po.FS = opts.FS
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		err = classify(err)
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}, nil
+}
+
+// Failed reports whether the store has failed (see ErrFailed).
+func (s *Store) Failed() bool { return s.failed.Load() }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store: %w", err)
+	}
+	return nil
+}
+
+func statfsSpace(dir string) (Space, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return Space{}, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return Space{Free: st.Bavail * uint64(st.Bsize), ReadOnly: st.Flags&unix.ST_RDONLY != 0}, nil
+}
+
+// fatal is what pebbleLogger panics with when pebble would exit the
+// process; write paths recover it into ErrFailed.
+type fatal struct{ msg string }
+
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf is called by pebble on an error it cannot continue from, such
+// as a failed WAL write. Pebble's default exits the process; panicking
+// instead lets the store answer the write with an error, and refuse the
+// writes after it, while reads keep working.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error("storage engine failed", "component", "pebble", "err", msg)
+	panic(fatal{msg})
+}
+
+// classify wraps disk errors in the sentinel the server maps.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
+}
+
+// writable checks the disk before a write, so a full or read-only disk
+// refuses the write cleanly instead of failing inside the engine.
+func (s *Store) writable() error {
+	if s.failed.Load() {
+		return ErrFailed
+	}
+	sp, err := s.space(s.dir)
+	if err != nil {
+		return fmt.Errorf("checking free space: %w", err)
+	}
+	if sp.ReadOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, s.dir)
+	}
+	if sp.Free < s.minFree {
+		return fmt.Errorf("%w: %d MiB free in %s, need %d MiB", ErrDiskFull, sp.Free>>20, s.dir, s.minFree>>20)
+	}
+	return nil
+}
+
+// apply writes a batch durably (synced) and atomically.
+func (s *Store) apply(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatal)
+			if !ok {
+				panic(r)
+			}
+			s.failed.Store(true)
+			err = fmt.Errorf("%w: %s", ErrFailed, f.msg)
+		}
+	}()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	return classify(b.Commit(pebble.Sync))
+}
+
+func (s *Store) get(key []byte, out any) error {
+	if s.failed.Load() {
+		return ErrFailed
+	}
+	val, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(val, out); err != nil {
+		return fmt.Errorf("decoding record %q: %w", key, err)
+	}
+	return nil
+}
+
+func userKey(name string) []byte { return []byte("u/" + name) }
+
+func postPrefix(author string) []byte { return []byte("p/" + author + "/") }
+
+func postKey(author string, id feed.ID) []byte { return append(postPrefix(author), id[:]...) }
+
+func edgeKey(kind byte, a, b string) []byte { return []byte(string(kind) + "/" + a + "/" + b) }
+
+// prefixEnd is the first key after every key with this prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// CreateUser stores a new user; ErrExists if the name is taken.
+func (s *Store) CreateUser(u feed.User) error {
+	val, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encoding user %s: %w", u.Name, err)
+	}
+	s.userMu.Lock()
+	defer s.userMu.Unlock()
+	var old feed.User
+	switch err := s.get(userKey(u.Name), &old); {
+	case err == nil:
+		return fmt.Errorf("creating user %s: %w", u.Name, ErrExists)
+	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("creating user %s: %w", u.Name, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(userKey(u.Name), val, nil)
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("creating user %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+// HasUser reports whether a user exists, without decoding it.
+func (s *Store) HasUser(name string) (bool, error) {
+	if s.failed.Load() {
+		return false, ErrFailed
+	}
+	_, closer, err := s.db.Get(userKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading user %s: %w", name, err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// User returns a user; ErrNotFound if there is none.
+func (s *Store) User(name string) (feed.User, error) {
+	var u feed.User
+	if err := s.get(userKey(name), &u); err != nil {
+		return feed.User{}, fmt.Errorf("reading user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// AddPost stores a post. Storing the same post again is harmless.
+func (s *Store) AddPost(p feed.Post) error {
+	val, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding post %s: %w", p.ID, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(postKey(p.Author, p.ID), val, nil)
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
+	}
+	return nil
+}
+
+// RawPost is a stored post as its JSON encoding (the API's form), with
+// its id: answers are assembled from these without decoding them.
+type RawPost struct {
+	ID   feed.ID
+	JSON []byte
+}
+
+// PostsRaw returns up to limit posts by author, newest first, older than
+// before (all posts when before is zero), and the cursor for the next
+// page (zero when there is none). It is one reverse range scan.
+func (s *Store) PostsRaw(author string, before feed.ID, limit int) ([]RawPost, feed.ID, error) {
+	if s.failed.Load() {
+		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, ErrFailed)
+	}
+	lower := postPrefix(author)
+	upper := prefixEnd(lower)
+	if !before.IsZero() {
+		upper = postKey(author, before)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, err)
+	}
+	defer it.Close()
+	var posts []RawPost
+	var next feed.ID
+	for ok := it.Last(); ok; ok = it.Prev() {
+		if len(posts) == limit {
+			next = posts[len(posts)-1].ID
+			break
+		}
+		var p RawPost
+		key := it.Key()
+		if len(key) != len(lower)+len(p.ID) {
+			return nil, feed.ID{}, fmt.Errorf("reading posts of %s: malformed key %q", author, key)
+		}
+		copy(p.ID[:], key[len(lower):])
+		p.JSON = bytes.Clone(it.Value())
+		posts = append(posts, p)
+	}
+	if err := it.Error(); err != nil {
+		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, err)
+	}
+	return posts, next, nil
+}
+
+// Posts is PostsRaw with the posts decoded.
+func (s *Store) Posts(author string, before feed.ID, limit int) ([]feed.Post, feed.ID, error) {
+	raw, next, err := s.PostsRaw(author, before, limit)
+	if err != nil {
+		return nil, feed.ID{}, err
+	}
+	var posts []feed.Post
+	for _, r := range raw {
+		var p feed.Post
+		if err := json.Unmarshal(r.JSON, &p); err != nil {
+			return nil, feed.ID{}, fmt.Errorf("decoding post %s of %s: %w", r.ID, author, err)
+		}
+		posts = append(posts, p)
+	}
+	return posts, next, nil
+}
+
+// Side says on which user's side an edge is stored.
+type Side byte
+
+const (
+	// Following is the follower's side: whom the user follows.
+	Following Side = 'f'
+	// Followers is the followee's side: who follows the user.
+	Followers Side = 'r'
+)
+
+func (side Side) key(e feed.Edge) []byte {
+	if side == Following {
+		return edgeKey(byte(side), e.Follower, e.Followee)
+	}
+	return edgeKey(byte(side), e.Followee, e.Follower)
+}
+
+// MergeEdge merges e into the copy stored on the given side (feed.Merge:
+// the later clock wins) and returns the edge now stored.
+func (s *Store) MergeEdge(side Side, e feed.Edge) (feed.Edge, error) {
+	key := side.key(e)
+	s.edgeMu.Lock()
+	defer s.edgeMu.Unlock()
+	var old feed.Edge
+	switch err := s.get(key, &old); {
+	case err == nil:
+		merged := feed.Merge(old, e)
+		if merged == old {
+			return old, nil
+		}
+		e = merged
+	case !errors.Is(err, ErrNotFound):
+		return feed.Edge{}, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
+	}
+	val, err := json.Marshal(e)
+	if err != nil {
+		return feed.Edge{}, fmt.Errorf("encoding edge: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(key, val, nil)
+	if err := s.apply(b); err != nil {
+		return feed.Edge{}, fmt.Errorf("storing edge %s→%s: %w", e.Follower, e.Followee, err)
+	}
+	return e, nil
+}
+
+// Edges returns the edges stored on one side of name, removed ones
+// included, in name order of the other user.
+func (s *Store) Edges(side Side, name string) ([]feed.Edge, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("reading edges of %s: %w", name, ErrFailed)
+	}
+	lower := []byte(string(byte(side)) + "/" + name + "/")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("reading edges of %s: %w", name, err)
+	}
+	defer it.Close()
+	var out []feed.Edge
+	for ok := it.First(); ok; ok = it.Next() {
+		var e feed.Edge
+		if err := json.Unmarshal(it.Value(), &e); err != nil {
+			return nil, fmt.Errorf("decoding edge %q: %w", it.Key(), err)
+		}
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("reading edges of %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// Stats are sizes for metrics and status.
+type Stats struct {
+	DiskBytes  uint64            `json:"disk_bytes"`
+	KindBytes  map[string]uint64 `json:"kind_bytes"` // estimated bytes by record kind
+	WritesFail bool              `json:"failed,omitempty"`
+}
+
+var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "followers": "r/"}
+
+// Stats estimates the database's sizes.
+func (s *Store) Stats() Stats {
+	st := Stats{DiskBytes: s.db.Metrics().DiskSpaceUsage(), KindBytes: map[string]uint64{}, WritesFail: s.failed.Load()}
+	for kind, prefix := range kinds {
+		n, err := s.db.EstimateDiskUsage([]byte(prefix), prefixEnd([]byte(prefix)))
+		if err == nil {
+			st.KindBytes[kind] = n
+		}
+	}
+	return st
+}
