@@ -260,6 +260,9 @@ func TestFollowAndTimeline(t *testing.T) {
 
 func TestRingRoutes(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
+	if a := do(t, nil, "GET", ms[1].url("/healthz"), "", nil); a.code != 200 {
+		t.Errorf("GET /healthz = %d, want 200 from a member with a working store", a.code)
+	}
 	var r api.RingAnswer
 	a := do(t, nil, "GET", ms[1].url("/v1/ring"), "", nil)
 	a.decode(t, &r)

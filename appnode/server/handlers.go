@@ -35,12 +35,24 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing))
 	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers))
 	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline))
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
 	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
+}
+
+// healthz is the serving port's health check, for load balancers and
+// dnslb: 200 while this member can store, 503 once its store has failed.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.store.Failed() {
+		writeError(w, http.StatusServiceUnavailable, errors.New("store failed after a disk error; restart the member"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
 }
 
 // notFound answers every request no route matched: 405 with Allow when
