@@ -33,6 +33,7 @@ type drillRun struct {
 	notes   []string
 	failed  []string // failed checks
 	before  map[string][]string
+	during  map[string][]string // at the end of the fault, before healing
 	after   map[string][]string
 	report  loadReport
 	outage  time.Duration
@@ -257,6 +258,7 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	if faultErr == nil {
 		time.Sleep(dr.hold)
 	}
+	d.during = holders()
 	healErr := dr.heal(l, d)
 	if faultErr != nil || healErr != nil {
 		stopLoad()
@@ -288,10 +290,11 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 
 func (d *drillRun) print(name string) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "  client HTTP\t%d of %d requests failed; longest outage %.2fs\n", d.httpBad, d.httpAll, d.outage.Seconds())
+	fmt.Fprintf(w, "  client HTTP\t%d of %d requests failed; longest outage (one user) %.2fs\n", d.httpBad, d.httpAll, d.outage.Seconds())
 	fmt.Fprintf(w, "  client DNS\t%d of %d lookups failed; longest outage %.2fs; answered by %v\n", d.dnsBad, d.dnsAll, d.dnsOut.Seconds(), d.report.DNSByServer)
 	fmt.Fprintf(w, "  writes\t%d acknowledged, %d lost\n", d.report.Acked, len(d.report.Lost))
 	fmt.Fprintf(w, "  VIPs before\t%s\n", holdersText(d.before))
+	fmt.Fprintf(w, "  VIPs in fault\t%s\n", holdersText(d.during))
 	fmt.Fprintf(w, "  VIPs after\t%s\n", holdersText(d.after))
 	for _, n := range d.notes {
 		fmt.Fprintf(w, "  note\t%s\n", n)

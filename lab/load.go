@@ -30,6 +30,7 @@ type op struct {
 	Kind string    `json:"kind"` // dns, write, read
 	OK   bool      `json:"ok"`
 	VIP  string    `json:"vip,omitempty"`
+	User string    `json:"user,omitempty"`
 	Err  string    `json:"err,omitempty"`
 }
 
@@ -98,7 +99,8 @@ func runLoad(args []string) error {
 			continue
 		}
 		rep.DNSByServer[server]++
-		vip := vips[n%len(vips)]
+		// The first address, as most clients use: dnslb rotates them.
+		vip := vips[0]
 		u := us[n%len(us)]
 		if n%2 == 0 {
 			var p struct{ ID string }
@@ -107,10 +109,10 @@ func runLoad(args []string) error {
 				u.Acked = append(u.Acked, p.ID)
 				rep.Acked++
 			}
-			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "write", OK: err == nil, VIP: vip, Err: errText(err)})
+			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "write", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		} else {
 			err := getJSON(hc, "http://"+vip+"/v1/users/"+u.Name+"/posts?limit=1", nil)
-			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "read", OK: err == nil, VIP: vip, Err: errText(err)})
+			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "read", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		}
 	}
 }
@@ -238,33 +240,37 @@ func do(hc *http.Client, req *http.Request, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// outage is the longest stretch in which operations of the given kinds
-// failed: from the first failure to the next success (or the end).
+// outage is the longest stretch in which one user's operations of the
+// given kinds failed — from the first failure to that user's next
+// success (or the end) — with the failed and total counts. A user whose
+// data is unreachable sees an outage even while other users are served.
 func outage(ops []op, kinds ...string) (longest time.Duration, failed, total int) {
-	var sel []op
+	byUser := map[string][]op{}
 	for _, o := range ops {
 		if slices.Contains(kinds, o.Kind) {
-			sel = append(sel, o)
+			byUser[o.User] = append(byUser[o.User], o)
 		}
 	}
-	sort.Slice(sel, func(i, j int) bool { return sel[i].At.Before(sel[j].At) })
-	var start time.Time
-	for _, o := range sel {
-		total++
-		if !o.OK {
-			failed++
-			if start.IsZero() {
-				start = o.At
+	for _, sel := range byUser {
+		sort.Slice(sel, func(i, j int) bool { return sel[i].At.Before(sel[j].At) })
+		var start time.Time
+		for _, o := range sel {
+			total++
+			if !o.OK {
+				failed++
+				if start.IsZero() {
+					start = o.At
+				}
+				continue
 			}
-			continue
+			if !start.IsZero() {
+				longest = max(longest, o.At.Sub(start))
+				start = time.Time{}
+			}
 		}
 		if !start.IsZero() {
-			longest = max(longest, o.At.Sub(start))
-			start = time.Time{}
+			longest = max(longest, sel[len(sel)-1].At.Sub(start))
 		}
-	}
-	if !start.IsZero() && len(sel) > 0 {
-		longest = max(longest, sel[len(sel)-1].At.Sub(start))
 	}
 	return longest, failed, total
 }
