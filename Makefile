@@ -31,8 +31,11 @@ units: build
 
 # fuzz runs every packet and parser fuzz target for a bounded time
 # (FUZZTIME each); the seeds and any crashers found are kept in testdata/.
-FUZZTIME ?= 15s
-FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP
+FUZZTIME ?= 8s
+FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP \
+	./vipwatch/heartbeat:FuzzDecode ./vipwatch/heartbeat:FuzzGuard \
+	./appnode/server:FuzzAPI ./appnode/ring:FuzzRing \
+	./appnode/feed:FuzzParseID ./appnode/feed:FuzzValidate
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
