@@ -151,6 +151,25 @@ func wireName(name string) []byte {
 type Query struct {
 	Qtype uint16
 	Rcode uint8
+	// Cookie is the data of the query's DNS COOKIE option (RFC 7873),
+	// nil when it had none. The answer then has room left for the
+	// server's cookie: the caller adds it with AppendCookie.
+	Cookie []byte
+}
+
+// cookieRoom is what AppendCookie adds: an option header and a client
+// cookie with dnslb's 16-byte server cookie.
+const cookieRoom = 4 + 8 + 16
+
+// AppendCookie adds a COOKIE option with data to the OPT record that
+// ends a wire answer from Fast.
+func AppendCookie(resp, data []byte) []byte {
+	n := len(resp)
+	rdlen := int(binary.BigEndian.Uint16(resp[n-2:]))
+	resp = append(resp, 0, 10, byte(len(data)>>8), byte(len(data)))
+	resp = append(resp, data...)
+	binary.BigEndian.PutUint16(resp[n-2:], uint16(rdlen+4+len(data)))
+	return resp
 }
 
 // Header flag bits, in the 16-bit flags word.
@@ -230,10 +249,22 @@ func (s *Snapshot) Fast(q, out []byte) (resp []byte, info Query, ok bool) {
 	limit := dns.MinMsgSize
 	edns, do := false, false
 	if arcount == 1 {
-		// Only a bare OPT: root owner, version 0, no options.
-		if len(q)-off != 11 || q[off] != 0 || binary.BigEndian.Uint16(q[off+1:]) != dns.TypeOPT ||
-			q[off+5] != 0 || q[off+6] != 0 || binary.BigEndian.Uint16(q[off+9:]) != 0 {
+		// Only an OPT: root owner, version 0, and no option or just a
+		// well-formed COOKIE.
+		if len(q)-off < 11 || q[off] != 0 || binary.BigEndian.Uint16(q[off+1:]) != dns.TypeOPT ||
+			q[off+5] != 0 || q[off+6] != 0 || int(binary.BigEndian.Uint16(q[off+9:])) != len(q)-off-11 {
 			return nil, info, false
+		}
+		if opts := q[off+11:]; len(opts) > 0 {
+			if len(opts) < 4 || binary.BigEndian.Uint16(opts) != dns.EDNS0COOKIE ||
+				int(binary.BigEndian.Uint16(opts[2:])) != len(opts)-4 {
+				return nil, info, false
+			}
+			c := opts[4:]
+			if len(c) != 8 && (len(c) < 16 || len(c) > 40) {
+				return nil, info, false // malformed: Respond's caller answers FORMERR
+			}
+			info.Cookie = c
 		}
 		edns = true
 		do = q[off+7]&0x80 != 0
@@ -265,7 +296,11 @@ func (s *Snapshot) Fast(q, out []byte) (resp []byte, info Query, ok bool) {
 	if fa.rr != nil {
 		wire = variants[int(fa.rr.Add(1)-1)%len(variants)]
 	}
-	if len(wire) > limit {
+	room := 0
+	if info.Cookie != nil {
+		room = cookieRoom
+	}
+	if len(wire)+room > limit {
 		return nil, info, false // needs truncation
 	}
 	out = append(out[:0], wire...)

@@ -122,7 +122,12 @@ func TestFastRefusesOddQueries(t *testing.T) {
 		"trailing junk": append(pack(base()), 1, 2, 3),
 		"edns option": pack(func() *dns.Msg {
 			m := edns(base(), 1232, false)
-			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, 8)})
+			return m
+		}()),
+		"malformed cookie": pack(func() *dns.Msg {
+			m := edns(base(), 1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102"})
 			return m
 		}()),
 		"edns version": pack(func() *dns.Msg { m := edns(base(), 1232, false); m.IsEdns0().SetVersion(1); return m }()),
@@ -137,6 +142,32 @@ func TestFastRefusesOddQueries(t *testing.T) {
 				t.Errorf("Fast answered %s", name)
 			}
 		})
+	}
+}
+
+func TestFastCookie(t *testing.T) {
+	snap := Build(loadConfig(t), allUp(), nil, nil)
+	m := edns(query("mail.example.org.", dns.TypeA), 1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	w, _ := m.Pack()
+	resp, info, ok := snap.Fast(w, make([]byte, 0, 1232))
+	if !ok || string(info.Cookie) != "\x01\x02\x03\x04\x05\x06\x07\x08" {
+		t.Fatalf("Fast with a client cookie: ok=%v cookie=%x", ok, info.Cookie)
+	}
+	data := make([]byte, 24)
+	copy(data, info.Cookie)
+	data[8] = 1
+	resp = AppendCookie(resp, data)
+	got := new(dns.Msg)
+	if err := got.Unpack(resp); err != nil {
+		t.Fatalf("answer with cookie does not unpack: %v", err)
+	}
+	opt := got.IsEdns0()
+	if opt == nil || len(opt.Option) != 1 || opt.Option[0].(*dns.EDNS0_COOKIE).Cookie != "010203040506070801"+strings.Repeat("00", 15) {
+		t.Errorf("cookie option = %v", opt)
+	}
+	if len(got.Answer) != 1 {
+		t.Errorf("answer = %v", got.Answer)
 	}
 }
 

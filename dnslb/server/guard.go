@@ -30,6 +30,26 @@ func cookieOf(req *dns.Msg) (data []byte, present bool) {
 	return nil, false
 }
 
+// cookieAnswer checks a query's COOKIE option data from client and
+// returns the option data for the answer (the client cookie with a server
+// cookie: the same one while it is fresh, else a new one) and what kind
+// of cookie the query had. A malformed option is cookieMalformed.
+func (s *Server) cookieAnswer(data []byte, client netip.Addr) (out []byte, kind int) {
+	res, err := s.cookies.Check(data, client)
+	if errors.Is(err, cookie.ErrMalformed) {
+		return nil, cookieMalformed
+	}
+	switch {
+	case res.Valid && res.Fresh:
+		return data, cookieValid // echoed unchanged
+	case res.Valid:
+		return s.cookies.Issue(res.Client, client), cookieValid
+	case len(data) > cookie.ClientLen:
+		return s.cookies.Issue(res.Client, client), cookieInvalid
+	}
+	return s.cookies.Issue(res.Client, client), cookieClient
+}
+
 // applyCookie checks the query's DNS cookie and puts the server's cookie
 // into the answer's OPT record (RFC 7873 5.2). It returns which kind of
 // cookie the query had; for a malformed one the answer becomes FORMERR.
@@ -38,8 +58,8 @@ func (s *Server) applyCookie(req, resp *dns.Msg, client netip.Addr) int {
 	if !present {
 		return cookieNone
 	}
-	res, err := s.cookies.Check(data, client)
-	if errors.Is(err, cookie.ErrMalformed) {
+	out, kind := s.cookieAnswer(data, client)
+	if kind == cookieMalformed {
 		resp.Rcode = dns.RcodeFormatError
 		resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
 		if o := req.IsEdns0(); o != nil {
@@ -47,21 +67,7 @@ func (s *Server) applyCookie(req, resp *dns.Msg, client netip.Addr) int {
 			ropt.SetUDPSize(uint16(s.udpSize()))
 			resp.Extra = []dns.RR{ropt}
 		}
-		return cookieMalformed
-	}
-	kind := cookieClient
-	out := data
-	switch {
-	case res.Valid && res.Fresh:
-		kind = cookieValid // echo it unchanged
-	case res.Valid:
-		kind = cookieValid
-		out = s.cookies.Issue(res.Client, client)
-	default:
-		if len(data) > cookie.ClientLen {
-			kind = cookieInvalid
-		}
-		out = s.cookies.Issue(res.Client, client)
+		return kind
 	}
 	if ropt := resp.IsEdns0(); ropt != nil {
 		ropt.Option = append(ropt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(out)})

@@ -402,11 +402,34 @@ func (s *Server) AdminAddr() string { return s.admin.Addr().String() }
 // proved its address with a valid DNS cookie.
 func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 	snap := s.snap.Load()
-	if resp, info, ok := snap.Fast(q, out); ok {
+	resp, info, ok := snap.Fast(q, out)
+	switch {
+	case ok && info.Cookie == nil:
 		st.count(0, int(info.Qtype), int(info.Rcode))
 		st.cookies[cookieNone].Add(1)
 		return s.apply(s.rrl.Load().Check(client), resp, st)
+	case ok:
+		data, kind := s.cookieAnswer(info.Cookie, client)
+		verdict := rrl.Send
+		if kind != cookieValid {
+			verdict = s.rrl.Load().Check(client)
+		}
+		if verdict == rrl.Send {
+			st.count(0, int(info.Qtype), int(info.Rcode))
+			st.cookies[kind].Add(1)
+			return authority.AppendCookie(resp, data)
+		}
+		// Over the limit with a cookie that is not valid: the full path
+		// answers BADCOOKIE, under the verdict already taken.
+		return s.answerSlow(snap, q, out, client, st, &verdict)
 	}
+	return s.answerSlow(snap, q, out, client, st, nil)
+}
+
+// answerSlow answers a query the fast path left: it unpacks it, builds
+// the answer with Respond, adds the DNS cookie and applies rate
+// limiting (or the verdict given).
+func (s *Server) answerSlow(snap *authority.Snapshot, q, out []byte, client netip.Addr, st *stats, decided *rrl.Verdict) []byte {
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil {
 		st.drops[dropMalformed].Add(1)
@@ -420,7 +443,10 @@ func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 	kind := s.applyCookie(req, resp, client)
 	st.cookies[kind].Add(1)
 	verdict := rrl.Send
-	if kind != cookieValid {
+	switch {
+	case decided != nil:
+		verdict = *decided
+	case kind != cookieValid:
 		verdict = s.rrl.Load().Check(client)
 	}
 	if verdict != rrl.Send && (kind == cookieClient || kind == cookieInvalid) {
@@ -429,8 +455,7 @@ func (s *Server) answerUDP(q, out []byte, client netip.Addr, st *stats) []byte {
 		// 5.2.3), so a real client retries at once, exempt, while a
 		// spoofed flood gains nothing (the answer is small).
 		resp.Answer, resp.Ns = nil, nil
-		opt := resp.IsEdns0()
-		resp.Extra = []dns.RR{opt}
+		resp.Extra = []dns.RR{resp.IsEdns0()}
 		resp.Rcode = dns.RcodeBadCookie
 		verdict = rrl.Send
 		st.drops[dropRateLimited].Add(1)
