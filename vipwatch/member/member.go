@@ -64,9 +64,33 @@ type Member struct {
 
 	lastLoop atomic.Int64 // unix nanos of the last loop iteration
 
+	// commands carries operator commands (handover, takeback) into the
+	// loop, which owns the state machine.
+	commands chan command
+	stopped  chan struct{} // closed when Run returns
+
 	mu sync.Mutex // guards st
 	st snapshot
 }
+
+// command is work for the loop: run with the machine, its error sent
+// back on done (buffered).
+type command struct {
+	run  func(*fsm.Machine) error
+	done chan error
+}
+
+// Errors of Handover and Takeback that callers branch on.
+var (
+	// ErrNotHome: a VIP named in a handover is not one of this node's
+	// home VIPs.
+	ErrNotHome = errors.New("not a home VIP of this node")
+	// ErrPartnerDown: the partner is not up (or its tracked service
+	// fails), so a handover would leave the VIP where it is.
+	ErrPartnerDown = errors.New("the partner cannot take VIPs now")
+	// ErrNotRunning: the daemon loop is not running.
+	ErrNotRunning = errors.New("the vipwatch loop is not running")
+)
 
 // snapshot is what Status reports, updated by the loop.
 type snapshot struct {
@@ -77,6 +101,8 @@ type snapshot struct {
 	lastHeard   time.Time
 	counters    Counters
 	reclaimSent bool
+	gives       []netip.Prefix
+	healthy     bool
 }
 
 // Counters are the daemon's event counts since it started.
@@ -104,6 +130,9 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 		boot:  newBootID(),
 		tick:  TickPeriod(cfg.Interval),
 		peer:  net.UDPAddrFromAddrPort(cfg.Peer),
+
+		commands: make(chan command),
+		stopped:  make(chan struct{}),
 	}
 	m.key.Store(&key)
 	m.st.state = heartbeat.StateStarting
@@ -210,6 +239,7 @@ func (m *Member) Run(ctx context.Context) error {
 		m.conn.Close()
 		return fmt.Errorf("removing stale addresses from %s: %w", m.cfg.Interface, err)
 	}
+	defer close(m.stopped)
 	machine := fsm.New(m.machineConfig())
 	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
 		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
@@ -312,8 +342,64 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-relink:
 			relink = nil
 			watch()
+		case c := <-m.commands:
+			advance(time.Now())
+			c.done <- c.run(machine)
 		}
 	}
+}
+
+// do runs f in the loop and returns its error.
+func (m *Member) do(ctx context.Context, f func(*fsm.Machine) error) error {
+	c := command{run: f, done: make(chan error, 1)}
+	select {
+	case m.commands <- c:
+	case <-m.stopped:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotRunning, ctx.Err())
+	}
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handover gives home VIPs (all of them if vips is empty) to the
+// partner: the partner claims and announces them, then this daemon
+// releases them. It returns once the handover has started; Status shows
+// when it is done. It is safe to call from any goroutine while Run runs.
+func (m *Member) Handover(ctx context.Context, vips []netip.Prefix) error {
+	for _, v := range vips {
+		if !slices.Contains(m.cfg.HomeVIPs, v) {
+			return fmt.Errorf("handing over %v: %w (home VIPs: %v)", v, ErrNotHome, m.cfg.HomeVIPs)
+		}
+	}
+	return m.do(ctx, func(machine *fsm.Machine) error {
+		p, _ := machine.Partner()
+		if !machine.PartnerUp() || machine.State() != heartbeat.StateRunning {
+			return fmt.Errorf("handing over: %w (this node is %v, partner up: %v)", ErrPartnerDown, machine.State(), machine.PartnerUp())
+		}
+		if p.Flags&heartbeat.FlagTrackDown != 0 {
+			return fmt.Errorf("handing over: %w (its tracked service fails)", ErrPartnerDown)
+		}
+		m.log.Info("handing over to the partner", "op", "handover", "vips", vips)
+		m.apply(machine, machine.Handover(vips))
+		return nil
+	})
+}
+
+// Takeback ends every handover: this daemon claims and announces its
+// home VIPs, then the partner releases them. It is safe to call from
+// any goroutine while Run runs.
+func (m *Member) Takeback(ctx context.Context) error {
+	return m.do(ctx, func(machine *fsm.Machine) error {
+		m.log.Info("taking home VIPs back", "op", "takeback")
+		m.apply(machine, machine.Takeback())
+		return nil
+	})
 }
 
 // arrival is an accepted heartbeat and when it was read.
@@ -388,19 +474,19 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 		switch a.Kind {
 		case fsm.Claim:
 			if err := m.addrs.Add(a.VIP); err != nil {
-				m.log.Error("claim failed", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.log.Error("claim failed", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason, "err", err)
 				m.count(func(c *Counters) { c.AddressErrors++ })
 				continue
 			}
-			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Claims++ })
 		case fsm.Release:
 			if err := m.addrs.Delete(a.VIP); err != nil {
-				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason, "err", err)
 				m.count(func(c *Counters) { c.AddressErrors++ })
 				continue
 			}
-			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Releases++ })
 		case fsm.Announce:
 			n, err := m.ann.Announce(a.VIP.Addr())
@@ -457,6 +543,8 @@ func (m *Member) publish(machine *fsm.Machine) {
 	m.st.state = machine.State()
 	m.st.partner = p
 	m.st.partnerUp = machine.PartnerUp()
+	m.st.gives = machine.Gives()
+	m.st.healthy = machine.Healthy()
 	held := machine.Holds()
 	for vip := range m.st.holds {
 		if !slices.Contains(held, vip) {
