@@ -18,18 +18,18 @@ import (
 // Status is the answer of GET /v1/status, and what `vipwatch status`
 // prints.
 type Status struct {
-	Node      string        `json:"node"`
-	Interface string        `json:"interface"`
-	BootID    string        `json:"boot_id"`
-	State     string        `json:"state"`
-	VIPs      []VIPStatus   `json:"vips"`
+	Node      string      `json:"node"`
+	Interface string      `json:"interface"`
+	BootID    string      `json:"boot_id"`
+	State     string      `json:"state"`
+	VIPs      []VIPStatus `json:"vips"`
 	// Gives lists the home VIPs this node gives to its partner (a
 	// handover, or a failing tracked service).
 	Gives []string `json:"gives"`
 	// ServiceHealthy is the tracked service's health (true without track).
-	ServiceHealthy bool `json:"service_healthy"`
-	Partner   PartnerStatus `json:"partner"`
-	Counters  Counters      `json:"counters"`
+	ServiceHealthy bool          `json:"service_healthy"`
+	Partner        PartnerStatus `json:"partner"`
+	Counters       Counters      `json:"counters"`
 }
 
 // VIPStatus is one of the pair's VIPs as this daemon sees it.
