@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/internal/health"
 	"github.com/ringfront/ringfront/vipwatch/fsm"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
@@ -57,6 +58,9 @@ type Member struct {
 	// the peer machine's ICMP port unreachable (no daemon listening)
 	// comes back as ECONNREFUSED.
 	out *net.UDPConn
+
+	// trackProber runs the track check's probes (nil: the network).
+	trackProber health.Prober
 
 	// OnReady, if set before Run, is called with true when the daemon
 	// starts serving (out of starting) and false when it stops.
@@ -118,6 +122,7 @@ type Counters struct {
 	GARPsSent          uint64            `json:"garps_sent"`
 	GARPErrors         uint64            `json:"garp_errors"`
 	StaleRemoved       uint64            `json:"stale_removed"`
+	TrackFailures      uint64            `json:"track_failures"`
 }
 
 func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann announcer, links linkWatcher) *Member {
@@ -136,6 +141,7 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 	}
 	m.key.Store(&key)
 	m.st.state = heartbeat.StateStarting
+	m.st.healthy = true
 	m.st.holds = map[netip.Prefix]time.Time{}
 	m.st.counters.HeartbeatsDropped = map[string]uint64{}
 	for _, r := range dropReasons() {
@@ -278,6 +284,23 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	watch()
 
+	var tracked <-chan struct{}
+	var trackSub *health.Subscription
+	if m.cfg.Track != nil {
+		mon := health.NewMonitor(health.Options{Prober: m.trackProber, Logger: m.log})
+		err := mon.Set([]health.Target{{ID: "track", Addr: netip.MustParseAddr(TrackAddress), Check: *m.cfg.Track}})
+		if err != nil {
+			return fmt.Errorf("setting up the track check: %w", err)
+		}
+		trackSub = mon.Subscribe()
+		defer trackSub.Close()
+		tracked = trackSub.Ready()
+		var tg errgroup.Group
+		tg.Go(func() error { return mon.Run(lctx) })
+		defer tg.Wait() // after stopLinks (deferred later, run earlier)
+		defer stopLinks()
+	}
+
 	ticker := time.NewTicker(m.tick)
 	defer ticker.Stop()
 	// The machine's clock is brought up to the time of each event
@@ -342,6 +365,21 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-relink:
 			relink = nil
 			watch()
+		case <-tracked:
+			for _, ev := range trackSub.Drain() {
+				if ev.To == health.Unknown {
+					continue
+				}
+				ok := ev.To == health.Up
+				m.log.Info("tracked service changed", "op", "track", "up", ok, "result", ev.Result.String())
+				m.count(func(c *Counters) {
+					if !ok {
+						c.TrackFailures++
+					}
+				})
+				advance(time.Now())
+				m.apply(machine, machine.Track(ok))
+			}
 		case c := <-m.commands:
 			advance(time.Now())
 			c.done <- c.run(machine)
