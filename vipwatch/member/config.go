@@ -82,7 +82,7 @@ const (
 	// not pile up.
 	DefaultNotifyTimeout = 10 * time.Second
 	// TrackAddress is where a track check probes: the local service.
-	TrackAddress = "127.0.0.1"
+	TrackAddress        = "127.0.0.1"
 	DefaultInterval     = 100 * time.Millisecond
 	DefaultDeadFactor   = 3 // dead_after defaults to three missed heartbeats
 	DefaultGARPCount    = 3

@@ -59,6 +59,11 @@ type Member struct {
 	// comes back as ECONNREFUSED.
 	out *net.UDPConn
 
+	// hook hears every state change (nil: no notify command).
+	hook hook
+	// runner is the notify command's runner behind hook, if any.
+	runner *hookRunner
+
 	// trackProber runs the track check's probes (nil: the network).
 	trackProber health.Prober
 
@@ -123,6 +128,8 @@ type Counters struct {
 	GARPErrors         uint64            `json:"garp_errors"`
 	StaleRemoved       uint64            `json:"stale_removed"`
 	TrackFailures      uint64            `json:"track_failures"`
+	NotifyRuns         uint64            `json:"notify_runs"`
+	NotifyFailures     uint64            `json:"notify_failures"`
 }
 
 func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann announcer, links linkWatcher) *Member {
@@ -140,6 +147,10 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 		stopped:  make(chan struct{}),
 	}
 	m.key.Store(&key)
+	if len(cfg.Notify.Command) > 0 {
+		m.runner = newHookRunner(cfg.Notify, cfg.Node, log, m.count)
+		m.hook = m.runner
+	}
 	m.st.state = heartbeat.StateStarting
 	m.st.healthy = true
 	m.st.holds = map[netip.Prefix]time.Time{}
@@ -246,6 +257,14 @@ func (m *Member) Run(ctx context.Context) error {
 		return fmt.Errorf("removing stale addresses from %s: %w", m.cfg.Interface, err)
 	}
 	defer close(m.stopped)
+	if m.runner != nil {
+		// Hooks outlive the loop by their drain: the last events
+		// (released VIPs, stopping) are queued as it ends.
+		hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); m.runner.Run(hctx, m.cfg.Notify.Timeout) }()
+		defer func() { stopHooks(); <-done }()
+	}
 	machine := fsm.New(m.machineConfig())
 	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
 		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
@@ -518,6 +537,7 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 			}
 			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Claims++ })
+			m.notify(Event{State: EventMaster, VIP: a.VIP.String(), Reason: a.Reason})
 		case fsm.Release:
 			if err := m.addrs.Delete(a.VIP); err != nil {
 				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason, "err", err)
@@ -526,6 +546,7 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 			}
 			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Releases++ })
+			m.notify(Event{State: EventBackup, VIP: a.VIP.String(), Reason: a.Reason})
 		case fsm.Announce:
 			n, err := m.ann.Announce(a.VIP.Addr())
 			m.count(func(c *Counters) {
@@ -596,9 +617,17 @@ func (m *Member) publish(machine *fsm.Machine) {
 	}
 	if was != m.st.state {
 		m.log.Info("state changed", "op", "state", "from", was.String(), "to", m.st.state.String())
+		m.notify(Event{State: m.st.state.String(), Reason: "from-" + was.String()})
 		if m.OnReady != nil {
 			m.OnReady(m.st.state == heartbeat.StateRunning)
 		}
+	}
+}
+
+// notify passes ev to the hook, if there is one. It never blocks.
+func (m *Member) notify(ev Event) {
+	if m.hook != nil {
+		m.hook.Notify(ev)
 	}
 }
 

@@ -53,9 +53,9 @@ func startNode(t *testing.T, n *memNet, fx *effects, cfg Config, stale ...netip.
 	return startNodeWith(t, n, fx, cfg, nil, stale...)
 }
 
-// startNodeWith starts a node whose track check (if configured) is
-// probed by prober.
-func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, prober health.Prober, stale ...netip.Prefix) *testNode {
+// startNodeWith starts a node after setup (if not nil) has set the
+// Member's test hooks (track prober, notify hook).
+func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, setup func(*Member), stale ...netip.Prefix) *testNode {
 	t.Helper()
 	tn := &testNode{
 		addrs: &fakeAddrs{node: cfg.Node, dev: cfg.Interface, fx: fx, set: map[netip.Prefix]bool{}},
@@ -70,7 +70,9 @@ func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, prober heal
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tn.m = newMember(cfg, testKey, log, tn.addrs, &fakeAnnouncer{node: cfg.Node, fx: fx}, watch)
 	tn.m.conn = n.listen(cfg.Bind)
-	tn.m.trackProber = prober
+	if setup != nil {
+		setup(tn.m)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	tn.cancel = cancel
 	go func() { tn.done <- tn.m.Run(ctx) }()

@@ -284,6 +284,8 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		counter("garps_sent_total", "Gratuitous ARP frames sent.", func(c *Counters) uint64 { return c.GARPsSent }),
 		counter("garp_errors_total", "Announcements that failed.", func(c *Counters) uint64 { return c.GARPErrors }),
 		counter("stale_addresses_removed_total", "vipwatch-labelled addresses removed at start.", func(c *Counters) uint64 { return c.StaleRemoved }),
+		counter("notify_runs_total", "Notify hook runs.", func(c *Counters) uint64 { return c.NotifyRuns }),
+		counter("notify_failures_total", "Notify hook runs that failed or timed out, and events dropped or not run.", func(c *Counters) uint64 { return c.NotifyFailures }),
 		counter("track_failures_total", "Times the tracked service went down.", func(c *Counters) uint64 { return c.TrackFailures }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_service_healthy", Help: "1 while the tracked service is up (always 1 without track)."},
 			read(func(s *snapshot) float64 { return b2f(s.healthy) })),

@@ -43,7 +43,7 @@ func TestTrack(t *testing.T) {
 		}
 		p := &switchProber{}
 		p.ok.Store(true)
-		a := startNodeWith(t, n, fx, cfg, p)
+		a := startNodeWith(t, n, fx, cfg, func(m *Member) { m.trackProber = p })
 		b := startNode(t, n, fx, testConfig("fe2"))
 		time.Sleep(time.Second)
 		fx.take("")
