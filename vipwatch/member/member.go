@@ -63,6 +63,8 @@ type Member struct {
 	hook hook
 	// runner is the notify command's runner behind hook, if any.
 	runner *hookRunner
+	// hookState is the daemon state last told to the hook (loop only).
+	hookState heartbeat.State
 
 	// trackProber runs the track check's probes (nil: the network).
 	trackProber health.Prober
@@ -152,6 +154,7 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 		m.hook = m.runner
 	}
 	m.st.state = heartbeat.StateStarting
+	m.hookState = heartbeat.StateStarting
 	m.st.healthy = true
 	m.st.holds = map[netip.Prefix]time.Time{}
 	m.st.counters.HeartbeatsDropped = map[string]uint64{}
@@ -525,8 +528,13 @@ func (m *Member) count(f func(*Counters)) {
 	m.mu.Unlock()
 }
 
-// apply carries out the machine's actions in order.
+// apply carries out the machine's actions in order. A state change
+// the actions come from is told to the hook first.
 func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
+	if s := machine.State(); s != m.hookState {
+		m.notify(Event{State: s.String(), Reason: "from-" + m.hookState.String()})
+		m.hookState = s
+	}
 	for _, a := range acts {
 		switch a.Kind {
 		case fsm.Claim:
@@ -617,7 +625,6 @@ func (m *Member) publish(machine *fsm.Machine) {
 	}
 	if was != m.st.state {
 		m.log.Info("state changed", "op", "state", "from", was.String(), "to", m.st.state.String())
-		m.notify(Event{State: m.st.state.String(), Reason: "from-" + was.String()})
 		if m.OnReady != nil {
 			m.OnReady(m.st.state == heartbeat.StateRunning)
 		}

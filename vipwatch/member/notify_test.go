@@ -110,8 +110,8 @@ func TestNotifyEvents(t *testing.T) {
 		time.Sleep(time.Second)
 		check(t, fx, "garp",
 			"1.000s fe1: ip addr del 198.51.100.10/24 dev eth0",
-			"1.000s fe1: notify backup \"198.51.100.10/24\" link-down",
 			"1.000s fe1: notify fault \"\" from-running",
+			"1.000s fe1: notify backup \"198.51.100.10/24\" link-down",
 			"1.000s fe2: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw",
 			"1.000s fe2: notify master \"198.51.100.10/24\" partner-gone",
 		)

@@ -14,6 +14,8 @@ type VIPWatch struct {
 	DeadAfter    time.Duration
 	GARPCount    int
 	GARPInterval time.Duration
+	// Extra is YAML appended to both nodes' configs (track:, notify:).
+	Extra string
 }
 
 // Config writes the config of node (fe1 or fe2) with the given preempt
@@ -45,7 +47,7 @@ preempt: %v
 garp: {count: %d, interval: %v, refresh: 30s}
 admin: {listen: "127.0.0.1:8054"}
 log: {level: debug}
-`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval)
+%s`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval, v.Extra)
 	path := filepath.Join(l.Dir, fmt.Sprintf("vipwatch-%s-preempt-%v.yaml", node, preempt))
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		return "", err
