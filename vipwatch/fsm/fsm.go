@@ -33,6 +33,7 @@ const (
 	Release                  // remove the VIP from the interface
 	Announce                 // send gratuitous ARP for the VIP
 	Send                     // send Beat to the partner
+	Restore                  // put a held VIP back on the interface: someone else removed it
 )
 
 // Action is one effect for the caller to carry out, in order.
@@ -56,6 +57,7 @@ const (
 	ReasonHandedOver    = "handed-over"      // release: the partner took a VIP this daemon gives
 	ReasonLinkDown      = "link-down"        // release: this machine's link is down
 	ReasonStopping      = "stopping"         // release: the daemon is shutting down
+	ReasonRemoved       = "removed"          // restore: the address was deleted behind the daemon's back
 )
 
 func (a Action) String() string {
@@ -66,6 +68,8 @@ func (a Action) String() string {
 		return "release " + a.VIP.String() + reason(a.Reason)
 	case Announce:
 		return "announce " + a.VIP.String()
+	case Restore:
+		return "restore " + a.VIP.String() + reason(a.Reason)
 	case Send:
 		b := a.Beat
 		s := fmt.Sprintf("send %v seq=%d holds=%v", b.State, b.Seq, b.Holds)
@@ -347,6 +351,19 @@ func (m *Machine) Track(ok bool) []Action {
 		}
 	}
 	m.nextSend = m.now
+	return m.step()
+}
+
+// Removed reports that vip disappeared from the interface without this
+// daemon releasing it (an operator, NetworkManager, systemd-networkd).
+// A VIP the machine holds is put back (Restore) and announced again
+// with a full burst, since neighbours may have heard of its loss;
+// others are ignored (the report of the daemon's own release).
+func (m *Machine) Removed(vip netip.Prefix) []Action {
+	if h, ok := m.held[vip]; ok && m.state != heartbeat.StateStopping {
+		m.out = append(m.out, Action{Kind: Restore, VIP: vip, Reason: ReasonRemoved})
+		h.left, h.next = m.cfg.GARPCount, m.now
+	}
 	return m.step()
 }
 

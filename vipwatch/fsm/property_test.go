@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,8 @@ import (
 // network that delivers every heartbeat, late and out of order but
 // within the dead interval. In runs without planned moves no VIP may
 // ever be on both machines. Runs with planned moves (handover,
-// takeback, a tracked service failing and recovering) hold a VIP on
+// takeback, a tracked service failing and recovering; also addresses
+// deleted behind the daemons' backs) hold a VIP on
 // both machines on purpose, make before break, but only for as long as
 // one heartbeat takes to say so. After the events stop and both
 // daemons run, every VIP must end up on exactly one machine.
@@ -110,7 +112,7 @@ func randomRun(seed uint64) error {
 			w.setLink(i, false)
 			linkUpAt[i] = w.now + 1 + r.Int64N(int64(3*dead))
 		case planned && x < 9 && n.m != nil:
-			switch r.IntN(3) {
+			switch r.IntN(4) {
 			case 0:
 				note("handover %s", n.name)
 				w.apply(i, n.m.Handover(nil))
@@ -121,6 +123,12 @@ func randomRun(seed uint64) error {
 				ok := r.IntN(2) == 0
 				note("track %s ok=%v", n.name, ok)
 				w.apply(i, n.m.Track(ok))
+			case 3:
+				// Someone deletes an address behind the daemon's back.
+				p := []netip.Prefix{vipA, vipB}[r.IntN(2)]
+				note("delete %v from %s", p, n.name)
+				delete(n.addrs, p)
+				w.apply(i, n.m.Removed(p))
 			}
 		case x == 9 && n.m != nil:
 			// A jump the machine cannot tell from a late heartbeat (half

@@ -32,6 +32,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 //	handover a [VIP...]           the operator hands a's home VIPs (or those named) to b
 //	takeback a                    the operator takes them back
 //	track a ok|fail               a's tracked service recovers or fails
+//	delete a VIP                  someone deletes VIP from a's interface (a hears of it)
 //	state                         print each machine's state and addresses
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -214,6 +215,16 @@ func (w *world) run(cmd string) error {
 			w.apply(i, m.Takeback())
 		case "track":
 			w.apply(i, m.Track(f[2] == "ok"))
+		}
+	case "delete":
+		p, err := netip.ParsePrefix(f[2])
+		if err != nil {
+			return err
+		}
+		i := nodes[0]
+		delete(w.nodes[i].addrs, p)
+		if m := w.nodes[i].m; m != nil {
+			w.apply(i, m.Removed(p))
 		}
 	case "state":
 		w.log = append(w.log, w.describe())

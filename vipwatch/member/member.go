@@ -36,6 +36,10 @@ type announcer interface {
 	Announce(netip.Addr) (frames int, err error)
 }
 
+// removalWatcher reports addresses removed from the interface, until
+// ctx is done (the channel is then closed).
+type removalWatcher func(ctx context.Context) (<-chan netip.Prefix, error)
+
 // linkWatcher reports the interface's link state: the current state
 // first, then changes, until ctx is done.
 type linkWatcher func(ctx context.Context) (<-chan bool, error)
@@ -49,11 +53,14 @@ type Member struct {
 	addrs addresser
 	ann   announcer
 	links linkWatcher
-	boot  uint64
-	tick  time.Duration
-	peer  *net.UDPAddr
-	key   atomic.Pointer[[]byte]
-	conn  net.PacketConn // receives heartbeats (and sends them when out is nil)
+	// removals, if set, reports addresses deleted from the interface,
+	// so that a held VIP someone removed is put back.
+	removals removalWatcher
+	boot     uint64
+	tick     time.Duration
+	peer     *net.UDPAddr
+	key      atomic.Pointer[[]byte]
+	conn     net.PacketConn // receives heartbeats (and sends them when out is nil)
 	// out sends heartbeats on a socket connected to the peer, so that
 	// the peer machine's ICMP port unreachable (no daemon listening)
 	// comes back as ECONNREFUSED.
@@ -130,6 +137,7 @@ type Counters struct {
 	GARPErrors         uint64            `json:"garp_errors"`
 	StaleRemoved       uint64            `json:"stale_removed"`
 	TrackFailures      uint64            `json:"track_failures"`
+	AddressesRestored  uint64            `json:"addresses_restored"`
 	NotifyRuns         uint64            `json:"notify_runs"`
 	NotifyFailures     uint64            `json:"notify_failures"`
 }
@@ -306,6 +314,22 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	watch()
 
+	var removals <-chan netip.Prefix
+	var rewatch <-chan time.Time
+	watchRemovals := func() {
+		if m.removals == nil {
+			return
+		}
+		ch, err := m.removals(lctx)
+		if err != nil {
+			m.log.Warn("cannot watch the interface's addresses; retrying in 1s", "op", "addr", "interface", m.cfg.Interface, "err", err)
+			rewatch = time.After(time.Second)
+			return
+		}
+		removals = ch
+	}
+	watchRemovals()
+
 	var tracked <-chan struct{}
 	var trackSub *health.Subscription
 	if m.cfg.Track != nil {
@@ -387,6 +411,20 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-relink:
 			relink = nil
 			watch()
+		case p, ok := <-removals:
+			if !ok {
+				removals = nil
+				if ctx.Err() == nil {
+					m.log.Warn("address watch ended; restarting it in 1s", "op", "addr", "interface", m.cfg.Interface)
+					rewatch = time.After(time.Second)
+				}
+				continue
+			}
+			advance(time.Now())
+			m.apply(machine, machine.Removed(p))
+		case <-rewatch:
+			rewatch = nil
+			watchRemovals()
 		case <-tracked:
 			for _, ev := range trackSub.Drain() {
 				if ev.To == health.Unknown {
@@ -555,6 +593,14 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Releases++ })
 			m.notify(Event{State: EventBackup, VIP: a.VIP.String(), Reason: a.Reason})
+		case fsm.Restore:
+			m.count(func(c *Counters) { c.AddressesRestored++ })
+			if err := m.addrs.Add(a.VIP); err != nil {
+				m.log.Error("putting back a removed VIP failed", "op", "restore", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.count(func(c *Counters) { c.AddressErrors++ })
+				continue
+			}
+			m.log.Warn("VIP was removed from the interface by someone else; put it back", "op", "restore", "interface", m.cfg.Interface, "ip", a.VIP)
 		case fsm.Announce:
 			n, err := m.ann.Announce(a.VIP.Addr())
 			m.count(func(c *Counters) {

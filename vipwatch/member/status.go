@@ -244,8 +244,11 @@ func FormatStatus(s Status) string {
 		drops = append(drops, fmt.Sprintf("%s %d", k, c.HeartbeatsDropped[k]))
 	}
 	fmt.Fprintf(&b, "dropped: %s\n", strings.Join(drops, ", "))
-	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d\n",
-		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved)
+	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d  restored %d\n",
+		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved, c.AddressesRestored)
+	if c.NotifyRuns > 0 || c.NotifyFailures > 0 || c.TrackFailures > 0 {
+		fmt.Fprintf(&b, "notify runs %d  notify failures %d  track failures %d\n", c.NotifyRuns, c.NotifyFailures, c.TrackFailures)
+	}
 	return b.String()
 }
 
@@ -286,6 +289,7 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		counter("stale_addresses_removed_total", "vipwatch-labelled addresses removed at start.", func(c *Counters) uint64 { return c.StaleRemoved }),
 		counter("notify_runs_total", "Notify hook runs.", func(c *Counters) uint64 { return c.NotifyRuns }),
 		counter("notify_failures_total", "Notify hook runs that failed or timed out, and events dropped or not run.", func(c *Counters) uint64 { return c.NotifyFailures }),
+		counter("addresses_restored_total", "Held VIPs put back after someone else removed them from the interface.", func(c *Counters) uint64 { return c.AddressesRestored }),
 		counter("track_failures_total", "Times the tracked service went down.", func(c *Counters) uint64 { return c.TrackFailures }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_service_healthy", Help: "1 while the tracked service is up (always 1 without track)."},
 			read(func(s *snapshot) float64 { return b2f(s.healthy) })),
