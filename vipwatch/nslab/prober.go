@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// Prober sends one HTTP request on a fresh TCP connection to an
-// address every period from inside a namespace, and records each
-// answer. Use StartProber; its methods are safe for concurrent use.
+// Prober sends one request to an address every period from inside a
+// namespace, and records each answer: an HTTP request on a fresh TCP
+// connection (StartProber) or a UDP datagram to the responder's echo
+// port (StartUDPProber). Its methods are safe for concurrent use.
 type Prober struct {
 	mu       sync.Mutex // guards the fields below
 	sent     int
@@ -31,19 +32,72 @@ type Prober struct {
 // connection, no complete answer or no node name comes back in time.
 // At most limit probes are sent.
 func (l *Lab) StartProber(ctx context.Context, ns string, addr netip.Addr, period, timeout time.Duration, limit int) *Prober {
+	return startProber(ctx, period, limit, func(int) (string, error) {
+		var node string
+		err := l.Do(ns, func() error {
+			var err error
+			node, err = probeHTTP(addr, timeout)
+			return err
+		})
+		return node, err
+	}, nil)
+}
+
+// StartUDPProber is StartProber with a datagram to the responder's
+// echo port per probe, all from one socket: a probe fails if the
+// matching answer does not come back within timeout. Unlike an HTTP
+// request it has no connection that a move of the VIP can cut in the
+// middle, so it measures exactly whether the VIP answered throughout.
+func (l *Lab) StartUDPProber(ctx context.Context, ns string, addr netip.Addr, period, timeout time.Duration, limit int) (*Prober, error) {
+	// Not a connected socket: the responder listens on the wildcard
+	// address, so its answers come from the machine's primary address,
+	// not from the VIP.
+	var conn net.PacketConn
+	err := l.Do(ns, func() error {
+		var err error
+		conn, err = net.ListenPacket("udp", ":0")
+		return err
+	})
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, EchoPort))
+	if err != nil {
+		return nil, fmt.Errorf("opening the UDP probe socket in %s: %w", ns, err)
+	}
+	buf := make([]byte, 1500)
+	probe := func(seq int) (string, error) {
+		req := fmt.Sprintf("probe %d", seq)
+		if _, err := conn.WriteTo([]byte(req), to); err != nil {
+			return "", fmt.Errorf("sending: %w", err)
+		}
+		conn.SetReadDeadline(time.Now().Add(timeout))
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return "", fmt.Errorf("waiting for the answer to %q: %w", req, err)
+			}
+			node, got, _ := strings.Cut(string(buf[:n]), " ")
+			if got == req {
+				return node, nil
+			}
+			// A late answer to an earlier probe: keep waiting.
+		}
+	}
+	return startProber(ctx, period, limit, probe, func() { conn.Close() }), nil
+}
+
+// startProber runs probe every period, at most limit times, until ctx
+// is done or Stop; then it runs closeFn (if set).
+func startProber(ctx context.Context, period time.Duration, limit int, probe func(seq int) (string, error), closeFn func()) *Prober {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Prober{answers: map[string]int{}, start: time.Now(), stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
+		if closeFn != nil {
+			defer closeFn()
+		}
 		tick := time.NewTicker(period)
 		defer tick.Stop()
-		for range limit {
-			var node string
-			err := l.Do(ns, func() error {
-				var err error
-				node, err = probeHTTP(addr, timeout)
-				return err
-			})
+		for seq := range limit {
+			node, err := probe(seq)
 			p.record(node, err)
 			select {
 			case <-ctx.Done():
