@@ -91,6 +91,11 @@ type Member struct {
 	st snapshot
 }
 
+// notifyStopDrain bounds how long a stopping daemon waits for the last
+// notify hooks: well inside systemd's TimeoutStopSec (10s in
+// vipwatch.service). The VIPs are released before it starts.
+const notifyStopDrain = 5 * time.Second
+
 // command is work for the loop: run with the machine, its error sent
 // back on done (buffered).
 type command struct {
@@ -273,7 +278,7 @@ func (m *Member) Run(ctx context.Context) error {
 		// (released VIPs, stopping) are queued as it ends.
 		hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
-		go func() { defer close(done); m.runner.Run(hctx, m.cfg.Notify.Timeout) }()
+		go func() { defer close(done); m.runner.Run(hctx, min(m.cfg.Notify.Timeout, notifyStopDrain)) }()
 		defer func() { stopHooks(); <-done }()
 	}
 	machine := fsm.New(m.machineConfig())
