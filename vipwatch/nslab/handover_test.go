@@ -2,6 +2,8 @@ package nslab
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,12 @@ import (
 // for the one way such a request can fail.
 func TestHandoverDrill(t *testing.T) {
 	d := newDrill(t, "h")
+	// The admin API needs a token: the CLI reads it from the config's
+	// token_file, a request without it is refused.
+	d.v.AdminTokenFile = filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(d.v.AdminTokenFile, []byte("lab admin token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d.start("fe1", true)
 	d.start("fe2", true)
 	d.settle()
@@ -40,6 +48,10 @@ func TestHandoverDrill(t *testing.T) {
 	}
 	waitAnswers("fe1", 20)
 
+	if out, err := d.lab.Run(ctx, d.lab.FE1, "curl", "-s", "-m", "2", "-X", "POST", "http://127.0.0.1:8054/v1/handover"); err != nil || !strings.Contains(out, "admin token") {
+		t.Errorf("handover without the admin token answered %q, %v; want a token error", out, err)
+	}
+	d.holders(VIP1, "fe1")
 	out, err := d.lab.Run(ctx, d.lab.FE1, d.v.Binary, "handover", "--config", cfg)
 	if err != nil {
 		t.Fatalf("vipwatch handover: %v", err)
