@@ -6,6 +6,8 @@
 //	vipwatch run           run the daemon
 //	vipwatch check-config  validate and print the effective config
 //	vipwatch status        print the running daemon's view of the pair
+//	vipwatch handover      give this node's home VIPs to the partner, no request lost
+//	vipwatch takeback      take them back
 //	vipwatch release-all   remove every address vipwatch put on the interface
 package main
 
@@ -14,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,6 +131,87 @@ func newRoot() *cobra.Command {
 	status.Flags().String("admin-listen", "", "admin address of the daemon (overrides admin.listen)")
 	status.Flags().BoolVar(&jsonOut, "json", false, "print the raw JSON status")
 
+	// adminClient reads the config for the admin address and token.
+	adminClient := func(cmd *cobra.Command) (member.Config, []byte, error) {
+		cfg, err := load(cmd.Flags())
+		if err != nil {
+			return cfg, nil, err
+		}
+		var token []byte
+		if cfg.Admin.TokenFile != "" {
+			if token, err = config.ReadSecret(cfg.Admin.TokenFile); err != nil {
+				return cfg, nil, fmt.Errorf("admin.token_file: %w", err)
+			}
+		}
+		return cfg, token, nil
+	}
+	var handoverVIPs []string
+	var wait time.Duration
+	move := func(cmd *cobra.Command, path string, done func(member.Status) bool) error {
+		cfg, token, err := adminClient(cmd)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second+wait)
+		defer cancel()
+		var st member.Status
+		if err := daemon.AdminRequest(ctx, "POST", cfg.Admin.Listen, token, path, &st); err != nil {
+			return err
+		}
+		// The move completes in a heartbeat or two; report when it has.
+		deadline := time.Now().Add(wait)
+		for !done(st) {
+			if time.Now().After(deadline) {
+				fmt.Fprint(cmd.OutOrStdout(), member.FormatStatus(st))
+				return fmt.Errorf("not complete after %v (see the status above)", wait)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := daemon.AdminRequest(ctx, "GET", cfg.Admin.Listen, token, "/v1/status", &st); err != nil {
+				return err
+			}
+		}
+		fmt.Fprint(cmd.OutOrStdout(), member.FormatStatus(st))
+		return nil
+	}
+	handover := &cobra.Command{
+		Use:   "handover",
+		Short: "Give this node's home VIPs (or those named with --vip) to the partner without losing a request",
+		Long: "handover asks the running daemon to give its home VIPs to the partner: the partner\n" +
+			"claims and announces them, then this node releases them. They stay with the partner\n" +
+			"until `vipwatch takeback` (or until the partner stops). It waits until the partner\n" +
+			"holds them (--wait) and prints the status.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"vip": handoverVIPs}
+			return move(cmd, "/v1/handover?"+q.Encode(), func(st member.Status) bool {
+				return len(st.Gives) > 0 && handedOver(st)
+			})
+		},
+	}
+	handover.Flags().StringArrayVar(&handoverVIPs, "vip", nil, "home VIP to hand over (address or prefix; repeatable; default: all)")
+	takeback := &cobra.Command{
+		Use:   "takeback",
+		Short: "Take the home VIPs back from the partner after a handover, without losing a request",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return move(cmd, "/v1/takeback", func(st member.Status) bool {
+				if len(st.Gives) > 0 {
+					return true // the tracked service fails: they stay given
+				}
+				for _, v := range st.VIPs {
+					if v.Home == st.Node && v.Holder != st.Node {
+						return false
+					}
+				}
+				return true
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{handover, takeback} {
+		c.Flags().String("admin-listen", "", "admin address of the daemon (overrides admin.listen)")
+		c.Flags().DurationVar(&wait, "wait", 5*time.Second, "how long to wait for the move to complete")
+	}
+
 	var ifname string
 	release := &cobra.Command{
 		Use:   "release-all",
@@ -165,7 +250,7 @@ func newRoot() *cobra.Command {
 	}
 	release.Flags().StringVarP(&ifname, "interface", "i", "", "interface to clean (default: the config's interface)")
 
-	root.AddCommand(run, check, status, release)
+	root.AddCommand(run, check, status, handover, takeback, release)
 	return root
 }
 
@@ -198,6 +283,8 @@ func runDaemon(parent context.Context, cfg member.Config, reload func() (member.
 		return err
 	}
 	admin.Handle("GET /v1/status", m.ServeStatus)
+	admin.Handle("POST /v1/handover", m.ServeHandover)
+	admin.Handle("POST /v1/takeback", m.ServeTakeback)
 	if err := admin.Listen(cfg.Admin.Listen); err != nil {
 		return err
 	}
@@ -245,4 +332,15 @@ func runDaemon(parent context.Context, cfg member.Config, reload func() (member.
 		return nil
 	}
 	return err
+}
+
+// handedOver reports whether every VIP this node gives is held by the
+// partner alone.
+func handedOver(st member.Status) bool {
+	for _, v := range st.VIPs {
+		if slices.Contains(st.Gives, v.VIP) && (v.Holder == st.Node || v.Holder == "both" || v.Holder == "") {
+			return false
+		}
+	}
+	return true
 }

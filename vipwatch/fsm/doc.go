@@ -25,6 +25,18 @@
 //     its next heartbeat, and only then does the home daemon claim.
 //   - After a partition heals, a VIP that both hold stays with its home
 //     daemon, which re-announces it; the other releases it.
+//   - Planned moves are make before break. A daemon that gives a home
+//     VIP away (Handover, or a failing tracked service: Track) lists it
+//     in its heartbeats' Gives; the partner claims and announces it
+//     while the giver still holds it, and the giver releases it once
+//     the partner's heartbeat lists it. Takeback (and a recovered
+//     service, with preempt) claims first; the partner releases on the
+//     next heartbeat. So a planned move holds the VIP on both machines
+//     for one heartbeat exchange and never on neither. A daemon whose
+//     service fails (FlagTrackDown) takes nothing given to it, and its
+//     partner then keeps what it gives.
+//   - A held VIP that disappears from the interface (Removed) is put
+//     back and announced again.
 //
 // A Machine is not safe for concurrent use.
 package fsm

@@ -33,6 +33,7 @@ const (
 	Release                  // remove the VIP from the interface
 	Announce                 // send gratuitous ARP for the VIP
 	Send                     // send Beat to the partner
+	Restore                  // put a held VIP back on the interface: someone else removed it
 )
 
 // Action is one effect for the caller to carry out, in order.
@@ -40,25 +41,57 @@ type Action struct {
 	Kind Kind
 	VIP  netip.Prefix         // Claim, Release, Announce
 	Beat *heartbeat.Heartbeat // Send: Node, BootID and Sent are the caller's to fill
+	// Reason says why a VIP is claimed or released (one of the
+	// Reason* constants); notify hooks and logs pass it on.
+	Reason string
 }
+
+// Why a VIP is claimed or released.
+const (
+	ReasonHome          = "home"             // claim: the partner is up and does not hold it
+	ReasonPartnerGone   = "partner-gone"     // claim: the partner is silent, stopping or in fault
+	ReasonGiven         = "given"            // claim: the partner gives it (handover, failing service)
+	ReasonPartnerCannot = "partner-cannot"   // claim: given away, but the partner's service fails too
+	ReasonTakeback      = "takeback"         // claim: taking a given VIP back (operator, service recovered)
+	ReasonPartnerHome   = "partner-reclaims" // release: the partner wants or holds its home VIP
+	ReasonHandedOver    = "handed-over"      // release: the partner took a VIP this daemon gives
+	ReasonLinkDown      = "link-down"        // release: this machine's link is down
+	ReasonStopping      = "stopping"         // release: the daemon is shutting down
+	ReasonRemoved       = "removed"          // restore: the address was deleted behind the daemon's back
+)
 
 func (a Action) String() string {
 	switch a.Kind {
 	case Claim:
-		return "claim " + a.VIP.String()
+		return "claim " + a.VIP.String() + reason(a.Reason)
 	case Release:
-		return "release " + a.VIP.String()
+		return "release " + a.VIP.String() + reason(a.Reason)
 	case Announce:
 		return "announce " + a.VIP.String()
+	case Restore:
+		return "restore " + a.VIP.String() + reason(a.Reason)
 	case Send:
 		b := a.Beat
 		s := fmt.Sprintf("send %v seq=%d holds=%v", b.State, b.Seq, b.Holds)
 		if b.Flags&heartbeat.FlagReclaim != 0 {
 			s += " reclaim"
 		}
+		if b.Flags&heartbeat.FlagTrackDown != 0 {
+			s += " track-down"
+		}
+		if len(b.Gives) > 0 {
+			s += fmt.Sprintf(" gives=%v", b.Gives)
+		}
 		return s
 	}
 	return fmt.Sprintf("action(%d)", a.Kind)
+}
+
+func reason(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + r + ")"
 }
 
 type hold struct {
@@ -83,9 +116,16 @@ type Machine struct {
 
 	runningSince int64
 	reclaim      bool // the reclaim flag last sent
-	held         map[netip.Prefix]*hold
-	nextSend     int64
-	out          []Action
+	// handover holds the home VIPs the operator gave to the partner;
+	// unhealthy is set while the tracked service fails, which gives
+	// all home VIPs away. taking holds given-back home VIPs to claim
+	// before the partner releases them (make before break).
+	handover  map[netip.Prefix]bool
+	unhealthy bool
+	taking    map[netip.Prefix]bool
+	held      map[netip.Prefix]*hold
+	nextSend  int64
+	out       []Action
 }
 
 // New returns a Machine in state starting, holding nothing: the caller
@@ -103,7 +143,8 @@ func New(cfg Config) *Machine {
 	if cfg.GARPRefreshTicks < 1 {
 		cfg.GARPRefreshTicks = 1
 	}
-	return &Machine{cfg: cfg, state: heartbeat.StateStarting, floor: 1, held: make(map[netip.Prefix]*hold)}
+	return &Machine{cfg: cfg, state: heartbeat.StateStarting, floor: 1, held: make(map[netip.Prefix]*hold),
+		handover: make(map[netip.Prefix]bool), taking: make(map[netip.Prefix]bool)}
 }
 
 // Now is the machine's clock in ticks.
@@ -203,7 +244,7 @@ func (m *Machine) Link(up bool) []Action {
 	case m.state == heartbeat.StateStopping:
 	case !up && m.state != heartbeat.StateFault:
 		m.state = heartbeat.StateFault
-		m.releaseAll()
+		m.releaseAll(ReasonLinkDown)
 		m.nextSend = m.now
 	case up && m.state == heartbeat.StateFault:
 		m.state = heartbeat.StateStarting
@@ -225,7 +266,7 @@ func (m *Machine) Stop() []Action {
 		return nil
 	}
 	m.state = heartbeat.StateStopping
-	m.releaseAll()
+	m.releaseAll(ReasonStopping)
 	m.send()
 	return m.flush()
 }
@@ -236,22 +277,121 @@ func (m *Machine) flush() []Action {
 	return out
 }
 
-func (m *Machine) releaseAll() {
+func (m *Machine) releaseAll(why string) {
 	for _, p := range m.Holds() {
-		m.release(p)
+		m.release(p, why)
 	}
 }
 
-func (m *Machine) release(p netip.Prefix) {
+func (m *Machine) release(p netip.Prefix, why string) {
 	delete(m.held, p)
-	m.out = append(m.out, Action{Kind: Release, VIP: p})
+	m.out = append(m.out, Action{Kind: Release, VIP: p, Reason: why})
 	m.nextSend = m.now // tell the partner at once: hand-back waits on it
 }
 
-func (m *Machine) claim(p netip.Prefix) {
+func (m *Machine) claim(p netip.Prefix, why string) {
 	m.held[p] = &hold{since: m.now, left: m.cfg.GARPCount, next: m.now}
-	m.out = append(m.out, Action{Kind: Claim, VIP: p})
+	m.out = append(m.out, Action{Kind: Claim, VIP: p, Reason: why})
 	m.nextSend = m.now
+	delete(m.taking, p)
+}
+
+// Handover gives home VIPs to the partner (all of them if vips is
+// empty; VIPs that are not home VIPs are ignored): the partner claims
+// and announces them while this daemon still holds them, and this
+// daemon releases them once the partner's heartbeat lists them, so no
+// packet finds the VIP on neither machine. They stay with the partner
+// until Takeback, or until the partner is gone.
+func (m *Machine) Handover(vips []netip.Prefix) []Action {
+	if m.state == heartbeat.StateStopping {
+		return nil
+	}
+	for _, p := range m.cfg.Home {
+		if len(vips) == 0 || slices.Contains(vips, p) {
+			m.handover[p] = true
+			delete(m.taking, p)
+		}
+	}
+	m.nextSend = m.now
+	return m.step()
+}
+
+// Takeback ends every handover: the home VIPs come back, this daemon
+// claiming and announcing them before the partner releases them.
+// While the tracked service fails they stay given.
+func (m *Machine) Takeback() []Action {
+	if m.state == heartbeat.StateStopping {
+		return nil
+	}
+	for p := range m.handover {
+		delete(m.handover, p)
+		if !m.unhealthy {
+			m.taking[p] = true
+		}
+	}
+	m.nextSend = m.now
+	return m.step()
+}
+
+// Track reports the tracked service's health (after its rise and fall
+// counts). While it fails, the home VIPs are given to the partner as by
+// Handover; when it recovers they come back as by Takeback if preempt
+// is on, and otherwise stay with the partner until it gives them back.
+func (m *Machine) Track(ok bool) []Action {
+	if m.state == heartbeat.StateStopping || ok == !m.unhealthy {
+		return m.step()
+	}
+	m.unhealthy = !ok
+	for _, p := range m.cfg.Home {
+		switch {
+		case !ok:
+			delete(m.taking, p)
+		case m.cfg.Preempt && !m.handover[p]:
+			m.taking[p] = true
+		}
+	}
+	m.nextSend = m.now
+	return m.step()
+}
+
+// Removed reports that vip disappeared from the interface without this
+// daemon releasing it (an operator, NetworkManager, systemd-networkd).
+// A VIP the machine holds is put back (Restore) and announced again
+// with a full burst, since neighbours may have heard of its loss;
+// others are ignored (the report of the daemon's own release).
+func (m *Machine) Removed(vip netip.Prefix) []Action {
+	if h, ok := m.held[vip]; ok && m.state != heartbeat.StateStopping {
+		m.out = append(m.out, Action{Kind: Restore, VIP: vip, Reason: ReasonRemoved})
+		h.left, h.next = m.cfg.GARPCount, m.now
+	}
+	return m.step()
+}
+
+// Gives lists the home VIPs this daemon gives to its partner, sorted.
+func (m *Machine) Gives() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range m.cfg.Home {
+		if m.giving(p) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// Healthy reports the tracked service's health as last reported.
+func (m *Machine) Healthy() bool { return !m.unhealthy }
+
+func (m *Machine) giving(p netip.Prefix) bool { return m.unhealthy || m.handover[p] }
+
+// partnerGives reports whether the partner gives p away.
+func (m *Machine) partnerGives(p netip.Prefix) bool {
+	return m.partner != nil && slices.Contains(m.partner.Gives, p)
+}
+
+// partnerTrackDown reports whether the partner's tracked service fails.
+func (m *Machine) partnerTrackDown() bool {
+	return m.partner != nil && m.partner.Flags&heartbeat.FlagTrackDown != 0
 }
 
 // silent reports whether the partner has not been heard for the dead
@@ -298,7 +438,7 @@ func (m *Machine) reclaiming() bool {
 		return false
 	}
 	for _, p := range m.cfg.Home {
-		if _, mine := m.held[p]; !mine && m.partnerHolds(p) {
+		if _, mine := m.held[p]; !mine && m.partnerHolds(p) && !m.giving(p) && !m.taking[p] {
 			return true
 		}
 	}
@@ -332,15 +472,25 @@ func (m *Machine) step() []Action {
 func (m *Machine) decide() {
 	gone, up := m.partnerGone(), m.partnerUp()
 	// Releases come before claims so that a hand-back never has a moment
-	// with the VIP on both machines.
+	// with the VIP on both machines. A VIP the partner gives is kept
+	// (unless this daemon's own service fails and the partner holds it
+	// too): the partner releases it once it sees it held here.
 	for _, p := range m.cfg.Partner {
-		if _, mine := m.held[p]; mine && up && (m.partner.Flags&heartbeat.FlagReclaim != 0 || m.partnerHolds(p)) {
-			m.release(p)
+		_, mine := m.held[p]
+		wanted := m.partner != nil && (m.partner.Flags&heartbeat.FlagReclaim != 0 || m.partnerHolds(p))
+		if mine && up && wanted && (!m.partnerGives(p) || (m.unhealthy && m.partnerHolds(p))) {
+			m.release(p, ReasonPartnerHome)
 		}
+	}
+	if !up {
+		clear(m.taking)
 	}
 	for _, p := range m.cfg.Home {
 		h, mine := m.held[p]
 		switch {
+		case mine && up && m.partnerHolds(p) && m.giving(p) && !m.partnerTrackDown():
+			// Given, and the partner has claimed and announced it.
+			m.release(p, ReasonHandedOver)
 		case mine && up && m.partnerHolds(p):
 			// Both hold it after a partition: home keeps it and tells
 			// the LAN again, once per contest; the partner releases on
@@ -352,14 +502,26 @@ func (m *Machine) decide() {
 		case mine:
 			h.contested = false
 		case gone:
-			m.claim(p)
+			m.claim(p, ReasonPartnerGone)
+		case m.giving(p) && !m.partnerTrackDown():
+			// Left to the partner.
+		case up && m.acked() && !m.partnerHolds(p) && m.giving(p):
+			m.claim(p, ReasonPartnerCannot)
 		case up && m.acked() && !m.partnerHolds(p):
-			m.claim(p)
+			m.claim(p, ReasonHome)
+		case up && m.acked() && m.taking[p]:
+			// The partner releases it when it sees it held here.
+			m.claim(p, ReasonTakeback)
 		}
 	}
 	for _, p := range m.cfg.Partner {
-		if _, mine := m.held[p]; !mine && gone {
-			m.claim(p)
+		_, mine := m.held[p]
+		switch {
+		case mine:
+		case gone:
+			m.claim(p, ReasonPartnerGone)
+		case up && m.partnerGives(p) && !m.unhealthy:
+			m.claim(p, ReasonGiven)
 		}
 	}
 }
@@ -389,10 +551,14 @@ func (m *Machine) send() {
 		State:   m.state,
 		Seq:     m.seq,
 		Holds:   m.Holds(),
+		Gives:   m.Gives(),
 	}
 	m.reclaim = m.reclaiming()
 	if m.reclaim {
 		b.Flags |= heartbeat.FlagReclaim
+	}
+	if m.unhealthy {
+		b.Flags |= heartbeat.FlagTrackDown
 	}
 	if m.partner != nil {
 		b.AckBoot, b.AckSeq = m.partner.BootID, m.partner.Seq

@@ -3,6 +3,7 @@ package fsm
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 //	lose a N                      lose a's heartbeats for the next N ticks
 //	jump a N                      a's clock jumps N ticks ahead (the process stalled)
 //	delay N                       heartbeats take N ticks
+//	handover a [VIP...]           the operator hands a's home VIPs (or those named) to b
+//	takeback a                    the operator takes them back
+//	track a ok|fail               a's tracked service recovers or fails
+//	delete a VIP                  someone deletes VIP from a's interface (a hears of it)
 //	state                         print each machine's state and addresses
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -189,6 +194,38 @@ func (w *world) run(cmd string) error {
 			return err
 		}
 		w.delay = func() int64 { return n }
+	case "handover", "takeback", "track":
+		i := nodes[0]
+		m := w.nodes[i].m
+		if m == nil {
+			return fmt.Errorf("%s: %s is not running", f[0], f[1])
+		}
+		switch f[0] {
+		case "handover":
+			var vips []netip.Prefix
+			for _, v := range f[2:] {
+				p, err := netip.ParsePrefix(v)
+				if err != nil {
+					return err
+				}
+				vips = append(vips, p)
+			}
+			w.apply(i, m.Handover(vips))
+		case "takeback":
+			w.apply(i, m.Takeback())
+		case "track":
+			w.apply(i, m.Track(f[2] == "ok"))
+		}
+	case "delete":
+		p, err := netip.ParsePrefix(f[2])
+		if err != nil {
+			return err
+		}
+		i := nodes[0]
+		delete(w.nodes[i].addrs, p)
+		if m := w.nodes[i].m; m != nil {
+			w.apply(i, m.Removed(p))
+		}
 	case "state":
 		w.log = append(w.log, w.describe())
 	default:

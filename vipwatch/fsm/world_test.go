@@ -108,6 +108,8 @@ func (w *world) apply(i int, acts []Action) {
 			n.addrs[a.VIP] = true
 		case Release:
 			delete(n.addrs, a.VIP)
+		case Restore:
+			n.addrs[a.VIP] = true
 		case Send:
 			h := *a.Beat
 			h.Node, h.BootID = n.name, n.boot

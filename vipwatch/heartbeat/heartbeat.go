@@ -19,16 +19,19 @@ var magic = [4]byte{'R', 'F', 'V', 'W'}
 
 const (
 	tagLen = sha256.Size
-	// fixedLen is magic, version, state, flags, reserved, boot, seq,
-	// sent, ack boot, ack seq, node length, VIP count.
+	// fixedLen is magic, version, state, flags, gives count, boot,
+	// seq, sent, ack boot, ack seq, node length, VIP count. The gives
+	// count was a reserved zero byte before planned handover, so a
+	// heartbeat that gives nothing is read by older daemons too.
 	fixedLen = 4 + 4 + 8 + 8 + 8 + 8 + 8 + 1 + 1
 	// MaxNodeLen bounds node names; they are host-like names.
 	MaxNodeLen = 64
-	// MaxVIPs bounds the VIPs one heartbeat can list, which keeps a
-	// datagram well under a 1280-byte IPv6 minimum MTU.
+	// MaxVIPs bounds the VIPs one heartbeat can list in Holds and in
+	// Gives, which keeps a datagram of IPv4 VIPs well under a 1280-byte
+	// IPv6 minimum MTU.
 	MaxVIPs = 32
 	// MaxLen is the largest datagram Encode produces.
-	MaxLen = fixedLen + MaxNodeLen + MaxVIPs*18 + tagLen
+	MaxLen = fixedLen + MaxNodeLen + 2*MaxVIPs*18 + tagLen
 )
 
 // State is what the sender is doing, as it reports it.
@@ -54,9 +57,15 @@ func (s State) String() string {
 // Flags are single-bit requests carried in a heartbeat.
 type Flags uint8
 
-// FlagReclaim says the sender wants its home VIPs back (preempt): a
-// partner holding them should release them.
-const FlagReclaim Flags = 1 << 0
+// The flags.
+const (
+	// FlagReclaim says the sender wants its home VIPs back (preempt): a
+	// partner holding them should release them.
+	FlagReclaim Flags = 1 << 0
+	// FlagTrackDown says the sender's tracked service is failing: it
+	// gives its home VIPs away and takes none its partner gives.
+	FlagTrackDown Flags = 1 << 1
+)
 
 // Heartbeat is one datagram's content.
 type Heartbeat struct {
@@ -73,6 +82,12 @@ type Heartbeat struct {
 	AckSeq  uint64
 	// Holds lists the VIPs the sender has on its interface.
 	Holds []netip.Prefix
+	// Gives lists home VIPs of the sender that it asks its partner to
+	// take (a planned handover, or a failing tracked service). The
+	// partner claims and announces them while the sender still holds
+	// them; the sender releases them once the partner lists them in
+	// Holds.
+	Gives []netip.Prefix
 }
 
 // Encode appends the datagram for h, signed with key, to dst.
@@ -80,8 +95,8 @@ func Encode(dst []byte, h *Heartbeat, key []byte) ([]byte, error) {
 	if len(h.Node) == 0 || len(h.Node) > MaxNodeLen {
 		return nil, fmt.Errorf("encoding heartbeat: node name %q must have 1 to %d bytes", h.Node, MaxNodeLen)
 	}
-	if len(h.Holds) > MaxVIPs {
-		return nil, fmt.Errorf("encoding heartbeat: %d VIPs is more than %d", len(h.Holds), MaxVIPs)
+	if len(h.Holds) > MaxVIPs || len(h.Gives) > MaxVIPs {
+		return nil, fmt.Errorf("encoding heartbeat: %d held or %d given VIPs is more than %d", len(h.Holds), len(h.Gives), MaxVIPs)
 	}
 	start := len(dst)
 	dst = append(dst, magic[:]...)
@@ -89,7 +104,7 @@ func Encode(dst []byte, h *Heartbeat, key []byte) ([]byte, error) {
 	if v == 0 {
 		v = Version
 	}
-	dst = append(dst, v, byte(h.State), byte(h.Flags), 0)
+	dst = append(dst, v, byte(h.State), byte(h.Flags), byte(len(h.Gives)))
 	dst = binary.BigEndian.AppendUint64(dst, h.BootID)
 	dst = binary.BigEndian.AppendUint64(dst, h.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Sent.UnixNano()))
@@ -98,13 +113,15 @@ func Encode(dst []byte, h *Heartbeat, key []byte) ([]byte, error) {
 	dst = append(dst, byte(len(h.Node)))
 	dst = append(dst, byte(len(h.Holds)))
 	dst = append(dst, h.Node...)
-	for _, p := range h.Holds {
-		a := p.Addr()
-		if !p.IsValid() || a.Is4In6() {
-			return nil, fmt.Errorf("encoding heartbeat: invalid VIP %v", p)
+	for _, list := range [][]netip.Prefix{h.Holds, h.Gives} {
+		for _, p := range list {
+			a := p.Addr()
+			if !p.IsValid() || a.Is4In6() {
+				return nil, fmt.Errorf("encoding heartbeat: invalid VIP %v", p)
+			}
+			dst = append(dst, byte(a.BitLen()/8), byte(p.Bits()))
+			dst = append(dst, a.AsSlice()...)
 		}
-		dst = append(dst, byte(a.BitLen()/8), byte(p.Bits()))
-		dst = append(dst, a.AsSlice()...)
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write(dst[start:])
@@ -143,36 +160,46 @@ func Decode(b []byte, key []byte) (*Heartbeat, error) {
 		AckBoot: binary.BigEndian.Uint64(body[32:]),
 		AckSeq:  binary.BigEndian.Uint64(body[40:]),
 	}
-	if body[7] != 0 {
-		return nil, fmt.Errorf("%w: reserved byte set", ErrMalformed)
-	}
 	if h.State < StateStarting || h.State > StateStopping {
 		return nil, fmt.Errorf("%w: state %d", ErrMalformed, body[5])
 	}
-	nodeLen, nVIPs := int(body[48]), int(body[49])
+	nodeLen, nVIPs, nGives := int(body[48]), int(body[49]), int(body[7])
 	rest := body[fixedLen:]
-	if nodeLen == 0 || nodeLen > MaxNodeLen || nVIPs > MaxVIPs || len(rest) < nodeLen {
+	if nodeLen == 0 || nodeLen > MaxNodeLen || nVIPs > MaxVIPs || nGives > MaxVIPs || len(rest) < nodeLen {
 		return nil, ErrMalformed
 	}
 	h.Node = string(rest[:nodeLen])
 	rest = rest[nodeLen:]
-	for range nVIPs {
-		if len(rest) < 2 {
-			return nil, ErrMalformed
-		}
-		alen, bits := int(rest[0]), int(rest[1])
-		if (alen != 4 && alen != 16) || bits > alen*8 || len(rest) < 2+alen {
-			return nil, ErrMalformed
-		}
-		a, _ := netip.AddrFromSlice(rest[2 : 2+alen])
-		if a.Is4In6() {
-			return nil, ErrMalformed // IPv4 travels as 4 bytes, one form per address
-		}
-		h.Holds = append(h.Holds, netip.PrefixFrom(a, bits))
-		rest = rest[2+alen:]
+	var err error
+	if h.Holds, rest, err = decodeVIPs(rest, nVIPs); err != nil {
+		return nil, err
+	}
+	if h.Gives, rest, err = decodeVIPs(rest, nGives); err != nil {
+		return nil, err
 	}
 	if len(rest) != 0 {
 		return nil, ErrMalformed
 	}
 	return h, nil
+}
+
+// decodeVIPs reads n VIPs from the front of b and returns the rest.
+func decodeVIPs(b []byte, n int) ([]netip.Prefix, []byte, error) {
+	var out []netip.Prefix
+	for range n {
+		if len(b) < 2 {
+			return nil, nil, ErrMalformed
+		}
+		alen, bits := int(b[0]), int(b[1])
+		if (alen != 4 && alen != 16) || bits > alen*8 || len(b) < 2+alen {
+			return nil, nil, ErrMalformed
+		}
+		a, _ := netip.AddrFromSlice(b[2 : 2+alen])
+		if a.Is4In6() {
+			return nil, nil, ErrMalformed // IPv4 travels as 4 bytes, one form per address
+		}
+		out = append(out, netip.PrefixFrom(a, bits))
+		b = b[2+alen:]
+	}
+	return out, b, nil
 }

@@ -26,6 +26,21 @@ func sample() *Heartbeat {
 			netip.MustParsePrefix("198.51.100.20/24"),
 			netip.MustParsePrefix("2001:db8::20/64"),
 		},
+		Gives: []netip.Prefix{netip.MustParsePrefix("198.51.100.20/24")},
+	}
+}
+
+// TestGivesNothingIsOldFormat checks that a heartbeat giving nothing
+// keeps the byte that counts Gives at zero, as daemons from before
+// planned handover require (they reject it set as malformed).
+func TestGivesNothingIsOldFormat(t *testing.T) {
+	h := sample()
+	h.Gives = nil
+	if got := encode(t, h)[7]; got != 0 {
+		t.Errorf("gives count byte = %d, want 0", got)
+	}
+	if got := encode(t, sample())[7]; got != 1 {
+		t.Errorf("gives count byte = %d, want 1", got)
 	}
 }
 
@@ -175,6 +190,7 @@ func FuzzGuard(f *testing.F) {
 	f.Add(b[:len(b)-tagLen])
 	// Found by this fuzzer: a set reserved byte decoded fine but did not
 	// re-encode to the same bytes, so two datagrams meant one heartbeat.
+	// (That byte now counts Gives; the seed keeps checking it.)
 	f.Add([]byte("RFVW\x01\x0200" + "00000000000000000000000000000000000000000\x03\x00000"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		g := NewGuard(key, "fe1", "")

@@ -185,3 +185,54 @@ func IsUp(a *netlink.LinkAttrs) bool {
 	}
 	return a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown
 }
+
+// WatchRemoved sends every address removed from the interface (by
+// anyone, vipwatch included) on the returned channel until ctx is
+// done. The channel is closed when watching ends (ctx done, or the
+// netlink subscription failed).
+func (i *Interface) WatchRemoved(ctx context.Context) (<-chan netip.Prefix, error) {
+	updates := make(chan netlink.AddrUpdate, 64)
+	errs := make(chan error, 1)
+	if err := netlink.AddrSubscribeWithOptions(updates, ctx.Done(), netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watching addresses of %s: %w", i.name, err)
+	}
+	out := make(chan netip.Prefix, 16)
+	go func() {
+		defer close(out)
+		for {
+			var u netlink.AddrUpdate
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case <-errs:
+				return
+			case u, ok = <-updates:
+				if !ok {
+					return
+				}
+			}
+			if u.NewAddr || u.LinkIndex != i.index {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+			if !ok {
+				continue
+			}
+			ones, _ := u.LinkAddress.Mask.Size()
+			select {
+			case out <- netip.PrefixFrom(ip.Unmap(), ones):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}

@@ -36,3 +36,8 @@ func (i *Interface) Labelled() ([]netip.Prefix, error) { return nil, errUnsuppor
 
 // WatchLink fails off Linux.
 func (i *Interface) WatchLink(ctx context.Context) (<-chan bool, error) { return nil, errUnsupported }
+
+// WatchRemoved fails off Linux.
+func (i *Interface) WatchRemoved(ctx context.Context) (<-chan netip.Prefix, error) {
+	return nil, errUnsupported
+}

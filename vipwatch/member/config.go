@@ -7,6 +7,7 @@ import (
 
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/internal/health"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
 
@@ -40,6 +41,13 @@ type Config struct {
 	PreemptDelay time.Duration `mapstructure:"preempt_delay"`
 	// GARP says how VIPs are announced.
 	GARP GARPConfig `mapstructure:"garp"`
+	// Track, if set, checks the local service (on 127.0.0.1, with the
+	// same checks as dnslb): while it is down this node gives its home
+	// VIPs to the partner, and it takes them back once the check rises
+	// again if preempt is on.
+	Track *health.Check `mapstructure:"track"`
+	// Notify runs a command on every state change.
+	Notify NotifyConfig `mapstructure:"notify"`
 	// Admin is the admin HTTP listener (status, metrics).
 	Admin daemon.AdminConfig `mapstructure:"admin"`
 	// Log is the log format and level.
@@ -56,8 +64,25 @@ type GARPConfig struct {
 	Refresh time.Duration `mapstructure:"refresh"`
 }
 
+// NotifyConfig is the `notify:` section.
+type NotifyConfig struct {
+	// Command is run (no shell) with the new state, the VIP and the
+	// reason appended as arguments, and in the environment as
+	// VIPWATCH_STATE, VIPWATCH_VIP, VIPWATCH_REASON (and VIPWATCH_NODE).
+	// Empty: no hook.
+	Command []string `mapstructure:"command"`
+	// Timeout kills a hook that runs longer.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
 // Defaults.
 const (
+	// DefaultNotifyTimeout bounds a notify hook: long enough for a
+	// script that calls a chat webhook, short enough that hung hooks do
+	// not pile up.
+	DefaultNotifyTimeout = 10 * time.Second
+	// TrackAddress is where a track check probes: the local service.
+	TrackAddress        = "127.0.0.1"
 	DefaultInterval     = 100 * time.Millisecond
 	DefaultDeadFactor   = 3 // dead_after defaults to three missed heartbeats
 	DefaultGARPCount    = 3
@@ -148,6 +173,24 @@ func (c *Config) Validate() error {
 	}
 	if err := c.GARP.validate(); err != nil {
 		return config.Join("garp", err)
+	}
+	if c.Track != nil {
+		if err := c.Track.Validate(); err != nil {
+			return config.Join("track", err)
+		}
+	}
+	if len(c.Notify.Command) > 0 {
+		if c.Notify.Command[0] == "" {
+			return config.Errorf("notify.command[0]", "", "is empty")
+		}
+		if c.Notify.Timeout == 0 {
+			c.Notify.Timeout = DefaultNotifyTimeout
+		}
+		if c.Notify.Timeout < 0 {
+			return config.Errorf("notify.timeout", c.Notify.Timeout, "is negative")
+		}
+	} else if c.Notify.Timeout != 0 {
+		return config.Errorf("notify.timeout", c.Notify.Timeout, "is set but notify.command is empty")
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/internal/health"
 	"github.com/ringfront/ringfront/vipwatch/fsm"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
@@ -35,6 +36,10 @@ type announcer interface {
 	Announce(netip.Addr) (frames int, err error)
 }
 
+// removalWatcher reports addresses removed from the interface, until
+// ctx is done (the channel is then closed).
+type removalWatcher func(ctx context.Context) (<-chan netip.Prefix, error)
+
 // linkWatcher reports the interface's link state: the current state
 // first, then changes, until ctx is done.
 type linkWatcher func(ctx context.Context) (<-chan bool, error)
@@ -48,15 +53,28 @@ type Member struct {
 	addrs addresser
 	ann   announcer
 	links linkWatcher
-	boot  uint64
-	tick  time.Duration
-	peer  *net.UDPAddr
-	key   atomic.Pointer[[]byte]
-	conn  net.PacketConn // receives heartbeats (and sends them when out is nil)
+	// removals, if set, reports addresses deleted from the interface,
+	// so that a held VIP someone removed is put back.
+	removals removalWatcher
+	boot     uint64
+	tick     time.Duration
+	peer     *net.UDPAddr
+	key      atomic.Pointer[[]byte]
+	conn     net.PacketConn // receives heartbeats (and sends them when out is nil)
 	// out sends heartbeats on a socket connected to the peer, so that
 	// the peer machine's ICMP port unreachable (no daemon listening)
 	// comes back as ECONNREFUSED.
 	out *net.UDPConn
+
+	// hook hears every state change (nil: no notify command).
+	hook hook
+	// runner is the notify command's runner behind hook, if any.
+	runner *hookRunner
+	// hookState is the daemon state last told to the hook (loop only).
+	hookState heartbeat.State
+
+	// trackProber runs the track check's probes (nil: the network).
+	trackProber health.Prober
 
 	// OnReady, if set before Run, is called with true when the daemon
 	// starts serving (out of starting) and false when it stops.
@@ -64,9 +82,38 @@ type Member struct {
 
 	lastLoop atomic.Int64 // unix nanos of the last loop iteration
 
+	// commands carries operator commands (handover, takeback) into the
+	// loop, which owns the state machine.
+	commands chan command
+	stopped  chan struct{} // closed when Run returns
+
 	mu sync.Mutex // guards st
 	st snapshot
 }
+
+// notifyStopDrain bounds how long a stopping daemon waits for the last
+// notify hooks: well inside systemd's TimeoutStopSec (10s in
+// vipwatch.service). The VIPs are released before it starts.
+const notifyStopDrain = 5 * time.Second
+
+// command is work for the loop: run with the machine, its error sent
+// back on done (buffered).
+type command struct {
+	run  func(*fsm.Machine) error
+	done chan error
+}
+
+// Errors of Handover and Takeback that callers branch on.
+var (
+	// ErrNotHome: a VIP named in a handover is not one of this node's
+	// home VIPs.
+	ErrNotHome = errors.New("not a home VIP of this node")
+	// ErrPartnerDown: the partner is not up (or its tracked service
+	// fails), so a handover would leave the VIP where it is.
+	ErrPartnerDown = errors.New("the partner cannot take VIPs now")
+	// ErrNotRunning: the daemon loop is not running.
+	ErrNotRunning = errors.New("the vipwatch loop is not running")
+)
 
 // snapshot is what Status reports, updated by the loop.
 type snapshot struct {
@@ -77,6 +124,8 @@ type snapshot struct {
 	lastHeard   time.Time
 	counters    Counters
 	reclaimSent bool
+	gives       []netip.Prefix
+	healthy     bool
 }
 
 // Counters are the daemon's event counts since it started.
@@ -92,6 +141,10 @@ type Counters struct {
 	GARPsSent          uint64            `json:"garps_sent"`
 	GARPErrors         uint64            `json:"garp_errors"`
 	StaleRemoved       uint64            `json:"stale_removed"`
+	TrackFailures      uint64            `json:"track_failures"`
+	AddressesRestored  uint64            `json:"addresses_restored"`
+	NotifyRuns         uint64            `json:"notify_runs"`
+	NotifyFailures     uint64            `json:"notify_failures"`
 }
 
 func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann announcer, links linkWatcher) *Member {
@@ -104,9 +157,18 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 		boot:  newBootID(),
 		tick:  TickPeriod(cfg.Interval),
 		peer:  net.UDPAddrFromAddrPort(cfg.Peer),
+
+		commands: make(chan command),
+		stopped:  make(chan struct{}),
 	}
 	m.key.Store(&key)
+	if len(cfg.Notify.Command) > 0 {
+		m.runner = newHookRunner(cfg.Notify, cfg.Node, log, m.count)
+		m.hook = m.runner
+	}
 	m.st.state = heartbeat.StateStarting
+	m.hookState = heartbeat.StateStarting
+	m.st.healthy = true
 	m.st.holds = map[netip.Prefix]time.Time{}
 	m.st.counters.HeartbeatsDropped = map[string]uint64{}
 	for _, r := range dropReasons() {
@@ -210,6 +272,15 @@ func (m *Member) Run(ctx context.Context) error {
 		m.conn.Close()
 		return fmt.Errorf("removing stale addresses from %s: %w", m.cfg.Interface, err)
 	}
+	defer close(m.stopped)
+	if m.runner != nil {
+		// Hooks outlive the loop by their drain: the last events
+		// (released VIPs, stopping) are queued as it ends.
+		hctx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); m.runner.Run(hctx, min(m.cfg.Notify.Timeout, notifyStopDrain)) }()
+		defer func() { stopHooks(); <-done }()
+	}
 	machine := fsm.New(m.machineConfig())
 	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
 		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
@@ -247,6 +318,39 @@ func (m *Member) Run(ctx context.Context) error {
 		links = ch
 	}
 	watch()
+
+	var removals <-chan netip.Prefix
+	var rewatch <-chan time.Time
+	watchRemovals := func() {
+		if m.removals == nil {
+			return
+		}
+		ch, err := m.removals(lctx)
+		if err != nil {
+			m.log.Warn("cannot watch the interface's addresses; retrying in 1s", "op", "addr", "interface", m.cfg.Interface, "err", err)
+			rewatch = time.After(time.Second)
+			return
+		}
+		removals = ch
+	}
+	watchRemovals()
+
+	var tracked <-chan struct{}
+	var trackSub *health.Subscription
+	if m.cfg.Track != nil {
+		mon := health.NewMonitor(health.Options{Prober: m.trackProber, Logger: m.log})
+		err := mon.Set([]health.Target{{ID: "track", Addr: netip.MustParseAddr(TrackAddress), Check: *m.cfg.Track}})
+		if err != nil {
+			return fmt.Errorf("setting up the track check: %w", err)
+		}
+		trackSub = mon.Subscribe()
+		defer trackSub.Close()
+		tracked = trackSub.Ready()
+		var tg errgroup.Group
+		tg.Go(func() error { return mon.Run(lctx) })
+		defer tg.Wait() // after stopLinks (deferred later, run earlier)
+		defer stopLinks()
+	}
 
 	ticker := time.NewTicker(m.tick)
 	defer ticker.Stop()
@@ -312,8 +416,93 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-relink:
 			relink = nil
 			watch()
+		case p, ok := <-removals:
+			if !ok {
+				removals = nil
+				if ctx.Err() == nil {
+					m.log.Warn("address watch ended; restarting it in 1s", "op", "addr", "interface", m.cfg.Interface)
+					rewatch = time.After(time.Second)
+				}
+				continue
+			}
+			advance(time.Now())
+			m.apply(machine, machine.Removed(p))
+		case <-rewatch:
+			rewatch = nil
+			watchRemovals()
+		case <-tracked:
+			for _, ev := range trackSub.Drain() {
+				if ev.To == health.Unknown {
+					continue
+				}
+				ok := ev.To == health.Up
+				m.log.Info("tracked service changed", "op", "track", "up", ok, "result", ev.Result.String())
+				m.count(func(c *Counters) {
+					if !ok {
+						c.TrackFailures++
+					}
+				})
+				advance(time.Now())
+				m.apply(machine, machine.Track(ok))
+			}
+		case c := <-m.commands:
+			advance(time.Now())
+			c.done <- c.run(machine)
 		}
 	}
+}
+
+// do runs f in the loop and returns its error.
+func (m *Member) do(ctx context.Context, f func(*fsm.Machine) error) error {
+	c := command{run: f, done: make(chan error, 1)}
+	select {
+	case m.commands <- c:
+	case <-m.stopped:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotRunning, ctx.Err())
+	}
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handover gives home VIPs (all of them if vips is empty) to the
+// partner: the partner claims and announces them, then this daemon
+// releases them. It returns once the handover has started; Status shows
+// when it is done. It is safe to call from any goroutine while Run runs.
+func (m *Member) Handover(ctx context.Context, vips []netip.Prefix) error {
+	for _, v := range vips {
+		if !slices.Contains(m.cfg.HomeVIPs, v) {
+			return fmt.Errorf("handing over %v: %w (home VIPs: %v)", v, ErrNotHome, m.cfg.HomeVIPs)
+		}
+	}
+	return m.do(ctx, func(machine *fsm.Machine) error {
+		p, _ := machine.Partner()
+		if !machine.PartnerUp() || machine.State() != heartbeat.StateRunning {
+			return fmt.Errorf("handing over: %w (this node is %v, partner up: %v)", ErrPartnerDown, machine.State(), machine.PartnerUp())
+		}
+		if p.Flags&heartbeat.FlagTrackDown != 0 {
+			return fmt.Errorf("handing over: %w (its tracked service fails)", ErrPartnerDown)
+		}
+		m.log.Info("handing over to the partner", "op", "handover", "vips", vips)
+		m.apply(machine, machine.Handover(vips))
+		return nil
+	})
+}
+
+// Takeback ends every handover: this daemon claims and announces its
+// home VIPs, then the partner releases them. It is safe to call from
+// any goroutine while Run runs.
+func (m *Member) Takeback(ctx context.Context) error {
+	return m.do(ctx, func(machine *fsm.Machine) error {
+		m.log.Info("taking home VIPs back", "op", "takeback")
+		m.apply(machine, machine.Takeback())
+		return nil
+	})
 }
 
 // arrival is an accepted heartbeat and when it was read.
@@ -382,26 +571,41 @@ func (m *Member) count(f func(*Counters)) {
 	m.mu.Unlock()
 }
 
-// apply carries out the machine's actions in order.
+// apply carries out the machine's actions in order. A state change
+// the actions come from is told to the hook first.
 func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
+	if s := machine.State(); s != m.hookState {
+		m.notify(Event{State: s.String(), Reason: "from-" + m.hookState.String()})
+		m.hookState = s
+	}
 	for _, a := range acts {
 		switch a.Kind {
 		case fsm.Claim:
 			if err := m.addrs.Add(a.VIP); err != nil {
-				m.log.Error("claim failed", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.log.Error("claim failed", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason, "err", err)
 				m.count(func(c *Counters) { c.AddressErrors++ })
 				continue
 			}
-			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.log.Info("claimed VIP", "op", "claim", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Claims++ })
+			m.notify(Event{State: EventMaster, VIP: a.VIP.String(), Reason: a.Reason})
 		case fsm.Release:
 			if err := m.addrs.Delete(a.VIP); err != nil {
-				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.log.Error("release failed", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason, "err", err)
 				m.count(func(c *Counters) { c.AddressErrors++ })
 				continue
 			}
-			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP)
+			m.log.Info("released VIP", "op", "release", "interface", m.cfg.Interface, "ip", a.VIP, "reason", a.Reason)
 			m.count(func(c *Counters) { c.Releases++ })
+			m.notify(Event{State: EventBackup, VIP: a.VIP.String(), Reason: a.Reason})
+		case fsm.Restore:
+			m.count(func(c *Counters) { c.AddressesRestored++ })
+			if err := m.addrs.Add(a.VIP); err != nil {
+				m.log.Error("putting back a removed VIP failed", "op", "restore", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
+				m.count(func(c *Counters) { c.AddressErrors++ })
+				continue
+			}
+			m.log.Warn("VIP was removed from the interface by someone else; put it back", "op", "restore", "interface", m.cfg.Interface, "ip", a.VIP)
 		case fsm.Announce:
 			n, err := m.ann.Announce(a.VIP.Addr())
 			m.count(func(c *Counters) {
@@ -457,6 +661,8 @@ func (m *Member) publish(machine *fsm.Machine) {
 	m.st.state = machine.State()
 	m.st.partner = p
 	m.st.partnerUp = machine.PartnerUp()
+	m.st.gives = machine.Gives()
+	m.st.healthy = machine.Healthy()
 	held := machine.Holds()
 	for vip := range m.st.holds {
 		if !slices.Contains(held, vip) {
@@ -473,6 +679,13 @@ func (m *Member) publish(machine *fsm.Machine) {
 		if m.OnReady != nil {
 			m.OnReady(m.st.state == heartbeat.StateRunning)
 		}
+	}
+}
+
+// notify passes ev to the hook, if there is one. It never blocks.
+func (m *Member) notify(ev Event) {
+	if m.hook != nil {
+		m.hook.Notify(ev)
 	}
 }
 

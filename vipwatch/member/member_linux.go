@@ -22,7 +22,9 @@ func Open(cfg Config, key []byte, log *slog.Logger) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newMember(cfg, key, log, ifc, ann, ifc.WatchLink), nil
+	m := newMember(cfg, key, log, ifc, ann, ifc.WatchLink)
+	m.removals = ifc.WatchRemoved
+	return m, nil
 }
 
 // CheckPrivileges reports which of the capabilities vipwatch needs

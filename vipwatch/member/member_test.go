@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ringfront/ringfront/internal/health"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
 
@@ -49,6 +50,13 @@ type testNode struct {
 
 func startNode(t *testing.T, n *memNet, fx *effects, cfg Config, stale ...netip.Prefix) *testNode {
 	t.Helper()
+	return startNodeWith(t, n, fx, cfg, nil, stale...)
+}
+
+// startNodeWith starts a node after setup (if not nil) has set the
+// Member's test hooks (track prober, notify hook).
+func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, setup func(*Member), stale ...netip.Prefix) *testNode {
+	t.Helper()
 	tn := &testNode{
 		addrs: &fakeAddrs{node: cfg.Node, dev: cfg.Interface, fx: fx, set: map[netip.Prefix]bool{}},
 		links: make(chan bool, 4),
@@ -62,6 +70,9 @@ func startNode(t *testing.T, n *memNet, fx *effects, cfg Config, stale ...netip.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tn.m = newMember(cfg, testKey, log, tn.addrs, &fakeAnnouncer{node: cfg.Node, fx: fx}, watch)
 	tn.m.conn = n.listen(cfg.Bind)
+	if setup != nil {
+		setup(tn.m)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	tn.cancel = cancel
 	go func() { tn.done <- tn.m.Run(ctx) }()
@@ -273,6 +284,13 @@ func TestConfigValidate(t *testing.T) {
 		{"dead too short", func(c *Config) { c.DeadAfter = 150 * time.Millisecond }, "dead_after"},
 		{"garp refresh", func(c *Config) { c.GARP.Refresh = time.Millisecond }, "garp.refresh"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"track ok", func(c *Config) { c.Track = &health.Check{Type: "http", Port: 8081, Path: "/healthz"} }, ""},
+		{"track type", func(c *Config) { c.Track = &health.Check{Type: "icmp"} }, "track.type"},
+		{"track port", func(c *Config) { c.Track = &health.Check{Type: "tcp"} }, "track.port: is required"},
+		{"notify ok", func(c *Config) { c.Notify.Command = []string{"/usr/local/bin/vip-notify", "--quiet"} }, ""},
+		{"notify empty command", func(c *Config) { c.Notify.Command = []string{""} }, "notify.command[0]"},
+		{"notify timeout alone", func(c *Config) { c.Notify.Timeout = time.Second }, "notify.timeout"},
+		{"notify negative timeout", func(c *Config) { c.Notify.Command, c.Notify.Timeout = []string{"/bin/true"}, -time.Second }, "notify.timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package member
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -17,13 +18,18 @@ import (
 // Status is the answer of GET /v1/status, and what `vipwatch status`
 // prints.
 type Status struct {
-	Node      string        `json:"node"`
-	Interface string        `json:"interface"`
-	BootID    string        `json:"boot_id"`
-	State     string        `json:"state"`
-	VIPs      []VIPStatus   `json:"vips"`
-	Partner   PartnerStatus `json:"partner"`
-	Counters  Counters      `json:"counters"`
+	Node      string      `json:"node"`
+	Interface string      `json:"interface"`
+	BootID    string      `json:"boot_id"`
+	State     string      `json:"state"`
+	VIPs      []VIPStatus `json:"vips"`
+	// Gives lists the home VIPs this node gives to its partner (a
+	// handover, or a failing tracked service).
+	Gives []string `json:"gives"`
+	// ServiceHealthy is the tracked service's health (true without track).
+	ServiceHealthy bool          `json:"service_healthy"`
+	Partner        PartnerStatus `json:"partner"`
+	Counters       Counters      `json:"counters"`
 }
 
 // VIPStatus is one of the pair's VIPs as this daemon sees it.
@@ -46,7 +52,9 @@ type PartnerStatus struct {
 	LastHeardSeconds float64  `json:"last_heard_seconds"`
 	BootID           string   `json:"boot_id,omitempty"`
 	Holds            []string `json:"holds"`
+	Gives            []string `json:"gives"`
 	Reclaiming       bool     `json:"reclaiming"`
+	ServiceFailing   bool     `json:"service_failing"`
 }
 
 // Status returns the daemon's current status. It is safe for
@@ -67,8 +75,14 @@ func (m *Member) Status() Status {
 			State:            "unknown",
 			LastHeardSeconds: -1,
 			Holds:            []string{},
+			Gives:            []string{},
 		},
-		Counters: m.st.counters,
+		Gives:          []string{},
+		ServiceHealthy: m.st.healthy,
+		Counters:       m.st.counters,
+	}
+	for _, g := range m.st.gives {
+		st.Gives = append(st.Gives, g.String())
 	}
 	st.Counters.HeartbeatsDropped = make(map[string]uint64, len(m.st.counters.HeartbeatsDropped))
 	for k, v := range m.st.counters.HeartbeatsDropped {
@@ -84,6 +98,10 @@ func (m *Member) Status() Status {
 		for _, h := range p.Holds {
 			st.Partner.Holds = append(st.Partner.Holds, h.String())
 		}
+		for _, g := range p.Gives {
+			st.Partner.Gives = append(st.Partner.Gives, g.String())
+		}
+		st.Partner.ServiceFailing = p.Flags&heartbeat.FlagTrackDown != 0
 	}
 	if !m.st.lastHeard.IsZero() {
 		st.Partner.LastHeardSeconds = now.Sub(m.st.lastHeard).Seconds()
@@ -123,10 +141,71 @@ func (m *Member) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	daemon.WriteJSON(w, http.StatusOK, m.Status())
 }
 
+// ServeHandover is the POST /v1/handover handler: ?vip=198.51.100.10/24
+// (repeatable) names the home VIPs to hand over, none means all. It
+// answers with the status once the handover has started: 400 for a VIP
+// that is not a home VIP, 409 when the partner cannot take it.
+func (m *Member) ServeHandover(w http.ResponseWriter, r *http.Request) {
+	var vips []netip.Prefix
+	for _, v := range r.URL.Query()["vip"] {
+		p, err := m.parseVIP(v)
+		if err != nil {
+			m.serveCommand(w, r, err)
+			return
+		}
+		vips = append(vips, p)
+	}
+	m.serveCommand(w, r, m.Handover(r.Context(), vips))
+}
+
+// ServeTakeback is the POST /v1/takeback handler.
+func (m *Member) ServeTakeback(w http.ResponseWriter, r *http.Request) {
+	m.serveCommand(w, r, m.Takeback(r.Context()))
+}
+
+func (m *Member) serveCommand(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case err == nil:
+		daemon.WriteJSON(w, http.StatusOK, m.Status())
+	case errors.Is(err, ErrNotHome), errors.Is(err, errBadVIP):
+		daemon.WriteError(w, http.StatusBadRequest, err)
+	case errors.Is(err, ErrPartnerDown):
+		daemon.WriteError(w, http.StatusConflict, err)
+	default:
+		daemon.WriteError(w, http.StatusServiceUnavailable, err)
+	}
+}
+
+var errBadVIP = errors.New("neither an address nor a prefix like 198.51.100.10/24")
+
+// parseVIP reads a VIP as a prefix (198.51.100.10/24) or a bare
+// address, which names the home VIP with that address.
+func (m *Member) parseVIP(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("vip %q: %w", s, errBadVIP)
+	}
+	for _, p := range m.cfg.HomeVIPs {
+		if p.Addr() == a {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("handing over %v: %w (home VIPs: %v)", a, ErrNotHome, m.cfg.HomeVIPs)
+}
+
 // FormatStatus renders a status as the table `vipwatch status` prints.
 func FormatStatus(s Status) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %s  state %s  interface %s  boot %s\n", s.Node, s.State, s.Interface, s.BootID)
+	if !s.ServiceHealthy {
+		b.WriteString("tracked service FAILING: home VIPs are given to the partner\n")
+	}
+	if len(s.Gives) > 0 {
+		fmt.Fprintf(&b, "giving to the partner: %s\n", strings.Join(s.Gives, " "))
+	}
 	heard := "never"
 	if s.Partner.LastHeardSeconds >= 0 {
 		heard = fmt.Sprintf("%.3fs ago", s.Partner.LastHeardSeconds)
@@ -138,6 +217,12 @@ func FormatStatus(s Status) string {
 	fmt.Fprintf(&b, "partner %s (%s)  %s  state %s  last heard %s", s.Partner.Node, s.Partner.Peer, up, s.Partner.State, heard)
 	if s.Partner.Reclaiming {
 		b.WriteString("  reclaiming its VIPs")
+	}
+	if s.Partner.ServiceFailing {
+		b.WriteString("  its tracked service fails")
+	}
+	if len(s.Partner.Gives) > 0 {
+		fmt.Fprintf(&b, "  gives %s", strings.Join(s.Partner.Gives, " "))
 	}
 	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "%-20s %-10s %-10s %s\n", "VIP", "HOME", "HOLDER", "HELD FOR")
@@ -159,8 +244,11 @@ func FormatStatus(s Status) string {
 		drops = append(drops, fmt.Sprintf("%s %d", k, c.HeartbeatsDropped[k]))
 	}
 	fmt.Fprintf(&b, "dropped: %s\n", strings.Join(drops, ", "))
-	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d\n",
-		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved)
+	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d  restored %d\n",
+		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved, c.AddressesRestored)
+	if c.NotifyRuns > 0 || c.NotifyFailures > 0 || c.TrackFailures > 0 {
+		fmt.Fprintf(&b, "notify runs %d  notify failures %d  track failures %d\n", c.NotifyRuns, c.NotifyFailures, c.TrackFailures)
+	}
 	return b.String()
 }
 
@@ -199,6 +287,14 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		counter("garps_sent_total", "Gratuitous ARP frames sent.", func(c *Counters) uint64 { return c.GARPsSent }),
 		counter("garp_errors_total", "Announcements that failed.", func(c *Counters) uint64 { return c.GARPErrors }),
 		counter("stale_addresses_removed_total", "vipwatch-labelled addresses removed at start.", func(c *Counters) uint64 { return c.StaleRemoved }),
+		counter("notify_runs_total", "Notify hook runs.", func(c *Counters) uint64 { return c.NotifyRuns }),
+		counter("notify_failures_total", "Notify hook runs that failed or timed out, and events dropped or not run.", func(c *Counters) uint64 { return c.NotifyFailures }),
+		counter("addresses_restored_total", "Held VIPs put back after someone else removed them from the interface.", func(c *Counters) uint64 { return c.AddressesRestored }),
+		counter("track_failures_total", "Times the tracked service went down.", func(c *Counters) uint64 { return c.TrackFailures }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_service_healthy", Help: "1 while the tracked service is up (always 1 without track)."},
+			read(func(s *snapshot) float64 { return b2f(s.healthy) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_vips_given", Help: "Home VIPs this daemon gives to its partner (handover, failing service)."},
+			read(func(s *snapshot) float64 { return float64(len(s.gives)) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_vips_held", Help: "VIPs this daemon holds."},
 			read(func(s *snapshot) float64 { return float64(len(s.holds)) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_up", Help: "1 if the partner is heard and serving."},

@@ -14,6 +14,10 @@ type VIPWatch struct {
 	DeadAfter    time.Duration
 	GARPCount    int
 	GARPInterval time.Duration
+	// Extra is YAML appended to both nodes' configs (track:, notify:).
+	Extra string
+	// AdminTokenFile, if set, protects the admin API (admin.token_file).
+	AdminTokenFile string
 }
 
 // Config writes the config of node (fe1 or fe2) with the given preempt
@@ -43,9 +47,9 @@ interval: %v
 dead_after: %v
 preempt: %v
 garp: {count: %d, interval: %v, refresh: 30s}
-admin: {listen: "127.0.0.1:8054"}
+admin: {listen: "127.0.0.1:8054", token_file: "%s"}
 log: {level: debug}
-`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval)
+%s`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval, v.AdminTokenFile, v.Extra)
 	path := filepath.Join(l.Dir, fmt.Sprintf("vipwatch-%s-preempt-%v.yaml", node, preempt))
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		return "", err
