@@ -69,7 +69,7 @@ lab-down:
 
 # make drill DRILL=kill-frontend runs one drill; make drills runs them all.
 drill:
-	@[ -n "$(DRILL)" ] || { echo "usage: make drill DRILL=name (kill-frontend link-down pair-down dns-down owner-down)"; exit 2; }
+	@[ -n "$(DRILL)" ] || { echo "usage: make drill DRILL=name (kill-frontend link-down pair-down dns-down owner-down handover)"; exit 2; }
 	$(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab drill $(DRILL)
 
