@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
 	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
+	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }
@@ -171,6 +172,10 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
+	if err := s.replicate(r.Context(), u.Name, record{User: &u}); err != nil {
+		s.replicaError(w, err)
+		return
+	}
 	w.Header().Set("Location", "/v1/users/"+u.Name)
 	writeJSON(w, http.StatusCreated, api.CreateUserAnswer{Name: u.Name, Token: token})
 }
@@ -201,6 +206,10 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
 	if err := s.store.AddPost(p); err != nil {
 		s.storeError(w, err)
+		return
+	}
+	if err := s.replicate(r.Context(), name, record{Post: &p}); err != nil {
+		s.replicaError(w, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
@@ -307,8 +316,8 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	e := feed.Edge{Follower: name, Followee: other, Clock: s.clock.Now(), Removed: r.Method == http.MethodDelete}
 	owner := s.target(s.ring.Load(), other)
 	if owner == s.self {
-		if err := s.mergeFollower(e); err != nil {
-			s.storeError(w, err)
+		if err := s.mergeFollower(r.Context(), e); err != nil {
+			s.replicaError(w, err)
 			return
 		}
 	} else if err := s.call(r.Context(), http.MethodPut, owner, "/internal/v1/users/"+other+"/followers", e, nil); err != nil {
@@ -327,16 +336,33 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
+	if err := s.replicate(r.Context(), name, record{Edge: &e, Side: store.Following}); err != nil {
+		s.replicaError(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// mergeFollower stores an edge on the followee's side, here.
-func (s *Server) mergeFollower(e feed.Edge) error {
+// mergeFollower stores an edge on the followee's side, here, and on the
+// followee's other replicas.
+func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	_, err := s.store.MergeEdge(store.Followers, e)
-	return err
+	if _, err := s.store.MergeEdge(store.Followers, e); err != nil {
+		return err
+	}
+	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
+}
+
+// replicaError answers a write that is stored here but could not be
+// made durable on enough replicas, or whose store write failed.
+func (s *Server) replicaError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrTooFewCopies) {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	s.storeError(w, err)
 }
 
 // putFollower is the node-to-node half of follow.
@@ -350,8 +376,8 @@ func (s *Server) putFollower(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clock.Observe(e.Clock)
-	if err := s.mergeFollower(e); err != nil {
-		s.storeError(w, err)
+	if err := s.mergeFollower(r.Context(), e); err != nil {
+		s.replicaError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -601,9 +627,20 @@ type Status struct {
 	Routing string      `json:"routing"`
 	Ring    ring.Info   `json:"ring"`
 	Store   store.Stats `json:"store"`
+	// Hints counts the hints waiting here, by member.
+	HintsByMember map[string]int `json:"hints_by_member,omitempty"`
+	// Hints is their total.
+	Hints int `json:"hints"`
 }
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
-	return Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats()}
+	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats()}
+	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
+		st.HintsByMember = hc
+		for _, n := range hc {
+			st.Hints += n
+		}
+	}
+	return st
 }

@@ -46,6 +46,8 @@ type clusterOpts struct {
 	transport http.RoundTripper
 	// registry, when set, gets member i's metrics.
 	registry func(i int) prometheus.Registerer
+	// writeAcks is every member's Options.WriteAcks.
+	writeAcks int
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -89,7 +91,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 			secret = o.secret(i)
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport, WriteAcks: o.writeAcks})
 		if err != nil {
 			t.Fatal(err)
 		}

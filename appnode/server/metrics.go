@@ -14,6 +14,10 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	routed        *prometheus.CounterVec
 	forwardErrors prometheus.Counter
+	replicated    prometheus.Counter
+	replicaErrors prometheus.Counter
+	hinted        prometheus.Counter
+	handedOff     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -36,9 +40,25 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_forward_errors_total",
 			Help: "Forwarded requests that got no answer from the owner.",
 		}),
+		replicated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_replicated_records_total",
+			Help: "Records received from other members as their replica (writes and delivered hints).",
+		}),
+		replicaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_replica_errors_total",
+			Help: "Calls to a replica that the failure detector saw alive that failed (the write was hinted).",
+		}),
+		hinted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hints_stored_total",
+			Help: "Writes kept as hints for a replica that was dead or did not answer.",
+		}),
+		handedOff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hints_delivered_total",
+			Help: "Hints delivered to their member once it was alive again.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.replicated, m.replicaErrors, m.hinted, m.handedOff, storeCollector{st})
 	}
 	return m
 }

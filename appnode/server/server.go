@@ -61,6 +61,13 @@ type Options struct {
 	// Requests for a user go to the first live member of the user's
 	// preference list, so a failure detector plugs in here.
 	Alive func(member string) bool
+	// WriteAcks is how many durable copies (this member's included) a
+	// write needs before it is acknowledged; 0 means every replica that
+	// Alive reports up (at least 1). SetWriteAcks changes it.
+	WriteAcks int
+	// HandoffInterval is how often RunHandoff offers hints to members
+	// that are alive again; 0 means DefaultHandoffInterval.
+	HandoffInterval time.Duration
 }
 
 // Server serves appnode's API. It is safe for concurrent use; SetRing
@@ -80,6 +87,9 @@ type Server struct {
 	proxy   *httputil.ReverseProxy
 	mux     *http.ServeMux
 	metrics *metrics
+
+	writeAcks       atomic.Int32
+	handoffInterval time.Duration
 
 	srv *http.Server
 	ln  net.Listener
@@ -105,6 +115,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Alive == nil {
 		opts.Alive = func(string) bool { return true }
 	}
+	if opts.HandoffInterval == 0 {
+		opts.HandoffInterval = DefaultHandoffInterval
+	}
 	if opts.Transport == nil {
 		opts.Transport = NewTransport()
 	}
@@ -118,7 +131,10 @@ func New(opts Options) (*Server, error) {
 		clock:   feed.NewClock(opts.Now),
 		peers:   &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
 		metrics: newMetrics(opts.Registry, opts.Store),
+
+		handoffInterval: opts.HandoffInterval,
 	}
+	s.SetWriteAcks(opts.WriteAcks)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
 	if err := s.SetRouting(opts.Routing); err != nil {
