@@ -153,6 +153,9 @@ store      3.0 MiB on disk
 }
 
 func TestMain(m *testing.M) {
+	if serveChild() {
+		return
+	}
 	os.Unsetenv("APPNODE_SERVER")
 	os.Exit(m.Run())
 }
