@@ -74,6 +74,11 @@ const (
 	// HeaderHops counts how often a request has been forwarded; it is
 	// believed only on a request with a valid HeaderCluster.
 	HeaderHops = "X-Ringfront-Hops"
+	// HeaderUnreachable lists, comma-separated, the members a forwarder
+	// could not connect to for this request; the member it forwarded to
+	// then passes over them as if they were dead. Believed only on a
+	// request with a valid HeaderCluster.
+	HeaderUnreachable = "X-Ringfront-Unreachable"
 	// HeaderOwner names the member that owns the request's user.
 	HeaderOwner = "X-Ringfront-Owner"
 	// HeaderRingVersion is the answering member's ring version; a client

@@ -23,6 +23,7 @@ const (
 	HeaderCluster     = api.HeaderCluster
 	HeaderHops        = api.HeaderHops
 	HeaderOwner       = api.HeaderOwner
+	HeaderUnreachable = api.HeaderUnreachable
 	HeaderRingVersion = api.HeaderRingVersion
 )
 

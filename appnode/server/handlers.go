@@ -84,10 +84,7 @@ func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		if s.route(w, r, name) {
-			return
-		}
-		h(w, r)
+		s.serveRouted(w, r, name, h)
 	}
 }
 
@@ -160,14 +157,16 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if s.route(w, r, req.Name) {
-		return
-	}
+	s.serveRouted(w, r, req.Name, func(w http.ResponseWriter, r *http.Request) { s.createUserHere(w, r, req.Name) })
+}
+
+// createUserHere creates user name on this member, which answers for it.
+func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name string) {
 	// 32 random bytes: a token nobody guesses.
 	var raw [32]byte
 	rand.Read(raw[:])
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	u := feed.User{Name: req.Name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
+	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
 	if err := s.store.CreateUser(u); err != nil {
 		s.storeError(w, err)
 		return

@@ -14,6 +14,7 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	routed        *prometheus.CounterVec
 	forwardErrors prometheus.Counter
+	failovers     prometheus.Counter
 	replicated    prometheus.Counter
 	replicaErrors prometheus.Counter
 	hinted        prometheus.Counter
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_forward_errors_total",
 			Help: "Forwarded requests that got no answer from the owner.",
 		}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_forward_failovers_total",
+			Help: "Forwards that could not connect to the member answering for a user and went to the next live member of its preference list.",
+		}),
 		replicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_replicated_records_total",
 			Help: "Records received from other members as their replica (writes and delivered hints).",
@@ -58,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.replicated, m.replicaErrors, m.hinted, m.handedOff, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, storeCollector{st})
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -107,9 +108,11 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	var buf [8]string
 	pref := s.ring.Load().Preference(buf[:0], key)
 	required := int(s.writeAcks.Load())
+	skip := skipped(ctx)
+	up := func(m string) bool { return s.alive(m) && !slices.Contains(skip, m) }
 	live := 0
 	for _, m := range pref {
-		if m == s.self || s.alive(m) {
+		if m == s.self || up(m) {
 			live++
 		}
 	}
@@ -142,8 +145,8 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		if m == s.self {
 			continue
 		}
-		if !s.alive(m) {
-			hint(m, errors.New("dead"))
+		if !up(m) {
+			hint(m, errors.New("dead or unreachable"))
 			continue
 		}
 		wg.Add(1)

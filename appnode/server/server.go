@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,8 +289,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-type ownerKey struct{}
-
 // bufferPool recycles the buffers that forwarded answers are copied
 // through; without it every forward allocates 32 KiB.
 type bufferPool struct{}
@@ -299,69 +299,143 @@ func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(b) }
 
 // target returns the member that answers for user name: the first live
-// member of its preference list (the owner while it is up). When none is
-// alive it is the owner, so the error names who should have answered.
-func (s *Server) target(rg *ring.Ring, name string) string {
+// member of its preference list (the owner while it is up), passing over
+// the members in skip. When none is alive it is the owner, so the error
+// names who should have answered.
+func (s *Server) target(rg *ring.Ring, name string, skip ...string) string {
 	var buf [8]string
 	pref := rg.Preference(buf[:0], name)
 	for _, m := range pref {
-		if m == s.self || s.alive(m) {
+		if m == s.self || s.alive(m) && !slices.Contains(skip, m) {
 			return m
 		}
 	}
 	return pref[0]
 }
 
-// route sends a request for user name to the member that answers for
-// it, or returns false when that is this member.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) bool {
+// forwardPlan is what the proxy needs to know about one forward.
+type forwardPlan struct {
+	owner       string
+	hops        int
+	skip        []string
+	body        []byte
+	unreachable bool // set by proxyError when owner could not be dialled
+}
+
+type planKey struct{}
+
+// skipKey carries, in a request's context, the members to pass over for
+// it (see HeaderUnreachable).
+type skipKey struct{}
+
+// skipped returns the members to pass over for the request in ctx.
+func skipped(ctx context.Context) []string {
+	skip, _ := ctx.Value(skipKey{}).([]string)
+	return skip
+}
+
+// serveRouted serves a request for user name: here with h when this
+// member answers for name, else by forwarding (or redirecting) it to
+// the member that does. A forward that cannot even connect (the member
+// died and the failure detector does not know yet) never reached it, so
+// it moves on to the next live member of the preference list, which is
+// told to pass over the unreachable one.
+func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc) {
 	rg := s.ring.Load()
-	owner := s.target(rg, name)
-	w.Header().Set(HeaderOwner, owner)
-	if owner == s.self {
-		return false
-	}
 	hops := 0
-	if r.Header.Get(HeaderHops) != "" && verify(s.secret, s.now(), r) {
+	var skip []string
+	if verify(s.secret, s.now(), r) {
 		hops, _ = strconv.Atoi(r.Header.Get(HeaderHops))
+		if v := r.Header.Get(HeaderUnreachable); v != "" {
+			skip = strings.Split(v, ",")
+		}
 	}
-	if hops >= maxHops {
-		writeError(w, http.StatusLoopDetected, fmt.Errorf("request for %s was forwarded %d times without reaching its owner (members disagree about the ring?)", name, hops))
-		return true
+	var body []byte
+	for attempt := 0; attempt <= rg.Replicas(); attempt++ {
+		owner := s.target(rg, name, skip...)
+		w.Header().Set(HeaderOwner, owner)
+		if owner == s.self {
+			if body != nil {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			h(w, r.WithContext(context.WithValue(r.Context(), skipKey{}, skip)))
+			return
+		}
+		if hops >= maxHops {
+			writeError(w, http.StatusLoopDetected, fmt.Errorf("request for %s was forwarded %d times without reaching its owner (members disagree about the ring?)", name, hops))
+			return
+		}
+		if s.Routing() == Redirect {
+			s.metrics.routed.WithLabelValues(string(Redirect)).Inc()
+			w.Header().Set("Location", "http://"+owner+r.URL.RequestURI())
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		if body == nil {
+			// Buffered, so the request can go to another member if the
+			// first cannot be reached.
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			if err != nil {
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
+				return
+			}
+			body = b
+		}
+		plan := &forwardPlan{owner: owner, hops: hops + 1, skip: skip, body: body}
+		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
+		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+		if !plan.unreachable {
+			return
+		}
+		s.metrics.failovers.Inc()
+		skip = append(slices.Clip(skip), owner)
 	}
-	if s.Routing() == Redirect {
-		s.metrics.routed.WithLabelValues(string(Redirect)).Inc()
-		w.Header().Set("Location", "http://"+owner+r.URL.RequestURI())
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		return true
-	}
-	s.metrics.routed.WithLabelValues(string(Forward)).Inc()
-	r = r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner))
-	r.Header.Set(HeaderHops, strconv.Itoa(hops+1))
-	s.proxy.ServeHTTP(w, r)
-	return true
+	writeError(w, http.StatusBadGateway, fmt.Errorf("no member of %s's preference list could be reached (tried %s)", name, strings.Join(skip, ", ")))
 }
 
 // rewrite points a forwarded request at the owner and signs it, so the
-// owner believes its hop count.
+// owner believes its hop count and the members it should pass over.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	owner := pr.In.Context().Value(ownerKey{}).(string)
-	pr.SetURL(&url.URL{Scheme: "http", Host: owner})
+	plan := pr.In.Context().Value(planKey{}).(*forwardPlan)
+	pr.SetURL(&url.URL{Scheme: "http", Host: plan.owner})
 	pr.SetXForwarded()
-	pr.Out.Header.Set(HeaderHops, pr.In.Header.Get(HeaderHops))
+	body := plan.body
+	pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+	pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	pr.Out.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		pr.Out.Body, pr.Out.GetBody = http.NoBody, nil
+	}
+	pr.Out.Header.Set(HeaderHops, strconv.Itoa(plan.hops))
+	pr.Out.Header.Del(HeaderUnreachable)
+	if len(plan.skip) > 0 {
+		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
+	}
 	pr.Out.Header.Set(HeaderCluster, sign(s.secret, s.now(), pr.Out.Method, pr.Out.URL.RequestURI()))
 }
 
+// unreachable reports whether err means the request never reached the
+// member: the connection could not be made.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	owner, _ := r.Context().Value(ownerKey{}).(string)
+	plan := r.Context().Value(planKey{}).(*forwardPlan)
 	s.metrics.forwardErrors.Inc()
-	s.log.Warn("forwarding failed", "op", "forward", "peer", owner, "err", err)
+	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
+	if unreachable(err) {
+		// Nothing was sent: the caller tries the next member.
+		plan.unreachable = true
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		// The client went away; nobody reads this answer.
 		w.WriteHeader(499)
 		return
 	}
-	writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", owner, err))
+	writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", plan.owner, err))
 }
 
 // writeError writes {"error": "..."}.
