@@ -46,6 +46,10 @@ type Config struct {
 	// a write needs before it is acknowledged; 0 means every replica the
 	// failure detector sees alive (at least 1).
 	WriteAcks int `mapstructure:"write_acks"`
+	// ReadRepair makes the member that answers a read compare the user's
+	// records with the other live replicas in the background and repair
+	// differences by union.
+	ReadRepair bool `mapstructure:"read_repair"`
 	// Gossip is the failure detector's listener.
 	Gossip GossipConfig `mapstructure:"gossip"`
 

@@ -125,6 +125,9 @@ func TestExampleConfig(t *testing.T) {
 	if _, err := cfg.Ring(); err != nil {
 		t.Fatal(err)
 	}
+	if !cfg.ReadRepair || cfg.WriteAcks != 0 || cfg.Gossip.Bind != "127.0.0.1:8181" || cfg.Gossip.ProbeInterval != time.Second {
+		t.Errorf("example's replication and gossip settings = read_repair %v, write_acks %d, gossip %+v", cfg.ReadRepair, cfg.WriteAcks, cfg.Gossip)
+	}
 }
 
 // TestNodeRunAndReload runs a one-member node from a config file and

@@ -72,7 +72,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	admin.Registry().MustRegister(det.Collector())
 	srv, err := server.New(server.Options{
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
-		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks,
+		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 	})
 	if err != nil {
 		det.Stop()
@@ -183,6 +183,7 @@ func (n *Node) Reload(ctx context.Context) error {
 		return err
 	}
 	n.srv.SetWriteAcks(cfg.WriteAcks)
+	n.srv.SetReadRepair(cfg.ReadRepair)
 	n.gossip.SetPeers(cfg.Peers())
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)

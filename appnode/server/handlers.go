@@ -41,6 +41,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
 	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
+	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }
@@ -183,9 +184,13 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.store.User(r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.repairAfterRead(r, r.PathValue("name")) // a replica may have it
+		}
 		return
 	}
 	writeJSON(w, http.StatusOK, api.UserAnswer{Name: u.Name, Created: u.Created})
+	s.repairAfterRead(r, u.Name)
 }
 
 func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
@@ -249,6 +254,9 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.userExists(name); err != nil {
 		s.storeError(w, err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.repairAfterRead(r, name) // a replica may have it
+		}
 		return
 	}
 	posts, next, err := s.store.PostsRaw(name, before, limit)
@@ -257,6 +265,7 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writePosts(w, posts, next)
+	s.repairAfterRead(r, name)
 }
 
 // userExists returns nil, store.ErrNotFound or the store's error.
@@ -407,6 +416,7 @@ func (s *Server) active(side store.Side, name string) ([]string, error) {
 }
 
 func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
+	defer s.repairAfterRead(r, r.PathValue("name"))
 	names, err := s.active(store.Following, r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
@@ -416,6 +426,7 @@ func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
+	defer s.repairAfterRead(r, r.PathValue("name"))
 	names, err := s.active(store.Followers, r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)

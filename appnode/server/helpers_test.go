@@ -48,6 +48,8 @@ type clusterOpts struct {
 	registry func(i int) prometheus.Registerer
 	// writeAcks is every member's Options.WriteAcks.
 	writeAcks int
+	// readRepair is every member's Options.ReadRepair.
+	readRepair bool
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -91,7 +93,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 			secret = o.secret(i)
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport, WriteAcks: o.writeAcks})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +104,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
 		t.Cleanup(func() {
 			ts.Close()
+			srv.repairs.Wait() // background read repairs use the store
 			st.Close()
 		})
 	}

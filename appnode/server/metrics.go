@@ -19,6 +19,7 @@ type metrics struct {
 	replicaErrors prometheus.Counter
 	hinted        prometheus.Counter
 	handedOff     prometheus.Counter
+	repairs       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -61,9 +62,13 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_hints_delivered_total",
 			Help: "Hints delivered to their member once it was alive again.",
 		}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_read_repairs_total",
+			Help: "Read repairs by result: same (replicas agreed), repaired, failed, skipped (too many running).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, storeCollector{st})
 	}
 	return m
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// write needs before it is acknowledged; 0 means every replica that
 	// Alive reports up (at least 1). SetWriteAcks changes it.
 	WriteAcks int
+	// ReadRepair turns read repair on (see Repair); SetReadRepair
+	// changes it.
+	ReadRepair bool
 	// HandoffInterval is how often RunHandoff offers hints to members
 	// that are alive again; 0 means DefaultHandoffInterval.
 	HandoffInterval time.Duration
@@ -92,6 +95,9 @@ type Server struct {
 
 	writeAcks       atomic.Int32
 	handoffInterval time.Duration
+	readRepair      atomic.Bool
+	repairSlots     chan struct{}  // one token per running repair
+	repairs         sync.WaitGroup // running repairs, waited for by Serve
 
 	srv *http.Server
 	ln  net.Listener
@@ -135,8 +141,10 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(opts.Registry, opts.Store),
 
 		handoffInterval: opts.HandoffInterval,
+		repairSlots:     make(chan struct{}, maxRepairs),
 	}
 	s.SetWriteAcks(opts.WriteAcks)
+	s.SetReadRepair(opts.ReadRepair)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
 	if err := s.SetRouting(opts.Routing); err != nil {
@@ -283,6 +291,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
 	<-errc
+	s.repairs.Wait() // each is bounded by peerTimeout
+
 	if err != nil {
 		return fmt.Errorf("shutting down api listener: %w", err)
 	}
