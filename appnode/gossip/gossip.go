@@ -76,6 +76,7 @@ type Detector struct {
 	state map[string]State
 
 	changes prometheus.Counter
+	joined  chan struct{} // closed after the first round of joins
 }
 
 // Key derives the 32-byte AES-256 gossip key from the cluster secret,
@@ -116,6 +117,7 @@ func New(cfg Config) (*Detector, error) {
 		log:    cfg.Log.With("component", "gossip"),
 		rejoin: cfg.RejoinInterval,
 		state:  map[string]State{},
+		joined: make(chan struct{}),
 		changes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_liveness_changes_total",
 			Help: "Times another member was seen to die or come back.",
@@ -186,9 +188,10 @@ func (d *Detector) SetPeers(peers map[string]string) {
 	}
 }
 
-// Alive reports whether member is alive: this member always is; a
-// configured member is until memberlist has seen it, then as memberlist
-// says. Unknown members never are.
+// Alive reports whether member is alive: this member always is; another
+// configured member once memberlist has seen it, until memberlist
+// declares it dead. Before the first round of joins (see Joined) no
+// other member is; unknown members never are.
 func (d *Detector) Alive(member string) bool {
 	if member == d.name {
 		return true
@@ -255,15 +258,23 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer d.Stop()
 	t := time.NewTicker(d.rejoin)
 	defer t.Stop()
+	d.joinMissing()
+	close(d.joined)
 	for {
-		d.joinMissing()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+		d.joinMissing()
 	}
 }
+
+// Joined is closed once Run has tried every configured member once:
+// from then on, Alive reflects every member that answered. A member
+// should not serve before, or it would take every other member for
+// dead.
+func (d *Detector) Joined() <-chan struct{} { return d.joined }
 
 // Stop shuts memberlist down at once, without leaving: the others find
 // this member dead. Safe to call more than once.

@@ -104,8 +104,18 @@ func TestDeadAndBack(t *testing.T) {
 	t.Logf("member stopped: seen dead after %v", took.Round(time.Millisecond))
 
 	cfgs[2].Bind = peers[names[2]]
+	cfgs[2].Peers = peers
 	rs[2] = start(t, cfgs[2])
-	rs[2].d.SetPeers(peers)
+	// Once the first round of joins is over, the returning member sees
+	// the others alive at once: it can serve.
+	select {
+	case <-rs[2].d.Joined():
+	case <-time.After(5 * time.Second):
+		t.Fatal("first join round did not finish")
+	}
+	if !rs[2].d.Alive(names[0]) || !rs[2].d.Alive(names[1]) {
+		t.Errorf("after joining, the returning member sees %v", rs[2].d.States())
+	}
 	took = waitFor(t, 10*time.Second, "member 2 alive again", allAlive(0, 1, 2))
 	t.Logf("member back: seen alive after %v", took.Round(time.Millisecond))
 

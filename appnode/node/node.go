@@ -110,9 +110,15 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.gossip.Run(gctx) })
+	// Serve only once the failure detector knows who answered the first
+	// round of joins; until then every other member would count as dead.
+	select {
+	case <-n.gossip.Joined():
+	case <-gctx.Done():
+	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
-	g.Go(func() error { return n.gossip.Run(gctx) })
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
 	g.Go(func() error {
 		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
