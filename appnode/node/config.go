@@ -50,6 +50,9 @@ type Config struct {
 	// records with the other live replicas in the background and repair
 	// differences by union.
 	ReadRepair bool `mapstructure:"read_repair"`
+	// AntiEntropyInterval is how often each pair of members compares the
+	// users they share and repairs differences (default 1m).
+	AntiEntropyInterval time.Duration `mapstructure:"anti_entropy_interval"`
 	// Gossip is the failure detector's listener.
 	Gossip GossipConfig `mapstructure:"gossip"`
 
@@ -199,6 +202,12 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteAcks < 0 || c.WriteAcks > c.Replicas {
 		return config.Errorf("write_acks", c.WriteAcks, "is not from 0 (every live replica) to replicas (%d)", c.Replicas)
+	}
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = server.DefaultAntiEntropyInterval
+	}
+	if c.AntiEntropyInterval < time.Second {
+		return config.Errorf("anti_entropy_interval", c.AntiEntropyInterval, "is shorter than 1s (each round reads the whole database)")
 	}
 	if c.Gossip.Bind == "" {
 		if c.Gossip.Bind, err = shiftPort(c.Listen, DefaultGossipOffset); err != nil {

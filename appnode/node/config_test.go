@@ -61,6 +61,7 @@ func TestConfigValidate(t *testing.T) {
 		{"log level", base + "log: {level: loud}\n", `log.level: "loud" is not a log level`},
 		{"write_acks", base + "write_acks: 3\n", `write_acks: "3" is not from 0 (every live replica) to replicas (2)`},
 		{"write_acks negative", base + "write_acks: -1\n", `write_acks: "-1" is not from 0`},
+		{"anti_entropy_interval", base + "anti_entropy_interval: 10ms\n", `anti_entropy_interval: "10ms" is shorter than 1s`},
 		{"gossip bind", base + "gossip: {bind: nowhere}\n", `gossip.bind: "nowhere" is not host:port`},
 		{"gossip advertise port 0", base + "gossip: {advertise: \"127.0.0.1:0\"}\n", `gossip.advertise: "127.0.0.1:0" has no valid port`},
 		{"gossip default beyond 65535", strings.ReplaceAll(base, "808", "6553"), `gossip.bind: "" cannot default from listen: port 65531 + 100 is beyond 65535`},
@@ -95,7 +96,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}
 	if cfg.Gossip.Bind != "127.0.0.1:8181" || cfg.Gossip.Advertise != "127.0.0.1:8181" || cfg.Gossip.ProbeInterval != time.Second ||
-		cfg.Gossip.RejoinInterval != 2*time.Second || cfg.WriteAcks != 0 {
+		cfg.Gossip.RejoinInterval != 2*time.Second || cfg.WriteAcks != 0 || cfg.AntiEntropyInterval != time.Minute {
 		t.Errorf("gossip defaults not filled: %+v", cfg.Gossip)
 	}
 	wantPeers := map[string]string{"127.0.0.1:8081": "127.0.0.1:8181", "127.0.0.1:8082": "127.0.0.1:8182", "127.0.0.1:8083": "127.0.0.1:8183"}

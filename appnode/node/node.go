@@ -73,6 +73,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	srv, err := server.New(server.Options{
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
+		AntiEntropyInterval: cfg.AntiEntropyInterval,
 	})
 	if err != nil {
 		det.Stop()
@@ -120,6 +121,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
+	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
 	g.Go(func() error {
 		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
 		return nil
@@ -190,6 +192,7 @@ func (n *Node) Reload(ctx context.Context) error {
 	}
 	n.srv.SetWriteAcks(cfg.WriteAcks)
 	n.srv.SetReadRepair(cfg.ReadRepair)
+	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
 	n.gossip.SetPeers(cfg.Peers())
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)

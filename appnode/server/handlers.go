@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
 	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
 	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records))
+	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	hinted        prometheus.Counter
 	handedOff     prometheus.Counter
 	repairs       *prometheus.CounterVec
+	antiEntropy   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -66,9 +67,13 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_read_repairs_total",
 			Help: "Read repairs by result: same (replicas agreed), repaired, failed, skipped (too many running).",
 		}, []string{"result"}),
+		antiEntropy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_anti_entropy_rounds_total",
+			Help: "Anti-entropy comparisons with another member by result: same, repaired, failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy, storeCollector{st})
 	}
 	return m
 }

@@ -148,14 +148,29 @@ func (s *Server) Repair(ctx context.Context, name string, before feed.ID, limit 
 
 // repairWith repairs name between this member and member m.
 func (s *Server) repairWith(ctx context.Context, m, name string, before feed.ID, limit int, local userRecords) (int, error) {
+	remote, err := s.remoteRecords(ctx, m, name, before, limit)
+	if err != nil {
+		return 0, err
+	}
+	return s.reconcile(ctx, m, name, local, remote)
+}
+
+// remoteRecords fetches member m's records for name.
+func (s *Server) remoteRecords(ctx context.Context, m, name string, before feed.ID, limit int) (userRecords, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if !before.IsZero() {
 		q.Set("before", before.String())
 	}
 	var remote userRecords
 	if err := s.call(ctx, http.MethodGet, m, "/internal/v1/users/"+name+"/records?"+q.Encode(), nil, &remote); err != nil {
-		return 0, fmt.Errorf("reading %s's records on %s: %w", name, m, err)
+		return remote, fmt.Errorf("reading %s's records on %s: %w", name, m, err)
 	}
+	return remote, nil
+}
+
+// reconcile makes this member and m hold the union of local and remote
+// (the same query on each) and returns how many records it copied.
+func (s *Server) reconcile(ctx context.Context, m, name string, local, remote userRecords) (int, error) {
 	var here, there []record // what this member lacks, what m lacks
 	switch {
 	case local.User == nil && remote.User != nil:
@@ -182,18 +197,18 @@ func (s *Server) repairWith(ctx context.Context, m, name string, before feed.ID,
 			return 0, fmt.Errorf("repairing %s here from %s: %w", name, m, err)
 		}
 	}
-	for len(there) > 0 {
-		n := min(len(there), maxReplicateRecords)
-		if err := s.call(ctx, http.MethodPost, m, "/internal/v1/replicate", replicateRequest{Records: there[:n]}, nil); err != nil {
-			return len(here), fmt.Errorf("repairing %s on %s: %w", name, m, err)
+	sent := 0
+	for sent < len(there) {
+		n := min(len(there)-sent, maxReplicateRecords)
+		if err := s.call(ctx, http.MethodPost, m, "/internal/v1/replicate", replicateRequest{Records: there[sent : sent+n]}, nil); err != nil {
+			return len(here) + sent, fmt.Errorf("repairing %s on %s: %w", name, m, err)
 		}
-		there = there[n:]
+		sent += n
 	}
-	n := len(here) + len(there)
-	if n > 0 {
-		s.log.Info("read repair", "op", "repair", "user", name, "peer", m, "copied_here", len(here))
+	if len(here)+sent > 0 {
+		s.log.Info("repaired", "op", "repair", "user", name, "peer", m, "copied_here", len(here), "copied_there", sent)
 	}
-	return n, nil
+	return len(here) + sent, nil
 }
 
 // missingPosts returns the posts of page a that page b (the same query

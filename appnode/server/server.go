@@ -70,6 +70,9 @@ type Options struct {
 	// ReadRepair turns read repair on (see Repair); SetReadRepair
 	// changes it.
 	ReadRepair bool
+	// AntiEntropyInterval is how often RunAntiEntropy compares with the
+	// other members; 0 means DefaultAntiEntropyInterval.
+	AntiEntropyInterval time.Duration
 	// HandoffInterval is how often RunHandoff offers hints to members
 	// that are alive again; 0 means DefaultHandoffInterval.
 	HandoffInterval time.Duration
@@ -96,6 +99,8 @@ type Server struct {
 	writeAcks       atomic.Int32
 	handoffInterval time.Duration
 	readRepair      atomic.Bool
+	// antiEntropyInterval is a time.Duration.
+	antiEntropyInterval atomic.Int64
 	repairSlots     chan struct{}  // one token per running repair
 	repairs         sync.WaitGroup // running repairs, waited for by Serve
 
@@ -145,6 +150,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
+	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
 	if err := s.SetRouting(opts.Routing); err != nil {
