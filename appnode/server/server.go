@@ -101,8 +101,8 @@ type Server struct {
 	readRepair      atomic.Bool
 	// antiEntropyInterval is a time.Duration.
 	antiEntropyInterval atomic.Int64
-	repairSlots     chan struct{}  // one token per running repair
-	repairs         sync.WaitGroup // running repairs, waited for by Serve
+	repairSlots         chan struct{}  // one token per running repair
+	repairs             sync.WaitGroup // running repairs, waited for by Serve
 
 	srv *http.Server
 	ln  net.Listener
