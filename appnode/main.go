@@ -199,6 +199,13 @@ func printStatus(w io.Writer, st node.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%d waiting for %s\n", label, st.HintsByMember[m], m)
 	}
+	if rb := st.Rebalance; rb.To != "" {
+		state := "done"
+		if rb.Pending > 0 {
+			state = fmt.Sprintf("%d pending", rb.Pending)
+		}
+		fmt.Fprintf(tw, "rebalance\t%s -> %s: %d users streamed, %s\n", rb.From, rb.To, rb.Done, state)
+	}
 	fmt.Fprintf(tw, "store\t%.1f MiB on disk", float64(st.Store.DiskBytes)/(1<<20))
 	if st.Store.WritesFail {
 		fmt.Fprint(tw, ", FAILED (restart the node)")

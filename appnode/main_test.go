@@ -133,6 +133,7 @@ func TestPrintStatus(t *testing.T) {
 	st.Store.DiskBytes = 3 << 20
 	st.Liveness = []gossip.State{{Member: "127.0.0.1:8081", Alive: true}, {Member: "127.0.0.1:8082", Since: time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC)}, {Member: "127.0.0.1:8083"}}
 	st.HintsByMember = map[string]int{"127.0.0.1:8083": 7, "127.0.0.1:8082": 12}
+	st.Rebalance = server.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
 	printStatus(&b, st)
 	want := `node       app1
 advertise  127.0.0.1:8081
@@ -145,6 +146,7 @@ liveness   127.0.0.1:8081 alive
            127.0.0.1:8083 not seen yet
 hints      12 waiting for 127.0.0.1:8082
            7 waiting for 127.0.0.1:8083
+rebalance  abcd -> ef01: 40 users streamed, 3 pending
 store      3.0 MiB on disk
 `
 	if b.String() != want {

@@ -53,6 +53,9 @@ type Config struct {
 	// AntiEntropyInterval is how often each pair of members compares the
 	// users they share and repairs differences (default 1m).
 	AntiEntropyInterval time.Duration `mapstructure:"anti_entropy_interval"`
+	// RebalanceRate is how many users per second this member streams to
+	// new replicas after a ring change (default 200).
+	RebalanceRate int `mapstructure:"rebalance_rate"`
 	// Gossip is the failure detector's listener.
 	Gossip GossipConfig `mapstructure:"gossip"`
 
@@ -208,6 +211,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AntiEntropyInterval < time.Second {
 		return config.Errorf("anti_entropy_interval", c.AntiEntropyInterval, "is shorter than 1s (each round reads the whole database)")
+	}
+	if c.RebalanceRate == 0 {
+		c.RebalanceRate = server.DefaultRebalanceRate
+	}
+	if c.RebalanceRate < 1 || c.RebalanceRate > 100_000 {
+		return config.Errorf("rebalance_rate", c.RebalanceRate, "is not from 1 to 100000 users per second")
 	}
 	if c.Gossip.Bind == "" {
 		if c.Gossip.Bind, err = shiftPort(c.Listen, DefaultGossipOffset); err != nil {

@@ -122,6 +122,10 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.admin.Serve(gctx) })
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
 	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
+	n.mu.Lock()
+	rate := n.cfg.RebalanceRate // a reload does not change the rate
+	n.mu.Unlock()
+	g.Go(func() error { return n.srv.RunRebalance(gctx, rate) })
 	g.Go(func() error {
 		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
 		return nil

@@ -642,11 +642,14 @@ type Status struct {
 	HintsByMember map[string]int `json:"hints_by_member,omitempty"`
 	// Hints is their total.
 	Hints int `json:"hints"`
+	// Rebalance is the progress of streaming users to new replicas
+	// after the last ring change.
+	Rebalance RebalanceStatus `json:"rebalance"`
 }
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
-	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats()}
+	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus()}
 	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {

@@ -103,6 +103,7 @@ type Server struct {
 	antiEntropyInterval atomic.Int64
 	repairSlots         chan struct{}  // one token per running repair
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
+	rebalance           rebalancer
 
 	srv *http.Server
 	ln  net.Listener
@@ -153,6 +154,8 @@ func New(opts Options) (*Server, error) {
 	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
+	s.rebalance.settled = opts.Ring
+	s.rebalance.kick = make(chan struct{}, 1)
 	if err := s.SetRouting(opts.Routing); err != nil {
 		return nil, err
 	}
@@ -195,11 +198,17 @@ func NewTransport() *http.Transport {
 }
 
 // SetRing installs a new ring; requests already routed keep the old one.
+// RunRebalance then streams the users whose preference lists changed to
+// their new members.
 func (s *Server) SetRing(r *ring.Ring) error {
 	if !r.Has(s.self) {
 		return fmt.Errorf("new ring does not contain this member %s", s.self)
 	}
 	s.ring.Store(r)
+	select {
+	case s.rebalance.kick <- struct{}{}: // RunRebalance plans the move
+	default: // a plan is already due; it will see this ring
+	}
 	return nil
 }
 
