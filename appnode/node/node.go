@@ -118,6 +118,10 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-n.gossip.Joined():
 	case <-gctx.Done():
 	}
+	// A member just added learns where its users are until they arrive.
+	lctx, lcancel := context.WithTimeout(gctx, 5*time.Second)
+	n.srv.LearnPreviousRing(lctx)
+	lcancel()
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })

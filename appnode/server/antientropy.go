@@ -212,8 +212,9 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 	return synced, errs
 }
 
-// syncUser reconciles all of name's records with peer: the user, the
-// edges, and every post, a page at a time from the newest.
+// syncUser reconciles all of name's records with peer: the edges and
+// every post, a page at a time from the newest, and the user record
+// last, so a member that has the user has all of it.
 func (s *Server) syncUser(ctx context.Context, peer, name string) error {
 	var before feed.ID
 	for range maxSyncPages {
@@ -225,10 +226,11 @@ func (s *Server) syncUser(ctx context.Context, peer, name string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := s.reconcile(ctx, peer, name, local, remote); err != nil {
+		last := !local.More && !remote.More
+		if _, err := s.reconcile(ctx, peer, name, local, remote, last); err != nil {
 			return err
 		}
-		if !local.More && !remote.More {
+		if last {
 			return nil
 		}
 		// Both pages cover every post from their oldest up to before;

@@ -24,6 +24,7 @@ const (
 	HeaderHops        = api.HeaderHops
 	HeaderOwner       = api.HeaderOwner
 	HeaderUnreachable = api.HeaderUnreachable
+	HeaderFallback    = api.HeaderFallback
 	HeaderRingVersion = api.HeaderRingVersion
 )
 

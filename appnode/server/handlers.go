@@ -618,7 +618,12 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) getRing(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())})
+	ans := api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())}
+	if prev := s.prevRing.Load(); prev != nil {
+		info := prev.Info()
+		ans.Previous = &info
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {

@@ -152,7 +152,7 @@ func (s *Server) repairWith(ctx context.Context, m, name string, before feed.ID,
 	if err != nil {
 		return 0, err
 	}
-	return s.reconcile(ctx, m, name, local, remote)
+	return s.reconcile(ctx, m, name, local, remote, true)
 }
 
 // remoteRecords fetches member m's records for name.
@@ -169,15 +169,11 @@ func (s *Server) remoteRecords(ctx context.Context, m, name string, before feed.
 }
 
 // reconcile makes this member and m hold the union of local and remote
-// (the same query on each) and returns how many records it copied.
-func (s *Server) reconcile(ctx context.Context, m, name string, local, remote userRecords) (int, error) {
+// (the same query on each) and returns how many records it copied. The
+// user record is copied only withUser, and after everything else: a
+// member that has the user record has the rest (see movedFrom).
+func (s *Server) reconcile(ctx context.Context, m, name string, local, remote userRecords, withUser bool) (int, error) {
 	var here, there []record // what this member lacks, what m lacks
-	switch {
-	case local.User == nil && remote.User != nil:
-		here = append(here, record{User: remote.User})
-	case local.User != nil && remote.User == nil:
-		there = append(there, record{User: local.User})
-	}
 	here = append(here, missingPosts(remote, local)...)
 	there = append(there, missingPosts(local, remote)...)
 	for _, side := range []struct {
@@ -191,6 +187,13 @@ func (s *Server) reconcile(ctx context.Context, m, name string, local, remote us
 		for _, e := range t {
 			there = append(there, record{Edge: &e, Side: side.side})
 		}
+	}
+	switch {
+	case !withUser:
+	case local.User == nil && remote.User != nil:
+		here = append(here, record{User: remote.User})
+	case local.User != nil && remote.User == nil:
+		there = append(there, record{User: local.User})
 	}
 	for _, rec := range here {
 		if err := s.apply(rec); err != nil {

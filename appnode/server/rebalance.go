@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
 )
@@ -174,4 +176,38 @@ func (s *Server) drain(ctx context.Context, gap time.Duration) {
 		}
 	}
 	s.rebalance.mu.Unlock()
+}
+
+// LearnPreviousRing asks the other members for their rings, for a
+// member that starts with a ring the others are moving to (a member
+// just added): a member still on another ring, or one that moved from
+// another ring, names the ring the data is placed by, and requests for
+// users not here yet go there (see movedFrom). Best effort: without an
+// answer, there is nothing to fall back to.
+func (s *Server) LearnPreviousRing(ctx context.Context) {
+	cur := s.ring.Load()
+	for _, m := range cur.Members() {
+		if m == s.self || !s.alive(m) {
+			continue
+		}
+		var ans api.RingAnswer
+		if err := s.call(ctx, http.MethodGet, m, "/v1/ring", nil, &ans); err != nil {
+			s.log.Debug("learning the previous ring", "op", "rebalance", "peer", m, "err", err)
+			continue
+		}
+		info := ans.Info
+		if info.Version == cur.Version() {
+			if ans.Previous == nil {
+				continue
+			}
+			info = *ans.Previous
+		}
+		prev, err := ring.FromInfo(info)
+		if err != nil || prev.Version() == cur.Version() {
+			continue
+		}
+		s.prevRing.Store(prev)
+		s.log.Info("previous ring", "op", "rebalance", "peer", m, "ring", prev.String())
+		return
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
@@ -35,12 +37,13 @@ func TestRebalanceAddMember(t *testing.T) {
 	}})
 	var users []string
 	want := map[string]int{}
+	tokens := map[string]string{}
 	for i := range 30 {
 		u := fmt.Sprintf("reb%d", i)
 		users = append(users, u)
-		token := createUser(t, ms[i%3], u)
+		tokens[u] = createUser(t, ms[i%3], u)
 		for j := range 3 {
-			a := do(t, nil, "POST", ms[j].url("/v1/users/"+u+"/posts"), token, api.PostRequest{Text: fmt.Sprint("post ", j)})
+			a := do(t, nil, "POST", ms[j].url("/v1/users/"+u+"/posts"), tokens[u], api.PostRequest{Text: fmt.Sprint("post ", j)})
 			if a.code != 201 {
 				t.Fatalf("post = %d %s", a.code, a.body)
 			}
@@ -60,11 +63,15 @@ func TestRebalanceAddMember(t *testing.T) {
 	done := make(chan struct{}, len(ms))
 	for _, m := range ms {
 		go func() {
-			m.srv.RunRebalance(ctx, 10_000)
+			// Slow, so that the requests below meet users on the way.
+			m.srv.RunRebalance(ctx, 20)
 			done <- struct{}{}
 		}()
 	}
 	start := time.Now()
+	// The new member starts first, as an operator would, and learns the
+	// ring the data is placed by from the others.
+	ms[3].srv.LearnPreviousRing(ctx)
 	for _, m := range ms[:3] {
 		if err := m.srv.SetRing(ring4); err != nil {
 			t.Fatal(err)
@@ -78,8 +85,34 @@ func TestRebalanceAddMember(t *testing.T) {
 		}
 		return true
 	}
-	for deadline := time.Now().Add(10 * time.Second); !settled() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
+	// While users stream, clients read and write through every member,
+	// the new one most: nothing may fail and no acknowledged post may be
+	// missing from a read.
+	requests, failed := 0, 0
+	for i, deadline := 0, time.Now().Add(20*time.Second); !settled() && time.Now().Before(deadline); i++ {
+		u := users[i%len(users)]
+		via := ms[3]
+		if i%2 == 1 {
+			via = ms[(i/2)%3]
+		}
+		var page api.PostsAnswer
+		a := do(t, nil, "GET", via.url("/v1/users/"+u+"/posts?limit=200"), "", nil)
+		requests++
+		if a.code != 200 {
+			failed++
+			t.Errorf("read %s via %s during rebalance = %d %s", u, via.addr, a.code, a.body)
+		} else if a.decode(t, &page); len(page.Posts) < want[u] {
+			failed++
+			t.Errorf("read %s via %s during rebalance: %d posts, %d acknowledged", u, via.addr, len(page.Posts), want[u])
+		}
+		a = do(t, nil, "POST", via.url("/v1/users/"+u+"/posts"), tokens[u], api.PostRequest{Text: "during rebalance"})
+		requests++
+		if a.code != 201 {
+			failed++
+			t.Errorf("post %s via %s during rebalance = %d %s", u, via.addr, a.code, a.body)
+		} else {
+			want[u]++
+		}
 	}
 	took := time.Since(start)
 	cancel()
@@ -88,6 +121,10 @@ func TestRebalanceAddMember(t *testing.T) {
 	}
 	if !settled() {
 		t.Fatalf("rebalance did not finish: %+v", ms[0].srv.RebalanceStatus())
+	}
+	fallbacks := testutil.ToFloat64(ms[3].srv.metrics.routed.WithLabelValues("fallback"))
+	if fallbacks == 0 {
+		t.Error("the new member never sent a request for a user not there yet to its previous holder")
 	}
 	pushes := 0
 	for _, m := range ms[:3] {
@@ -99,7 +136,7 @@ func TestRebalanceAddMember(t *testing.T) {
 			if !ring4.InPreference(u, m.addr) {
 				continue
 			}
-			posts, _, err := m.store.Posts(u, feed.ID{}, 100)
+			posts, _, err := m.store.Posts(u, feed.ID{}, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,12 +146,12 @@ func TestRebalanceAddMember(t *testing.T) {
 			}
 		}
 		var page api.PostsAnswer
-		a := do(t, nil, "GET", ms[3].url("/v1/users/"+u+"/posts"), "", nil)
+		a := do(t, nil, "GET", ms[3].url("/v1/users/"+u+"/posts?limit=200"), "", nil)
 		a.decode(t, &page)
 		if a.code != 200 || len(page.Posts) != want[u] {
 			t.Errorf("%s's feed via the new member = %d, %d posts", u, a.code, len(page.Posts))
 		}
 	}
-	t.Logf("member added: %d of %d users gained it as a replica; %d pushes in %v; records missing after: %d",
-		moving, len(users), pushes, took.Round(time.Millisecond), lost)
+	t.Logf("member added: %d of %d users gained it as a replica; %d pushes in %v; %d requests during the change (%v sent on to a previous holder), %d failed; records missing after: %d",
+		moving, len(users), pushes, took.Round(time.Millisecond), requests, fallbacks, failed, lost)
 }

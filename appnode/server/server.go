@@ -104,6 +104,7 @@ type Server struct {
 	repairSlots         chan struct{}  // one token per running repair
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
 	rebalance           rebalancer
+	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
 
 	srv *http.Server
 	ln  net.Listener
@@ -204,7 +205,9 @@ func (s *Server) SetRing(r *ring.Ring) error {
 	if !r.Has(s.self) {
 		return fmt.Errorf("new ring does not contain this member %s", s.self)
 	}
-	s.ring.Store(r)
+	if old := s.ring.Swap(r); old.Version() != r.Version() {
+		s.prevRing.Store(old)
+	}
 	select {
 	case s.rebalance.kick <- struct{}{}: // RunRebalance plans the move
 	default: // a plan is already due; it will see this ring
@@ -344,6 +347,7 @@ type forwardPlan struct {
 	hops        int
 	skip        []string
 	body        []byte
+	fallback    bool // ask owner to answer from what it holds (HeaderFallback)
 	unreachable bool // set by proxyError when owner could not be dialled
 }
 
@@ -369,21 +373,58 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	rg := s.ring.Load()
 	hops := 0
 	var skip []string
+	fallback := false
 	if verify(s.secret, s.now(), r) {
 		hops, _ = strconv.Atoi(r.Header.Get(HeaderHops))
 		if v := r.Header.Get(HeaderUnreachable); v != "" {
 			skip = strings.Split(v, ",")
 		}
+		fallback = r.Header.Get(HeaderFallback) != ""
 	}
 	var body []byte
+	buffer := func() bool {
+		if body != nil {
+			return true
+		}
+		// Buffered, so the request can go to another member if the
+		// first cannot be reached.
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
+			return false
+		}
+		body = b
+		return true
+	}
+	serveHere := func() {
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), skipKey{}, skip)))
+	}
+	if fallback {
+		// A new member of the user's preference list sent this here
+		// because the user had not reached it yet: answer from here.
+		w.Header().Set(HeaderOwner, s.self)
+		serveHere()
+		return
+	}
 	for attempt := 0; attempt <= rg.Replicas(); attempt++ {
 		owner := s.target(rg, name, skip...)
 		w.Header().Set(HeaderOwner, owner)
 		if owner == s.self {
-			if body != nil {
-				r.Body = io.NopCloser(bytes.NewReader(body))
+			if prev := s.movedFrom(name, skip); prev != "" && hops < maxHops {
+				if !buffer() {
+					return
+				}
+				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true}
+				s.metrics.routed.WithLabelValues("fallback").Inc()
+				s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+				if !plan.unreachable {
+					return
+				}
 			}
-			h(w, r.WithContext(context.WithValue(r.Context(), skipKey{}, skip)))
+			serveHere()
 			return
 		}
 		if hops >= maxHops {
@@ -396,15 +437,8 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return
 		}
-		if body == nil {
-			// Buffered, so the request can go to another member if the
-			// first cannot be reached.
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-			if err != nil {
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
-				return
-			}
-			body = b
+		if !buffer() {
+			return
 		}
 		plan := &forwardPlan{owner: owner, hops: hops + 1, skip: skip, body: body}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
@@ -416,6 +450,25 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		skip = append(slices.Clip(skip), owner)
 	}
 	writeError(w, http.StatusBadGateway, fmt.Errorf("no member of %s's preference list could be reached (tried %s)", name, strings.Join(skip, ", ")))
+}
+
+// movedFrom returns the member that answered for user name under the
+// previous ring, when name moved to this member with the last ring
+// change and has not arrived here yet; else "". Requests for such a
+// user go there until the rebalance has streamed it here, so a moving
+// user is never missing (and never created twice).
+func (s *Server) movedFrom(name string, skip []string) string {
+	prev := s.prevRing.Load()
+	if prev == nil || prev.InPreference(name, s.self) {
+		return ""
+	}
+	if ok, err := s.store.HasUser(name); err != nil || ok {
+		return ""
+	}
+	if m := s.target(prev, name, skip...); m != s.self {
+		return m
+	}
+	return ""
 }
 
 // rewrite points a forwarded request at the owner and signs it, so the
@@ -433,6 +486,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Header.Set(HeaderHops, strconv.Itoa(plan.hops))
 	pr.Out.Header.Del(HeaderUnreachable)
+	pr.Out.Header.Del(HeaderFallback)
+	if plan.fallback {
+		pr.Out.Header.Set(HeaderFallback, "1")
+	}
 	if len(plan.skip) > 0 {
 		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
 	}
