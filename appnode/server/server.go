@@ -413,7 +413,12 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		owner := s.target(rg, name, skip...)
 		w.Header().Set(HeaderOwner, owner)
 		if owner == s.self {
-			if prev := s.movedFrom(name, skip); prev != "" && hops < maxHops {
+			// Bounded by the previous preference list's length.
+			for fskip := skip; hops < maxHops; {
+				prev := s.movedFrom(name, fskip)
+				if prev == "" || slices.Contains(fskip, prev) {
+					break
+				}
 				if !buffer() {
 					return
 				}
@@ -423,6 +428,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 				if !plan.unreachable {
 					return
 				}
+				fskip = append(slices.Clip(fskip), prev)
 			}
 			serveHere()
 			return
