@@ -211,13 +211,13 @@ func (s *Server) RunHandoff(ctx context.Context) error {
 // Handoff makes one round of hint delivery and returns how many hints
 // were delivered.
 func (s *Server) Handoff(ctx context.Context) int {
-	counts, err := s.store.HintCounts()
+	members, err := s.store.HintMembers()
 	if err != nil {
-		s.log.Warn("counting hints", "op", "handoff", "err", err)
+		s.log.Warn("listing hinted members", "op", "handoff", "err", err)
 		return 0
 	}
 	delivered := 0
-	for m := range counts {
+	for _, m := range members {
 		if m == s.self || !s.alive(m) || !s.ring.Load().Has(m) {
 			continue
 		}

@@ -92,6 +92,36 @@ func (s *Store) HintCounts() (map[string]int, error) {
 	return out, nil
 }
 
+// HintMembers lists the members that have hints waiting. It seeks from
+// one member's hints to the next, so it costs one seek per member, not
+// one step per hint: handoff calls it every round.
+func (s *Store) HintMembers() ([]string, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("listing hinted members: %w", ErrFailed)
+	}
+	lower := []byte(hintPrefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("listing hinted members: %w", err)
+	}
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()[len(hintPrefix):]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			ok = it.Next() // not a hint key; step over it
+			continue
+		}
+		member := string(k[:i])
+		out = append(out, member)
+		ok = it.SeekGE(prefixEnd(hintMemberPrefix(member)))
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("listing hinted members: %w", err)
+	}
+	return out, nil
+}
+
 // initHintSeq starts the hint sequence at the wall clock in
 // nanoseconds, so hints made after a restart sort after older ones.
 func (s *Store) initHintSeq() { s.hintSeq.Store(uint64(time.Now().UnixNano())) }
