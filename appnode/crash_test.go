@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,7 +346,10 @@ log: {level: info}
 	})
 	time.Sleep(1500 * time.Millisecond) // writes go to the replica, with hints
 	mu.Lock()
-	outage := lastFail.Sub(killed)
+	outage := "none failed"
+	if !lastFail.IsZero() {
+		outage = lastFail.Sub(killed).Round(time.Millisecond).String() + " after the kill"
+	}
 	failedDown := failed
 	mu.Unlock()
 
@@ -396,6 +401,27 @@ log: {level: info}
 		return true
 	})
 	toConverge := time.Since(restarted)
+	// The survivors' /metrics show the victim alive again and the hints
+	// they delivered to it.
+	delivered := 0.0
+	for _, d := range ds[1:] {
+		resp, err := c.Get("http://" + d.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("appnode_member_alive{member=%q} 1", victim.addr); !strings.Contains(string(b), want) {
+			t.Errorf("/metrics of %s lacks %s", d.addr, want)
+		}
+		if m := regexp.MustCompile(`(?m)^appnode_hints_delivered_total (\S+)$`).FindSubmatch(b); m != nil {
+			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			delivered += n
+		}
+	}
+	if delivered == 0 {
+		t.Error("the survivors' /metrics show no hints delivered")
+	}
 	lostAfter := check("owner back, read via every member", ds)
 	// Every member routes reads for these users to their owner, the
 	// victim, again: the check above read the owner's own copy.
@@ -416,11 +442,11 @@ log: {level: info}
 	for _, ids := range acked {
 		total += len(ids)
 	}
-	t.Logf("writer: %d requests, %d acknowledged, %d failed (%d of them before the restart); last failure %v after the kill",
-		sent, total, failed, failedDown, outage.Round(time.Millisecond))
+	t.Logf("writer: %d requests, %d acknowledged, %d failed (%d of them before the restart); last failure: %s",
+		sent, total, failed, failedDown, outage)
 	mu.Unlock()
 	t.Logf("owner killed: survivors saw it dead after %v; acknowledged posts lost while it was down: %d",
 		(survivorsSeeDead).Round(time.Millisecond), lostDown)
-	t.Logf("owner restarted: alive, hints delivered and every post on every member %v after restart; lost: %d",
-		toConverge.Round(time.Millisecond), lostAfter)
+	t.Logf("owner restarted: alive, %v hints delivered and every post on every member %v after restart; lost: %d",
+		delivered, toConverge.Round(time.Millisecond), lostAfter)
 }

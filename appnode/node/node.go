@@ -21,6 +21,10 @@ import (
 // store's health: about as often as a load balancer probes it.
 const readyInterval = time.Second
 
+// learnRingTimeout bounds asking the other members for the previous
+// ring at start: a few round trips to each.
+const learnRingTimeout = 2 * time.Second
+
 // Loader reads the configuration again, for a reload.
 type Loader func() (Config, error)
 
@@ -118,12 +122,13 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-n.gossip.Joined():
 	case <-gctx.Done():
 	}
-	// A member just added learns where its users are until they arrive.
-	lctx, lcancel := context.WithTimeout(gctx, 5*time.Second)
-	n.srv.LearnPreviousRing(lctx)
-	lcancel()
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
+	// A member just added learns where its users are until they arrive.
+	// After Serve: members starting together ask each other.
+	lctx, lcancel := context.WithTimeout(gctx, learnRingTimeout)
+	n.srv.LearnPreviousRing(lctx)
+	lcancel()
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
 	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
 	n.mu.Lock()
