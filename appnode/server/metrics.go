@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}, []string{"route"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_routed_total",
-			Help: "Requests for users owned by another member, by how they were routed (forward or redirect).",
+			Help: "Requests for users answered by another member, by how they were routed (forward, redirect, or fallback: to the previous holder of a user still being streamed here).",
 		}, []string{"mode"}),
 		forwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_forward_errors_total",

@@ -56,7 +56,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	want := `
-# HELP appnode_routed_total Requests for users owned by another member, by how they were routed (forward or redirect).
+# HELP appnode_routed_total Requests for users answered by another member, by how they were routed (forward, redirect, or fallback: to the previous holder of a user still being streamed here).
 # TYPE appnode_routed_total counter
 appnode_routed_total{mode="forward"} 1
 # HELP appnode_requests_total API requests by route pattern and status code.
