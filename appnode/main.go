@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -171,6 +173,38 @@ func printStatus(w io.Writer, st node.Status) {
 			self = " (this member)"
 		}
 		fmt.Fprintf(tw, "%s\t%s%s\n", label, m, self)
+	}
+	for i, l := range st.Liveness {
+		label := ""
+		if i == 0 {
+			label = "liveness"
+		}
+		state := "dead"
+		if l.Alive {
+			state = "alive"
+		}
+		since := ""
+		if !l.Since.IsZero() {
+			since = " since " + l.Since.UTC().Format(time.RFC3339)
+		} else if !l.Alive {
+			state = "not seen yet"
+		}
+		fmt.Fprintf(tw, "%s\t%s %s%s\n", label, l.Member, state, since)
+	}
+	hinted := slices.Sorted(maps.Keys(st.HintsByMember))
+	for i, m := range hinted {
+		label := ""
+		if i == 0 {
+			label = "hints"
+		}
+		fmt.Fprintf(tw, "%s\t%d waiting for %s\n", label, st.HintsByMember[m], m)
+	}
+	if rb := st.Rebalance; rb.To != "" {
+		state := "done"
+		if rb.Pending > 0 {
+			state = fmt.Sprintf("%d pending", rb.Pending)
+		}
+		fmt.Fprintf(tw, "rebalance\t%s -> %s: %d users streamed, %s\n", rb.From, rb.To, rb.Done, state)
 	}
 	fmt.Fprintf(tw, "store\t%.1f MiB on disk", float64(st.Store.DiskBytes)/(1<<20))
 	if st.Store.WritesFail {

@@ -10,7 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/node"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/server"
@@ -129,6 +131,9 @@ func TestPrintStatus(t *testing.T) {
 	st.Routing = "forward"
 	st.Ring = ring.Info{Members: []string{"127.0.0.1:8081", "127.0.0.1:8082"}, VNodes: 128, Replicas: 2, Placement: ring.Successor, Version: "abcd"}
 	st.Store.DiskBytes = 3 << 20
+	st.Liveness = []gossip.State{{Member: "127.0.0.1:8081", Alive: true}, {Member: "127.0.0.1:8082", Since: time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC)}, {Member: "127.0.0.1:8083"}}
+	st.HintsByMember = map[string]int{"127.0.0.1:8083": 7, "127.0.0.1:8082": 12}
+	st.Rebalance = server.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
 	printStatus(&b, st)
 	want := `node       app1
 advertise  127.0.0.1:8081
@@ -136,6 +141,12 @@ routing    forward
 ring       abcd (128 vnodes, 2 replicas, successor)
 members    127.0.0.1:8081 (this member)
            127.0.0.1:8082
+liveness   127.0.0.1:8081 alive
+           127.0.0.1:8082 dead since 2026-11-27T04:30:00Z
+           127.0.0.1:8083 not seen yet
+hints      12 waiting for 127.0.0.1:8082
+           7 waiting for 127.0.0.1:8083
+rebalance  abcd -> ef01: 40 users streamed, 3 pending
 store      3.0 MiB on disk
 `
 	if b.String() != want {
@@ -144,6 +155,9 @@ store      3.0 MiB on disk
 }
 
 func TestMain(m *testing.M) {
+	if serveChild() {
+		return
+	}
 	os.Unsetenv("APPNODE_SERVER")
 	os.Exit(m.Run())
 }

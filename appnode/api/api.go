@@ -51,6 +51,9 @@ type (
 		ring.Info
 		Self    string `json:"self"`
 		Routing string `json:"routing"`
+		// Previous is the ring before the last change, while this
+		// member may still be streaming users to their new members.
+		Previous *ring.Info `json:"previous,omitempty"`
 	}
 	// Error is the body of every error answer.
 	Error struct {
@@ -74,6 +77,16 @@ const (
 	// HeaderHops counts how often a request has been forwarded; it is
 	// believed only on a request with a valid HeaderCluster.
 	HeaderHops = "X-Ringfront-Hops"
+	// HeaderUnreachable lists, comma-separated, the members a forwarder
+	// could not connect to for this request; the member it forwarded to
+	// then passes over them as if they were dead. Believed only on a
+	// request with a valid HeaderCluster.
+	HeaderUnreachable = "X-Ringfront-Unreachable"
+	// HeaderFallback asks a member of a user's previous preference list
+	// to answer from what it holds, because the user has not yet been
+	// streamed to its new members after a ring change. Believed only on
+	// a request with a valid HeaderCluster.
+	HeaderFallback = "X-Ringfront-Fallback"
 	// HeaderOwner names the member that owns the request's user.
 	HeaderOwner = "X-Ringfront-Owner"
 	// HeaderRingVersion is the answering member's ring version; a client

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/server"
@@ -40,8 +42,84 @@ type Config struct {
 	// with 507 (default 64).
 	MinFreeMB uint64 `mapstructure:"min_free_mb"`
 
+	// WriteAcks is how many durable copies (the coordinator's included)
+	// a write needs before it is acknowledged; 0 means every replica the
+	// failure detector sees alive (at least 1).
+	WriteAcks int `mapstructure:"write_acks"`
+	// ReadRepair makes the member that answers a read compare the user's
+	// records with the other live replicas in the background and repair
+	// differences by union.
+	ReadRepair bool `mapstructure:"read_repair"`
+	// AntiEntropyInterval is how often each pair of members compares the
+	// users they share and repairs differences (default 1m).
+	AntiEntropyInterval time.Duration `mapstructure:"anti_entropy_interval"`
+	// RebalanceRate is how many users per second this member streams to
+	// new replicas after a ring change (default 200).
+	RebalanceRate int `mapstructure:"rebalance_rate"`
+	// Gossip is the failure detector's listener.
+	Gossip GossipConfig `mapstructure:"gossip"`
+
 	Admin daemon.AdminConfig `mapstructure:"admin"`
 	Log   daemon.LogConfig   `mapstructure:"log"`
+}
+
+// GossipConfig is the failure detector's (memberlist's) address and
+// timing.
+type GossipConfig struct {
+	// Bind is the gossip address (UDP and TCP); default: listen's host
+	// with port + DefaultGossipOffset.
+	Bind string `mapstructure:"bind"`
+	// Advertise is the gossip address others reach; default: advertise's
+	// host with port + DefaultGossipOffset. Every member's gossip port is
+	// its member port plus the same offset (advertise's gossip port minus
+	// its member port).
+	Advertise string `mapstructure:"advertise"`
+	// ProbeInterval is memberlist's probe interval (default 1s): a dead
+	// member is noticed within a few of them.
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
+	// RejoinInterval is how often configured members not seen alive are
+	// contacted again (default 2s).
+	RejoinInterval time.Duration `mapstructure:"rejoin_interval"`
+}
+
+// DefaultGossipOffset is the gossip port's distance from the member
+// port when gossip is not configured. Not 1000: member 8081 would then
+// gossip on 9081, the admin listener's default. 100 keeps clear of it
+// for any member port from 8081 to 8980, and puts the lab's port-80
+// members on 180 (the lab relies on this default).
+const DefaultGossipOffset = 100
+
+// Peers maps every member to its gossip address: the member's host with
+// its port moved by this member's own gossip offset.
+func (c *Config) Peers() map[string]string {
+	_, ap, _ := net.SplitHostPort(c.Advertise)
+	_, gp, _ := net.SplitHostPort(c.Gossip.Advertise)
+	a, _ := strconv.Atoi(ap)
+	g, _ := strconv.Atoi(gp)
+	out := map[string]string{}
+	for _, m := range c.Members {
+		host, port, _ := net.SplitHostPort(m)
+		p, _ := strconv.Atoi(port)
+		out[m] = net.JoinHostPort(host, strconv.Itoa(p+g-a))
+	}
+	return out
+}
+
+// shiftPort returns addr with its port moved by off (a port 0 stays 0:
+// any free port).
+func shiftPort(addr string, off int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, _ := strconv.Atoi(port)
+	if p == 0 {
+		return addr, nil
+	}
+	if p+off > 65535 {
+		return "", fmt.Errorf("port %d + %d is beyond 65535", p, off)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+off)), nil
 }
 
 // Defaults.
@@ -125,6 +203,54 @@ func (c *Config) Validate() error {
 	if c.MinFreeMB == 0 {
 		c.MinFreeMB = 64
 	}
+	if c.WriteAcks < 0 || c.WriteAcks > c.Replicas {
+		return config.Errorf("write_acks", c.WriteAcks, "is not from 0 (every live replica) to replicas (%d)", c.Replicas)
+	}
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = server.DefaultAntiEntropyInterval
+	}
+	if c.AntiEntropyInterval < time.Second {
+		return config.Errorf("anti_entropy_interval", c.AntiEntropyInterval, "is shorter than 1s (each round reads the whole database)")
+	}
+	if c.RebalanceRate == 0 {
+		c.RebalanceRate = server.DefaultRebalanceRate
+	}
+	if c.RebalanceRate < 1 || c.RebalanceRate > 100_000 {
+		return config.Errorf("rebalance_rate", c.RebalanceRate, "is not from 1 to 100000 users per second")
+	}
+	if c.Gossip.Bind == "" {
+		if c.Gossip.Bind, err = shiftPort(c.Listen, DefaultGossipOffset); err != nil {
+			return config.Errorf("gossip.bind", "", "cannot default from listen: %v", err)
+		}
+	}
+	if _, err := hostPort(c.Gossip.Bind, 0); err != nil {
+		return config.Errorf("gossip.bind", c.Gossip.Bind, "%v", err)
+	}
+	if c.Gossip.Advertise == "" {
+		if c.Gossip.Advertise, err = shiftPort(c.Advertise, DefaultGossipOffset); err != nil {
+			return config.Errorf("gossip.advertise", "", "cannot default from advertise: %v", err)
+		}
+	}
+	if _, err := hostPort(c.Gossip.Advertise, 1); err != nil {
+		return config.Errorf("gossip.advertise", c.Gossip.Advertise, "%v", err)
+	}
+	for i, p := range c.Members {
+		if g := c.Peers()[p]; g == "" || strings.HasSuffix(g, ":0") || !validPort(g) {
+			return config.Errorf("members["+strconv.Itoa(i)+"]", p, "has no valid gossip port (%s) with gossip.advertise %s", g, c.Gossip.Advertise)
+		}
+	}
+	if c.Gossip.ProbeInterval == 0 {
+		c.Gossip.ProbeInterval = time.Second
+	}
+	if c.Gossip.ProbeInterval < 10*time.Millisecond {
+		return config.Errorf("gossip.probe_interval", c.Gossip.ProbeInterval, "is shorter than 10ms")
+	}
+	if c.Gossip.RejoinInterval == 0 {
+		c.Gossip.RejoinInterval = 2 * time.Second
+	}
+	if c.Gossip.RejoinInterval < 10*time.Millisecond {
+		return config.Errorf("gossip.rejoin_interval", c.Gossip.RejoinInterval, "is shorter than 10ms")
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdmin
 	}
@@ -140,6 +266,11 @@ func (c *Config) Validate() error {
 // Ring builds the ring the config describes.
 func (c *Config) Ring() (*ring.Ring, error) {
 	return ring.New(ring.Config{Members: c.Members, VNodes: c.VNodes, Replicas: c.Replicas, Placement: ring.Placement(c.Placement)})
+}
+
+func validPort(addr string) bool {
+	_, err := hostPort(addr, 1)
+	return err == nil
 }
 
 // hostPort checks host:port; port 0 (any free port) is allowed only for

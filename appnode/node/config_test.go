@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
@@ -57,6 +59,15 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown key", base + "replica: 2\n", "replica: unknown key"},
 		{"admin listen", base + "admin: {listen: nowhere}\n", `admin.listen: "nowhere" is not host:port`},
 		{"log level", base + "log: {level: loud}\n", `log.level: "loud" is not a log level`},
+		{"write_acks", base + "write_acks: 3\n", `write_acks: "3" is not from 0 (every live replica) to replicas (2)`},
+		{"write_acks negative", base + "write_acks: -1\n", `write_acks: "-1" is not from 0`},
+		{"anti_entropy_interval", base + "anti_entropy_interval: 10ms\n", `anti_entropy_interval: "10ms" is shorter than 1s`},
+		{"gossip bind", base + "gossip: {bind: nowhere}\n", `gossip.bind: "nowhere" is not host:port`},
+		{"gossip advertise port 0", base + "gossip: {advertise: \"127.0.0.1:0\"}\n", `gossip.advertise: "127.0.0.1:0" has no valid port`},
+		{"gossip default beyond 65535", strings.ReplaceAll(base, "808", "6553"), `gossip.bind: "" cannot default from listen: port 65531 + 100 is beyond 65535`},
+		{"gossip offset pushes a member out", base + "gossip: {advertise: \"127.0.0.1:65535\"}\n", `members[1]: "127.0.0.1:8082" has no valid gossip port`},
+		{"gossip probe interval", base + "gossip: {probe_interval: 1ms}\n", `gossip.probe_interval: "1ms" is shorter than 10ms`},
+		{"gossip probe interval not a duration", base + "gossip: {probe_interval: soon}\n", `gossip.probe_interval`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +95,22 @@ func TestConfigValidate(t *testing.T) {
 		cfg.Placement != "successor" || cfg.Routing != "forward" || cfg.Admin.Listen != DefaultAdmin || cfg.MinFreeMB != 64 {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}
+	if cfg.Gossip.Bind != "127.0.0.1:8181" || cfg.Gossip.Advertise != "127.0.0.1:8181" || cfg.Gossip.ProbeInterval != time.Second ||
+		cfg.Gossip.RejoinInterval != 2*time.Second || cfg.WriteAcks != 0 || cfg.AntiEntropyInterval != time.Minute {
+		t.Errorf("gossip defaults not filled: %+v", cfg.Gossip)
+	}
+	wantPeers := map[string]string{"127.0.0.1:8081": "127.0.0.1:8181", "127.0.0.1:8082": "127.0.0.1:8182", "127.0.0.1:8083": "127.0.0.1:8183"}
+	if diff := cmp.Diff(wantPeers, cfg.Peers()); diff != "" {
+		t.Errorf("gossip peers (-want +got):\n%s", diff)
+	}
+	cfg, err = load(t, base+"gossip: {bind: \"0.0.0.0:7946\", advertise: \"127.0.0.1:7946\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPeers = map[string]string{"127.0.0.1:8081": "127.0.0.1:7946", "127.0.0.1:8082": "127.0.0.1:7947", "127.0.0.1:8083": "127.0.0.1:7948"}
+	if diff := cmp.Diff(wantPeers, cfg.Peers()); diff != "" {
+		t.Errorf("gossip peers with an explicit gossip address (-want +got):\n%s", diff)
+	}
 }
 
 // TestExampleConfig: configs/appnode.yaml loads as it is.
@@ -98,6 +125,9 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if _, err := cfg.Ring(); err != nil {
 		t.Fatal(err)
+	}
+	if !cfg.ReadRepair || cfg.WriteAcks != 0 || cfg.Gossip.Bind != "127.0.0.1:8181" || cfg.Gossip.ProbeInterval != time.Second {
+		t.Errorf("example's replication and gossip settings = read_repair %v, write_acks %d, gossip %+v", cfg.ReadRepair, cfg.WriteAcks, cfg.Gossip)
 	}
 }
 

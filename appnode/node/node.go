@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/appnode/store"
 	"github.com/ringfront/ringfront/internal/config"
@@ -19,6 +20,10 @@ import (
 // readyInterval is how often /readyz is brought up to date with the
 // store's health: about as often as a load balancer probes it.
 const readyInterval = time.Second
+
+// learnRingTimeout bounds asking the other members for the previous
+// ring at start: a few round trips to each.
+const learnRingTimeout = 2 * time.Second
 
 // Loader reads the configuration again, for a reload.
 type Loader func() (Config, error)
@@ -31,6 +36,7 @@ type Node struct {
 	store  *store.Store
 	srv    *server.Server
 	admin  *daemon.Admin
+	gossip *gossip.Detector
 
 	mu  sync.Mutex // guards cfg
 	cfg Config
@@ -58,23 +64,36 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	admin := daemon.NewAdmin(adminToken)
-	srv, err := server.New(server.Options{
-		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
-		Secret: secret, Log: log, Registry: admin.Registry(),
+	det, err := gossip.New(gossip.Config{
+		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Peers(),
+		Secret: secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval, Log: log,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, cfg: cfg}
+	admin := daemon.NewAdmin(adminToken)
+	admin.Registry().MustRegister(det.Collector())
+	srv, err := server.New(server.Options{
+		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
+		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
+		AntiEntropyInterval: cfg.AntiEntropyInterval,
+	})
+	if err != nil {
+		det.Stop()
+		st.Close()
+		return nil, err
+	}
+	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
 	admin.Handle("POST /v1/reload", n.reloadHandler)
 	if err := srv.Listen(cfg.Listen); err != nil {
+		det.Stop()
 		st.Close()
 		return nil, err
 	}
 	if err := admin.Listen(cfg.Admin.Listen); err != nil {
+		det.Stop()
 		st.Close()
 		return nil, err
 	}
@@ -96,8 +115,26 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.gossip.Run(gctx) })
+	// Serve only once the failure detector knows who answered the first
+	// round of joins; until then every other member would count as dead.
+	select {
+	case <-n.gossip.Joined():
+	case <-gctx.Done():
+	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
+	// A member just added learns where its users are until they arrive.
+	// After Serve: members starting together ask each other.
+	lctx, lcancel := context.WithTimeout(gctx, learnRingTimeout)
+	n.srv.LearnPreviousRing(lctx)
+	lcancel()
+	g.Go(func() error { return n.srv.RunHandoff(gctx) })
+	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
+	n.mu.Lock()
+	rate := n.cfg.RebalanceRate // a reload does not change the rate
+	n.mu.Unlock()
+	g.Go(func() error { return n.srv.RunRebalance(gctx, rate) })
 	g.Go(func() error {
 		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
 		return nil
@@ -149,6 +186,8 @@ func (n *Node) Reload(ctx context.Context) error {
 		{"data_dir", old.DataDir, cfg.DataDir},
 		{"admin.listen", old.Admin.Listen, cfg.Admin.Listen},
 		{"cluster_secret_file", old.ClusterSecretFile, cfg.ClusterSecretFile},
+		{"gossip.bind", old.Gossip.Bind, cfg.Gossip.Bind},
+		{"gossip.advertise", old.Gossip.Advertise, cfg.Gossip.Advertise},
 	} {
 		if f.was != f.now {
 			return config.Errorf(f.key, f.now, "cannot change on reload (was %q); restart instead", f.was)
@@ -164,6 +203,10 @@ func (n *Node) Reload(ctx context.Context) error {
 	if err := n.srv.SetRouting(server.Routing(cfg.Routing)); err != nil {
 		return err
 	}
+	n.srv.SetWriteAcks(cfg.WriteAcks)
+	n.srv.SetReadRepair(cfg.ReadRepair)
+	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
+	n.gossip.SetPeers(cfg.Peers())
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)
 	return nil
@@ -173,13 +216,15 @@ func (n *Node) Reload(ctx context.Context) error {
 type Status struct {
 	Node string `json:"node"`
 	server.Status
+	// Liveness is every member as the failure detector sees it.
+	Liveness []gossip.State `json:"liveness"`
 }
 
 func (n *Node) status(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	name := n.cfg.Node
 	n.mu.Unlock()
-	daemon.WriteJSON(w, http.StatusOK, Status{Node: name, Status: n.srv.Status()})
+	daemon.WriteJSON(w, http.StatusOK, Status{Node: name, Status: n.srv.Status(), Liveness: n.gossip.States()})
 }
 
 func (n *Node) reloadHandler(w http.ResponseWriter, r *http.Request) {

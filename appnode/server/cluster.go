@@ -23,6 +23,8 @@ const (
 	HeaderCluster     = api.HeaderCluster
 	HeaderHops        = api.HeaderHops
 	HeaderOwner       = api.HeaderOwner
+	HeaderUnreachable = api.HeaderUnreachable
+	HeaderFallback    = api.HeaderFallback
 	HeaderRingVersion = api.HeaderRingVersion
 )
 

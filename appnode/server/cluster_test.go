@@ -79,12 +79,13 @@ func TestClusterForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m == owner(ms, u) {
+			if m.srv.Ring().InPreference(u, m.addr) {
+				// The owner and its replica hold every acknowledged post.
 				if diff := cmp.Diff(posts[u], stored); diff != "" {
-					t.Errorf("%s's posts on the owner (-want +got):\n%s", u, diff)
+					t.Errorf("%s's posts on %s, in its preference list (-want +got):\n%s", u, m.addr, diff)
 				}
 			} else if len(stored) != 0 {
-				t.Errorf("%s's posts stored on non-owner %s", u, m.addr)
+				t.Errorf("%s's posts stored on %s, outside its preference list", u, m.addr)
 			}
 		}
 		var page api.PostsAnswer
@@ -188,9 +189,11 @@ func TestClusterRedirect(t *testing.T) {
 		var ans api.CreateUserAnswer
 		a.decode(t, &ans)
 		tokens[u] = ans.Token
-		// Nothing was created on the member that redirected.
-		if _, err := notOwner(ms, u).store.User(u); err == nil {
-			t.Errorf("%s stored on the redirecting member", u)
+		// Nothing was created on members outside the preference list.
+		for _, m := range ms {
+			if _, err := m.store.User(u); err == nil && !m.srv.Ring().InPreference(u, m.addr) {
+				t.Errorf("%s stored on %s, outside its preference list", u, m.addr)
+			}
 		}
 	}
 	for _, u := range clusterUsers {
@@ -315,15 +318,38 @@ func TestRingDisagreement(t *testing.T) {
 	}
 }
 
-// TestForwardToDeadOwner: while the owner is down, a forwarded request
-// gets 502 with a JSON error naming the owner.
+// TestForwardToDeadOwner: an owner that died before the failure
+// detector noticed (it still says alive) cannot be connected to, so
+// forwards go on to the replica, which serves reads and takes writes
+// (with a hint for the owner). With the whole preference list down the
+// answer is 502 naming the members tried.
 func TestForwardToDeadOwner(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
-	o := owner(ms, "joe")
+	pref := ms[0].srv.Ring().Preference(nil, "joe")
+	o, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
+	var other *member
+	for _, m := range ms {
+		if m != o && m != replica {
+			other = m
+		}
+	}
+	token := createUser(t, other, "joe")
 	o.ts.Close()
-	a := do(t, nil, "GET", notOwner(ms, "joe").url("/v1/users/joe/posts"), "", nil)
-	if a.code != http.StatusBadGateway || !strings.Contains(a.errorText(t), o.addr) {
-		t.Errorf("forward to a dead owner = %d %s", a.code, a.body)
+	a := do(t, nil, "GET", other.url("/v1/users/joe"), "", nil)
+	if a.code != http.StatusOK || a.header.Get(HeaderOwner) != replica.addr {
+		t.Errorf("read with a dead owner = %d %s (answered by %s), want 200 from the replica %s", a.code, a.body, a.header.Get(HeaderOwner), replica.addr)
+	}
+	a = do(t, nil, "POST", other.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "while the owner is down"})
+	if a.code != http.StatusCreated {
+		t.Errorf("write with a dead owner = %d %s, want 201 from the replica", a.code, a.body)
+	}
+	if st := replica.srv.Status(); st.HintsByMember[o.addr] != 1 {
+		t.Errorf("hints on the replica = %v, want 1 for the owner %s", st.HintsByMember, o.addr)
+	}
+	replica.ts.Close()
+	a = do(t, nil, "GET", other.url("/v1/users/joe/posts"), "", nil)
+	if a.code != http.StatusBadGateway || !strings.Contains(a.errorText(t), o.addr) || !strings.Contains(a.errorText(t), replica.addr) {
+		t.Errorf("forward with the preference list down = %d %s", a.code, a.body)
 	}
 }
 

@@ -40,6 +40,9 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
 	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
 	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
+	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
+	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records))
+	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests))
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }
@@ -83,10 +86,7 @@ func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		if s.route(w, r, name) {
-			return
-		}
-		h(w, r)
+		s.serveRouted(w, r, name, h)
 	}
 }
 
@@ -159,16 +159,22 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if s.route(w, r, req.Name) {
-		return
-	}
+	s.serveRouted(w, r, req.Name, func(w http.ResponseWriter, r *http.Request) { s.createUserHere(w, r, req.Name) })
+}
+
+// createUserHere creates user name on this member, which answers for it.
+func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name string) {
 	// 32 random bytes: a token nobody guesses.
 	var raw [32]byte
 	rand.Read(raw[:])
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	u := feed.User{Name: req.Name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
+	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
 	if err := s.store.CreateUser(u); err != nil {
 		s.storeError(w, err)
+		return
+	}
+	if err := s.replicate(r.Context(), u.Name, record{User: &u}); err != nil {
+		s.replicaError(w, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+u.Name)
@@ -179,9 +185,13 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.store.User(r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.repairAfterRead(r, r.PathValue("name")) // a replica may have it
+		}
 		return
 	}
 	writeJSON(w, http.StatusOK, api.UserAnswer{Name: u.Name, Created: u.Created})
+	s.repairAfterRead(r, u.Name)
 }
 
 func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
@@ -201,6 +211,10 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
 	if err := s.store.AddPost(p); err != nil {
 		s.storeError(w, err)
+		return
+	}
+	if err := s.replicate(r.Context(), name, record{Post: &p}); err != nil {
+		s.replicaError(w, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
@@ -241,6 +255,9 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.userExists(name); err != nil {
 		s.storeError(w, err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.repairAfterRead(r, name) // a replica may have it
+		}
 		return
 	}
 	posts, next, err := s.store.PostsRaw(name, before, limit)
@@ -249,6 +266,7 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writePosts(w, posts, next)
+	s.repairAfterRead(r, name)
 }
 
 // userExists returns nil, store.ErrNotFound or the store's error.
@@ -307,8 +325,8 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	e := feed.Edge{Follower: name, Followee: other, Clock: s.clock.Now(), Removed: r.Method == http.MethodDelete}
 	owner := s.target(s.ring.Load(), other)
 	if owner == s.self {
-		if err := s.mergeFollower(e); err != nil {
-			s.storeError(w, err)
+		if err := s.mergeFollower(r.Context(), e); err != nil {
+			s.replicaError(w, err)
 			return
 		}
 	} else if err := s.call(r.Context(), http.MethodPut, owner, "/internal/v1/users/"+other+"/followers", e, nil); err != nil {
@@ -327,16 +345,33 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
+	if err := s.replicate(r.Context(), name, record{Edge: &e, Side: store.Following}); err != nil {
+		s.replicaError(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// mergeFollower stores an edge on the followee's side, here.
-func (s *Server) mergeFollower(e feed.Edge) error {
+// mergeFollower stores an edge on the followee's side, here, and on the
+// followee's other replicas.
+func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	_, err := s.store.MergeEdge(store.Followers, e)
-	return err
+	if _, err := s.store.MergeEdge(store.Followers, e); err != nil {
+		return err
+	}
+	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
+}
+
+// replicaError answers a write that is stored here but could not be
+// made durable on enough replicas, or whose store write failed.
+func (s *Server) replicaError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrTooFewCopies) {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	s.storeError(w, err)
 }
 
 // putFollower is the node-to-node half of follow.
@@ -350,8 +385,8 @@ func (s *Server) putFollower(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clock.Observe(e.Clock)
-	if err := s.mergeFollower(e); err != nil {
-		s.storeError(w, err)
+	if err := s.mergeFollower(r.Context(), e); err != nil {
+		s.replicaError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -382,6 +417,7 @@ func (s *Server) active(side store.Side, name string) ([]string, error) {
 }
 
 func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
+	defer s.repairAfterRead(r, r.PathValue("name"))
 	names, err := s.active(store.Following, r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
@@ -391,6 +427,7 @@ func (s *Server) listFollowing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
+	defer s.repairAfterRead(r, r.PathValue("name"))
 	names, err := s.active(store.Followers, r.PathValue("name"))
 	if err != nil {
 		s.storeError(w, err)
@@ -581,7 +618,12 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) getRing(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())})
+	ans := api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())}
+	if prev := s.prevRing.Load(); prev != nil {
+		info := prev.Info()
+		ans.Previous = &info
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
@@ -601,9 +643,23 @@ type Status struct {
 	Routing string      `json:"routing"`
 	Ring    ring.Info   `json:"ring"`
 	Store   store.Stats `json:"store"`
+	// Hints counts the hints waiting here, by member.
+	HintsByMember map[string]int `json:"hints_by_member,omitempty"`
+	// Hints is their total.
+	Hints int `json:"hints"`
+	// Rebalance is the progress of streaming users to new replicas
+	// after the last ring change.
+	Rebalance RebalanceStatus `json:"rebalance"`
 }
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
-	return Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats()}
+	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus()}
+	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
+		st.HintsByMember = hc
+		for _, n := range hc {
+			st.Hints += n
+		}
+	}
+	return st
 }

@@ -46,6 +46,14 @@ type clusterOpts struct {
 	transport http.RoundTripper
 	// registry, when set, gets member i's metrics.
 	registry func(i int) prometheus.Registerer
+	// writeAcks is every member's Options.WriteAcks.
+	writeAcks int
+	// readRepair is every member's Options.ReadRepair.
+	readRepair bool
+	// memberTransport, when set, is member i's transport (over transport).
+	memberTransport func(i int) http.RoundTripper
+	// memberAlive, when set, is member i's failure detector (over alive).
+	memberAlive func(i int) func(member string) bool
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -88,8 +96,15 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		if o.secret != nil {
 			secret = o.secret(i)
 		}
+		transport, alive := o.transport, o.alive
+		if o.memberTransport != nil {
+			transport = o.memberTransport(i)
+		}
+		if o.memberAlive != nil {
+			alive = o.memberAlive(i)
+		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: o.alive, Registry: reg, Transport: o.transport})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +115,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
 		t.Cleanup(func() {
 			ts.Close()
+			srv.repairs.Wait() // background read repairs use the store
 			st.Close()
 		})
 	}

@@ -14,6 +14,13 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	routed        *prometheus.CounterVec
 	forwardErrors prometheus.Counter
+	failovers     prometheus.Counter
+	replicated    prometheus.Counter
+	replicaErrors prometheus.Counter
+	hinted        prometheus.Counter
+	handedOff     prometheus.Counter
+	repairs       *prometheus.CounterVec
+	antiEntropy   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -30,15 +37,43 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}, []string{"route"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_routed_total",
-			Help: "Requests for users owned by another member, by how they were routed (forward or redirect).",
+			Help: "Requests for users answered by another member, by how they were routed (forward, redirect, or fallback: to the previous holder of a user still being streamed here).",
 		}, []string{"mode"}),
 		forwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_forward_errors_total",
 			Help: "Forwarded requests that got no answer from the owner.",
 		}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_forward_failovers_total",
+			Help: "Forwards that could not connect to the member answering for a user and went to the next live member of its preference list.",
+		}),
+		replicated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_replicated_records_total",
+			Help: "Records received from other members as their replica (writes and delivered hints).",
+		}),
+		replicaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_replica_errors_total",
+			Help: "Calls to a replica that the failure detector saw alive that failed (the write was hinted).",
+		}),
+		hinted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hints_stored_total",
+			Help: "Writes kept as hints for a replica that was dead or did not answer.",
+		}),
+		handedOff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hints_delivered_total",
+			Help: "Hints delivered to their member once it was alive again.",
+		}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_read_repairs_total",
+			Help: "Read repairs by result: same (replicas agreed), repaired, failed, skipped (too many running).",
+		}, []string{"result"}),
+		antiEntropy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_anti_entropy_rounds_total",
+			Help: "Anti-entropy comparisons with another member by result: same, repaired, failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy, storeCollector{st})
 	}
 	return m
 }

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +63,19 @@ type Options struct {
 	// Requests for a user go to the first live member of the user's
 	// preference list, so a failure detector plugs in here.
 	Alive func(member string) bool
+	// WriteAcks is how many durable copies (this member's included) a
+	// write needs before it is acknowledged; 0 means every replica that
+	// Alive reports up (at least 1). SetWriteAcks changes it.
+	WriteAcks int
+	// ReadRepair turns read repair on (see Repair); SetReadRepair
+	// changes it.
+	ReadRepair bool
+	// AntiEntropyInterval is how often RunAntiEntropy compares with the
+	// other members; 0 means DefaultAntiEntropyInterval.
+	AntiEntropyInterval time.Duration
+	// HandoffInterval is how often RunHandoff offers hints to members
+	// that are alive again; 0 means DefaultHandoffInterval.
+	HandoffInterval time.Duration
 }
 
 // Server serves appnode's API. It is safe for concurrent use; SetRing
@@ -80,6 +95,16 @@ type Server struct {
 	proxy   *httputil.ReverseProxy
 	mux     *http.ServeMux
 	metrics *metrics
+
+	writeAcks       atomic.Int32
+	handoffInterval time.Duration
+	readRepair      atomic.Bool
+	// antiEntropyInterval is a time.Duration.
+	antiEntropyInterval atomic.Int64
+	repairSlots         chan struct{}  // one token per running repair
+	repairs             sync.WaitGroup // running repairs, waited for by Serve
+	rebalance           rebalancer
+	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
 
 	srv *http.Server
 	ln  net.Listener
@@ -105,6 +130,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Alive == nil {
 		opts.Alive = func(string) bool { return true }
 	}
+	if opts.HandoffInterval == 0 {
+		opts.HandoffInterval = DefaultHandoffInterval
+	}
 	if opts.Transport == nil {
 		opts.Transport = NewTransport()
 	}
@@ -118,9 +146,17 @@ func New(opts Options) (*Server, error) {
 		clock:   feed.NewClock(opts.Now),
 		peers:   &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
 		metrics: newMetrics(opts.Registry, opts.Store),
+
+		handoffInterval: opts.HandoffInterval,
+		repairSlots:     make(chan struct{}, maxRepairs),
 	}
+	s.SetWriteAcks(opts.WriteAcks)
+	s.SetReadRepair(opts.ReadRepair)
+	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
+	s.rebalance.settled = opts.Ring
+	s.rebalance.kick = make(chan struct{}, 1)
 	if err := s.SetRouting(opts.Routing); err != nil {
 		return nil, err
 	}
@@ -163,11 +199,19 @@ func NewTransport() *http.Transport {
 }
 
 // SetRing installs a new ring; requests already routed keep the old one.
+// RunRebalance then streams the users whose preference lists changed to
+// their new members.
 func (s *Server) SetRing(r *ring.Ring) error {
 	if !r.Has(s.self) {
 		return fmt.Errorf("new ring does not contain this member %s", s.self)
 	}
-	s.ring.Store(r)
+	if old := s.ring.Swap(r); old.Version() != r.Version() {
+		s.prevRing.Store(old)
+	}
+	select {
+	case s.rebalance.kick <- struct{}{}: // RunRebalance plans the move
+	default: // a plan is already due; it will see this ring
+	}
 	return nil
 }
 
@@ -265,13 +309,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
 	<-errc
+	s.repairs.Wait() // each is bounded by peerTimeout
+
 	if err != nil {
 		return fmt.Errorf("shutting down api listener: %w", err)
 	}
 	return nil
 }
-
-type ownerKey struct{}
 
 // bufferPool recycles the buffers that forwarded answers are copied
 // through; without it every forward allocates 32 KiB.
@@ -283,69 +327,203 @@ func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(b) }
 
 // target returns the member that answers for user name: the first live
-// member of its preference list (the owner while it is up). When none is
-// alive it is the owner, so the error names who should have answered.
-func (s *Server) target(rg *ring.Ring, name string) string {
+// member of its preference list (the owner while it is up), passing over
+// the members in skip. When none is alive it is the owner, so the error
+// names who should have answered.
+func (s *Server) target(rg *ring.Ring, name string, skip ...string) string {
 	var buf [8]string
 	pref := rg.Preference(buf[:0], name)
 	for _, m := range pref {
-		if m == s.self || s.alive(m) {
+		if m == s.self || s.alive(m) && !slices.Contains(skip, m) {
 			return m
 		}
 	}
 	return pref[0]
 }
 
-// route sends a request for user name to the member that answers for
-// it, or returns false when that is this member.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) bool {
+// forwardPlan is what the proxy needs to know about one forward.
+type forwardPlan struct {
+	owner       string
+	hops        int
+	skip        []string
+	body        []byte
+	fallback    bool // ask owner to answer from what it holds (HeaderFallback)
+	unreachable bool // set by proxyError when owner could not be dialled
+}
+
+type planKey struct{}
+
+// skipKey carries, in a request's context, the members to pass over for
+// it (see HeaderUnreachable).
+type skipKey struct{}
+
+// skipped returns the members to pass over for the request in ctx.
+func skipped(ctx context.Context) []string {
+	skip, _ := ctx.Value(skipKey{}).([]string)
+	return skip
+}
+
+// serveRouted serves a request for user name: here with h when this
+// member answers for name, else by forwarding (or redirecting) it to
+// the member that does. A forward that cannot even connect (the member
+// died and the failure detector does not know yet) never reached it, so
+// it moves on to the next live member of the preference list, which is
+// told to pass over the unreachable one.
+func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc) {
 	rg := s.ring.Load()
-	owner := s.target(rg, name)
-	w.Header().Set(HeaderOwner, owner)
-	if owner == s.self {
-		return false
-	}
 	hops := 0
-	if r.Header.Get(HeaderHops) != "" && verify(s.secret, s.now(), r) {
+	var skip []string
+	fallback := false
+	if verify(s.secret, s.now(), r) {
 		hops, _ = strconv.Atoi(r.Header.Get(HeaderHops))
+		if v := r.Header.Get(HeaderUnreachable); v != "" {
+			skip = strings.Split(v, ",")
+		}
+		fallback = r.Header.Get(HeaderFallback) != ""
 	}
-	if hops >= maxHops {
-		writeError(w, http.StatusLoopDetected, fmt.Errorf("request for %s was forwarded %d times without reaching its owner (members disagree about the ring?)", name, hops))
+	var body []byte
+	buffer := func() bool {
+		if body != nil {
+			return true
+		}
+		// Buffered, so the request can go to another member if the
+		// first cannot be reached.
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
+			return false
+		}
+		body = b
 		return true
 	}
-	if s.Routing() == Redirect {
-		s.metrics.routed.WithLabelValues(string(Redirect)).Inc()
-		w.Header().Set("Location", "http://"+owner+r.URL.RequestURI())
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		return true
+	serveHere := func() {
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), skipKey{}, skip)))
 	}
-	s.metrics.routed.WithLabelValues(string(Forward)).Inc()
-	r = r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner))
-	r.Header.Set(HeaderHops, strconv.Itoa(hops+1))
-	s.proxy.ServeHTTP(w, r)
-	return true
+	if fallback {
+		// A new member of the user's preference list sent this here
+		// because the user had not reached it yet: answer from here.
+		w.Header().Set(HeaderOwner, s.self)
+		serveHere()
+		return
+	}
+	for attempt := 0; attempt <= rg.Replicas(); attempt++ {
+		owner := s.target(rg, name, skip...)
+		w.Header().Set(HeaderOwner, owner)
+		if owner == s.self {
+			// Bounded by the previous preference list's length.
+			for fskip := skip; hops < maxHops; {
+				prev := s.movedFrom(name, fskip)
+				if prev == "" || slices.Contains(fskip, prev) {
+					break
+				}
+				if !buffer() {
+					return
+				}
+				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true}
+				s.metrics.routed.WithLabelValues("fallback").Inc()
+				s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+				if !plan.unreachable {
+					return
+				}
+				fskip = append(slices.Clip(fskip), prev)
+			}
+			serveHere()
+			return
+		}
+		if hops >= maxHops {
+			writeError(w, http.StatusLoopDetected, fmt.Errorf("request for %s was forwarded %d times without reaching its owner (members disagree about the ring?)", name, hops))
+			return
+		}
+		if s.Routing() == Redirect {
+			s.metrics.routed.WithLabelValues(string(Redirect)).Inc()
+			w.Header().Set("Location", "http://"+owner+r.URL.RequestURI())
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		if !buffer() {
+			return
+		}
+		plan := &forwardPlan{owner: owner, hops: hops + 1, skip: skip, body: body}
+		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
+		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+		if !plan.unreachable {
+			return
+		}
+		s.metrics.failovers.Inc()
+		skip = append(slices.Clip(skip), owner)
+	}
+	writeError(w, http.StatusBadGateway, fmt.Errorf("no member of %s's preference list could be reached (tried %s)", name, strings.Join(skip, ", ")))
+}
+
+// movedFrom returns the member that answered for user name under the
+// previous ring, when name moved to this member with the last ring
+// change and has not arrived here yet; else "". Requests for such a
+// user go there until the rebalance has streamed it here, so a moving
+// user is never missing (and never created twice).
+func (s *Server) movedFrom(name string, skip []string) string {
+	prev := s.prevRing.Load()
+	if prev == nil || prev.InPreference(name, s.self) {
+		return ""
+	}
+	if ok, err := s.store.HasUser(name); err != nil || ok {
+		return ""
+	}
+	if m := s.target(prev, name, skip...); m != s.self {
+		return m
+	}
+	return ""
 }
 
 // rewrite points a forwarded request at the owner and signs it, so the
-// owner believes its hop count.
+// owner believes its hop count and the members it should pass over.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	owner := pr.In.Context().Value(ownerKey{}).(string)
-	pr.SetURL(&url.URL{Scheme: "http", Host: owner})
+	plan := pr.In.Context().Value(planKey{}).(*forwardPlan)
+	pr.SetURL(&url.URL{Scheme: "http", Host: plan.owner})
 	pr.SetXForwarded()
-	pr.Out.Header.Set(HeaderHops, pr.In.Header.Get(HeaderHops))
+	body := plan.body
+	pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+	pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	pr.Out.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		pr.Out.Body, pr.Out.GetBody = http.NoBody, nil
+	}
+	pr.Out.Header.Set(HeaderHops, strconv.Itoa(plan.hops))
+	pr.Out.Header.Del(HeaderUnreachable)
+	pr.Out.Header.Del(HeaderFallback)
+	if plan.fallback {
+		pr.Out.Header.Set(HeaderFallback, "1")
+	}
+	if len(plan.skip) > 0 {
+		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
+	}
 	pr.Out.Header.Set(HeaderCluster, sign(s.secret, s.now(), pr.Out.Method, pr.Out.URL.RequestURI()))
 }
 
+// unreachable reports whether err means the request never reached the
+// member: the connection could not be made.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	owner, _ := r.Context().Value(ownerKey{}).(string)
+	plan := r.Context().Value(planKey{}).(*forwardPlan)
 	s.metrics.forwardErrors.Inc()
-	s.log.Warn("forwarding failed", "op", "forward", "peer", owner, "err", err)
+	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
+	if unreachable(err) {
+		// Nothing was sent: the caller tries the next member.
+		plan.unreachable = true
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		// The client went away; nobody reads this answer.
 		w.WriteHeader(499)
 		return
 	}
-	writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", owner, err))
+	writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", plan.owner, err))
 }
 
 // writeError writes {"error": "..."}.

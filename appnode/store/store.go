@@ -63,6 +63,7 @@ type Store struct {
 	failed  atomic.Bool
 	userMu  sync.Mutex // serialises user creation (check, then write)
 	edgeMu  sync.Mutex // serialises edge read-merge-write
+	hintSeq atomic.Uint64
 }
 
 // Open opens or creates the database in dir.
@@ -85,7 +86,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		err = classify(err)
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}, nil
+	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
+	st.initHintSeq()
+	return st, nil
 }
 
 // Failed reports whether the store has failed (see ErrFailed).
@@ -422,7 +425,7 @@ type Stats struct {
 	WritesFail bool              `json:"failed,omitempty"`
 }
 
-var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "followers": "r/"}
+var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "followers": "r/", "hints": hintPrefix}
 
 // Stats estimates the database's sizes.
 func (s *Store) Stats() Stats {

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/node"
+	"github.com/ringfront/ringfront/appnode/ring"
+)
+
+// childEnv names the config file a re-executed test binary serves:
+// the crash test runs real appnode daemons as child processes, so that
+// kill -9 is a real kill -9.
+const childEnv = "APPNODE_TEST_SERVE_CONFIG"
+
+// serveChild runs `appnode serve` when the test binary was started as
+// a child; it reports whether it did.
+func serveChild() bool {
+	cfg := os.Getenv(childEnv)
+	if cfg == "" {
+		return false
+	}
+	root := newRoot()
+	root.SetArgs([]string{"serve", "-c", cfg})
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "appnode:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+	return true
+}
+
+// freePorts returns n loopback ports p that are free for TCP, with p+100
+// free for TCP and UDP too (the gossip port), and n more free ports for
+// the admin listeners. Bounded: it gives up after 200 tries.
+func freePorts(t *testing.T, n int) (api, admin []int) {
+	t.Helper()
+	free := func(network string, port int) bool {
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if network == "udp" {
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		ln.Close()
+		return true
+	}
+	taken := map[int]bool{}
+	for try := 0; try < 200 && (len(api) < n || len(admin) < n); try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if taken[p] || taken[p+100] || p+100 > 65535 {
+			continue
+		}
+		if len(api) < n {
+			if free("tcp", p+100) && free("udp", p+100) {
+				api = append(api, p)
+				taken[p], taken[p+100] = true, true
+			}
+			continue
+		}
+		admin = append(admin, p)
+		taken[p] = true
+	}
+	if len(api) < n || len(admin) < n {
+		t.Fatal("no free loopback ports")
+	}
+	return api, admin
+}
+
+// daemonProc is one appnode child process.
+type daemonProc struct {
+	addr, admin, cfg, logFile string
+	cmd                       *exec.Cmd
+	done                      chan struct{}
+}
+
+func (d *daemonProc) start(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(d.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	d.cmd.Env = []string{childEnv + "=" + d.cfg, "GOMAXPROCS=2"}
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", d.addr, err)
+	}
+	d.done = make(chan struct{})
+	go func() {
+		d.cmd.Wait()
+		logf.Close()
+		close(d.done)
+	}()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemonProc) kill() {
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+func (d *daemonProc) status(ctx context.Context) (node.Status, error) {
+	var st node.Status
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+d.admin+"/v1/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("status %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// waitUntil polls cond every 20ms for up to limit.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, limit)
+	return 0
+}
+
+// allPosts pages through a user's posts via member.
+func allPosts(c *http.Client, member, user string) (map[feed.ID]bool, error) {
+	out := map[feed.ID]bool{}
+	before := ""
+	for range 1000 {
+		url := "http://" + member + "/v1/users/" + user + "/posts?limit=200"
+		if before != "" {
+			url += "&before=" + before
+		}
+		resp, err := c.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		var page api.PostsAnswer
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil {
+			return nil, fmt.Errorf("reading %s's posts via %s: %s, %v", user, member, resp.Status, err)
+		}
+		for _, p := range page.Posts {
+			out[p.ID] = true
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		before = page.Next
+	}
+	return nil, fmt.Errorf("reading %s's posts via %s: more than 1000 pages", user, member)
+}
+
+// TestKillOwnerUnderLoad is issue 6's test: three appnode daemons
+// (child processes), a writer posting continuously to users owned by
+// one of them, and that owner killed with SIGKILL, then restarted on the
+// same data. Every acknowledged post must be readable afterwards from
+// every member, and — once the hints are delivered — from the owner's
+// own store too.
+func TestKillOwnerUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte("crash test cluster secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apiPorts, adminPorts := freePorts(t, 3)
+	var members []string
+	for _, p := range apiPorts {
+		members = append(members, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	ds := make([]*daemonProc, 3)
+	for i := range ds {
+		d := &daemonProc{addr: members[i], admin: "127.0.0.1:" + strconv.Itoa(adminPorts[i]),
+			cfg: filepath.Join(dir, fmt.Sprintf("app%d.yaml", i)), logFile: filepath.Join(dir, fmt.Sprintf("app%d.log", i))}
+		body := fmt.Sprintf(`node: app%d
+listen: %q
+members: [%s]
+replicas: 2
+data_dir: %q
+cluster_secret_file: %q
+gossip: {probe_interval: 100ms, rejoin_interval: 200ms}
+admin: {listen: %q}
+log: {level: info}
+`, i, d.addr, `"`+strings.Join(members, `", "`)+`"`, filepath.Join(dir, fmt.Sprintf("data%d", i)), key, d.admin)
+		if err := os.WriteFile(d.cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.start(t)
+		ds[i] = d
+	}
+	t.Cleanup(func() {
+		for _, d := range ds {
+			d.kill()
+		}
+		if t.Failed() {
+			for _, d := range ds {
+				b, _ := os.ReadFile(d.logFile)
+				t.Logf("log of %s:\n%s", d.addr, b)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	allSeeAll := func() bool {
+		for _, d := range ds {
+			st, err := d.status(ctx)
+			if err != nil || len(st.Liveness) != 3 {
+				return false
+			}
+			for _, l := range st.Liveness {
+				if !l.Alive {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	waitUntil(t, 15*time.Second, "three daemons up and alive to each other", allSeeAll)
+
+	rg, err := ring.New(ring.Config{Members: members, VNodes: node.DefaultVNodes, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := ds[0]
+	var users []string
+	for i := 0; len(users) < 6 && i < 10000; i++ {
+		if u := fmt.Sprintf("busy%d", i); rg.Owner(u) == victim.addr {
+			users = append(users, u)
+		}
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	tokens := map[string]string{}
+	for _, u := range users {
+		b, _ := json.Marshal(api.CreateUserRequest{Name: u})
+		resp, err := c.Post("http://"+ds[1].addr+"/v1/users", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ans api.CreateUserAnswer
+		json.NewDecoder(resp.Body).Decode(&ans)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("creating %s: %s", u, resp.Status)
+		}
+		tokens[u] = ans.Token
+	}
+
+	// The writer posts round-robin to the victim's users through the two
+	// survivors in turn, as a client behind dnslb would, one request at a
+	// time, until stopped (or 5000 requests).
+	var (
+		mu        sync.Mutex // guards acked, failed, sent, lastFail, firstOK
+		acked     = map[string][]feed.ID{}
+		failed    int
+		sent      int
+		lastFail  time.Time
+		stopWrite = make(chan struct{})
+		wrote     = make(chan struct{})
+	)
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 5000; i++ {
+			select {
+			case <-stopWrite:
+				return
+			default:
+			}
+			u := users[i%len(users)]
+			via := ds[1+i%2].addr
+			b, _ := json.Marshal(api.PostRequest{Text: fmt.Sprintf("post %d", i)})
+			req, _ := http.NewRequest("POST", "http://"+via+"/v1/users/"+u+"/posts", bytes.NewReader(b))
+			req.Header.Set("Authorization", "Bearer "+tokens[u])
+			resp, err := c.Do(req)
+			var p feed.Post
+			ok := err == nil && resp.StatusCode == 201
+			if err == nil {
+				if ok {
+					ok = json.NewDecoder(resp.Body).Decode(&p) == nil
+				}
+				resp.Body.Close()
+			}
+			mu.Lock()
+			sent++
+			if ok {
+				acked[u] = append(acked[u], p.ID)
+			} else {
+				failed++
+				lastFail = time.Now()
+			}
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	killed := time.Now()
+	victim.kill()
+	survivorsSeeDead := waitUntil(t, 10*time.Second, "survivors see the victim dead", func() bool {
+		for _, d := range ds[1:] {
+			st, err := d.status(ctx)
+			if err != nil {
+				return false
+			}
+			for _, l := range st.Liveness {
+				if l.Member == victim.addr && l.Alive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	time.Sleep(1500 * time.Millisecond) // writes go to the replica, with hints
+	mu.Lock()
+	outage := "none failed"
+	if !lastFail.IsZero() {
+		outage = lastFail.Sub(killed).Round(time.Millisecond).String() + " after the kill"
+	}
+	failedDown := failed
+	mu.Unlock()
+
+	// Every acknowledged post is readable from both survivors now.
+	check := func(label string, via []*daemonProc) int {
+		mu.Lock()
+		want := map[string][]feed.ID{}
+		for u, ids := range acked {
+			want[u] = append([]feed.ID(nil), ids...)
+		}
+		mu.Unlock()
+		lost := 0
+		for _, d := range via {
+			for _, u := range users {
+				got, err := allPosts(c, d.addr, u)
+				if err != nil {
+					t.Errorf("%s: %v", label, err)
+					lost += len(want[u])
+					continue
+				}
+				for _, id := range want[u] {
+					if !got[id] {
+						lost++
+					}
+				}
+			}
+		}
+		if lost > 0 {
+			t.Errorf("%s: %d acknowledged posts missing", label, lost)
+		}
+		return lost
+	}
+	lostDown := check("owner dead, read via survivors", ds[1:])
+
+	restarted := time.Now()
+	victim.start(t)
+	waitUntil(t, 15*time.Second, "victim back and alive to everyone", allSeeAll)
+	// Keep writing a little while the owner is back, then stop.
+	time.Sleep(500 * time.Millisecond)
+	close(stopWrite)
+	<-wrote
+	waitUntil(t, 15*time.Second, "hints delivered", func() bool {
+		for _, d := range ds {
+			st, err := d.status(ctx)
+			if err != nil || st.Hints != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	toConverge := time.Since(restarted)
+	// The survivors' /metrics show the victim alive again and the hints
+	// they delivered to it.
+	delivered := 0.0
+	for _, d := range ds[1:] {
+		resp, err := c.Get("http://" + d.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("appnode_member_alive{member=%q} 1", victim.addr); !strings.Contains(string(b), want) {
+			t.Errorf("/metrics of %s lacks %s", d.addr, want)
+		}
+		if m := regexp.MustCompile(`(?m)^appnode_hints_delivered_total (\S+)$`).FindSubmatch(b); m != nil {
+			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			delivered += n
+		}
+	}
+	if delivered == 0 {
+		t.Error("the survivors' /metrics show no hints delivered")
+	}
+	lostAfter := check("owner back, read via every member", ds)
+	// Every member routes reads for these users to their owner, the
+	// victim, again: the check above read the owner's own copy.
+	for _, d := range ds {
+		for _, u := range users {
+			resp, err := c.Get("http://" + d.addr + "/v1/users/" + u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get(api.HeaderOwner); got != victim.addr {
+				t.Errorf("reads for %s via %s answered by %s, want the owner %s", u, d.addr, got, victim.addr)
+			}
+		}
+	}
+	mu.Lock()
+	total := 0
+	for _, ids := range acked {
+		total += len(ids)
+	}
+	t.Logf("writer: %d requests, %d acknowledged, %d failed (%d of them before the restart); last failure: %s",
+		sent, total, failed, failedDown, outage)
+	mu.Unlock()
+	t.Logf("owner killed: survivors saw it dead after %v; acknowledged posts lost while it was down: %d",
+		(survivorsSeeDead).Round(time.Millisecond), lostDown)
+	t.Logf("owner restarted: alive, %v hints delivered and every post on every member %v after restart; lost: %d",
+		delivered, toConverge.Round(time.Millisecond), lostAfter)
+}

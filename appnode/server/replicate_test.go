@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+// byAddr finds a member.
+func byAddr(ms []*member, addr string) *member {
+	for _, m := range ms {
+		if m.addr == addr {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestReplicatedWrites: every write (user, post, both sides of a follow)
+// reaches the whole preference list before it is acknowledged.
+func TestReplicatedWrites(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	users := usersFor(ms, 1)
+	tokens := map[string]string{}
+	for _, u := range users {
+		tokens[u] = createUser(t, notOwner(ms, u), u)
+	}
+	a, b := users[0], users[1]
+	p := do(t, nil, "POST", ms[2].url("/v1/users/"+a+"/posts"), tokens[a], api.PostRequest{Text: "replicated"})
+	if p.code != 201 {
+		t.Fatalf("post = %d %s", p.code, p.body)
+	}
+	if f := do(t, nil, "PUT", ms[2].url("/v1/users/"+a+"/following/"+b), tokens[a], nil); f.code != 204 {
+		t.Fatalf("follow = %d %s", f.code, f.body)
+	}
+	for _, m := range ms {
+		inA, inB := m.srv.Ring().InPreference(a, m.addr), m.srv.Ring().InPreference(b, m.addr)
+		posts, _, err := m.store.Posts(a, feed.ID{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(posts); got != map[bool]int{true: 1, false: 0}[inA] {
+			t.Errorf("%s holds %d of %s's posts (in preference list: %v)", m.addr, got, a, inA)
+		}
+		following, _ := m.store.Edges(store.Following, a)
+		followers, _ := m.store.Edges(store.Followers, b)
+		if (len(following) == 1) != inA || (len(followers) == 1) != inB {
+			t.Errorf("%s holds following %v, followers %v (in %s's list: %v, in %s's: %v)", m.addr, following, followers, a, inA, b, inB)
+		}
+	}
+}
+
+// TestHintedHandoff: a dead replica gets hints; when it is alive again
+// one handoff round delivers them and empties the hint store.
+func TestHintedHandoff(t *testing.T) {
+	var dead atomic.Value
+	dead.Store("")
+	ms := newCluster(t, clusterOpts{n: 3, alive: func(m string) bool { return m != dead.Load().(string) }})
+	pref := ms[0].srv.Ring().Preference(nil, "joe")
+	coord, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
+	dead.Store(replica.addr)
+	token := createUser(t, coord, "joe")
+	var want []feed.Post
+	for i := range 5 {
+		a := do(t, nil, "POST", coord.url("/v1/users/joe/posts"), token, api.PostRequest{Text: fmt.Sprint("while down ", i)})
+		if a.code != 201 {
+			t.Fatalf("post while the replica is dead = %d %s", a.code, a.body)
+		}
+		var p feed.Post
+		a.decode(t, &p)
+		want = append([]feed.Post{p}, want...)
+	}
+	if st := coord.srv.Status(); st.Hints != 6 || st.HintsByMember[replica.addr] != 6 {
+		t.Errorf("hints on the coordinator = %d %v, want 6 for %s", st.Hints, st.HintsByMember, replica.addr)
+	}
+	if n := coord.srv.Handoff(context.Background()); n != 0 {
+		t.Errorf("handoff to a dead member delivered %d", n)
+	}
+	dead.Store("")
+	if n := coord.srv.Handoff(context.Background()); n != 6 {
+		t.Errorf("handoff delivered %d, want 6", n)
+	}
+	got, _, err := replica.store.Posts("joe", feed.ID{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("posts on the replica after handoff (-want +got):\n%s", diff)
+	}
+	if _, err := replica.store.User("joe"); err != nil {
+		t.Errorf("user on the replica after handoff: %v", err)
+	}
+	if st := coord.srv.Status(); st.Hints != 0 {
+		t.Errorf("hints left after handoff: %v", st.HintsByMember)
+	}
+}
+
+// TestWriteAcks: a replica believed alive that does not answer makes a
+// write fail with 503 when every live copy is required, but not when
+// one copy is enough; either way the copy is hinted, never lost.
+func TestWriteAcks(t *testing.T) {
+	for _, tt := range []struct {
+		acks int
+		code int
+	}{{0, http.StatusServiceUnavailable}, {1, http.StatusCreated}, {2, http.StatusServiceUnavailable}} {
+		t.Run(fmt.Sprint("write_acks=", tt.acks), func(t *testing.T) {
+			ms := newCluster(t, clusterOpts{n: 3, writeAcks: tt.acks})
+			pref := ms[0].srv.Ring().Preference(nil, "joe")
+			coord, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
+			token := createUser(t, coord, "joe")
+			replica.ts.Close() // alive to the detector, but gone
+			a := do(t, nil, "POST", coord.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "x"})
+			if a.code != tt.code {
+				t.Fatalf("post = %d %s, want %d", a.code, a.body, tt.code)
+			}
+			if a.code == 503 && !strings.Contains(a.errorText(t), "1 of") {
+				t.Errorf("503 error text: %s", a.body)
+			}
+			posts, _, _ := coord.store.Posts("joe", feed.ID{}, 10)
+			if st := coord.srv.Status(); len(posts) != 1 || st.HintsByMember[replica.addr] != 1 {
+				t.Errorf("coordinator holds %d posts and hints %v, want the post and 1 hint", len(posts), st.HintsByMember)
+			}
+		})
+	}
+}
+
+// TestReplicateRefusesBadRecords: the node-to-node write checks what it
+// stores and needs the cluster secret.
+func TestReplicateRefusesBadRecords(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 1})
+	for _, tt := range []struct {
+		name string
+		body any
+		code int
+	}{
+		{"empty record", replicateRequest{Records: []record{{}}}, 400},
+		{"two kinds", replicateRequest{Records: []record{{User: &feed.User{Name: "a"}, Post: &feed.Post{Author: "a"}}}}, 400},
+		{"bad name", replicateRequest{Records: []record{{Post: &feed.Post{Author: "A!"}}}}, 400},
+		{"bad side", replicateRequest{Records: []record{{Edge: &feed.Edge{Follower: "a", Followee: "b"}, Side: 'x'}}}, 400},
+		{"good", replicateRequest{Records: []record{{User: &feed.User{Name: "a"}}, {User: &feed.User{Name: "a"}}}}, 204},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ms[0].srv.call(context.Background(), "POST", ms[0].addr, "/internal/v1/replicate", tt.body, nil)
+			code := 204
+			if pe := (*peerError)(nil); err != nil {
+				if !asPeerError(err, &pe) {
+					t.Fatal(err)
+				}
+				code = pe.Status
+			}
+			if code != tt.code {
+				t.Errorf("code = %d (%v), want %d", code, err, tt.code)
+			}
+		})
+	}
+	if a := do(t, nil, "POST", ms[0].url("/internal/v1/replicate"), "", replicateRequest{}); a.code != 401 {
+		t.Errorf("unsigned replicate = %d %s", a.code, a.body)
+	}
+}
+
+func asPeerError(err error, pe **peerError) bool { return errors.As(err, pe) }

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Hints are writes kept for a replica that did not take them (it was
+// dead, or the call failed), durable like every other write, until they
+// are delivered. Keys: "h/" + member + "\x00" + 8-byte sequence, so one
+// member's hints are contiguous and in the order they were made.
+
+const hintPrefix = "h/"
+
+func hintMemberPrefix(member string) []byte { return []byte(hintPrefix + member + "\x00") }
+
+// Hint is one stored hint.
+type Hint struct {
+	Key    []byte // for DeleteHints
+	Record []byte // what the replica should have received
+}
+
+// AddHint stores record for member, synced.
+func (s *Store) AddHint(member string, record []byte) error {
+	key := binary.BigEndian.AppendUint64(hintMemberPrefix(member), s.hintSeq.Add(1))
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(key, record, nil)
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("storing a hint for %s: %w", member, err)
+	}
+	return nil
+}
+
+// Hints returns up to limit of member's hints, oldest first.
+func (s *Store) Hints(member string, limit int) ([]Hint, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("reading hints: %w", ErrFailed)
+	}
+	lower := hintMemberPrefix(member)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("reading hints for %s: %w", member, err)
+	}
+	var out []Hint
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		out = append(out, Hint{Key: bytes.Clone(it.Key()), Record: bytes.Clone(it.Value())})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("reading hints for %s: %w", member, err)
+	}
+	return out, nil
+}
+
+// DeleteHints removes delivered hints, synced.
+func (s *Store) DeleteHints(hs []Hint) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, h := range hs {
+		b.Delete(h.Key, nil)
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("deleting %d delivered hints: %w", len(hs), err)
+	}
+	return nil
+}
+
+// HintCounts counts the stored hints by member.
+func (s *Store) HintCounts() (map[string]int, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("counting hints: %w", ErrFailed)
+	}
+	lower := []byte(hintPrefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("counting hints: %w", err)
+	}
+	out := map[string]int{}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[len(hintPrefix):]
+		if i := bytes.IndexByte(k, 0); i >= 0 {
+			out[string(k[:i])]++
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("counting hints: %w", err)
+	}
+	return out, nil
+}
+
+// HintMembers lists the members that have hints waiting. It seeks from
+// one member's hints to the next, so it costs one seek per member, not
+// one step per hint: handoff calls it every round.
+func (s *Store) HintMembers() ([]string, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("listing hinted members: %w", ErrFailed)
+	}
+	lower := []byte(hintPrefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("listing hinted members: %w", err)
+	}
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()[len(hintPrefix):]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			ok = it.Next() // not a hint key; step over it
+			continue
+		}
+		member := string(k[:i])
+		out = append(out, member)
+		ok = it.SeekGE(prefixEnd(hintMemberPrefix(member)))
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("listing hinted members: %w", err)
+	}
+	return out, nil
+}
+
+// initHintSeq starts the hint sequence at the wall clock in
+// nanoseconds, so hints made after a restart sort after older ones.
+func (s *Store) initHintSeq() { s.hintSeq.Store(uint64(time.Now().UnixNano())) }
