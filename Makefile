@@ -111,3 +111,9 @@ bench-failover: vipwatch
 .PHONY: bench-appnode
 bench-appnode: appnode
 	$(GO) run ./bench/appnode -appnode $(BIN)/appnode
+
+# bench-appnode-replication measures posts with replicas 1, 2 and 3 and
+# reads with a member dead.
+.PHONY: bench-appnode-replication
+bench-appnode-replication: appnode
+	$(GO) run ./bench/appnode -appnode $(BIN)/appnode -replication

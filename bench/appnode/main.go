@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -54,11 +55,13 @@ type options struct {
 	out         string
 	keep        bool
 	maxprocs    int
+	replication bool
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.appnode, "appnode", "bin/appnode", "appnode binary")
+	flag.BoolVar(&o.replication, "replication", false, "measure replication instead: posts with replicas 1, 2 and 3, and reads with a member dead")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests in flight")
@@ -74,7 +77,11 @@ func main() {
 	// the children by pid.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	runner := run
+	if o.replication {
+		runner = runReplication
+	}
+	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-appnode:", err)
 		os.Exit(1)
 	}
@@ -149,11 +156,12 @@ func waitHTTP(url string, procs ...*proc) error {
 }
 
 type cluster struct {
-	dir     string
-	members []string
-	admins  []string
-	configs []string
-	procs   []*proc
+	replicas int // 0 means 2
+	dir      string
+	members  []string
+	admins   []string
+	configs  []string
+	procs    []*proc
 }
 
 func (c *cluster) writeConfigs(routing string) error {
@@ -163,13 +171,13 @@ listen: %q
 advertise: %q
 members: [%s]
 vnodes: 128
-replicas: 2
+replicas: %d
 routing: %s
 data_dir: %q
 cluster_secret_file: %q
 admin: {listen: %q}
 log: {level: warn}
-`, i+1, c.members[i], c.members[i], `"`+strings.Join(c.members, `", "`)+`"`, routing,
+`, i+1, c.members[i], c.members[i], `"`+strings.Join(c.members, `", "`)+`"`, cmp.Or(c.replicas, 2), routing,
 			filepath.Join(c.dir, fmt.Sprintf("data%d", i+1)), filepath.Join(c.dir, "cluster.key"), c.admins[i])
 		if err := os.WriteFile(c.configs[i], []byte(body), 0o600); err != nil {
 			return err
@@ -179,7 +187,12 @@ log: {level: warn}
 }
 
 func startCluster(o options, dir string) (*cluster, error) {
-	c := &cluster{dir: dir}
+	return startClusterWith(o, dir, 2)
+}
+
+// startClusterWith starts 3 members keeping replicas copies of each user.
+func startClusterWith(o options, dir string, replicas int) (*cluster, error) {
+	c := &cluster{dir: dir, replicas: replicas}
 	key := make([]byte, 32)
 	rand.Read(key)
 	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
