@@ -102,6 +102,15 @@ func (l *lab) startAll() error {
 			"VIPWATCH_HOME_VIPS=" + fe.vip + "/24",
 			"VIPWATCH_PARTNER_VIPS=" + partner.vip + "/24",
 			"VIPWATCH_ADMIN_LISTEN=127.0.0.1:8054",
+			// Track the local appnode: while it fails, the VIP goes to
+			// the partner, whose appnode still answers.
+			"VIPWATCH_TRACK_TYPE=http",
+			"VIPWATCH_TRACK_PORT=80",
+			"VIPWATCH_TRACK_PATH=/healthz",
+			"VIPWATCH_TRACK_INTERVAL=200ms",
+			"VIPWATCH_TRACK_TIMEOUT=150ms",
+			"VIPWATCH_TRACK_RISE=2",
+			"VIPWATCH_TRACK_FALL=2",
 		})
 		if err != nil {
 			return err

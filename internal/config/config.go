@@ -305,6 +305,9 @@ func Keys(cfg any) []string {
 				key = prefix + "." + name
 			}
 			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem() // an optional section: its keys can still be set
+			}
 			if ft.Kind() == reflect.Struct && !isScalarStruct(ft) {
 				walk(ft, key)
 				continue

@@ -20,7 +20,10 @@ type testConfig struct {
 		TokenFile string `mapstructure:"token_file" secret:"true"`
 	} `mapstructure:"admin"`
 	Interval time.Duration `mapstructure:"interval"`
-	Items    []struct {
+	Optional *struct {
+		Port int `mapstructure:"port"`
+	} `mapstructure:"optional"`
+	Items []struct {
 		Name string `mapstructure:"name"`
 		TTL  uint32 `mapstructure:"ttl"`
 	} `mapstructure:"items"`
@@ -101,7 +104,7 @@ func TestLoadPrecedence(t *testing.T) {
 	err := Load(Options{
 		File:      p,
 		EnvPrefix: "TESTD",
-		Environ:   []string{"TESTD_ADMIN_LISTEN=env-admin", "TESTD_INTERVAL=2s", "TESTD_LISTEN=a,b"},
+		Environ:   []string{"TESTD_ADMIN_LISTEN=env-admin", "TESTD_INTERVAL=2s", "TESTD_LISTEN=a,b", "TESTD_OPTIONAL_PORT=81"},
 		Flags:     map[string]*pflag.Flag{"admin.listen": fs.Lookup("admin-listen"), "interval": fs.Lookup("interval")},
 	}, &c)
 	if err != nil {
@@ -112,6 +115,9 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 	if got, want := c.Admin.Listen, "env-admin"; got != want {
 		t.Errorf("admin.listen = %q, want %q (env beats file, unset flag does not count)", got, want)
+	}
+	if c.Optional == nil || c.Optional.Port != 81 {
+		t.Errorf("optional section from the environment = %+v, want port 81", c.Optional)
 	}
 	if got, want := c.Interval, 3*time.Second; got != want {
 		t.Errorf("interval = %v, want %v (flag beats env)", got, want)
