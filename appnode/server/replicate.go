@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -116,10 +117,8 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 			live++
 		}
 	}
-	if required == 0 {
-		required = max(live, 1)
-	}
-	acks := 1
+	allLive := required == 0
+	acks, refused := 1, 0
 	var (
 		mu      sync.Mutex // guards acks and hintErr
 		hintErr error
@@ -158,6 +157,13 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 			if err != nil {
 				s.metrics.replicaErrors.Inc()
 				hint(m, err)
+				if isRefused(err) {
+					// Nothing listens there: the member is down, the
+					// detector just has not said so yet.
+					mu.Lock()
+					refused++
+					mu.Unlock()
+				}
 				return
 			}
 			mu.Lock()
@@ -170,6 +176,10 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	defer mu.Unlock()
 	if hintErr != nil {
 		return hintErr
+	}
+	if allLive {
+		// "Every live replica": one that refused the connection is not.
+		required = max(live-refused, 1)
 	}
 	if acks < required {
 		return fmt.Errorf("%w: %d of %d copies durable (the others are kept as hints and delivered later)", ErrTooFewCopies, acks, required)
@@ -255,4 +265,10 @@ func (s *Server) Handoff(ctx context.Context) int {
 		s.log.Info("hints delivered", "op", "handoff", "count", delivered)
 	}
 	return delivered
+}
+
+// isRefused reports whether err is a refused connection: the member's
+// machine answered, but no appnode listens.
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
