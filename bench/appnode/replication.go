@@ -74,7 +74,7 @@ func runReplication(ctx context.Context, o options) error {
 			// A member dies; the others notice through gossip within a
 			// second or so.
 			c.procs[2].cmd.Process.Kill()
-			<-c.procs[2].done
+			c.procs[2].done <- <-c.procs[2].done // reaped; stop() reads it again
 			time.Sleep(3 * time.Second)
 			alive := func() []int { return c.pids()[:2] }
 			add(measureOn(ctx, alive, "feed reads, replicas 2, one member dead", conc, d, maxReq, read))
