@@ -182,6 +182,17 @@ func (a *adminFlags) resolve() (addr string, token []byte, err error) {
 	return addr, token, nil
 }
 
+// call sends one request to the running dnslb's admin API.
+func (a *adminFlags) call(ctx context.Context, method, path string, timeout time.Duration, out any) error {
+	addr, token, err := a.resolve()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return daemon.AdminRequest(ctx, method, addr, token, path, out)
+}
+
 func statusCmd() *cobra.Command {
 	var af adminFlags
 	cmd := &cobra.Command{
@@ -189,14 +200,8 @@ func statusCmd() *cobra.Command {
 		Short: "Show every target's health and whether it is answered",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, token, err := af.resolve()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
 			var st server.Status
-			if err := daemon.AdminRequest(ctx, "GET", addr, token, "/v1/status", &st); err != nil {
+			if err := af.call(cmd.Context(), "GET", "/v1/status", 5*time.Second, &st); err != nil {
 				return err
 			}
 			printStatus(cmd, st)
@@ -250,15 +255,9 @@ func drainCmd(verb string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, token, err := af.resolve()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
 			var t server.TargetStatus
 			path := "/v1/targets/" + strings.TrimSuffix(args[0], ".") + "./" + args[1] + "/" + verb
-			if err := daemon.AdminRequest(ctx, "POST", addr, token, path, &t); err != nil {
+			if err := af.call(cmd.Context(), "POST", path, 5*time.Second, &t); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, drained=%v, answered=%v\n", t.Service, t.Address, t.State, t.Drained, t.Answered)
@@ -276,13 +275,8 @@ func reloadCmd() *cobra.Command {
 		Short: "Ask the running server to re-read its config (like SIGHUP, but reports errors)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, token, err := af.resolve()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
-			defer cancel()
-			if err := daemon.AdminRequest(ctx, "POST", addr, token, "/v1/reload", nil); err != nil {
+			// A reload waits for the first check of new targets.
+			if err := af.call(cmd.Context(), "POST", "/v1/reload", 60*time.Second, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")

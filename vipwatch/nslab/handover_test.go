@@ -32,20 +32,7 @@ func TestHandoverDrill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// 1000 probes at 10ms bound the run to a little over 10s.
-	p, err := d.lab.StartUDPProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	hp := d.lab.StartProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
-	defer hp.Stop()
-	waitAnswers := func(node string, n int) {
-		t.Helper()
-		base := p.Answers(node)
-		if err := WaitFor(5*time.Second, "probes answered by "+node, func() (bool, error) { return p.Answers(node) >= base+n, nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, hp, waitAnswers := startProbes(ctx, t, d)
 	waitAnswers("fe1", 20)
 
 	if out, err := d.lab.Run(ctx, d.lab.FE1, "curl", "-s", "-m", "2", "-X", "POST", "http://127.0.0.1:8054/v1/handover"); err != nil || !strings.Contains(out, "admin token") {
@@ -72,6 +59,29 @@ func TestHandoverDrill(t *testing.T) {
 	d.holders(VIP2, "fe2")
 
 	checkProbes(t, p, hp, 2)
+}
+
+// startProbes starts a UDP and an HTTP prober of VIP1 from the client,
+// one probe every 10 ms (1000 at most, so a little over 10 s), and
+// returns them with waitAnswers, which waits until node has answered n
+// more UDP probes.
+func startProbes(ctx context.Context, t *testing.T, d *drill) (udp, http *Prober, waitAnswers func(node string, n int)) {
+	t.Helper()
+	udp, err := d.lab.StartUDPProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(udp.Stop)
+	http = d.lab.StartProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
+	t.Cleanup(http.Stop)
+	waitAnswers = func(node string, n int) {
+		t.Helper()
+		base := udp.Answers(node)
+		if err := WaitFor(5*time.Second, "probes answered by "+node, func() (bool, error) { return udp.Answers(node) >= base+n, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return udp, http, waitAnswers
 }
 
 // checkProbes stops the probers and checks them after moves moves of

@@ -50,20 +50,7 @@ func TestTrackDrill(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	p, err := d.lab.StartUDPProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	hp := d.lab.StartProber(ctx, d.lab.Client, VIP1.Addr(), 10*time.Millisecond, 500*time.Millisecond, 1000)
-	defer hp.Stop()
-	waitAnswers := func(node string, n int) {
-		t.Helper()
-		base := p.Answers(node)
-		if err := WaitFor(5*time.Second, "probes answered by "+node, func() (bool, error) { return p.Answers(node) >= base+n, nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, hp, waitAnswers := startProbes(ctx, t, d)
 	waitAnswers("fe1", 20)
 
 	ln1.Close() // fe1's service fails
