@@ -105,6 +105,7 @@ type Server struct {
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
+	fan                 fanout                    // fan-out on write and live streams (fanout.go)
 
 	srv *http.Server
 	ln  net.Listener
@@ -150,6 +151,7 @@ func New(opts Options) (*Server, error) {
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
 	}
+	s.fan.init()
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
 	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)

@@ -64,6 +64,7 @@ type Store struct {
 	userMu  sync.Mutex // serialises user creation (check, then write)
 	edgeMu  sync.Mutex // serialises edge read-merge-write
 	hintSeq atomic.Uint64
+	metaMu  sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
 }
 
 // Open opens or creates the database in dir.
@@ -267,8 +268,10 @@ func (s *Store) User(name string) (feed.User, error) {
 	return u, nil
 }
 
-// AddPost stores a post. Storing the same post again is harmless.
-func (s *Store) AddPost(p feed.Post) error {
+// AddPost stores a post, and the extra writes (inbox and outbox
+// entries) in the same synced batch. Storing the same post again is
+// harmless.
+func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	val, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encoding post %s: %w", p.ID, err)
@@ -276,6 +279,9 @@ func (s *Store) AddPost(p feed.Post) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	b.Set(postKey(p.Author, p.ID), val, nil)
+	for _, w := range also {
+		b.Set(w.key, w.value, nil)
+	}
 	if err := s.apply(b); err != nil {
 		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
 	}
