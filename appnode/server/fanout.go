@@ -566,8 +566,14 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 	if err != nil {
 		return nil, false, err
 	}
-	below := !meta.Horizon.IsZero() && len(inbox) < limit && !more &&
-		(before.IsZero() || meta.Horizon.Compare(before) < 0)
+	// The inbox runs out on this page: below the horizon, every
+	// author's posts are merged (also when the page is full, to learn
+	// whether more follow).
+	below := !meta.Horizon.IsZero() && !more
+	belowBefore := meta.Horizon
+	if !before.IsZero() && before.Compare(belowBefore) < 0 {
+		belowBefore = before
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex // guards all and more
 	merge := func(as []string, before feed.ID) {
@@ -588,7 +594,7 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 	}
 	merge(celebs, before)
 	if below {
-		merge(authors, meta.Horizon)
+		merge(authors, belowBefore)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, false, err

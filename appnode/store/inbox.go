@@ -297,6 +297,9 @@ func (s *Store) Inbox(name string, before, floor feed.ID, limit int, keep func(a
 	if s.failed.Load() {
 		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, ErrFailed)
 	}
+	if !before.IsZero() && before.Compare(floor) <= 0 {
+		return nil, false, nil // the page is below the floor
+	}
 	prefix := inboxUserPrefix(name)
 	lower := append(bytes.Clone(prefix), floor[:]...)
 	upper := prefixEnd(prefix)
@@ -386,13 +389,14 @@ func (s *Store) TrimInbox(name string, max int) (int, error) {
 	n := 0
 	ok := it.Last()
 	for ; ok && n < max; ok = it.Prev() {
-		keepFrom = it.Key()
 		n++
+		if n == max {
+			keepFrom = bytes.Clone(it.Key()) // the iterator reuses its key
+		}
 	}
 	if !ok {
 		return 0, it.Close()
 	}
-	keepFrom = bytes.Clone(keepFrom)
 	dropped := 0
 	for ; ok; ok = it.Prev() {
 		dropped++
