@@ -70,7 +70,7 @@ func newRoot() *cobra.Command {
 		err := config.Load(config.Options{File: file, EnvPrefix: "APPNODE", Flags: flags}, &cfg)
 		return cfg, err
 	}
-	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), userCmd())
+	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), userCmd(), proxyCmd())
 	return root
 }
 

@@ -747,44 +747,60 @@ func (s *Server) followerCountsHandler(w http.ResponseWriter, r *http.Request) {
 // merges its authors' pages (POST /internal/v1/merge, in parallel) and
 // this member merges those. The top limit of the union of every
 // author's top limit is exactly the top limit overall, so cursor paging
-// is exact.
+// is exact. Authors whose member refuses the connection (dead, and the
+// failure detector does not know yet) are asked of the next member of
+// their preference lists.
 func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
 	rg := s.ring.Load()
-	groups := map[string][]string{}
-	for _, a := range authors {
-		m := s.target(rg, a)
-		groups[m] = append(groups[m], a)
-	}
 	ctx, cancel := context.WithTimeout(ctx, timelineTimeout)
 	defer cancel()
-	g, ctx := errgroup.WithContext(ctx)
 	var (
-		mu   sync.Mutex // guards all and more
 		all  []store.RawPost
 		more bool
+		skip = slices.Clip(skipped(ctx))
 	)
-	for m, as := range groups {
-		g.Go(func() error {
-			var posts []store.RawPost
-			var more1 bool
-			var err error
-			if m == s.self {
-				posts, more1, err = s.mergeLocal(as, before, limit)
-			} else {
-				posts, more1, err = s.mergeRemote(ctx, m, as, before, limit)
-			}
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			all = append(all, posts...)
-			more = more || more1
-			mu.Unlock()
-			return nil
-		})
+	for attempt := 0; len(authors) > 0 && attempt <= rg.Replicas(); attempt++ {
+		groups := map[string][]string{}
+		for _, a := range authors {
+			m := s.target(rg, a, skip...)
+			groups[m] = append(groups[m], a)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		var mu sync.Mutex // guards all, more, retry and down
+		var retry, down []string
+		for m, as := range groups {
+			g.Go(func() error {
+				var posts []store.RawPost
+				var more1 bool
+				var err error
+				if m == s.self {
+					posts, more1, err = s.mergeLocal(as, before, limit)
+				} else {
+					posts, more1, err = s.mergeRemote(gctx, m, as, before, limit)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && m != s.self && isRefused(err) {
+					retry = append(retry, as...)
+					down = append(down, m)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				all = append(all, posts...)
+				more = more || more1
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, false, err
+		}
+		authors = retry
+		skip = append(skip, down...)
 	}
-	if err := g.Wait(); err != nil {
-		return nil, false, err
+	if len(authors) > 0 {
+		return nil, false, fmt.Errorf("no member of the preference lists of %d authors could be reached (tried %v)", len(authors), skip)
 	}
 	all, more = top(all, limit, more)
 	return all, more, nil
