@@ -206,6 +206,9 @@ func printStatus(w io.Writer, st node.Status) {
 		}
 		fmt.Fprintf(tw, "rebalance\t%s -> %s: %d users streamed, %s\n", rb.From, rb.To, rb.Done, state)
 	}
+	if st.Outbox > 0 || st.Streams > 0 {
+		fmt.Fprintf(tw, "fan-out\t%d deliveries waiting, %d live streams\n", st.Outbox, st.Streams)
+	}
 	fmt.Fprintf(tw, "store\t%.1f MiB on disk", float64(st.Store.DiskBytes)/(1<<20))
 	if st.Store.WritesFail {
 		fmt.Fprint(tw, ", FAILED (restart the node)")

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/ringfront/ringfront/appnode/node"
 )
 
 // TestProxyCommandErrors: `appnode proxy` says what is wrong with its
@@ -21,5 +24,17 @@ func TestProxyCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("appnode %s = %v, want an error with %q", strings.Join(tt.args, " "), err, tt.want)
 		}
+	}
+}
+
+// TestPrintStatusFanout: the status table shows waiting fan-out
+// deliveries and live streams when there are any.
+func TestPrintStatusFanout(t *testing.T) {
+	var b bytes.Buffer
+	st := node.Status{Node: "app1"}
+	st.Outbox, st.Streams = 4, 2
+	printStatus(&b, st)
+	if want := "fan-out    4 deliveries waiting, 2 live streams\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("status table:\n%s\nlacks %q", b.String(), want)
 	}
 }

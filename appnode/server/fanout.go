@@ -430,6 +430,8 @@ func (s *Server) DeliverOutbox(ctx context.Context) int {
 			}
 			if m == s.self {
 				err = s.deliverLocal(es)
+			} else if !s.ring.Load().Has(m) {
+				err = s.requeue(m, es)
 			} else if !s.alive(m) {
 				err = fmt.Errorf("member %s is not alive", m)
 			} else {
@@ -456,6 +458,49 @@ func (s *Server) DeliverOutbox(ctx context.Context) int {
 		}
 	}
 	return done
+}
+
+// requeue moves entries queued for member, which has left the ring,
+// to the members that hold their users' inboxes now.
+func (s *Server) requeue(member string, es []store.OutboxEntry) error {
+	rg := s.ring.Load()
+	var writes []store.Write
+	var local []store.InboxDelivery
+	var buf [8]string
+	for _, e := range es {
+		byMember := map[string][]string{}
+		for _, u := range e.Delivery.Users {
+			for _, m := range rg.Preference(buf[:0], u) {
+				byMember[m] = append(byMember[m], u)
+			}
+		}
+		for m, users := range byMember {
+			d := e.Delivery
+			d.Users = users
+			if m == s.self {
+				local = append(local, d)
+				continue
+			}
+			w, _, err := s.store.OutboxWrite(m, d)
+			if err != nil {
+				return err
+			}
+			writes = append(writes, w)
+		}
+	}
+	for _, d := range local {
+		if err := s.deliverHere(d); err != nil {
+			return err
+		}
+	}
+	if len(writes) > 0 {
+		if err := s.store.Queue(writes...); err != nil {
+			return err
+		}
+	}
+	s.log.Info("inbox deliveries moved from a removed member", "op", "fanout", "peer", member, "entries", len(es))
+	s.kickFanout()
+	return s.store.DeleteOutbox(es)
 }
 
 // deliverLocal applies entries queued for this member itself (queued

@@ -308,3 +308,34 @@ func restart(t testing.TB, m *member) {
 	m.ts = ts
 	t.Cleanup(ts.Close)
 }
+
+// TestFanoutRemovedMember: deliveries queued for a member that has left
+// the ring go to the members that hold the users' inboxes now.
+func TestFanoutRemovedMember(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	createUser(t, ms[0], "reader")
+	p := feed.Post{ID: ms[0].srv.ids.Next(), Author: "ann", Text: "queued under an old ring", Created: time.Now().UTC()}
+	w, _, err := ms[0].store.OutboxWrite("127.0.0.1:1", store.InboxDelivery{Users: []string{"reader"}, Posts: []feed.Post{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms[0].store.Queue(w); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ms[0].srv.DeliverOutbox(context.Background())
+		if n, _ := ms[0].store.OutboxCount(); n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, m := range holders(ms, "reader") {
+		if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, m, "reader")); diff != "" {
+			t.Errorf("reader's inbox on %s (-want +got):\n%s", m.addr, diff)
+		}
+	}
+	if n, _ := ms[0].store.OutboxCount(); n != 0 {
+		t.Errorf("%d entries left for the removed member", n)
+	}
+}
