@@ -85,12 +85,13 @@ type fanout struct {
 	heartbeat atomic.Int64 // a time.Duration
 	kick      chan struct{}
 	hub       hub
+	inline    int // inlineFanout; tests lower it
 
-	mu         sync.Mutex // guards backoff, inserts and counts
-	backoff    map[string]memberBackoff
-	inserts    map[string]int // inbox entries added per user since its last trim
-	counts     map[string]followerCount
-	countsSeen time.Time // when counts was last emptied
+	mu      sync.Mutex // guards backoff, inserts, counts and celebs
+	backoff map[string]memberBackoff
+	inserts map[string]int // inbox entries added per user since its last trim
+	counts  map[string]followerCount
+	celebs  map[string]followerCount // authors found above the limit when posting
 }
 
 type memberBackoff struct {
@@ -108,9 +109,11 @@ func (f *fanout) init() {
 	f.inboxMax.Store(DefaultInboxMax)
 	f.heartbeat.Store(int64(DefaultStreamHeartbeat))
 	f.kick = make(chan struct{}, 1)
+	f.inline = inlineFanout
 	f.backoff = map[string]memberBackoff{}
 	f.inserts = map[string]int{}
 	f.counts = map[string]followerCount{}
+	f.celebs = map[string]followerCount{}
 	f.hub.init()
 }
 
@@ -153,18 +156,25 @@ type queued struct {
 // storePost stores a post with its fan-out (see the comment at the top):
 // one synced batch holds the post, the author's own inbox entry here,
 // the entries of followers whose inboxes are here, and an outbox entry
-// per other member. It returns the outbox entries and how many remote
-// inbox writes they ask for.
+// per other member (for a fan-out above inlineFanout, the followers'
+// entries here are queued too). It returns the outbox entries and how
+// many inbox writes the post makes.
 func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 	limit := int(s.fan.limit.Load())
 	var followers []string
-	if limit > 0 {
+	if limit > 0 && !s.knownCelebrity(p.Author, limit) {
 		var err error
 		if followers, err = s.store.ActiveFollowers(p.Author, limit); err != nil {
 			return nil, 0, err
 		}
 		if len(followers) > limit {
 			followers = nil // a celebrity: merged at read time
+			s.fan.mu.Lock()
+			if len(s.fan.celebs) > maxCachedCounts {
+				clear(s.fan.celebs)
+			}
+			s.fan.celebs[p.Author] = followerCount{n: limit + 1, at: time.Now()}
+			s.fan.mu.Unlock()
 		}
 	}
 	raw, err := json.Marshal(p)
@@ -190,12 +200,26 @@ func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 		// author's own entry still goes here, where it reads.
 		local = append(local, p.Author)
 	}
+	n := len(local)
+	for _, users := range remote {
+		n += len(users)
+	}
+	if n > s.fan.inline {
+		// A big fan-out: only the author's own entry goes in the post's
+		// batch; the followers' entries here are queued like the
+		// others, so the post is acknowledged without waiting for them.
+		for _, u := range local {
+			if u != p.Author {
+				remote[s.self] = append(remote[s.self], u)
+			}
+		}
+		local = []string{p.Author}
+	}
 	writes := make([]store.Write, 0, len(local)+len(remote))
 	for _, u := range local {
 		writes = append(writes, store.InboxWrite(u, p, raw))
 	}
 	var out []queued
-	n := 0
 	for m, users := range remote {
 		for chunk := range slices.Chunk(users, maxDeliveryUsers) {
 			w, e, err := s.store.OutboxWrite(m, store.InboxDelivery{Users: chunk, Posts: []feed.Post{p}})
@@ -204,7 +228,6 @@ func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 			}
 			writes = append(writes, w)
 			out = append(out, queued{m, e})
-			n += len(chunk)
 		}
 	}
 	if err := s.store.AddPost(p, writes...); err != nil {
@@ -214,6 +237,17 @@ func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 	return out, n, nil
 }
 
+// knownCelebrity reports whether author was found above the fan-out
+// limit within countTTL, so its next posts skip counting its followers
+// (a scan of limit+1 edges). Readers merge authors above half the limit,
+// so a post not pushed in that window is still read.
+func (s *Server) knownCelebrity(author string, limit int) bool {
+	s.fan.mu.Lock()
+	defer s.fan.mu.Unlock()
+	c, ok := s.fan.celebs[author]
+	return ok && c.n > limit && time.Since(c.at) < countTTL
+}
+
 // deliverQueued delivers outbox entries just written: at once when the
 // fan-out is small (bounded by inlineTimeout, whatever the caller's
 // context), else by RunFanout.
@@ -221,7 +255,7 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	if len(qs) == 0 {
 		return
 	}
-	if writes > inlineFanout {
+	if writes > s.fan.inline {
 		s.kickFanout()
 		return
 	}
@@ -234,6 +268,12 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	var wg sync.WaitGroup
 	failed := atomic.Bool{}
 	for m, es := range byMember {
+		if m == s.self {
+			if err := s.deliverLocal(es); err != nil {
+				failed.Store(true)
+			}
+			continue
+		}
 		if !s.alive(m) {
 			failed.Store(true)
 			continue

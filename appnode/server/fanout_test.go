@@ -339,3 +339,41 @@ func TestFanoutRemovedMember(t *testing.T) {
 		t.Errorf("%d entries left for the removed member", n)
 	}
 }
+
+// TestFanoutLarge: a fan-out above the inline limit is acknowledged with
+// only the author's own entry written; the followers' entries, here and
+// on the other members, come from the outbox.
+func TestFanoutLarge(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	for _, m := range ms {
+		m.srv.fan.inline = 1
+	}
+	ta := createUser(t, ms[0], "ann")
+	followers := usersFor(ms, 2)
+	for _, f := range followers {
+		mustFollow(t, ms[0], "PUT", f, createUser(t, ms[0], f), "ann")
+	}
+	p := mustPost(t, ms[0], "ann", ta, "to everyone, eventually")
+	coord := owner(ms, "ann")
+	if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, coord, "ann")); diff != "" {
+		t.Errorf("ann's own inbox at once (-want +got):\n%s", diff)
+	}
+	if n, _ := coord.store.OutboxCount(); n == 0 {
+		t.Fatal("nothing queued for a fan-out above the inline limit")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		coord.srv.DeliverOutbox(context.Background())
+		if n, _ := coord.store.OutboxCount(); n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, f := range followers {
+		for _, m := range holders(ms, f) {
+			if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, m, f)); diff != "" {
+				t.Errorf("%s's inbox on %s (-want +got):\n%s", f, m.addr, diff)
+			}
+		}
+	}
+}
