@@ -195,6 +195,17 @@ func TestBrowserLiveTimeline(t *testing.T) {
 		t.Errorf("alice's timeline shows %q, without the author", timeline)
 	}
 
+	// Anyone's posts can be read on the page, without signing in as them.
+	err = chromedp.Do(bob,
+		chromedp.SetValue(chromedp.ID("feed-name"), "bob"),
+		chromedp.Click(chromedp.ID("feed-btn")),
+		poll(`document.getElementById("feed-posts").textContent.includes("hello alice, from bob's page")`, 5*time.Second),
+	)
+	if err != nil {
+		feedText, _ := chromedp.Run(bob, chromedp.Text(chromedp.ID("feed-posts")))
+		t.Errorf("bob's feed on the page (%q): %v", feedText, err)
+	}
+
 	shot, err := chromedp.Run(alice, chromedp.FullScreenshot(100)) // quality 100 gives a PNG
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
