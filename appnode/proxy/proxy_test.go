@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -249,5 +250,55 @@ func TestProxyErrors(t *testing.T) {
 	var e map[string]string
 	if err := json.Unmarshal(a.body, &e); a.code != 502 || err != nil || !strings.Contains(e["error"], "no member answered") {
 		t.Errorf("with every member dead = %d %s", a.code, a.body)
+	}
+}
+
+// TestProxyStream: a live timeline stream passes through the proxy
+// unbuffered: a post shows up on it at once.
+func TestProxyStream(t *testing.T) {
+	ms := cluster(t, 3)
+	px := startProxy(t, ms[0].addr)
+	tokens := map[string]string{}
+	for _, u := range []string{"reader", "ann"} {
+		a := call(t, "POST", px+"/v1/users", "", api.CreateUserRequest{Name: u})
+		var ans api.CreateUserAnswer
+		json.Unmarshal(a.body, &ans)
+		tokens[u] = ans.Token
+	}
+	if a := call(t, "PUT", px+"/v1/users/reader/following/ann", tokens["reader"], nil); a.code != 204 {
+		t.Fatalf("follow = %d %s", a.code, a.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", px+"/v1/users/reader/timeline/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tokens["reader"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream through the proxy = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ids := make(chan string, 10)
+	go func() {
+		defer close(ids)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				ids <- id
+			}
+		}
+	}()
+	a := call(t, "POST", px+"/v1/users/ann/posts", tokens["ann"], api.PostRequest{Text: "through the proxy"})
+	var p struct{ ID string }
+	json.Unmarshal(a.body, &p)
+	select {
+	case id := <-ids:
+		if id != p.ID {
+			t.Errorf("event %s, want %s", id, p.ID)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no event through the proxy within 1s")
 	}
 }
