@@ -140,11 +140,13 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	if err := st.flush(); err != nil {
 		return
 	}
+	// sent is the newest id sent; without Last-Event-ID, now, so that a
+	// stream that lags before its first event still catches up.
 	sent := last
+	if sent.IsZero() {
+		sent = s.horizonNow()
+	}
 	replay := func() error {
-		if sent.IsZero() {
-			return nil
-		}
 		following, err := s.active(store.Following, name)
 		if err != nil {
 			return err
@@ -165,9 +167,11 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		}
 		return st.flush()
 	}
-	if err := replay(); err != nil {
-		s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
-		return
+	if !last.IsZero() {
+		if err := replay(); err != nil {
+			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
+			return
+		}
 	}
 	hb := time.NewTicker(time.Duration(s.fan.heartbeat.Load()))
 	defer hb.Stop()
