@@ -19,6 +19,8 @@ import (
 // proxy flushes text/event-stream at once). Each event's id is the post
 // id and its data the post's JSON; a client that reconnects with
 // Last-Event-ID gets the entries after it replayed from the inbox first.
+// Posts of followees above the fan-out limit (never pushed) are polled
+// for at each heartbeat, so they arrive within one heartbeat interval.
 
 const (
 	// subscriberBuffer is how many events wait for a slow stream before
@@ -32,6 +34,9 @@ const (
 	recentIDs = 256
 	// streamRetry is the reconnect delay the stream suggests.
 	streamRetry = 2 * time.Second
+	// maxPolled bounds the posts of not-pushed followees one heartbeat
+	// sends.
+	maxPolled = 50
 )
 
 // hub hands inbox entries stored here to the live streams of their
@@ -167,10 +172,47 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		}
 		return st.flush()
 	}
+	// Followees that are not pushed (above the fan-out limit) have no
+	// inbox entries: their posts newer than merged are polled for at
+	// each heartbeat.
+	merged := sent
+	pollMerged := func() error {
+		following, err := s.active(store.Following, name)
+		if err != nil {
+			return err
+		}
+		celebs, err := s.readMerged(r.Context(), following)
+		if err != nil || len(celebs) == 0 {
+			return err
+		}
+		posts, _, err := s.mergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
+		if err != nil {
+			return err
+		}
+		newest := merged
+		for i := len(posts) - 1; i >= 0; i-- { // oldest first
+			p := posts[i]
+			if p.ID.Compare(merged) <= 0 {
+				continue
+			}
+			st.event(store.InboxEntry{RawPost: p})
+			if p.ID.Compare(newest) > 0 {
+				newest = p.ID
+			}
+		}
+		merged = newest
+		if merged.Compare(sent) > 0 {
+			sent = merged
+		}
+		return st.flush()
+	}
 	if !last.IsZero() {
 		if err := replay(); err != nil {
 			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
 			return
+		}
+		if err := pollMerged(); err != nil {
+			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 		}
 	}
 	hb := time.NewTicker(time.Duration(s.fan.heartbeat.Load()))
@@ -197,6 +239,9 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		case <-hb.C:
+			if err := pollMerged(); err != nil {
+				s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
+			}
 			st.comment("heartbeat")
 		}
 		if err := st.flush(); err != nil {

@@ -276,3 +276,30 @@ func TestHubLag(t *testing.T) {
 		t.Error("close did not end the streams")
 	}
 }
+
+// TestStreamCelebrity: posts of a followee above fanout_limit, which are
+// never pushed, reach the stream within a heartbeat, and are replayed
+// after Last-Event-ID too.
+func TestStreamCelebrity(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	for _, m := range ms {
+		m.srv.SetFanout(1, 0)
+		m.srv.SetStreamHeartbeat(50 * time.Millisecond)
+	}
+	ts := createUser(t, ms[0], "star")
+	tf := createUser(t, ms[0], "fan1")
+	mustFollow(t, ms[0], "PUT", "fan2", createUser(t, ms[0], "fan2"), "star")
+	mustFollow(t, ms[0], "PUT", "fan1", tf, "star")
+	st := openStream(t, notOwner(ms, "fan1"), "fan1", tf, "")
+	p := mustPost(t, ms[1], "star", ts, "to all my fans")
+	if ev := st.next(t, time.Second); ev.ID != p.ID.String() {
+		t.Errorf("event %s, want the celebrity's post %s", ev.ID, p.ID)
+	}
+	st.close()
+	missed := mustPost(t, ms[2], "star", ts, "while fan1 was away")
+	st2 := openStream(t, ms[0], "fan1", tf, p.ID.String())
+	if ev := st2.next(t, time.Second); ev.ID != missed.ID.String() {
+		t.Errorf("replayed %s, want %s", ev.ID, missed.ID)
+	}
+	st2.quiet(t, 200*time.Millisecond)
+}
