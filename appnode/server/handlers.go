@@ -462,7 +462,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	following, err := s.active(store.Following, name)
+	following, err := s.store.ActiveFollowing(name) // authorize found the user
 	if err != nil {
 		s.storeError(w, err)
 		return

@@ -152,7 +152,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		sent = s.horizonNow()
 	}
 	replay := func() error {
-		following, err := s.active(store.Following, name)
+		following, err := s.store.ActiveFollowing(name)
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	// each heartbeat.
 	merged := sent
 	pollMerged := func() error {
-		following, err := s.active(store.Following, name)
+		following, err := s.store.ActiveFollowing(name)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble"
 
@@ -442,15 +443,25 @@ var removedMark = []byte(`"removed":true`)
 // removed edges), reading keys and not decoding values, so an author
 // with very many followers costs one short scan per post.
 func (s *Store) ActiveFollowers(name string, max int) ([]string, error) {
+	return s.activeEdges(Followers, name, max)
+}
+
+// ActiveFollowing returns the users name follows (not removed edges),
+// without decoding the edges: a timeline read needs it every time.
+func (s *Store) ActiveFollowing(name string) ([]string, error) {
+	return s.activeEdges(Following, name, math.MaxInt-1)
+}
+
+func (s *Store) activeEdges(side Side, name string, max int) ([]string, error) {
 	if s.failed.Load() {
-		return nil, fmt.Errorf("reading followers of %s: %w", name, ErrFailed)
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, ErrFailed)
 	}
-	lower := []byte(string(byte(Followers)) + "/" + name + "/")
+	lower := []byte(string(byte(side)) + "/" + name + "/")
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return nil, fmt.Errorf("reading followers of %s: %w", name, err)
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, err)
 	}
-	var out []string
+	out := []string{}
 	for ok := it.First(); ok && len(out) <= max; ok = it.Next() {
 		if bytes.Contains(it.Value(), removedMark) {
 			continue
@@ -458,7 +469,7 @@ func (s *Store) ActiveFollowers(name string, max int) ([]string, error) {
 		out = append(out, string(it.Key()[len(lower):]))
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("reading followers of %s: %w", name, err)
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, err)
 	}
 	return out, nil
 }
