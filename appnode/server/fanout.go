@@ -55,10 +55,11 @@ const (
 	outboxBatch = 16
 	// maxOutboxBatchesPerRound bounds one member's delivery per round.
 	maxOutboxBatchesPerRound = 64
-	// inlineFanout is the largest fan-out (remote inbox writes) a post
-	// delivers before it is acknowledged; a larger one is left to
+	// inlineFanout is the largest fan-out (inbox writes, on every
+	// member) a post delivers before it is acknowledged, about 2000
+	// followers with replicas 2 (~10 ms); a larger one is left to
 	// RunFanout, so a post's latency stays bounded.
-	inlineFanout = 2_000
+	inlineFanout = 4096
 	// inlineTimeout bounds that inline delivery.
 	inlineTimeout = 2 * time.Second
 	// fanoutRetry is how often RunFanout looks at the outbox; a member
