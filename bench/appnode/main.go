@@ -163,7 +163,7 @@ func waitHTTP(url string, procs ...*proc) error {
 }
 
 type cluster struct {
-	replicas int // 0 means 2
+	replicas int    // 0 means 2
 	extra    string // more config keys, one per line (e.g. fanout_limit)
 	dir      string
 	members  []string
