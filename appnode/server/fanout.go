@@ -87,6 +87,7 @@ type fanout struct {
 	kick      chan struct{}
 	hub       hub
 	inline    int // inlineFanout; tests lower it
+	metrics   *fanoutMetrics
 
 	mu      sync.Mutex // guards backoff, inserts, counts and celebs
 	backoff map[string]memberBackoff
@@ -163,13 +164,16 @@ type queued struct {
 func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 	limit := int(s.fan.limit.Load())
 	var followers []string
-	if limit > 0 && !s.knownCelebrity(p.Author, limit) {
+	if limit > 0 && s.knownCelebrity(p.Author, limit) {
+		s.fan.metrics.notPushed.Inc()
+	} else if limit > 0 {
 		var err error
 		if followers, err = s.store.ActiveFollowers(p.Author, limit); err != nil {
 			return nil, 0, err
 		}
 		if len(followers) > limit {
 			followers = nil // a celebrity: merged at read time
+			s.fan.metrics.notPushed.Inc()
 			s.fan.mu.Lock()
 			if len(s.fan.celebs) > maxCachedCounts {
 				clear(s.fan.celebs)
@@ -318,9 +322,11 @@ func (s *Server) sendOutbox(ctx context.Context, member string, es []store.Outbo
 	}
 	if len(req.Deliveries) > 0 {
 		if err := s.call(ctx, http.MethodPost, member, "/internal/v1/inbox", req, nil); err != nil {
+			s.fan.metrics.failed.Inc()
 			return err
 		}
 	}
+	s.fan.metrics.delivered.Add(float64(len(es)))
 	return s.store.DeleteOutbox(es)
 }
 
@@ -400,6 +406,10 @@ func (s *Server) delivered(d store.InboxDelivery, raws [][]byte) {
 				s.fan.hub.publish(u, store.InboxEntry{RawPost: store.RawPost{ID: p.ID, JSON: raws[i]}, Author: p.Author})
 			}
 		}
+	}
+	s.fan.metrics.entries.Add(float64(len(d.Users) * len(d.Posts)))
+	if d.Backfill {
+		s.fan.metrics.backfilled.Add(float64(len(d.Posts)))
 	}
 	inboxMax := int(s.fan.inboxMax.Load())
 	every := max(inboxMax/4, 1)

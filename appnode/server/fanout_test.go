@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -375,5 +376,64 @@ func TestFanoutLarge(t *testing.T) {
 				t.Errorf("%s's inbox on %s (-want +got):\n%s", f, m.addr, diff)
 			}
 		}
+	}
+}
+
+// TestFanoutMetrics: /metrics counts inbox entries, deliveries, posts
+// not pushed, back-fills and live streams.
+func TestFanoutMetrics(t *testing.T) {
+	regs := make([]*prometheus.Registry, 3)
+	ms := newCluster(t, clusterOpts{n: 3, registry: func(i int) prometheus.Registerer {
+		regs[i] = prometheus.NewRegistry()
+		return regs[i]
+	}})
+	for _, m := range ms {
+		m.srv.SetFanout(1, 0)
+	}
+	ta := createUser(t, ms[0], "ann")
+	mustPost(t, ms[0], "ann", ta, "before the follow")
+	tj := createUser(t, ms[0], "joe")
+	mustFollow(t, ms[0], "PUT", "joe", tj, "ann")
+	mustPost(t, ms[0], "ann", ta, "pushed")
+	mustFollow(t, ms[0], "PUT", "cat", createUser(t, ms[0], "cat"), "ann")
+	mustPost(t, ms[0], "ann", ta, "not pushed: two followers, limit 1")
+	st := openStream(t, owner(ms, "joe"), "joe", tj, "")
+	st.comment(t, "timeline of joe", time.Second)
+	sum := func(name string) float64 {
+		total := 0.0
+		for _, reg := range regs {
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == name {
+					for _, m := range mf.GetMetric() {
+						total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return total
+	}
+	for _, tt := range []struct {
+		name string
+		want float64
+	}{
+		// ann's own entry on 2 replicas for 3 posts, joe's entry for
+		// the back-filled post and the pushed one on 2 replicas each;
+		// cat's back-fill (the 2 posts then) on 2 replicas.
+		{"appnode_inbox_entries_written_total", 6 + 4 + 4},
+		{"appnode_fanout_backfilled_posts_total", 2 + 4},
+		{"appnode_fanout_not_pushed_total", 1},
+		{"appnode_live_streams", 1},
+		{"appnode_fanout_outbox_entries", 0},
+	} {
+		if got := sum(tt.name); got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := sum("appnode_fanout_deliveries_total"); got < 3 {
+		t.Errorf("appnode_fanout_deliveries_total = %v, want at least 3", got)
 	}
 }

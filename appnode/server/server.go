@@ -151,7 +151,7 @@ func New(opts Options) (*Server, error) {
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
 	}
-	s.fan.init()
+	s.initFanout(opts.Registry)
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
 	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
