@@ -318,6 +318,7 @@ func userCmd() *cobra.Command {
 			}),
 		}),
 		followCmd(run, tok),
+		streamCmd(newClient, tok),
 		&cobra.Command{
 			Use: "following NAME", Short: "List whom NAME follows", Args: cobra.ExactArgs(1),
 			RunE: run(func(ctx context.Context, c *client.Client, w io.Writer, args []string) error {

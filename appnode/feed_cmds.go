@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ringfront/ringfront/appnode/client"
+	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/proxy"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
@@ -50,4 +54,36 @@ func proxyCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&seeds, "seed", nil, "a member to learn the ring from, http://host:port (repeat or comma-separate for several)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// streamCmd is `appnode user stream NAME`: the live timeline in a
+// terminal, on client.Stream.
+func streamCmd(newClient func() (*client.Client, error), tok func() (string, error)) *cobra.Command {
+	var after string
+	c := &cobra.Command{
+		Use: "stream NAME", Short: "Follow NAME's home timeline live (needs NAME's token; Ctrl-C ends it)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := newClient()
+			if err != nil {
+				return err
+			}
+			token, err := tok()
+			if err != nil {
+				return err
+			}
+			ctx, stop := daemon.SignalContext(cmd.Context())
+			defer stop()
+			w := cmd.OutOrStdout()
+			err = cl.Stream(ctx, args[0], token, after, func(p feed.Post) error {
+				_, err := fmt.Fprintf(w, "%s  %s  @%s: %s\n", p.ID, p.Created.Local().Format(time.DateTime), p.Author, p.Text)
+				return err
+			})
+			if errors.Is(err, context.Canceled) {
+				return nil // Ctrl-C
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&after, "after", "", "start after this post id (replays the newer ones)")
+	return c
 }
