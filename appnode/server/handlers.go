@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
 	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records))
 	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests))
+	mux.HandleFunc(linkRoute, s.serveLink)
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }
@@ -94,7 +95,7 @@ func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
 // is always served here, never routed.
 func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !verify(s.secret, s.now(), r) {
+		if !s.fromMember(r) {
 			writeError(w, http.StatusUnauthorized, errCluster)
 			return
 		}
