@@ -63,6 +63,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -455,7 +456,21 @@ func (s *Server) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
 	a := answers.Get().(*linkAnswer)
 	a.h, a.code = make(http.Header, 4), 0
 	a.body.Reset()
-	s.ServeHTTP(a, req.WithContext(ctx))
+	func() {
+		// As net/http does for a connection: a handler's panic fails its
+		// request, not the process.
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					s.log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				}
+				a.h, a.code = http.Header{}, 0
+				a.body.Reset()
+				writeError(a, http.StatusInternalServerError, errors.New("internal error"))
+			}
+		}()
+		s.ServeHTTP(a, req.WithContext(ctx))
+	}()
 	if a.code == 0 {
 		a.code = http.StatusOK
 	}

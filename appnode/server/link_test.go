@@ -257,3 +257,22 @@ func TestLinkOwnerShutdown(t *testing.T) {
 	}
 	t.Logf("%d reads and %d writes across the owner's shutdown, %d failed", reads.Load(), writes.Load(), failed.Load())
 }
+
+// FuzzLinkFrame feeds arbitrary request and answer payloads to the
+// decoders: they return errors, never panic, and what decodes re-encodes
+// to a request the owner can serve.
+func FuzzLinkFrame(f *testing.F) {
+	r := httptest.NewRequest("GET", "/v1/users/joe/posts?limit=2", nil)
+	r.Header.Set("Authorization", "Bearer x")
+	f.Add((&Server{}).linkRequest(r, &forwardPlan{hops: 1, skip: []string{"a:1"}}))
+	f.Add(binaryAnswer(200, http.Header{"Content-Type": {"application/json"}}, `{"posts":[]}`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if req, err := decodeLinkRequest(context.Background(), "127.0.0.1:1", payload); err == nil {
+			if req.Context().Value(linkRequestKey{}) == nil {
+				t.Fatal("decoded request not marked as from a member")
+			}
+		}
+		writeLinkAnswer(httptest.NewRecorder(), payload)
+	})
+}
