@@ -540,7 +540,11 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		redirect, nginx, redirectRounds = pair(o.rounds, d, measureRedirect, measureNginx)
+		var nginxRounds []float64
+		redirect, nginx, nginxRounds = pair(o.rounds, d, measureRedirect, measureNginx)
+		for _, r := range nginxRounds {
+			redirectRounds = append(redirectRounds, 1/r) // appnode / nginx
+		}
 		stopNginx()
 		add(redirect)
 		add(nginx)
