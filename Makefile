@@ -36,7 +36,7 @@ FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP \
 	./vipwatch/heartbeat:FuzzDecode ./vipwatch/heartbeat:FuzzGuard \
 	./appnode/server:FuzzAPI ./appnode/ring:FuzzRing \
 	./appnode/feed:FuzzParseID ./appnode/feed:FuzzValidate \
-	./appnode/server:FuzzFanoutInternal
+	./appnode/server:FuzzLinkFrame ./appnode/server:FuzzFanoutInternal
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

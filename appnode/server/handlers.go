@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests))
 	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler))
 	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler))
+	mux.HandleFunc(linkRoute, s.serveLink)
 	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
@@ -95,7 +96,7 @@ func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
 // is always served here, never routed.
 func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !verify(s.secret, s.now(), r) {
+		if !s.fromMember(r) {
 			writeError(w, http.StatusUnauthorized, errCluster)
 			return
 		}
