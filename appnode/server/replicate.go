@@ -49,10 +49,9 @@ func (s *Server) apply(rec record) error {
 		if err := feed.ValidName(rec.User.Name); err != nil {
 			return fmt.Errorf("%w: %w", errBadRecord, err)
 		}
-		err := s.store.CreateUser(*rec.User)
-		if errors.Is(err, store.ErrExists) {
-			return nil // users are created once: the copy is this one
-		}
+		// Created once, but possibly on both sides of a partition:
+		// every replica keeps the same winner (feed.Wins).
+		_, _, err := s.store.MergeUser(*rec.User)
 		return err
 	case rec.Post != nil && rec.User == nil && rec.Edge == nil:
 		if err := feed.ValidName(rec.Post.Author); err != nil {
