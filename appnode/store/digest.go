@@ -213,8 +213,8 @@ func (s *Store) initDigests() (backfilled int, err error) {
 	return backfilled, nil
 }
 
-// backfillBatch is how many digests one unsynced batch of the backfill
-// writes: a few hundred KiB.
+// backfillBatch is how many digests one batch of the backfill writes:
+// a few hundred KiB, so a million users take a few hundred syncs.
 const backfillBatch = 4096
 
 // backfillDigests computes every user's digest from the records and
@@ -233,21 +233,23 @@ func (s *Store) backfillDigests() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("backfilling digests: %w", err)
 	}
+	// Synced batches of backfillBatch digests; the mark goes with the
+	// last, so it is set only once every digest is stored.
 	b = s.db.NewBatch()
 	n := 0
 	for name, d := range users {
 		b.Set(digestKey(name), d[:], nil)
 		if n++; n%backfillBatch == 0 {
-			err := b.Commit(pebble.NoSync)
+			err := s.apply(b)
 			b.Close()
 			if err != nil {
-				return 0, fmt.Errorf("backfilling digests: %w", classify(err))
+				return 0, fmt.Errorf("backfilling digests: %w", err)
 			}
 			b = s.db.NewBatch()
 		}
 	}
 	b.Set([]byte(digestMarkKey), []byte(digestVersion), nil)
-	err = s.apply(b) // synced: the mark and everything before it
+	err = s.apply(b)
 	b.Close()
 	if err != nil {
 		return 0, fmt.Errorf("backfilling digests: %w", err)

@@ -135,12 +135,22 @@ func TestDigestBackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// More users than one backfill batch, written as an old appnode
+	// wrote them (records only).
+	b := s.db.NewBatch()
+	for i := range backfillBatch + 100 {
+		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`), nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
 	want, err := s.ScanDigests(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Turn it into an old database: no digests, no mark.
-	b := s.db.NewBatch()
+	b = s.db.NewBatch()
 	b.DeleteRange([]byte(digestPrefix), prefixEnd([]byte(digestPrefix)), nil)
 	b.Delete([]byte(digestMarkKey), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -155,8 +165,8 @@ func TestDigestBackfill(t *testing.T) {
 	if diff := cmp.Diff(want, checkDigests(t, s)); diff != "" {
 		t.Errorf("backfilled digests (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), "users=50") {
-		t.Errorf("Open did not report the backfill of 50 users; log:\n%s", logs.String())
+	if wantLog := fmt.Sprintf("users=%d", 50+backfillBatch+100); !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), wantLog) {
+		t.Errorf("Open did not report the backfill (%s); log:\n%s", wantLog, logs.String())
 	}
 	s.Close()
 	logs.Reset()
