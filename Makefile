@@ -35,7 +35,8 @@ FUZZTIME ?= 8s
 FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP \
 	./vipwatch/heartbeat:FuzzDecode ./vipwatch/heartbeat:FuzzGuard \
 	./appnode/server:FuzzAPI ./appnode/ring:FuzzRing \
-	./appnode/feed:FuzzParseID ./appnode/feed:FuzzValidate
+	./appnode/feed:FuzzParseID ./appnode/feed:FuzzValidate \
+	./appnode/server:FuzzLinkFrame
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

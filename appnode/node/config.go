@@ -33,6 +33,10 @@ type Config struct {
 	Placement string `mapstructure:"placement"`
 	// Routing is forward (default) or redirect.
 	Routing string `mapstructure:"routing"`
+	// ForwardOver is how forwarded requests travel between members: link
+	// (default: a few long-lived connections per member carrying many
+	// requests at once) or http (one HTTP exchange per request).
+	ForwardOver string `mapstructure:"forward_over"`
 	// DataDir holds the pebble database.
 	DataDir string `mapstructure:"data_dir"`
 	// ClusterSecretFile holds the secret that authenticates node-to-node
@@ -196,6 +200,13 @@ func (c *Config) Validate() error {
 	case server.Forward, server.Redirect:
 	default:
 		return config.Errorf("routing", c.Routing, "is not forward or redirect")
+	}
+	switch c.ForwardOver {
+	case "":
+		c.ForwardOver = "link"
+	case "link", "http":
+	default:
+		return config.Errorf("forward_over", c.ForwardOver, "is not link or http")
 	}
 	if c.DataDir == "" {
 		return config.Missing("data_dir")

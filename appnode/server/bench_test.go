@@ -46,8 +46,8 @@ func benchGet(b *testing.B, url string, want int) {
 	})
 }
 
-func benchCluster(b *testing.B, routing Routing) ([]*member, string) {
-	ms := newCluster(b, clusterOpts{n: 2, routing: routing})
+func benchCluster(b *testing.B, routing Routing, httpForward ...bool) ([]*member, string) {
+	ms := newCluster(b, clusterOpts{n: 2, routing: routing, httpForward: len(httpForward) > 0 && httpForward[0]})
 	token := createUser(b, owner(ms, "joe"), "joe")
 	for range 20 {
 		do(b, nil, "POST", owner(ms, "joe").url("/v1/users/joe/posts"), token, api.PostRequest{Text: "a post of some length, like people write"})
@@ -62,6 +62,11 @@ func BenchmarkFeedDirect(b *testing.B) {
 
 func BenchmarkFeedForward(b *testing.B) {
 	ms, _ := benchCluster(b, Forward)
+	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
+}
+
+func BenchmarkFeedForwardHTTP(b *testing.B) {
+	ms, _ := benchCluster(b, Forward, true)
 	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
 }
 

@@ -37,7 +37,12 @@ func usersFor(ms []*member, per int) []string {
 // the request's user; each must still get the owner's answer, and the
 // data must live on the owner only.
 func TestClusterForward(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 3, routing: Forward})
+	t.Run("links", func(t *testing.T) { testClusterForward(t, false) })
+	t.Run("http", func(t *testing.T) { testClusterForward(t, true) })
+}
+
+func testClusterForward(t *testing.T, httpForward bool) {
+	ms := newCluster(t, clusterOpts{n: 3, routing: Forward, httpForward: httpForward})
 	clusterUsers := usersFor(ms, 3)
 	first, last := clusterUsers[0], clusterUsers[len(clusterUsers)-1]
 	tokens := map[string]string{}
@@ -324,7 +329,12 @@ func TestRingDisagreement(t *testing.T) {
 // (with a hint for the owner). With the whole preference list down the
 // answer is 502 naming the members tried.
 func TestForwardToDeadOwner(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 3})
+	t.Run("links", func(t *testing.T) { testForwardToDeadOwner(t, false) })
+	t.Run("http", func(t *testing.T) { testForwardToDeadOwner(t, true) })
+}
+
+func testForwardToDeadOwner(t *testing.T, httpForward bool) {
+	ms := newCluster(t, clusterOpts{n: 3, httpForward: httpForward})
 	pref := ms[0].srv.Ring().Preference(nil, "joe")
 	o, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
 	var other *member
@@ -334,7 +344,7 @@ func TestForwardToDeadOwner(t *testing.T) {
 		}
 	}
 	token := createUser(t, other, "joe")
-	o.ts.Close()
+	o.kill()
 	a := do(t, nil, "GET", other.url("/v1/users/joe"), "", nil)
 	if a.code != http.StatusOK || a.header.Get(HeaderOwner) != replica.addr {
 		t.Errorf("read with a dead owner = %d %s (answered by %s), want 200 from the replica %s", a.code, a.body, a.header.Get(HeaderOwner), replica.addr)
@@ -346,7 +356,7 @@ func TestForwardToDeadOwner(t *testing.T) {
 	if st := replica.srv.Status(); st.HintsByMember[o.addr] != 1 {
 		t.Errorf("hints on the replica = %v, want 1 for the owner %s", st.HintsByMember, o.addr)
 	}
-	replica.ts.Close()
+	replica.kill()
 	a = do(t, nil, "GET", other.url("/v1/users/joe/posts"), "", nil)
 	if a.code != http.StatusBadGateway || !strings.Contains(a.errorText(t), o.addr) || !strings.Contains(a.errorText(t), replica.addr) {
 		t.Errorf("forward with the preference list down = %d %s", a.code, a.body)

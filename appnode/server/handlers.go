@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler, maxReplicateBody))
 	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records, maxBody))
 	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests, maxDigestBody))
+	mux.HandleFunc(linkRoute, s.serveLink)
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }

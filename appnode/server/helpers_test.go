@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -59,6 +60,9 @@ type clusterOpts struct {
 	memFS bool
 	// replicas is the ring's replicas (default 2).
 	replicas int
+	// httpForward turns member links off (Options.Links): forwards go
+	// over HTTP.
+	httpForward bool
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -119,7 +123,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 			alive = o.memberAlive(i)
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair, Links: !o.httpForward})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +133,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		ts.Start()
 		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
 		t.Cleanup(func() {
+			srv.closeLinks()
 			ts.Close()
 			srv.repairs.Wait() // background read repairs use the store
 			st.Close()
@@ -202,6 +207,16 @@ func do(t testing.TB, c *http.Client, method, url, token string, body any) answe
 }
 
 func (m *member) url(path string) string { return m.ts.URL + path }
+
+// kill stops a member the way a crash would look to the others: its
+// listener and every connection to it close, member links included.
+func (m *member) kill() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.srv.served.drain(ctx) // closes the served links at once
+	m.srv.links.closeAll()
+	m.ts.Close()
+}
 
 // owner and notOwner pick members by the ring.
 func owner(ms []*member, name string) *member {

@@ -21,6 +21,9 @@ type metrics struct {
 	handedOff     prometheus.Counter
 	repairs       *prometheus.CounterVec
 	antiEntropy   *prometheus.CounterVec
+	linksOpened   prometheus.Counter
+	linksServed   prometheus.Gauge
+	linkRefused   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -71,9 +74,22 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_anti_entropy_rounds_total",
 			Help: "Anti-entropy comparisons with another member by result: same, repaired, failed.",
 		}, []string{"result"}),
+		linksOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_links_opened_total",
+			Help: "Member links this member opened to forward requests.",
+		}),
+		linksServed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "appnode_links_served",
+			Help: "Member links other members have open to this one.",
+		}),
+		linkRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_links_refused_total",
+			Help: "Member links refused for a wrong answer to the challenge (a wrong cluster secret).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
+			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st})
 	}
 	return m
 }

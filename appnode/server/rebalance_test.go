@@ -187,7 +187,7 @@ func TestRebalanceRemoveMember(t *testing.T) {
 	}
 	// The member dies, the failure detector says so, and the operator
 	// removes it from every remaining member's config.
-	ms[3].ts.Close()
+	ms[3].kill()
 	gone.Store(ms[3].addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)

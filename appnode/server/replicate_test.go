@@ -121,7 +121,7 @@ func TestWriteAcks(t *testing.T) {
 			pref := ms[0].srv.Ring().Preference(nil, "joe")
 			coord, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
 			token := createUser(t, coord, "joe")
-			replica.ts.Close() // alive to the detector, but gone
+			replica.kill() // alive to the detector, but gone
 			a := do(t, nil, "POST", coord.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "x"})
 			if a.code != tt.code {
 				t.Fatalf("post = %d %s, want %d", a.code, a.body, tt.code)

@@ -77,7 +77,12 @@ appnode_requests_total{code="400",route="POST /v1/users"} 1
 // others; the user sees 502 and nothing half-done is stored. Writes
 // need one copy only here, so users can be created at all.
 func TestWrongClusterSecret(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 2, writeAcks: 1, secret: func(i int) []byte {
+	t.Run("links", func(t *testing.T) { testWrongClusterSecret(t, false) })
+	t.Run("http", func(t *testing.T) { testWrongClusterSecret(t, true) })
+}
+
+func testWrongClusterSecret(t *testing.T, httpForward bool) {
+	ms := newCluster(t, clusterOpts{n: 2, writeAcks: 1, httpForward: httpForward, secret: func(i int) []byte {
 		if i == 1 {
 			return []byte("another secret")
 		}

@@ -79,6 +79,11 @@ type Options struct {
 	// HandoffInterval is how often RunHandoff offers hints to members
 	// that are alive again; 0 means DefaultHandoffInterval.
 	HandoffInterval time.Duration
+	// Links forwards requests to other members over member links (see
+	// link.go) instead of one HTTP exchange each; members that do not
+	// accept a link, and streams, still get HTTP. A member serves links
+	// whatever this says.
+	Links bool
 }
 
 // Server serves appnode's API. It is safe for concurrent use; SetRing
@@ -109,6 +114,10 @@ type Server struct {
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
+
+	links    linkPool
+	useLinks atomic.Bool // forward over links (else HTTP only)
+	served   linkSet
 
 	srv *http.Server
 	ln  net.Listener
@@ -177,6 +186,8 @@ func New(opts Options) (*Server, error) {
 			return nil
 		},
 	}
+	s.links.s = s
+	s.SetLinks(opts.Links)
 	s.routes()
 	return s, nil
 }
@@ -235,6 +246,15 @@ func (s *Server) SetRouting(m Routing) error {
 	return nil
 }
 
+// SetLinks turns forwarding over member links on or off; turning it off
+// closes this member's links once their requests are answered.
+func (s *Server) SetLinks(on bool) {
+	if !s.useLinks.Swap(on) || on {
+		return
+	}
+	s.links.retireAll()
+}
+
 // Routing returns the routing mode.
 func (s *Server) Routing() Routing { return s.routing.Load().(Routing) }
 
@@ -244,6 +264,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &recorder{ResponseWriter: w, code: http.StatusOK}
 	rw.Header().Set(HeaderRingVersion, s.ring.Load().Version())
 	s.mux.ServeHTTP(rw, r)
+	if r.Pattern == linkRoute {
+		return // a link's lifetime is not a request's latency
+	}
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "unmatched"
@@ -311,7 +334,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
+	// Links drain once the listener is closed, so a peer's redial is
+	// refused and it moves on to the next member.
+	linksDone := make(chan struct{})
+	s.srv.RegisterOnShutdown(func() { s.served.drain(sctx); close(linksDone) })
 	err := s.srv.Shutdown(sctx)
+	<-linksDone
+	s.closeLinks()
 	<-errc
 	s.repairs.Wait() // each is bounded by peerTimeout
 
@@ -378,7 +407,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	hops := 0
 	var skip []string
 	fallback := false
-	if verify(s.secret, s.now(), r) {
+	if s.fromMember(r) {
 		hops, _ = strconv.Atoi(r.Header.Get(HeaderHops))
 		if v := r.Header.Get(HeaderUnreachable); v != "" {
 			skip = strings.Split(v, ",")
@@ -428,7 +457,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 				}
 				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true}
 				s.metrics.routed.WithLabelValues("fallback").Inc()
-				s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+				s.forward(w, r, plan)
 				if !plan.unreachable {
 					return
 				}
@@ -452,7 +481,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		plan := &forwardPlan{owner: owner, hops: hops + 1, skip: skip, body: body}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
-		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+		s.forward(w, r, plan)
 		if !plan.unreachable {
 			return
 		}
@@ -479,6 +508,24 @@ func (s *Server) movedFrom(name string, skip []string) string {
 		return m
 	}
 	return ""
+}
+
+// forward sends r to plan.owner and copies the answer to w: over a
+// member link when there is one, else with the HTTP reverse proxy.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, plan *forwardPlan) {
+	if s.useLinks.Load() && !streaming(r) && s.forwardLink(w, r, plan) {
+		return
+	}
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+}
+
+// closeLinks closes this member's links to others and drains the links
+// others have to it (Serve does it on shutdown).
+func (s *Server) closeLinks() {
+	s.links.closeAll()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	s.served.drain(ctx)
 }
 
 // rewrite points a forwarded request at the owner and signs it, so the

@@ -48,6 +48,7 @@ type options struct {
 	nginx       string
 	duration    time.Duration
 	concurrency int
+	rounds      int
 	maxRequests int
 	users       int
 	followees   int
@@ -65,6 +66,7 @@ func main() {
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests in flight")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds for each compared pair (direct/forward, appnode/nginx 307), so drifting load on a shared machine hits both alike")
 	flag.IntVar(&o.maxRequests, "max-requests", 2_000_000, "upper bound on requests per measurement")
 	flag.IntVar(&o.users, "users", 200, "users to create")
 	flag.IntVar(&o.followees, "followees", 100, "users the timeline reader follows")
@@ -501,15 +503,18 @@ func run(ctx context.Context, o options) error {
 		return o
 	}
 	feedURL := func(m, u string) string { return "http://" + m + "/v1/users/" + u + "/posts?limit=20" }
-	direct := measureOn(ctx, c.pids, "feed reads → owner", conc, d, maxReq, func(i int) error {
-		u := users[i%o.users]
-		return get(hc, feedURL(owner(u), u), 200)
+	direct, fwd, fwdRounds := pair(o.rounds, d, func(d time.Duration) result {
+		return measureOn(ctx, c.pids, "feed reads → owner", conc, d, maxReq, func(i int) error {
+			u := users[i%o.users]
+			return get(hc, feedURL(owner(u), u), 200)
+		})
+	}, func(d time.Duration) result {
+		return measureOn(ctx, c.pids, "feed reads → non-owner (forward)", conc, d, maxReq, func(i int) error {
+			u := users[i%o.users]
+			return get(hc, feedURL(nonOwner(u), u), 200)
+		})
 	})
 	add(direct)
-	fwd := measureOn(ctx, c.pids, "feed reads → non-owner (forward)", conc, d, maxReq, func(i int) error {
-		u := users[i%o.users]
-		return get(hc, feedURL(nonOwner(u), u), 200)
-	})
 	add(fwd)
 	add(measureOn(ctx, c.pids, fmt.Sprintf("timeline reads (%d followees) → owner", min(o.followees, o.users)), conc, d, maxReq, func(i int) error {
 		_, err := cl.Timeline(ctx, "reader", reader.Token, client.Page{Limit: 20})
@@ -519,33 +524,40 @@ func run(ctx context.Context, o options) error {
 	if err := c.setRouting("redirect"); err != nil {
 		return err
 	}
-	redirect := measureOn(ctx, c.pids, "307 from non-owner (routing: redirect)", conc, d, maxReq, func(i int) error {
-		u := users[i%o.users]
-		return get(hc, feedURL(nonOwner(u), u), http.StatusTemporaryRedirect)
-	})
-	add(redirect)
-
-	var nginx result
-	if o.nginx != "" {
-		nginx, err = runNginx(ctx, o, dir, rg, users, hc)
+	measureRedirect := func(d time.Duration) result {
+		return measureOn(ctx, c.pids, "307 from non-owner (routing: redirect)", conc, d, maxReq, func(i int) error {
+			u := users[i%o.users]
+			return get(hc, feedURL(nonOwner(u), u), http.StatusTemporaryRedirect)
+		})
+	}
+	var redirect, nginx result
+	var redirectRounds []float64
+	if o.nginx == "" {
+		redirect = measureRedirect(d)
+		add(redirect)
+	} else {
+		measureNginx, stopNginx, err := startNginx(ctx, o, dir, rg, users, hc)
 		if err != nil {
 			return err
 		}
+		redirect, nginx, redirectRounds = pair(o.rounds, d, measureRedirect, measureNginx)
+		stopNginx()
+		add(redirect)
 		add(nginx)
 	}
-	return report(o, results, rate, direct, fwd, redirect, nginx)
+	return report(o, results, rate, direct, fwd, redirect, nginx, fwdRounds, redirectRounds)
 }
 
-// runNginx starts nginx on a loopback port with a config that answers
-// every request with 307 to a member, and measures it like appnode.
-func runNginx(ctx context.Context, o options, dir string, rg *ring.Ring, users []string, hc *http.Client) (result, error) {
+// startNginx starts nginx on a loopback port with a config that answers
+// every request with 307 to a member; measure measures it like appnode.
+func startNginx(ctx context.Context, o options, dir string, rg *ring.Ring, users []string, hc *http.Client) (measure func(time.Duration) result, stop func(), err error) {
 	port, err := freePort()
 	if err != nil {
-		return result{}, err
+		return nil, nil, err
 	}
 	prefix := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		return result{}, err
+		return nil, nil, err
 	}
 	conf := fmt.Sprintf(`# nginx peer for bench-appnode: answers every request with a 307.
 daemon off;
@@ -569,31 +581,64 @@ http {
 `, prefix, port, rg.Members()[0])
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return result{}, err
+		return nil, nil, err
 	}
 	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, o.nginx, "-p", prefix, "-c", confPath)
 	if err != nil {
-		return result{}, err
+		return nil, nil, err
 	}
-	defer p.stop()
 	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port), p); err != nil {
-		return result{}, err
+		p.stop()
+		return nil, nil, err
 	}
 	pids := func() []int { return withChildren(p.cmd.Process.Pid) }
-	return measureOn(ctx, pids, "307 from nginx (return 307)", o.concurrency, o.duration, o.maxRequests, func(i int) error {
-		u := users[i%len(users)]
-		return get(hc, fmt.Sprintf("http://127.0.0.1:%d/v1/users/%s/posts?limit=20", port, u), http.StatusTemporaryRedirect)
-	}), nil
+	return func(d time.Duration) result {
+		return measureOn(ctx, pids, "307 from nginx (return 307)", o.concurrency, d, o.maxRequests, func(i int) error {
+			u := users[i%len(users)]
+			return get(hc, fmt.Sprintf("http://127.0.0.1:%d/v1/users/%s/posts?limit=20", port, u), http.StatusTemporaryRedirect)
+		})
+	}, p.stop, nil
 }
 
-func report(o options, results []result, syncRate float64, direct, fwd, redirect, nginx result) error {
+// pair measures a and b in n alternating rounds of d/n each (at least
+// 1s) and returns each one's rounds combined, with the rate ratio b/a of
+// every round: on a shared machine, load that comes and goes then falls
+// on both rows of a comparison, not on one.
+func pair(n int, d time.Duration, a, b func(time.Duration) result) (ra, rb result, ratios []float64) {
+	n = max(n, 1)
+	each := max(d/time.Duration(n), time.Second)
+	for range n {
+		x, y := a(each), b(each)
+		ratios = append(ratios, y.rate()/x.rate())
+		ra, rb = combine(ra, x), combine(rb, y)
+	}
+	slices.Sort(ra.lat)
+	slices.Sort(rb.lat)
+	return ra, rb, ratios
+}
+
+// combine adds measurement r to sum (a result of the same row).
+func combine(sum, r result) result {
+	sum.name = r.name
+	sum.requests += r.requests
+	sum.errors += r.errors
+	sum.elapsed += r.elapsed
+	sum.lat = append(sum.lat, r.lat...)
+	sum.serverCPU += r.serverCPU
+	if sum.firstErr == nil {
+		sum.firstErr = r.firstErr
+	}
+	return sum
+}
+
+func report(o options, results []result, syncRate float64, direct, fwd, redirect, nginx result, fwdRounds, redirectRounds []float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# bench-appnode, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	procs := "Go's default GOMAXPROCS"
 	if o.maxprocs > 0 {
 		procs = fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs)
 	}
-	fmt.Fprintf(&b, "3 members on 127.0.0.1 (%s), nginx with 1 worker, %d concurrent requests, %v per row, %d CPUs.\n\n", procs, o.concurrency, o.duration, numCPU())
+	fmt.Fprintf(&b, "3 members on 127.0.0.1 (%s), nginx with 1 worker, %d concurrent requests, %v per row (compared pairs: %d alternating rounds), %d CPUs.\n\n", procs, o.concurrency, o.duration, o.rounds, numCPU())
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "measurement\trequests/s\tp50\tp99\tserver CPU/request\terrors")
 	fmt.Fprintf(tw, "disk: synced 512 B writes, one at a time\t%.0f\t\t\t\t\n", syncRate)
@@ -603,11 +648,18 @@ func report(o options, results []result, syncRate float64, direct, fwd, redirect
 	tw.Flush()
 	fmt.Fprintf(&b, "\nServer CPU/request is the CPU time of the serving processes (3 appnodes, or nginx's\nmaster and worker) divided by requests: other load on a shared machine barely moves it.\n\n")
 	ratio := func(a, b time.Duration) float64 { return float64(a) / float64(b) }
-	fmt.Fprintf(&b, "forwarded / direct feed reads: %.2f by rate, %.2f by server CPU (target ≥ 0.5)\n",
-		fwd.rate()/direct.rate(), ratio(direct.cpuPerRequest(), fwd.cpuPerRequest()))
+	rounds := func(rs []float64) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, fmt.Sprintf("%.2f", r))
+		}
+		return strings.Join(out, " ")
+	}
+	fmt.Fprintf(&b, "forwarded / direct feed reads: %.2f by rate (rounds: %s), %.2f by server CPU (target ≥ 0.5)\n",
+		fwd.rate()/direct.rate(), rounds(fwdRounds), ratio(direct.cpuPerRequest(), fwd.cpuPerRequest()))
 	if nginx.requests > 0 {
-		fmt.Fprintf(&b, "appnode 307 / nginx 307: %.2f by rate, %.2f by server CPU (target ≥ 0.7)\n",
-			redirect.rate()/nginx.rate(), ratio(nginx.cpuPerRequest(), redirect.cpuPerRequest()))
+		fmt.Fprintf(&b, "appnode 307 / nginx 307: %.2f by rate (rounds: %s), %.2f by server CPU (target ≥ 0.7)\n",
+			redirect.rate()/nginx.rate(), rounds(redirectRounds), ratio(nginx.cpuPerRequest(), redirect.cpuPerRequest()))
 	}
 	fmt.Fprint(os.Stdout, b.String())
 	path := filepath.Join(o.out, "results.md")

@@ -1,0 +1,932 @@
+package server
+
+// The member link: how a member forwards client requests to another
+// member without a second HTTP exchange.
+//
+// A forwarded read costs the forwarder a whole HTTP client exchange and
+// the owner a whole HTTP server exchange on top of the work itself:
+// header parsing and formatting, a write and a read system call on each
+// side, and net/http's per-connection goroutine hand-offs. A link is a
+// long-lived TCP connection between two members that carries many
+// requests at once as length-prefixed frames. Writes from concurrent
+// requests are combined, so under load one system call carries several
+// requests or answers, and the owner runs the handler on an in-memory
+// request without parsing HTTP.
+//
+// A link starts as an HTTP request on the member's API port:
+//
+//	GET /internal/v1/link HTTP/1.1
+//	Connection: Upgrade
+//	Upgrade: ringfront-link/1
+//
+// The owner answers 101 with a random challenge in HeaderLinkChallenge;
+// the forwarder's first frame is HMAC-SHA256(cluster secret, challenge),
+// and the owner serves nothing before it has checked it (and said "ok"
+// or "refused" in a frame of its own), so a recorded link cannot be
+// replayed. A member that answers anything but 101 (an
+// older version) is forwarded to over HTTP for a while.
+//
+// Frames, all integers big-endian:
+//
+//	uint32 length of what follows (id and payload)
+//	uint64 id       (0: the authentication frame; ^0: go-away)
+//	payload
+//
+// A request's payload is uvarint-prefixed strings: method, request URI,
+// the client's address, the header count, then name and value pairs;
+// the rest is the body. An answer's payload is the status code
+// (uvarint), the header count and pairs, then the body. Answers carry the
+// id of their request and may come in any order.
+//
+// When the owner shuts down it stops reading, sends go-away with the id
+// of the last request it read, answers every request it read, and
+// closes. Requests with higher ids never reached its handlers, so the
+// forwarder treats them like a refused connection and moves on to the
+// next member of the preference list; a link that breaks without
+// go-away fails its requests in flight with 502, as a broken HTTP
+// connection would.
+//
+// Streaming answers (server-sent events) are forwarded over HTTP: a link
+// answer is one frame.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	linkProtocol = "ringfront-link/1"
+	linkPath     = "/internal/v1/link"
+	linkRoute    = "GET " + linkPath
+	// HeaderLinkChallenge carries the owner's challenge in its 101.
+	HeaderLinkChallenge = "X-Ringfront-Link-Challenge"
+
+	// maxLinkFrame bounds one frame: a request body is at most maxBody,
+	// but an answer (a celebrity's follower list) can be large.
+	maxLinkFrame = 64 << 20
+	// linkConns is how many links a member keeps to each other member:
+	// more than one, so one slow answer does not hold a whole socket
+	// buffer up, and few, so writes still combine.
+	linkConns = 2
+	// linkInflight bounds the requests one link serves at once; the
+	// owner stops reading the link while it is full.
+	linkInflight = 512
+	// linkRetryHTTP is how long a member that refused a link (an older
+	// version) is forwarded to over HTTP before the link is tried again.
+	linkRetryHTTP = time.Minute
+	// linkAuthTimeout bounds the handshake.
+	linkAuthTimeout = 5 * time.Second
+
+	idAuth   = 0
+	idGoAway = ^uint64(0)
+
+	// The owner's answers to the authentication frame.
+	linkAccepted = "ok"
+	linkRefused  = "refused"
+)
+
+// Errors of the link client. errLinkUnsent means the request never
+// reached the owner's handlers: the caller may send it elsewhere.
+var (
+	errLinkUnsent      = errors.New("member link closed before the request was read")
+	errLinkUnsupported = errors.New("member does not speak " + linkProtocol)
+	errLinkRetired     = errors.New("member link retired")
+)
+
+// linkMAC is the answer to a link challenge.
+func linkMAC(secret []byte, challenge string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("ringfront-link\n" + challenge))
+	return m.Sum(nil)
+}
+
+// frameWriter writes frames for many goroutines, combining them: the
+// goroutine that finds no write in progress writes everything queued so
+// far in one system call, including frames queued while it wrote.
+type frameWriter struct {
+	mu      sync.Mutex
+	c       net.Conn
+	queued  []byte
+	spare   []byte
+	writing bool
+	err     error
+}
+
+// write queues one frame (id and payload, given in two parts) and
+// writes the queue unless another goroutine is writing it already.
+func (fw *frameWriter) write(id uint64, a, b []byte) error {
+	if err := fw.enqueue(id, a, b); err != nil {
+		return err
+	}
+	return fw.flush()
+}
+
+// enqueue appends one frame to the queue.
+func (fw *frameWriter) enqueue(id uint64, a, b []byte) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.err != nil {
+		return fw.err
+	}
+	fw.queued = binary.BigEndian.AppendUint32(fw.queued, uint32(8+len(a)+len(b)))
+	fw.queued = binary.BigEndian.AppendUint64(fw.queued, id)
+	fw.queued = append(fw.queued, a...)
+	fw.queued = append(fw.queued, b...)
+	return nil
+}
+
+// flush writes the queue, frames queued meanwhile included, unless a
+// write is in progress: that writer takes what was queued on its next
+// round. A write error closes the writer for good; the connection's
+// reader sees the broken connection and fails what is waiting.
+func (fw *frameWriter) flush() error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.writing {
+		return nil
+	}
+	fw.writing = true
+	for len(fw.queued) > 0 && fw.err == nil {
+		buf := fw.queued
+		fw.queued = fw.spare[:0]
+		fw.mu.Unlock()
+		_, err := fw.c.Write(buf)
+		fw.mu.Lock()
+		fw.spare = buf[:0]
+		if err != nil {
+			fw.err = err
+		}
+	}
+	fw.writing = false
+	if cap(fw.spare) > 1<<20 {
+		fw.spare = nil // do not keep a huge answer's buffer
+	}
+	return fw.err
+}
+
+// readFrame reads one frame into buf (grown as needed).
+func readFrame(r *bufio.Reader, buf []byte) (id uint64, payload []byte, err error) {
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n < 8 || n > maxLinkFrame {
+		return 0, nil, fmt.Errorf("member link frame of %d bytes (at most %d)", n, maxLinkFrame)
+	}
+	id = binary.BigEndian.Uint64(hdr[4:])
+	size := int(n) - 8
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, fmt.Errorf("reading a member link frame: %w", err)
+	}
+	return id, buf, nil
+}
+
+// appendString appends a uvarint-prefixed string.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads what appendString and AppendUvarint wrote.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("malformed member link frame")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errors.New("malformed member link frame")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) header() http.Header {
+	n := d.uvarint()
+	if n > uint64(len(d.b))/2 {
+		d.err = errors.New("malformed member link frame")
+	}
+	if d.err != nil {
+		return nil
+	}
+	h := make(http.Header, n)
+	for range n {
+		k, v := d.string(), d.string()
+		h[k] = append(h[k], v)
+	}
+	return h
+}
+
+func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
+	n := 0
+	for k, vs := range h {
+		if !skip(k) {
+			n += len(vs)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range h {
+		if skip(k) {
+			continue
+		}
+		for _, v := range vs {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	return b
+}
+
+// hopByHop reports headers that belong to one connection, not to the
+// request or answer (RFC 9110, section 7.6.1).
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// ---- the owner's side ----
+
+// links tracks the links this member serves, so Serve's shutdown can
+// drain them (http.Server forgets a connection once it is hijacked).
+type linkSet struct {
+	mu     sync.Mutex
+	conns  map[*servedLink]struct{}
+	closed bool
+}
+
+type servedLink struct {
+	c        net.Conn
+	w        frameWriter
+	lastRead atomic.Uint64
+	stopping atomic.Bool
+	handlers sync.WaitGroup
+	done     chan struct{}
+}
+
+// serveLink upgrades an HTTP request to a member link and serves it
+// until the peer closes it or the server shuts down.
+func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), linkProtocol) {
+		writeError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", linkProtocol))
+		return
+	}
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	challenge := hex.EncodeToString(nonce[:])
+	c, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("taking over the connection for a member link: %w", err))
+		return
+	}
+	l := &servedLink{c: c, done: make(chan struct{})}
+	l.w.c = c
+	if !s.served.add(l) {
+		c.Close() // shutting down
+		return
+	}
+	defer s.served.remove(l)
+	defer close(l.done)
+	defer c.Close()
+	c.SetDeadline(time.Time{})
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", linkProtocol, HeaderLinkChallenge, challenge)
+	if err := rw.Flush(); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
+	id, mac, err := readFrame(rw.Reader, nil)
+	if err != nil || id != idAuth || !hmac.Equal(mac, linkMAC(s.secret, challenge)) {
+		s.log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", errCluster)
+		s.metrics.linkRefused.Inc()
+		if err == nil {
+			l.w.write(idAuth, []byte(linkRefused), nil)
+		}
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if l.w.write(idAuth, []byte(linkAccepted), nil) != nil {
+		return
+	}
+	s.metrics.linksServed.Inc()
+	defer s.metrics.linksServed.Dec()
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	slots := make(chan struct{}, linkInflight)
+	var buf []byte
+	for {
+		id, payload, err := readFrame(rw.Reader, buf)
+		if err != nil {
+			break
+		}
+		buf = payload[:0] // decodeLinkRequest copies what it keeps
+		if id == idAuth || id == idGoAway {
+			break // a confused peer
+		}
+		l.lastRead.Store(id)
+		req, err := decodeLinkRequest(ctx, s.self, payload)
+		if err != nil {
+			s.log.Warn("bad member link frame", "op", "link", "peer", r.RemoteAddr, "err", err)
+			break
+		}
+		slots <- struct{}{}
+		l.handlers.Add(1)
+		go func() {
+			defer func() { <-slots; l.handlers.Done() }()
+			s.serveLinkRequest(l, id, req)
+		}()
+		if l.stopping.Load() {
+			break
+		}
+	}
+	if l.stopping.Load() {
+		// Tell the peer which requests were read; the rest never will be.
+		l.w.write(idGoAway, binary.BigEndian.AppendUint64(nil, l.lastRead.Load()), nil)
+	}
+	l.handlers.Wait()
+}
+
+// linkRequestKey marks, in a request's context, a request that came over
+// an authenticated member link: it is trusted like a signed request.
+type linkRequestKey struct{}
+
+// fromMember reports whether r comes from another member: over a link,
+// or signed with the cluster secret.
+func (s *Server) fromMember(r *http.Request) bool {
+	if r.Context().Value(linkRequestKey{}) != nil {
+		return true
+	}
+	return verify(s.secret, s.now(), r)
+}
+
+func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.Request, error) {
+	d := decoder{b: payload}
+	method, uri, remote := d.string(), d.string(), d.string()
+	h := d.header()
+	if d.err != nil {
+		return nil, d.err
+	}
+	body := bytes.Clone(d.b)
+	ctx = context.WithValue(ctx, linkRequestKey{}, true)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+self+uri, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("member link request %s %q: %w", method, uri, err)
+	}
+	req.Header = h
+	req.RequestURI = uri
+	req.RemoteAddr = remote
+	req.Host = self
+	return req, nil
+}
+
+// linkAnswer is the http.ResponseWriter of a request that came over a
+// link: the answer is collected, then sent as one frame.
+type linkAnswer struct {
+	h    http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (a *linkAnswer) Header() http.Header { return a.h }
+
+func (a *linkAnswer) WriteHeader(code int) {
+	if a.code == 0 {
+		a.code = code
+	}
+}
+
+func (a *linkAnswer) Write(b []byte) (int, error) {
+	if a.code == 0 {
+		a.code = http.StatusOK
+	}
+	if a.body.Len()+len(b) > maxLinkFrame-64<<10 {
+		return 0, fmt.Errorf("answer larger than a member link frame (%d bytes)", maxLinkFrame)
+	}
+	return a.body.Write(b)
+}
+
+var answers = sync.Pool{New: func() any { return new(linkAnswer) }}
+
+func (s *Server) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), peerTimeout)
+	defer cancel()
+	a := answers.Get().(*linkAnswer)
+	a.h, a.code = make(http.Header, 4), 0
+	a.body.Reset()
+	func() {
+		// As net/http does for a connection: a handler's panic fails its
+		// request, not the process.
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					s.log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				}
+				a.h, a.code = http.Header{}, 0
+				a.body.Reset()
+				writeError(a, http.StatusInternalServerError, errors.New("internal error"))
+			}
+		}()
+		s.ServeHTTP(a, req.WithContext(ctx))
+	}()
+	if a.code == 0 {
+		a.code = http.StatusOK
+	}
+	head := make([]byte, 0, 256)
+	head = binary.AppendUvarint(head, uint64(a.code))
+	head = appendHeader(head, a.h, hopByHop)
+	l.w.write(id, head, a.body.Bytes()) // a broken link is seen by its reader
+	if a.body.Cap() <= 1<<20 {
+		answers.Put(a)
+	}
+}
+
+func (ls *linkSet) add(l *servedLink) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
+		return false
+	}
+	if ls.conns == nil {
+		ls.conns = make(map[*servedLink]struct{})
+	}
+	ls.conns[l] = struct{}{}
+	return true
+}
+
+func (ls *linkSet) remove(l *servedLink) {
+	ls.mu.Lock()
+	delete(ls.conns, l)
+	ls.mu.Unlock()
+}
+
+// drain stops every served link: each stops reading, tells its peer the
+// last request it read, answers what it read and closes. It waits for
+// them until ctx is done, then closes what is left.
+func (ls *linkSet) drain(ctx context.Context) {
+	ls.mu.Lock()
+	ls.closed = true
+	conns := make([]*servedLink, 0, len(ls.conns))
+	for l := range ls.conns {
+		conns = append(conns, l)
+	}
+	ls.mu.Unlock()
+	for _, l := range conns {
+		l.stopping.Store(true)
+		l.c.SetReadDeadline(time.Now()) // wakes the reader
+	}
+	for _, l := range conns {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			l.c.Close()
+		}
+	}
+}
+
+// ---- the forwarder's side ----
+
+// linkPool holds this member's links to the other members.
+type linkPool struct {
+	s  *Server
+	mu sync.Mutex
+	to map[string]*peerLinks
+}
+
+type peerLinks struct {
+	mu      sync.Mutex
+	conns   [linkConns]*link
+	next    int
+	httpTil time.Time // the peer refused a link: HTTP until then
+}
+
+// link is one link to a member.
+type link struct {
+	peer    string
+	c       net.Conn
+	w       frameWriter
+	mu      sync.Mutex
+	pending map[uint64]chan linkResult
+	nextID  uint64
+	err     error // set once the link is closed
+	goAway  bool
+	done    chan struct{}
+}
+
+type linkResult struct {
+	payload []byte
+	err     error
+}
+
+func (p *linkPool) peer(member string) *peerLinks {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.to == nil {
+		p.to = make(map[string]*peerLinks)
+	}
+	pl := p.to[member]
+	if pl == nil {
+		pl = new(peerLinks)
+		p.to[member] = pl
+	}
+	return pl
+}
+
+// get returns a usable link to member, dialling one if needed. It
+// returns errLinkUnsupported while the member is forwarded to over HTTP,
+// and a dial error (which unreachable recognises) when the member cannot
+// be reached.
+func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
+	pl := p.peer(member)
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if time.Now().Before(pl.httpTil) {
+		return nil, errLinkUnsupported
+	}
+	i := pl.next
+	pl.next = (pl.next + 1) % linkConns
+	if l := pl.conns[i]; l != nil && l.usable() {
+		return l, nil
+	}
+	// Dialled under the peer's lock: concurrent requests wait for this
+	// one link instead of each dialling their own.
+	l, err := p.dial(ctx, member)
+	if errors.Is(err, errLinkUnsupported) {
+		pl.httpTil = time.Now().Add(linkRetryHTTP)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl.conns[i] = l
+	return l, nil
+}
+
+func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
+	ctx, cancel := context.WithTimeout(ctx, linkAuthTimeout)
+	defer cancel()
+	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", member)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	fail := func(err error) (*link, error) {
+		c.Close()
+		return nil, fmt.Errorf("opening a member link to %s: %w", member, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", linkPath, member, linkProtocol)
+	br := bufio.NewReaderSize(c, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, fmt.Errorf("%w (answered %s)", errLinkUnsupported, resp.Status)
+	}
+	l := &link{peer: member, c: c, pending: make(map[uint64]chan linkResult), nextID: 1, done: make(chan struct{})}
+	l.w.c = c
+	if err := l.w.write(idAuth, linkMAC(p.s.secret, resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
+		return fail(err)
+	}
+	id, answer, err := readFrame(br, nil)
+	switch {
+	case err != nil:
+		return fail(err)
+	case id == idAuth && string(answer) == linkRefused:
+		// Forwarded requests still work over HTTP, unsigned as far as
+		// the peer can tell; the operator needs to fix the secret.
+		c.Close()
+		p.s.log.Error("a member refused our cluster secret; forwarding to it over HTTP", "op", "link", "peer", member)
+		return nil, fmt.Errorf("%w: it refused the cluster secret", errLinkUnsupported)
+	case id != idAuth || string(answer) != linkAccepted:
+		return fail(errors.New("unexpected answer to the link challenge"))
+	}
+	c.SetDeadline(time.Time{})
+	p.s.metrics.linksOpened.Inc()
+	go l.read(br)
+	return l, nil
+}
+
+func (l *link) usable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err == nil && !l.goAway
+}
+
+// read dispatches answers until the link breaks.
+func (l *link) read(br *bufio.Reader) {
+	defer close(l.done)
+	var err error
+	for {
+		var id uint64
+		var payload []byte
+		id, payload, err = readFrame(br, nil)
+		if err != nil {
+			break
+		}
+		if id == idGoAway {
+			if len(payload) != 8 {
+				err = errors.New("malformed go-away frame")
+				break
+			}
+			l.goAwayAfter(binary.BigEndian.Uint64(payload))
+			continue
+		}
+		l.mu.Lock()
+		ch := l.pending[id]
+		delete(l.pending, id)
+		drained := l.goAway && len(l.pending) == 0
+		l.mu.Unlock()
+		if ch != nil {
+			ch <- linkResult{payload: payload}
+		}
+		if drained {
+			err = errLinkRetired
+			break
+		}
+	}
+	l.close(fmt.Errorf("member link to %s: %w", l.peer, err))
+}
+
+// goAwayAfter fails the requests the owner will never read.
+func (l *link) goAwayAfter(last uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.goAway = true
+	for id, ch := range l.pending {
+		if id > last {
+			delete(l.pending, id)
+			ch <- linkResult{err: errLinkUnsent}
+		}
+	}
+}
+
+// close fails every request still waiting; once the owner said go-away,
+// those were read and are being answered, so a break now is a failure.
+func (l *link) close(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	for id, ch := range l.pending {
+		delete(l.pending, id)
+		ch <- linkResult{err: err}
+	}
+	l.mu.Unlock()
+	l.c.Close()
+}
+
+// roundTrip sends one request frame and waits for its answer.
+func (l *link) roundTrip(ctx context.Context, req []byte, body []byte) ([]byte, error) {
+	ch := make(chan linkResult, 1)
+	l.mu.Lock()
+	if l.err != nil || l.goAway {
+		l.mu.Unlock()
+		return nil, errLinkUnsent
+	}
+	id := l.nextID
+	l.nextID++
+	l.pending[id] = ch
+	// Queued under l.mu, so frames go out in id order: go-away's
+	// "everything after this id was not read" depends on it. Written
+	// outside it, so concurrent requests combine into one write.
+	err := l.w.enqueue(id, req, body)
+	l.mu.Unlock()
+	if err == nil {
+		err = l.w.flush()
+	}
+	if err != nil {
+		l.close(err)
+	}
+	select {
+	case res := <-ch:
+		return res.payload, res.err
+	case <-ctx.Done():
+		l.mu.Lock()
+		delete(l.pending, id)
+		l.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// retire stops new requests on the link and closes it once the ones in
+// flight are answered.
+func (l *link) retire() {
+	l.mu.Lock()
+	l.goAway = true
+	idle := len(l.pending) == 0
+	l.mu.Unlock()
+	if idle {
+		l.close(errLinkRetired)
+	}
+}
+
+// retireAll retires every link (forwarding over links was turned off).
+func (p *linkPool) retireAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pl := range p.to {
+		pl.mu.Lock()
+		for _, l := range pl.conns {
+			if l != nil {
+				l.retire()
+			}
+		}
+		pl.mu.Unlock()
+	}
+}
+
+// closeAll closes every link; requests in flight fail.
+func (p *linkPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pl := range p.to {
+		pl.mu.Lock()
+		for _, l := range pl.conns {
+			if l != nil {
+				l.close(errors.New("member shutting down"))
+			}
+		}
+		pl.mu.Unlock()
+	}
+}
+
+// streaming reports requests whose answer is a stream: they are
+// forwarded over HTTP.
+func streaming(r *http.Request) bool {
+	return strings.HasSuffix(r.URL.Path, "/stream") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// forwardLink forwards r to plan.owner over a link. It returns false,
+// having written nothing, when the owner is forwarded to over HTTP
+// instead; it sets plan.unreachable when the request did not reach the
+// owner.
+func (s *Server) forwardLink(w http.ResponseWriter, r *http.Request, plan *forwardPlan) bool {
+	l, err := s.links.get(r.Context(), plan.owner)
+	if errors.Is(err, errLinkUnsupported) {
+		return false
+	}
+	if err == nil {
+		var payload []byte
+		payload, err = l.roundTrip(r.Context(), s.linkRequest(r, plan), plan.body)
+		if err == nil {
+			err = writeLinkAnswer(w, payload)
+			if err == nil {
+				return true
+			}
+		}
+	}
+	s.metrics.forwardErrors.Inc()
+	if errors.Is(err, errLinkUnsent) {
+		// Drained by a shutting-down owner; a redial tells whether it
+		// is still there.
+		l, derr := s.links.get(r.Context(), plan.owner)
+		if derr == nil {
+			payload, rerr := l.roundTrip(r.Context(), s.linkRequest(r, plan), plan.body)
+			if rerr == nil && writeLinkAnswer(w, payload) == nil {
+				return true
+			}
+			if rerr != nil {
+				err = rerr
+			}
+		} else {
+			err = derr
+		}
+	}
+	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
+	switch {
+	case unreachable(err) || errors.Is(err, errLinkUnsent):
+		plan.unreachable = true // nothing reached it: try the next member
+	case errors.Is(err, context.Canceled):
+		w.WriteHeader(499)
+	default:
+		writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", plan.owner, err))
+	}
+	return true
+}
+
+// linkRequest encodes r's request frame (without the body), as rewrite
+// prepares an HTTP forward.
+func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
+	b := make([]byte, 0, 512)
+	b = appendString(b, r.Method)
+	b = appendString(b, r.URL.RequestURI())
+	b = appendString(b, r.RemoteAddr)
+	extra := http.Header{}
+	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		clientIP = strings.Join(prior, ", ") + ", " + clientIP
+	}
+	extra.Set("X-Forwarded-For", clientIP)
+	extra.Set("X-Forwarded-Host", r.Host)
+	extra.Set("X-Forwarded-Proto", "http")
+	extra.Set(HeaderHops, strconv.Itoa(plan.hops))
+	if plan.fallback {
+		extra.Set(HeaderFallback, "1")
+	}
+	if len(plan.skip) > 0 {
+		extra.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
+	}
+	skipIn := func(k string) bool {
+		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback ||
+			k == HeaderCluster || k == "Content-Length"
+	}
+	n := 0
+	for k, vs := range r.Header {
+		if !skipIn(k) {
+			n += len(vs)
+		}
+	}
+	for _, vs := range extra {
+		n += len(vs)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range r.Header {
+		if skipIn(k) {
+			continue
+		}
+		for _, v := range vs {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	for k, vs := range extra {
+		for _, v := range vs {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	return b
+}
+
+// writeLinkAnswer writes an answer frame to the client.
+func writeLinkAnswer(w http.ResponseWriter, payload []byte) error {
+	d := decoder{b: payload}
+	code := d.uvarint()
+	h := d.header()
+	if d.err != nil {
+		return fmt.Errorf("member link answer: %w", d.err)
+	}
+	if code < 100 || code > 999 {
+		return fmt.Errorf("member link answer with status %d", code)
+	}
+	out := w.Header()
+	for k, vs := range h {
+		// The forwarder set these for its own answer already.
+		if k == HeaderOwner || k == HeaderRingVersion || k == "Content-Length" {
+			continue
+		}
+		out[k] = vs
+	}
+	out.Set("Content-Length", strconv.Itoa(len(d.b)))
+	w.WriteHeader(int(code))
+	w.Write(d.b)
+	return nil
+}
