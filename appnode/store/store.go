@@ -252,14 +252,18 @@ func (s *Store) CreateUser(u feed.User) error {
 }
 
 // write stores key = val (replacing old, nil when new) for user owner
-// with the change of owner's digest, synced, in one batch. The caller
-// holds owner's lock.
-func (s *Store) write(owner string, key, old, val []byte) error {
+// with the change of owner's digest, synced, in one batch, together with
+// whatever extra adds to the batch (derived data outside the digests).
+// The caller holds owner's lock.
+func (s *Store) write(owner string, key, old, val []byte, extra ...func(*pebble.Batch)) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	delta, err := s.putRecord(b, owner, key, old, val)
 	if err != nil {
 		return err
+	}
+	for _, add := range extra {
+		add(b)
 	}
 	if err := s.apply(b); err != nil {
 		return err
