@@ -184,3 +184,34 @@ func BenchmarkAntiEntropyRound(b *testing.B) {
 		}
 	})
 }
+
+// TestLeafClasses: a leaf classed "all" holds only users both members
+// share, one classed "none" only users they do not; "mixed" leaves are
+// the ones a ring position falls in.
+func TestLeafClasses(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 4, vnodes: 64})
+	a, b := ms[0], ms[1]
+	rg := a.srv.Ring()
+	cls := a.srv.leafClasses(rg, b.addr)
+	counts := map[leafClass]int{}
+	for _, c := range cls {
+		counts[c]++
+	}
+	if counts[leafMixed] == 0 || counts[leafMixed] > len(rg.Positions()) || counts[leafAll] == 0 || counts[leafNone] == 0 {
+		t.Fatalf("leaf classes: %d none, %d all, %d mixed (%d ring positions)", counts[leafNone], counts[leafAll], counts[leafMixed], len(rg.Positions()))
+	}
+	for i := range 20000 {
+		name := fmt.Sprintf("n%d", i)
+		shared := a.srv.shares(rg, name, b.addr)
+		switch cls[store.LeafOf(name)] {
+		case leafAll:
+			if !shared {
+				t.Fatalf("%s is in a leaf classed all but not shared", name)
+			}
+		case leafNone:
+			if shared {
+				t.Fatalf("%s is in a leaf classed none but shared", name)
+			}
+		}
+	}
+}
