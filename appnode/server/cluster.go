@@ -107,19 +107,26 @@ func verifyBody(secret []byte, now time.Time, r *http.Request, body []byte) bool
 }
 
 func verifyMark(secret []byte, now time.Time, r *http.Request, mark string) bool {
-	v := r.Header.Get(HeaderCluster)
-	ts, sum, ok := strings.Cut(v, ".")
+	ts, sum, ok := signedAt(secret, now, r)
+	return ok && hmac.Equal([]byte(sum), []byte(mac(secret, ts, r.Method, r.URL.RequestURI(), mark)))
+}
+
+// signedAt splits a request's HeaderCluster into its time and MAC, and
+// reports whether it could be valid at all (well formed, recent): what
+// can be checked before reading the body.
+func signedAt(secret []byte, now time.Time, r *http.Request) (ts, sum string, ok bool) {
+	ts, sum, ok = strings.Cut(r.Header.Get(HeaderCluster), ".")
 	if !ok || len(secret) == 0 {
-		return false
+		return "", "", false
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return false
+		return "", "", false
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > clockSkew || d < -clockSkew {
-		return false
+		return "", "", false
 	}
-	return hmac.Equal([]byte(sum), []byte(mac(secret, ts, r.Method, r.URL.RequestURI(), mark)))
+	return ts, sum, true
 }
 
 // peerError is a non-2xx answer from another member.
@@ -181,6 +188,12 @@ func (s *Server) call(ctx context.Context, method, member, uri string, body, out
 // again from memory.
 func (s *Server) internal(h http.HandlerFunc, limit int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		viaLink := r.Context().Value(linkRequestKey{}) != nil
+		if _, _, ok := signedAt(s.secret, s.now(), r); !ok && !viaLink {
+			// Refused before its body is read.
+			writeError(w, http.StatusUnauthorized, errCluster)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		var mbe *http.MaxBytesError
 		switch {
@@ -193,7 +206,7 @@ func (s *Server) internal(h http.HandlerFunc, limit int64) http.HandlerFunc {
 		}
 		// A request that came over a member link is trusted on the
 		// link's own authentication (see link.go), like a forward.
-		if r.Context().Value(linkRequestKey{}) == nil && !verifyBody(s.secret, s.now(), r, body) {
+		if !viaLink && !verifyBody(s.secret, s.now(), r, body) {
 			writeError(w, http.StatusUnauthorized, errCluster)
 			return
 		}
