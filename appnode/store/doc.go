@@ -12,6 +12,10 @@
 //	r/<followee>/<follower>    the same edge, stored on the followee's side
 //	t/<name>/<post id>         home-timeline inbox (reserved for fan-out
 //	                           on write; a timeline page is one range scan)
+//	h/<member>\x00<seq>        hint: a write kept for a replica (hints.go)
+//	dg/<md5(name)><name>       the user's digest, written in the same
+//	                           batch as each of its records (digest.go)
+//	meta/digests               set once every record has its digest
 //
 // Values are JSON. Every record is immutable or a mergeable edge
 // register (feed.Merge), so writing a record twice, or writing copies
