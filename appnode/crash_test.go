@@ -290,6 +290,7 @@ log: {level: info}
 		failed    int
 		sent      int
 		lastFail  time.Time
+		failWhy   []string
 		stopWrite = make(chan struct{})
 		wrote     = make(chan struct{})
 	)
@@ -322,6 +323,11 @@ log: {level: info}
 			} else {
 				failed++
 				lastFail = time.Now()
+				why := fmt.Sprint(err)
+				if err == nil {
+					why = resp.Status
+				}
+				failWhy = append(failWhy, why)
 			}
 			mu.Unlock()
 			time.Sleep(2 * time.Millisecond)
@@ -442,8 +448,8 @@ log: {level: info}
 	for _, ids := range acked {
 		total += len(ids)
 	}
-	t.Logf("writer: %d requests, %d acknowledged, %d failed (%d of them before the restart); last failure: %s",
-		sent, total, failed, failedDown, outage)
+	t.Logf("writer: %d requests, %d acknowledged, %d failed (%d of them before the restart); last failure: %s; failures: %q",
+		sent, total, failed, failedDown, outage, failWhy)
 	mu.Unlock()
 	t.Logf("owner killed: survivors saw it dead after %v; acknowledged posts lost while it was down: %d",
 		(survivorsSeeDead).Round(time.Millisecond), lostDown)

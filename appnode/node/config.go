@@ -57,6 +57,9 @@ type Config struct {
 	// AntiEntropyInterval is how often each pair of members compares the
 	// users they share and repairs differences (default 1m).
 	AntiEntropyInterval time.Duration `mapstructure:"anti_entropy_interval"`
+	// AntiEntropyRate is how many records per second anti-entropy
+	// compares and copies while it repairs (default 2000).
+	AntiEntropyRate int `mapstructure:"anti_entropy_rate"`
 	// RebalanceRate is how many users per second this member streams to
 	// new replicas after a ring change (default 200).
 	RebalanceRate int `mapstructure:"rebalance_rate"`
@@ -232,7 +235,13 @@ func (c *Config) Validate() error {
 		c.AntiEntropyInterval = server.DefaultAntiEntropyInterval
 	}
 	if c.AntiEntropyInterval < time.Second {
-		return config.Errorf("anti_entropy_interval", c.AntiEntropyInterval, "is shorter than 1s (each round reads the whole database)")
+		return config.Errorf("anti_entropy_interval", c.AntiEntropyInterval, "is shorter than 1s")
+	}
+	if c.AntiEntropyRate == 0 {
+		c.AntiEntropyRate = server.DefaultAntiEntropyRate
+	}
+	if c.AntiEntropyRate < 1 || c.AntiEntropyRate > 1_000_000 {
+		return config.Errorf("anti_entropy_rate", c.AntiEntropyRate, "is not from 1 to 1000000 records per second")
 	}
 	if c.RebalanceRate == 0 {
 		c.RebalanceRate = server.DefaultRebalanceRate

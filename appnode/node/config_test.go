@@ -62,6 +62,7 @@ func TestConfigValidate(t *testing.T) {
 		{"write_acks", base + "write_acks: 3\n", `write_acks: "3" is not from 0 (every live replica) to replicas (2)`},
 		{"write_acks negative", base + "write_acks: -1\n", `write_acks: "-1" is not from 0`},
 		{"anti_entropy_interval", base + "anti_entropy_interval: 10ms\n", `anti_entropy_interval: "10ms" is shorter than 1s`},
+		{"anti_entropy_rate", base + "anti_entropy_rate: -5\n", `anti_entropy_rate: "-5" is not from 1 to 1000000`},
 		{"gossip bind", base + "gossip: {bind: nowhere}\n", `gossip.bind: "nowhere" is not host:port`},
 		{"gossip advertise port 0", base + "gossip: {advertise: \"127.0.0.1:0\"}\n", `gossip.advertise: "127.0.0.1:0" has no valid port`},
 		{"gossip default beyond 65535", strings.ReplaceAll(base, "808", "6553"), `gossip.bind: "" cannot default from listen: port 65531 + 100 is beyond 65535`},

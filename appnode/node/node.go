@@ -78,7 +78,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 		Links:               cfg.ForwardOver == "link",
-		AntiEntropyInterval: cfg.AntiEntropyInterval,
+		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
 	})
 	if err != nil {
 		det.Stop()
@@ -210,6 +210,7 @@ func (n *Node) Reload(ctx context.Context) error {
 	n.srv.SetReadRepair(cfg.ReadRepair)
 	n.srv.SetLinks(cfg.ForwardOver == "link")
 	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
+	n.srv.SetAntiEntropyRate(cfg.AntiEntropyRate)
 	cfg.applyFanout(n.srv)
 	n.gossip.SetPeers(cfg.Peers())
 	n.cfg = cfg

@@ -350,3 +350,13 @@ func (r *Ring) String() string {
 	return fmt.Sprintf("ring %s: %d members × %d vnodes, %d replicas (%s): %s",
 		r.version, len(r.members), r.vnodes, r.replicas, r.placement, strings.Join(r.members, ","))
 }
+
+// PreferenceAt is Preference for a key whose hash is h: anti-entropy
+// uses it for whole ranges of keys at once.
+func (r *Ring) PreferenceAt(dst []string, h Hash) []string {
+	var idx [16]int
+	for _, m := range r.preference(idx[:0], r.index(h)) {
+		dst = append(dst, r.members[m])
+	}
+	return dst
+}

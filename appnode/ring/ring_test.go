@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -347,4 +348,21 @@ func mustRing(t *testing.T, cfg Config) *Ring {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestPreferenceAt: the preference list at a key's hash is the key's.
+func TestPreferenceAt(t *testing.T) {
+	for _, pl := range []Placement{Successor, Opposite} {
+		r, err := New(Config{Members: []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"}, VNodes: 16, Replicas: 3, Placement: pl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2000 {
+			key := fmt.Sprintf("key%d", i)
+			want := r.Preference(nil, key)
+			if got := r.PreferenceAt(nil, HashKey(key)); !slices.Equal(want, got) {
+				t.Fatalf("%s: PreferenceAt(%s) = %v, want %v", pl, key, got, want)
+			}
+		}
+	}
 }

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
@@ -17,16 +21,28 @@ import (
 // Anti-entropy: every interval, this member compares, with each other
 // live member whose address sorts after its own (so each pair is
 // compared once per round, by one of the two), the users whose
-// preference lists hold both. It is a two-level tree: first 256 bucket
-// digests (users by the first byte of md5(name), the ring's own hash),
-// then, for the buckets that differ, one digest per user; each user
-// whose digests differ is reconciled in full, page by page, by union.
+// preference lists hold both. It is a three-level hash tree over the
+// ring's own hash (md5 of the name): 256 groups of 256 leaves of users
+// (store.LeafOf). The leaves are kept by the store with every write, so
+// a round between members that agree reads nothing but the users of the
+// few hundred leaves that a ring position cuts in two (those must be
+// filtered user by user); it never reads a record. Only the groups that
+// differ are opened into leaves, only the leaves that differ into user
+// digests, and only the users that differ are reconciled — in full,
+// page by page, by union — at anti_entropy_rate records per second and
+// at most maxSyncUsers users per round.
 
 // DefaultAntiEntropyInterval is how often each pair of members is
 // compared: often enough that a lost hint or a partition is repaired
-// within minutes, rarely enough that reading the database once per
-// round is a small part of a member's work.
+// within minutes. A round between members that agree costs a few
+// hundred small reads, so it could run far more often.
 const DefaultAntiEntropyInterval = time.Minute
+
+// DefaultAntiEntropyRate is how many records per second anti-entropy
+// compares and copies: about half a MB/s of posts, a few per cent of a
+// core, so repairs never compete with serving; a member that missed a
+// hundred thousand posts catches up in under a minute.
+const DefaultAntiEntropyRate = 2000
 
 // maxSyncUsers bounds the users reconciled with one member per round,
 // so a member that was away for long catches up over several rounds
@@ -36,77 +52,286 @@ const maxSyncUsers = 1000
 // maxSyncPages bounds the pages of posts compared for one user.
 const maxSyncPages = 10_000
 
+// Tree shape: 256 groups of 256 leaves.
+const (
+	numGroups     = 256
+	leavesInGroup = store.NumLeaves / numGroups
+	// maxGroupsPerCall bounds the groups opened in one call: at most
+	// 32×256 leaf digests, about 400 KB of JSON.
+	maxGroupsPerCall = 32
+	// maxLeavesPerCall bounds the leaves opened into users in one call.
+	maxLeavesPerCall = 1024
+	// maxLeavesPerRound bounds the differing leaves one round looks
+	// into; the rest wait for the next round.
+	maxLeavesPerRound = 4 * maxLeavesPerCall
+)
+
 // digestRequest is the body of POST /internal/v1/digests: the digests
-// of the users shared with Peer, per bucket, or per user in Buckets.
+// of what this member shares with Peer — the 256 group digests when
+// Groups and Leaves are empty, the leaf digests of Groups, or the user
+// digests of Leaves.
 type digestRequest struct {
-	Peer    string `json:"peer"`
-	Buckets []int  `json:"buckets,omitempty"`
+	Peer   string `json:"peer"`
+	Groups []int  `json:"groups,omitempty"`
+	Leaves []int  `json:"leaves,omitempty"`
 }
 
-// digestAnswer has Buckets (256 hex digests) or Users.
+// digestAnswer has Groups (256 hex digests), Leaves (the non-zero
+// digests of the requested groups' leaves) or Users.
 type digestAnswer struct {
-	Buckets []string          `json:"buckets,omitempty"`
-	Users   map[string]string `json:"users,omitempty"`
+	Groups []string          `json:"groups,omitempty"`
+	Leaves map[int]string    `json:"leaves,omitempty"`
+	Users  map[string]string `json:"users,omitempty"`
 }
 
-func bucketOf(name string) int { return int(ring.HashKey(name).Hi >> 56) }
+// leafClass says which of a leaf's users a pair of members shares.
+type leafClass uint8
 
-// sharedDigests returns the digests of the users whose preference
-// lists hold both this member and peer.
-func (s *Server) sharedDigests(peer string) (map[string]store.Digest, error) {
-	rg := s.ring.Load()
+const (
+	leafNone  leafClass = iota // no user of the leaf is held by both
+	leafAll                    // every user is
+	leafMixed                  // a ring position cuts the leaf: check each user
+)
+
+// antiEntropy is the state anti-entropy keeps between rounds.
+type antiEntropy struct {
+	rate atomic.Int64 // records per second
+
+	mu      sync.Mutex // guards version, classes and next
+	version string     // the ring version classes were made for
+	classes map[string][]leafClass
+	next    time.Time // when the pacer lets the next record through
+
+	records     prometheus.Counter
+	digestReads prometheus.CounterFunc
+}
+
+// initAntiEntropy sets up anti-entropy's state and metrics.
+func (s *Server) initAntiEntropy(opts Options) {
+	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
+	s.SetAntiEntropyRate(opts.AntiEntropyRate)
+	s.ae.records = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "appnode_anti_entropy_records_total",
+		Help: "Records compared or copied by anti-entropy (what anti_entropy_rate limits).",
+	})
+	s.ae.digestReads = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "appnode_digest_reads_total",
+		Help: "Per-user digest entries read from the store (anti-entropy and rebalance planning).",
+	}, func() float64 { return float64(s.store.DigestReads()) })
+	if opts.Registry != nil {
+		opts.Registry.MustRegister(s.ae.records, s.ae.digestReads)
+	}
+}
+
+// SetAntiEntropyRate sets how many records per second anti-entropy
+// compares and copies; 0 means DefaultAntiEntropyRate.
+func (s *Server) SetAntiEntropyRate(n int) {
+	if n <= 0 {
+		n = DefaultAntiEntropyRate
+	}
+	s.ae.rate.Store(int64(n))
+}
+
+// pace waits until n more records fit in the rate.
+func (s *Server) pace(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	s.ae.records.Add(float64(n))
+	cost := time.Duration(float64(n) / float64(s.ae.rate.Load()) * float64(time.Second))
+	s.ae.mu.Lock()
+	now := time.Now()
+	if s.ae.next.Before(now) {
+		s.ae.next = now
+	}
+	s.ae.next = s.ae.next.Add(cost)
+	wait := s.ae.next.Sub(now)
+	s.ae.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// leafClasses classifies every leaf for the pair (this member, peer)
+// under rg. The answer is cached until the ring changes.
+func (s *Server) leafClasses(rg *ring.Ring, peer string) []leafClass {
+	s.ae.mu.Lock()
+	defer s.ae.mu.Unlock()
+	if s.ae.version != rg.Version() {
+		s.ae.version, s.ae.classes = rg.Version(), map[string][]leafClass{}
+	}
+	if c, ok := s.ae.classes[peer]; ok {
+		return c
+	}
+	out := make([]leafClass, store.NumLeaves)
+	for _, p := range rg.Positions() {
+		out[p.Hash.Hi>>(64-store.LeafBits)] = leafMixed
+	}
 	var buf [8]string
-	return s.store.UserDigests(func(name string) bool {
-		if feed.ValidName(name) != nil {
-			return false
+	for leaf := range out {
+		if out[leaf] == leafMixed {
+			continue
 		}
-		pref := rg.Preference(buf[:0], name)
-		return slices.Contains(pref, s.self) && slices.Contains(pref, peer)
+		// No position inside the leaf: all its keys share one
+		// preference list, the one of its first hash.
+		pref := rg.PreferenceAt(buf[:0], ring.Hash{Hi: uint64(leaf) << (64 - store.LeafBits)})
+		if slices.Contains(pref, s.self) && slices.Contains(pref, peer) {
+			out[leaf] = leafAll
+		}
+	}
+	s.ae.classes[peer] = out
+	return out
+}
+
+// shares reports whether name's preference list under rg holds this
+// member and peer.
+func (s *Server) shares(rg *ring.Ring, name, peer string) bool {
+	var buf [8]string
+	pref := rg.Preference(buf[:0], name)
+	return slices.Contains(pref, s.self) && slices.Contains(pref, peer)
+}
+
+// leafUsers calls fn with every user of leaf shared with peer.
+func (s *Server) leafUsers(rg *ring.Ring, cls []leafClass, peer string, leaf int, fn func(name string, d store.Digest)) error {
+	if cls[leaf] == leafNone {
+		return nil
+	}
+	return s.store.LeafUsers(leaf, func(name string, d store.Digest) {
+		if feed.ValidName(name) != nil || cls[leaf] == leafMixed && !s.shares(rg, name, peer) {
+			return
+		}
+		fn(name, d)
 	})
 }
 
-func bucketDigests(users map[string]store.Digest) [256]store.Digest {
-	var out [256]store.Digest
-	for name, d := range users {
-		out[bucketOf(name)].Xor(d)
+// sharedLeaves returns the digest of each of the given leaves (nil:
+// all) restricted to the users shared with peer, in a slice of
+// NumLeaves (leaves not asked for are zero).
+func (s *Server) sharedLeaves(rg *ring.Ring, peer string, which []int) ([]store.Digest, error) {
+	cls := s.leafClasses(rg, peer)
+	all := s.store.Leaves()
+	out := all
+	if which != nil {
+		out = make([]store.Digest, store.NumLeaves)
+		for _, l := range which {
+			out[l] = all[l]
+		}
+	} else {
+		which = make([]int, store.NumLeaves)
+		for i := range which {
+			which[i] = i
+		}
 	}
-	return out
+	for _, l := range which {
+		switch cls[l] {
+		case leafNone:
+			out[l] = store.Digest{}
+		case leafMixed:
+			var d store.Digest
+			if err := s.leafUsers(rg, cls, peer, l, func(_ string, ud store.Digest) { d.Xor(ud) }); err != nil {
+				return nil, err
+			}
+			out[l] = d
+		}
+	}
+	return out, nil
+}
+
+func groupDigest(leaves []store.Digest, g int) store.Digest {
+	var d store.Digest
+	for _, l := range leaves[g*leavesInGroup : (g+1)*leavesInGroup] {
+		d.Xor(l)
+	}
+	return d
+}
+
+// hexDigest is d in hex, or "" for the zero digest (absent in answers).
+func hexDigest(d store.Digest) string {
+	if d.IsZero() {
+		return ""
+	}
+	return hex.EncodeToString(d[:])
 }
 
 // digests is the node-to-node half of anti-entropy.
 func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
 	var req digestRequest
-	if !readJSON(w, r, &req) {
+	if !readJSONLimit(w, r, &req, maxDigestBody) {
 		return
 	}
-	if !s.ring.Load().Has(req.Peer) {
+	rg := s.ring.Load()
+	if !rg.Has(req.Peer) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("peer %q is not a member of this ring", req.Peer))
 		return
 	}
-	users, err := s.sharedDigests(req.Peer)
-	if err != nil {
-		s.storeError(w, err)
+	if len(req.Groups) > maxGroupsPerCall || len(req.Leaves) > maxLeavesPerCall || len(req.Groups) > 0 && len(req.Leaves) > 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%d groups and %d leaves: ask for at most %d groups or %d leaves", len(req.Groups), len(req.Leaves), maxGroupsPerCall, maxLeavesPerCall))
 		return
 	}
+	for _, g := range req.Groups {
+		if g < 0 || g >= numGroups {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("group %d is not from 0 to %d", g, numGroups-1))
+			return
+		}
+	}
+	for _, l := range req.Leaves {
+		if l < 0 || l >= store.NumLeaves {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("leaf %d is not from 0 to %d", l, store.NumLeaves-1))
+			return
+		}
+	}
 	var ans digestAnswer
-	if len(req.Buckets) == 0 {
-		for _, d := range bucketDigests(users) {
-			ans.Buckets = append(ans.Buckets, hex.EncodeToString(d[:]))
-		}
-	} else {
-		want := map[int]bool{}
-		for _, b := range req.Buckets {
-			want[b] = true
-		}
+	switch {
+	case len(req.Leaves) > 0:
+		cls := s.leafClasses(rg, req.Peer)
 		ans.Users = map[string]string{}
-		for name, d := range users {
-			if want[bucketOf(name)] {
-				ans.Users[name] = hex.EncodeToString(d[:])
+		for _, l := range req.Leaves {
+			err := s.leafUsers(rg, cls, req.Peer, l, func(name string, d store.Digest) { ans.Users[name] = hexDigest(d) })
+			if err != nil {
+				s.storeError(w, err)
+				return
 			}
+		}
+	case len(req.Groups) > 0:
+		var which []int
+		for _, g := range req.Groups {
+			for l := g * leavesInGroup; l < (g+1)*leavesInGroup; l++ {
+				which = append(which, l)
+			}
+		}
+		leaves, err := s.sharedLeaves(rg, req.Peer, which)
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
+		ans.Leaves = map[int]string{}
+		for _, l := range which {
+			if !leaves[l].IsZero() {
+				ans.Leaves[l] = hexDigest(leaves[l])
+			}
+		}
+	default:
+		leaves, err := s.sharedLeaves(rg, req.Peer, nil)
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
+		ans.Groups = make([]string, numGroups)
+		for g := range ans.Groups {
+			d := groupDigest(leaves, g)
+			ans.Groups[g] = hex.EncodeToString(d[:])
 		}
 	}
 	writeJSON(w, http.StatusOK, ans)
 }
+
+// maxDigestBody fits a digest request of maxLeavesPerCall leaves.
+const maxDigestBody = maxLeavesPerCall*6 + 1024
 
 // SetAntiEntropyInterval sets how often RunAntiEntropy compares; 0
 // means DefaultAntiEntropyInterval. It applies from the next round.
@@ -145,61 +370,93 @@ func (s *Server) RunAntiEntropy(ctx context.Context) error {
 
 // AntiEntropy compares this member's users shared with peer against
 // peer's, and reconciles every user whose records differ (at most
-// maxSyncUsers). It returns how many users it reconciled.
+// maxSyncUsers, at anti_entropy_rate records per second). It returns
+// how many users it reconciled.
 func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
-	local, err := s.sharedDigests(peer)
+	rg := s.ring.Load()
+	mine, err := s.sharedLeaves(rg, peer, nil)
 	if err != nil {
 		return 0, fmt.Errorf("digests here: %w", err)
 	}
 	var top digestAnswer
 	if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self}, &top); err != nil {
-		return 0, fmt.Errorf("bucket digests of %s: %w", peer, err)
+		return 0, fmt.Errorf("group digests of %s: %w", peer, err)
 	}
-	if len(top.Buckets) != 256 {
-		return 0, fmt.Errorf("bucket digests of %s: %d buckets, want 256", peer, len(top.Buckets))
+	if len(top.Groups) != numGroups {
+		return 0, fmt.Errorf("group digests of %s: %d groups, want %d", peer, len(top.Groups), numGroups)
 	}
-	mine := bucketDigests(local)
-	var differ []int
-	for i, h := range top.Buckets {
-		if hex.EncodeToString(mine[i][:]) != h {
-			differ = append(differ, i)
+	var groups []int
+	for g, h := range top.Groups {
+		d := groupDigest(mine, g)
+		if hex.EncodeToString(d[:]) != h {
+			groups = append(groups, g)
 		}
 	}
-	if len(differ) == 0 {
+	if len(groups) == 0 {
 		s.metrics.antiEntropy.WithLabelValues("same").Inc()
 		return 0, nil
 	}
-	var users digestAnswer
-	if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Buckets: differ}, &users); err != nil {
-		return 0, fmt.Errorf("user digests of %s: %w", peer, err)
-	}
-	inDiffer := map[int]bool{}
-	for _, b := range differ {
-		inDiffer[b] = true
-	}
-	var names []string
-	for name, d := range local {
-		if inDiffer[bucketOf(name)] && users.Users[name] != hex.EncodeToString(d[:]) {
-			names = append(names, name)
+	// Open the differing groups into leaves.
+	var leaves []int
+	for len(groups) > 0 && len(leaves) < maxLeavesPerRound {
+		chunk := groups[:min(len(groups), maxGroupsPerCall)]
+		groups = groups[len(chunk):]
+		var ans digestAnswer
+		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Groups: chunk}, &ans); err != nil {
+			return 0, fmt.Errorf("leaf digests of %s: %w", peer, err)
+		}
+		for _, g := range chunk {
+			for l := g * leavesInGroup; l < (g+1)*leavesInGroup; l++ {
+				if hexDigest(mine[l]) != ans.Leaves[l] {
+					leaves = append(leaves, l)
+				}
+			}
 		}
 	}
-	for name := range users.Users {
-		if _, ok := local[name]; !ok {
-			if feed.ValidName(name) != nil {
-				return 0, fmt.Errorf("user digests of %s: bad name %q", peer, name)
+	leaves = leaves[:min(len(leaves), maxLeavesPerRound)]
+	// Open the differing leaves into users.
+	cls := s.leafClasses(rg, peer)
+	var names []string
+	for len(leaves) > 0 && len(names) < maxSyncUsers {
+		chunk := leaves[:min(len(leaves), maxLeavesPerCall)]
+		leaves = leaves[len(chunk):]
+		var ans digestAnswer
+		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Leaves: chunk}, &ans); err != nil {
+			return 0, fmt.Errorf("user digests of %s: %w", peer, err)
+		}
+		local := map[string]string{}
+		for _, l := range chunk {
+			if err := s.leafUsers(rg, cls, peer, l, func(name string, d store.Digest) { local[name] = hexDigest(d) }); err != nil {
+				return 0, fmt.Errorf("user digests here: %w", err)
 			}
-			names = append(names, name)
+		}
+		for name, h := range local {
+			if ans.Users[name] != h {
+				names = append(names, name)
+			}
+		}
+		for name := range ans.Users {
+			if _, ok := local[name]; !ok {
+				if feed.ValidName(name) != nil {
+					return 0, fmt.Errorf("user digests of %s: bad name %q", peer, name)
+				}
+				names = append(names, name)
+			}
 		}
 	}
 	slices.Sort(names)
+	names = slices.Compact(names)
 	if len(names) > maxSyncUsers {
 		names = names[:maxSyncUsers]
 	}
 	var errs error
 	synced := 0
 	for _, name := range names {
-		if err := s.syncUser(ctx, peer, name); err != nil {
+		if err := s.syncUserPaced(ctx, peer, name, true); err != nil {
 			errs = errors.Join(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
 		synced++
@@ -212,10 +469,18 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 	return synced, errs
 }
 
-// syncUser reconciles all of name's records with peer: the edges and
-// every post, a page at a time from the newest, and the user record
-// last, so a member that has the user has all of it.
+// syncUser reconciles all of name's records with peer (see
+// syncUserPaced), unpaced: rebalancing has its own rate, in users.
 func (s *Server) syncUser(ctx context.Context, peer, name string) error {
+	return s.syncUserPaced(ctx, peer, name, false)
+}
+
+// syncUserPaced reconciles all of name's records with peer: the edges
+// and every post, a page at a time from the newest, and the user record
+// last, so a member that has the user has all of it. When paced, every
+// page waits for its records (both sides' posts and edges) to fit in
+// anti_entropy_rate.
+func (s *Server) syncUserPaced(ctx context.Context, peer, name string, paced bool) error {
 	var before feed.ID
 	for range maxSyncPages {
 		local, err := s.localRecords(name, before, feed.MaxPage)
@@ -229,6 +494,12 @@ func (s *Server) syncUser(ctx context.Context, peer, name string) error {
 		last := !local.More && !remote.More
 		if _, err := s.reconcile(ctx, peer, name, local, remote, last); err != nil {
 			return err
+		}
+		if paced {
+			n := len(local.Posts) + len(remote.Posts) + len(local.Following) + len(local.Followers) + len(remote.Following) + len(remote.Followers)
+			if err := s.pace(ctx, n); err != nil {
+				return fmt.Errorf("syncing %s with %s: %w", name, peer, err)
+			}
 		}
 		if last {
 			return nil

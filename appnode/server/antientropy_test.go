@@ -89,9 +89,9 @@ func TestAntiEntropy(t *testing.T) {
 	if got, _, _ := a.store.Posts(users[1], feed.ID{}, 1000); len(got) != 4 {
 		t.Errorf("%s has %d posts on a, want 4 (b's included)", users[1], len(got))
 	}
-	da, err := a.srv.sharedDigests(b.addr)
+	da, err := sharedDigests(a.srv, b.addr)
 	must(err)
-	db, err := b.srv.sharedDigests(a.addr)
+	db, err := sharedDigests(b.srv, a.addr)
 	must(err)
 	if diff := cmp.Diff(da, db); diff != "" {
 		t.Errorf("digests differ after anti-entropy (-a +b):\n%s", diff)
@@ -104,7 +104,7 @@ func TestAntiEntropy(t *testing.T) {
 	}
 	// The third member shares none of these users with a: nothing of
 	// theirs is compared.
-	dc, err := a.srv.sharedDigests(ms[2].addr)
+	dc, err := sharedDigests(a.srv, ms[2].addr)
 	must(err)
 	for _, u := range users {
 		if _, ok := dc[u]; ok {
@@ -145,4 +145,11 @@ func TestRunAntiEntropy(t *testing.T) {
 	if got, _, _ := ms[0].store.Posts("joe", feed.ID{}, 10); len(got) != 1 || got[0].ID != p.ID {
 		t.Errorf("posts on the other replica after anti-entropy rounds = %v", got)
 	}
+}
+
+// sharedDigests returns the kept digests of the users s shares with
+// peer.
+func sharedDigests(s *Server, peer string) (map[string]store.Digest, error) {
+	rg := s.Ring()
+	return s.store.UserDigests(func(name string) bool { return s.shares(rg, name, peer) })
 }

@@ -307,13 +307,15 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 		code         int
 	}{
 		{"none", "", 401},
-		{"wrong secret", sign([]byte("guess"), time.Now(), "POST", uri), 401},
-		{"other uri", sign(testSecret, time.Now(), "POST", "/internal/v1/users/joe/followers"), 401},
-		{"other method", sign(testSecret, time.Now(), "GET", uri), 401},
-		{"too old", sign(testSecret, time.Now().Add(-time.Hour), "POST", uri), 401},
-		{"from the future", sign(testSecret, time.Now().Add(time.Hour), "POST", uri), 401},
+		{"wrong secret", signBody([]byte("guess"), time.Now(), "POST", uri, []byte(body)), 401},
+		{"other uri", signBody(testSecret, time.Now(), "POST", "/internal/v1/users/joe/followers", []byte(body)), 401},
+		{"other method", signBody(testSecret, time.Now(), "GET", uri, []byte(body)), 401},
+		{"too old", signBody(testSecret, time.Now().Add(-time.Hour), "POST", uri, []byte(body)), 401},
+		{"from the future", signBody(testSecret, time.Now().Add(time.Hour), "POST", uri, []byte(body)), 401},
 		{"garbage", "12.34.56", 401},
-		{"right", sign(testSecret, time.Now(), "POST", uri), 200},
+		{"other body", signBody(testSecret, time.Now(), "POST", uri, []byte(`{"authors": ["joe"], "limit": 5}`)), 401},
+		{"forwarding signature", sign(testSecret, time.Now(), "POST", uri), 401},
+		{"right", signBody(testSecret, time.Now(), "POST", uri, []byte(body)), 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(body))
@@ -338,7 +340,7 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	// Bad merge requests, properly signed.
 	for _, bad := range []string{`{"authors": ["Joe"], "limit": 5}`, `{"authors": ["joe"], "limit": 0}`, `{"authors": ["joe"], "limit": 5, "before": "x"}`, `{`} {
 		req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(bad))
-		req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "POST", uri))
+		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", uri, []byte(bad)))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -356,7 +358,7 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	}
 	big, _ := json.Marshal(mergeRequest{Authors: append(many, "joe"), Limit: 5})
 	req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(string(big)))
-	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "POST", uri))
+	req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", uri, big))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -377,8 +379,9 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	}
 	// A signed edge for the wrong user is refused.
 	uri = "/internal/v1/users/joe/followers"
-	req, _ = http.NewRequest("PUT", m.url(uri), strings.NewReader(`{"follower": "ann", "followee": "bob", "clock": 1}`))
-	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "PUT", uri))
+	wrong := `{"follower": "ann", "followee": "bob", "clock": 1}`
+	req, _ = http.NewRequest("PUT", m.url(uri), strings.NewReader(wrong))
+	req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "PUT", uri, []byte(wrong)))
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func FuzzFanoutInternal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		path := paths[int(which)%len(paths)]
 		req := httptest.NewRequest("POST", "http://127.0.0.1:1"+path, strings.NewReader(body))
-		req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "POST", req.URL.RequestURI()))
+		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", req.URL.RequestURI(), []byte(body)))
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

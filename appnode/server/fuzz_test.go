@@ -107,7 +107,10 @@ func FuzzInternal(f *testing.F) {
 		{0, `{"records":[{"edge":{"follower":"joe","followee":"ann","clock":5},"side":0}]}`},
 		{0, `{"records":[{}]}`},
 		{1, `{"peer":"127.0.0.1:2"}`},
-		{1, `{"peer":"127.0.0.1:2","buckets":[0,255,300,-1]}`},
+		{1, `{"peer":"127.0.0.1:2","groups":[0,255,300,-1]}`},
+		{1, `{"peer":"127.0.0.1:2","groups":[0,255]}`},
+		{1, `{"peer":"127.0.0.1:2","leaves":[0,65535,65536]}`},
+		{1, `{"peer":"127.0.0.1:2","leaves":[7],"groups":[1]}`},
 		{1, `{"peer":"nobody"}`},
 		{2, ``},
 	} {
@@ -120,7 +123,7 @@ func FuzzInternal(f *testing.F) {
 			method = "GET"
 		}
 		req := httptest.NewRequest(method, "http://127.0.0.1:1"+path, strings.NewReader(body))
-		req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), method, req.URL.RequestURI()))
+		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), method, req.URL.RequestURI(), []byte(body)))
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

@@ -36,13 +36,13 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
-	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge))
-	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower))
-	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler))
-	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records))
-	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests))
-	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler))
-	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler))
+	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge, maxMergeBody))
+	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower, maxBody))
+	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler, maxReplicateBody))
+	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records, maxBody))
+	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests, maxDigestBody))
+	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler, maxInboxBody))
+	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler, maxMergeBody))
 	mux.HandleFunc(linkRoute, s.serveLink)
 	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
@@ -89,24 +89,6 @@ func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		s.serveRouted(w, r, name, h)
-	}
-}
-
-// internal wraps a node-to-node handler: it needs the cluster secret and
-// is always served here, never routed.
-func (s *Server) internal(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.fromMember(r) {
-			writeError(w, http.StatusUnauthorized, errCluster)
-			return
-		}
-		if name := r.PathValue("name"); name != "" {
-			if err := feed.ValidName(name); err != nil {
-				writeError(w, http.StatusBadRequest, err)
-				return
-			}
-		}
-		h(w, r)
 	}
 }
 

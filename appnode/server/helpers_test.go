@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,10 @@ type clusterOpts struct {
 	memberTransport func(i int) http.RoundTripper
 	// memberAlive, when set, is member i's failure detector (over alive).
 	memberAlive func(i int) func(member string) bool
+	// memFS keeps every store in memory (fast bulk loads; syncs are free).
+	memFS bool
+	// replicas is the ring's replicas (default 2).
+	replicas int
 	// httpForward turns member links off (Options.Links): forwards go
 	// over HTTP.
 	httpForward bool
@@ -76,7 +81,10 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		}
 		lns[i], addrs[i] = ln, ln.Addr().String()
 	}
-	shared, err := ring.New(ring.Config{Members: addrs, VNodes: o.vnodes, Replicas: 2})
+	if o.replicas == 0 {
+		o.replicas = 2
+	}
+	shared, err := ring.New(ring.Config{Members: addrs, VNodes: o.vnodes, Replicas: o.replicas})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +92,14 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 	for i := range ms {
 		space := new(atomic.Value)
 		space.Store(store.Space{Free: 1 << 40})
-		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return space.Load().(store.Space), nil }})
+		sopts := store.Options{Space: func(string) (store.Space, error) { return space.Load().(store.Space), nil }}
+		dir := "/data"
+		if o.memFS {
+			sopts.FS = vfs.NewMem()
+		} else {
+			dir = t.TempDir()
+		}
+		st, err := store.Open(dir, sopts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -194,6 +194,14 @@ func (s *Server) reconcile(ctx context.Context, m, name string, local, remote us
 		here = append(here, record{User: remote.User})
 	case local.User != nil && remote.User == nil:
 		there = append(there, record{User: local.User})
+	case local.User != nil && remote.User != nil:
+		// The name was created on both sides of a partition: both keep
+		// the winner (feed.Wins), the loser's token stops working.
+		if feed.Wins(*remote.User, *local.User) {
+			here = append(here, record{User: remote.User})
+		} else if feed.Wins(*local.User, *remote.User) {
+			there = append(there, record{User: local.User})
+		}
 	}
 	for _, rec := range here {
 		if err := s.apply(rec); err != nil {

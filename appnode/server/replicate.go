@@ -49,10 +49,9 @@ func (s *Server) apply(rec record) error {
 		if err := feed.ValidName(rec.User.Name); err != nil {
 			return fmt.Errorf("%w: %w", errBadRecord, err)
 		}
-		err := s.store.CreateUser(*rec.User)
-		if errors.Is(err, store.ErrExists) {
-			return nil // users are created once: the copy is this one
-		}
+		// Created once, but possibly on both sides of a partition:
+		// every replica keeps the same winner (feed.Wins).
+		_, _, err := s.store.MergeUser(*rec.User)
 		return err
 	case rec.Post != nil && rec.User == nil && rec.Edge == nil:
 		if err := feed.ValidName(rec.Post.Author); err != nil {
@@ -228,7 +227,18 @@ func (s *Server) Handoff(ctx context.Context) int {
 	}
 	delivered := 0
 	for _, m := range members {
-		if m == s.self || !s.alive(m) || !s.ring.Load().Has(m) {
+		if m != s.self && !s.ring.Load().Has(m) {
+			// Left the ring: its hints go to the records' replicas now.
+			n, err := s.retarget(ctx, m)
+			if err != nil {
+				s.log.Warn("re-addressing the hints of a removed member", "op", "handoff", "peer", m, "err", err)
+			}
+			if n > 0 {
+				s.log.Info("hints of a removed member re-addressed", "op", "handoff", "peer", m, "count", n)
+			}
+			continue
+		}
+		if m == s.self || !s.alive(m) {
 			continue
 		}
 		for range maxHintBatchesPerRound {

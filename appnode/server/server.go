@@ -73,6 +73,9 @@ type Options struct {
 	// AntiEntropyInterval is how often RunAntiEntropy compares with the
 	// other members; 0 means DefaultAntiEntropyInterval.
 	AntiEntropyInterval time.Duration
+	// AntiEntropyRate is how many records per second anti-entropy
+	// compares and copies; 0 means DefaultAntiEntropyRate.
+	AntiEntropyRate int
 	// HandoffInterval is how often RunHandoff offers hints to members
 	// that are alive again; 0 means DefaultHandoffInterval.
 	HandoffInterval time.Duration
@@ -106,6 +109,7 @@ type Server struct {
 	readRepair      atomic.Bool
 	// antiEntropyInterval is a time.Duration.
 	antiEntropyInterval atomic.Int64
+	ae                  antiEntropy
 	repairSlots         chan struct{}  // one token per running repair
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
 	rebalance           rebalancer
@@ -163,7 +167,7 @@ func New(opts Options) (*Server, error) {
 	s.initFanout(opts.Registry)
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
-	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
+	s.initAntiEntropy(opts)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
 	s.ring.Store(opts.Ring)
 	s.rebalance.settled = opts.Ring

@@ -13,9 +13,12 @@
 //	t/<name>/<post id><author> home-timeline inbox entry (fan-out on
 //	                           write; a timeline page is one range scan)
 //	i/<name>                   inbox meta: the horizon below which reads
-//	                           merge at read time
+//	                           merge at read time (inbox.go)
 //	o/<member>\x00<seq>        outbox: inbox deliveries still to make
-//	h/<member>\x00<seq>        hints: writes kept for a replica
+//	h/<member>\x00<seq>        hint: a write kept for a replica (hints.go)
+//	dg/<md5(name)><name>       the user's digest, written in the same
+//	                           batch as each of its records (digest.go)
+//	meta/digests               set once every record has its digest
 //
 // Inboxes, inbox meta and the outbox are derived data, outside the u/,
 // p/, f/ and r/ records that replication and anti-entropy compare.

@@ -125,3 +125,26 @@ func (s *Store) HintMembers() ([]string, error) {
 // initHintSeq starts the hint sequence at the wall clock in
 // nanoseconds, so hints made after a restart sort after older ones.
 func (s *Store) initHintSeq() { s.hintSeq.Store(uint64(time.Now().UnixNano())) }
+
+// MoveHints replaces delivered-elsewhere or re-addressed hints: in one
+// synced batch it stores each record of add for its member and deletes
+// old. A crash leaves either the old hints or the new ones, never
+// neither (and never both).
+func (s *Store) MoveHints(old []Hint, add map[string][][]byte) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for member, recs := range add {
+		for _, rec := range recs {
+			b.Set(binary.BigEndian.AppendUint64(hintMemberPrefix(member), s.hintSeq.Add(1)), rec, nil)
+			n++
+		}
+	}
+	for _, h := range old {
+		b.Delete(h.Key, nil)
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("moving %d hints to %d new ones: %w", len(old), n, err)
+	}
+	return nil
+}

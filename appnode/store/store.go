@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
@@ -61,10 +63,12 @@ type Store struct {
 	minFree uint64
 	space   func(string) (Space, error)
 	failed  atomic.Bool
-	userMu  sync.Mutex // serialises user creation (check, then write)
-	edgeMu  sync.Mutex // serialises edge read-merge-write
+	users   userLocks // serialise each user's writes (check, then write with the digest)
+	leaves  leafTable
 	hintSeq atomic.Uint64
-	metaMu  sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
+	// digestReads counts per-user digest entries read (DigestReads).
+	digestReads atomic.Uint64
+	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
 }
 
 // Open opens or creates the database in dir.
@@ -88,7 +92,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
 	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
+	st.users.seed = maphash.MakeSeed()
 	st.initHintSeq()
+	start := time.Now()
+	n, err := st.initDigests()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+	}
+	if n > 0 {
+		opts.Log.Info("digests backfilled", "op", "open", "users", n, "seconds", time.Since(start).Seconds())
+	}
 	return st, nil
 }
 
@@ -225,21 +239,38 @@ func (s *Store) CreateUser(u feed.User) error {
 	if err != nil {
 		return fmt.Errorf("encoding user %s: %w", u.Name, err)
 	}
-	s.userMu.Lock()
-	defer s.userMu.Unlock()
-	var old feed.User
-	switch err := s.get(userKey(u.Name), &old); {
-	case err == nil:
+	defer s.users.lock(u.Name)()
+	key := userKey(u.Name)
+	switch old, err := s.getRaw(key); {
+	case err != nil:
+		return fmt.Errorf("creating user %s: %w", u.Name, err)
+	case old != nil:
 		return fmt.Errorf("creating user %s: %w", u.Name, ErrExists)
-	case !errors.Is(err, ErrNotFound):
+	}
+	if err := s.write(u.Name, key, nil, val); err != nil {
 		return fmt.Errorf("creating user %s: %w", u.Name, err)
 	}
+	return nil
+}
+
+// write stores key = val (replacing old, nil when new) for user owner
+// with the change of owner's digest, synced, in one batch, together with
+// whatever extra adds to the batch (derived data outside the digests).
+// The caller holds owner's lock.
+func (s *Store) write(owner string, key, old, val []byte, extra ...func(*pebble.Batch)) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Set(userKey(u.Name), val, nil)
-	if err := s.apply(b); err != nil {
-		return fmt.Errorf("creating user %s: %w", u.Name, err)
+	delta, err := s.putRecord(b, owner, key, old, val)
+	if err != nil {
+		return err
 	}
+	for _, add := range extra {
+		add(b)
+	}
+	if err := s.apply(b); err != nil {
+		return err
+	}
+	s.committed(owner, delta)
 	return nil
 }
 
@@ -269,20 +300,29 @@ func (s *Store) User(name string) (feed.User, error) {
 }
 
 // AddPost stores a post, and the extra writes (inbox and outbox
-// entries) in the same synced batch. Storing the same post again is
-// harmless.
+// entries, derived data outside the digests) in the same synced batch.
+// Storing the same post again is harmless (and writes nothing, the
+// extra writes included).
 func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	val, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encoding post %s: %w", p.ID, err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	b.Set(postKey(p.Author, p.ID), val, nil)
-	for _, w := range also {
-		b.Set(w.key, w.value, nil)
+	key := postKey(p.Author, p.ID)
+	defer s.users.lock(p.Author)()
+	old, err := s.getRaw(key)
+	if err != nil {
+		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
 	}
-	if err := s.apply(b); err != nil {
+	if bytes.Equal(old, val) {
+		return nil // a post is immutable: this copy is durable already
+	}
+	extra := func(b *pebble.Batch) {
+		for _, w := range also {
+			b.Set(w.key, w.value, nil)
+		}
+	}
+	if err := s.write(p.Author, key, old, val, extra); err != nil {
 		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
 	}
 	return nil
@@ -372,27 +412,31 @@ func (side Side) key(e feed.Edge) []byte {
 // the later clock wins) and returns the edge now stored.
 func (s *Store) MergeEdge(side Side, e feed.Edge) (feed.Edge, error) {
 	key := side.key(e)
-	s.edgeMu.Lock()
-	defer s.edgeMu.Unlock()
-	var old feed.Edge
-	switch err := s.get(key, &old); {
-	case err == nil:
-		merged := feed.Merge(old, e)
-		if merged == old {
-			return old, nil
+	owner := e.Follower
+	if side == Followers {
+		owner = e.Followee
+	}
+	defer s.users.lock(owner)()
+	old, err := s.getRaw(key)
+	if err != nil {
+		return feed.Edge{}, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
+	}
+	if old != nil {
+		var prev feed.Edge
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return feed.Edge{}, fmt.Errorf("decoding record %q: %w", key, err)
+		}
+		merged := feed.Merge(prev, e)
+		if merged == prev {
+			return prev, nil
 		}
 		e = merged
-	case !errors.Is(err, ErrNotFound):
-		return feed.Edge{}, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
 	}
 	val, err := json.Marshal(e)
 	if err != nil {
 		return feed.Edge{}, fmt.Errorf("encoding edge: %w", err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	b.Set(key, val, nil)
-	if err := s.apply(b); err != nil {
+	if err := s.write(owner, key, old, val); err != nil {
 		return feed.Edge{}, fmt.Errorf("storing edge %s→%s: %w", e.Follower, e.Followee, err)
 	}
 	return e, nil
@@ -431,7 +475,7 @@ type Stats struct {
 	WritesFail bool              `json:"failed,omitempty"`
 }
 
-var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "followers": "r/", "hints": hintPrefix}
+var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "followers": "r/", "hints": hintPrefix, "digests": digestPrefix}
 
 // Stats estimates the database's sizes.
 func (s *Store) Stats() Stats {
@@ -443,4 +487,35 @@ func (s *Store) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// MergeUser merges a copy of user u from another replica into this
+// store: it is stored when there is no user of that name here, or when
+// it wins over the one here (feed.Wins: the name was created on both
+// sides of a partition). It returns the record now stored and whether
+// it changed.
+func (s *Store) MergeUser(u feed.User) (feed.User, bool, error) {
+	val, err := json.Marshal(u)
+	if err != nil {
+		return feed.User{}, false, fmt.Errorf("encoding user %s: %w", u.Name, err)
+	}
+	defer s.users.lock(u.Name)()
+	key := userKey(u.Name)
+	old, err := s.getRaw(key)
+	if err != nil {
+		return feed.User{}, false, fmt.Errorf("merging user %s: %w", u.Name, err)
+	}
+	if old != nil {
+		var cur feed.User
+		if err := json.Unmarshal(old, &cur); err != nil {
+			return feed.User{}, false, fmt.Errorf("decoding record %q: %w", key, err)
+		}
+		if !feed.Wins(u, cur) {
+			return cur, false, nil
+		}
+	}
+	if err := s.write(u.Name, key, old, val); err != nil {
+		return feed.User{}, false, fmt.Errorf("merging user %s: %w", u.Name, err)
+	}
+	return u, true, nil
 }
