@@ -134,17 +134,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	// Subscribe before the replay, so nothing falls between the two.
 	sub := s.fan.hub.subscribe(name)
 	defer s.fan.hub.unsubscribe(name, sub)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // for an nginx in front
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	st := &eventStream{w: w, rc: rc}
-	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
-	if err := st.flush(); err != nil {
-		return
-	}
+	st := &eventStream{w: w, rc: http.NewResponseController(w)}
 	// sent is the newest id sent; without Last-Event-ID, now, so that a
 	// stream that lags before its first event still catches up.
 	sent := last
@@ -174,9 +164,9 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	}
 	// Followees that are not pushed (above the fan-out limit) have no
 	// inbox entries: their posts newer than merged are polled for at
-	// each heartbeat.
-	merged := sent
-	pollMerged := func() error {
+	// each heartbeat (and sent when emit is set).
+	merged := last
+	pollMerged := func(emit bool) error {
 		following, err := s.store.ActiveFollowing(name)
 		if err != nil {
 			return err
@@ -195,23 +185,46 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			if p.ID.Compare(merged) <= 0 {
 				continue
 			}
-			st.event(store.InboxEntry{RawPost: p})
+			if emit {
+				st.event(store.InboxEntry{RawPost: p})
+			}
 			if p.ID.Compare(newest) > 0 {
 				newest = p.ID
 			}
 		}
 		merged = newest
+		if !emit {
+			return nil
+		}
 		if merged.Compare(sent) > 0 {
 			sent = merged
 		}
 		return st.flush()
+	}
+	if last.IsZero() {
+		// The newest not-pushed post now is the baseline, taken before
+		// the client has an answer: a post it makes after that is new.
+		// (Ids come from each member's own clock, so this member's
+		// "now" is no bound.)
+		if err := pollMerged(false); err != nil {
+			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // for an nginx in front
+	w.WriteHeader(http.StatusOK)
+	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
+	if err := st.flush(); err != nil {
+		return
 	}
 	if !last.IsZero() {
 		if err := replay(); err != nil {
 			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
 			return
 		}
-		if err := pollMerged(); err != nil {
+		if err := pollMerged(true); err != nil {
 			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 		}
 	}
@@ -239,7 +252,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		case <-hb.C:
-			if err := pollMerged(); err != nil {
+			if err := pollMerged(true); err != nil {
 				s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 			}
 			st.comment("heartbeat")
