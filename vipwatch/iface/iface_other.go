@@ -17,7 +17,7 @@ var errUnsupported = errors.New("vipwatch manages addresses with Linux netlink; 
 type Interface struct{}
 
 // Open fails: vipwatch runs on Linux only.
-func Open(name string) (*Interface, error) { return nil, errUnsupported }
+func Open(name, stateDir string) (*Interface, error) { return nil, errUnsupported }
 
 // Name is the interface's name.
 func (i *Interface) Name() string { return "" }
