@@ -35,7 +35,7 @@ func TestAdapters(t *testing.T) {
 
 	t.Run("addresses", func(t *testing.T) {
 		err := lab.Do(lab.FE1, func() error {
-			ifc, err := iface.Open(Dev)
+			ifc, err := iface.Open(Dev, t.TempDir())
 			if err != nil {
 				return err
 			}
@@ -82,7 +82,7 @@ func TestAdapters(t *testing.T) {
 
 	t.Run("link watch", func(t *testing.T) {
 		err := lab.Do(lab.FE1, func() error {
-			ifc, err := iface.Open(Dev)
+			ifc, err := iface.Open(Dev, t.TempDir())
 			if err != nil {
 				return err
 			}
