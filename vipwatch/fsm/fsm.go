@@ -26,8 +26,8 @@ type Config struct {
 	// Witness says the daemon has a witness: it claims nothing until
 	// Witness reports one reachable, enters fault when none is, and
 	// before it claims a VIP because the partner went silent it asks
-	// the LAN whether another machine still answers for the VIP
-	// (Probe, answered with Probed).
+	// whether the VIP is free: no other machine answers for it, and a
+	// witness answers (Probe, answered with Probed).
 	Witness bool
 	// FaultReleaseTicks: a daemon that reaches no witness and does not
 	// hear its partner releases what it holds after this long.
@@ -47,8 +47,9 @@ const (
 	Announce                 // send gratuitous ARP for the VIP
 	Send                     // send Beat to the partner
 	Restore                  // put a held VIP back on the interface: someone else removed it
-	// Probe asks whether a machine on the LAN answers for VIP (ARP,
-	// NDP); the caller reports the answer with Machine.Probed.
+	// Probe asks whether VIP is free: no machine on the LAN answers
+	// for it (ARP, NDP) while a witness does. The caller reports the
+	// answer with Machine.Probed.
 	Probe
 )
 
@@ -131,7 +132,7 @@ type probe struct {
 	pending  bool  // asked, not yet answered
 	asked    int64 // tick of the last Probe action
 	done     bool  // a result for the probe asked at asked
-	answered bool  // that result: a machine answers for the VIP
+	free     bool  // that result: the VIP is free
 }
 
 // witnessState is what the machine knows of its witnesses.
@@ -364,11 +365,15 @@ func (m *Machine) Witness(ok bool) []Action {
 	return m.step()
 }
 
-// Probed reports the answer to a Probe action: whether a machine on
-// the LAN answers for vip. Answers to probes not asked are ignored.
-func (m *Machine) Probed(vip netip.Prefix, answered bool) []Action {
+// Probed reports the answer to a Probe action: whether vip is free —
+// no machine on the LAN answered for it while a witness did answer in
+// the same probe. (A witness answer there shows that the silence of
+// the VIP is the LAN's and not this machine's own cut cable, which the
+// witness rounds may not have noticed yet.) Answers to probes not asked
+// are ignored.
+func (m *Machine) Probed(vip netip.Prefix, free bool) []Action {
 	if pr := m.probes[vip]; pr != nil && pr.pending {
-		pr.pending, pr.done, pr.answered = false, true, answered
+		pr.pending, pr.done, pr.free = false, true, free
 	}
 	return m.step()
 }
@@ -565,7 +570,7 @@ func (m *Machine) mayTake(p netip.Prefix) bool {
 		return true
 	}
 	pr := m.probes[p]
-	return pr != nil && pr.done && !pr.answered && m.probeFresh(pr)
+	return pr != nil && pr.done && pr.free && m.probeFresh(pr)
 }
 
 // probeFresh reports whether pr was asked in the partner's current
@@ -576,8 +581,8 @@ func (m *Machine) probeFresh(pr *probe) bool {
 
 // askProbes asks the LAN about every VIP not held here once the
 // partner has been silent for half the dead interval, so that the
-// answer is in when the dead interval ends; a VIP that still answers
-// is asked about again every ProbeTicks.
+// answer is in when the dead interval ends; a VIP that is not free is
+// asked about again every ProbeTicks.
 func (m *Machine) askProbes() {
 	if !m.cfg.Witness || m.partnerGoneSure() || 2*(m.now-m.lastHeard) < int64(m.cfg.DeadTicks) {
 		return
@@ -596,7 +601,7 @@ func (m *Machine) askProbes() {
 		if pr.pending && m.now-pr.asked < 4*int64(m.cfg.ProbeTicks) {
 			continue
 		}
-		if !pr.pending && pr.done && m.probeFresh(pr) && (!pr.answered || m.now-pr.asked < int64(m.cfg.ProbeTicks)) {
+		if !pr.pending && pr.done && m.probeFresh(pr) && (pr.free || m.now-pr.asked < int64(m.cfg.ProbeTicks)) {
 			continue
 		}
 		*pr = probe{pending: true, asked: m.now}

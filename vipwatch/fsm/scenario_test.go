@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 // blank line. Commands:
 //
 //	config a|b|both key=value...  hb, dead, preempt, delay, garp, garp-interval, refresh,
-//	                              witness (true: a witness and VIP probes), fault-release, probe (before start)
+//	                              witness (true: a witness and VIP probes), fault-release, probe,
+//	                              witness-lag (the daemon's witness rounds notice changes N ticks late)
 //	start a|b|both                start the daemon(s); a start first removes stale addresses
 //	tick N                        advance N ticks; "!! both hold" is logged if a VIP is on both machines
 //	kill a [clean]                SIGKILL; clean runs release-all afterwards (systemd's ExecStopPost)
@@ -150,6 +151,8 @@ func (w *world) run(cmd string) error {
 					c.FaultReleaseTicks = n
 				case "probe":
 					c.ProbeTicks = n
+				case "witness-lag":
+					w.nodes[i].witnessLag = int64(n)
 				default:
 					return fmt.Errorf("unknown config key %q", k)
 				}

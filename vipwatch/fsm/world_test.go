@@ -45,6 +45,13 @@ type node struct {
 	// noWitness: this machine's path to the witness is broken (its
 	// partner is still reached).
 	noWitness bool
+	// witnessLag: the daemon's witness rounds notice a change this many
+	// ticks late (its rounds are slower than its dead interval);
+	// witnessSeen and witnessSince track the true state and when it
+	// last changed.
+	witnessLag   int64
+	witnessSeen  int
+	witnessSince int64
 	// witness is the witness result last reported to the daemon:
 	// -1 none yet, 0 unreachable, 1 reachable.
 	witness int
@@ -69,7 +76,7 @@ func newWorld() *world {
 	w.cfg[0].Home, w.cfg[0].Partner = []netip.Prefix{vipA}, []netip.Prefix{vipB}
 	w.cfg[1].Home, w.cfg[1].Partner = []netip.Prefix{vipB}, []netip.Prefix{vipA}
 	for i, name := range []string{"a", "b"} {
-		w.nodes[i] = &node{name: name, linkUp: true, addrs: map[netip.Prefix]bool{}, seen: map[uint64]uint64{}}
+		w.nodes[i] = &node{name: name, linkUp: true, addrs: map[netip.Prefix]bool{}, seen: map[uint64]uint64{}, witnessSeen: -1}
 	}
 	return w
 }
@@ -168,8 +175,9 @@ func (w *world) tick() {
 			if n.m != nil {
 				other := 1 - m.to
 				answered := w.reach(m.to, other) && w.nodes[other].addrs[m.probe]
-				w.logf("%s: probe %v answered=%v", n.name, m.probe, answered)
-				w.apply(m.to, n.m.Probed(m.probe, answered))
+				free := !answered && w.witnessReachable(m.to)
+				w.logf("%s: probe %v free=%v", n.name, m.probe, free)
+				w.apply(m.to, n.m.Probed(m.probe, free))
 			}
 			continue
 		}
@@ -200,6 +208,12 @@ func (w *world) reach(i, j int) bool {
 	return a.linkUp && b.linkUp && !a.cut && !b.cut
 }
 
+// witnessReachable reports whether node i reaches the witness.
+func (w *world) witnessReachable(i int) bool {
+	n := w.nodes[i]
+	return n.linkUp && !n.cut && !n.noWitness && !w.witnessDown
+}
+
 // reportWitness tells node i's daemon, if it has a witness, whether
 // the witness answers, when that changed since it was last told.
 func (w *world) reportWitness(i int) {
@@ -208,10 +222,13 @@ func (w *world) reportWitness(i int) {
 		return
 	}
 	ok := 0
-	if n.linkUp && !n.cut && !n.noWitness && !w.witnessDown {
+	if w.witnessReachable(i) {
 		ok = 1
 	}
-	if ok == n.witness {
+	if ok != n.witnessSeen {
+		n.witnessSeen, n.witnessSince = ok, w.now
+	}
+	if ok == n.witness || (n.witness != -1 && w.now-n.witnessSince < n.witnessLag) {
 		return
 	}
 	n.witness = ok

@@ -136,8 +136,8 @@ var (
 
 // probeAnswer is the answer to one VIP probe.
 type probeAnswer struct {
-	vip      netip.Prefix
-	answered bool
+	vip  netip.Prefix
+	free bool // no machine answered for it, a witness did
 }
 
 // snapshot is what Status reports, updated by the loop.
@@ -521,7 +521,7 @@ func (m *Member) Run(ctx context.Context) error {
 			m.apply(machine, machine.Witness(ok))
 		case a := <-m.probed:
 			advance(time.Now())
-			m.apply(machine, machine.Probed(a.vip, a.answered))
+			m.apply(machine, machine.Probed(a.vip, a.free))
 		}
 	}
 }
@@ -712,57 +712,82 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 	}
 }
 
-// probeVIPs asks the LAN, in the background, whether another machine
-// answers for vips (ARP for IPv4, NDP for IPv6), one request per
-// family, and passes each answer to the loop. A probe that fails
-// counts as unanswered: the witness has already shown that this
-// machine reaches the network, and a broken probe socket must not stop
-// failover for good.
+// probeVIPs asks the LAN, in the background, whether vips are free:
+// whether another machine answers for them (ARP for IPv4, NDP for IPv6,
+// one request per family) while a witness answers in the same round.
+// The witness round shows that the VIPs' silence is the LAN's, not this
+// machine's own cut cable that the periodic witness rounds have not
+// noticed yet. A VIP probe that fails to run counts as unanswered: the
+// witness answer already shows that this machine reaches the network,
+// and a broken probe socket must not stop failover for good.
 func (m *Member) probeVIPs(vips []netip.Prefix) {
 	m.count(func(c *Counters) { c.VIPProbes += uint64(len(vips)) })
-	for _, fam := range []struct {
-		ask asker
-		v4  bool
-	}{{m.vipAsk4, true}, {m.vipAsk6, false}} {
-		var batch []netip.Prefix
-		var addrs []netip.Addr
-		for _, p := range vips {
-			if p.Addr().Is4() == fam.v4 {
-				batch = append(batch, p)
-				addrs = append(addrs, p.Addr())
+	batch := slices.Clone(vips)
+	m.bg.Go(func() error {
+		var g errgroup.Group
+		var witnessOK bool
+		g.Go(func() error {
+			if m.witnessAsk == nil {
+				witnessOK = true
+				return nil
 			}
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		ask := fam.ask
-		m.bg.Go(func() error {
-			var ans probe.Answers
-			var err error
-			if ask == nil {
-				err = errors.New("no prober for this address family")
-			} else {
-				ans, err = ask.Ask(addrs, m.vipProbeTimeout())
-			}
+			ans, err := m.witnessAsk.Ask(m.cfg.Witness.Targets, m.vipProbeTimeout())
 			if err != nil {
 				m.count(func(c *Counters) { c.ProbeErrors++ })
-				m.log.Warn("probing VIPs failed; counting them unanswered", "op", "probe", "interface", m.cfg.Interface, "vips", batch, "err", err)
+				m.log.Debug("witness check of a VIP probe failed", "op", "probe", "err", err)
 			}
-			for _, p := range batch {
-				mac, answered := ans[p.Addr()]
-				if answered {
-					m.count(func(c *Counters) { c.VIPProbesAnswered++ })
-					m.log.Debug("VIP answered on the LAN: another machine holds it", "op", "probe", "ip", p, "mac", mac.String())
-				}
-				select {
-				case m.probed <- probeAnswer{p, answered}:
-				case <-m.bgCtx.Done():
-					return nil
-				}
-			}
+			witnessOK = len(ans) > 0
 			return nil
 		})
-	}
+		answers := make([]probe.Answers, 2)
+		for i, fam := range []struct {
+			ask asker
+			v4  bool
+		}{{m.vipAsk4, true}, {m.vipAsk6, false}} {
+			var addrs []netip.Addr
+			for _, p := range batch {
+				if p.Addr().Is4() == fam.v4 {
+					addrs = append(addrs, p.Addr())
+				}
+			}
+			if len(addrs) == 0 {
+				continue
+			}
+			g.Go(func() error {
+				var err error
+				if fam.ask == nil {
+					err = errors.New("no prober for this address family")
+				} else {
+					answers[i], err = fam.ask.Ask(addrs, m.vipProbeTimeout())
+				}
+				if err != nil {
+					m.count(func(c *Counters) { c.ProbeErrors++ })
+					m.log.Warn("probing VIPs failed; counting them unanswered", "op", "probe", "interface", m.cfg.Interface, "vips", addrs, "err", err)
+				}
+				return nil
+			})
+		}
+		g.Wait()
+		for _, p := range batch {
+			mac, answered := answers[0][p.Addr()]
+			if !answered {
+				mac, answered = answers[1][p.Addr()]
+			}
+			switch {
+			case answered:
+				m.count(func(c *Counters) { c.VIPProbesAnswered++ })
+				m.log.Debug("VIP answered on the LAN: another machine holds it", "op", "probe", "ip", p, "mac", mac.String())
+			case !witnessOK:
+				m.log.Debug("VIP unanswered, but so is the witness: not claiming it", "op", "probe", "ip", p)
+			}
+			select {
+			case m.probed <- probeAnswer{p, !answered && witnessOK}:
+			case <-m.bgCtx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
 }
 
 // watchWitness runs a witness round every witness.interval until ctx
