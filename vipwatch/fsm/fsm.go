@@ -129,10 +129,10 @@ type hold struct {
 
 // probe is the state of the LAN probes of one VIP.
 type probe struct {
-	pending  bool  // asked, not yet answered
-	asked    int64 // tick of the last Probe action
-	done     bool  // a result for the probe asked at asked
-	free     bool  // that result: the VIP is free
+	pending bool  // asked, not yet answered
+	asked   int64 // tick of the last Probe action
+	done    bool  // a result for the probe asked at asked
+	free    bool  // that result: the VIP is free
 }
 
 // witnessState is what the machine knows of its witnesses.
