@@ -36,6 +36,16 @@ func wanted(targets []netip.Addr) map[netip.Addr]bool {
 	return w
 }
 
+// drainFor and drainMax bound how long and how many frames a prober
+// discards before it asks: a raw socket queues every ARP or NDP frame
+// for the interface, including answers to the kernel's own requests
+// that arrived before this round (a witness that answered then may be
+// cut off now). A millisecond is ample for frames already queued.
+const (
+	drainFor = time.Millisecond
+	drainMax = 1024
+)
+
 // ARP asks IPv4 addresses with ARP requests on one interface.
 type ARP struct {
 	mu  sync.Mutex // one Ask at a time on c
@@ -62,6 +72,14 @@ func (a *ARP) Ask(targets []netip.Addr, timeout time.Duration) (Answers, error) 
 	defer a.mu.Unlock()
 	want := wanted(targets)
 	got := Answers{}
+	if err := a.c.SetReadDeadline(time.Now().Add(drainFor)); err != nil {
+		return got, fmt.Errorf("probing %v with ARP on %s: %w", targets, a.ifi.Name, err)
+	}
+	for range drainMax {
+		if _, _, err := a.c.Read(); err != nil {
+			break
+		}
+	}
 	if err := a.c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return got, fmt.Errorf("probing %v with ARP on %s: %w", targets, a.ifi.Name, err)
 	}
@@ -120,6 +138,14 @@ func (n *NDP) Ask(targets []netip.Addr, timeout time.Duration) (Answers, error) 
 	defer n.mu.Unlock()
 	want := wanted(targets)
 	got := Answers{}
+	if err := n.c.SetReadDeadline(time.Now().Add(drainFor)); err != nil {
+		return got, fmt.Errorf("probing %v with NDP on %s: %w", targets, n.ifi.Name, err)
+	}
+	for range drainMax {
+		if _, _, _, err := n.c.ReadFrom(); err != nil {
+			break
+		}
+	}
 	if err := n.c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return got, fmt.Errorf("probing %v with NDP on %s: %w", targets, n.ifi.Name, err)
 	}

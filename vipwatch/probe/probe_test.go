@@ -149,6 +149,20 @@ func TestARPAsk(t *testing.T) {
 	if _, err := a.Ask([]netip.Addr{netip.MustParseAddr("2001:db8::1")}, time.Millisecond); err == nil {
 		t.Error("Ask(IPv6) with ARP: no error")
 	}
+
+	// The gateway is cut off, but its answer to an earlier request (the
+	// kernel's, say) still waits in the socket: it does not count.
+	conn.mu.Lock()
+	delete(conn.hosts, gw)
+	rep, _ := arp.NewPacket(arp.OperationReply, otherMAC, gw, ownMAC, netip.MustParseAddr("127.0.0.1"))
+	pb, _ := rep.MarshalBinary()
+	fb, _ := (&ethernet.Frame{Destination: ownMAC, Source: otherMAC, EtherType: ethernet.EtherTypeARP, Payload: pb}).MarshalBinary()
+	conn.queue = append(conn.queue, queued{due: time.Now(), data: fb})
+	conn.mu.Unlock()
+	got, err = a.Ask([]netip.Addr{gw}, 20*time.Millisecond)
+	if err != nil || len(got) != 0 {
+		t.Errorf("Ask with only a stale answer queued = %v, %v; want no answers", got, err)
+	}
 }
 
 // ndpLAN carries NDP messages.
