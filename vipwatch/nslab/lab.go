@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Addresses on the lab LAN (198.51.100.0/24, TEST-NET-2).
@@ -238,13 +239,19 @@ const nftTable = "rfvwblock"
 // (ARP, the witness, the client) works. Silent drops, so no ICMP tells
 // either side that its partner's daemon is gone.
 func (l *Lab) BlockHeartbeats(block bool) error {
+	return l.BlockPair(block, fmt.Sprintf("udp dport %d", HeartbeatPort))
+}
+
+// BlockPair drops (block) or lets through again the packets that match
+// (an nftables match, e.g. "meta l4proto 112" for VRRP) arriving at fe1
+// or fe2, with an input rule in each of their namespaces.
+func (l *Lab) BlockPair(block bool, match string) error {
 	for _, ns := range []string{l.FE1, l.FE2} {
 		var script string
 		if block {
 			script = fmt.Sprintf("add table inet %[1]s\n"+
 				"add chain inet %[1]s in { type filter hook input priority 0; policy accept; }\n"+
-				"add rule inet %[1]s in udp dport %[2]d drop\n"+
-				"add rule inet %[1]s in udp sport %[2]d drop\n", nftTable, HeartbeatPort)
+				"add rule inet %[1]s in %[2]s drop\n", nftTable, match)
 		} else {
 			script = fmt.Sprintf("delete table inet %s\n", nftTable)
 		}
@@ -255,6 +262,68 @@ func (l *Lab) BlockHeartbeats(block bool) error {
 		}
 	}
 	return nil
+}
+
+// AddrSampler reads the frontends' addresses through netlink sockets
+// opened in their namespaces, so that a sample takes well under a
+// millisecond (running ip takes several). It is not safe for
+// concurrent use.
+type AddrSampler struct {
+	handles [2]*netlink.Handle
+	links   [2]netlink.Link
+}
+
+// NewAddrSampler opens an AddrSampler on fe1 and fe2. Close it.
+func (l *Lab) NewAddrSampler() (*AddrSampler, error) {
+	s := &AddrSampler{}
+	for i, name := range []string{l.FE1, l.FE2} {
+		ns, err := netns.GetFromName(name)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("opening namespace %s: %w", name, err)
+		}
+		h, err := netlink.NewHandleAt(ns)
+		ns.Close()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("opening netlink in %s: %w", name, err)
+		}
+		s.handles[i] = h
+		if s.links[i], err = h.LinkByName(Dev); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("looking up %s in %s: %w", Dev, name, err)
+		}
+	}
+	return s, nil
+}
+
+// Sample reports, for each of vips, whether fe1 and fe2 have it.
+func (s *AddrSampler) Sample(vips ...netip.Prefix) (fe1, fe2 []bool, err error) {
+	var on [2][]bool
+	for i, h := range s.handles {
+		addrs, err := h.AddrList(s.links[i], netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing addresses: %w", err)
+		}
+		on[i] = make([]bool, len(vips))
+		for j, v := range vips {
+			for _, a := range addrs {
+				if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == v.Addr() {
+					on[i][j] = true
+				}
+			}
+		}
+	}
+	return on[0], on[1], nil
+}
+
+// Close closes the netlink sockets.
+func (s *AddrSampler) Close() {
+	for _, h := range s.handles {
+		if h != nil {
+			h.Close()
+		}
+	}
 }
 
 // Proc is a process the lab started in a namespace.
