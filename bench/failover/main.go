@@ -531,6 +531,9 @@ type probeLog struct {
 func (p *prober) end() probeLog {
 	close(p.stop)
 	<-p.done
+	// The answer to the last probe may still be on its way; on this
+	// LAN it takes well under a millisecond.
+	time.Sleep(50 * time.Millisecond)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := probeLog{sent: p.sent, replies: p.replies}
