@@ -264,6 +264,11 @@ func (l *Lab) BlockPair(block bool, match string) error {
 	return nil
 }
 
+// familyAll is AF_UNSPEC: AddrList lists IPv4 and IPv6 addresses.
+// (netlink.FAMILY_ALL is defined on Linux only, and the lab must build
+// everywhere.)
+const familyAll = 0
+
 // AddrSampler reads the frontends' addresses through netlink sockets
 // opened in their namespaces, so that a sample takes well under a
 // millisecond (running ip takes several). It is not safe for
@@ -301,7 +306,7 @@ func (l *Lab) NewAddrSampler() (*AddrSampler, error) {
 func (s *AddrSampler) Sample(vips ...netip.Prefix) (fe1, fe2 []bool, err error) {
 	var on [2][]bool
 	for i, h := range s.handles {
-		addrs, err := h.AddrList(s.links[i], netlink.FAMILY_ALL)
+		addrs, err := h.AddrList(s.links[i], familyAll)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing addresses: %w", err)
 		}
