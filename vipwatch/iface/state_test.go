@@ -55,3 +55,39 @@ func TestStateFile(t *testing.T) {
 		t.Errorf("corrupt record: err = %v, want one naming line 1", err)
 	}
 }
+
+// FuzzStateFile reads arbitrary bytes as the address record: it either
+// fails with an error or yields prefixes that survive a write and a
+// second read unchanged.
+func FuzzStateFile(f *testing.F) {
+	f.Add([]byte("# comment\n2001:db8::10/64\n\n2001:db8::20/64\n"))
+	f.Add([]byte("2001:db8::10/64"))
+	f.Add([]byte("not a prefix\n"))
+	f.Add([]byte("\xff\x00\n198.51.100.10/24\r\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := newStateFile(dir, "eth0")
+		if err := os.WriteFile(s.path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		set, err := s.list()
+		if err != nil {
+			return
+		}
+		if err := s.write(set); err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.list()
+		if err != nil {
+			t.Fatalf("re-reading a record vipwatch wrote: %v", err)
+		}
+		if len(again) != len(set) {
+			t.Fatalf("record changed on rewrite: %v -> %v", set, again)
+		}
+		for p := range set {
+			if !again[p] {
+				t.Fatalf("record lost %v on rewrite", p)
+			}
+		}
+	})
+}

@@ -27,6 +27,13 @@ func timedOut(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
+// socketError reports whether err came from the socket (as opposed to
+// parsing what it read).
+func socketError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
+}
+
 // wanted is the set of targets still waiting for an answer.
 func wanted(targets []netip.Addr) map[netip.Addr]bool {
 	w := make(map[netip.Addr]bool, len(targets))
@@ -95,6 +102,9 @@ func (a *ARP) Ask(targets []netip.Addr, timeout time.Duration) (Answers, error) 
 		p, _, err := a.c.Read()
 		if timedOut(err) {
 			return got, nil
+		}
+		if err != nil && !socketError(err) {
+			continue // a malformed frame on the LAN says nothing about the targets
 		}
 		if err != nil {
 			return got, fmt.Errorf("reading ARP replies on %s: %w", a.ifi.Name, err)
