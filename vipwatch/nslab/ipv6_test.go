@@ -10,7 +10,7 @@ import (
 )
 
 // TestIPv6 gives each node an IPv6 home VIP next to its IPv4 one, and a
-// witness (so VIPs are probed with NDP as well as ARP). On failover the
+// witness pinged with ICMP (VIPs are probed with NDP as well as ARP). On failover the
 // new holder adds the VIP without duplicate address detection and
 // announces it with unsolicited neighbour advertisements: the client's
 // neighbour entry for the VIP moves to the new holder's MAC without the
@@ -21,7 +21,7 @@ import (
 func TestIPv6(t *testing.T) {
 	d := newDrill(t, "6")
 	d.v.IPv6 = true
-	d.v.Extra = witnessYAML
+	d.v.Extra = strings.Replace(witnessYAML, "method: arp", "method: icmp", 1)
 	d.start("fe1", true)
 	d.start("fe2", true)
 	d.settle()
@@ -42,8 +42,12 @@ func TestIPv6(t *testing.T) {
 		if len(w.doubles) > 0 || len(w.none) > 0 {
 			t.Errorf("during the partition: on both %v, on neither %v (of %d samples)", w.doubles, w.none, w.samples)
 		}
-		// Every probe (VIP2 by ARP, VIP6b by NDP) was answered by fe2.
+		// Every probe (VIP2 by ARP, VIP6b by NDP) was answered by fe2,
+		// and the witness answered its pings throughout.
 		st := d.status("fe1")
+		if !strings.Contains(st, "witness icmp 198.51.100.1: reachable") || !strings.Contains(st, "unanswered rounds 0") {
+			t.Errorf("fe1's witness during the partition:\n%s", st)
+		}
 		m := regexp.MustCompile(`VIP probes (\d+)  answered (\d+)  probe errors (\d+)`).FindStringSubmatch(st)
 		if m == nil || m[1] != m[2] || m[1] == "0" || m[3] != "0" {
 			t.Errorf("fe1's VIP probes during the partition: want all answered, none failed:\n%s", st)
