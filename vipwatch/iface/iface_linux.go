@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -157,6 +158,28 @@ func (i *Interface) Labelled() ([]netip.Prefix, error) {
 			if err := i.state.remove(p); err != nil {
 				return nil, fmt.Errorf("listing addresses of %s: %w", i.name, err)
 			}
+		}
+	}
+	return out, nil
+}
+
+// DefaultGateways lists the gateways of the IPv4 default routes
+// through the interface (in the main table), in the kernel's order.
+func (i *Interface) DefaultGateways() ([]netip.Addr, error) {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{LinkIndex: i.index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return nil, fmt.Errorf("listing routes of %s: %w", i.name, err)
+	}
+	var out []netip.Addr
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		gw, ok := netip.AddrFromSlice(r.Gw)
+		if ok && gw.Unmap().Is4() && !slices.Contains(out, gw.Unmap()) {
+			out = append(out, gw.Unmap())
 		}
 	}
 	return out, nil

@@ -34,6 +34,9 @@ func (i *Interface) Delete(p netip.Prefix) error { return errUnsupported }
 // Labelled fails off Linux.
 func (i *Interface) Labelled() ([]netip.Prefix, error) { return nil, errUnsupported }
 
+// DefaultGateways fails off Linux.
+func (i *Interface) DefaultGateways() ([]netip.Addr, error) { return nil, errUnsupported }
+
 // WatchLink fails off Linux.
 func (i *Interface) WatchLink(ctx context.Context) (<-chan bool, error) { return nil, errUnsupported }
 

@@ -89,8 +89,9 @@ type NotifyConfig struct {
 
 // WitnessConfig is the `witness:` section.
 type WitnessConfig struct {
-	// Targets are IPv4 addresses on the VIPs' segment (the default
-	// gateway is the usual choice); one answering is enough.
+	// Targets are IPv4 addresses on the VIPs' segment; one answering
+	// is enough. Empty: the interface's IPv4 default gateways, looked
+	// up when the daemon starts.
 	Targets []netip.Addr `mapstructure:"targets"`
 	// Method is arp (an ARP request on the interface: the target must
 	// be on the segment) or icmp (an echo request on a socket bound to
@@ -273,9 +274,6 @@ func (c *Config) Validate() error {
 const DefaultRuntimeDir = "/run/vipwatch"
 
 func (w *WitnessConfig) validate(vips map[netip.Addr]string) error {
-	if len(w.Targets) == 0 {
-		return config.Missing("targets")
-	}
 	for i, t := range w.Targets {
 		key := fmt.Sprintf("targets[%d]", i)
 		if !t.Is4() {

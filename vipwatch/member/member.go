@@ -83,8 +83,11 @@ type Member struct {
 	// trackProber runs the track check's probes (nil: the network).
 	trackProber health.Prober
 
-	// witnessAsk runs witness rounds (nil: no witness configured).
-	witnessAsk asker
+	// witnessAsk runs witness rounds (nil: no witness configured);
+	// witnessTargets are the addresses it asks (witness.targets, or the
+	// default gateways found at start).
+	witnessAsk     asker
+	witnessTargets []netip.Addr
 	// vipAsk4 and vipAsk6 ask whether another machine answers for a
 	// VIP (ARP, NDP) before a silent partner's VIP is claimed.
 	vipAsk4, vipAsk6 asker
@@ -199,6 +202,9 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 		commands: make(chan command),
 		stopped:  make(chan struct{}),
 		probed:   make(chan probeAnswer, 2*heartbeat.MaxVIPs),
+	}
+	if cfg.Witness != nil {
+		m.witnessTargets = cfg.Witness.Targets
 	}
 	m.key.Store(&key)
 	if len(cfg.Notify.Command) > 0 {
@@ -731,7 +737,7 @@ func (m *Member) probeVIPs(vips []netip.Prefix) {
 				witnessOK = true
 				return nil
 			}
-			ans, err := m.witnessAsk.Ask(m.cfg.Witness.Targets, m.vipProbeTimeout())
+			ans, err := m.witnessAsk.Ask(m.witnessTargets, m.vipProbeTimeout())
 			if err != nil {
 				m.count(func(c *Counters) { c.ProbeErrors++ })
 				m.log.Debug("witness check of a VIP probe failed", "op", "probe", "err", err)
@@ -800,7 +806,7 @@ func (m *Member) watchWitness(ctx context.Context, out chan<- bool) {
 	defer tick.Stop()
 	failed, state := 0, -1
 	for {
-		ans, err := m.witnessAsk.Ask(w.Targets, w.Timeout)
+		ans, err := m.witnessAsk.Ask(m.witnessTargets, w.Timeout)
 		ok := len(ans) > 0
 		if ok {
 			failed = 0
@@ -833,10 +839,10 @@ func (m *Member) watchWitness(ctx context.Context, out chan<- bool) {
 		if next != state {
 			state = next
 			if ok {
-				m.log.Info("witness reachable", "op", "witness", "method", w.Method, "targets", w.Targets)
+				m.log.Info("witness reachable", "op", "witness", "method", w.Method, "targets", m.witnessTargets)
 			} else {
 				m.log.Warn("no witness answers: this node is cut off and goes to fault", "op", "witness", "method", w.Method,
-					"targets", w.Targets, "rounds", failed, "err", err)
+					"targets", m.witnessTargets, "rounds", failed, "err", err)
 			}
 			select {
 			case out <- ok:

@@ -38,6 +38,17 @@ func Open(cfg Config, key []byte, log *slog.Logger) (*Member, error) {
 	m := newMember(cfg, key, log, ifc, ann, ifc.WatchLink)
 	m.removals = ifc.WatchRemoved
 	if w := cfg.Witness; w != nil {
+		if len(w.Targets) == 0 {
+			gws, err := ifc.DefaultGateways()
+			if err != nil {
+				return nil, fmt.Errorf("finding a witness: %w", err)
+			}
+			if len(gws) == 0 {
+				return nil, fmt.Errorf("witness.targets is empty and %s has no IPv4 default gateway to take as the witness; name the targets", cfg.Interface)
+			}
+			log.Info("witness: the interface's default gateway", "op", "witness", "interface", cfg.Interface, "targets", gws)
+			m.witnessTargets = gws
+		}
 		switch w.Method {
 		case WitnessICMP:
 			p, unprivileged, err := probe.DialICMP(cfg.Interface)

@@ -284,7 +284,7 @@ func TestConfigValidate(t *testing.T) {
 		{"link-local vip", func(c *Config) { c.PartnerVIPs = []netip.Prefix{netip.MustParsePrefix("fe80::20/64")} }, `partner_vips[0]: "fe80::20/64" is not a unicast address a VIP can be`},
 		{"mapped vip", func(c *Config) { c.HomeVIPs = []netip.Prefix{netip.MustParsePrefix("::ffff:198.51.100.10/120")} }, `home_vips[0]: "::ffff:198.51.100.10/120" is not an IPv4 or IPv6 prefix`},
 		{"witness ok", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}} }, ""},
-		{"witness no targets", func(c *Config) { c.Witness = &WitnessConfig{Method: "arp"} }, "witness.targets: is required"},
+		{"witness default gateway", func(c *Config) { c.Witness = &WitnessConfig{Method: "arp"} }, ""},
 		{"witness ipv6 target", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("2001:db8::1")}} }, `witness.targets[0]: "2001:db8::1" is not an IPv4 address`},
 		{"witness target is a vip", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw, vip2.Addr()}} }, `witness.targets[1]: "198.51.100.20" is a VIP (partner_vips[0])`},
 		{"witness method", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Method: "tcp"} }, `witness.method: "tcp" must be "arp" or "icmp"`},

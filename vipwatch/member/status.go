@@ -108,7 +108,7 @@ func (m *Member) Status() Status {
 	st.Fault = m.st.fault
 	if w := m.cfg.Witness; w != nil {
 		ws := &WitnessStatus{Method: w.Method, State: "unknown", LastAnswerSeconds: -1, FailedRounds: m.st.witnessFailed}
-		for _, t := range w.Targets {
+		for _, t := range m.witnessTargets {
 			ws.Targets = append(ws.Targets, t.String())
 		}
 		if m.st.witnessKnown {

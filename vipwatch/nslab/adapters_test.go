@@ -180,8 +180,9 @@ func TestAdapters(t *testing.T) {
 	})
 }
 
-// TestProbes runs the real probers (ARP, NDP, ICMP) from fe1 across the
-// lab LAN: the witness and fe2 answer, an address nobody holds does not,
+// TestProbes looks up fe1's default gateway (the witness when
+// witness.targets is empty) and runs the real probers (ARP, NDP, ICMP)
+// from fe1 across the lab LAN: the witness and fe2 answer, an address nobody holds does not,
 // and nothing answers once fe1's port is off the bridge.
 func TestProbes(t *testing.T) {
 	if err := RequireRoot(); err != nil {

@@ -21,7 +21,7 @@ import (
 func TestIPv6(t *testing.T) {
 	d := newDrill(t, "6")
 	d.v.IPv6 = true
-	d.v.Extra = strings.Replace(witnessYAML, "method: arp", "method: icmp", 1)
+	d.v.Extra = strings.Replace(witnessYAML, "method: arp", `targets: ["198.51.100.1"], method: icmp`, 1)
 	d.start("fe1", true)
 	d.start("fe2", true)
 	d.settle()

@@ -145,6 +145,11 @@ func (l *Lab) build() error {
 			{"-n", h.ns, "addr", "add", h.addr6.String(), "dev", Dev, "nodad"},
 			{"-n", h.ns, "link", "set", Dev, "up"},
 		}
+		if h.ns != l.Client {
+			// The witness is the frontends' gateway, as on a real LAN
+			// (the bridge namespace forwards nothing).
+			steps = append(steps, []string{"-n", h.ns, "route", "add", "default", "via", WitnessIP.Addr().String(), "dev", Dev})
+		}
 		for _, s := range steps {
 			if err := ip(s...); err != nil {
 				return err

@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// witnessYAML gives both nodes the lab's witness (the bridge's address):
-// a round every 100ms, lost after two unanswered (50ms timeout each),
-// and a node cut off from it releases its VIPs 2s after it notices.
-const witnessYAML = `witness: {targets: ["198.51.100.1"], method: arp, interval: 100ms, timeout: 50ms, fall: 2}
+// witnessYAML gives both nodes a witness: no targets, so each takes its
+// default gateway (the lab bridge's address); a round every 100ms, lost
+// after two unanswered (50ms timeout each), and a node cut off from it
+// releases its VIPs 2s after it notices.
+const witnessYAML = `witness: {method: arp, interval: 100ms, timeout: 50ms, fall: 2}
 fault_release_after: 2s
 `
 
