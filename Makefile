@@ -34,6 +34,7 @@ units: build
 FUZZTIME ?= 8s
 FUZZ_TARGETS := ./dnslb/authority:FuzzFast ./dnslb/server:FuzzAnswerUDP \
 	./vipwatch/heartbeat:FuzzDecode ./vipwatch/heartbeat:FuzzGuard \
+	./vipwatch/iface:FuzzStateFile ./vipwatch/probe:FuzzAsk \
 	./appnode/server:FuzzAPI ./appnode/ring:FuzzRing \
 	./appnode/feed:FuzzParseID ./appnode/feed:FuzzValidate \
 	./appnode/server:FuzzLinkFrame ./appnode/server:FuzzFanoutInternal

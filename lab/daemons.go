@@ -102,6 +102,9 @@ func (l *lab) startAll() error {
 			"VIPWATCH_HOME_VIPS=" + fe.vip + "/24",
 			"VIPWATCH_PARTNER_VIPS=" + partner.vip + "/24",
 			"VIPWATCH_ADMIN_LISTEN=127.0.0.1:8054",
+			// Every frontend runs on this machine's filesystem: each
+			// needs its own record of the IPv6 addresses it adds.
+			"VIPWATCH_RUNTIME_DIR=" + filepath.Join(l.run, "vipwatch-"+fe.name),
 			// Track the local appnode: while it fails, the VIP goes to
 			// the partner, whose appnode still answers.
 			"VIPWATCH_TRACK_TYPE=http",

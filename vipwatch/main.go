@@ -212,13 +212,14 @@ func newRoot() *cobra.Command {
 		c.Flags().DurationVar(&wait, "wait", 5*time.Second, "how long to wait for the move to complete")
 	}
 
-	var ifname string
+	var ifname, runtimeDir string
 	release := &cobra.Command{
 		Use:   "release-all",
 		Short: "Remove every address vipwatch put on the interface (systemd runs this as ExecStopPost)",
-		Long: "release-all removes every address carrying vipwatch's label from the interface, so a\n" +
-			"daemon that crashed or was killed leaves no VIP behind. With --interface it needs\n" +
-			"no config file, so it works even when the config is broken.",
+		Long: "release-all removes every address vipwatch added to the interface: IPv4 addresses\n" +
+			"carrying its label, and IPv6 addresses recorded in its runtime directory (Linux labels\n" +
+			"IPv4 addresses only). So a daemon that crashed or was killed leaves no VIP behind.\n" +
+			"With --interface it needs no config file, so it works even when the config is broken.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ifname == "" {
@@ -227,11 +228,14 @@ func newRoot() *cobra.Command {
 					return fmt.Errorf("%w (or name the interface with --interface)", err)
 				}
 				ifname = cfg.Interface
+				if !cmd.Flags().Changed("runtime-dir") {
+					runtimeDir = cfg.RuntimeDir
+				}
 			}
 			if err := member.CheckPrivileges(); err != nil {
 				return err
 			}
-			ifc, err := iface.Open(ifname)
+			ifc, err := iface.Open(ifname, runtimeDir)
 			if err != nil {
 				return err
 			}
@@ -249,6 +253,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	release.Flags().StringVarP(&ifname, "interface", "i", "", "interface to clean (default: the config's interface)")
+	release.Flags().StringVar(&runtimeDir, "runtime-dir", member.DefaultRuntimeDir, "directory with vipwatch's record of its IPv6 addresses (default: the config's runtime_dir)")
 
 	root.AddCommand(run, check, status, handover, takeback, release)
 	return root

@@ -382,11 +382,21 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if l.stopping.Load() {
-		// Tell the peer which requests were read; the rest never will be.
-		l.w.write(idGoAway, binary.BigEndian.AppendUint64(nil, l.lastRead.Load()), nil)
+	if !l.stopping.Load() {
+		l.handlers.Wait()
+		return
 	}
+	// Tell the peer which requests were read; the rest never will be.
+	l.w.write(idGoAway, binary.BigEndian.AppendUint64(nil, l.lastRead.Load()), nil)
 	l.handlers.Wait()
+	// Half-close, then read until the peer closes its side: closing with
+	// its later requests unread would reset the connection, and a reset
+	// throws away what the peer has not read yet, go-away included.
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
+	io.Copy(io.Discard, rw.Reader)
 }
 
 // linkRequestKey marks, in a request's context, a request that came over
@@ -678,7 +688,10 @@ func (l *link) read(br *bufio.Reader) {
 				err = errors.New("malformed go-away frame")
 				break
 			}
-			l.goAwayAfter(binary.BigEndian.Uint64(payload))
+			if l.goAwayAfter(binary.BigEndian.Uint64(payload)) {
+				err = errLinkRetired // nothing left to wait for
+				break
+			}
 			continue
 		}
 		l.mu.Lock()
@@ -697,8 +710,9 @@ func (l *link) read(br *bufio.Reader) {
 	l.close(fmt.Errorf("member link to %s: %w", l.peer, err))
 }
 
-// goAwayAfter fails the requests the owner will never read.
-func (l *link) goAwayAfter(last uint64) {
+// goAwayAfter fails the requests the owner will never read; it reports
+// whether no request is left waiting for an answer.
+func (l *link) goAwayAfter(last uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.goAway = true
@@ -708,6 +722,7 @@ func (l *link) goAwayAfter(last uint64) {
 			ch <- linkResult{err: errLinkUnsent}
 		}
 	}
+	return len(l.pending) == 0
 }
 
 // close fails every request still waiting; once the owner said go-away,

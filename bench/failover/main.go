@@ -14,10 +14,29 @@
 // that the partner's daemon is dead). "stale" counts the sigkill runs after which
 // the dead daemon's machine still had the VIP (dual ownership).
 //
+// Two more drills measure what a failover daemon must not do:
+//
+//   - partition: the pair's heartbeats (vipwatch) or VRRP adverts
+//     (keepalived) are dropped both ways for -partition while the LAN
+//     works, then let through again. The machines' addresses are
+//     sampled through netlink about every millisecond; "dual" is the
+//     time some VIP was on both machines, split into the partition and
+//     after the heal beyond one heartbeat interval (the heal window, in
+//     which the pair settles who keeps a VIP both hold). vipwatch runs
+//     with a witness (the LAN's "gateway", the lab bridge's address);
+//     keepalived has no equivalent, so both of its nodes become master
+//     (split brain), which the table reports as it is.
+//   - handover: a planned move of fe1's VIP to fe2 and back, under the
+//     10 ms client probes: `vipwatch handover` then `vipwatch takeback`;
+//     keepalived has no planned handover, so its nearest equivalent is a
+//     graceful stop of fe1's keepalived (it sends a priority-0 advert)
+//     and a restart (preemption takes the VIP back). Lost probes are
+//     the measure.
+//
 // It needs root. Run it under flock so that only one benchmark runs on
 // the machine at a time:
 //
-//	flock /work/bench.lock go run ./bench/failover -vipwatch bin/vipwatch -n 10
+//	flock -o /tmp/ringfront-bench.lock go run ./bench/failover -vipwatch bin/vipwatch -n 10
 package main
 
 import (
@@ -28,6 +47,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +68,8 @@ func main() {
 		keepalived = flag.String("keepalived", "keepalived", "keepalived binary")
 		impls      = flag.String("impl", "vipwatch,keepalived", "implementations to measure")
 		intervals  = flag.String("intervals", "100ms,10ms", "heartbeat intervals (dead_after = 3x; keepalived advert_int = interval)")
-		drills     = flag.String("drills", "link-down,sigkill", "drills to run")
+		drills     = flag.String("drills", "link-down,sigkill,partition,handover", "drills to run")
+		partition  = flag.Duration("partition", 2*time.Second, "how long the partition drill drops heartbeats")
 		pause      = flag.Duration("pause", 1500*time.Millisecond, "quiet time before each run, so per-host ICMP rate limits (1/s, burst 6) refill as they would between real crashes")
 	)
 	flag.Parse()
@@ -78,7 +99,7 @@ func main() {
 			default:
 				fatal(fmt.Errorf("unknown implementation %q", impl))
 			}
-			rs, err := measure(d, impl, interval, strings.Split(*drills, ","), *n, *pause)
+			rs, err := measure(d, impl, interval, strings.Split(*drills, ","), *n, *pause, *partition)
 			if err != nil {
 				fatal(fmt.Errorf("%s at %v: %w", impl, interval, err))
 			}
@@ -100,6 +121,13 @@ type daemon interface {
 	// service manager does after a crash.
 	kill(l *nslab.Lab, node string) error
 	stop(l *nslab.Lab)
+	// partition drops (on) or lets through the pair's heartbeats or
+	// adverts, leaving the LAN up.
+	partition(l *nslab.Lab, on bool) error
+	// handover moves fe1's VIP to fe2 the planned way the
+	// implementation has; takeback brings it back.
+	handover(l *nslab.Lab) error
+	takeback(l *nslab.Lab) error
 }
 
 type result struct {
@@ -109,9 +137,13 @@ type result struct {
 	outages  []time.Duration
 	lost     []int
 	stale    int
+	// partition drill: time with a VIP on both machines during the
+	// partition, after the heal beyond the heal window, and how long
+	// after the heal the last such time ended.
+	dualDuring, dualAfter, resolved []time.Duration
 }
 
-func measure(d daemon, impl string, interval time.Duration, drills []string, n int, pause time.Duration) ([]result, error) {
+func measure(d daemon, impl string, interval time.Duration, drills []string, n int, pause, partition time.Duration) ([]result, error) {
 	dir, err := os.MkdirTemp("", "rfvw-bench-")
 	if err != nil {
 		return nil, err
@@ -150,6 +182,28 @@ func measure(d daemon, impl string, interval time.Duration, drills []string, n i
 			time.Sleep(pause)
 			if err := steady(lab, p); err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", drill, i+1, err)
+			}
+			switch drill {
+			case "partition":
+				s, err := runPartition(lab, d, p, interval, partition)
+				if err != nil {
+					return nil, fmt.Errorf("%s run %d: %w", drill, i+1, err)
+				}
+				r.dualDuring = append(r.dualDuring, s.during)
+				r.dualAfter = append(r.dualAfter, s.after)
+				r.resolved = append(r.resolved, s.resolved)
+				r.lost = append(r.lost, s.lost)
+				fmt.Fprintf(os.Stderr, "%s %v %s run %d: dual during %.3fs, after heal window %.3fs, resolved %.3fs after heal, lost %d (%d samples)\n",
+					impl, interval, drill, i+1, s.during.Seconds(), s.after.Seconds(), s.resolved.Seconds(), s.lost, s.samples)
+				continue
+			case "handover":
+				lost, err := runHandover(lab, d, p)
+				if err != nil {
+					return nil, fmt.Errorf("%s run %d: %w", drill, i+1, err)
+				}
+				r.lost = append(r.lost, lost)
+				fmt.Fprintf(os.Stderr, "%s %v %s run %d: lost %d\n", impl, interval, drill, i+1, lost)
+				continue
 			}
 			outage, lost, stale, err := runDrill(lab, d, p, drill)
 			if err != nil {
@@ -226,6 +280,116 @@ func runDrill(lab *nslab.Lab, d daemon, p *prober, drill string) (outage time.Du
 		err = d.start(lab, "fe1")
 	}
 	return first.Sub(fault), lost, stale, err
+}
+
+// split is what one partition run measured.
+type split struct {
+	during, after, resolved time.Duration
+	lost, samples           int
+}
+
+// runPartition drops the pair's heartbeats for length, lets them through
+// again and watches for 2s more, sampling the machines' addresses all
+// along: how long was a VIP on both machines?
+func runPartition(lab *nslab.Lab, d daemon, p *prober, interval, length time.Duration) (s split, err error) {
+	err = nslab.WaitFor(10*time.Second, "VIP2 on fe2 alone", func() (bool, error) {
+		h, err := lab.Holders(nslab.VIP2)
+		return slices.Equal(h, []string{lab.FE2}), err
+	})
+	if err != nil {
+		return s, err
+	}
+	sampler, err := lab.NewAddrSampler()
+	if err != nil {
+		return s, err
+	}
+	defer sampler.Close()
+	vips := []netip.Prefix{nslab.VIP1, nslab.VIP2}
+	// watch samples until the deadline and adds up, per period of
+	// the timeline, the time in which a VIP was on both machines.
+	var heal time.Time
+	lastDual := time.Time{}
+	watch := func(until time.Time) error {
+		prev, prevDual := time.Now(), false
+		for now := prev; now.Before(until); now = time.Now() {
+			on1, on2, err := sampler.Sample(vips...)
+			if err != nil {
+				return err
+			}
+			s.samples++
+			dual := false
+			for i := range vips {
+				dual = dual || (on1[i] && on2[i])
+			}
+			if prevDual {
+				// The interval since the previous sample counts as dual
+				// (a left sum: it is accurate to one sampling period).
+				switch {
+				case heal.IsZero():
+					s.during += now.Sub(prev)
+				case now.Sub(heal) > interval:
+					from := heal.Add(interval)
+					if prev.After(from) {
+						from = prev
+					}
+					s.after += now.Sub(from)
+				}
+				lastDual = now
+			}
+			prev, prevDual = now, dual
+			time.Sleep(500 * time.Microsecond)
+		}
+		return nil
+	}
+	p.begin()
+	time.Sleep(200*time.Millisecond + rand.N(probeEvery))
+	start := time.Now()
+	if err := d.partition(lab, true); err != nil {
+		p.end()
+		return s, err
+	}
+	werr := watch(start.Add(length))
+	if err := d.partition(lab, false); err != nil {
+		p.end()
+		return s, err
+	}
+	heal = time.Now()
+	if werr == nil {
+		werr = watch(heal.Add(2 * time.Second))
+	}
+	s.lost = p.end().lostAfter(start)
+	if !lastDual.IsZero() && lastDual.After(heal) {
+		s.resolved = lastDual.Sub(heal)
+	}
+	return s, werr
+}
+
+// runHandover moves VIP1 to fe2 and back under the client's probes and
+// counts the probes lost from the handover on.
+func runHandover(lab *nslab.Lab, d daemon, p *prober) (lost int, err error) {
+	p.begin()
+	time.Sleep(200*time.Millisecond + rand.N(probeEvery))
+	start := time.Now()
+	if err := d.handover(lab); err != nil {
+		p.end()
+		return 0, err
+	}
+	if _, ok := p.waitFor("fe2", start, 15*time.Second); !ok {
+		p.end()
+		return 0, errors.New("fe2 never answered on VIP1 after the handover")
+	}
+	time.Sleep(500 * time.Millisecond)
+	back := time.Now()
+	if err := d.takeback(lab); err != nil {
+		p.end()
+		return 0, err
+	}
+	if _, ok := p.waitFor("fe1", back, 15*time.Second); !ok {
+		p.end()
+		return 0, errors.New("fe1 never answered on VIP1 after the takeback")
+	}
+	time.Sleep(500 * time.Millisecond) // stragglers
+	return p.end().lostAfter(start), nil
 }
 
 // prober sends a numbered UDP probe to VIP1 every 10 ms from the client
@@ -367,6 +531,9 @@ type probeLog struct {
 func (p *prober) end() probeLog {
 	close(p.stop)
 	<-p.done
+	// The answer to the last probe may still be on its way; on this
+	// LAN it takes well under a millisecond.
+	time.Sleep(50 * time.Millisecond)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := probeLog{sent: p.sent, replies: p.replies}
@@ -393,9 +560,30 @@ type vipwatchPair struct {
 	procs    map[string]*nslab.Proc
 }
 
+// cfg is the pair's config: dead_after three heartbeats, and a witness
+// (the lab bridge's address) probed every heartbeat interval (at least
+// every 20ms) with a timeout of half of it.
 func (v *vipwatchPair) cfg() nslab.VIPWatch {
-	return nslab.VIPWatch{Binary: v.bin, Interval: v.interval, DeadAfter: 3 * v.interval, GARPCount: 3, GARPInterval: 100 * time.Millisecond}
+	witness := max(v.interval, 20*time.Millisecond)
+	return nslab.VIPWatch{Binary: v.bin, Interval: v.interval, DeadAfter: 3 * v.interval, GARPCount: 3, GARPInterval: 100 * time.Millisecond,
+		Extra: fmt.Sprintf("witness: {targets: [%q], method: arp, interval: %v, timeout: %v, fall: 2}\nfault_release_after: 2s\n",
+			nslab.WitnessIP.Addr().String(), witness, witness/2)}
 }
+
+func (v *vipwatchPair) partition(l *nslab.Lab, on bool) error { return l.BlockHeartbeats(on) }
+
+// admin runs a vipwatch admin command (handover, takeback) on fe1.
+func (v *vipwatchPair) admin(l *nslab.Lab, cmd string) error {
+	cfg, err := l.Config(v.cfg(), "fe1", true)
+	if err != nil {
+		return err
+	}
+	_, err = l.Run(context.Background(), l.FE1, v.bin, cmd, "--config", cfg)
+	return err
+}
+
+func (v *vipwatchPair) handover(l *nslab.Lab) error { return v.admin(l, "handover") }
+func (v *vipwatchPair) takeback(l *nslab.Lab) error { return v.admin(l, "takeback") }
 
 func (v *vipwatchPair) start(l *nslab.Lab, node string) error {
 	if v.procs == nil {
@@ -411,7 +599,7 @@ func (v *vipwatchPair) kill(l *nslab.Lab, node string) error {
 	p.Signal(syscall.SIGKILL)
 	p.Wait(5 * time.Second)
 	// The shipped unit's ExecStopPost=vipwatch release-all.
-	_, err := l.Run(context.Background(), l.NS(node), v.bin, "release-all", "--interface", nslab.Dev)
+	_, err := l.Run(context.Background(), l.NS(node), v.bin, "release-all", "--interface", nslab.Dev, "--runtime-dir", l.RuntimeDir(node))
 	return err
 }
 
@@ -500,6 +688,25 @@ func (k *keepalivedPair) kill(l *nslab.Lab, node string) error {
 	return nil
 }
 
+// partition drops VRRP (IP protocol 112) between the pair.
+func (k *keepalivedPair) partition(l *nslab.Lab, on bool) error {
+	return l.BlockPair(on, "meta l4proto 112")
+}
+
+// handover is keepalived's nearest equivalent of a planned handover: a
+// graceful stop of fe1's keepalived, which sends priority-0 adverts so
+// that fe2 takes over at once.
+func (k *keepalivedPair) handover(l *nslab.Lab) error {
+	p := k.procs["fe1"]
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return p.Wait(5 * time.Second)
+}
+
+// takeback restarts fe1's keepalived; preemption takes the VIP back.
+func (k *keepalivedPair) takeback(l *nslab.Lab) error { return k.start(l, "fe1") }
+
 func (k *keepalivedPair) stop(l *nslab.Lab) {
 	for _, p := range k.procs {
 		p.Signal(syscall.SIGTERM)
@@ -514,6 +721,9 @@ func report(w *os.File, rs []result) {
 	fmt.Fprintln(tw, "impl\tinterval\tdrill\truns\tmedian\tmin\tmax\tlost median\tlost max\tstale VIP\t")
 	medians := map[string]time.Duration{}
 	for _, r := range rs {
+		if len(r.outages) == 0 {
+			continue
+		}
 		o := slices.Clone(r.outages)
 		slices.Sort(o)
 		l := slices.Clone(r.lost)
@@ -531,7 +741,7 @@ func report(w *os.File, rs []result) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ratio of median outages, vipwatch / keepalived:")
 	for _, r := range rs {
-		if r.impl != "vipwatch" {
+		if r.impl != "vipwatch" || len(r.outages) == 0 {
 			continue
 		}
 		ka, ok := medians[fmt.Sprint("keepalived", r.interval, r.drill)]
@@ -541,6 +751,48 @@ func report(w *os.File, rs []result) {
 		vw := medians[fmt.Sprint("vipwatch", r.interval, r.drill)]
 		fmt.Fprintf(w, "  %-6v %-10s %.3fs / %.3fs = %.2f\n", r.interval, r.drill, vw.Seconds(), ka.Seconds(), vw.Seconds()/ka.Seconds())
 	}
+	var parts, handovers []result
+	for _, r := range rs {
+		switch {
+		case len(r.dualDuring) > 0:
+			parts = append(parts, r)
+		case r.drill == "handover" && len(r.lost) > 0:
+			handovers = append(handovers, r)
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "partition: time with a VIP on both machines (median / max of the runs)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "impl\tinterval\truns\tdual during partition\tdual after heal window\tlast dual after heal\tlost median\tlost max\t")
+		for _, r := range parts {
+			l := slices.Sorted(slices.Values(r.lost))
+			fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%s\t%d\t%d\t\n", r.impl, r.interval, len(r.dualDuring),
+				medMax(r.dualDuring), medMax(r.dualAfter), medMax(r.resolved), l[len(l)/2], l[len(l)-1])
+		}
+		tw.Flush()
+	}
+	if len(handovers) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "handover and back (vipwatch handover/takeback; keepalived: graceful stop and restart): probes lost at 10ms")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "impl\tinterval\truns\tlost median\tlost max\tlost total\t")
+		for _, r := range handovers {
+			l := slices.Sorted(slices.Values(r.lost))
+			total := 0
+			for _, x := range l {
+				total += x
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%d\t%d\t\n", r.impl, r.interval, len(l), l[len(l)/2], l[len(l)-1], total)
+		}
+		tw.Flush()
+	}
+}
+
+// medMax formats the median and maximum of ds in seconds.
+func medMax(ds []time.Duration) string {
+	s := slices.Sorted(slices.Values(ds))
+	return fmt.Sprintf("%.3fs / %.3fs", median(s).Seconds(), s[len(s)-1].Seconds())
 }
 
 func dumpLogs(dir string) {

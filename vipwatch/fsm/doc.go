@@ -38,5 +38,21 @@
 //   - A held VIP that disappears from the interface (Removed) is put
 //     back and announced again.
 //
+// # Split brain
+//
+// With a witness (Config.Witness) a partner that is only silent may
+// be cut off on the heartbeat path alone, still holding its VIPs. So a
+// VIP is taken from a silent partner only after a Probe, asked in the
+// silence, found it free: no machine answered for it (ARP, NDP) while a
+// witness answered (which shows the silence is the LAN's, not this
+// machine's own cut cable). A partner that said it stops or is in
+// fault, or whose machine refused a heartbeat, is taken over without a
+// probe. A daemon that reaches no witness (Witness(false)) is in fault:
+// it claims nothing; it releases a VIP as soon as its running partner
+// holds it too, or everything after the fault release time if it does
+// not hear the partner; with the partner heard and in fault as well,
+// both keep what they hold. Leaving the fault starts a new run, and
+// what it still holds is announced again at once.
+//
 // A Machine is not safe for concurrent use.
 package fsm

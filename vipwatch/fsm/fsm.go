@@ -22,6 +22,19 @@ type Config struct {
 	GARPCount         int // announcements right after a claim
 	GARPIntervalTicks int // between those
 	GARPRefreshTicks  int // between announcements while held
+
+	// Witness says the daemon has a witness: it claims nothing until
+	// Witness reports one reachable, enters fault when none is, and
+	// before it claims a VIP because the partner went silent it asks
+	// whether the VIP is free: no other machine answers for it, and a
+	// witness answers (Probe, answered with Probed).
+	Witness bool
+	// FaultReleaseTicks: a daemon that reaches no witness and does not
+	// hear its partner releases what it holds after this long.
+	FaultReleaseTicks int
+	// ProbeTicks is the period of VIP probes while the partner is
+	// silent and the VIP still answers.
+	ProbeTicks int
 }
 
 // Kind is what an Action does.
@@ -34,6 +47,10 @@ const (
 	Announce                 // send gratuitous ARP for the VIP
 	Send                     // send Beat to the partner
 	Restore                  // put a held VIP back on the interface: someone else removed it
+	// Probe asks whether VIP is free: no machine on the LAN answers
+	// for it (ARP, NDP) while a witness does. The caller reports the
+	// answer with Machine.Probed.
+	Probe
 )
 
 // Action is one effect for the caller to carry out, in order.
@@ -58,6 +75,13 @@ const (
 	ReasonLinkDown      = "link-down"        // release: this machine's link is down
 	ReasonStopping      = "stopping"         // release: the daemon is shutting down
 	ReasonRemoved       = "removed"          // restore: the address was deleted behind the daemon's back
+	ReasonNoWitness     = "no-witness"       // release: this daemon reaches no witness; the partner serves
+)
+
+// Why the machine is in fault, as Fault reports it.
+const (
+	FaultLink    = "link-down"  // the interface lost carrier or was set down
+	FaultWitness = "no-witness" // no witness answers
 )
 
 func (a Action) String() string {
@@ -70,6 +94,8 @@ func (a Action) String() string {
 		return "announce " + a.VIP.String()
 	case Restore:
 		return "restore " + a.VIP.String() + reason(a.Reason)
+	case Probe:
+		return "probe " + a.VIP.String()
 	case Send:
 		b := a.Beat
 		s := fmt.Sprintf("send %v seq=%d holds=%v", b.State, b.Seq, b.Holds)
@@ -101,6 +127,23 @@ type hold struct {
 	next      int64 // tick of the next announcement
 }
 
+// probe is the state of the LAN probes of one VIP.
+type probe struct {
+	pending bool  // asked, not yet answered
+	asked   int64 // tick of the last Probe action
+	done    bool  // a result for the probe asked at asked
+	free    bool  // that result: the VIP is free
+}
+
+// witnessState is what the machine knows of its witnesses.
+type witnessState uint8
+
+const (
+	witnessUnknown witnessState = iota // no round finished yet
+	witnessOK                          // at least one answered the last round
+	witnessLost                        // none answered
+)
+
 // Machine is one daemon's state machine.
 type Machine struct {
 	cfg   Config
@@ -126,6 +169,11 @@ type Machine struct {
 	held      map[netip.Prefix]*hold
 	nextSend  int64
 	out       []Action
+
+	linkDown   bool // this machine's link is down (fault)
+	witness    witnessState
+	faultSince int64 // tick the current fault began
+	probes     map[netip.Prefix]*probe
 }
 
 // New returns a Machine in state starting, holding nothing: the caller
@@ -143,8 +191,29 @@ func New(cfg Config) *Machine {
 	if cfg.GARPRefreshTicks < 1 {
 		cfg.GARPRefreshTicks = 1
 	}
+	if cfg.ProbeTicks < 1 {
+		cfg.ProbeTicks = 1
+	}
 	return &Machine{cfg: cfg, state: heartbeat.StateStarting, floor: 1, held: make(map[netip.Prefix]*hold),
-		handover: make(map[netip.Prefix]bool), taking: make(map[netip.Prefix]bool)}
+		handover: make(map[netip.Prefix]bool), taking: make(map[netip.Prefix]bool), probes: make(map[netip.Prefix]*probe)}
+}
+
+// Fault says why the machine is in fault (FaultLink, FaultWitness), or
+// "" when it is not.
+func (m *Machine) Fault() string {
+	switch {
+	case m.state != heartbeat.StateFault:
+		return ""
+	case m.linkDown:
+		return FaultLink
+	}
+	return FaultWitness
+}
+
+// WitnessReachable reports the last witness result: reachable, and
+// known (false before the first result, and without a witness).
+func (m *Machine) WitnessReachable() (reachable, known bool) {
+	return m.witness == witnessOK, m.witness != witnessUnknown
 }
 
 // Now is the machine's clock in ticks.
@@ -203,7 +272,7 @@ func (m *Machine) Tick(n int64) []Action {
 // Heartbeat takes an accepted heartbeat from the partner (the caller
 // has checked its MAC, node and sequence).
 func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
-	if m.state == heartbeat.StateStopping || m.state == heartbeat.StateFault {
+	if m.state == heartbeat.StateStopping || m.linkDown {
 		return m.step()
 	}
 	if !m.heardRun || m.partner.BootID != h.BootID || m.partner.State != h.State {
@@ -230,7 +299,7 @@ func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
 // The rule assumes heartbeat delay varies by less than half an
 // interval, as it does on one L2 segment.
 func (m *Machine) Refused() []Action {
-	if m.state != heartbeat.StateStopping && m.state != heartbeat.StateFault {
+	if m.state != heartbeat.StateStopping && !m.linkDown {
 		m.refused = true
 	}
 	return m.step()
@@ -238,24 +307,88 @@ func (m *Machine) Refused() []Action {
 
 // Link reports the state of this machine's own link. Link down puts
 // the machine in fault, holding nothing; link up starts a new run, as
-// after a restart.
+// after a restart (once a witness answers, if there is one).
 func (m *Machine) Link(up bool) []Action {
 	switch {
 	case m.state == heartbeat.StateStopping:
-	case !up && m.state != heartbeat.StateFault:
+	case !up && !m.linkDown:
+		m.linkDown = true
+		if m.state != heartbeat.StateFault {
+			m.faultSince = m.now
+		}
 		m.state = heartbeat.StateFault
 		m.releaseAll(ReasonLinkDown)
 		m.nextSend = m.now
-	case up && m.state == heartbeat.StateFault:
-		m.state = heartbeat.StateStarting
-		m.refused = false
-		m.floor = m.seq + 1
-		m.heardRun = false
-		m.partner = nil
-		m.lastHeard = m.now
-		m.nextSend = m.now
+	case up && m.linkDown:
+		m.linkDown = false
+		if m.witness != witnessLost {
+			m.newRun()
+		}
 	}
 	return m.step()
+}
+
+// Witness reports a witness round: whether at least one witness
+// answered (the caller applies its own count of failed rounds before
+// it reports false). A daemon that reaches no witness is in fault: it
+// claims nothing; what it holds it releases as soon as its partner
+// (which reaches one) holds it, or, if the partner is not heard, after
+// the fault release time, so that the side that still reaches the
+// network serves. Both sides without a witness keep what they hold.
+// When a witness answers again the daemon starts a new run, as after
+// a link flap, and announces what it still holds at once. Without
+// Config.Witness it does nothing.
+func (m *Machine) Witness(ok bool) []Action {
+	if !m.cfg.Witness || m.state == heartbeat.StateStopping {
+		return m.step()
+	}
+	switch {
+	case ok && m.witness != witnessOK:
+		lost := m.witness == witnessLost
+		m.witness = witnessOK
+		if lost && !m.linkDown {
+			m.newRun()
+			for _, h := range m.held {
+				// The partner may have claimed it meanwhile and told the
+				// LAN: take the neighbours back now.
+				h.left, h.next = m.cfg.GARPCount, m.now
+			}
+		}
+	case !ok && m.witness != witnessLost:
+		m.witness = witnessLost
+		if m.state != heartbeat.StateFault {
+			m.state = heartbeat.StateFault
+			m.faultSince = m.now
+			m.nextSend = m.now
+		}
+	}
+	return m.step()
+}
+
+// Probed reports the answer to a Probe action: whether vip is free —
+// no machine on the LAN answered for it while a witness did answer in
+// the same probe. (A witness answer there shows that the silence of
+// the VIP is the LAN's and not this machine's own cut cable, which the
+// witness rounds may not have noticed yet.) Answers to probes not asked
+// are ignored.
+func (m *Machine) Probed(vip netip.Prefix, free bool) []Action {
+	if pr := m.probes[vip]; pr != nil && pr.pending {
+		pr.pending, pr.done, pr.free = false, true, free
+	}
+	return m.step()
+}
+
+// newRun leaves a fault: as after a restart, the partner must
+// acknowledge this run before home VIPs are claimed while it is up.
+func (m *Machine) newRun() {
+	m.state = heartbeat.StateStarting
+	m.refused = false
+	m.floor = m.seq + 1
+	m.heardRun = false
+	m.partner = nil
+	m.lastHeard = m.now
+	m.nextSend = m.now
+	clear(m.probes)
 }
 
 // Stop releases everything and sends a final heartbeat saying so; the
@@ -406,10 +539,13 @@ func (m *Machine) partnerUp() bool {
 	return s != heartbeat.StateStopping && s != heartbeat.StateFault
 }
 
-func (m *Machine) partnerGone() bool {
-	if m.silent() {
-		return true
-	}
+func (m *Machine) partnerGone() bool { return m.silent() || m.partnerGoneSure() }
+
+// partnerGoneSure reports whether the partner is gone by its own word
+// (stopping, in fault) or its machine's (a refused heartbeat), rather
+// than only by its silence, which a partition of the heartbeat path
+// also causes.
+func (m *Machine) partnerGoneSure() bool {
 	if m.refused && 2*(m.now-m.lastHeard) >= 3*int64(m.cfg.HeartbeatTicks) {
 		return true
 	}
@@ -418,6 +554,99 @@ func (m *Machine) partnerGone() bool {
 	}
 	s := m.partner.State
 	return s == heartbeat.StateStopping || s == heartbeat.StateFault
+}
+
+// witnessOK reports whether claims are allowed as far as the witness
+// goes: there is none, or one answered the last round.
+func (m *Machine) witnessOK() bool { return !m.cfg.Witness || m.witness == witnessOK }
+
+// mayTake reports whether a VIP may be claimed because the partner is
+// gone. A partner that is only silent may be cut off on the heartbeat
+// path alone, holding its VIPs still: with a witness, such a VIP is
+// taken only after a probe, asked during the silence, that no machine
+// answered.
+func (m *Machine) mayTake(p netip.Prefix) bool {
+	if !m.cfg.Witness || m.partnerGoneSure() {
+		return true
+	}
+	pr := m.probes[p]
+	return pr != nil && pr.done && pr.free && m.probeFresh(pr)
+}
+
+// probeFresh reports whether pr was asked in the partner's current
+// silence, half a dead interval or more after it was last heard.
+func (m *Machine) probeFresh(pr *probe) bool {
+	return 2*(pr.asked-m.lastHeard) >= int64(m.cfg.DeadTicks)
+}
+
+// askProbes asks the LAN about every VIP not held here once the
+// partner has been silent for half the dead interval, so that the
+// answer is in when the dead interval ends; a VIP that is not free is
+// asked about again every ProbeTicks.
+func (m *Machine) askProbes() {
+	if !m.cfg.Witness || m.partnerGoneSure() || 2*(m.now-m.lastHeard) < int64(m.cfg.DeadTicks) {
+		return
+	}
+	for _, p := range slices.Concat(m.cfg.Home, m.cfg.Partner) {
+		if _, mine := m.held[p]; mine {
+			continue
+		}
+		pr := m.probes[p]
+		if pr == nil {
+			pr = &probe{}
+			m.probes[p] = pr
+		}
+		// An answer that never comes (the caller lost it) is given
+		// up on after a few periods.
+		if pr.pending && m.now-pr.asked < 4*int64(m.cfg.ProbeTicks) {
+			continue
+		}
+		if !pr.pending && pr.done && m.probeFresh(pr) && (pr.free || m.now-pr.asked < int64(m.cfg.ProbeTicks)) {
+			continue
+		}
+		*pr = probe{pending: true, asked: m.now}
+		m.out = append(m.out, Action{Kind: Probe, VIP: p})
+	}
+}
+
+// faultRelease gives up what a daemon without a witness holds: a VIP
+// the partner (running, so it has a witness) holds too is released at
+// once (the partner claimed it because this daemon reported fault);
+// with the partner silent as well, everything goes after the fault
+// release time. With the partner heard and in fault too, the witness
+// is what is gone, and both keep what they hold.
+func (m *Machine) faultRelease() {
+	heard := m.heardRun && !m.silent()
+	for _, p := range m.Holds() {
+		switch {
+		case heard && m.partner.State == heartbeat.StateRunning && m.partnerHolds(p):
+			m.release(p, ReasonNoWitness)
+		case !heard && m.now-m.faultSince >= int64(m.cfg.FaultReleaseTicks):
+			m.release(p, ReasonNoWitness)
+		}
+	}
+}
+
+// contest re-announces a home VIP, once per contest, when the partner
+// reports holding it too (after a partition, or a fault this daemon
+// came back from): home keeps it and tells the LAN again, and the
+// partner releases it on this daemon's next heartbeat.
+func (m *Machine) contest() {
+	for _, p := range m.cfg.Home {
+		h, mine := m.held[p]
+		if !mine {
+			continue
+		}
+		handedOver := m.giving(p) && !m.partnerTrackDown()
+		if m.partnerUp() && m.partnerHolds(p) && !handedOver {
+			if !h.contested {
+				h.contested = true
+				h.left, h.next = m.cfg.GARPCount, m.now
+			}
+		} else {
+			h.contested = false
+		}
+	}
 }
 
 // acked reports whether the partner has heard this run of this daemon.
@@ -450,13 +679,21 @@ func (m *Machine) step() []Action {
 	case heartbeat.StateStopping:
 		return m.flush()
 	case heartbeat.StateStarting:
-		if m.partnerGone() || (m.partnerUp() && m.acked()) {
+		if m.witnessOK() && (m.partnerGone() || (m.partnerUp() && m.acked())) {
 			m.state = heartbeat.StateRunning
 			m.runningSince = m.now
 			m.nextSend = m.now
 		}
+	case heartbeat.StateFault:
+		if !m.linkDown {
+			m.faultRelease()
+		}
+	}
+	if m.state == heartbeat.StateStarting || m.state == heartbeat.StateRunning {
+		m.contest()
 	}
 	if m.state == heartbeat.StateRunning {
+		m.askProbes()
 		m.decide()
 	}
 	m.announce()
@@ -486,22 +723,16 @@ func (m *Machine) decide() {
 		clear(m.taking)
 	}
 	for _, p := range m.cfg.Home {
-		h, mine := m.held[p]
+		_, mine := m.held[p]
 		switch {
 		case mine && up && m.partnerHolds(p) && m.giving(p) && !m.partnerTrackDown():
 			// Given, and the partner has claimed and announced it.
 			m.release(p, ReasonHandedOver)
-		case mine && up && m.partnerHolds(p):
-			// Both hold it after a partition: home keeps it and tells
-			// the LAN again, once per contest; the partner releases on
-			// our next heartbeat.
-			if !h.contested {
-				h.contested = true
-				h.left, h.next = m.cfg.GARPCount, m.now
-			}
 		case mine:
-			h.contested = false
-		case gone:
+			// Both may hold it after a partition: home keeps it (and
+			// contest has told the LAN again); the partner releases on
+			// our next heartbeat.
+		case gone && m.mayTake(p):
 			m.claim(p, ReasonPartnerGone)
 		case m.giving(p) && !m.partnerTrackDown():
 			// Left to the partner.
@@ -518,7 +749,7 @@ func (m *Machine) decide() {
 		_, mine := m.held[p]
 		switch {
 		case mine:
-		case gone:
+		case gone && m.mayTake(p):
 			m.claim(p, ReasonPartnerGone)
 		case up && m.partnerGives(p) && !m.unhealthy:
 			m.claim(p, ReasonGiven)

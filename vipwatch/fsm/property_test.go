@@ -12,7 +12,8 @@ import (
 // — crashes (with release-all after them, as systemd's ExecStopPost
 // does), graceful stops, restarts, link flaps, clock jumps — over a
 // network that delivers every heartbeat, late and out of order but
-// within the dead interval. In runs without planned moves no VIP may
+// within the dead interval; half the runs have a witness. In runs
+// without planned moves no VIP may
 // ever be on both machines. Runs with planned moves (handover,
 // takeback, a tracked service failing and recovering; also addresses
 // deleted behind the daemons' backs) hold a VIP on
@@ -56,6 +57,14 @@ func randomRun(seed uint64) error {
 	fail := func(why string) error {
 		return fmt.Errorf("%s\nconfig: dead=%d hb=%d maxDelay=%d cfg=%+v / %+v\nevents:\n%s\nlog:\n%s",
 			why, dead, hb, maxDelay, w.cfg[0], w.cfg[1], strings.Join(events, "\n"), strings.Join(w.log, "\n"))
+	}
+	// Half the runs have a witness (always reachable while a link is
+	// up): claims from a silent partner then wait for a probe that finds
+	// the VIP free, and link loss also loses the witness.
+	if r.IntN(2) == 0 {
+		for i := range w.cfg {
+			w.cfg[i].Witness, w.cfg[i].FaultReleaseTicks, w.cfg[i].ProbeTicks = true, r.IntN(3*dead), 1+r.IntN(hb+1)
+		}
 	}
 	var restartAt, linkUpAt [2]int64
 	planned := r.IntN(2) == 0

@@ -19,7 +19,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 // commands, each followed by "----" and the lines it should log, then a
 // blank line. Commands:
 //
-//	config a|b|both key=value...  hb, dead, preempt, delay, garp, garp-interval, refresh (before start)
+//	config a|b|both key=value...  hb, dead, preempt, delay, garp, garp-interval, refresh,
+//	                              witness (true: a witness and VIP probes), fault-release, probe,
+//	                              witness-lag (the daemon's witness rounds notice changes N ticks late)
 //	start a|b|both                start the daemon(s); a start first removes stale addresses
 //	tick N                        advance N ticks; "!! both hold" is logged if a VIP is on both machines
 //	kill a [clean]                SIGKILL; clean runs release-all afterwards (systemd's ExecStopPost)
@@ -33,6 +35,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 //	takeback a                    the operator takes them back
 //	track a ok|fail               a's tracked service recovers or fails
 //	delete a VIP                  someone deletes VIP from a's interface (a hears of it)
+//	cut a / reconnect a           a's cable is cut beyond its port (carrier stays up): a reaches
+//	                              neither its partner nor the witness, and its VIPs answer no probe
+//	witness down|up [a]           the witness itself goes down or comes back (with a node:
+//	                              only that node's path to it)
 //	state                         print each machine's state and addresses
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -110,7 +116,9 @@ func (w *world) run(cmd string) error {
 	}
 	var nodes []int
 	if len(f) > 1 {
-		nodes, _ = who(f[1])
+		if f[0] != "witness" {
+			nodes, _ = who(f[1])
+		}
 	}
 	switch f[0] {
 	case "config":
@@ -137,6 +145,14 @@ func (w *world) run(cmd string) error {
 					c.GARPIntervalTicks = n
 				case "refresh":
 					c.GARPRefreshTicks = n
+				case "witness":
+					c.Witness = v == "true"
+				case "fault-release":
+					c.FaultReleaseTicks = n
+				case "probe":
+					c.ProbeTicks = n
+				case "witness-lag":
+					w.nodes[i].witnessLag = int64(n)
 				default:
 					return fmt.Errorf("unknown config key %q", k)
 				}
@@ -171,6 +187,18 @@ func (w *world) run(cmd string) error {
 		}
 	case "link":
 		w.setLink(nodes[0], f[2] == "up")
+	case "cut", "reconnect":
+		w.nodes[nodes[0]].cut = f[0] == "cut"
+	case "witness":
+		if len(f) > 2 {
+			i, err := who(f[2])
+			if err != nil {
+				return err
+			}
+			w.nodes[i[0]].noWitness = f[1] == "down"
+			break
+		}
+		w.witnessDown = f[1] == "down"
 	case "split":
 		w.split = true
 	case "heal":

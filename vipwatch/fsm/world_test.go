@@ -28,6 +28,8 @@ type world struct {
 	// network's delay varies by more than half an interval, which the
 	// fast path of Machine.Refused assumes it does not).
 	noICMP bool
+	// witnessDown: the witness itself is down (no node reaches it).
+	witnessDown bool
 }
 
 type node struct {
@@ -37,12 +39,29 @@ type node struct {
 	linkUp bool
 	addrs  map[netip.Prefix]bool // on the machine's interface
 	seen   map[uint64]uint64     // the Guard's replay window, per boot
+	// cut: the machine's cable is cut beyond its port (carrier stays
+	// up): it reaches nobody, and nobody reaches it.
+	cut bool
+	// noWitness: this machine's path to the witness is broken (its
+	// partner is still reached).
+	noWitness bool
+	// witnessLag: the daemon's witness rounds notice a change this many
+	// ticks late (its rounds are slower than its dead interval);
+	// witnessSeen and witnessSince track the true state and when it
+	// last changed.
+	witnessLag   int64
+	witnessSeen  int
+	witnessSince int64
+	// witness is the witness result last reported to the daemon:
+	// -1 none yet, 0 unreachable, 1 reachable.
+	witness int
 }
 
 type msg struct {
 	from, to int
 	due      int64
 	h        *heartbeat.Heartbeat // nil: an ICMP port unreachable for a heartbeat
+	probe    netip.Prefix         // valid: the answer to a's probe of this VIP
 }
 
 var (
@@ -57,7 +76,7 @@ func newWorld() *world {
 	w.cfg[0].Home, w.cfg[0].Partner = []netip.Prefix{vipA}, []netip.Prefix{vipB}
 	w.cfg[1].Home, w.cfg[1].Partner = []netip.Prefix{vipB}, []netip.Prefix{vipA}
 	for i, name := range []string{"a", "b"} {
-		w.nodes[i] = &node{name: name, linkUp: true, addrs: map[netip.Prefix]bool{}, seen: map[uint64]uint64{}}
+		w.nodes[i] = &node{name: name, linkUp: true, addrs: map[netip.Prefix]bool{}, seen: map[uint64]uint64{}, witnessSeen: -1}
 	}
 	return w
 }
@@ -82,6 +101,7 @@ func (w *world) start(i int) {
 	cfg := w.cfg[i]
 	cfg.BootID = n.boot
 	n.m = New(cfg)
+	n.witness = -1
 	if !n.linkUp {
 		w.apply(i, n.m.Link(false))
 	}
@@ -110,10 +130,13 @@ func (w *world) apply(i int, acts []Action) {
 			delete(n.addrs, a.VIP)
 		case Restore:
 			n.addrs[a.VIP] = true
+		case Probe:
+			// The answer comes a tick later, from the LAN as it is then.
+			w.inflight = append(w.inflight, msg{from: i, to: i, due: w.now + 1, probe: a.VIP})
 		case Send:
 			h := *a.Beat
 			h.Node, h.BootID = n.name, n.boot
-			if n.linkUp && !w.split && w.now >= w.lose[i] && w.nodes[1-i].linkUp {
+			if w.reach(i, 1-i) && !w.split && w.now >= w.lose[i] {
 				to := 1 - i
 				if w.nodes[to].m == nil && w.noICMP {
 					continue
@@ -148,7 +171,17 @@ func (w *world) tick() {
 	w.inflight = keep
 	for _, m := range due {
 		n := w.nodes[m.to]
-		if n.m == nil || !n.linkUp || w.split {
+		if m.probe.IsValid() {
+			if n.m != nil {
+				other := 1 - m.to
+				answered := w.reach(m.to, other) && w.nodes[other].addrs[m.probe]
+				free := !answered && w.witnessReachable(m.to)
+				w.logf("%s: probe %v free=%v", n.name, m.probe, free)
+				w.apply(m.to, n.m.Probed(m.probe, free))
+			}
+			continue
+		}
+		if n.m == nil || !n.linkUp || n.cut || w.split {
 			continue
 		}
 		if m.h == nil {
@@ -163,9 +196,46 @@ func (w *world) tick() {
 	}
 	for i, n := range w.nodes {
 		if n.m != nil {
+			w.reportWitness(i)
 			w.apply(i, n.m.Tick(1))
 		}
 	}
+}
+
+// reach reports whether machine i's frames reach machine j on the LAN.
+func (w *world) reach(i, j int) bool {
+	a, b := w.nodes[i], w.nodes[j]
+	return a.linkUp && b.linkUp && !a.cut && !b.cut
+}
+
+// witnessReachable reports whether node i reaches the witness.
+func (w *world) witnessReachable(i int) bool {
+	n := w.nodes[i]
+	return n.linkUp && !n.cut && !n.noWitness && !w.witnessDown
+}
+
+// reportWitness tells node i's daemon, if it has a witness, whether
+// the witness answers, when that changed since it was last told.
+func (w *world) reportWitness(i int) {
+	n := w.nodes[i]
+	if !w.cfg[i].Witness {
+		return
+	}
+	ok := 0
+	if w.witnessReachable(i) {
+		ok = 1
+	}
+	if ok != n.witnessSeen {
+		n.witnessSeen, n.witnessSince = ok, w.now
+	}
+	if ok == n.witness || (n.witness != -1 && w.now-n.witnessSince < n.witnessLag) {
+		return
+	}
+	n.witness = ok
+	if ok == 0 {
+		w.logf("%s: witness unreachable", n.name)
+	}
+	w.apply(i, n.m.Witness(ok == 1))
 }
 
 func (w *world) setLink(i int, up bool) {
@@ -193,6 +263,9 @@ func (w *world) describe() string {
 		st := "down"
 		if n.m != nil {
 			st = n.m.State().String()
+			if f := n.m.Fault(); f == FaultWitness {
+				st += ":" + f
+			}
 		}
 		parts = append(parts, fmt.Sprintf("%s(%s) %v", n.name, st, sorted(n.addrs)))
 	}

@@ -41,7 +41,7 @@ type State uint8
 const (
 	StateStarting State = iota + 1 // cleaning up and waiting to hear from the partner
 	StateRunning                   // serving: holding what it should
-	StateFault                     // its own link is down; holds nothing
+	StateFault                     // its own link is down (holds nothing) or it reaches no witness (claims nothing)
 	StateStopping                  // shutting down; has released everything
 )
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // LabelSuffix is appended to the interface name to form the label of
@@ -32,10 +34,15 @@ type Interface struct {
 	label string
 	index int
 	mac   net.HardwareAddr
+	// state records the IPv6 addresses vipwatch added, which carry no
+	// label (Linux labels IPv4 addresses only).
+	state *stateFile
 }
 
-// Open looks up the interface called name.
-func Open(name string) (*Interface, error) {
+// Open looks up the interface called name. stateDir (vipwatch's
+// runtime directory) holds the record of the IPv6 addresses vipwatch
+// adds, so that a later run and release-all recognise them.
+func Open(name, stateDir string) (*Interface, error) {
 	label, err := Label(name)
 	if err != nil {
 		return nil, err
@@ -44,7 +51,8 @@ func Open(name string) (*Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("looking up interface %s: %w", name, err)
 	}
-	return &Interface{name: name, label: label, index: l.Attrs().Index, mac: l.Attrs().HardwareAddr}, nil
+	return &Interface{name: name, label: label, index: l.Attrs().Index, mac: l.Attrs().HardwareAddr,
+		state: newStateFile(stateDir, name)}, nil
 }
 
 // Name is the interface's name.
@@ -54,10 +62,18 @@ func (i *Interface) Name() string { return i.name }
 func (i *Interface) MAC() net.HardwareAddr { return i.mac }
 
 func (i *Interface) addr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{
+	a := &netlink.Addr{
 		IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
-		Label: i.label,
 	}
+	if p.Addr().Is4() {
+		a.Label = i.label
+	} else {
+		// No duplicate address detection: the address is usable at
+		// once on takeover instead of a second or more later, and the
+		// partner that held it is gone (or releasing it) by design.
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 func (i *Interface) link() (netlink.Link, error) {
@@ -68,12 +84,20 @@ func (i *Interface) link() (netlink.Link, error) {
 	return l, nil
 }
 
-// Add puts p on the interface with vipwatch's label. It is idempotent
+// Add puts p on the interface with vipwatch's label (IPv4), or with
+// IFA_F_NODAD and a record in the state file (IPv6). It is idempotent
 // (netlink's replace), so it also re-asserts an address someone removed.
 func (i *Interface) Add(p netip.Prefix) error {
 	l, err := i.link()
 	if err != nil {
 		return err
+	}
+	if p.Addr().Is6() {
+		// Recorded before it is added: a crash in between leaves a
+		// record of an absent address, which Labelled ignores.
+		if err := i.state.add(p); err != nil {
+			return fmt.Errorf("adding %v to %s: %w", p, i.name, err)
+		}
 	}
 	if err := netlink.AddrReplace(l, i.addr(p)); err != nil {
 		return fmt.Errorf("adding %v to %s: %w", p, i.name, err)
@@ -91,11 +115,17 @@ func (i *Interface) Delete(p netip.Prefix) error {
 	if err := netlink.AddrDel(l, i.addr(p)); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		return fmt.Errorf("removing %v from %s: %w", p, i.name, err)
 	}
+	if p.Addr().Is6() {
+		if err := i.state.remove(p); err != nil {
+			return fmt.Errorf("removing %v from %s: %w", p, i.name, err)
+		}
+	}
 	return nil
 }
 
-// Labelled lists the addresses on the interface that carry vipwatch's
-// label.
+// Labelled lists the addresses on the interface that vipwatch added:
+// IPv4 addresses that carry its label, and IPv6 addresses recorded in
+// its state file (records of addresses no longer there are dropped).
 func (i *Interface) Labelled() ([]netip.Prefix, error) {
 	l, err := i.link()
 	if err != nil {
@@ -105,17 +135,52 @@ func (i *Interface) Labelled() ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses of %s: %w", i.name, err)
 	}
+	recorded, err := i.state.list()
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses of %s: %w", i.name, err)
+	}
 	var out []netip.Prefix
+	present := map[netip.Prefix]bool{}
 	for _, a := range addrs {
-		if a.Label != i.label {
-			continue
-		}
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok {
 			continue
 		}
 		ones, _ := a.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+		p := netip.PrefixFrom(ip.Unmap(), ones)
+		present[p] = true
+		if (p.Addr().Is4() && a.Label == i.label) || (p.Addr().Is6() && recorded[p]) {
+			out = append(out, p)
+		}
+	}
+	for p := range recorded {
+		if !present[p] {
+			if err := i.state.remove(p); err != nil {
+				return nil, fmt.Errorf("listing addresses of %s: %w", i.name, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DefaultGateways lists the gateways of the IPv4 default routes
+// through the interface (in the main table), in the kernel's order.
+func (i *Interface) DefaultGateways() ([]netip.Addr, error) {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{LinkIndex: i.index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return nil, fmt.Errorf("listing routes of %s: %w", i.name, err)
+	}
+	var out []netip.Addr
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		gw, ok := netip.AddrFromSlice(r.Gw)
+		if ok && gw.Unmap().Is4() && !slices.Contains(out, gw.Unmap()) {
+			out = append(out, gw.Unmap())
+		}
 	}
 	return out, nil
 }

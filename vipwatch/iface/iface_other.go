@@ -17,7 +17,7 @@ var errUnsupported = errors.New("vipwatch manages addresses with Linux netlink; 
 type Interface struct{}
 
 // Open fails: vipwatch runs on Linux only.
-func Open(name string) (*Interface, error) { return nil, errUnsupported }
+func Open(name, stateDir string) (*Interface, error) { return nil, errUnsupported }
 
 // Name is the interface's name.
 func (i *Interface) Name() string { return "" }
@@ -33,6 +33,9 @@ func (i *Interface) Delete(p netip.Prefix) error { return errUnsupported }
 
 // Labelled fails off Linux.
 func (i *Interface) Labelled() ([]netip.Prefix, error) { return nil, errUnsupported }
+
+// DefaultGateways fails off Linux.
+func (i *Interface) DefaultGateways() ([]netip.Addr, error) { return nil, errUnsupported }
 
 // WatchLink fails off Linux.
 func (i *Interface) WatchLink(ctx context.Context) (<-chan bool, error) { return nil, errUnsupported }

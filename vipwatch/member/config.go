@@ -48,6 +48,18 @@ type Config struct {
 	Track *health.Check `mapstructure:"track"`
 	// Notify runs a command on every state change.
 	Notify NotifyConfig `mapstructure:"notify"`
+	// Witness, if set, guards against split brain: the daemon claims
+	// a silent partner's VIP only while a witness answers and no other
+	// machine answers for the VIP, and reaching no witness puts it in
+	// fault.
+	Witness *WitnessConfig `mapstructure:"witness"`
+	// FaultReleaseAfter is how long a daemon that reaches no witness
+	// (and does not hear its partner) keeps what it holds before it
+	// releases it. Needs witness.
+	FaultReleaseAfter time.Duration `mapstructure:"fault_release_after"`
+	// RuntimeDir holds vipwatch's record of the IPv6 addresses it added
+	// (systemd's RuntimeDirectory); release-all reads it.
+	RuntimeDir string `mapstructure:"runtime_dir"`
 	// Admin is the admin HTTP listener (status, metrics).
 	Admin daemon.AdminConfig `mapstructure:"admin"`
 	// Log is the log format and level.
@@ -75,8 +87,45 @@ type NotifyConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// WitnessConfig is the `witness:` section.
+type WitnessConfig struct {
+	// Targets are IPv4 addresses on the VIPs' segment; one answering
+	// is enough. Empty: the interface's IPv4 default gateways, looked
+	// up when the daemon starts.
+	Targets []netip.Addr `mapstructure:"targets"`
+	// Method is arp (an ARP request on the interface: the target must
+	// be on the segment) or icmp (an echo request on a socket bound to
+	// the interface).
+	Method string `mapstructure:"method"`
+	// Interval between witness rounds; Timeout is how long a round
+	// waits for answers, and bounds the VIP probes too (with half of
+	// dead_after).
+	Interval time.Duration `mapstructure:"interval"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+	// Fall is how many rounds in a row must go unanswered before the
+	// witness counts as lost: one lost packet is not a cut cable.
+	Fall int `mapstructure:"fall"`
+}
+
+// Witness methods.
+const (
+	WitnessARP  = "arp"
+	WitnessICMP = "icmp"
+)
+
 // Defaults.
 const (
+	// DefaultWitnessInterval and DefaultWitnessTimeout: a round a
+	// second costs the gateway one ARP request per second per daemon;
+	// an answer on a LAN takes well under a millisecond, so 200ms only
+	// absorbs a busy gateway.
+	DefaultWitnessInterval = time.Second
+	DefaultWitnessTimeout  = 200 * time.Millisecond
+	DefaultWitnessFall     = 2
+	// DefaultFaultReleaseAfter: a daemon cut off from the network
+	// keeps its VIPs this long (a short blip costs nothing), then lets
+	// the side that reaches the network serve them alone.
+	DefaultFaultReleaseAfter = 2 * time.Second
 	// DefaultNotifyTimeout bounds a notify hook: long enough for a
 	// script that calls a chat webhook, short enough that hung hooks do
 	// not pile up.
@@ -140,8 +189,11 @@ func (c *Config) Validate() error {
 	}{{"home_vips", c.HomeVIPs}, {"partner_vips", c.PartnerVIPs}} {
 		for i, p := range l.vips {
 			key := fmt.Sprintf("%s[%d]", l.key, i)
-			if !p.Addr().Is4() {
-				return config.Errorf(key, p, "is not an IPv4 prefix (vipwatch announces VIPs with ARP; IPv6 VIPs are not supported yet)")
+			if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+				return config.Errorf(key, p, "is not an IPv4 or IPv6 prefix like 198.51.100.10/24 or 2001:db8::10/64")
+			}
+			if a := p.Addr(); a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+				return config.Errorf(key, p, "is not a unicast address a VIP can be (multicast, unspecified, loopback and link-local are not)")
 			}
 			if other, dup := seen[p.Addr()]; dup {
 				return config.Errorf(key, p, "is also %s", other)
@@ -192,11 +244,72 @@ func (c *Config) Validate() error {
 	} else if c.Notify.Timeout != 0 {
 		return config.Errorf("notify.timeout", c.Notify.Timeout, "is set but notify.command is empty")
 	}
+	if c.Witness != nil {
+		if err := c.Witness.validate(seen); err != nil {
+			return config.Join("witness", err)
+		}
+		if c.FaultReleaseAfter == 0 {
+			c.FaultReleaseAfter = DefaultFaultReleaseAfter
+		}
+		if c.FaultReleaseAfter < 0 {
+			return config.Errorf("fault_release_after", c.FaultReleaseAfter, "is negative")
+		}
+	} else if c.FaultReleaseAfter != 0 {
+		return config.Errorf("fault_release_after", c.FaultReleaseAfter, "is set but witness is not: only a daemon that reaches no witness releases on this timer")
+	}
+	if c.RuntimeDir == "" {
+		c.RuntimeDir = DefaultRuntimeDir
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
 	if err := c.Log.Validate(); err != nil {
 		return fmt.Errorf("log.%w", err)
+	}
+	return nil
+}
+
+// DefaultRuntimeDir is where vipwatch records the IPv6 addresses it
+// adds (systemd: RuntimeDirectory=vipwatch).
+const DefaultRuntimeDir = "/run/vipwatch"
+
+func (w *WitnessConfig) validate(vips map[netip.Addr]string) error {
+	for i, t := range w.Targets {
+		key := fmt.Sprintf("targets[%d]", i)
+		if !t.Is4() {
+			return config.Errorf(key, t, "is not an IPv4 address (witnesses are reached with ARP or ICMP over IPv4)")
+		}
+		if t.IsUnspecified() || t.IsMulticast() || t.IsLoopback() || t == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			return config.Errorf(key, t, "is not a unicast address of another machine")
+		}
+		if other, ok := vips[t]; ok {
+			return config.Errorf(key, t, "is a VIP (%s): a witness must be another machine", other)
+		}
+	}
+	switch w.Method {
+	case "":
+		w.Method = WitnessARP
+	case WitnessARP, WitnessICMP:
+	default:
+		return config.Errorf("method", w.Method, "must be %q or %q", WitnessARP, WitnessICMP)
+	}
+	if w.Interval == 0 {
+		w.Interval = DefaultWitnessInterval
+	}
+	if w.Interval < 10*time.Millisecond {
+		return config.Errorf("interval", w.Interval, "is shorter than 10ms")
+	}
+	if w.Timeout == 0 {
+		w.Timeout = min(DefaultWitnessTimeout, w.Interval)
+	}
+	if w.Timeout < time.Millisecond || w.Timeout > w.Interval {
+		return config.Errorf("timeout", w.Timeout, "must be between 1ms and witness.interval (%v)", w.Interval)
+	}
+	if w.Fall == 0 {
+		w.Fall = DefaultWitnessFall
+	}
+	if w.Fall < 1 || w.Fall > 100 {
+		return config.Errorf("fall", w.Fall, "must be between 1 and 100")
 	}
 	return nil
 }

@@ -3,8 +3,10 @@
 // addresses, gratuitous ARP and the link watch, and serves its status
 // and metrics on the admin listener.
 //
-// The OS sits behind two small interfaces, an address table and an
-// announcer, so the daemon loop is tested with fakes that record their
-// effects as text; the real ones (vipwatch/iface, vipwatch/announce)
-// are tested in network namespaces.
+// The OS sits behind small interfaces — an address table, an announcer
+// (gratuitous ARP, neighbour advertisements) and the askers behind the
+// witness rounds and VIP probes — so the daemon loop is tested with
+// fakes that record their effects as text; the real ones
+// (vipwatch/iface, vipwatch/announce, vipwatch/probe) are tested in
+// network namespaces.
 package member

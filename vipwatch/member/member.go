@@ -21,6 +21,7 @@ import (
 	"github.com/ringfront/ringfront/internal/health"
 	"github.com/ringfront/ringfront/vipwatch/fsm"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
+	"github.com/ringfront/ringfront/vipwatch/probe"
 )
 
 // addresser is the interface's address table, as far as vipwatch
@@ -34,6 +35,12 @@ type addresser interface {
 // announcer sends gratuitous ARP. vipwatch/announce is the real one.
 type announcer interface {
 	Announce(netip.Addr) (frames int, err error)
+}
+
+// asker asks the LAN whether addresses answer: which of targets
+// answered within timeout. vipwatch/probe is the real one.
+type asker interface {
+	Ask(targets []netip.Addr, timeout time.Duration) (probe.Answers, error)
 }
 
 // removalWatcher reports addresses removed from the interface, until
@@ -76,6 +83,21 @@ type Member struct {
 	// trackProber runs the track check's probes (nil: the network).
 	trackProber health.Prober
 
+	// witnessAsk runs witness rounds (nil: no witness configured);
+	// witnessTargets are the addresses it asks (witness.targets, or the
+	// default gateways found at start).
+	witnessAsk     asker
+	witnessTargets []netip.Addr
+	// vipAsk4 and vipAsk6 ask whether another machine answers for a
+	// VIP (ARP, NDP) before a silent partner's VIP is claimed.
+	vipAsk4, vipAsk6 asker
+	// bg runs VIP probes for the loop while Run runs; their answers
+	// come back on probed.
+	bg      *errgroup.Group
+	bgCtx   context.Context
+	probed  chan probeAnswer
+	askVIPs []netip.Prefix // Probe actions of the current apply (loop only)
+
 	// OnReady, if set before Run, is called with true when the daemon
 	// starts serving (out of starting) and false when it stops.
 	OnReady func(bool)
@@ -115,17 +137,30 @@ var (
 	ErrNotRunning = errors.New("the vipwatch loop is not running")
 )
 
+// probeAnswer is the answer to one VIP probe.
+type probeAnswer struct {
+	vip  netip.Prefix
+	free bool // no machine answered for it, a witness did
+}
+
 // snapshot is what Status reports, updated by the loop.
 type snapshot struct {
-	state       heartbeat.State
-	holds       map[netip.Prefix]time.Time
-	partner     *heartbeat.Heartbeat
-	partnerUp   bool
-	lastHeard   time.Time
-	counters    Counters
-	reclaimSent bool
-	gives       []netip.Prefix
-	healthy     bool
+	fault string // why the state is fault ("" otherwise)
+	// witnessKnown, witnessUp: the witness state the loop last heard;
+	// witnessLastOK is the time of the last answered round, and
+	// witnessFailed counts unanswered rounds in a row.
+	witnessKnown, witnessUp bool
+	witnessLastOK           time.Time
+	witnessFailed           int
+	state                   heartbeat.State
+	holds                   map[netip.Prefix]time.Time
+	partner                 *heartbeat.Heartbeat
+	partnerUp               bool
+	lastHeard               time.Time
+	counters                Counters
+	reclaimSent             bool
+	gives                   []netip.Prefix
+	healthy                 bool
 }
 
 // Counters are the daemon's event counts since it started.
@@ -145,6 +180,12 @@ type Counters struct {
 	AddressesRestored  uint64            `json:"addresses_restored"`
 	NotifyRuns         uint64            `json:"notify_runs"`
 	NotifyFailures     uint64            `json:"notify_failures"`
+	WitnessRounds      uint64            `json:"witness_rounds"`
+	WitnessFailures    uint64            `json:"witness_rounds_failed"`
+	WitnessLost        uint64            `json:"witness_lost"`
+	VIPProbes          uint64            `json:"vip_probes"`
+	VIPProbesAnswered  uint64            `json:"vip_probes_answered"`
+	ProbeErrors        uint64            `json:"probe_errors"`
 }
 
 func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann announcer, links linkWatcher) *Member {
@@ -160,6 +201,10 @@ func newMember(cfg Config, key []byte, log *slog.Logger, addrs addresser, ann an
 
 		commands: make(chan command),
 		stopped:  make(chan struct{}),
+		probed:   make(chan probeAnswer, 2*heartbeat.MaxVIPs),
+	}
+	if cfg.Witness != nil {
+		m.witnessTargets = cfg.Witness.Targets
 	}
 	m.key.Store(&key)
 	if len(cfg.Notify.Command) > 0 {
@@ -211,7 +256,20 @@ func (m *Member) machineConfig() fsm.Config {
 		GARPCount:         c.GARP.Count,
 		GARPIntervalTicks: ticks(c.GARP.Interval, m.tick),
 		GARPRefreshTicks:  ticks(c.GARP.Refresh, m.tick),
+		Witness:           c.Witness != nil,
+		FaultReleaseTicks: ticks(c.FaultReleaseAfter, m.tick),
+		ProbeTicks:        ticks(max(c.Interval, m.vipProbeTimeout()), m.tick),
 	}
+}
+
+// vipProbeTimeout bounds a VIP probe: the witness timeout, but at most
+// half the dead interval, since probes start half a dead interval into
+// the partner's silence and the answer should be in when it ends.
+func (m *Member) vipProbeTimeout() time.Duration {
+	if m.cfg.Witness == nil {
+		return 0
+	}
+	return max(min(m.cfg.Witness.Timeout, m.cfg.DeadAfter/2), time.Millisecond)
 }
 
 // Listen binds the heartbeat socket. Use Addr for the bound address.
@@ -283,7 +341,17 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	machine := fsm.New(m.machineConfig())
 	m.log.Info("starting", "op", "start", "node", m.cfg.Node, "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", m.boot),
-		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds())
+		"tick_s", m.tick.Seconds(), "dead_after_s", m.cfg.DeadAfter.Seconds(), "witness", m.witnessAsk != nil)
+
+	bgCtx, stopBg := context.WithCancel(ctx)
+	m.bg, m.bgCtx = &errgroup.Group{}, bgCtx
+	defer func() { stopBg(); m.bg.Wait() }()
+	var witness <-chan bool
+	if m.witnessAsk != nil {
+		ch := make(chan bool, 1)
+		witness = ch
+		m.bg.Go(func() error { m.watchWitness(bgCtx, ch); return nil })
+	}
 
 	beats := make(chan arrival, 64)
 	refused := make(chan struct{}, 1)
@@ -448,6 +516,18 @@ func (m *Member) Run(ctx context.Context) error {
 		case c := <-m.commands:
 			advance(time.Now())
 			c.done <- c.run(machine)
+		case ok := <-witness:
+			advance(time.Now())
+			m.mu.Lock()
+			m.st.witnessKnown, m.st.witnessUp = true, ok
+			if !ok {
+				m.st.counters.WitnessLost++
+			}
+			m.mu.Unlock()
+			m.apply(machine, machine.Witness(ok))
+		case a := <-m.probed:
+			advance(time.Now())
+			m.apply(machine, machine.Probed(a.vip, a.free))
 		}
 	}
 }
@@ -617,6 +697,8 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 			if err != nil {
 				m.log.Warn("gratuitous ARP failed", "op", "announce", "interface", m.cfg.Interface, "ip", a.VIP, "err", err)
 			}
+		case fsm.Probe:
+			m.askVIPs = append(m.askVIPs, a.VIP)
 		case fsm.Send:
 			copies := 1
 			if a.Beat.State == heartbeat.StateStopping {
@@ -628,6 +710,150 @@ func (m *Member) apply(machine *fsm.Machine, acts []fsm.Action) {
 			m.mu.Lock()
 			m.st.reclaimSent = a.Beat.Flags&heartbeat.FlagReclaim != 0
 			m.mu.Unlock()
+		}
+	}
+	if len(m.askVIPs) > 0 {
+		m.probeVIPs(m.askVIPs)
+		m.askVIPs = m.askVIPs[:0]
+	}
+}
+
+// probeVIPs asks the LAN, in the background, whether vips are free:
+// whether another machine answers for them (ARP for IPv4, NDP for IPv6,
+// one request per family) while a witness answers in the same round.
+// The witness round shows that the VIPs' silence is the LAN's, not this
+// machine's own cut cable that the periodic witness rounds have not
+// noticed yet. A VIP probe that fails to run counts as unanswered: the
+// witness answer already shows that this machine reaches the network,
+// and a broken probe socket must not stop failover for good.
+func (m *Member) probeVIPs(vips []netip.Prefix) {
+	m.count(func(c *Counters) { c.VIPProbes += uint64(len(vips)) })
+	batch := slices.Clone(vips)
+	m.bg.Go(func() error {
+		var g errgroup.Group
+		var witnessOK bool
+		g.Go(func() error {
+			if m.witnessAsk == nil {
+				witnessOK = true
+				return nil
+			}
+			ans, err := m.witnessAsk.Ask(m.witnessTargets, m.vipProbeTimeout())
+			if err != nil {
+				m.count(func(c *Counters) { c.ProbeErrors++ })
+				m.log.Debug("witness check of a VIP probe failed", "op", "probe", "err", err)
+			}
+			witnessOK = len(ans) > 0
+			return nil
+		})
+		answers := make([]probe.Answers, 2)
+		for i, fam := range []struct {
+			ask asker
+			v4  bool
+		}{{m.vipAsk4, true}, {m.vipAsk6, false}} {
+			var addrs []netip.Addr
+			for _, p := range batch {
+				if p.Addr().Is4() == fam.v4 {
+					addrs = append(addrs, p.Addr())
+				}
+			}
+			if len(addrs) == 0 {
+				continue
+			}
+			g.Go(func() error {
+				var err error
+				if fam.ask == nil {
+					err = errors.New("no prober for this address family")
+				} else {
+					answers[i], err = fam.ask.Ask(addrs, m.vipProbeTimeout())
+				}
+				if err != nil {
+					m.count(func(c *Counters) { c.ProbeErrors++ })
+					m.log.Warn("probing VIPs failed; counting them unanswered", "op", "probe", "interface", m.cfg.Interface, "vips", addrs, "err", err)
+				}
+				return nil
+			})
+		}
+		g.Wait()
+		for _, p := range batch {
+			mac, answered := answers[0][p.Addr()]
+			if !answered {
+				mac, answered = answers[1][p.Addr()]
+			}
+			switch {
+			case answered:
+				m.count(func(c *Counters) { c.VIPProbesAnswered++ })
+				m.log.Debug("VIP answered on the LAN: another machine holds it", "op", "probe", "ip", p, "mac", mac.String())
+			case !witnessOK:
+				m.log.Debug("VIP unanswered, but so is the witness: not claiming it", "op", "probe", "ip", p)
+			}
+			select {
+			case m.probed <- probeAnswer{p, !answered && witnessOK}:
+			case <-m.bgCtx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// watchWitness runs a witness round every witness.interval until ctx
+// is done, and sends the witness's state on out whenever it changes:
+// true after a round in which any target answered, false after
+// witness.fall rounds in a row in which none did.
+func (m *Member) watchWitness(ctx context.Context, out chan<- bool) {
+	w := m.cfg.Witness
+	tick := time.NewTicker(w.Interval)
+	defer tick.Stop()
+	failed, state := 0, -1
+	for {
+		ans, err := m.witnessAsk.Ask(m.witnessTargets, w.Timeout)
+		ok := len(ans) > 0
+		if ok {
+			failed = 0
+		} else {
+			failed++
+		}
+		m.mu.Lock()
+		m.st.counters.WitnessRounds++
+		if !ok {
+			m.st.counters.WitnessFailures++
+		}
+		if err != nil {
+			m.st.counters.ProbeErrors++
+		}
+		if ok {
+			m.st.witnessLastOK = time.Now()
+		}
+		m.st.witnessFailed = failed
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Debug("witness round failed", "op", "witness", "method", w.Method, "err", err)
+		}
+		next := state
+		switch {
+		case ok:
+			next = 1
+		case failed >= w.Fall:
+			next = 0
+		}
+		if next != state {
+			state = next
+			if ok {
+				m.log.Info("witness reachable", "op", "witness", "method", w.Method, "targets", m.witnessTargets)
+			} else {
+				m.log.Warn("no witness answers: this node is cut off and goes to fault", "op", "witness", "method", w.Method,
+					"targets", m.witnessTargets, "rounds", failed, "err", err)
+			}
+			select {
+			case out <- ok:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }
@@ -663,6 +889,7 @@ func (m *Member) publish(machine *fsm.Machine) {
 	m.st.partnerUp = machine.PartnerUp()
 	m.st.gives = machine.Gives()
 	m.st.healthy = machine.Healthy()
+	m.st.fault = machine.Fault()
 	held := machine.Holds()
 	for vip := range m.st.holds {
 		if !slices.Contains(held, vip) {

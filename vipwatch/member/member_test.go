@@ -25,6 +25,7 @@ var (
 	vip2    = netip.MustParsePrefix("198.51.100.20/24")
 	hb1     = netip.MustParseAddrPort("198.51.100.11:7201")
 	hb2     = netip.MustParseAddrPort("198.51.100.12:7201")
+	gw      = netip.MustParseAddr("198.51.100.1")
 )
 
 func testConfig(node string) Config {
@@ -279,7 +280,23 @@ func TestConfigValidate(t *testing.T) {
 		{"no peer", func(c *Config) { c.Peer = netip.AddrPort{} }, "peer: is required"},
 		{"no secret", func(c *Config) { c.SecretFile = "" }, "secret_file: is required"},
 		{"no home", func(c *Config) { c.HomeVIPs = nil }, "home_vips: is required"},
-		{"ipv6 vip", func(c *Config) { c.PartnerVIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::20/64")} }, `partner_vips[0]: "2001:db8::20/64" is not an IPv4 prefix`},
+		{"ipv6 vip", func(c *Config) { c.PartnerVIPs = append(c.PartnerVIPs, netip.MustParsePrefix("2001:db8::20/64")) }, ""},
+		{"link-local vip", func(c *Config) { c.PartnerVIPs = []netip.Prefix{netip.MustParsePrefix("fe80::20/64")} }, `partner_vips[0]: "fe80::20/64" is not a unicast address a VIP can be`},
+		{"mapped vip", func(c *Config) { c.HomeVIPs = []netip.Prefix{netip.MustParsePrefix("::ffff:198.51.100.10/120")} }, `home_vips[0]: "::ffff:198.51.100.10/120" is not an IPv4 or IPv6 prefix`},
+		{"witness ok", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}} }, ""},
+		{"witness default gateway", func(c *Config) { c.Witness = &WitnessConfig{Method: "arp"} }, ""},
+		{"witness ipv6 target", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("2001:db8::1")}} }, `witness.targets[0]: "2001:db8::1" is not an IPv4 address`},
+		{"witness target is a vip", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw, vip2.Addr()}} }, `witness.targets[1]: "198.51.100.20" is a VIP (partner_vips[0])`},
+		{"witness method", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Method: "tcp"} }, `witness.method: "tcp" must be "arp" or "icmp"`},
+		{"witness timeout", func(c *Config) {
+			c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Interval: 100 * time.Millisecond, Timeout: time.Second}
+		}, `witness.timeout: "1s" must be between 1ms and witness.interval (100ms)`},
+		{"witness interval", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Interval: time.Millisecond} }, "witness.interval"},
+		{"witness fall", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Fall: -1} }, "witness.fall"},
+		{"fault release without witness", func(c *Config) { c.FaultReleaseAfter = time.Second }, "fault_release_after: \"1s\" is set but witness is not"},
+		{"fault release negative", func(c *Config) {
+			c.Witness, c.FaultReleaseAfter = &WitnessConfig{Targets: []netip.Addr{gw}}, -time.Second
+		}, "fault_release_after"},
 		{"duplicate vip", func(c *Config) { c.PartnerVIPs = c.HomeVIPs }, "is also home_vips[0]"},
 		{"dead too short", func(c *Config) { c.DeadAfter = 150 * time.Millisecond }, "dead_after"},
 		{"garp refresh", func(c *Config) { c.GARP.Refresh = time.Millisecond }, "garp.refresh"},
@@ -309,8 +326,18 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	c := base()
-	if c.DeadAfter != 300*time.Millisecond || !c.PreemptEnabled() || c.GARP.Interval != 100*time.Millisecond || c.Admin.Listen != DefaultAdminListen {
+	if c.DeadAfter != 300*time.Millisecond || !c.PreemptEnabled() || c.GARP.Interval != 100*time.Millisecond || c.Admin.Listen != DefaultAdminListen ||
+		c.RuntimeDir != DefaultRuntimeDir {
 		t.Errorf("defaults not filled: %+v", c)
+	}
+	c = base()
+	c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := WitnessConfig{Targets: []netip.Addr{gw}, Method: WitnessARP, Interval: DefaultWitnessInterval, Timeout: DefaultWitnessTimeout, Fall: DefaultWitnessFall}
+	if diff := cmp.Diff(want, *c.Witness, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" || c.FaultReleaseAfter != DefaultFaultReleaseAfter {
+		t.Errorf("witness defaults (-want +got):\n%s\nfault_release_after %v", diff, c.FaultReleaseAfter)
 	}
 }
 

@@ -12,17 +12,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/vipwatch/fsm"
 	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
 
 // Status is the answer of GET /v1/status, and what `vipwatch status`
 // prints.
 type Status struct {
-	Node      string      `json:"node"`
-	Interface string      `json:"interface"`
-	BootID    string      `json:"boot_id"`
-	State     string      `json:"state"`
-	VIPs      []VIPStatus `json:"vips"`
+	Node      string `json:"node"`
+	Interface string `json:"interface"`
+	BootID    string `json:"boot_id"`
+	State     string `json:"state"`
+	// Fault says why State is fault: "link-down" or "no-witness"
+	// (empty otherwise).
+	Fault string      `json:"fault,omitempty"`
+	VIPs  []VIPStatus `json:"vips"`
+	// Witness is the witness's state; nil when none is configured.
+	Witness *WitnessStatus `json:"witness,omitempty"`
 	// Gives lists the home VIPs this node gives to its partner (a
 	// handover, or a failing tracked service).
 	Gives []string `json:"gives"`
@@ -30,6 +36,21 @@ type Status struct {
 	ServiceHealthy bool          `json:"service_healthy"`
 	Partner        PartnerStatus `json:"partner"`
 	Counters       Counters      `json:"counters"`
+}
+
+// WitnessStatus is what the daemon knows of its witness.
+type WitnessStatus struct {
+	Method  string   `json:"method"`
+	Targets []string `json:"targets"`
+	// State is "reachable", "unreachable" (after witness.fall rounds
+	// without an answer: this node is in fault) or "unknown" (no
+	// verdict yet).
+	State string `json:"state"`
+	// LastAnswerSeconds is the age of the last answered round; -1 if
+	// none was answered.
+	LastAnswerSeconds float64 `json:"last_answer_seconds"`
+	// FailedRounds counts unanswered rounds in a row.
+	FailedRounds int `json:"failed_rounds"`
 }
 
 // VIPStatus is one of the pair's VIPs as this daemon sees it.
@@ -83,6 +104,23 @@ func (m *Member) Status() Status {
 	}
 	for _, g := range m.st.gives {
 		st.Gives = append(st.Gives, g.String())
+	}
+	st.Fault = m.st.fault
+	if w := m.cfg.Witness; w != nil {
+		ws := &WitnessStatus{Method: w.Method, State: "unknown", LastAnswerSeconds: -1, FailedRounds: m.st.witnessFailed}
+		for _, t := range m.witnessTargets {
+			ws.Targets = append(ws.Targets, t.String())
+		}
+		if m.st.witnessKnown {
+			ws.State = "unreachable"
+			if m.st.witnessUp {
+				ws.State = "reachable"
+			}
+		}
+		if !m.st.witnessLastOK.IsZero() {
+			ws.LastAnswerSeconds = now.Sub(m.st.witnessLastOK).Seconds()
+		}
+		st.Witness = ws
 	}
 	st.Counters.HeartbeatsDropped = make(map[string]uint64, len(m.st.counters.HeartbeatsDropped))
 	for k, v := range m.st.counters.HeartbeatsDropped {
@@ -200,6 +238,19 @@ func (m *Member) parseVIP(s string) (netip.Prefix, error) {
 func FormatStatus(s Status) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node %s  state %s  interface %s  boot %s\n", s.Node, s.State, s.Interface, s.BootID)
+	switch s.Fault {
+	case fsm.FaultLink:
+		b.WriteString("FAULT: the interface is down or has no carrier; holding nothing\n")
+	case fsm.FaultWitness:
+		b.WriteString("FAULT: no witness answers; claiming nothing, releasing VIPs to a partner that reaches one (or after fault_release_after)\n")
+	}
+	if w := s.Witness; w != nil {
+		last := "never"
+		if w.LastAnswerSeconds >= 0 {
+			last = fmt.Sprintf("%.3fs ago", w.LastAnswerSeconds)
+		}
+		fmt.Fprintf(&b, "witness %s %s: %s  last answer %s  unanswered rounds %d\n", w.Method, strings.Join(w.Targets, " "), w.State, last, w.FailedRounds)
+	}
 	if !s.ServiceHealthy {
 		b.WriteString("tracked service FAILING: home VIPs are given to the partner\n")
 	}
@@ -246,6 +297,10 @@ func FormatStatus(s Status) string {
 	fmt.Fprintf(&b, "dropped: %s\n", strings.Join(drops, ", "))
 	fmt.Fprintf(&b, "claims %d  releases %d  address errors %d  GARPs sent %d  GARP errors %d  stale removed %d  restored %d\n",
 		c.Claims, c.Releases, c.AddressErrors, c.GARPsSent, c.GARPErrors, c.StaleRemoved, c.AddressesRestored)
+	if s.Witness != nil {
+		fmt.Fprintf(&b, "witness rounds %d  unanswered %d  lost %d  VIP probes %d  answered %d  probe errors %d\n",
+			c.WitnessRounds, c.WitnessFailures, c.WitnessLost, c.VIPProbes, c.VIPProbesAnswered, c.ProbeErrors)
+	}
 	if c.NotifyRuns > 0 || c.NotifyFailures > 0 || c.TrackFailures > 0 {
 		fmt.Fprintf(&b, "notify runs %d  notify failures %d  track failures %d\n", c.NotifyRuns, c.NotifyFailures, c.TrackFailures)
 	}
@@ -291,6 +346,19 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		counter("notify_failures_total", "Notify hook runs that failed or timed out, and events dropped or not run.", func(c *Counters) uint64 { return c.NotifyFailures }),
 		counter("addresses_restored_total", "Held VIPs put back after someone else removed them from the interface.", func(c *Counters) uint64 { return c.AddressesRestored }),
 		counter("track_failures_total", "Times the tracked service went down.", func(c *Counters) uint64 { return c.TrackFailures }),
+		counter("witness_rounds_total", "Witness rounds run.", func(c *Counters) uint64 { return c.WitnessRounds }),
+		counter("witness_rounds_failed_total", "Witness rounds in which no witness answered.", func(c *Counters) uint64 { return c.WitnessFailures }),
+		counter("witness_lost_total", "Times the witness was lost (witness.fall unanswered rounds in a row): fault.", func(c *Counters) uint64 { return c.WitnessLost }),
+		counter("vip_probes_total", "VIPs probed on the LAN before claiming them from a silent partner.", func(c *Counters) uint64 { return c.VIPProbes }),
+		counter("vip_probes_answered_total", "VIP probes another machine answered (the VIP was not claimed).", func(c *Counters) uint64 { return c.VIPProbesAnswered }),
+		counter("probe_errors_total", "Witness rounds and VIP probes that failed to run.", func(c *Counters) uint64 { return c.ProbeErrors }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_witness_reachable", Help: "1 while a witness answers, 0 while none does (fault), -1 before the first verdict or without a witness."},
+			read(func(s *snapshot) float64 {
+				if !s.witnessKnown {
+					return -1
+				}
+				return b2f(s.witnessUp)
+			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_service_healthy", Help: "1 while the tracked service is up (always 1 without track)."},
 			read(func(s *snapshot) float64 { return b2f(s.healthy) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_vips_given", Help: "Home VIPs this daemon gives to its partner (handover, failing service)."},
@@ -312,6 +380,12 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 			Name: "vipwatch_heartbeats_dropped_total", Help: "Datagrams dropped, by reason.",
 			ConstLabels: prometheus.Labels{"reason": reason},
 		}, read(func(s *snapshot) float64 { return float64(s.counters.HeartbeatsDropped[reason]) })))
+	}
+	for _, reason := range []string{fsm.FaultLink, fsm.FaultWitness} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vipwatch_fault", Help: "1 while the daemon is in fault for this reason.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, read(func(s *snapshot) float64 { return b2f(s.fault == reason) })))
 	}
 	for _, st := range []heartbeat.State{heartbeat.StateStarting, heartbeat.StateRunning, heartbeat.StateFault, heartbeat.StateStopping} {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ringfront/ringfront/vipwatch/announce"
 	"github.com/ringfront/ringfront/vipwatch/iface"
+	"github.com/ringfront/ringfront/vipwatch/probe"
 )
 
 // TestAdapters exercises the real OS adapters in the lab: netlink
@@ -35,7 +36,7 @@ func TestAdapters(t *testing.T) {
 
 	t.Run("addresses", func(t *testing.T) {
 		err := lab.Do(lab.FE1, func() error {
-			ifc, err := iface.Open(Dev)
+			ifc, err := iface.Open(Dev, t.TempDir())
 			if err != nil {
 				return err
 			}
@@ -82,7 +83,7 @@ func TestAdapters(t *testing.T) {
 
 	t.Run("link watch", func(t *testing.T) {
 		err := lab.Do(lab.FE1, func() error {
-			ifc, err := iface.Open(Dev)
+			ifc, err := iface.Open(Dev, t.TempDir())
 			if err != nil {
 				return err
 			}
@@ -177,6 +178,90 @@ func TestAdapters(t *testing.T) {
 			t.Errorf("frames on the LAN:\n got %q\nwant %q", got, want)
 		}
 	})
+}
+
+// TestProbes looks up fe1's default gateway (the witness when
+// witness.targets is empty) and runs the real probers (ARP, NDP, ICMP)
+// from fe1 across the lab LAN: the witness and fe2 answer, an address nobody holds does not,
+// and nothing answers once fe1's port is off the bridge.
+func TestProbes(t *testing.T) {
+	if err := RequireRoot(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	lab, err := New(fmt.Sprintf("%dp", os.Getpid()%100000), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	fe2MAC, err := lab.MAC(lab.FE2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		arpP   *probe.ARP
+		ndpP   *probe.NDP
+		icmpP  *probe.ICMP
+		unpriv bool
+	)
+	err = lab.Do(lab.FE1, func() error {
+		var err error
+		if arpP, err = probe.DialARP(Dev); err != nil {
+			return err
+		}
+		if ndpP, err = probe.DialNDP(Dev); err != nil {
+			return err
+		}
+		icmpP, unpriv, err = probe.DialICMP(Dev)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arpP.Close()
+	defer ndpP.Close()
+	defer icmpP.Close()
+	if unpriv {
+		t.Error("DialICMP fell back to an unprivileged socket as root")
+	}
+	nobody4, nobody6 := netip.MustParseAddr("198.51.100.99"), netip.MustParseAddr("2001:db8::99")
+	keys := func(a probe.Answers) []string {
+		var out []string
+		for ip, mac := range a {
+			out = append(out, ip.String()+"="+mac.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	check := func(what string, got probe.Answers, err error, want ...string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		slices.Sort(want)
+		if g := keys(got); !slices.Equal(g, want) {
+			t.Errorf("%s answered %v, want %v", what, g, want)
+		}
+	}
+	got, err := arpP.Ask([]netip.Addr{WitnessIP.Addr(), FE2IP.Addr(), nobody4}, 200*time.Millisecond)
+	bridgeMAC := got[WitnessIP.Addr()].String()
+	check("ARP", got, err, "198.51.100.1="+bridgeMAC, "198.51.100.12="+fe2MAC)
+	if bridgeMAC == "" {
+		t.Error("the witness did not answer ARP")
+	}
+	got, err = ndpP.Ask([]netip.Addr{FE2IP6.Addr(), nobody6}, 200*time.Millisecond)
+	check("NDP", got, err, "2001:db8::12="+fe2MAC)
+	got, err = icmpP.Ask([]netip.Addr{WitnessIP.Addr(), nobody4}, 200*time.Millisecond)
+	check("ICMP", got, err, "198.51.100.1=")
+
+	if err := lab.Detach(lab.FE1, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err = arpP.Ask([]netip.Addr{WitnessIP.Addr(), FE2IP.Addr()}, 100*time.Millisecond)
+	check("ARP, cut off", got, err)
+	got, err = icmpP.Ask([]netip.Addr{WitnessIP.Addr()}, 100*time.Millisecond)
+	check("ICMP, cut off", got, err)
+	got, err = ndpP.Ask([]netip.Addr{FE2IP6.Addr()}, 100*time.Millisecond)
+	check("NDP, cut off", got, err)
 }
 
 func containsAll(s string, subs ...string) bool {

@@ -3,6 +3,7 @@ package nslab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,18 +103,13 @@ func (d *drill) settle() {
 }
 
 // holders waits until exactly the named machine holds vip.
-func (d *drill) holders(vip interface{ String() string }, node string) {
+func (d *drill) holders(vip netip.Prefix, node string) {
 	d.t.Helper()
 	want := []string{d.lab.NS(node)}
 	var got []string
 	err := WaitFor(5*time.Second, fmt.Sprintf("%v on %s alone", vip, node), func() (bool, error) {
 		var err error
-		switch vip.String() {
-		case VIP1.String():
-			got, err = d.lab.Holders(VIP1)
-		default:
-			got, err = d.lab.Holders(VIP2)
-		}
+		got, err = d.lab.Holders(vip)
 		return slices.Equal(got, want), err
 	})
 	if err != nil {

@@ -18,7 +18,13 @@ type VIPWatch struct {
 	Extra string
 	// AdminTokenFile, if set, protects the admin API (admin.token_file).
 	AdminTokenFile string
+	// IPv6 adds an IPv6 home VIP to each node (VIP6a, VIP6b).
+	IPv6 bool
 }
+
+// RuntimeDir is node's vipwatch runtime directory in the lab: each
+// node has its own, as each machine would.
+func (l *Lab) RuntimeDir(node string) string { return filepath.Join(l.Dir, "run-"+node) }
 
 // Config writes the config of node (fe1 or fe2) with the given preempt
 // setting, plus the shared key, and returns the config's path.
@@ -30,26 +36,34 @@ func (l *Lab) Config(v VIPWatch, node string, preempt bool) (string, error) {
 		}
 	}
 	self, other, home, away := FE1IP, FE2IP, VIP1, VIP2
+	home6, away6 := VIP6a, VIP6b
 	partner := "fe2"
 	if node == "fe2" {
 		self, other, home, away = FE2IP, FE1IP, VIP2, VIP1
+		home6, away6 = VIP6b, VIP6a
 		partner = "fe1"
+	}
+	homes, aways := fmt.Sprintf("%q", home.String()), fmt.Sprintf("%q", away.String())
+	if v.IPv6 {
+		homes += fmt.Sprintf(", %q", home6.String())
+		aways += fmt.Sprintf(", %q", away6.String())
 	}
 	body := fmt.Sprintf(`node: %s
 partner_node: %s
 interface: %s
-bind: "%s:7201"
-peer: "%s:7201"
+bind: "%s:%d"
+peer: "%s:%d"
 secret_file: %s
-home_vips: ["%s"]
-partner_vips: ["%s"]
+runtime_dir: %s
+home_vips: [%s]
+partner_vips: [%s]
 interval: %v
 dead_after: %v
 preempt: %v
 garp: {count: %d, interval: %v, refresh: 30s}
 admin: {listen: "127.0.0.1:8054", token_file: "%s"}
 log: {level: debug}
-%s`, node, partner, Dev, self.Addr(), other.Addr(), key, home, away, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval, v.AdminTokenFile, v.Extra)
+%s`, node, partner, Dev, self.Addr(), HeartbeatPort, other.Addr(), HeartbeatPort, key, l.RuntimeDir(node), homes, aways, v.Interval, v.DeadAfter, preempt, v.GARPCount, v.GARPInterval, v.AdminTokenFile, v.Extra)
 	path := filepath.Join(l.Dir, fmt.Sprintf("vipwatch-%s-preempt-%v.yaml", node, preempt))
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		return "", err
