@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"slices"
 	"sync"
@@ -86,7 +87,8 @@ type fanout struct {
 	heartbeat atomic.Int64 // a time.Duration
 	kick      chan struct{}
 	hub       hub
-	inline    int // inlineFanout; tests lower it
+	inline    int                       // inlineFanout; tests lower it
+	authors   [authorStripes]sync.Mutex // see lockAuthor
 	metrics   *fanoutMetrics
 
 	mu      sync.Mutex // guards backoff, inserts, counts and celebs
@@ -162,6 +164,11 @@ type queued struct {
 // entries here are queued too). It returns the outbox entries and how
 // many inbox writes the post makes.
 func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
+	// From reading the followers to storing the post, no follower edge
+	// of the author is stored here (mergeFollowerEdge): a follow either
+	// comes before (the follower is pushed) or after (its back-fill
+	// reads this post).
+	defer s.fan.lockAuthor(p.Author)()
 	limit := int(s.fan.limit.Load())
 	var followers []string
 	if limit > 0 && s.knownCelebrity(p.Author, limit) {
@@ -240,6 +247,27 @@ func (s *Server) storePost(p feed.Post) ([]queued, int, error) {
 	}
 	s.delivered(store.InboxDelivery{Users: local, Posts: []feed.Post{p}}, [][]byte{raw})
 	return out, n, nil
+}
+
+// authorStripes is how many locks lockAuthor spreads authors over:
+// enough that unrelated authors rarely wait for each other.
+const authorStripes = 256
+
+// lockAuthor locks author's stripe and returns the unlock.
+func (f *fanout) lockAuthor(author string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(author))
+	mu := &f.authors[h.Sum32()%authorStripes]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// mergeFollowerEdge stores an edge on the followee's side, here, under
+// the followee's author lock (see storePost).
+func (s *Server) mergeFollowerEdge(e feed.Edge) error {
+	defer s.fan.lockAuthor(e.Followee)()
+	_, err := s.store.MergeEdge(store.Followers, e)
+	return err
 }
 
 // knownCelebrity reports whether author was found above the fan-out

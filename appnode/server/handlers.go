@@ -352,7 +352,7 @@ func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	if _, err := s.store.MergeEdge(store.Followers, e); err != nil {
+	if err := s.mergeFollowerEdge(e); err != nil {
 		return err
 	}
 	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
