@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/apptest"
 	"github.com/ringfront/ringfront/appnode/client"
 	"github.com/ringfront/ringfront/appnode/node"
-	"github.com/ringfront/ringfront/appnode/ring"
-	"github.com/ringfront/ringfront/appnode/server"
-	"github.com/ringfront/ringfront/appnode/store"
 )
 
 // TestProxyCommandErrors: `appnode proxy` says what is wrong with its
@@ -53,25 +47,7 @@ func TestPrintStatusFanout(t *testing.T) {
 // TestUserStreamCLI: `appnode user stream NAME --after ID` prints the
 // posts after ID, then the new ones as they come.
 func TestUserStreamCLI(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	rg, _ := ring.New(ring.Config{Members: []string{addr}, VNodes: 8, Replicas: 1})
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Self: addr, Ring: rg, Store: st, Secret: []byte("s"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(srv)
-	ts.Listener.Close()
-	ts.Listener = ln
-	ts.Start()
-	t.Cleanup(func() { ts.Close(); st.Close() })
+	addr := apptest.Cluster(t, 1, apptest.Options{})[0].Addr
 
 	c, err := client.New([]string{addr}, client.Options{})
 	if err != nil {

@@ -7,70 +7,33 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
-	"github.com/ringfront/ringfront/appnode/ring"
-	"github.com/ringfront/ringfront/appnode/server"
-	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/apptest"
 )
 
-// member is one appnode of the test cluster, counting the requests
-// that reach it from outside the cluster.
-type member struct {
-	addr string
-	ts   *httptest.Server
-	hits atomic.Int64
-}
-
-func cluster(t *testing.T, n int) []*member {
+// cluster starts n members, counting in hits[i] the requests that
+// reach member i from outside the cluster.
+func cluster(t *testing.T, n int) ([]*apptest.Member, []*atomic.Int64) {
 	t.Helper()
-	var lns []net.Listener
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
+	hits := make([]*atomic.Int64, n)
+	for i := range hits {
+		hits[i] = new(atomic.Int64)
 	}
-	rg, err := ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ms []*member
-	for i, ln := range lns {
-		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return store.Space{Free: 1 << 40}, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := server.New(server.Options{Self: addrs[i], Ring: rg, Store: st, Secret: []byte("proxy test secret"),
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := &member{addr: addrs[i]}
-		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ms := apptest.Cluster(t, n, apptest.Options{Wrap: func(i int, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get(api.HeaderCluster) == "" {
-				m.hits.Add(1)
+				hits[i].Add(1)
 			}
-			srv.ServeHTTP(w, r)
-		}))
-		ts.Listener.Close()
-		ts.Listener = ln
-		ts.Start()
-		m.ts = ts
-		ms = append(ms, m)
-		t.Cleanup(func() { ts.Close(); st.Close() })
-	}
-	return ms
+			h.ServeHTTP(w, r)
+		})
+	}})
+	return ms, hits
 }
 
 func startProxy(t *testing.T, seed string) string {
@@ -122,26 +85,12 @@ func call(t *testing.T, method, url, token string, body any) answer {
 	return answer{resp.StatusCode, b}
 }
 
-func ownerOf(ms []*member, name string) *member {
-	var addrs []string
-	for _, m := range ms {
-		addrs = append(addrs, m.addr)
-	}
-	rg, _ := ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2})
-	for _, m := range ms {
-		if m.addr == rg.Owner(name) {
-			return m
-		}
-	}
-	panic("no owner")
-}
-
 // TestProxyKilledOwner: the proxy sends requests straight to the
 // user's owner; once the owner is killed, requests through the proxy
 // keep succeeding, answered by the replica.
 func TestProxyKilledOwner(t *testing.T) {
-	ms := cluster(t, 3)
-	px := startProxy(t, ms[1].addr)
+	ms, hits := cluster(t, 3)
+	px := startProxy(t, ms[1].Addr)
 	// joe is owned by another member than ann.
 	joe, ann := "", ""
 	for i := 0; joe == "" || ann == ""; i++ {
@@ -149,7 +98,7 @@ func TestProxyKilledOwner(t *testing.T) {
 		switch {
 		case joe == "":
 			joe = u
-		case ownerOf(ms, u) != ownerOf(ms, joe):
+		case apptest.Owner(ms, u) != apptest.Owner(ms, joe):
 			ann = u
 		}
 	}
@@ -167,10 +116,10 @@ func TestProxyKilledOwner(t *testing.T) {
 		t.Fatalf("follow = %d %s", a.code, a.body)
 	}
 	// Straight to the owner: only joe's owner sees joe's requests.
-	joeOwner := ownerOf(ms, joe)
-	before := map[*member]int64{}
-	for _, m := range ms {
-		before[m] = m.hits.Load()
+	joeOwner := apptest.Owner(ms, joe)
+	before := make([]int64, len(ms))
+	for i := range ms {
+		before[i] = hits[i].Load()
 	}
 	var want []string
 	for i := range 3 {
@@ -180,19 +129,18 @@ func TestProxyKilledOwner(t *testing.T) {
 		}
 		want = append([]string{fmt.Sprint("before ", i)}, want...)
 	}
-	for _, m := range ms {
+	for i, m := range ms {
 		wantHits := int64(0)
 		if m == joeOwner {
 			wantHits = 3
 		}
-		if got := m.hits.Load() - before[m]; got != wantHits {
-			t.Errorf("member %s got %d of joe's requests, want %d", m.addr, got, wantHits)
+		if got := hits[i].Load() - before[i]; got != wantHits {
+			t.Errorf("member %s got %d of joe's requests, want %d", m.Addr, got, wantHits)
 		}
 	}
 
 	// Kill joe's owner: its port refuses connections from now on.
-	joeOwner.ts.Listener.Close()
-	joeOwner.ts.CloseClientConnections()
+	joeOwner.Kill()
 	deadline := time.Now().Add(20 * time.Second)
 	failed := 0
 	for i := range 10 {
@@ -231,8 +179,8 @@ func TestProxyKilledOwner(t *testing.T) {
 // TestProxyErrors: the proxy passes members' error answers through, and
 // answers 502 in JSON when no member answers.
 func TestProxyErrors(t *testing.T) {
-	ms := cluster(t, 2)
-	px := startProxy(t, ms[0].addr)
+	ms, _ := cluster(t, 2)
+	px := startProxy(t, ms[0].Addr)
 	if a := call(t, "POST", px+"/v1/users", "", map[string]string{"name": "Bad Name"}); a.code != 400 || !strings.Contains(string(a.body), `"error"`) {
 		t.Errorf("bad name through the proxy = %d %s", a.code, a.body)
 	}
@@ -243,8 +191,7 @@ func TestProxyErrors(t *testing.T) {
 		t.Errorf("ring through the proxy = %d %s", a.code, a.body)
 	}
 	for _, m := range ms {
-		m.ts.Listener.Close()
-		m.ts.CloseClientConnections()
+		m.Kill()
 	}
 	a := call(t, "GET", px+"/v1/users/joe/posts", "", nil)
 	var e map[string]string
@@ -256,8 +203,8 @@ func TestProxyErrors(t *testing.T) {
 // TestProxyStream: a live timeline stream passes through the proxy
 // unbuffered: a post shows up on it at once.
 func TestProxyStream(t *testing.T) {
-	ms := cluster(t, 3)
-	px := startProxy(t, ms[0].addr)
+	ms, _ := cluster(t, 3)
+	px := startProxy(t, ms[0].Addr)
 	tokens := map[string]string{}
 	for _, u := range []string{"reader", "ann"} {
 		a := call(t, "POST", px+"/v1/users", "", api.CreateUserRequest{Name: u})

@@ -2,11 +2,7 @@ package web_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/ringfront/ringfront/appnode/ring"
-	"github.com/ringfront/ringfront/appnode/server"
-	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/apptest"
 )
 
 // chromium is Debian's browser, which .ci/deps installs.
@@ -48,43 +42,19 @@ func (u *uris) containing(s string) []string {
 	return out
 }
 
-// startCluster starts n members on loopback and returns their URLs.
+// startCluster starts n members on loopback, recording every request
+// URI they see, and returns their URLs.
 func startCluster(t *testing.T, n int, seen *uris) []string {
 	t.Helper()
-	var lns []net.Listener
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	rg, err := ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var urls []string
-	for i, ln := range lns {
-		st, err := store.Open(t.TempDir(), store.Options{Space: func(string) (store.Space, error) { return store.Space{Free: 1 << 40}, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := server.New(server.Options{Self: addrs[i], Ring: rg, Store: st, Secret: []byte("browser test secret"),
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ms := apptest.Cluster(t, n, apptest.Options{Wrap: func(_ int, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			seen.add(r.RequestURI)
-			srv.ServeHTTP(w, r)
-		}))
-		ts.Listener.Close()
-		ts.Listener = ln
-		ts.Start()
-		urls = append(urls, ts.URL)
-		t.Cleanup(func() { ts.Close(); st.Close() })
+			h.ServeHTTP(w, r)
+		})
+	}})
+	var urls []string
+	for _, m := range ms {
+		urls = append(urls, m.URL)
 	}
 	return urls
 }
