@@ -70,7 +70,7 @@ func newRoot() *cobra.Command {
 		err := config.Load(config.Options{File: file, EnvPrefix: "APPNODE", Flags: flags}, &cfg)
 		return cfg, err
 	}
-	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), userCmd())
+	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), userCmd(), proxyCmd())
 	return root
 }
 
@@ -206,6 +206,9 @@ func printStatus(w io.Writer, st node.Status) {
 		}
 		fmt.Fprintf(tw, "rebalance\t%s -> %s: %d users streamed, %s\n", rb.From, rb.To, rb.Done, state)
 	}
+	if st.Outbox > 0 || st.Streams > 0 {
+		fmt.Fprintf(tw, "fan-out\t%d deliveries waiting, %d live streams\n", st.Outbox, st.Streams)
+	}
 	fmt.Fprintf(tw, "store\t%.1f MiB on disk", float64(st.Store.DiskBytes)/(1<<20))
 	if st.Store.WritesFail {
 		fmt.Fprint(tw, ", FAILED (restart the node)")
@@ -315,6 +318,7 @@ func userCmd() *cobra.Command {
 			}),
 		}),
 		followCmd(run, tok),
+		streamCmd(newClient, tok),
 		&cobra.Command{
 			Use: "following NAME", Short: "List whom NAME follows", Args: cobra.ExactArgs(1),
 			RunE: run(func(ctx context.Context, c *client.Client, w io.Writer, args []string) error {

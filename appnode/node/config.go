@@ -66,6 +66,17 @@ type Config struct {
 	// Gossip is the failure detector's listener.
 	Gossip GossipConfig `mapstructure:"gossip"`
 
+	// FanoutLimit: a post of an author with more followers than this is
+	// not pushed into their inboxes but merged when they read (default
+	// 10000; -1: nobody is pushed, every timeline read merges).
+	FanoutLimit int `mapstructure:"fanout_limit"`
+	// InboxMax is about how many entries a home-timeline inbox keeps
+	// (default 800); older pages are merged at read time.
+	InboxMax int `mapstructure:"inbox_max"`
+	// StreamHeartbeat is how often a live timeline stream sends a
+	// heartbeat comment (default 15s).
+	StreamHeartbeat time.Duration `mapstructure:"stream_heartbeat"`
+
 	Admin daemon.AdminConfig `mapstructure:"admin"`
 	Log   daemon.LogConfig   `mapstructure:"log"`
 }
@@ -237,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RebalanceRate < 1 || c.RebalanceRate > 100_000 {
 		return config.Errorf("rebalance_rate", c.RebalanceRate, "is not from 1 to 100000 users per second")
+	}
+	if err := c.validateFanout(); err != nil {
+		return err
 	}
 	if c.Gossip.Bind == "" {
 		if c.Gossip.Bind, err = shiftPort(c.Listen, DefaultGossipOffset); err != nil {

@@ -85,6 +85,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	cfg.applyFanout(srv)
 	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
 	admin.Handle("POST /v1/reload", n.reloadHandler)
@@ -132,6 +133,7 @@ func (n *Node) Run(ctx context.Context) error {
 	lcancel()
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
 	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
+	g.Go(func() error { return n.srv.RunFanout(gctx) })
 	n.mu.Lock()
 	rate := n.cfg.RebalanceRate // a reload does not change the rate
 	n.mu.Unlock()
@@ -209,6 +211,7 @@ func (n *Node) Reload(ctx context.Context) error {
 	n.srv.SetLinks(cfg.ForwardOver == "link")
 	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
 	n.srv.SetAntiEntropyRate(cfg.AntiEntropyRate)
+	cfg.applyFanout(n.srv)
 	n.gossip.SetPeers(cfg.Peers())
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)

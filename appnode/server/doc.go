@@ -8,4 +8,10 @@
 // with 307 and the owner's URL, by this member's ring. A forwarded
 // request carries a hop count, so members with different rings cannot
 // bounce a request between them forever.
+//
+// Home timelines are built by fan-out on write (fanout.go): posts are
+// pushed into followers' inboxes through a durable outbox, and read back
+// with one range scan; live timelines are server-sent event streams of
+// new inbox entries (stream.go). Every member also serves the web page
+// (package web) at /.
 package server

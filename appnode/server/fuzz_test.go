@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -45,6 +46,9 @@ func FuzzAPI(f *testing.F) {
 		{"GET", "/v1/ring/lookup?key=%ff", ""},
 		{"POST", "/internal/v1/merge", `{"authors":["joe"],"limit":5}`},
 		{"PATCH", "/v1/users/joe", ""},
+		{"GET", "/v1/users/joe/timeline/stream", ""},
+		{"GET", "/web/app.js", ""},
+		{"GET", "/web/..%2f..%2fgo.mod", ""},
 	} {
 		f.Add(seed.method, seed.path, seed.body, true)
 	}
@@ -59,6 +63,10 @@ func FuzzAPI(f *testing.F) {
 		if auth {
 			req.Header.Set("Authorization", "Bearer "+created.Token)
 		}
+		// A live stream answers until its client leaves.
+		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		defer cancel()
+		req = req.WithContext(ctx)
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

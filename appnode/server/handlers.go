@@ -13,10 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -35,6 +32,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing))
 	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers))
 	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline))
+	mux.HandleFunc("GET /v1/users/{name}/timeline/stream", s.keyed(s.timelineStream))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
@@ -43,7 +41,10 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler, maxReplicateBody))
 	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records, maxBody))
 	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests, maxDigestBody))
+	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler, maxInboxBody))
+	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler, maxMergeBody))
 	mux.HandleFunc(linkRoute, s.serveLink)
+	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
 }
@@ -156,6 +157,10 @@ func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name str
 		s.storeError(w, err)
 		return
 	}
+	if err := s.store.SetHorizon(u.Name, feed.ID{}); err != nil {
+		// Without it the first timeline read merges and starts the inbox.
+		s.log.Warn("starting an inbox", "op", "create", "user", u.Name, "err", err)
+	}
 	if err := s.replicate(r.Context(), u.Name, record{User: &u}); err != nil {
 		s.replicaError(w, err)
 		return
@@ -192,14 +197,17 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 	}
 	id := s.ids.Next()
 	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
-	if err := s.store.AddPost(p); err != nil {
+	queued, writes, err := s.storePost(p)
+	if err != nil {
 		s.storeError(w, err)
 		return
 	}
 	if err := s.replicate(r.Context(), name, record{Post: &p}); err != nil {
+		s.kickFanout()
 		s.replicaError(w, err)
 		return
 	}
+	s.deliverQueued(r.Context(), queued, writes)
 	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -332,6 +340,9 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		s.replicaError(w, err)
 		return
 	}
+	if !e.Removed {
+		s.backfill(r.Context(), name, other)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -341,7 +352,7 @@ func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	if _, err := s.store.MergeEdge(store.Followers, e); err != nil {
+	if err := s.mergeFollowerEdge(e); err != nil {
 		return err
 	}
 	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
@@ -422,12 +433,8 @@ func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
 // timelineTimeout bounds the whole read-time merge.
 const timelineTimeout = 5 * time.Second
 
-// timeline merges, at read time, one page of posts of every user name
-// follows and of name itself. The authors are grouped by the member that
-// answers for them; each member merges its authors' pages (POST
-// /internal/v1/merge, in parallel) and this member merges those. The top
-// limit of the union of every author's top limit is exactly the top
-// limit overall, so cursor paging is exact.
+// timeline reads a page of name's home timeline: the posts of every
+// user name follows and of name itself, newest first (timelinePage).
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	limit, before, err := page(r)
@@ -438,51 +445,16 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	authors, err := s.active(store.Following, name)
+	following, err := s.store.ActiveFollowing(name) // authorize found the user
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	authors = append(authors, name)
-	rg := s.ring.Load()
-	groups := map[string][]string{}
-	for _, a := range authors {
-		m := s.target(rg, a)
-		groups[m] = append(groups[m], a)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timelineTimeout)
-	defer cancel()
-	g, ctx := errgroup.WithContext(ctx)
-	var (
-		mu   sync.Mutex // guards all and more
-		all  []store.RawPost
-		more bool
-	)
-	for m, as := range groups {
-		g.Go(func() error {
-			var posts []store.RawPost
-			var more1 bool
-			var err error
-			if m == s.self {
-				posts, more1, err = s.mergeLocal(as, before, limit)
-			} else {
-				posts, more1, err = s.mergeRemote(ctx, m, as, before, limit)
-			}
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			all = append(all, posts...)
-			more = more || more1
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	all, more, err := s.timelinePage(r.Context(), name, following, before, limit)
+	if err != nil {
 		s.storeOrPeerError(w, err)
 		return
 	}
-	all, more = top(all, limit, more)
 	var next feed.ID
 	if more && len(all) > 0 {
 		next = all[len(all)-1].ID
@@ -633,11 +605,16 @@ type Status struct {
 	// Rebalance is the progress of streaming users to new replicas
 	// after the last ring change.
 	Rebalance RebalanceStatus `json:"rebalance"`
+	// Outbox counts the fan-out deliveries (outbox entries) waiting.
+	Outbox int `json:"outbox"`
+	// Streams counts the live timeline streams served here.
+	Streams int `json:"streams"`
 }
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
-	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus()}
+	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus(), Streams: s.Streams()}
+	st.Outbox, _ = s.store.OutboxCount()
 	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {

@@ -114,6 +114,7 @@ type Server struct {
 	repairs             sync.WaitGroup // running repairs, waited for by Serve
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
+	fan                 fanout                    // fan-out on write and live streams (fanout.go)
 
 	links    linkPool
 	useLinks atomic.Bool // forward over links (else HTTP only)
@@ -163,6 +164,7 @@ func New(opts Options) (*Server, error) {
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
 	}
+	s.initFanout(opts.Registry)
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
 	s.initAntiEntropy(opts)

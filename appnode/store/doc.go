@@ -10,12 +10,18 @@
 //	                           one reverse range scan
 //	f/<follower>/<followee>    follow edge, stored on the follower's side
 //	r/<followee>/<follower>    the same edge, stored on the followee's side
-//	t/<name>/<post id>         home-timeline inbox (reserved for fan-out
-//	                           on write; a timeline page is one range scan)
+//	t/<name>/<post id><author> home-timeline inbox entry (fan-out on
+//	                           write; a timeline page is one range scan)
+//	i/<name>                   inbox meta: the horizon below which reads
+//	                           merge at read time (inbox.go)
+//	o/<member>\x00<seq>        outbox: inbox deliveries still to make
 //	h/<member>\x00<seq>        hint: a write kept for a replica (hints.go)
 //	dg/<md5(name)><name>       the user's digest, written in the same
 //	                           batch as each of its records (digest.go)
 //	meta/digests               set once every record has its digest
+//
+// Inboxes, inbox meta and the outbox are derived data, outside the u/,
+// p/, f/ and r/ records that replication and anti-entropy compare.
 //
 // Values are JSON. Every record is immutable or a mergeable edge
 // register (feed.Merge), so writing a record twice, or writing copies

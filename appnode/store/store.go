@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ type Store struct {
 	hintSeq atomic.Uint64
 	// digestReads counts per-user digest entries read (DigestReads).
 	digestReads atomic.Uint64
+	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
 }
 
 // Open opens or creates the database in dir.
@@ -297,9 +299,11 @@ func (s *Store) User(name string) (feed.User, error) {
 	return u, nil
 }
 
-// AddPost stores a post. Storing the same post again is harmless (and
-// writes nothing).
-func (s *Store) AddPost(p feed.Post) error {
+// AddPost stores a post, and the extra writes (inbox and outbox
+// entries, derived data outside the digests) in the same synced batch.
+// Storing the same post again is harmless (and writes nothing, the
+// extra writes included).
+func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	val, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encoding post %s: %w", p.ID, err)
@@ -313,7 +317,12 @@ func (s *Store) AddPost(p feed.Post) error {
 	if bytes.Equal(old, val) {
 		return nil // a post is immutable: this copy is durable already
 	}
-	if err := s.write(p.Author, key, old, val); err != nil {
+	extra := func(b *pebble.Batch) {
+		for _, w := range also {
+			b.Set(w.key, w.value, nil)
+		}
+	}
+	if err := s.write(p.Author, key, old, val, extra); err != nil {
 		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
 	}
 	return nil

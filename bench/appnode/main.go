@@ -57,12 +57,16 @@ type options struct {
 	keep        bool
 	maxprocs    int
 	replication bool
+	fanout      bool
+	followers   int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.appnode, "appnode", "bin/appnode", "appnode binary")
 	flag.BoolVar(&o.replication, "replication", false, "measure replication instead: posts with replicas 1, 2 and 3, and reads with a member dead")
+	flag.BoolVar(&o.fanout, "fanout", false, "measure fan-out on write instead: timeline reads before (read-time merge) and after, and posts by authors with 1, 1000 and -followers followers")
+	flag.IntVar(&o.followers, "followers", 20_000, "followers of the biggest author in -fanout")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent requests in flight")
@@ -82,6 +86,9 @@ func main() {
 	runner := run
 	if o.replication {
 		runner = runReplication
+	}
+	if o.fanout {
+		runner = runFanout
 	}
 	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-appnode:", err)
@@ -158,7 +165,8 @@ func waitHTTP(url string, procs ...*proc) error {
 }
 
 type cluster struct {
-	replicas int // 0 means 2
+	replicas int    // 0 means 2
+	extra    string // more config keys, one per line (e.g. fanout_limit)
 	dir      string
 	members  []string
 	admins   []string
@@ -179,8 +187,8 @@ data_dir: %q
 cluster_secret_file: %q
 admin: {listen: %q}
 log: {level: warn}
-`, i+1, c.members[i], c.members[i], `"`+strings.Join(c.members, `", "`)+`"`, cmp.Or(c.replicas, 2), routing,
-			filepath.Join(c.dir, fmt.Sprintf("data%d", i+1)), filepath.Join(c.dir, "cluster.key"), c.admins[i])
+%s`, i+1, c.members[i], c.members[i], `"`+strings.Join(c.members, `", "`)+`"`, cmp.Or(c.replicas, 2), routing,
+			filepath.Join(c.dir, fmt.Sprintf("data%d", i+1)), filepath.Join(c.dir, "cluster.key"), c.admins[i], c.extra)
 		if err := os.WriteFile(c.configs[i], []byte(body), 0o600); err != nil {
 			return err
 		}
@@ -194,7 +202,12 @@ func startCluster(o options, dir string) (*cluster, error) {
 
 // startClusterWith starts 3 members keeping replicas copies of each user.
 func startClusterWith(o options, dir string, replicas int) (*cluster, error) {
-	c := &cluster{dir: dir, replicas: replicas}
+	return startClusterExtra(o, dir, replicas, "")
+}
+
+// startClusterExtra starts 3 members with extra config keys.
+func startClusterExtra(o options, dir string, replicas int, extra string) (*cluster, error) {
+	c := &cluster{dir: dir, replicas: replicas, extra: extra}
 	key := make([]byte, 32)
 	rand.Read(key)
 	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {

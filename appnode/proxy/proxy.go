@@ -1,0 +1,261 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/client"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/internal/daemon"
+)
+
+// maxBody bounds a request body the proxy buffers (it must be able to
+// send it again to the next member): far above any API request.
+const maxBody = 1 << 20
+
+// dialTimeout is how long the proxy waits for a member to accept a
+// connection before trying the next one.
+const dialTimeout = time.Second
+
+// Options configure a Proxy.
+type Options struct {
+	// Transport carries requests to the members; nil means one with
+	// keep-alive connections and a short dial timeout.
+	Transport http.RoundTripper
+	// Log is the logger; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Proxy is the local proxy. It is safe for concurrent use.
+type Proxy struct {
+	client *client.Client
+	tr     http.RoundTripper
+	log    *slog.Logger
+	srv    *http.Server
+	ln     net.Listener
+}
+
+// New returns a proxy that learns the ring from seeds ("host:port" or
+// "http://host:port").
+func New(seeds []string, opts Options) (*Proxy, error) {
+	c, err := client.New(seeds, client.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("creating proxy: %w", err)
+	}
+	if opts.Transport == nil {
+		opts.Transport = &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			// Members answer at once, streams included (they send their
+			// headers before the first event).
+			ResponseHeaderTimeout: 15 * time.Second,
+		}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Proxy{client: c, tr: opts.Transport, log: opts.Log.With("component", "proxy")}, nil
+}
+
+// hopHeaders are meaningful for one connection only (RFC 9110 7.6.1).
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// ServeHTTP sends r to the members of its user's preference list in
+// order until one answers, and passes the answer back.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		daemon.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading the request body (at most %d bytes): %w", maxBody, err))
+		return
+	}
+	members, err := p.members(r, body)
+	if err != nil {
+		daemon.WriteError(w, http.StatusBadGateway, err)
+		return
+	}
+	var errs []error
+	for _, m := range members {
+		resp, reused, err := p.send(r, m, body)
+		if err != nil {
+			errs = append(errs, err)
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			if retryable(r.Method, reused, err) {
+				p.log.Debug("member did not answer; trying the next", "peer", m, "err", err)
+				continue
+			}
+			break
+		}
+		p.client.NoteVersion(resp.Header.Get(api.HeaderRingVersion))
+		p.copyResponse(w, resp)
+		return
+	}
+	daemon.WriteError(w, http.StatusBadGateway, fmt.Errorf("no member answered %s %s: %w", r.Method, r.URL.Path, errors.Join(errs...)))
+}
+
+// members lists the members to try for r: the preference list of its
+// user (from the path, or the body of POST /v1/users), then the rest of
+// the ring, any of which routes the request itself.
+func (p *Proxy) members(r *http.Request, body []byte) ([]string, error) {
+	rg, err := p.client.Ring(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("learning the ring: %w", err)
+	}
+	name := userOf(r, body)
+	var out []string
+	if name != "" {
+		out = rg.Preference(nil, name)
+	}
+	for _, m := range rg.Members() {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// userOf returns the user a request is about, "" when none.
+func userOf(r *http.Request, body []byte) string {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/users/"); ok {
+		name, _, _ := strings.Cut(rest, "/")
+		if feed.ValidName(name) == nil {
+			return name
+		}
+		return ""
+	}
+	if r.URL.Path == "/v1/users" && r.Method == http.MethodPost {
+		var req api.CreateUserRequest
+		if json.Unmarshal(body, &req) == nil && feed.ValidName(req.Name) == nil {
+			return req.Name
+		}
+	}
+	return ""
+}
+
+func (p *Proxy) send(r *http.Request, member string, body []byte) (resp *http.Response, reused bool, err error) {
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+	ctx := httptrace.WithClientTrace(r.Context(), trace)
+	out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, false, fmt.Errorf("building the request to %s: %w", member, err)
+	}
+	if len(body) == 0 {
+		out.Body = http.NoBody
+	}
+	out.Header = r.Header.Clone()
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	out.Header.Del("X-Forwarded-For")
+	resp, err = p.tr.RoundTrip(out)
+	if err != nil {
+		return nil, reused, fmt.Errorf("%s %s on %s: %w", r.Method, r.URL.Path, member, err)
+	}
+	return resp, reused, nil
+}
+
+// retryable reports whether a request that failed with err may go to
+// the next member: always when it never reached the member (the
+// connection was not made) or met a kept-alive connection that the
+// member had closed (it died, or restarted: a killed process answers
+// nothing more), else only when repeating it is harmless.
+func retryable(method string, reused bool, err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return true
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return !errors.Is(err, context.Canceled)
+	}
+	return false
+}
+
+// copyResponse passes resp back, flushing every read of a live stream
+// at once.
+func (p *Proxy) copyResponse(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	w.WriteHeader(resp.StatusCode)
+	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if stream {
+				if err := rc.Flush(); err != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Listen binds addr; Addr reports the bound address.
+func (p *Proxy) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("proxy listener on %s: %w", addr, err)
+	}
+	p.ln = ln
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (p *Proxy) Addr() net.Addr { return p.ln.Addr() }
+
+// shutdownGrace bounds a graceful stop; live streams are cut after it.
+const shutdownGrace = 5 * time.Second
+
+// Serve serves until ctx is done, then shuts down within shutdownGrace.
+func (p *Proxy) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- p.srv.Serve(p.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("proxy listener: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	err := p.srv.Shutdown(sctx)
+	if err != nil {
+		p.srv.Close() // live streams do not end by themselves
+	}
+	<-errc
+	return nil
+}

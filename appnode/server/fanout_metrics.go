@@ -1,0 +1,58 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fanoutMetrics count fan-out on write and live streams.
+type fanoutMetrics struct {
+	entries    prometheus.Counter // inbox entries written here
+	delivered  prometheus.Counter // outbox entries delivered
+	failed     prometheus.Counter // delivery attempts that failed
+	notPushed  prometheus.Counter // posts of authors above fanout_limit
+	backfilled prometheus.Counter // posts back-filled into inboxes after a follow
+}
+
+// initFanout sets up fan-out and registers its metrics with reg (none
+// when reg is nil).
+func (s *Server) initFanout(reg prometheus.Registerer) {
+	s.fan.init()
+	m := &fanoutMetrics{
+		entries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_inbox_entries_written_total",
+			Help: "Home-timeline inbox entries written on this member (fan-out on write).",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_fanout_deliveries_total",
+			Help: "Outbox entries (inbox deliveries for one member) delivered.",
+		}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_fanout_delivery_errors_total",
+			Help: "Inbox delivery attempts that failed; the entries stay in the outbox and are retried with backoff.",
+		}),
+		notPushed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_fanout_not_pushed_total",
+			Help: "Posts not pushed because their author has more followers than fanout_limit (merged at read time).",
+		}),
+		backfilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_fanout_backfilled_posts_total",
+			Help: "Posts back-filled into a follower's inbox after a follow.",
+		}),
+	}
+	s.fan.metrics = m
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(m.entries, m.delivered, m.failed, m.notPushed, m.backfilled,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "appnode_live_streams",
+			Help: "Live timeline streams served by this member.",
+		}, func() float64 { return float64(s.Streams()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "appnode_fanout_outbox_entries",
+			Help: "Inbox deliveries waiting in this member's outbox.",
+		}, func() float64 {
+			n, _ := s.store.OutboxCount()
+			return float64(n)
+		}))
+}

@@ -1,0 +1,325 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+// Live timelines: GET /v1/users/{name}/timeline/stream serves
+// server-sent events, one per new entry of name's inbox on the member
+// that answers for name (forwarded there from any member; the reverse
+// proxy flushes text/event-stream at once). Each event's id is the post
+// id and its data the post's JSON; a client that reconnects with
+// Last-Event-ID gets the entries after it replayed from the inbox first.
+// Posts of followees above the fan-out limit (never pushed) are polled
+// for at each heartbeat, so they arrive within one heartbeat interval.
+
+const (
+	// subscriberBuffer is how many events wait for a slow stream before
+	// it falls back to replaying from the inbox.
+	subscriberBuffer = 64
+	// maxReplay bounds one replay from the inbox; a client further
+	// behind reads the timeline instead.
+	maxReplay = 1000
+	// recentIDs is how many sent ids a stream remembers to drop an
+	// entry it already sent (replayed, then delivered live).
+	recentIDs = 256
+	// streamRetry is the reconnect delay the stream suggests.
+	streamRetry = 2 * time.Second
+	// maxPolled bounds the posts of not-pushed followees one heartbeat
+	// sends.
+	maxPolled = 50
+)
+
+// hub hands inbox entries stored here to the live streams of their
+// users. It is safe for concurrent use.
+type hub struct {
+	mu     sync.Mutex // guards subs and closed
+	subs   map[string]map[*subscriber]struct{}
+	closed bool
+	done   chan struct{} // closed by close: streams end
+}
+
+// subscriber is one live stream.
+type subscriber struct {
+	ch     chan store.InboxEntry
+	lagged chan struct{} // signalled when an entry did not fit in ch
+}
+
+func (h *hub) init() {
+	h.subs = map[string]map[*subscriber]struct{}{}
+	h.done = make(chan struct{})
+}
+
+func (h *hub) subscribe(name string) *subscriber {
+	sub := &subscriber{ch: make(chan store.InboxEntry, subscriberBuffer), lagged: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs[name] == nil {
+		h.subs[name] = map[*subscriber]struct{}{}
+	}
+	h.subs[name][sub] = struct{}{}
+	return sub
+}
+
+func (h *hub) unsubscribe(name string, sub *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs[name], sub)
+	if len(h.subs[name]) == 0 {
+		delete(h.subs, name)
+	}
+}
+
+// publish hands e to name's streams without blocking: a stream whose
+// buffer is full is told it lagged and catches up from the inbox.
+func (h *hub) publish(name string, e store.InboxEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs[name] {
+		select {
+		case sub.ch <- e:
+		default:
+			select {
+			case sub.lagged <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// close ends every stream (the server is stopping).
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+}
+
+// Streams counts the live timeline streams this member serves.
+func (s *Server) Streams() int {
+	s.fan.hub.mu.Lock()
+	defer s.fan.hub.mu.Unlock()
+	n := 0
+	for _, subs := range s.fan.hub.subs {
+		n += len(subs)
+	}
+	return n
+}
+
+// timelineStream serves GET /v1/users/{name}/timeline/stream.
+func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var last feed.ID
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		var err error
+		if last, err = feed.ParseID(v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("Last-Event-ID: %w", err))
+			return
+		}
+	}
+	if !s.authorize(w, r, name) {
+		return
+	}
+	// Subscribe before the replay, so nothing falls between the two.
+	sub := s.fan.hub.subscribe(name)
+	defer s.fan.hub.unsubscribe(name, sub)
+	st := &eventStream{w: w, rc: http.NewResponseController(w)}
+	// sent is the newest id sent; without Last-Event-ID, now, so that a
+	// stream that lags before its first event still catches up.
+	sent := last
+	if sent.IsZero() {
+		sent = s.horizonNow()
+	}
+	replay := func() error {
+		following, err := s.store.ActiveFollowing(name)
+		if err != nil {
+			return err
+		}
+		follows := map[string]bool{name: true}
+		for _, f := range following {
+			follows[f] = true
+		}
+		es, err := s.store.InboxAfter(name, sent, maxReplay, func(a string) bool { return follows[a] })
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			st.event(e)
+			if e.ID.Compare(sent) > 0 {
+				sent = e.ID
+			}
+		}
+		return st.flush()
+	}
+	// Followees that are not pushed (above the fan-out limit) have no
+	// inbox entries: their posts newer than merged are polled for at
+	// each heartbeat (and sent when emit is set).
+	merged := last
+	pollMerged := func(emit bool) error {
+		following, err := s.store.ActiveFollowing(name)
+		if err != nil {
+			return err
+		}
+		celebs, err := s.readMerged(r.Context(), following)
+		if err != nil || len(celebs) == 0 {
+			return err
+		}
+		posts, _, err := s.mergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
+		if err != nil {
+			return err
+		}
+		newest := merged
+		for i := len(posts) - 1; i >= 0; i-- { // oldest first
+			p := posts[i]
+			if p.ID.Compare(merged) <= 0 {
+				continue
+			}
+			if emit {
+				st.event(store.InboxEntry{RawPost: p})
+			}
+			if p.ID.Compare(newest) > 0 {
+				newest = p.ID
+			}
+		}
+		merged = newest
+		if !emit {
+			return nil
+		}
+		if merged.Compare(sent) > 0 {
+			sent = merged
+		}
+		return st.flush()
+	}
+	if last.IsZero() {
+		// The newest not-pushed post now is the baseline, taken before
+		// the client has an answer: a post it makes after that is new.
+		// (Ids come from each member's own clock, so this member's
+		// "now" is no bound.)
+		if err := pollMerged(false); err != nil {
+			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // for an nginx in front
+	w.WriteHeader(http.StatusOK)
+	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
+	if err := st.flush(); err != nil {
+		return
+	}
+	if !last.IsZero() {
+		if err := replay(); err != nil {
+			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
+			return
+		}
+		if err := pollMerged(true); err != nil {
+			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
+		}
+	}
+	hb := time.NewTicker(time.Duration(s.fan.heartbeat.Load()))
+	defer hb.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.fan.hub.done:
+			return
+		case e := <-sub.ch:
+			if st.sent(e.ID) {
+				continue
+			}
+			st.event(e)
+			if e.ID.Compare(sent) > 0 {
+				sent = e.ID
+			}
+		case <-sub.lagged:
+			// Entries were dropped: everything newer than the newest
+			// sent is in the inbox.
+			if err := replay(); err != nil {
+				return
+			}
+			continue
+		case <-hb.C:
+			if err := pollMerged(true); err != nil {
+				s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
+			}
+			st.comment("heartbeat")
+		}
+		if err := st.flush(); err != nil {
+			return
+		}
+	}
+}
+
+// eventStream writes server-sent events.
+type eventStream struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	recent []feed.ID // the last recentIDs ids sent
+	err    error
+	buf    bytes.Buffer
+}
+
+func (st *eventStream) sent(id feed.ID) bool { return slices.Contains(st.recent, id) }
+
+func (st *eventStream) event(e store.InboxEntry) {
+	if st.sent(e.ID) {
+		return
+	}
+	if len(st.recent) == recentIDs {
+		st.recent = st.recent[1:]
+	}
+	st.recent = append(st.recent, e.ID)
+	st.buf.WriteString("id: ")
+	st.buf.WriteString(e.ID.String())
+	st.buf.WriteString("\ndata: ")
+	// JSON from the store is one line; a newline would end the field.
+	st.buf.Write(bytes.ReplaceAll(bytes.TrimSpace(e.JSON), []byte("\n"), nil))
+	st.buf.WriteString("\n\n")
+}
+
+func (st *eventStream) comment(text string) {
+	for _, line := range bytes.Split([]byte(text), []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("retry:")) {
+			st.buf.Write(line)
+		} else {
+			st.buf.WriteString(": ")
+			st.buf.Write(line)
+		}
+		st.buf.WriteByte('\n')
+	}
+	st.buf.WriteByte('\n')
+}
+
+// streamWriteTimeout bounds one write to a stream's client: a client
+// that stops reading is dropped instead of holding the handler.
+const streamWriteTimeout = 30 * time.Second
+
+// flush writes what is buffered and pushes it to the client.
+func (st *eventStream) flush() error {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("setting a write deadline: %w", err)
+	}
+	if st.buf.Len() > 0 {
+		if _, err := st.w.Write(st.buf.Bytes()); err != nil {
+			return fmt.Errorf("writing events: %w", err)
+		}
+		st.buf.Reset()
+	}
+	if err := st.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("flushing events: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,475 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/ringfront/ringfront/appnode/feed"
+)
+
+// Home-timeline inboxes (fan-out on write) are derived data, kept under
+// prefixes of their own, outside the user, post and edge records that
+// replication and anti-entropy compare:
+//
+//	t/<name>/<post id><author>  one inbox entry: the post's JSON; the
+//	                            author in the key lets a read filter
+//	                            unfollowed authors without decoding
+//	i/<name>                    inbox meta: the horizon (see InboxMeta)
+//	o/<member>\x00<8-byte seq>  one outbox entry: an InboxDelivery still
+//	                            to be made to member, in order
+//
+// An inbox is rebuilt from nothing by the read-time merge, so losing one
+// loses no data, only speed.
+const (
+	inboxPrefix  = "t/"
+	metaPrefix   = "i/"
+	outboxPrefix = "o/"
+)
+
+func init() {
+	kinds["inbox"] = inboxPrefix
+	kinds["outbox"] = outboxPrefix
+}
+
+func inboxUserPrefix(name string) []byte { return []byte(inboxPrefix + name + "/") }
+
+func inboxKey(name string, id feed.ID, author string) []byte {
+	k := append(inboxUserPrefix(name), id[:]...)
+	return append(k, author...)
+}
+
+func metaKey(name string) []byte { return []byte(metaPrefix + name) }
+
+func outboxMemberPrefix(member string) []byte { return []byte(outboxPrefix + member + "\x00") }
+
+// Write is one extra record for AddPost to write in the post's batch:
+// an inbox entry or an outbox entry (see InboxWrite and OutboxWrite).
+type Write struct {
+	key, value []byte
+}
+
+// InboxWrite returns the write that puts post (p's JSON in raw) into
+// user name's inbox.
+func InboxWrite(name string, p feed.Post, raw []byte) Write {
+	return Write{key: inboxKey(name, p.ID, p.Author), value: raw}
+}
+
+// InboxDelivery is what an outbox entry asks a member to do: put Posts
+// into the inboxes of Users, and raise their horizons to at least
+// Horizon (when not zero).
+type InboxDelivery struct {
+	Users   []string    `json:"users"`
+	Posts   []feed.Post `json:"posts"`
+	Horizon feed.ID     `json:"horizon,omitzero"`
+	// Backfill marks older posts of a newly followed author: they are
+	// not new timeline entries, so live streams do not show them.
+	Backfill bool `json:"backfill,omitempty"`
+}
+
+// OutboxWrite returns the write that queues d for member, and the
+// entry it makes (for delivering it at once). Entries are delivered in
+// the order they were queued.
+func (s *Store) OutboxWrite(member string, d InboxDelivery) (Write, OutboxEntry, error) {
+	val, err := json.Marshal(d)
+	if err != nil {
+		return Write{}, OutboxEntry{}, fmt.Errorf("encoding an outbox entry for %s: %w", member, err)
+	}
+	// The hint sequence is unique and increasing for this store; sharing
+	// it keeps outbox entries in order across restarts too.
+	key := binary.BigEndian.AppendUint64(outboxMemberPrefix(member), s.hintSeq.Add(1))
+	return Write{key: key, value: val}, OutboxEntry{Key: key, Delivery: d}, nil
+}
+
+// Queue writes extra records (inbox and outbox entries) on their own,
+// synced.
+func (s *Store) Queue(ws ...Write) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, w := range ws {
+		b.Set(w.key, w.value, nil)
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("queueing %d inbox deliveries: %w", len(ws), err)
+	}
+	return nil
+}
+
+// OutboxEntry is one queued delivery.
+type OutboxEntry struct {
+	Key      []byte // for DeleteOutbox
+	Delivery InboxDelivery
+}
+
+// Outbox returns up to limit of member's queued deliveries, oldest
+// first.
+func (s *Store) Outbox(member string, limit int) ([]OutboxEntry, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("reading the outbox for %s: %w", member, ErrFailed)
+	}
+	lower := outboxMemberPrefix(member)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the outbox for %s: %w", member, err)
+	}
+	var out []OutboxEntry
+	var errs []error
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		e := OutboxEntry{Key: bytes.Clone(it.Key())}
+		if err := json.Unmarshal(it.Value(), &e.Delivery); err != nil {
+			// Never written by this code: drop it rather than block
+			// the member's queue forever.
+			errs = append(errs, fmt.Errorf("outbox entry %q: %w", it.Key(), err))
+			e.Delivery = InboxDelivery{}
+		}
+		out = append(out, e)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("reading the outbox for %s: %w", member, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// DeleteOutbox removes delivered entries, synced.
+func (s *Store) DeleteOutbox(es []OutboxEntry) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, e := range es {
+		b.Delete(e.Key, nil)
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("deleting %d delivered outbox entries: %w", len(es), err)
+	}
+	return nil
+}
+
+// OutboxMembers lists the members with queued deliveries, one seek per
+// member.
+func (s *Store) OutboxMembers() ([]string, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("listing outbox members: %w", ErrFailed)
+	}
+	lower := []byte(outboxPrefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("listing outbox members: %w", err)
+	}
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()[len(outboxPrefix):]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			ok = it.Next()
+			continue
+		}
+		member := string(k[:i])
+		out = append(out, member)
+		ok = it.SeekGE(prefixEnd(outboxMemberPrefix(member)))
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("listing outbox members: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxCount counts the queued deliveries (for metrics and tests).
+func (s *Store) OutboxCount() (int, error) {
+	lower := []byte(outboxPrefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return 0, fmt.Errorf("counting the outbox: %w", err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("counting the outbox: %w", err)
+	}
+	return n, nil
+}
+
+// Deliver applies a delivery to this member's inboxes, synced: every
+// post into every user's inbox (writing an entry twice is harmless, so
+// deliveries are idempotent), and the horizons raised.
+func (s *Store) Deliver(d InboxDelivery) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range d.Posts {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encoding post %s: %w", p.ID, err)
+		}
+		for _, u := range d.Users {
+			b.Set(inboxKey(u, p.ID, p.Author), raw, nil)
+		}
+	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if !d.Horizon.IsZero() {
+		for _, u := range d.Users {
+			if err := s.raiseHorizon(b, u, d.Horizon, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("delivering %d posts to %d inboxes: %w", len(d.Posts), len(d.Users), err)
+	}
+	return nil
+}
+
+// InboxMeta is what a member knows about one user's inbox here.
+type InboxMeta struct {
+	// Horizon: every post of a followed, pushed author with an id at or
+	// above it is in the inbox (once delivered); below it a read merges
+	// the authors' posts instead. Zero means the inbox is complete.
+	Horizon feed.ID `json:"horizon,omitzero"`
+}
+
+// Meta returns user name's inbox meta; ok is false when this member has
+// none, so its inbox cannot be trusted (the user came here by
+// rebalancing, or was created before fan-out).
+func (s *Store) Meta(name string) (m InboxMeta, ok bool, err error) {
+	switch err := s.get(metaKey(name), &m); {
+	case errors.Is(err, ErrNotFound):
+		return m, false, nil
+	case err != nil:
+		return m, false, fmt.Errorf("reading the inbox meta of %s: %w", name, err)
+	}
+	return m, true, nil
+}
+
+// SetHorizon raises user name's horizon to at least h (creating the
+// meta when there is none), synced.
+func (s *Store) SetHorizon(name string, h feed.ID) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if err := s.raiseHorizon(b, name, h, true); err != nil {
+		return err
+	}
+	if err := s.apply(b); err != nil {
+		return fmt.Errorf("storing the inbox horizon of %s: %w", name, err)
+	}
+	return nil
+}
+
+// raiseHorizon adds to b the meta of name with its horizon at least h.
+// Without create, a user with no meta here keeps none: its inbox is not
+// trusted, and a raised horizon would make it look trusted. Callers
+// hold metaMu.
+func (s *Store) raiseHorizon(b *pebble.Batch, name string, h feed.ID, create bool) error {
+	m, ok, err := s.Meta(name)
+	if err != nil {
+		return err
+	}
+	if !ok && !create {
+		return nil
+	}
+	if h.Compare(m.Horizon) > 0 {
+		m.Horizon = h
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding the inbox meta of %s: %w", name, err)
+	}
+	b.Set(metaKey(name), val, nil)
+	return nil
+}
+
+// InboxEntry is one entry read from an inbox.
+type InboxEntry struct {
+	RawPost
+	Author string
+}
+
+// Inbox returns up to limit entries of name's inbox with ids below
+// before (all when zero) and at or above floor, newest first, passing
+// over entries whose author keep rejects; scanned counts the entries
+// looked at. It is one reverse range scan.
+func (s *Store) Inbox(name string, before, floor feed.ID, limit int, keep func(author string) bool) (out []InboxEntry, more bool, err error) {
+	if s.failed.Load() {
+		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, ErrFailed)
+	}
+	if !before.IsZero() && before.Compare(floor) <= 0 {
+		return nil, false, nil // the page is below the floor
+	}
+	prefix := inboxUserPrefix(name)
+	lower := append(bytes.Clone(prefix), floor[:]...)
+	upper := prefixEnd(prefix)
+	if !before.IsZero() {
+		upper = append(bytes.Clone(prefix), before[:]...)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, err)
+	}
+	defer it.Close()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		key := it.Key()
+		if len(key) < len(prefix)+len(feed.ID{}) {
+			continue // not an entry
+		}
+		author := key[len(prefix)+len(feed.ID{}):]
+		if keep != nil && !keep(string(author)) {
+			continue
+		}
+		if len(out) == limit {
+			more = true
+			break
+		}
+		var e InboxEntry
+		copy(e.ID[:], key[len(prefix):])
+		e.Author = string(author)
+		e.JSON = bytes.Clone(it.Value())
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, err)
+	}
+	return out, more, nil
+}
+
+// InboxAfter returns up to limit entries of name's inbox with ids above
+// after, oldest first (a stream's replay after Last-Event-ID).
+func (s *Store) InboxAfter(name string, after feed.ID, limit int, keep func(author string) bool) ([]InboxEntry, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("reading the inbox of %s: %w", name, ErrFailed)
+	}
+	prefix := inboxUserPrefix(name)
+	// Every key of id after sorts below after + 0xff: authors are
+	// [a-z0-9_].
+	lower := append(append(bytes.Clone(prefix), after[:]...), 0xff)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the inbox of %s: %w", name, err)
+	}
+	defer it.Close()
+	var out []InboxEntry
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		key := it.Key()
+		if len(key) < len(prefix)+len(feed.ID{}) {
+			continue
+		}
+		author := string(key[len(prefix)+len(feed.ID{}):])
+		if keep != nil && !keep(author) {
+			continue
+		}
+		var e InboxEntry
+		copy(e.ID[:], key[len(prefix):])
+		e.Author = author
+		e.JSON = bytes.Clone(it.Value())
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("reading the inbox of %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// TrimInbox keeps the newest max entries of name's inbox and deletes
+// the rest, raising the horizon to the oldest entry kept, synced. It
+// reports how many entries it deleted (0 when there were at most max).
+func (s *Store) TrimInbox(name string, max int) (int, error) {
+	if s.failed.Load() {
+		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, ErrFailed)
+	}
+	prefix := inboxUserPrefix(name)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, err)
+	}
+	var keepFrom []byte
+	n := 0
+	ok := it.Last()
+	for ; ok && n < max; ok = it.Prev() {
+		n++
+		if n == max {
+			keepFrom = bytes.Clone(it.Key()) // the iterator reuses its key
+		}
+	}
+	if !ok {
+		return 0, it.Close()
+	}
+	dropped := 0
+	for ; ok; ok = it.Prev() {
+		dropped++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, err)
+	}
+	var horizon feed.ID
+	copy(horizon[:], keepFrom[len(prefix):])
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.DeleteRange(prefix, keepFrom, nil)
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if err := s.raiseHorizon(b, name, horizon, false); err != nil {
+		return 0, err
+	}
+	if err := s.apply(b); err != nil {
+		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, err)
+	}
+	return dropped, nil
+}
+
+// InboxLen counts the entries of name's inbox.
+func (s *Store) InboxLen(name string) (int, error) {
+	prefix := inboxUserPrefix(name)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("counting the inbox of %s: %w", name, err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Close()
+}
+
+// removedMark is how a removed edge's JSON says so (feed.Edge's
+// "removed" field is omitted when false).
+var removedMark = []byte(`"removed":true`)
+
+// ActiveFollowers returns up to max+1 of the users following name (not
+// removed edges), reading keys and not decoding values, so an author
+// with very many followers costs one short scan per post.
+func (s *Store) ActiveFollowers(name string, max int) ([]string, error) {
+	return s.activeEdges(Followers, name, max)
+}
+
+// ActiveFollowing returns the users name follows (not removed edges),
+// without decoding the edges: a timeline read needs it every time.
+func (s *Store) ActiveFollowing(name string) ([]string, error) {
+	return s.activeEdges(Following, name, math.MaxInt-1)
+}
+
+func (s *Store) activeEdges(side Side, name string, max int) ([]string, error) {
+	if s.failed.Load() {
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, ErrFailed)
+	}
+	lower := []byte(string(byte(side)) + "/" + name + "/")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, err)
+	}
+	out := []string{}
+	for ok := it.First(); ok && len(out) <= max; ok = it.Next() {
+		if bytes.Contains(it.Value(), removedMark) {
+			continue
+		}
+		out = append(out, string(it.Key()[len(lower):]))
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("reading the edges of %s: %w", name, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,193 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ringfront/ringfront/appnode/apptest"
+)
+
+// chromium is Debian's browser, which .ci/deps installs.
+const chromium = "/usr/bin/chromium"
+
+// uris records every request URI the cluster saw.
+type uris struct {
+	mu   sync.Mutex // guards list
+	list []string
+}
+
+func (u *uris) add(s string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.list = append(u.list, s)
+}
+
+func (u *uris) containing(s string) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for _, x := range u.list {
+		if strings.Contains(x, s) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// startCluster starts n members on loopback, recording every request
+// URI they see, and returns their URLs.
+func startCluster(t *testing.T, n int, seen *uris) []string {
+	t.Helper()
+	ms := apptest.Cluster(t, n, apptest.Options{Wrap: func(_ int, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.add(r.RequestURI)
+			h.ServeHTTP(w, r)
+		})
+	}})
+	var urls []string
+	for _, m := range ms {
+		urls = append(urls, m.URL)
+	}
+	return urls
+}
+
+// artifactDir is where the screenshot goes: $ARTIFACTS when set (CI
+// keeps it), else the test's temporary directory.
+func artifactDir(t *testing.T) string {
+	if d := os.Getenv("ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestBrowserLiveTimeline drives Debian's Chromium, headless, against a
+// 3-member loopback cluster: two users sign up on the page (each on
+// another member, so each has its own localStorage), one follows the
+// other, the other posts, and the post appears on the first user's open
+// page without a reload.
+func TestBrowserLiveTimeline(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("Chromium is not installed (.ci/deps installs it): ", err)
+	}
+	if testing.Short() {
+		t.Skip("starts Chromium; not in -short")
+	}
+	var seen uris
+	urls := startCluster(t, 3, &seen)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.WindowSize(900, 1000),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses to run as root
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	alice, acl := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	defer acl()
+	if err := chromedp.Do(alice); err != nil { // starts the browser
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	bob, bcl := chromedp.NewContext(alice) // a second tab of the same browser
+	defer bcl()
+
+	poll := func(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(20*time.Millisecond))
+	}
+	signUp := func(tab context.Context, url, name string) string {
+		t.Helper()
+		err := chromedp.Do(tab,
+			chromedp.Navigate(url+"/"),
+			chromedp.WaitVisible(chromedp.ID("signup-name")),
+			chromedp.SetValue(chromedp.ID("signup-name"), name),
+			chromedp.Click(chromedp.ID("signup-btn")),
+			chromedp.WaitVisible(chromedp.ID("token-once")),
+			chromedp.WaitVisible(chromedp.ID("home")),
+		)
+		if err != nil {
+			t.Fatalf("%s signing up: %v", name, err)
+		}
+		token, err := chromedp.Run(tab, chromedp.Text(chromedp.ID("token-value")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.parse(localStorage.getItem("ringfront.session")).token`))
+		if err != nil || stored != token || len(token) < 20 {
+			t.Fatalf("%s's token shown %q, kept %q (%v)", name, token, stored, err)
+		}
+		return token
+	}
+	aliceToken := signUp(alice, urls[0], "alice")
+	signUp(bob, urls[1], "bob")
+
+	err := chromedp.Do(alice,
+		chromedp.SetValue(chromedp.ID("follow-name"), "bob"),
+		chromedp.Click(chromedp.ID("follow-btn")),
+		poll(`document.getElementById("status").textContent.includes("Following @bob")`, 10*time.Second),
+		poll(`document.getElementById("live").textContent === "live"`, 10*time.Second),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(alice, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("alice following bob (status %q): %v", status, err)
+	}
+	err = chromedp.Do(bob,
+		chromedp.SetValue(chromedp.ID("post-text"), "hello alice, from bob's page"),
+		chromedp.Click(chromedp.ID("post-btn")),
+		poll(`document.getElementById("status").textContent === "Posted."`, 10*time.Second),
+	)
+	if err != nil {
+		t.Fatalf("bob posting: %v", err)
+	}
+	posted := time.Now()
+	err = chromedp.Do(alice, poll(`document.getElementById("timeline").textContent.includes("hello alice, from bob's page")`, 5*time.Second))
+	timeline, _ := chromedp.Run(alice, chromedp.Text(chromedp.ID("timeline")))
+	if err != nil {
+		t.Fatalf("bob's post did not appear on alice's open page (timeline %q): %v", timeline, err)
+	}
+	t.Logf("bob's post appeared on alice's page %v after bob's page said Posted.", time.Since(posted).Round(time.Millisecond))
+	if !strings.Contains(timeline, "@bob") {
+		t.Errorf("alice's timeline shows %q, without the author", timeline)
+	}
+
+	// Anyone's posts can be read on the page, without signing in as them.
+	err = chromedp.Do(bob,
+		chromedp.SetValue(chromedp.ID("feed-name"), "bob"),
+		chromedp.Click(chromedp.ID("feed-btn")),
+		poll(`document.getElementById("feed-posts").textContent.includes("hello alice, from bob's page")`, 5*time.Second),
+	)
+	if err != nil {
+		feedText, _ := chromedp.Run(bob, chromedp.Text(chromedp.ID("feed-posts")))
+		t.Errorf("bob's feed on the page (%q): %v", feedText, err)
+	}
+
+	shot, err := chromedp.Run(alice, chromedp.FullScreenshot(100)) // quality 100 gives a PNG
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactDir(t), "browser-live-timeline.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of alice's page: %s", path)
+
+	// The token went only into headers: no URL the cluster saw has it.
+	if leaked := seen.containing(aliceToken); len(leaked) > 0 {
+		t.Errorf("alice's token appeared in request URLs: %v", leaked)
+	}
+}
