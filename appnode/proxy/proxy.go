@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
@@ -90,13 +88,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	for _, m := range members {
-		resp, reused, err := p.send(r, m, body)
+		resp, err := p.send(r, m, body)
 		if err != nil {
 			errs = append(errs, err)
 			if r.Context().Err() != nil {
 				return // the client left
 			}
-			if retryable(r.Method, reused, err) {
+			if retryable(r.Method, err) {
 				p.log.Debug("member did not answer; trying the next", "peer", m, "err", err)
 				continue
 			}
@@ -148,12 +146,10 @@ func userOf(r *http.Request, body []byte) string {
 	return ""
 }
 
-func (p *Proxy) send(r *http.Request, member string, body []byte) (resp *http.Response, reused bool, err error) {
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
-	ctx := httptrace.WithClientTrace(r.Context(), trace)
-	out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
+func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Response, error) {
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
-		return nil, false, fmt.Errorf("building the request to %s: %w", member, err)
+		return nil, fmt.Errorf("building the request to %s: %w", member, err)
 	}
 	if len(body) == 0 {
 		out.Body = http.NoBody
@@ -163,24 +159,23 @@ func (p *Proxy) send(r *http.Request, member string, body []byte) (resp *http.Re
 		out.Header.Del(h)
 	}
 	out.Header.Del("X-Forwarded-For")
-	resp, err = p.tr.RoundTrip(out)
+	resp, err := p.tr.RoundTrip(out)
 	if err != nil {
-		return nil, reused, fmt.Errorf("%s %s on %s: %w", r.Method, r.URL.Path, member, err)
+		return nil, fmt.Errorf("%s %s on %s: %w", r.Method, r.URL.Path, member, err)
 	}
-	return resp, reused, nil
+	return resp, nil
 }
 
 // retryable reports whether a request that failed with err may go to
 // the next member: always when it never reached the member (the
-// connection was not made) or met a kept-alive connection that the
-// member had closed (it died, or restarted: a killed process answers
-// nothing more), else only when repeating it is harmless.
-func retryable(method string, reused bool, err error) bool {
+// connection was not made; net/http itself resends a request that a
+// kept-alive connection closed before reading), else only when
+// repeating it is harmless. A POST that met a closed connection after
+// it was sent is not resent: the member may have stored it before it
+// died, and a second copy would be a second post.
+func retryable(method string, err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	if reused && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
 		return true
 	}
 	switch method {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -139,8 +141,13 @@ func TestProxyKilledOwner(t *testing.T) {
 		}
 	}
 
-	// Kill joe's owner: its port refuses connections from now on.
+	// Kill joe's owner: its port refuses connections from now on. Its
+	// open connections close at once, as a dying process's do, and the
+	// proxy's connection pool sees that within microseconds; a POST
+	// written on such a connection before that is not resent (the
+	// member may have stored it), so give the pool that moment.
 	joeOwner.Kill()
+	time.Sleep(50 * time.Millisecond)
 	deadline := time.Now().Add(20 * time.Second)
 	failed := 0
 	for i := range 10 {
@@ -247,5 +254,29 @@ func TestProxyStream(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("no event through the proxy within 1s")
+	}
+}
+
+// TestRetryable: a request goes to the next member when it never reached
+// the first, or when repeating it is harmless; a POST that may have been
+// stored is not sent twice.
+func TestRetryable(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	for _, tt := range []struct {
+		method string
+		err    error
+		want   bool
+	}{
+		{"POST", dial, true},
+		{"POST", io.EOF, false},
+		{"POST", io.ErrUnexpectedEOF, false},
+		{"GET", io.EOF, true},
+		{"PUT", io.EOF, true},
+		{"DELETE", io.EOF, true},
+		{"GET", context.Canceled, false},
+	} {
+		if got := retryable(tt.method, tt.err); got != tt.want {
+			t.Errorf("retryable(%s, %v) = %v, want %v", tt.method, tt.err, got, tt.want)
+		}
 	}
 }
