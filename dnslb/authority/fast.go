@@ -112,7 +112,7 @@ func (s *Snapshot) buildFastAnswer(n *node, qtype uint16) fastAnswer {
 	if n.service != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA) {
 		variants = n.service.variants(qtype)
 		if variants > 1 {
-			fa.rr = &n.service.rr
+			fa.rr = n.service.rr
 		}
 	}
 	for rot := range variants {

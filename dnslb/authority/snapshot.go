@@ -55,7 +55,7 @@ type node struct {
 type service struct {
 	cfg    *config.Service
 	v4, v6 family
-	rr     atomic.Uint32 // round-robin counter
+	rr     *atomic.Uint32 // round-robin counter, shared with the snapshots built from this one
 }
 
 type family struct {
@@ -78,7 +78,9 @@ func Build(cfg *config.Config, h Health, prev *Snapshot, serials map[string]uint
 		}
 		for _, svc := range z.services {
 			if p := prev.service(svc.cfg.Name); p != nil {
-				svc.rr.Store(p.rr.Load())
+				// The same counter, not a copy of its value: a query
+				// still answering from prev moves this rotation too.
+				svc.rr = p.rr
 			}
 		}
 		s.zones = append(s.zones, z)
@@ -125,7 +127,7 @@ func buildZone(zc *config.Zone, h Health) *zone {
 	}
 	for i := range zc.Services {
 		sc := &zc.Services[i]
-		svc := &service{cfg: sc}
+		svc := &service{cfg: sc, rr: new(atomic.Uint32)}
 		svc.v4 = buildFamily(sc, h, netip.Addr.Is4)
 		svc.v6 = buildFamily(sc, h, func(a netip.Addr) bool { return a.Is6() })
 		// While any target of the service is down, both families get
