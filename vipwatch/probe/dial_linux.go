@@ -8,25 +8,18 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/mdlayher/ndp"
-	"github.com/mdlayher/packet"
 	"golang.org/x/net/icmp"
 	"golang.org/x/sys/unix"
-)
 
-// etherTypeARP is ARP's EtherType (RFC 826).
-const etherTypeARP = 0x0806
+	"github.com/ringfront/ringfront/vipwatch/rawsock"
+)
 
 // DialARP opens a raw packet socket for ARP on the interface called
 // name (CAP_NET_RAW) and returns an ARP prober on it.
 func DialARP(name string) (*ARP, error) {
-	ifi, err := net.InterfaceByName(name)
+	ifi, conn, err := rawsock.ARP(name)
 	if err != nil {
-		return nil, fmt.Errorf("looking up interface %s: %w", name, err)
-	}
-	conn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
-	if err != nil {
-		return nil, fmt.Errorf("opening a raw ARP socket on %s: %w", name, err)
+		return nil, err
 	}
 	a, err := NewARP(ifi, conn)
 	if err != nil {
@@ -39,13 +32,9 @@ func DialARP(name string) (*ARP, error) {
 // DialNDP opens an ICMPv6 socket on the link-local address of the
 // interface called name (CAP_NET_RAW) and returns an NDP prober on it.
 func DialNDP(name string) (*NDP, error) {
-	ifi, err := net.InterfaceByName(name)
+	ifi, c, err := rawsock.NDP(name)
 	if err != nil {
-		return nil, fmt.Errorf("looking up interface %s: %w", name, err)
-	}
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
-	if err != nil {
-		return nil, fmt.Errorf("opening an NDP socket on %s's link-local address: %w", name, err)
+		return nil, err
 	}
 	return NewNDP(ifi, c), nil
 }
