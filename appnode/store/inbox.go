@@ -135,14 +135,17 @@ func (s *Store) Outbox(member string, limit int) ([]OutboxEntry, error) {
 	return out, errors.Join(errs...)
 }
 
-// DeleteOutbox removes delivered entries, synced.
+// DeleteOutbox removes delivered entries (not synced; see below).
 func (s *Store) DeleteOutbox(es []OutboxEntry) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, e := range es {
 		b.Delete(e.Key, nil)
 	}
-	if err := s.apply(b); err != nil {
+	// Not synced: a deletion lost in a crash redelivers the entries,
+	// which their idempotent delivery allows, and a sync here would
+	// cost every post a second one.
+	if err := s.commit(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("deleting %d delivered outbox entries: %w", len(es), err)
 	}
 	return nil

@@ -178,7 +178,10 @@ func (s *Store) writable() error {
 }
 
 // apply writes a batch durably (synced) and atomically.
-func (s *Store) apply(b *pebble.Batch) (err error) {
+func (s *Store) apply(b *pebble.Batch) error { return s.commit(b, pebble.Sync) }
+
+// commit writes a batch atomically, synced as opts says.
+func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(fatal)
@@ -192,7 +195,7 @@ func (s *Store) apply(b *pebble.Batch) (err error) {
 	if err := s.writable(); err != nil {
 		return err
 	}
-	return classify(b.Commit(pebble.Sync))
+	return classify(b.Commit(opts))
 }
 
 func (s *Store) get(key []byte, out any) error {
