@@ -91,7 +91,8 @@ type fanout struct {
 	authors   [authorStripes]sync.Mutex // see lockAuthor
 	metrics   *fanoutMetrics
 
-	mu      sync.Mutex // guards backoff, inserts, counts and celebs
+	mu      sync.Mutex      // guards busy, backoff, inserts, counts and celebs
+	busy    map[string]bool // members an inline delivery is under way to
 	backoff map[string]memberBackoff
 	inserts map[string]int // inbox entries added per user since its last trim
 	counts  map[string]followerCount
@@ -114,6 +115,7 @@ func (f *fanout) init() {
 	f.heartbeat.Store(int64(DefaultStreamHeartbeat))
 	f.kick = make(chan struct{}, 1)
 	f.inline = inlineFanout
+	f.busy = map[string]bool{}
 	f.backoff = map[string]memberBackoff{}
 	f.inserts = map[string]int{}
 	f.counts = map[string]followerCount{}
@@ -282,8 +284,9 @@ func (s *Server) knownCelebrity(author string, limit int) bool {
 }
 
 // deliverQueued delivers outbox entries just written: at once when the
-// fan-out is small (bounded by inlineTimeout, whatever the caller's
-// context), else by RunFanout.
+// fan-out is small and no other inline delivery to the member is under
+// way (bounded by inlineTimeout, whatever the caller's context), else
+// by RunFanout, which it kicks.
 func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	if len(qs) == 0 {
 		return
@@ -311,7 +314,24 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 			failed.Store(true)
 			continue
 		}
+		// One inline delivery to a member at a time: while one is under
+		// way, posts leave theirs to RunFanout, which sends what piled
+		// up in batches, so under load a member gets one call and one
+		// synced write for many posts instead of one each.
+		s.fan.mu.Lock()
+		busy := s.fan.busy[m]
+		s.fan.busy[m] = true
+		s.fan.mu.Unlock()
+		if busy {
+			failed.Store(true) // kicks RunFanout below
+			continue
+		}
 		wg.Go(func() {
+			defer func() {
+				s.fan.mu.Lock()
+				delete(s.fan.busy, m)
+				s.fan.mu.Unlock()
+			}()
 			if err := s.sendOutbox(ctx, m, es); err != nil {
 				s.log.Debug("inline inbox delivery", "op", "fanout", "peer", m, "err", err)
 				failed.Store(true)

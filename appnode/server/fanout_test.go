@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -436,4 +437,90 @@ func TestFanoutMetrics(t *testing.T) {
 	if got := sum("appnode_fanout_deliveries_total"); got < 3 {
 		t.Errorf("appnode_fanout_deliveries_total = %v, want at least 3", got)
 	}
+}
+
+// TestFanoutConcurrentPosts: posts made at once leave their deliveries
+// to a member that is already being delivered to in the outbox, and
+// RunFanout sends them in batches; every post still reaches every
+// inbox, and nothing stays queued.
+func TestFanoutConcurrentPosts(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	users := usersFor(ms, 3)
+	tokens := map[string]string{}
+	for _, u := range users {
+		tokens[u] = createUser(t, ms[0], u)
+	}
+	reader, authors := users[0], users[1:]
+	for _, a := range authors {
+		mustFollow(t, ms[0], "PUT", reader, tokens[reader], a)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, m := range ms {
+		go m.srv.RunFanout(ctx)
+	}
+	const writers, each = 8, 10
+	posted := make(chan feed.ID, writers*each)
+	errs := make(chan string, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			a := authors[w%len(authors)]
+			for i := range each {
+				ans := do(t, nil, "POST", owner(ms, a).url("/v1/users/"+a+"/posts"), tokens[a], api.PostRequest{Text: fmt.Sprintf("%d.%d", w, i)})
+				if ans.code != 201 {
+					errs <- fmt.Sprintf("post = %d %s", ans.code, ans.body)
+					continue
+				}
+				var p feed.Post
+				ans.decode(t, &p)
+				posted <- p.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(posted)
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	want := map[feed.ID]bool{}
+	for id := range posted {
+		want[id] = true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, m := range holders(ms, reader) {
+		for {
+			got := inboxIDs(t, m, reader)
+			n := 0
+			for _, id := range got {
+				if want[id] {
+					n++
+				}
+			}
+			if n == len(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's inbox on %s has %d of %d posts after 10s", reader, m.addr, n, len(want))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, m := range ms {
+		if err := waitUntil(5*time.Second, func() bool { n, _ := m.store.OutboxCount(); return n == 0 }); err != nil {
+			n, _ := m.store.OutboxCount()
+			t.Errorf("%s has %d undelivered outbox entries", m.addr, n)
+		}
+	}
+}
+
+// waitUntil polls cond every 10ms until it holds or d has passed.
+func waitUntil(d time.Duration, cond func() bool) error {
+	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			return fmt.Errorf("not within %v", d)
+		}
+	}
+	return nil
 }
