@@ -50,9 +50,13 @@ func (s *Server) initFanout(reg prometheus.Registerer) {
 		}, func() float64 { return float64(s.Streams()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "appnode_fanout_outbox_entries",
-			Help: "Inbox deliveries waiting in this member's outbox.",
+			Help: "Inbox deliveries waiting in this member's outbox (counted up to 100000).",
 		}, func() float64 {
-			n, _ := s.store.OutboxCount()
+			n, _ := s.store.OutboxCountUpTo(outboxCountLimit)
 			return float64(n)
 		}))
 }
+
+// outboxCountLimit caps the outbox gauge's count, so a scrape reads at
+// most this many entries however long a member has been down.
+const outboxCountLimit = 100_000

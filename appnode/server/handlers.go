@@ -605,7 +605,8 @@ type Status struct {
 	// Rebalance is the progress of streaming users to new replicas
 	// after the last ring change.
 	Rebalance RebalanceStatus `json:"rebalance"`
-	// Outbox counts the fan-out deliveries (outbox entries) waiting.
+	// Outbox counts the fan-out deliveries (outbox entries) waiting, up
+	// to outboxCountLimit.
 	Outbox int `json:"outbox"`
 	// Streams counts the live timeline streams served here.
 	Streams int `json:"streams"`
@@ -614,7 +615,7 @@ type Status struct {
 // Status reports the server's state.
 func (s *Server) Status() Status {
 	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus(), Streams: s.Streams()}
-	st.Outbox, _ = s.store.OutboxCount()
+	st.Outbox, _ = s.store.OutboxCountUpTo(outboxCountLimit)
 	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {

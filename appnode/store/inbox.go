@@ -181,14 +181,19 @@ func (s *Store) OutboxMembers() ([]string, error) {
 }
 
 // OutboxCount counts the queued deliveries (for metrics and tests).
-func (s *Store) OutboxCount() (int, error) {
+func (s *Store) OutboxCount() (int, error) { return s.OutboxCountUpTo(0) }
+
+// OutboxCountUpTo counts the queued deliveries, stopping at limit when
+// it is positive: a metric scraped every few seconds must not read a
+// huge outbox (a member down for hours) every time.
+func (s *Store) OutboxCountUpTo(limit int) (int, error) {
 	lower := []byte(outboxPrefix)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return 0, fmt.Errorf("counting the outbox: %w", err)
 	}
 	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
+	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
 		n++
 	}
 	if err := it.Close(); err != nil {

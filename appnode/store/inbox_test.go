@@ -142,6 +142,9 @@ func TestOutbox(t *testing.T) {
 	if n, _ := s.OutboxCount(); n != 2 {
 		t.Errorf("%d entries left, want 2", n)
 	}
+	if n, _ := s.OutboxCountUpTo(1); n != 1 {
+		t.Errorf("count up to 1 = %d", n)
+	}
 	if got, _, _ := s.Posts("ann", feed.ID{}, 10); len(got) != 1 {
 		t.Errorf("the post written with its outbox entry: %v", got)
 	}
