@@ -786,29 +786,23 @@ func (l *link) retire() {
 }
 
 // retireAll retires every link (forwarding over links was turned off).
-func (p *linkPool) retireAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pl := range p.to {
-		pl.mu.Lock()
-		for _, l := range pl.conns {
-			if l != nil {
-				l.retire()
-			}
-		}
-		pl.mu.Unlock()
-	}
-}
+func (p *linkPool) retireAll() { p.each((*link).retire) }
 
 // closeAll closes every link; requests in flight fail.
 func (p *linkPool) closeAll() {
+	err := errors.New("member shutting down")
+	p.each(func(l *link) { l.close(err) })
+}
+
+// each calls f for every link in the pool.
+func (p *linkPool) each(f func(*link)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pl := range p.to {
 		pl.mu.Lock()
 		for _, l := range pl.conns {
 			if l != nil {
-				l.close(errors.New("member shutting down"))
+				f(l)
 			}
 		}
 		pl.mu.Unlock()
