@@ -209,6 +209,23 @@ func printStatus(w io.Writer, st node.Status) {
 	if st.Outbox > 0 || st.Streams > 0 {
 		fmt.Fprintf(tw, "fan-out\t%d deliveries waiting, %d live streams\n", st.Outbox, st.Streams)
 	}
+	for i, l := range st.Links {
+		label := ""
+		if i == 0 {
+			label = "forwarding"
+		}
+		switch {
+		case !l.HTTPUntil.IsZero():
+			fmt.Fprintf(tw, "%s\t%s over HTTP until %s: %s\n", label, l.Member, l.HTTPUntil.UTC().Format(time.RFC3339), l.Reason)
+		case l.Open > 0:
+			fmt.Fprintf(tw, "%s\t%s over %d member links\n", label, l.Member, l.Open)
+		default:
+			fmt.Fprintf(tw, "%s\t%s no link open (opened on the next forward)\n", label, l.Member)
+		}
+	}
+	if st.LinksServed > 0 {
+		fmt.Fprintf(tw, "links served\t%d from other members\n", st.LinksServed)
+	}
 	fmt.Fprintf(tw, "store\t%.1f MiB on disk", float64(st.Store.DiskBytes)/(1<<20))
 	if st.Store.WritesFail {
 		fmt.Fprint(tw, ", FAILED (restart the node)")

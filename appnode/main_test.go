@@ -134,20 +134,28 @@ func TestPrintStatus(t *testing.T) {
 	st.Liveness = []gossip.State{{Member: "127.0.0.1:8081", Alive: true}, {Member: "127.0.0.1:8082", Since: time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC)}, {Member: "127.0.0.1:8083"}}
 	st.HintsByMember = map[string]int{"127.0.0.1:8083": 7, "127.0.0.1:8082": 12}
 	st.Rebalance = server.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
+	st.Links = []server.LinkStatus{
+		{Member: "127.0.0.1:8082", Open: 2},
+		{Member: "127.0.0.1:8083", HTTPUntil: time.Date(2026, 11, 27, 4, 31, 0, 0, time.UTC), Reason: "it refused the cluster secret"},
+	}
+	st.LinksServed = 3
 	printStatus(&b, st)
-	want := `node       app1
-advertise  127.0.0.1:8081
-routing    forward
-ring       abcd (128 vnodes, 2 replicas, successor)
-members    127.0.0.1:8081 (this member)
-           127.0.0.1:8082
-liveness   127.0.0.1:8081 alive
-           127.0.0.1:8082 dead since 2026-11-27T04:30:00Z
-           127.0.0.1:8083 not seen yet
-hints      12 waiting for 127.0.0.1:8082
-           7 waiting for 127.0.0.1:8083
-rebalance  abcd -> ef01: 40 users streamed, 3 pending
-store      3.0 MiB on disk
+	want := `node          app1
+advertise     127.0.0.1:8081
+routing       forward
+ring          abcd (128 vnodes, 2 replicas, successor)
+members       127.0.0.1:8081 (this member)
+              127.0.0.1:8082
+liveness      127.0.0.1:8081 alive
+              127.0.0.1:8082 dead since 2026-11-27T04:30:00Z
+              127.0.0.1:8083 not seen yet
+hints         12 waiting for 127.0.0.1:8082
+              7 waiting for 127.0.0.1:8083
+rebalance     abcd -> ef01: 40 users streamed, 3 pending
+forwarding    127.0.0.1:8082 over 2 member links
+              127.0.0.1:8083 over HTTP until 2026-11-27T04:31:00Z: it refused the cluster secret
+links served  3 from other members
+store         3.0 MiB on disk
 `
 	if b.String() != want {
 		t.Errorf("status table:\n%s\nwant:\n%s", b.String(), want)

@@ -610,12 +610,17 @@ type Status struct {
 	Outbox int `json:"outbox"`
 	// Streams counts the live timeline streams served here.
 	Streams int `json:"streams"`
+	// Links is how this member forwards to each member it has forwarded
+	// to; LinksServed counts the links other members have open to it.
+	Links       []LinkStatus `json:"links,omitempty"`
+	LinksServed int          `json:"links_served"`
 }
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
 	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus(), Streams: s.Streams()}
 	st.Outbox, _ = s.store.OutboxCountUpTo(outboxCountLimit)
+	st.Links, st.LinksServed = s.links.status(), s.served.count()
 	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {

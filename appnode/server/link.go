@@ -64,6 +64,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -550,6 +551,48 @@ type peerLinks struct {
 	conns   [linkConns]*link
 	next    int
 	httpTil time.Time // the peer refused a link: HTTP until then
+	why     string    // and why
+}
+
+// LinkStatus is how this member forwards to another, for appnode status.
+type LinkStatus struct {
+	Member string `json:"member"`
+	// Open counts the links open to it.
+	Open int `json:"open"`
+	// HTTPUntil, when set, is until when requests go over HTTP because
+	// the member refused a link (Reason says why).
+	HTTPUntil time.Time `json:"http_until,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// status lists the members this member has forwarded to.
+func (p *linkPool) status() []LinkStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]LinkStatus, 0, len(p.to))
+	for m, pl := range p.to {
+		st := LinkStatus{Member: m}
+		pl.mu.Lock()
+		for _, l := range pl.conns {
+			if l != nil && l.usable() {
+				st.Open++
+			}
+		}
+		if time.Now().Before(pl.httpTil) {
+			st.HTTPUntil, st.Reason = pl.httpTil, pl.why
+		}
+		pl.mu.Unlock()
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b LinkStatus) int { return strings.Compare(a.Member, b.Member) })
+	return out
+}
+
+// count counts the links other members have open to this one.
+func (ls *linkSet) count() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return len(ls.conns)
 }
 
 // link is one link to a member.
@@ -604,7 +647,7 @@ func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
 	// one link instead of each dialling their own.
 	l, err := p.dial(ctx, member)
 	if errors.Is(err, errLinkUnsupported) {
-		pl.httpTil = time.Now().Add(linkRetryHTTP)
+		pl.httpTil, pl.why = time.Now().Add(linkRetryHTTP), err.Error()
 	}
 	if err != nil {
 		return nil, err
