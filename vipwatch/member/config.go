@@ -89,13 +89,15 @@ type NotifyConfig struct {
 
 // WitnessConfig is the `witness:` section.
 type WitnessConfig struct {
-	// Targets are IPv4 addresses on the VIPs' segment; one answering
-	// is enough. Empty: the interface's IPv4 default gateways, looked
-	// up when the daemon starts.
+	// Targets are addresses on the VIPs' segment; one answering is
+	// enough. IPv6 targets (link-local ones too, such as a router's
+	// fe80::1) need method arp. Empty: the interface's IPv4 default
+	// gateways, looked up when the daemon starts.
 	Targets []netip.Addr `mapstructure:"targets"`
-	// Method is arp (an ARP request on the interface: the target must
-	// be on the segment) or icmp (an echo request on a socket bound to
-	// the interface).
+	// Method is arp (neighbour resolution on the interface: an ARP
+	// request for an IPv4 target, an NDP neighbour solicitation for an
+	// IPv6 one; the target must be on the segment) or icmp (an IPv4
+	// echo request on a socket bound to the interface).
 	Method string `mapstructure:"method"`
 	// Interval between witness rounds; Timeout is how long a round
 	// waits for answers, and bounds the VIP probes too (with half of
@@ -274,24 +276,26 @@ func (c *Config) Validate() error {
 const DefaultRuntimeDir = "/run/vipwatch"
 
 func (w *WitnessConfig) validate(vips map[netip.Addr]string) error {
-	for i, t := range w.Targets {
-		key := fmt.Sprintf("targets[%d]", i)
-		if !t.Is4() {
-			return config.Errorf(key, t, "is not an IPv4 address (witnesses are reached with ARP or ICMP over IPv4)")
-		}
-		if t.IsUnspecified() || t.IsMulticast() || t.IsLoopback() || t == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-			return config.Errorf(key, t, "is not a unicast address of another machine")
-		}
-		if other, ok := vips[t]; ok {
-			return config.Errorf(key, t, "is a VIP (%s): a witness must be another machine", other)
-		}
-	}
 	switch w.Method {
 	case "":
 		w.Method = WitnessARP
 	case WitnessARP, WitnessICMP:
 	default:
 		return config.Errorf("method", w.Method, "must be %q or %q", WitnessARP, WitnessICMP)
+	}
+	for i, t := range w.Targets {
+		key := fmt.Sprintf("targets[%d]", i)
+		switch {
+		case t.Zone() != "" || t.Is4In6():
+			return config.Errorf(key, t, "is not a plain IPv4 or IPv6 address (no zone, no IPv4-mapped form)")
+		case t.Is6() && w.Method == WitnessICMP:
+			return config.Errorf(key, t, "is IPv6, and ICMP witnesses are pinged over IPv4; use method arp, which asks IPv6 targets with NDP")
+		case t.IsUnspecified() || t.IsMulticast() || t.IsLoopback() || t == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return config.Errorf(key, t, "is not a unicast address of another machine")
+		}
+		if other, ok := vips[t]; ok {
+			return config.Errorf(key, t, "is a VIP (%s): a witness must be another machine", other)
+		}
 	}
 	if w.Interval == 0 {
 		w.Interval = DefaultWitnessInterval

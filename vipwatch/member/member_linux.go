@@ -60,11 +60,21 @@ func Open(cfg Config, key []byte, log *slog.Logger) (*Member, error) {
 			}
 			m.witnessAsk = p
 		default:
-			p, err := probe.DialARP(cfg.Interface)
-			if err != nil {
-				return nil, fmt.Errorf("opening the witness prober: %w", err)
+			// ARP for IPv4 targets, NDP for IPv6 ones.
+			var fa familyAsker
+			for _, t := range m.witnessTargets {
+				switch {
+				case t.Is4() && fa.v4 == nil:
+					if fa.v4, err = probe.DialARP(cfg.Interface); err != nil {
+						return nil, fmt.Errorf("opening the witness prober: %w", err)
+					}
+				case t.Is6() && fa.v6 == nil:
+					if fa.v6, err = probe.DialNDP(cfg.Interface); err != nil {
+						return nil, fmt.Errorf("opening the witness prober: %w", err)
+					}
+				}
 			}
-			m.witnessAsk = p
+			m.witnessAsk = fa
 		}
 		// VIP probes get sockets of their own: a witness round and a
 		// VIP probe may run at once, and each reads its own answers.

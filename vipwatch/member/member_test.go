@@ -285,7 +285,16 @@ func TestConfigValidate(t *testing.T) {
 		{"mapped vip", func(c *Config) { c.HomeVIPs = []netip.Prefix{netip.MustParsePrefix("::ffff:198.51.100.10/120")} }, `home_vips[0]: "::ffff:198.51.100.10/120" is not an IPv4 or IPv6 prefix`},
 		{"witness ok", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}} }, ""},
 		{"witness default gateway", func(c *Config) { c.Witness = &WitnessConfig{Method: "arp"} }, ""},
-		{"witness ipv6 target", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("2001:db8::1")}} }, `witness.targets[0]: "2001:db8::1" is not an IPv4 address`},
+		{"witness ipv6 target", func(c *Config) {
+			c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::1"), gw}}
+		}, ""},
+		{"witness ipv6 target pinged", func(c *Config) {
+			c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("2001:db8::1")}, Method: "icmp"}
+		}, `witness.targets[0]: "2001:db8::1" is IPv6, and ICMP witnesses are pinged over IPv4; use method arp`},
+		{"witness ipv6 multicast", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("ff02::1")}} }, `"ff02::1" is not a unicast address`},
+		{"witness mapped", func(c *Config) {
+			c.Witness = &WitnessConfig{Targets: []netip.Addr{netip.MustParseAddr("::ffff:198.51.100.1")}}
+		}, `is not a plain IPv4 or IPv6 address`},
 		{"witness target is a vip", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw, vip2.Addr()}} }, `witness.targets[1]: "198.51.100.20" is a VIP (partner_vips[0])`},
 		{"witness method", func(c *Config) { c.Witness = &WitnessConfig{Targets: []netip.Addr{gw}, Method: "tcp"} }, `witness.method: "tcp" must be "arp" or "icmp"`},
 		{"witness timeout", func(c *Config) {

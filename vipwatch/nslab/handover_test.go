@@ -87,11 +87,13 @@ func startProbes(ctx context.Context, t *testing.T, d *drill) (udp, http *Prober
 // checkProbes stops the probers and checks them after moves moves of
 // the VIP. UDP requests must all be answered, by fe1 first and then
 // fe2. An HTTP request fails only if its connection is open at the
-// instant the client learns the VIP's new MAC address: its next segment
-// goes to the new holder, which knows no such connection and resets
-// it. That window is a fraction of a millisecond per move, inherent in
-// moving an address between machines; the check allows one reset per
-// move and no other failure.
+// instant the VIP moves: a segment that reaches the new holder, which
+// knows no such connection, is reset; one that reaches the old holder
+// just after it let the address go is dropped, and the connection
+// times out (the probe's deadline is shorter than TCP's first
+// retransmission). That window is a fraction of a millisecond per move,
+// inherent in moving an address between machines; the check allows one
+// such failure per move and no other.
 func checkProbes(t *testing.T, udp, http *Prober, moves int) {
 	t.Helper()
 	udp.Stop()
@@ -107,11 +109,11 @@ func checkProbes(t *testing.T, udp, http *Prober, moves int) {
 	sent, failures, _ = http.Result()
 	t.Logf("HTTP: %d probes, %d failed", sent, len(failures))
 	for _, f := range failures {
-		if !strings.Contains(f, "connection reset by peer") {
-			t.Errorf("HTTP probe failed other than by a reset at the MAC switch: %s", f)
+		if !strings.Contains(f, "connection reset by peer") && !strings.Contains(f, "i/o timeout") {
+			t.Errorf("HTTP probe failed other than by a reset or a lost segment at the move: %s", f)
 		}
 	}
 	if len(failures) > moves {
-		t.Errorf("%d HTTP probes reset in %d moves, want at most one a move:\n%s", len(failures), moves, strings.Join(failures, "\n"))
+		t.Errorf("%d HTTP probes failed in %d moves, want at most one a move:\n%s", len(failures), moves, strings.Join(failures, "\n"))
 	}
 }

@@ -2,6 +2,7 @@ package nslab
 
 import (
 	"context"
+	"net/netip"
 	"regexp"
 	"strings"
 	"syscall"
@@ -120,4 +121,31 @@ func TestIPv6(t *testing.T) {
 		}
 		d.requestTo(VIP6a, "fe2")
 	})
+}
+
+// TestIPv6Witness: a witness named by an IPv6 address only (the client,
+// 2001:db8::100) is asked with NDP neighbour solicitations. It answers,
+// so both nodes serve (no fault), and when fe1 dies fe2 claims its
+// VIPs, which it would not do without a witness answer.
+func TestIPv6Witness(t *testing.T) {
+	d := newDrill(t, "w")
+	d.v.IPv6 = true
+	d.v.Extra = strings.Replace(witnessYAML, "method: arp", `targets: ["`+ClientIP6.Addr().String()+`"], method: arp`, 1)
+	d.start("fe1", true)
+	d.start("fe2", true)
+	d.settle()
+	d.holders(VIP6a, "fe1")
+	d.holders(VIP6b, "fe2")
+	st := d.status("fe2")
+	if !strings.Contains(st, "witness arp "+ClientIP6.Addr().String()+": reachable") || strings.Contains(st, "FAULT") {
+		t.Fatalf("fe2's witness over NDP:\n%s", st)
+	}
+	d.procs["fe1"].Signal(syscall.SIGKILL)
+	d.procs["fe1"].Wait(5 * time.Second)
+	for _, vip := range []netip.Prefix{VIP1, VIP6a} {
+		if err := WaitFor(3*time.Second, "fe2 to claim "+vip.String(), func() (bool, error) { return d.lab.Holds(d.lab.FE2, vip) }); err != nil {
+			t.Fatalf("%v\nfe2's status:\n%s", err, d.status("fe2"))
+		}
+	}
+	d.requestTo(VIP6a, "fe2")
 }
