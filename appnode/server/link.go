@@ -260,13 +260,24 @@ func (d *decoder) header() http.Header {
 }
 
 func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
+	b = binary.AppendUvarint(b, uint64(countHeader(h, skip)))
+	return appendPairs(b, h, skip)
+}
+
+// countHeader counts h's values whose names skip does not refuse.
+func countHeader(h http.Header, skip func(string) bool) int {
 	n := 0
 	for k, vs := range h {
 		if !skip(k) {
 			n += len(vs)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(n))
+	return n
+}
+
+// appendPairs appends h's name and value pairs, less the names skip
+// refuses, without the count that leads them in a frame.
+func appendPairs(b []byte, h http.Header, skip func(string) bool) []byte {
 	for k, vs := range h {
 		if skip(k) {
 			continue
@@ -863,36 +874,26 @@ func streaming(r *http.Request) bool {
 // instead; it sets plan.unreachable when the request did not reach the
 // owner.
 func (s *Server) forwardLink(w http.ResponseWriter, r *http.Request, plan *forwardPlan) bool {
-	l, err := s.links.get(r.Context(), plan.owner)
-	if errors.Is(err, errLinkUnsupported) {
-		return false
-	}
-	if err == nil {
+	frame := s.linkRequest(r, plan)
+	var err error
+	// A second try only after errLinkUnsent: the owner was draining and
+	// never read the request; a redial tells whether it is still there.
+	for try := 0; try < 2 && (try == 0 || errors.Is(err, errLinkUnsent)); try++ {
+		var l *link
+		if l, err = s.links.get(r.Context(), plan.owner); err != nil {
+			if errors.Is(err, errLinkUnsupported) {
+				return false
+			}
+			s.metrics.forwardErrors.Inc()
+			break
+		}
 		var payload []byte
-		payload, err = l.roundTrip(r.Context(), s.linkRequest(r, plan), plan.body)
-		if err == nil {
-			err = writeLinkAnswer(w, payload)
-			if err == nil {
+		if payload, err = l.roundTrip(r.Context(), frame, plan.body); err == nil {
+			if err = writeLinkAnswer(w, payload); err == nil {
 				return true
 			}
 		}
-	}
-	s.metrics.forwardErrors.Inc()
-	if errors.Is(err, errLinkUnsent) {
-		// Drained by a shutting-down owner; a redial tells whether it
-		// is still there.
-		l, derr := s.links.get(r.Context(), plan.owner)
-		if derr == nil {
-			payload, rerr := l.roundTrip(r.Context(), s.linkRequest(r, plan), plan.body)
-			if rerr == nil && writeLinkAnswer(w, payload) == nil {
-				return true
-			}
-			if rerr != nil {
-				err = rerr
-			}
-		} else {
-			err = derr
-		}
+		s.metrics.forwardErrors.Inc()
 	}
 	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
 	switch {
@@ -932,30 +933,10 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback ||
 			k == HeaderCluster || k == "Content-Length"
 	}
-	n := 0
-	for k, vs := range r.Header {
-		if !skipIn(k) {
-			n += len(vs)
-		}
-	}
-	for _, vs := range extra {
-		n += len(vs)
-	}
-	b = binary.AppendUvarint(b, uint64(n))
-	for k, vs := range r.Header {
-		if skipIn(k) {
-			continue
-		}
-		for _, v := range vs {
-			b = appendString(appendString(b, k), v)
-		}
-	}
-	for k, vs := range extra {
-		for _, v := range vs {
-			b = appendString(appendString(b, k), v)
-		}
-	}
-	return b
+	keep := func(string) bool { return false }
+	b = binary.AppendUvarint(b, uint64(countHeader(r.Header, skipIn)+countHeader(extra, keep)))
+	b = appendPairs(b, r.Header, skipIn)
+	return appendPairs(b, extra, keep)
 }
 
 // writeLinkAnswer writes an answer frame to the client.
