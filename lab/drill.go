@@ -259,23 +259,42 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	}
 	d := &drillRun{users: fmt.Sprintf("d%d", time.Now().Unix()%100000), before: holders()}
 	reportPath := filepath.Join(l.run, "drill-"+dr.name+".json")
+	readyPath := filepath.Join(l.run, "drill-"+dr.name+".ready")
 	os.Remove(reportPath)
-	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "load", "-prefix", d.users, "-report", reportPath)
-	loadLog, _ := os.Create(filepath.Join(l.run, "drill-"+dr.name+".log"))
+	os.Remove(readyPath)
+	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "load", "-prefix", d.users, "-report", reportPath, "-ready", readyPath)
+	loadLogPath := filepath.Join(l.run, "drill-"+dr.name+".log")
+	loadLog, _ := os.Create(loadLogPath)
 	defer loadLog.Close()
 	load.Stdout, load.Stderr = loadLog, loadLog
 	if err := load.Start(); err != nil {
 		return nil, err
 	}
+	// The fault waits for the load's users to exist: a user whose
+	// members the drill takes down could not be created during it.
+	loadExited := make(chan error, 1)
+	go func() { loadExited <- load.Wait() }()
 	stopLoad := func() {
 		load.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- load.Wait() }()
 		select {
-		case <-done:
+		case <-loadExited:
 		case <-time.After(60 * time.Second):
 			load.Process.Kill()
-			<-done
+			<-loadExited
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(readyPath); err == nil {
+			break
+		}
+		select {
+		case err := <-loadExited:
+			return nil, fmt.Errorf("the client load stopped before the drill (%v); see %s", err, loadLogPath)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stopLoad()
+			return nil, fmt.Errorf("the client load was not ready within 30s; see %s", loadLogPath)
 		}
 	}
 	fmt.Printf("drill %s: %s\n", dr.name, dr.what)
@@ -298,7 +317,7 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	d.after = holders()
 	b, err := os.ReadFile(reportPath)
 	if err != nil {
-		return d, fmt.Errorf("the client load wrote no report (see %s): %w", loadLog.Name(), err)
+		return d, fmt.Errorf("the client load wrote no report (see %s): %w", loadLogPath, err)
 	}
 	if err := json.Unmarshal(b, &d.report); err != nil {
 		return d, err

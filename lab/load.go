@@ -54,6 +54,7 @@ func runLoad(args []string) error {
 	prefix := fs.String("prefix", fmt.Sprintf("load%d", time.Now().Unix()%100000), "user names are PREFIX_0, PREFIX_1, ...")
 	interval := fs.Duration("interval", 10*time.Millisecond, "time between operations")
 	report := fs.String("report", "", "where to write the report (JSON)")
+	ready := fs.String("ready", "", "a file to create once the users exist and the load starts")
 	maxRun := fs.Duration("max", 5*time.Minute, "stop after this long even without SIGTERM")
 	fs.Parse(args)
 
@@ -82,6 +83,11 @@ func runLoad(args []string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("creating user %s: %w", name, err)
+		}
+	}
+	if *ready != "" {
+		if err := os.WriteFile(*ready, nil, 0o644); err != nil {
+			return fmt.Errorf("saying the load is ready: %w", err)
 		}
 	}
 	tick := time.NewTicker(*interval)
