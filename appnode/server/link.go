@@ -314,6 +314,7 @@ type servedLink struct {
 	c        net.Conn
 	w        frameWriter
 	lastRead atomic.Uint64
+	authed   atomic.Bool // the peer answered the challenge
 	stopping atomic.Bool
 	handlers sync.WaitGroup
 	done     chan struct{}
@@ -362,6 +363,7 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	if l.w.write(idAuth, []byte(linkAccepted), nil) != nil {
 		return
 	}
+	l.authed.Store(true)
 	s.metrics.linksServed.Inc()
 	defer s.metrics.linksServed.Dec()
 
@@ -599,11 +601,18 @@ func (p *linkPool) status() []LinkStatus {
 	return out
 }
 
-// count counts the links other members have open to this one.
+// count counts the links other members have open to this one (those
+// still in the handshake, or refused and closing, not included).
 func (ls *linkSet) count() int {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	return len(ls.conns)
+	n := 0
+	for l := range ls.conns {
+		if l.authed.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // link is one link to a member.
