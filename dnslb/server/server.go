@@ -17,7 +17,6 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringfront/ringfront/dnslb/authority"
 	"github.com/ringfront/ringfront/dnslb/config"
@@ -72,7 +71,7 @@ type Server struct {
 	notifyMu  sync.Mutex // guards notifiers
 	notifiers map[string]*secondaryNotifier
 
-	udp       []*net.UDPConn
+	udp       []*udpSocket
 	tcp       []*dns.Server
 	tcpLns    []net.Listener
 	tcpStats  *stats
@@ -187,6 +186,7 @@ func (s *Server) Start(ctx context.Context) error {
 		bg.Wait()
 		return err
 	}
+	raiseProcs(len(s.udp))
 	var serving sync.WaitGroup
 	for _, c := range s.udp {
 		st := s.metrics.newStats()
@@ -287,47 +287,30 @@ func isPortZero(addr string) bool {
 	return p == "0"
 }
 
-var reusePort = net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}}
-
 func (s *Server) listenOne(cfg *config.Config, addr string, sockets int) error {
-	ctx := context.Background()
-	var conns []*net.UDPConn
-	first, err := reusePort.ListenPacket(ctx, "udp", addr)
+	var conns []*udpSocket
+	first, err := listenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s/udp: %w", addr, err)
 	}
-	conns = append(conns, first.(*net.UDPConn))
-	bound := first.LocalAddr().String()
+	conns = append(conns, first)
+	bound := first.addr()
 	for len(conns) < sockets {
-		c, err := reusePort.ListenPacket(ctx, "udp", bound)
+		c, err := listenUDP(bound)
 		if err != nil {
 			for _, c := range conns {
-				c.Close()
+				c.close()
 			}
 			return fmt.Errorf("listening on %s/udp: %w", bound, err)
 		}
-		conns = append(conns, c.(*net.UDPConn))
+		conns = append(conns, c)
 	}
 	ln, err := net.Listen("tcp", bound)
 	if err != nil {
 		for _, c := range conns {
-			c.Close()
+			c.close()
 		}
 		return fmt.Errorf("listening on %s/tcp: %w", bound, err)
-	}
-	for _, c := range conns {
-		// A deep receive buffer absorbs bursts while a goroutine is
-		// descheduled; the kernel caps it at net.core.rmem_max.
-		c.SetReadBuffer(4 << 20)
 	}
 	s.udp = append(s.udp, conns...)
 	s.tcpLns = append(s.tcpLns, ln)
@@ -359,7 +342,7 @@ func acceptQueries(dh dns.Header) dns.MsgAcceptAction {
 
 func (s *Server) closeListeners() {
 	for _, c := range s.udp {
-		c.Close()
+		c.close()
 	}
 	for _, srv := range s.tcp {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -377,7 +360,7 @@ func (s *Server) closeListeners() {
 func (s *Server) UDPAddrs() []string {
 	var out []string
 	for _, c := range s.udp {
-		a := c.LocalAddr().String()
+		a := c.addr()
 		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
