@@ -64,19 +64,14 @@ func (f *configFlags) loadWithToken() (*config.Config, []byte, error) {
 }
 
 func (f *configFlags) load() (*config.Config, error) {
-	var cfg config.Config
-	err := iconfig.Load(iconfig.Options{
+	return config.Load(iconfig.Options{
 		File:      f.file,
 		EnvPrefix: config.EnvPrefix,
 		Flags: map[string]*pflag.Flag{
 			"listen":       f.fs.Lookup("listen"),
 			"admin.listen": f.fs.Lookup("admin-listen"),
 		},
-	}, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	})
 }
 
 func rootCmd() *cobra.Command {
@@ -135,7 +130,13 @@ func checkConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid\n%s", cf.file, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid\n", cf.file)
+			for _, z := range cfg.Zones {
+				for _, w := range z.Warnings {
+					fmt.Fprintf(cmd.OutOrStdout(), "# warning: zone %s: %s\n", z.Origin, w)
+				}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}

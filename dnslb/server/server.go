@@ -174,6 +174,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn("first health round incomplete; targets not yet checked count as down", "op", "start", "err", err)
 	}
 	s.rebuild()
+	s.logWarnings(cfg, "start")
 
 	if err := s.listen(cfg); err != nil {
 		stopRun()
@@ -613,8 +614,19 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.rebuildMu.Unlock()
 	s.rebuild()
 	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.logWarnings(cfg, "reload")
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
 	return nil
+}
+
+// logWarnings logs what the config loaded with a warning: zone-file
+// records that services override.
+func (s *Server) logWarnings(cfg *config.Config, op string) {
+	for _, z := range cfg.Zones {
+		for _, w := range z.Warnings {
+			s.log.Warn(w, "op", op, "zone", z.Origin)
+		}
+	}
 }
 
 // udpSize is the configured largest UDP answer.

@@ -122,11 +122,7 @@ func writeConfig(t *testing.T, path string, ts []*target, extra string) {
 
 func loadFile(path string) func() (*config.Config, error) {
 	return func() (*config.Config, error) {
-		var c config.Config
-		if err := iconfig.Load(iconfig.Options{File: path}, &c); err != nil {
-			return nil, err
-		}
-		return &c, nil
+		return config.Load(iconfig.Options{File: path})
 	}
 }
 
