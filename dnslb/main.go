@@ -10,7 +10,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -221,12 +223,14 @@ func printStatus(cmd *cobra.Command, st server.Status) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "SERVICE\tTARGET\tSTATE\tANSWERED\tFOR\tOK/FAIL\tLAST CHECK\tRESULT")
+	var drained []server.TargetStatus
 	sort.SliceStable(st.Targets, func(i, j int) bool { return st.Targets[i].Service < st.Targets[j].Service })
 	now := time.Now()
 	for _, t := range st.Targets {
 		state := t.State
 		if t.Drained {
 			state += " (drained)"
+			drained = append(drained, t)
 		}
 		ans := "no"
 		if t.Answered {
@@ -234,6 +238,17 @@ func printStatus(cmd *cobra.Command, st server.Status) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s ago\t%s\n", t.Service, t.Address, state, ans,
 			age(now, t.Since), t.Successes, t.Failures, age(now, t.LastCheck), t.LastResult)
+	}
+	if len(drained) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "DRAINED\tTARGET\tBY\tSINCE\tREASON")
+		for _, t := range drained {
+			since := "-"
+			if !t.DrainedSince.IsZero() {
+				since = t.DrainedSince.Local().Format(time.RFC3339) + " (" + age(now, t.DrainedSince) + " ago)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Service, t.Address, t.DrainedBy, since, t.DrainReason)
+		}
 	}
 	w.Flush()
 }
@@ -247,7 +262,8 @@ func age(now, t time.Time) string {
 
 func drainCmd(verb string) *cobra.Command {
 	var af adminFlags
-	short := "Stop answering a target whatever its health"
+	var reason, by string
+	short := "Stop answering a target whatever its health (kept across restarts)"
 	if verb == "undrain" {
 		short = "Answer a drained target again (if healthy)"
 	}
@@ -257,7 +273,11 @@ func drainCmd(verb string) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var t server.TargetStatus
-			path := "/v1/targets/" + strings.TrimSuffix(args[0], ".") + "./" + args[1] + "/" + verb
+			q := url.Values{"by": {by}}
+			if reason != "" {
+				q.Set("reason", reason)
+			}
+			path := "/v1/targets/" + url.PathEscape(strings.TrimSuffix(args[0], ".")+".") + "/" + url.PathEscape(args[1]) + "/" + verb + "?" + q.Encode()
 			if err := af.call(cmd.Context(), "POST", path, 5*time.Second, &t); err != nil {
 				return err
 			}
@@ -266,7 +286,29 @@ func drainCmd(verb string) *cobra.Command {
 		},
 	}
 	af.add(cmd)
+	cmd.Flags().StringVar(&by, "by", whoami(), "who drains, as status shows it")
+	if verb == "drain" {
+		cmd.Flags().StringVar(&reason, "reason", "", "why, as status shows it")
+	}
 	return cmd
+}
+
+// whoami is the operator as user@host; sudo's caller rather than root.
+func whoami() string {
+	name := os.Getenv("SUDO_USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	host, _ := os.Hostname()
+	switch {
+	case name == "":
+		return host
+	case host == "":
+		return name
+	}
+	return name + "@" + host
 }
 
 func reloadCmd() *cobra.Command {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +52,11 @@ type Config struct {
 	CookieSecretFile string `mapstructure:"cookie_secret_file"`
 	// CookieSecret is read from CookieSecretFile by Validate.
 	CookieSecret []byte `mapstructure:"-" secret:"true"`
+	// StateDir is where the admin state file (drains, with who made them
+	// and why) is kept, so drains survive a restart. Empty means
+	// $STATE_DIRECTORY, which systemd sets from the unit's
+	// StateDirectory=; with neither, drains live in memory only.
+	StateDir string `mapstructure:"state_dir"`
 	// TSIGKeys are the keys secondaries sign their transfer requests with.
 	TSIGKeys []TSIGKey `mapstructure:"tsig_keys"`
 	Zones    []Zone    `mapstructure:"zones"`
@@ -237,6 +244,13 @@ func (c *Config) Validate() error {
 	}
 	if c.StartupTimeout == 0 {
 		c.StartupTimeout = DefaultStartupTimeout
+	}
+	if c.StateDir == "" {
+		// systemd lists one directory per StateDirectory= entry.
+		c.StateDir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	}
+	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
+		return iconfig.Errorf("state_dir", c.StateDir, "must be an absolute path")
 	}
 	if err := c.RRL.Validate(); err != nil {
 		return iconfig.Join("rrl", err)

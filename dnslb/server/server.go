@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/ringfront/ringfront/dnslb/config"
 	"github.com/ringfront/ringfront/dnslb/cookie"
 	"github.com/ringfront/ringfront/dnslb/rrl"
+	"github.com/ringfront/ringfront/dnslb/state"
 	"github.com/ringfront/ringfront/internal/daemon"
 	"github.com/ringfront/ringfront/internal/health"
 )
@@ -56,7 +58,10 @@ type Server struct {
 
 	mu      sync.Mutex // guards cfg and drained
 	cfg     *config.Config
-	drained map[string]bool // target IDs drained by an operator
+	drained map[string]state.Drain // by target ID: drained by an operator
+
+	drainMu sync.Mutex  // one change of drains (and its state file write) at a time
+	state   *state.File // where drains are kept across restarts
 
 	// guarded by rebuildMu:
 	versions map[string]*zoneVersions // by origin: serial and journal
@@ -93,7 +98,8 @@ func New(cfg *config.Config, opts Options) *Server {
 		load:      opts.Load,
 		notifier:  opts.Notifier,
 		cfg:       cfg,
-		drained:   map[string]bool{},
+		drained:   map[string]state.Drain{},
+		state:     state.Open(cfg.StateDir),
 		versions:  map[string]*zoneVersions{},
 		serials:   map[string]uint32{},
 		notifiers: map[string]*secondaryNotifier{},
@@ -151,6 +157,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
+	if err := s.loadDrains(cfg); err != nil {
+		return err
+	}
 	if err := s.mon.Set(targets(cfg)); err != nil {
 		return err
 	}
@@ -485,6 +494,51 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	s.tcpStats.observe(time.Since(start))
 }
 
+// drainedSet is the set of drained target IDs.
+func drainedSet(d map[string]state.Drain) map[string]bool {
+	out := make(map[string]bool, len(d))
+	for id := range d {
+		out[id] = true
+	}
+	return out
+}
+
+// loadDrains reads the drains kept in the state directory, before the
+// first answer. Drains of targets cfg no longer has are dropped, with a
+// warning.
+func (s *Server) loadDrains(cfg *config.Config) error {
+	if s.state.Path() == "" {
+		s.log.Warn("no state directory (state_dir, or systemd's StateDirectory=): drains will not survive a restart", "op", "start")
+		return nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state_dir %s: %w", cfg.StateDir, err)
+	}
+	drains, err := s.state.Load(func(service, address string) (string, error) {
+		a, err := netip.ParseAddr(address)
+		if err != nil || service == "" {
+			return "", fmt.Errorf("service %q address %q is not a target", service, address)
+		}
+		return config.TargetID(service, a.Unmap()), nil
+	})
+	if err != nil {
+		return err
+	}
+	known := ids(targets(cfg))
+	for id, d := range drains {
+		if !slices.Contains(known, id) {
+			s.log.Warn("dropping the drain of a target no longer configured", "op", "start", "service", d.Service, "ip", d.Address, "by", d.By)
+			delete(drains, id)
+			continue
+		}
+		s.log.Info("target drained", "op", "start", "service", d.Service, "ip", d.Address, "by", d.By, "since", d.Since, "reason", d.Reason)
+	}
+	s.mu.Lock()
+	s.drained = drains
+	s.mu.Unlock()
+	return s.state.Save(drains)
+}
+
 // healthView is the answers' view of target health: monitor states plus
 // operator drains.
 type healthView struct {
@@ -504,7 +558,7 @@ func (s *Server) rebuild() {
 	defer s.rebuildMu.Unlock()
 	s.mu.Lock()
 	cfg := s.cfg
-	view := healthView{states: map[string]health.State{}, drained: maps.Clone(s.drained)}
+	view := healthView{states: map[string]health.State{}, drained: drainedSet(s.drained)}
 	s.mu.Unlock()
 	for _, st := range s.mon.Snapshot() {
 		view.states[st.ID] = st.State
@@ -550,7 +604,7 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 // targetStates feeds the metrics collector.
 func (s *Server) targetStates() ([]health.Status, map[string]bool) {
 	s.mu.Lock()
-	d := maps.Clone(s.drained)
+	d := drainedSet(s.drained)
 	s.mu.Unlock()
 	return s.mon.Snapshot(), d
 }
@@ -573,9 +627,9 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.mu.Lock()
 	old := s.cfg
 	s.mu.Unlock()
-	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP {
-		s.log.Warn("listen, admin, sockets and tcp settings change only on restart; keeping the old ones", "op", "reload")
-		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP = old.Listen, old.Admin, old.Sockets, old.TCP
+	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
+		s.log.Warn("listen, admin, sockets, tcp and state_dir settings change only on restart; keeping the old ones", "op", "reload")
+		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP, cfg.StateDir = old.Listen, old.Admin, old.Sockets, old.TCP, old.StateDir
 	}
 
 	newTargets := targets(cfg)
@@ -600,14 +654,21 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	if cfg.RRL != old.RRL {
 		s.rrl.Store(rrl.New(cfg.RRL))
 	}
+	s.drainMu.Lock()
 	s.mu.Lock()
 	s.cfg = cfg
-	for id := range s.drained {
-		if !slices.Contains(ids(newTargets), id) {
-			delete(s.drained, id)
+	kept := maps.Clone(s.drained)
+	maps.DeleteFunc(kept, func(id string, _ state.Drain) bool { return !slices.Contains(ids(newTargets), id) })
+	changed := len(kept) != len(s.drained)
+	s.drained = kept
+	s.mu.Unlock()
+	if changed {
+		// Drains of targets no longer configured go from the file too.
+		if err := s.state.Save(kept); err != nil {
+			s.log.Error("dropping drains of removed targets from the state file", "op", "reload", "err", err)
 		}
 	}
-	s.mu.Unlock()
+	s.drainMu.Unlock()
 	s.mon.Set(newTargets)
 	s.rebuildMu.Lock()
 	s.bumpNext = true // a reload moves every serial, as secondaries expect
