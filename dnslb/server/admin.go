@@ -120,7 +120,10 @@ func (s *Server) targetStatuses() []TargetStatus {
 }
 
 func describeCheck(c health.Check) string {
-	if c.Type == "tcp" {
+	switch c.Type {
+	case "exec":
+		return fmt.Sprintf("exec %s every %v", strings.Join(c.Command, " "), c.Interval)
+	case "tcp":
 		return fmt.Sprintf("tcp :%d every %v", c.Port, c.Interval)
 	}
 	return fmt.Sprintf("%s :%d%s every %v", c.Type, c.Port, c.Path, c.Interval)
