@@ -28,9 +28,9 @@ import (
 
 // query kinds of the mix: what the answer must be.
 const (
-	kindA    = iota // NOERROR with answers
-	kindNoData      // NOERROR, no answers (AAAA of an IPv4-only name)
-	kindNX          // NXDOMAIN
+	kindA      = iota // NOERROR with answers
+	kindNoData        // NOERROR, no answers (AAAA of an IPv4-only name)
+	kindNX            // NXDOMAIN
 )
 
 // mixEntry is one query of the mix.

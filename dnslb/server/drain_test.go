@@ -34,6 +34,19 @@ func startOnce(t *testing.T, path string) (*testServer, func(), error) {
 	return &testServer{Server: srv, udp: srv.UDPAddrs()[0], tcp: srv.TCPAddrs()[0], admin: srv.AdminAddr(), cfgPath: path}, stop, nil
 }
 
+// writeStateConfig writes dir/dnslb.yaml for targets ts with state_dir
+// stateDir and returns its path.
+func writeStateConfig(t *testing.T, dir string, ts []*target, stateDir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "dnslb.yaml")
+	writeConfig(t, path, ts, "")
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append([]byte("state_dir: "+stateDir+"\n"), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // A drain is kept in the state directory: after a restart the target is
 // still out, from the first answer on, and status says who drained it,
 // since when and why.
@@ -41,10 +54,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	ts := startTargets(t, 2)
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
-	path := filepath.Join(dir, "dnslb.yaml")
-	writeConfig(t, path, ts, "")
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, append([]byte("state_dir: "+stateDir+"\n"), b...), 0o600)
+	path := writeStateConfig(t, dir, ts, stateDir)
 
 	s, stop, err := startOnce(t, path)
 	if err != nil {
@@ -96,9 +106,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	}
 
 	// A reload that removes the target drops its drain from the file.
-	writeConfig(t, path, ts[:1], "")
-	b, _ = os.ReadFile(path)
-	os.WriteFile(path, append([]byte("state_dir: "+stateDir+"\n"), b...), 0o600)
+	writeStateConfig(t, dir, ts[:1], stateDir)
 	if err := daemon.AdminRequest(ctx, "POST", s.admin, nil, "/v1/reload", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +121,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 func TestCorruptStateFileRefusesStart(t *testing.T) {
 	ts := startTargets(t, 1)
 	dir := t.TempDir()
-	path := filepath.Join(dir, "dnslb.yaml")
-	writeConfig(t, path, ts, "")
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, append([]byte("state_dir: "+dir+"\n"), b...), 0o600)
+	path := writeStateConfig(t, dir, ts, dir)
 	corrupt := `{"version": 1, "drains": [{"service": "www.example.org.", "addr`
 	os.WriteFile(filepath.Join(dir, state.FileName), []byte(corrupt), 0o600)
 	_, _, err := startOnce(t, path)
@@ -134,10 +139,7 @@ func TestDrainNotSavedIsRefused(t *testing.T) {
 	ts := startTargets(t, 2)
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
-	path := filepath.Join(dir, "dnslb.yaml")
-	writeConfig(t, path, ts, "")
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, append([]byte("state_dir: "+stateDir+"\n"), b...), 0o600)
+	path := writeStateConfig(t, dir, ts, stateDir)
 	s, stop, err := startOnce(t, path)
 	if err != nil {
 		t.Fatal(err)
