@@ -268,12 +268,16 @@ func (s *Server) alive() bool {
 	return time.Since(last) < 3*longest+10*time.Second
 }
 
+// cpus is the CPUs this process may use, as the Go runtime first saw
+// them (cgroup limits included); raiseProcs changes GOMAXPROCS later.
+var cpus = runtime.GOMAXPROCS(0)
+
 // listen binds every listen address on UDP (several SO_REUSEPORT
 // sockets) and TCP, on the same port even when the port is 0.
 func (s *Server) listen(cfg *config.Config) error {
 	n := cfg.Sockets
 	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = cpus
 	}
 	s.tcpStats = s.metrics.newStats()
 	for _, addr := range cfg.Listen {

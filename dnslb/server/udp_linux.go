@@ -298,7 +298,7 @@ func (w *udpWorker) source(i int) netip.Addr {
 // in recvmmsg (see the top of this file). It only ever raises
 // GOMAXPROCS.
 func raiseProcs(readers int) {
-	want := runtime.NumCPU() + readers
+	want := cpus + readers
 	if runtime.GOMAXPROCS(0) < want {
 		runtime.GOMAXPROCS(want)
 	}
