@@ -91,6 +91,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags boottest ./packaging/boottest
 
 # deps installs the Debian packages the tests and benchmarks use.
 deps:
