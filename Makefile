@@ -2,17 +2,18 @@
 # `make test` is the README's test command and what CI runs.
 
 GO       ?= go
-BIN      ?= bin
+BIN      := bin
 DAEMONS  := dnslb vipwatch appnode
 GOFLAGS  ?= -trimpath
 
 # The version stamped into the binaries (--version, the *_build_info
 # metrics) and the packages: `git describe` (packaging/version says the
-# format). Dated by the last commit, so a build is reproducible.
-ifeq ($(origin VERSION),undefined)
+# format), unless given on the command line (make deb VERSION=v1.2.3).
+# Dated by the last commit, so a build is reproducible.
+ifneq ($(origin VERSION),command line)
 VERSION := $(shell packaging/version)
 endif
-ifeq ($(origin DEB_VERSION),undefined)
+ifneq ($(origin DEB_VERSION),command line)
 DEB_VERSION := $(shell packaging/version --deb $(VERSION))
 endif
 REVISION := $(shell git rev-parse HEAD 2>/dev/null)
@@ -125,15 +126,15 @@ lab-status:
 
 # stage lays out each daemon's installed tree in $(STAGE)/DAEMON
 # (packaging/stage): binary, unit, man pages, completions, docs, config.
-STAGE ?= build/stage
+STAGE := build/stage
 stage: build
 	@for d in $(DAEMONS); do packaging/stage $$d $(BIN) $(STAGE)/$$d || exit 1; done
 
 # deb builds one Debian package per daemon into $(DIST) with nfpm (a Go
 # tool pinned in go.mod): ringfront-dnslb, ringfront-vipwatch,
 # ringfront-appnode. Install with `apt install ./dist/ringfront-*.deb`.
-DIST     ?= dist
-DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DIST     := dist
+DEB_ARCH := $(shell $(GO) env GOARCH)
 DESC_dnslb    := ringfront dnslb: health-checked authoritative DNS
 DESC_vipwatch := ringfront vipwatch: paired VIP failover with gratuitous ARP
 DESC_appnode  := ringfront appnode: a feed service sharded on an md5 ring
