@@ -6,6 +6,7 @@ package packaging
 import (
 	"bytes"
 	"debug/elf"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,13 @@ func TestStaticVersionedBinaries(t *testing.T) {
 	bin := t.TempDir()
 	make := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("make", append([]string{"-s", "-C", ".."}, args...)...)
+		cmd := exec.Command("make", append([]string{"-s", "--no-print-directory", "-C", ".."}, args...)...)
+		// Not the flags of a make that runs this test (make test).
+		for _, kv := range os.Environ() {
+			if name, _, _ := strings.Cut(kv, "="); name != "MAKEFLAGS" && name != "MFLAGS" && name != "MAKELEVEL" {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

@@ -242,6 +242,10 @@ func run(t *testing.T, ctx context.Context, dir, name string, args ...string) st
 	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if name == "make" {
+		cmd.Env = ownMake()
+		cmd.Args = append([]string{"make", "--no-print-directory"}, args...)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -249,6 +253,21 @@ func run(t *testing.T, ctx context.Context, dir, name string, args ...string) st
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return string(out)
+}
+
+// ownMake is the environment for a make of the test's own: without the
+// variables of a make that runs the test (make test), which would print
+// directories into the output and pass its flags on.
+func ownMake() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
