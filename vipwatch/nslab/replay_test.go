@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/ringfront/ringfront/vipwatch/heartbeat"
 )
 
 var replayRounds = flag.Int("replay-rounds", 2, "TestReplayAtRestart: restarts of the survivor measured without and with a replay, each")
@@ -175,9 +179,15 @@ func (d *drill) claimTimes(node string, tape [][]byte, limit time.Duration) (hom
 // the key records fe2's heartbeats, including the two copies of the
 // "stopping" that a graceful restart of fe2 sends. Then:
 //
+//   - it floods the pair with 50,000 datagrams in 5s (forged, random,
+//     truncated, oversized, fragmented, replayed): nothing moves, and
+//     fe1's memory grows by less than 4 MiB.
 //   - fe1 restarts while fe2 runs and the recording plays to it fast:
 //     fe1 never takes VIP2 (before the fix the old "stopping" made it
 //     claim VIP2 while fe2 held it), and gets VIP1 back.
+//   - fe2's daemon is killed (its machine lives on and refuses fe1's
+//     heartbeats): the recording played to fe1 does not delay its
+//     takeover of VIP2.
 //   - fe2's machine dies; fe1 restarts alone and with the recording
 //     playing to it at the heartbeat interval, -replay-rounds times
 //     each: with the replay it holds its home VIP within the normal
@@ -209,6 +219,11 @@ func TestReplayAtRestart(t *testing.T) {
 	if len(tape) < 40 {
 		t.Fatalf("recorded %d heartbeats of fe2 in 5s, want 40 or more", len(tape))
 	}
+
+	t.Run("forged flood", func(t *testing.T) {
+		d.t = t
+		d.flood(tape)
+	})
 
 	t.Run("partner alive", func(t *testing.T) {
 		d.t = t
@@ -256,6 +271,50 @@ func TestReplayAtRestart(t *testing.T) {
 		}
 	})
 
+	t.Run("partner killed", func(t *testing.T) {
+		d.t = t
+		// fe2's daemon is killed while its machine lives: fe2's kernel
+		// refuses fe1's heartbeats, and fe1 takes VIP2 once fe2 has
+		// also been silent for an interval and a half, not dead_after.
+		// The recording played to fe1 (twice as fast as heartbeats)
+		// must not delay that.
+		var took [2]time.Duration
+		for i, replayed := range []bool{false, true} {
+			s, err := d.lab.NewAddrSampler()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := func() {}
+			if replayed {
+				stop = d.lab.replay(t, tape, FE1IP.Addr(), d.v.Interval/2)
+				time.Sleep(d.v.Interval)
+			}
+			killed := time.Now()
+			d.procs["fe2"].Signal(syscall.SIGKILL)
+			d.procs["fe2"].Wait(5 * time.Second)
+			for took[i] == 0 && time.Since(killed) < 5*time.Second {
+				on1, _, err := s.Sample(VIP2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if on1[0] {
+					took[i] = time.Since(killed)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			stop()
+			s.Close()
+			d.releaseAll("fe2")
+			d.start("fe2", true)
+			d.holders(VIP2, "fe2")
+			d.holders(VIP1, "fe1")
+		}
+		t.Logf("fe1 took VIP2 %.0fms after fe2's daemon was killed, %.0fms with fe2's recording replayed to fe1", took[0].Seconds()*1000, took[1].Seconds()*1000)
+		if took[0] == 0 || took[1] == 0 || took[1] > d.v.DeadAfter+time.Second {
+			t.Errorf("fe1 took VIP2 after %v without a replay and %v with (0: not in 5s); want it within dead_after and a second", took[0], took[1])
+		}
+	})
+
 	t.Run("partner dead", func(t *testing.T) {
 		d.t = t
 		// fe2's machine dies: its daemon is killed (release-all runs, as
@@ -297,6 +356,141 @@ func TestReplayAtRestart(t *testing.T) {
 			t.Errorf("fe1's status does not show the unproven heartbeats:\n%s", st)
 		}
 	})
+}
+
+// flood sends the pair 50,000 datagrams in 5s from the client machine,
+// as an attacker without the key would: random bytes, heartbeats signed
+// with a wrong key that claim "stopping", "fault" and to hold the
+// other's VIP (versions 1 and 2), recorded heartbeats truncated or
+// played again, 1,472-byte datagrams, and some fragmented 60 KB ones.
+// Nothing may move, and fe1's memory may grow by less than 4 MiB. (A
+// second of the same flood goes first: the Go runtime's heap grows to
+// the pace of the garbage that per-datagram work makes, by about 4.5
+// MiB with or without the liveness challenge, and then stays; a leak
+// would grow on.)
+func (d *drill) flood(tape [][]byte) {
+	d.t.Helper()
+	d.floodFor(tape, 10000, time.Second, nil)
+	pid := d.procs["fe1"].Pid()
+	before := rss(d.t, pid)
+	d.floodFor(tape, 50000, 5*time.Second, func() {
+		after := rss(d.t, pid)
+		d.t.Logf("fe1's resident memory %d KiB before the flood, %d KiB after", before, after)
+		if after-before >= 4096 {
+			d.t.Errorf("fe1's resident memory grew by %d KiB during the flood, want less than 4 MiB", after-before)
+		}
+	})
+}
+
+// floodFor sends total datagrams of the flood in span, checking the
+// VIPs' holders as it goes; then it waits a second and calls after.
+func (d *drill) floodFor(tape [][]byte, total int, span time.Duration, after func()) {
+	d.t.Helper()
+	var conn *net.UDPConn
+	err := d.lab.Do(d.lab.Client, func() error {
+		var err error
+		conn, err = net.ListenUDP("udp", nil)
+		return err
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer conn.Close()
+	wrongKey := []byte("not the pair's key")
+	var forged [][]byte
+	for i, st := range []heartbeat.State{heartbeat.StateStopping, heartbeat.StateFault, heartbeat.StateRunning} {
+		for _, v := range []uint8{1, 2} {
+			h := &heartbeat.Heartbeat{Version: v, State: st, Flags: heartbeat.FlagReclaim, Node: "fe2", BootID: 42, Seq: uint64(1000 + i),
+				Holds: []netip.Prefix{VIP1, VIP2}}
+			b, err := heartbeat.Encode(nil, h, wrongKey)
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			forged = append(forged, b)
+		}
+	}
+	rng := rand.New(rand.NewPCG(20, 20))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	s, err := d.lab.NewAddrSampler()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer s.Close()
+	dsts := []*net.UDPAddr{net.UDPAddrFromAddrPort(netip.AddrPortFrom(FE1IP.Addr(), HeartbeatPort)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(FE2IP.Addr(), HeartbeatPort))}
+	start := time.Now()
+	moved := 0
+	for i := 0; i < total && time.Since(start) < 2*span; i++ {
+		var b []byte
+		switch i % 100 {
+		case 0:
+			b = random(60000) // fragmented
+		case 1, 2, 3, 4, 5:
+			b = random(1472)
+		default:
+			switch i % 5 {
+			case 0:
+				b = random(1 + rng.IntN(200))
+			case 1:
+				b = forged[rng.IntN(len(forged))]
+			case 2:
+				t := tape[rng.IntN(len(tape))]
+				b = t[:rng.IntN(len(t))]
+			case 3:
+				b = tape[rng.IntN(len(tape))]
+			default:
+				b = append([]byte("RFVW\x02"), random(100)...)
+			}
+		}
+		conn.WriteTo(b, dsts[i%2])
+		if i%500 == 0 {
+			// Pace: 100 batches of 500 in the span; check the holders.
+			if on1, on2, err := s.Sample(VIP1, VIP2); err != nil || !on1[0] || on1[1] || on2[0] || !on2[1] {
+				moved++
+			}
+			time.Sleep(time.Until(start.Add(time.Duration(i/500+1) * span / time.Duration(total/500))))
+		}
+	}
+	d.t.Logf("sent %d datagrams in %.1fs", total, time.Since(start).Seconds())
+	time.Sleep(time.Second)
+	if after != nil {
+		after()
+	}
+	if moved > 0 {
+		d.t.Errorf("a VIP was off its home machine (or on both) in %d of %d samples during the flood", moved, total/500)
+	}
+	d.holders(VIP1, "fe1")
+	d.holders(VIP2, "fe2")
+	st := d.status("fe1")
+	for _, want := range []string{"bad_mac ", "malformed "} {
+		if strings.Contains(st, want+"0,") || !strings.Contains(st, want) {
+			d.t.Errorf("fe1's status counts no %s drops after the flood:\n%s", strings.TrimSpace(want), st)
+		}
+	}
+}
+
+// rss is process pid's resident memory in KiB.
+func rss(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kib int
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil {
+				return kib
+			}
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }
 
 func slowest(ds []time.Duration) time.Duration {
