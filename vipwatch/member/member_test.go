@@ -80,6 +80,18 @@ func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, setup func(
 	return tn
 }
 
+// startPair starts fe1 and fe2, lets them settle for a second (each
+// holds its home VIP) and forgets the effects so far.
+func startPair(t *testing.T) (*effects, *memNet, *testNode, *testNode) {
+	t.Helper()
+	fx, n := newEffects(), newMemNet()
+	a := startNode(t, n, fx, testConfig("fe1"))
+	b := startNode(t, n, fx, testConfig("fe2"))
+	time.Sleep(time.Second)
+	fx.take("")
+	return fx, n, a, b
+}
+
 // stop is SIGTERM: Run releases, tells the partner, and returns.
 func (tn *testNode) stop(t *testing.T) {
 	t.Helper()

@@ -39,11 +39,7 @@ func replay(n *memNet, tape [][]byte, dst *testNode, period time.Duration) func(
 // nothing replayed: the dead interval, 300ms).
 func TestRestartUnderReplay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fx, n := newEffects(), newMemNet()
-		a := startNode(t, n, fx, testConfig("fe1"))
-		b := startNode(t, n, fx, testConfig("fe2"))
-		time.Sleep(time.Second)
-		fx.take("")
+		fx, n, a, b := startPair(t)
 
 		stopRecording := n.record(hb2)
 		time.Sleep(2 * time.Second)

@@ -198,9 +198,7 @@ func (d *drill) claimTimes(node string, tape [][]byte, limit time.Duration) (hom
 func TestReplayAtRestart(t *testing.T) {
 	d := newDrill(t, "p")
 	d.v.Extra = witnessYAML
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 
 	rec, err := d.lab.record(d.lab.FE2, FE2IP.Addr())
 	if err != nil {
