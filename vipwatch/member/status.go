@@ -250,6 +250,11 @@ func (m *Member) parseVIP(s string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("handing over %v: %w (home VIPs: %v)", a, ErrNotHome, m.cfg.HomeVIPs)
 }
 
+// unprovenShownFor is how long the status table mentions the last
+// unproven heartbeat: a partner's first heartbeat after a restart is
+// one, and need not be mentioned forever (the drop counts stay).
+const unprovenShownFor = time.Minute
+
 // FormatStatus renders a status as the table `vipwatch status` prints.
 func FormatStatus(s Status) string {
 	var b strings.Builder
@@ -295,7 +300,7 @@ func FormatStatus(s Status) string {
 	if s.Partner.WireVersion == 1 {
 		b.WriteString("partner speaks heartbeat version 1: it does not answer the liveness challenge and takes replayed heartbeats after a restart; upgrade it\n")
 	}
-	if s.Partner.LastUnprovenSeconds >= 0 {
+	if s.Partner.LastUnprovenSeconds >= 0 && s.Partner.LastUnprovenSeconds < unprovenShownFor.Seconds() {
 		fmt.Fprintf(&b, "unproven heartbeats from %s: %d, last %.3fs ago (boot %s); they echo no heartbeat of this run (a replay, or a partner that had not heard this node yet) and are not acted on\n",
 			s.Partner.Node, s.Counters.HeartbeatsDropped[heartbeat.Unproven.String()], s.Partner.LastUnprovenSeconds, s.Partner.UnprovenBoot)
 	}
@@ -398,7 +403,7 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 				}
 				return float64(s.partner.Version)
 			})),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last accepted heartbeat (-1: never)."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last heartbeat acted on (-1: never)."},
 			read(func(s *snapshot) float64 {
 				if s.lastHeard.IsZero() {
 					return -1
