@@ -95,7 +95,9 @@ func (d *drill) start(node string, preempt bool) {
 // startPair starts both daemons with preempt on and settles.
 func (d *drill) startPair() {
 	d.t.Helper()
-	d.startPair()
+	d.start("fe1", true)
+	d.start("fe2", true)
+	d.settle()
 }
 
 // settle waits until each VIP is on its home machine alone and the
