@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringfront/ringfront/internal/config"
 )
 
 // AdminConfig is the `admin:` section of every daemon's config.
@@ -26,6 +29,32 @@ type AdminConfig struct {
 	// TokenFile holds a bearer token required for /v1/ endpoints; empty
 	// means no token (acceptable only on loopback).
 	TokenFile string `mapstructure:"token_file"`
+	// Token is read from TokenFile by Validate.
+	Token []byte `mapstructure:"-" secret:"true"`
+}
+
+// Validate fills in the daemon's default listen address, checks it,
+// and reads the token, so that a daemon's check-config refuses a token
+// file its serve could not use. Errors are *config.FieldError with keys
+// relative to the section (config.Join("admin", err) places them).
+func (c *AdminConfig) Validate(defaultListen string) error {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		return config.Errorf("listen", c.Listen, "is not host:port (like 127.0.0.1:9081)")
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return config.Errorf("listen", c.Listen, "has no valid port (0 to 65535)")
+	}
+	c.Token = nil
+	if c.TokenFile != "" {
+		tok, err := config.Secret("token_file", c.TokenFile)
+		if err != nil {
+			return err
+		}
+		c.Token = tok
+	}
+	return nil
 }
 
 // Admin is the admin HTTP listener: /healthz, /readyz and /metrics are
