@@ -76,6 +76,9 @@ type Server struct {
 	notifyMu  sync.Mutex // guards notifiers
 	notifiers map[string]*secondaryNotifier
 
+	xfrMu      sync.Mutex        // guards xfrSerials
+	xfrSerials map[string]uint32 // by zone origin + "|" + secondary address: the serial it last transferred
+
 	udp       []*udpSocket
 	tcp       []*dns.Server
 	tcpLns    []net.Listener
@@ -94,17 +97,18 @@ func New(cfg *config.Config, opts Options) *Server {
 		opts.Notifier = daemon.NewNotifier(opts.Logger)
 	}
 	s := &Server{
-		log:       opts.Logger.With("component", "dnslb"),
-		load:      opts.Load,
-		notifier:  opts.Notifier,
-		cfg:       cfg,
-		drained:   map[string]state.Drain{},
-		state:     state.Open(cfg.StateDir),
-		versions:  map[string]*zoneVersions{},
-		serials:   map[string]uint32{},
-		notifiers: map[string]*secondaryNotifier{},
-		rebuildCh: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		log:        opts.Logger.With("component", "dnslb"),
+		load:       opts.Load,
+		notifier:   opts.Notifier,
+		cfg:        cfg,
+		drained:    map[string]state.Drain{},
+		state:      state.Open(cfg.StateDir),
+		versions:   map[string]*zoneVersions{},
+		serials:    map[string]uint32{},
+		notifiers:  map[string]*secondaryNotifier{},
+		xfrSerials: map[string]uint32{},
+		rebuildCh:  make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
 	s.tsig.set(cfg)
 	s.rrl.Store(rrl.New(cfg.RRL))
@@ -112,7 +116,8 @@ func New(cfg *config.Config, opts Options) *Server {
 	if s.cookies, err = cookie.New(cfg.CookieSecret); err != nil {
 		panic("dnslb: no randomness for the cookie secret: " + err.Error())
 	}
-	s.metrics = newMetrics(s.targetStates)
+	s.metrics = newMetrics(s.metricsView)
+	s.metrics.known(cfg)
 	s.mon = health.NewMonitor(health.Options{
 		Prober: opts.Prober,
 		Logger: opts.Logger.With("component", "health"),
@@ -606,12 +611,26 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 	}
 }
 
-// targetStates feeds the metrics collector.
-func (s *Server) targetStates() ([]health.Status, map[string]bool) {
+// metricsView feeds the metrics collector.
+func (s *Server) metricsView() metricsView {
 	s.mu.Lock()
-	d := drainedSet(s.drained)
+	v := metricsView{drained: drainedSet(s.drained)}
+	cfg := s.cfg
 	s.mu.Unlock()
-	return s.mon.Snapshot(), d
+	v.targets = s.mon.Snapshot()
+	if snap := s.snap.Load(); snap != nil {
+		v.families = snap.Families()
+		v.serials = snap.Serials()
+	}
+	s.xfrMu.Lock()
+	for _, z := range cfg.Zones {
+		for _, sec := range z.Secondaries {
+			addr := sec.AddrPort.String()
+			v.secondaries = append(v.secondaries, secondarySerial{zone: z.Origin, secondary: addr, serial: s.xfrSerials[z.Origin+"|"+addr]})
+		}
+	}
+	s.xfrMu.Unlock()
+	return v
 }
 
 // Reload re-reads the configuration and swaps it in atomically. New
@@ -632,7 +651,7 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.mu.Lock()
 	old := s.cfg
 	s.mu.Unlock()
-	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
+	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin.Listen != cfg.Admin.Listen || old.Admin.TokenFile != cfg.Admin.TokenFile || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
 		s.log.Warn("listen, admin, sockets, tcp and state_dir settings change only on restart; keeping the old ones", "op", "reload")
 		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP, cfg.StateDir = old.Listen, old.Admin, old.Sockets, old.TCP, old.StateDir
 	}
@@ -680,6 +699,7 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.rebuildMu.Unlock()
 	s.rebuild()
 	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.metrics.known(cfg)
 	s.logWarnings(cfg, "reload")
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
 	return nil
