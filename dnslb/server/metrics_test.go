@@ -85,8 +85,8 @@ func TestMetricsFromTheStart(t *testing.T) {
 	})
 	text = scrape(t, s.admin)
 	for series, want := range map[string]float64{
-		`dnslb_service_answered_targets{family="ipv4",service="www.example.org."}`:         2,
-		`dnslb_target_up{service="www.example.org.",target="127.0.0.22"}`:                  0,
+		`dnslb_service_answered_targets{family="ipv4",service="www.example.org."}`:        2,
+		`dnslb_target_up{service="www.example.org.",target="127.0.0.22"}`:                 0,
 		`dnslb_target_state{service="www.example.org.",state="down",target="127.0.0.22"}`: 1,
 		`dnslb_target_state{service="www.example.org.",state="up",target="127.0.0.22"}`:   0,
 	} {
