@@ -283,7 +283,7 @@ func TestDrills(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{`vipwatch_state{state="running"} 1`, "vipwatch_vips_held 1", `vipwatch_heartbeats_dropped_total{reason="bad_mac"} 0`,
-			"vipwatch_claims_total", "vipwatch_releases_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heard_seconds"} {
+			"vipwatch_claims_total", "vipwatch_releases_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heartbeat_timestamp_seconds"} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %q", want)
 			}
