@@ -148,6 +148,7 @@ type metrics struct {
 	checkDuration *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
 	healthChanges prometheus.Counter
+	targetChanges *prometheus.CounterVec
 	rebuilds      prometheus.Counter
 	transfers     *prometheus.CounterVec
 	notifies      *prometheus.CounterVec
@@ -182,6 +183,9 @@ func newMetrics(view func() metricsView) *metrics {
 		healthChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dnslb_health_changes_total", Help: "Target state changes seen.",
 		}),
+		targetChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_target_state_changes_total", Help: "Times the target went from up to down or back (its first verdict is not counted): a target that flaps moves often.",
+		}, []string{"service", "target"}),
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dnslb_answer_rebuilds_total", Help: "Times the precomputed answers were rebuilt.",
 		}),
@@ -195,7 +199,7 @@ func newMetrics(view func() metricsView) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.rebuilds, m.transfers, m.notifies)
+	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.targetChanges, m.rebuilds, m.transfers, m.notifies)
 }
 
 func (m *metrics) newStats() *stats {
@@ -204,6 +208,18 @@ func (m *metrics) newStats() *stats {
 	m.all = append(m.all, s)
 	m.mu.Unlock()
 	return s
+}
+
+// onChanges counts the targets' state changes.
+func (m *metrics) onChanges(evs []health.Event) {
+	m.healthChanges.Add(float64(len(evs)))
+	for _, ev := range evs {
+		if ev.From == health.Unknown {
+			continue
+		}
+		service, addr, _ := cutTargetID(ev.ID)
+		m.targetChanges.WithLabelValues(service, addr).Inc()
+	}
 }
 
 func (m *metrics) onProbe(t health.Target, r health.Result) {
@@ -326,6 +342,9 @@ func (m *metrics) known(cfg *config.Config) {
 		for _, svc := range z.Services {
 			for _, r := range []string{"ok", "fail"} {
 				m.checkDuration.WithLabelValues(svc.Name, r)
+			}
+			for _, a := range svc.Addrs {
+				m.targetChanges.WithLabelValues(svc.Name, a.String())
 			}
 		}
 		if len(z.Secondaries) == 0 {

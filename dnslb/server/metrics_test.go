@@ -30,6 +30,7 @@ func TestMetricsFromTheStart(t *testing.T) {
 		`dnslb_service_answered_targets{family="ipv4",service="www.example.org."} 2`,
 		`dnslb_service_fail_open{family="ipv4",service="www.example.org."} 0`,
 		`dnslb_reloads_total{result="ok"} 0`,
+		`dnslb_target_state_changes_total{service="www.example.org.",target="127.0.0.22"} 0`,
 		`dnslb_reloads_total{result="rejected"} 0`,
 		`dnslb_queries_total{qtype="AAAA",rcode="SERVFAIL",transport="tcp"} 0`,
 		`dnslb_queries_total{qtype="A",rcode="REFUSED",transport="udp"} 0`,
@@ -85,10 +86,11 @@ func TestMetricsFromTheStart(t *testing.T) {
 	})
 	text = scrape(t, s.admin)
 	for series, want := range map[string]float64{
-		`dnslb_service_answered_targets{family="ipv4",service="www.example.org."}`:        2,
-		`dnslb_target_up{service="www.example.org.",target="127.0.0.22"}`:                 0,
-		`dnslb_target_state{service="www.example.org.",state="down",target="127.0.0.22"}`: 1,
-		`dnslb_target_state{service="www.example.org.",state="up",target="127.0.0.22"}`:   0,
+		`dnslb_service_answered_targets{family="ipv4",service="www.example.org."}`:         2,
+		`dnslb_target_up{service="www.example.org.",target="127.0.0.22"}`:                  0,
+		`dnslb_target_state{service="www.example.org.",state="down",target="127.0.0.22"}`:  1,
+		`dnslb_target_state{service="www.example.org.",state="up",target="127.0.0.22"}`:    0,
+		`dnslb_target_state_changes_total{service="www.example.org.",target="127.0.0.22"}`: 1,
 	} {
 		if got := metricValue(text, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)

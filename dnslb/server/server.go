@@ -603,8 +603,7 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.sub.Ready():
-			evs := s.sub.Drain()
-			s.metrics.healthChanges.Add(float64(len(evs)))
+			s.metrics.onChanges(s.sub.Drain())
 		case <-s.rebuildCh:
 		}
 		s.rebuild()
