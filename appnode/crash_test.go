@@ -244,7 +244,7 @@ log: {level: info}
 				return false
 			}
 			for _, l := range st.Liveness {
-				if !l.Alive {
+				if !l.Alive() {
 					return false
 				}
 			}
@@ -343,7 +343,7 @@ log: {level: info}
 				return false
 			}
 			for _, l := range st.Liveness {
-				if l.Member == victim.addr && l.Alive {
+				if l.Member == victim.addr && l.Alive() {
 					return false
 				}
 			}

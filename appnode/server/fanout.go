@@ -264,14 +264,6 @@ func (f *fanout) lockAuthor(author string) func() {
 	return mu.Unlock
 }
 
-// mergeFollowerEdge stores an edge on the followee's side, here, under
-// the followee's author lock (see storePost).
-func (s *Server) mergeFollowerEdge(e feed.Edge) error {
-	defer s.fan.lockAuthor(e.Followee)()
-	_, err := s.store.MergeEdge(store.Followers, e)
-	return err
-}
-
 // knownCelebrity reports whether author was found above the fan-out
 // limit within countTTL, so its next posts skip counting its followers
 // (a scan of limit+1 edges). Readers merge authors above half the limit,

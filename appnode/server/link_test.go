@@ -181,7 +181,7 @@ func TestLinkHandshake(t *testing.T) {
 func TestLinkFallsBackToHTTP(t *testing.T) {
 	old := httptest.NewServer(http.NotFoundHandler())
 	defer old.Close()
-	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil)}}
+	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil, func() bool { return false })}}
 	addr := strings.TrimPrefix(old.URL, "http://")
 	if _, err := p.get(context.Background(), addr); !errors.Is(err, errLinkUnsupported) {
 		t.Fatalf("link to a member without links: %v", err)
@@ -201,9 +201,10 @@ func TestLinkFallsBackToHTTP(t *testing.T) {
 // TestLinkOwnerShutdown shuts an owner down (listener first, then its
 // links drain, as Serve does) while another member forwards reads and
 // writes to it without pause: no request fails, because what the owner
-// never read goes to the replica.
+// never read goes to the replica (and writes get their second copy as a
+// hinted copy on the third member).
 func TestLinkOwnerShutdown(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 2})
+	ms := newCluster(t, clusterOpts{n: 3})
 	o := owner(ms, "joe")
 	fwd := notOwner(ms, "joe")
 	token := createUser(t, fwd, "joe")

@@ -92,6 +92,11 @@ func (s *Store) HintCounts() (map[string]int, error) {
 	return out, nil
 }
 
+// HintCountFor counts the hints stored for member.
+func (s *Store) HintCountFor(member string) (int, error) {
+	return s.countPrefix(string(hintMemberPrefix(member)), 0)
+}
+
 // HintMembers lists the members that have hints waiting. It seeks from
 // one member's hints to the next, so it costs one seek per member, not
 // one step per hint: handoff calls it every round.

@@ -187,17 +187,22 @@ func (s *Store) OutboxCount() (int, error) { return s.OutboxCountUpTo(0) }
 // it is positive: a metric scraped every few seconds must not read a
 // huge outbox (a member down for hours) every time.
 func (s *Store) OutboxCountUpTo(limit int) (int, error) {
-	lower := []byte(outboxPrefix)
+	return s.countPrefix(outboxPrefix, limit)
+}
+
+// countPrefix counts the keys under prefix, up to limit (0: all).
+func (s *Store) countPrefix(prefix string, limit int) (int, error) {
+	lower := []byte(prefix)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return 0, fmt.Errorf("counting the outbox: %w", err)
+		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
 	}
 	n := 0
 	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
 		n++
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("counting the outbox: %w", err)
+		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
 	}
 	return n, nil
 }

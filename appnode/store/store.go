@@ -411,40 +411,6 @@ func (side Side) key(e feed.Edge) []byte {
 	return edgeKey(byte(side), e.Followee, e.Follower)
 }
 
-// MergeEdge merges e into the copy stored on the given side (feed.Merge:
-// the later clock wins) and returns the edge now stored.
-func (s *Store) MergeEdge(side Side, e feed.Edge) (feed.Edge, error) {
-	key := side.key(e)
-	owner := e.Follower
-	if side == Followers {
-		owner = e.Followee
-	}
-	defer s.users.lock(owner)()
-	old, err := s.getRaw(key)
-	if err != nil {
-		return feed.Edge{}, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
-	}
-	if old != nil {
-		var prev feed.Edge
-		if err := json.Unmarshal(old, &prev); err != nil {
-			return feed.Edge{}, fmt.Errorf("decoding record %q: %w", key, err)
-		}
-		merged := feed.Merge(prev, e)
-		if merged == prev {
-			return prev, nil
-		}
-		e = merged
-	}
-	val, err := json.Marshal(e)
-	if err != nil {
-		return feed.Edge{}, fmt.Errorf("encoding edge: %w", err)
-	}
-	if err := s.write(owner, key, old, val); err != nil {
-		return feed.Edge{}, fmt.Errorf("storing edge %s→%s: %w", e.Follower, e.Followee, err)
-	}
-	return e, nil
-}
-
 // Edges returns the edges stored on one side of name, removed ones
 // included, in name order of the other user.
 func (s *Store) Edges(side Side, name string) ([]feed.Edge, error) {

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Catching up. A member that starts cannot know what it missed while it
+// was down (or whether its disk is new): writes acknowledged meanwhile
+// are on the other replicas, and as hints on the members that held
+// hinted copies for it. Until it has caught up it says so in its gossip
+// metadata, and the others (and itself) send its users' requests to a
+// caught-up replica when one is alive; when none is, it answers, but
+// only after merging the user's records with the other live replicas
+// (catchUpUser), never from its own store alone. Catching up is: every
+// live member hands over the hints it holds for this one, then
+// anti-entropy with every live member, repeated until a round finds
+// nothing to copy.
+
+// catchUpPause is the wait between catch-up rounds that still found
+// something to copy.
+const catchUpPause = 200 * time.Millisecond
+
+// RunCatchUp catches this member up (see above) and then reports it as
+// caught up. It returns when done or when ctx is done.
+func (s *Server) RunCatchUp(ctx context.Context) error {
+	start := time.Now()
+	s.setCatchingUp(true)
+	hints, users, rounds := 0, 0, 0
+	for ctx.Err() == nil {
+		rounds++
+		pending := false
+		for _, m := range s.ring.Load().Members() {
+			if m == s.self || !s.alive(m) {
+				continue
+			}
+			var ans handoffAnswer
+			if err := s.call(ctx, http.MethodPost, m, "/internal/v1/handoff", handoffRequest{To: s.self}, &ans); err != nil {
+				s.log.Debug("asking for hints", "op", "catch-up", "peer", m, "err", err)
+				continue
+			}
+			hints += ans.Delivered
+			pending = pending || ans.Left > 0
+		}
+		for _, m := range s.ring.Load().Members() {
+			if m == s.self || !s.alive(m) {
+				continue
+			}
+			n, err := s.AntiEntropy(ctx, m)
+			users += n
+			if err != nil {
+				s.log.Debug("anti-entropy", "op", "catch-up", "peer", m, "err", err)
+			}
+			pending = pending || n > 0
+		}
+		if !pending {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(catchUpPause):
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	s.setCatchingUp(false)
+	s.metrics.catchUps.Inc()
+	s.log.Info("caught up", "op", "catch-up", "seconds", time.Since(start).Seconds(), "hints", hints, "users", users, "rounds", rounds)
+	return nil
+}
+
+// setCatchingUp records whether this member is catching up, and tells
+// the failure detector (which gossips it).
+func (s *Server) setCatchingUp(on bool) {
+	s.catchingUp.Store(on)
+	s.catchUpHook(on)
+}
+
+// CatchingUp reports whether this member is still catching up.
+func (s *Server) CatchingUp() bool { return s.catchingUp.Load() }
+
+// catchUpUser merges user name's records (the page r reads) with the
+// other live replicas before a member that has not caught up answers
+// for name itself.
+func (s *Server) catchUpUser(ctx context.Context, r *http.Request, name string) {
+	limit, before, err := page(r)
+	if err != nil {
+		return // the handler answers 400
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeouts*time.Duration(s.peerTimeoutFloor.Load()))
+	defer cancel()
+	if _, err := s.Repair(ctx, name, before, limit, skipped(ctx)...); err != nil {
+		s.log.Debug("merging before answering while catching up", "op", "catch-up", "user", name, "err", err)
+	}
+}
+
+// handoffRequest is the body of POST /internal/v1/handoff: hand the
+// hints for To over now.
+type handoffRequest struct {
+	To string `json:"to"`
+}
+
+// handoffAnswer says how many hints were delivered and how many are
+// left (a long backlog takes more than one call).
+type handoffAnswer struct {
+	Delivered int `json:"delivered"`
+	Left      int `json:"left"`
+}
+
+// handoffHandler delivers this member's hints for another member at
+// once, whatever the failure detector thinks of it: that member just
+// started and is catching up.
+func (s *Server) handoffHandler(w http.ResponseWriter, r *http.Request) {
+	var req handoffRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if !s.ring.Load().Has(req.To) || req.To == s.self {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("hand hints over to %q: not another member", req.To))
+		return
+	}
+	n, err := s.handoffTo(r.Context(), req.To)
+	if err != nil && n == 0 {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	left, err := s.store.HintCountFor(req.To)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, handoffAnswer{Delivered: n, Left: left})
+}
+
+// helloAnswer is the answer to GET /internal/v1/hello: who a member is
+// and where it gossips.
+type helloAnswer struct {
+	Member     string `json:"member"`
+	Gossip     string `json:"gossip"`
+	CatchingUp bool   `json:"catching_up"`
+}
+
+func (s *Server) helloHandler(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, helloAnswer{Member: s.self, Gossip: s.gossipAddr, CatchingUp: s.catchingUp.Load()})
+}
+
+// GossipAddrOf asks member for its gossip address (GET
+// /internal/v1/hello): the failure detector learns the others' gossip
+// addresses this way, so no port convention ties them to the members'
+// addresses.
+func (s *Server) GossipAddrOf(ctx context.Context, member string) (string, error) {
+	var ans helloAnswer
+	if err := s.call(ctx, http.MethodGet, member, "/internal/v1/hello", nil, &ans); err != nil {
+		var pe *peerError
+		if errors.As(err, &pe) && pe.Status == http.StatusUnauthorized {
+			return "", fmt.Errorf("%s refused our cluster secret (its cluster_secret_file differs)", member)
+		}
+		return "", err
+	}
+	if ans.Member != member {
+		return "", fmt.Errorf("%s answered as %s: members disagree about its address", member, ans.Member)
+	}
+	if ans.Gossip == "" {
+		return "", fmt.Errorf("%s has no gossip address", member)
+	}
+	return ans.Gossip, nil
+}

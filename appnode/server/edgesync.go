@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store"
+)
+
+// A follow edge is stored on both its users' sides, on two sets of
+// members, and the request that makes it can lose either answer: the
+// followee's side may store it while the follower's side never hears,
+// or the other way round. So each side that stores a change it does not
+// know the other side has keeps an edge note (store/edgenotes.go) in the
+// same synced batch, on every one of its replicas; RunEdgeSync delivers
+// due notes to the other side's members, which merge the edge (marked
+// synced: they keep no note back) and answer. The note is due
+// edgeNoteDelay after the change, by which time the follow request has
+// usually written the other side itself, so the delivery changes
+// nothing and costs one call.
+
+const (
+	// edgeNoteDelay is how long a note waits before it is delivered: a
+	// follow request writes the other side within a few member timeouts.
+	edgeNoteDelay = 2 * time.Second
+	// edgeSyncInterval is how often due notes are looked for.
+	edgeSyncInterval = 500 * time.Millisecond
+	// edgeSyncBatch bounds the notes read per round.
+	edgeSyncBatch = 256
+)
+
+// mergeEdge stores edge e on side here, and an edge note unless synced
+// says the other side has it already. It reports whether the edge
+// changed.
+func (s *Server) mergeEdge(side store.Side, e feed.Edge, synced bool) (bool, error) {
+	if side == store.Followers {
+		// Under the followee's author lock, so a post and a follow of
+		// its author are ordered (see storePost).
+		defer s.fan.lockAuthor(e.Followee)()
+	}
+	_, changed, err := s.store.MergeEdge(side, e, !synced, edgeNoteDelay)
+	return changed, err
+}
+
+// edgeRequest is the body of POST /internal/v1/edge: an edge to store
+// on one side, with the edge note's promise that the other side has it.
+type edgeRequest struct {
+	Edge feed.Edge  `json:"edge"`
+	Side store.Side `json:"side"`
+}
+
+// edgeHandler stores an edge delivered from the other side: here,
+// replicated to the side's other members, without a note back.
+func (s *Server) edgeHandler(w http.ResponseWriter, r *http.Request) {
+	var req edgeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	rec := record{Edge: &req.Edge, Side: req.Side, Synced: true}
+	if err := s.apply(rec); err != nil {
+		if errors.Is(err, errBadRecord) {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		s.storeError(w, err)
+		return
+	}
+	if err := s.replicate(r.Context(), rec.user(), rec); err != nil {
+		s.replicaError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// RunEdgeSync delivers due edge notes every edgeSyncInterval until ctx
+// is done.
+func (s *Server) RunEdgeSync(ctx context.Context) error {
+	t := time.NewTicker(edgeSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.SyncEdges(ctx)
+	}
+}
+
+// SyncEdges delivers the due edge notes (up to edgeSyncBatch) to the
+// members of their other sides, and returns how many it delivered.
+func (s *Server) SyncEdges(ctx context.Context) int {
+	notes, err := s.store.EdgeNotes(edgeSyncBatch)
+	if err != nil {
+		s.log.Warn("reading edge notes", "op", "edge-sync", "err", err)
+	}
+	now := time.Now()
+	done := 0
+	for _, n := range notes {
+		if n.Due.After(now) || ctx.Err() != nil {
+			continue
+		}
+		err := s.onMembers(ctx, n.User(), true, func(ctx context.Context, m string) error {
+			if m == s.self {
+				rec := record{Edge: &n.Edge, Side: n.Other(), Synced: true}
+				if err := s.apply(rec); err != nil {
+					return err
+				}
+				return s.replicate(ctx, n.User(), rec)
+			}
+			return s.call(ctx, http.MethodPost, m, "/internal/v1/edge", edgeRequest{Edge: n.Edge, Side: n.Other()}, nil)
+		})
+		var pe *peerError
+		if err != nil && !(errors.As(err, &pe) && pe.Status == http.StatusBadRequest) {
+			s.metrics.edgeSyncErrors.Inc()
+			s.log.Debug("delivering an edge note", "op", "edge-sync", "user", n.User(), "err", err)
+			continue
+		}
+		if err != nil {
+			// The other side can never take it: keep no note forever.
+			s.log.Error("edge note refused by the other side; dropped", "op", "edge-sync", "user", n.User(), "err", err)
+		}
+		if err := s.store.DeleteEdgeNote(n); err != nil {
+			s.log.Warn("deleting a delivered edge note", "op", "edge-sync", "err", err)
+			continue
+		}
+		s.metrics.edgeSynced.Inc()
+		done++
+	}
+	return done
+}
+
+// edgeNotes counts the edge notes waiting, for status.
+func (s *Server) edgeNotes() int {
+	n, err := s.store.CountEdgeNotes(outboxCountLimit)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
