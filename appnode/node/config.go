@@ -105,6 +105,10 @@ type GossipConfig struct {
 	// RejoinInterval is how often configured members not seen alive are
 	// contacted again (default 2s).
 	RejoinInterval time.Duration `mapstructure:"rejoin_interval"`
+	// IsolatedAfter is how long this member may hear from none of its
+	// peers before it says so (default 10s): an error in the log every
+	// rejoin interval, /readyz 503, status and appnode_isolated.
+	IsolatedAfter time.Duration `mapstructure:"isolated_after"`
 }
 
 // DefaultGossipOffset is the gossip port's distance from this member's
@@ -299,6 +303,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Gossip.RejoinInterval < 10*time.Millisecond {
 		return config.Errorf("gossip.rejoin_interval", c.Gossip.RejoinInterval, "is shorter than 10ms")
+	}
+	if c.Gossip.IsolatedAfter == 0 {
+		c.Gossip.IsolatedAfter = gossip.DefaultIsolatedAfter
+	}
+	if c.Gossip.IsolatedAfter < c.Gossip.ProbeInterval {
+		return config.Errorf("gossip.isolated_after", c.Gossip.IsolatedAfter, "is shorter than gossip.probe_interval (%v)", c.Gossip.ProbeInterval)
 	}
 	if _, err := hostPort(c.Admin.Listen, 0); err != nil {
 		return config.Errorf("admin.listen", c.Admin.Listen, "%v", err)

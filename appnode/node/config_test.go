@@ -221,3 +221,72 @@ func waitReady(t *testing.T, admin string) {
 	}
 	t.Fatal("node never became ready")
 }
+
+// TestNodeIsolated: a member whose peers never answer (here: the other
+// member's port has nothing behind it) says so once gossip.isolated_after
+// has passed: /readyz answers 503 with why, status and /metrics show it.
+func TestNodeIsolated(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("secret\n"), 0o600)
+	file := filepath.Join(dir, "appnode.yaml")
+	body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18191\nmembers: [127.0.0.1:18191, 127.0.0.1:1]\n" +
+		"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
+		"\ngossip: {probe_interval: 50ms, rejoin_interval: 100ms, isolated_after: 300ms}\nadmin: {listen: \"127.0.0.1:0\"}\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loader := func() (Config, error) {
+		var cfg Config
+		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
+		return cfg, err
+	}
+	cfg, err := loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	admin := n.Admin().Addr().String()
+	var why string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "hears") {
+				why = string(b)
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(why, "hears from none of its 1 peers") || !strings.Contains(why, "127.0.0.1:1: could not learn its gossip address") {
+		t.Fatalf("/readyz = %q, want 503 saying the member hears from nobody and why", why)
+	}
+	var st Status
+	if err := daemon.AdminRequest(ctx, "GET", admin, nil, "/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.MembersAlive != 1 || st.Members != 2 || !strings.Contains(st.Isolated, "hears from none") {
+		t.Errorf("status: %d of %d alive, isolated %q", st.MembersAlive, st.Members, st.Isolated)
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"appnode_isolated 1", "appnode_members_alive 1", "appnode_members 2"} {
+		if !strings.Contains(string(b), "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

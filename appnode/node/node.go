@@ -70,7 +70,8 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	det, err := gossip.New(gossip.Config{
 		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Members,
 		Learn:  func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
-		Secret: secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval, Log: log,
+		Secret: secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
+		IsolatedAfter: cfg.Gossip.IsolatedAfter, Log: log,
 	})
 	if err != nil {
 		st.Close()

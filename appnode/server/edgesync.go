@@ -86,18 +86,17 @@ func (s *Server) RunEdgeSync(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		s.SyncEdges(ctx)
+		s.SyncEdges(ctx, time.Now())
 	}
 }
 
-// SyncEdges delivers the due edge notes (up to edgeSyncBatch) to the
-// members of their other sides, and returns how many it delivered.
-func (s *Server) SyncEdges(ctx context.Context) int {
+// SyncEdges delivers the edge notes due at now (up to edgeSyncBatch) to
+// the members of their other sides, and returns how many it delivered.
+func (s *Server) SyncEdges(ctx context.Context, now time.Time) int {
 	notes, err := s.store.EdgeNotes(edgeSyncBatch)
 	if err != nil {
 		s.log.Warn("reading edge notes", "op", "edge-sync", "err", err)
 	}
-	now := time.Now()
 	done := 0
 	for _, n := range notes {
 		if n.Due.After(now) || ctx.Err() != nil {

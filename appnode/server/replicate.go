@@ -143,26 +143,29 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	}
 	results := make(chan result, len(pref))
 	sent := 0
-	var missing []string // replicas that will not get the call
+	var missing []string // replicas that did not take a copy
+	var later []string   // replicas passed over for failing just now
+	call := func(m string) error {
+		// The write is durable here already: finish the call even if
+		// the client goes away, so the copy or hint is made.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.memberTimeout(m))
+		defer cancel()
+		return s.call(cctx, http.MethodPost, m, "/internal/v1/replicate", body, nil)
+	}
 	for _, m := range pref {
 		switch {
 		case m == s.self:
-		case !s.alive(m) || slices.Contains(skip, m):
+		case s.health.view.Liveness(m) == gossip.Dead || slices.Contains(skip, m):
 			missing = append(missing, m)
+		case s.suspect(m) != "":
+			later = append(later, m)
 		default:
 			sent++
-			go func() {
-				// The write is durable here already: finish the call even
-				// if the client goes away, so the copy or hint is made.
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.memberTimeout(m))
-				defer cancel()
-				err := s.call(cctx, http.MethodPost, m, "/internal/v1/replicate", body, nil)
-				results <- result{m, err}
-			}()
+			go func() { results <- result{m, call(m)} }()
 		}
 	}
 	acks := 1
-	if pos := slices.Index(pref, s.self); pos < 0 {
+	if !slices.Contains(pref, s.self) {
 		// This member answers for key without being one of its replicas
 		// (a previous holder, during a move): its copy is not one of the
 		// preference list's, so it must hint one for each replica.
@@ -179,8 +182,11 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		missing = append(missing, r.member)
 		s.replicaFailed(r.member, r.err)
 	}
-	// Hinted copies for the replicas that did not take one.
 	used := slices.Clone(pref)
+	// Copies still missing: hinted copies on members in good standing
+	// first, then (last resort) the replicas and members that failed a
+	// request just now: they may have recovered.
+	missing = append(missing, later...)
 	for _, m := range missing {
 		if acks >= required {
 			// Enough copies: a hint here is enough for the rest.
@@ -189,12 +195,28 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 			}
 			continue
 		}
-		holder, err := s.hintedCopy(ctx, rg, key, m, rec, &used)
+		holder, err := s.hintedCopy(ctx, rg, key, m, rec, &used, true)
+		if err == nil && holder == "" && slices.Contains(later, m) {
+			if err = call(m); err == nil {
+				s.answered(m)
+				acks++
+				continue
+			}
+			s.replicaFailed(m, err)
+			err = nil
+		}
+		if err == nil && holder == "" {
+			holder, err = s.hintedCopy(ctx, rg, key, m, rec, &used, false)
+		}
 		if err != nil {
 			return err
 		}
 		if holder != "" {
 			acks++
+			continue
+		}
+		if err := s.keepHint(m, rec); err != nil {
+			return err
 		}
 	}
 	if sent > 0 {
@@ -260,13 +282,14 @@ func (s *Server) keepHint(m string, rec record) error {
 
 // hintedCopy gives a hinted copy of rec, for the unreachable replica
 // m, to the first member clockwise from key beyond its preference list
-// that is alive, not in used, and takes it; it adds the members it
-// tried to used and returns the one that took it. When none does, the
-// hint is kept here and the holder is "".
-func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, rec record, used *[]string) (string, error) {
+// that is not dead, not in used, and takes it; it adds the members it
+// asked to used and returns the one that took it, "" if none did. When
+// strict, members that failed a request just now are not asked.
+func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, rec record, used *[]string, strict bool) (string, error) {
 	body := hintRequest{For: m, Records: []record{rec}}
 	for _, h := range rg.Walk(nil, key) {
-		if slices.Contains(*used, h) || h == s.self || !s.alive(h) || slices.Contains(skipped(ctx), h) {
+		if slices.Contains(*used, h) || h == s.self || s.health.view.Liveness(h) == gossip.Dead ||
+			slices.Contains(skipped(ctx), h) || strict && s.suspect(h) != "" {
 			continue
 		}
 		*used = append(*used, h)
@@ -280,7 +303,7 @@ func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, r
 		}
 		s.replicaFailed(h, err)
 	}
-	return "", s.keepHint(m, rec)
+	return "", nil
 }
 
 // hintRequest is the body of POST /internal/v1/hint: records to keep as

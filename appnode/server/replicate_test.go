@@ -151,8 +151,12 @@ func TestWriteAcks(t *testing.T) {
 				t.Errorf("503 error text: %s", a.body)
 			}
 			posts, _, _ := coord.store.Posts("joe", feed.ID{}, 10)
-			if st := coord.srv.Status(); len(posts) != 1 || st.HintsByMember[replica.addr] != tt.hintsHere {
-				t.Errorf("coordinator holds %d posts and hints %v, want the post and %d hints", len(posts), st.HintsByMember, tt.hintsHere)
+			// With write_acks 1 the user's own copy may still have been
+			// on its way to the replica when it was killed: then it is a
+			// hint too.
+			hints := coord.srv.Status().HintsByMember[replica.addr]
+			if len(posts) != 1 || hints < tt.hintsHere || tt.hintsHere == 0 && hints != 0 {
+				t.Errorf("coordinator holds %d posts and %d hints for the replica, want the post and %d hints", len(posts), hints, tt.hintsHere)
 			}
 			if !tt.thirdGone {
 				if st := third.srv.Status(); st.HintsByMember[replica.addr] != tt.hintsThird {
