@@ -140,4 +140,3 @@ func (s *Server) edgeNotes() int {
 	}
 	return n
 }
-
