@@ -430,3 +430,45 @@ func TestFollowConvergesWithPausedMember(t *testing.T) {
 	}
 	t.Logf("unfollow with user1's owner paused: answered in %v (%v); both sides agreed %v after the resume", took.Round(time.Millisecond), unfollowErr, converged.Round(time.Millisecond))
 }
+
+// TestPausedOwnerReadsAfterResume: a user's owner is paused (SIGSTOP)
+// long enough to be taken for dead, posts are acknowledged meanwhile by
+// the others; right after it resumes, reads through every member,
+// itself included, see every one of them: it knows it was paused and
+// catches up before it answers alone, and the others give it the time.
+func TestPausedOwnerReadsAfterResume(t *testing.T) {
+	cl := startDaemons(t, 3, nil)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	owner := cl.byAddr(cl.ring(2).Owner("joe"))
+	token := cl.createUser(hc, owner, "joe")
+	var others []*daemonProc
+	for _, d := range cl.ds {
+		if d != owner {
+			others = append(others, d)
+		}
+	}
+	owner.pause()
+	time.Sleep(1500 * time.Millisecond) // declared dead by the others
+	var acked []feed.ID
+	for i := range 20 {
+		p, err := post(hc, others[i%2], "joe", token, fmt.Sprint("while paused ", i))
+		if err != nil {
+			t.Fatalf("post %d with the owner paused: %v", i, err)
+		}
+		acked = append(acked, p.ID)
+	}
+	owner.resume()
+	resumed := time.Now()
+	for _, d := range cl.ds {
+		got, err := allPosts(hc, d.addr, "joe")
+		if err != nil {
+			t.Fatalf("right after the resume, via %s: %v", d.addr, err)
+		}
+		for _, id := range acked {
+			if !got[id] {
+				t.Errorf("right after the resume, via %s: acknowledged post %s missing", d.addr, id)
+			}
+		}
+	}
+	t.Logf("owner paused 1.5s: 20 posts acknowledged meanwhile, all read through every member %v after the resume", time.Since(resumed).Round(time.Millisecond))
+}

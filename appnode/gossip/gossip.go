@@ -79,9 +79,19 @@ type Config struct {
 	// it is logged as an error (every RejoinInterval) and reported by
 	// Isolated; zero means DefaultIsolatedAfter.
 	IsolatedAfter time.Duration
+	// OnReturn, when set, is called (on its own goroutine) when a peer
+	// that was declared dead is alive again: the two were cut off from
+	// each other, so each may have missed writes the other took.
+	OnReturn func(member string)
 	// Log is the logger; nil means slog.Default().
 	Log *slog.Logger
 }
+
+// ReturnGrace is how long a peer that comes back from the dead counts
+// as catching up (CatchingUp), whatever its gossip metadata says yet:
+// it may have missed writes while it was cut off, and says so itself
+// (in its metadata) only once it has seen the others again.
+const ReturnGrace = 2 * time.Second
 
 // Liveness is what the detector knows of a member.
 type Liveness int8
@@ -145,8 +155,10 @@ func (s State) Alive() bool { return s.State == Alive }
 
 // peer is the detector's record of one other member.
 type peer struct {
-	state      Liveness
-	since      time.Time
+	state    Liveness
+	since    time.Time
+	returned time.Time // when it last came back from Dead
+
 	gossip     string // known gossip address ("" until learned)
 	catchingUp bool
 	rtt        time.Duration
@@ -160,6 +172,7 @@ type Detector struct {
 	log       *slog.Logger
 	ml        *memberlist.Memberlist
 	learn     func(context.Context, string) (string, error)
+	onReturn  func(string)
 	rejoin    time.Duration
 	isolated  time.Duration
 	probeTime time.Duration
@@ -216,6 +229,7 @@ func New(cfg Config) (*Detector, error) {
 		name:      cfg.Name,
 		log:       cfg.Log.With("component", "gossip"),
 		learn:     cfg.Learn,
+		onReturn:  cfg.OnReturn,
 		rejoin:    cfg.RejoinInterval,
 		isolated:  cfg.IsolatedAfter,
 		probeTime: cfg.ProbeTimeout,
@@ -329,8 +343,8 @@ func (d *Detector) Liveness(member string) Liveness {
 func (d *Detector) Alive(member string) bool { return d.Liveness(member) == Alive }
 
 // CatchingUp reports whether member says (in its gossip metadata) that
-// it is still catching up after a start; for this member, what
-// SetCatchingUp set.
+// it is still catching up, or came back from the dead less than
+// ReturnGrace ago; for this member, what SetCatchingUp set.
 func (d *Detector) CatchingUp(member string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -338,7 +352,7 @@ func (d *Detector) CatchingUp(member string) bool {
 		return d.catchingUp
 	}
 	p := d.peers[member]
-	return p != nil && p.catchingUp
+	return p != nil && (p.catchingUp || p.state == Alive && time.Since(p.returned) < ReturnGrace)
 }
 
 // SetCatchingUp sets whether this member is catching up, and tells the
@@ -378,7 +392,7 @@ func (d *Detector) States() []State {
 	out := []State{{Member: d.name, State: Alive, Gossip: d.Addr(), CatchingUp: d.catchingUp}}
 	for name, p := range d.peers {
 		out = append(out, State{Member: name, State: p.state, Since: p.since, Gossip: p.gossip,
-			CatchingUp: p.catchingUp, RTT: p.rtt, Problem: p.problem})
+			CatchingUp: p.catchingUp || p.state == Alive && time.Since(p.returned) < ReturnGrace, RTT: p.rtt, Problem: p.problem})
 	}
 	slices.SortFunc(out, func(a, b State) int { return strings.Compare(a.Member, b.Member) })
 	return out
@@ -464,8 +478,15 @@ func (d *Detector) set(n *memberlist.Node, state Liveness) {
 	if p.state == state {
 		return
 	}
+	back := p.state == Dead && state == Alive
 	p.state, p.since = state, time.Now()
 	d.changes.Inc()
+	if back {
+		p.returned = p.since
+		if d.onReturn != nil {
+			go d.onReturn(n.Name)
+		}
+	}
 	if state == Alive {
 		d.log.Info("member alive", "op", "liveness", "peer", n.Name)
 	} else {

@@ -69,8 +69,11 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	var srv *server.Server
 	det, err := gossip.New(gossip.Config{
 		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Members,
-		Learn:  func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
-		Secret: secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
+		Learn: func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
+		// A member back from the dead was cut off from this one: each
+		// may have missed writes the other took.
+		OnReturn: func(m string) { srv.KickCatchUp(m) },
+		Secret:   secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
 		IsolatedAfter: cfg.Gossip.IsolatedAfter, Log: log,
 	})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -20,20 +22,95 @@ import (
 // anti-entropy with every live member, repeated until a round finds
 // nothing to copy.
 
-// catchUpPause is the wait between catch-up rounds that still found
-// something to copy.
-const catchUpPause = 200 * time.Millisecond
+// Timings of the catch-up loop.
+const (
+	// catchUpPause is the wait between catch-up rounds that still found
+	// something to copy.
+	catchUpPause = 200 * time.Millisecond
+	// pauseTick and pauseLimit detect that this process was paused
+	// (SIGSTOP, a stalled VM) or starved: a tick that comes pauseLimit
+	// late means the others may have taken this member for dead and
+	// written elsewhere meanwhile.
+	pauseTick  = 250 * time.Millisecond
+	pauseLimit = time.Second
+)
 
-// RunCatchUp catches this member up (see above) and then reports it as
-// caught up. It returns when done or when ctx is done.
+// RunCatchUp catches this member up (see above) at start, and again
+// whenever it may have missed writes: a member it had taken for dead is
+// back (KickCatchUp: the two were cut off, so it catches up with that
+// member), or this process was paused longer than pauseLimit (it
+// catches up with everyone). Until ctx is done.
 func (s *Server) RunCatchUp(ctx context.Context) error {
+	if s.catchingUp.Load() {
+		s.catchUp(ctx, "start", nil)
+	}
+	t := time.NewTicker(pauseTick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		s.awake.Store(int64(time.Since(s.started)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.catchUpKick:
+			s.kickMu.Lock()
+			peers := s.kicked
+			s.kicked = nil
+			s.kickMu.Unlock()
+			s.catchUp(ctx, fmt.Sprintf("%s back after they were taken for dead", strings.Join(peers, ", ")), peers)
+		case <-t.C:
+			if gap := time.Since(last); gap > pauseLimit {
+				s.setCatchingUp(true)
+				s.catchUp(ctx, fmt.Sprintf("this member was paused or starved for %.1fs", gap.Seconds()), nil)
+			}
+		}
+		last = time.Now()
+	}
+}
+
+// notePause is called as a request starts: when RunCatchUp's clock has
+// not ticked for pauseLimit this process was just paused, and the
+// request must not be answered from this member's store alone before
+// RunCatchUp has noticed.
+func (s *Server) notePause() {
+	if s.awake.Load() == 0 || s.catchingUp.Load() {
+		return
+	}
+	if time.Since(s.started)-time.Duration(s.awake.Load()) > pauseLimit {
+		s.setCatchingUp(true)
+	}
+}
+
+// KickCatchUp marks this member as catching up at once, and has
+// RunCatchUp catch it up with member, which is back after this member
+// took it for dead.
+func (s *Server) KickCatchUp(member string) {
+	s.setCatchingUp(true)
+	s.kickMu.Lock()
+	if !slices.Contains(s.kicked, member) {
+		s.kicked = append(s.kicked, member)
+	}
+	s.kickMu.Unlock()
+	select {
+	case s.catchUpKick <- struct{}{}:
+	default: // a catch-up is due already; it will take member along
+	}
+}
+
+// catchUp makes catch-up rounds with peers (nil: every member) until
+// one finds nothing to copy, then reports this member as caught up
+// unless another catch-up is due.
+func (s *Server) catchUp(ctx context.Context, why string, peers []string) {
 	start := time.Now()
 	s.setCatchingUp(true)
+	if peers == nil {
+		peers = s.ring.Load().Members()
+	}
 	hints, users, rounds := 0, 0, 0
 	for ctx.Err() == nil {
 		rounds++
 		pending := false
-		for _, m := range s.ring.Load().Members() {
+		for _, m := range peers {
 			if m == s.self || !s.alive(m) {
 				continue
 			}
@@ -45,7 +122,7 @@ func (s *Server) RunCatchUp(ctx context.Context) error {
 			hints += ans.Delivered
 			pending = pending || ans.Left > 0
 		}
-		for _, m := range s.ring.Load().Members() {
+		for _, m := range peers {
 			if m == s.self || !s.alive(m) {
 				continue
 			}
@@ -65,12 +142,16 @@ func (s *Server) RunCatchUp(ctx context.Context) error {
 		}
 	}
 	if ctx.Err() != nil {
-		return nil
+		return
 	}
-	s.setCatchingUp(false)
+	s.kickMu.Lock()
+	more := len(s.kicked) > 0
+	if !more {
+		s.setCatchingUp(false)
+	}
+	s.kickMu.Unlock()
 	s.metrics.catchUps.Inc()
-	s.log.Info("caught up", "op", "catch-up", "seconds", time.Since(start).Seconds(), "hints", hints, "users", users, "rounds", rounds)
-	return nil
+	s.log.Info("caught up", "op", "catch-up", "why", why, "seconds", time.Since(start).Seconds(), "hints", hints, "users", users, "rounds", rounds)
 }
 
 // setCatchingUp records whether this member is catching up, and tells

@@ -128,8 +128,13 @@ type Server struct {
 	writeAcks        atomic.Int32
 	peerTimeoutFloor atomic.Int64 // a time.Duration: the member timeout's floor
 	gossipAddr       string
-	catchingUp       atomic.Bool // RunCatchUp has not finished
+	catchingUp       atomic.Bool // a catch-up is due or under way
 	catchUpHook      func(bool)
+	catchUpKick      chan struct{} // KickCatchUp → RunCatchUp
+	kickMu           sync.Mutex    // guards kicked
+	kicked           []string      // members to catch up with next
+	started          time.Time     // for awake's monotonic clock
+	awake            atomic.Int64  // time.Since(started) at RunCatchUp's last tick
 	handoffInterval  time.Duration
 	readRepair       atomic.Bool
 	// antiEntropyInterval is a time.Duration.
@@ -196,6 +201,8 @@ func New(opts Options) (*Server, error) {
 		repairSlots:     make(chan struct{}, maxRepairs),
 		gossipAddr:      opts.GossipAddr,
 		catchUpHook:     opts.CatchUp,
+		catchUpKick:     make(chan struct{}, 1),
+		started:         time.Now(),
 	}
 	s.metrics = newMetrics(opts.Registry, opts.Store, s.catchingUp.Load)
 	if opts.StartCatchingUp {
@@ -493,6 +500,7 @@ type pinner func(r *http.Request, body []byte) []byte
 // when no member answers lists each member asked or passed over and
 // why.
 func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc, pin pinner) {
+	s.notePause()
 	rg := s.ring.Load()
 	hops := 0
 	var skip []string
