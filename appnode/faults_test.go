@@ -472,3 +472,58 @@ func TestPausedOwnerReadsAfterResume(t *testing.T) {
 	}
 	t.Logf("owner paused 1.5s: 20 posts acknowledged meanwhile, all read through every member %v after the resume", time.Since(resumed).Round(time.Millisecond))
 }
+
+// TestWipedCoordinatorFanout: a post is acknowledged while the member
+// holding a follower's inbox is down, so its delivery waits in the
+// outbox of the member that took the post; that member is then killed
+// and its disk wiped. The post's other replica kept a copy of the
+// delivery and makes it once it sees the coordinator back on a new
+// disk: the follower's timeline, read through every member, has the
+// post.
+func TestWipedCoordinatorFanout(t *testing.T) {
+	cl := startDaemons(t, 3, nil)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	rg := cl.ring(2)
+	pref := rg.Preference(nil, "author")
+	coord := cl.byAddr(pref[0])
+	var third *daemonProc
+	for _, d := range cl.ds {
+		if !rg.InPreference("author", d.addr) {
+			third = d
+		}
+	}
+	// A follower owned by the third member (whose inbox there answers
+	// its timeline reads) and not held by the coordinator.
+	follower := ""
+	for i := 0; follower == ""; i++ {
+		if u := fmt.Sprintf("reader%d", i); rg.Owner(u) == third.addr && !rg.InPreference(u, coord.addr) {
+			follower = u
+		}
+	}
+	ta := cl.createUser(hc, coord, "author")
+	tf := cl.createUser(hc, third, follower)
+	if _, err := apiCall(hc, "PUT", "http://"+third.addr+"/v1/users/"+follower+"/following/author", tf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	third.kill()
+	p, err := post(hc, coord, "author", ta, "delivered by a copy")
+	if err != nil {
+		t.Fatalf("post with the follower's member down: %v", err)
+	}
+	coord.kill()
+	if err := os.RemoveAll(coord.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	third.start(t)
+	coord.start(t)
+	cl.waitSettled(20 * time.Second)
+	for _, d := range cl.ds {
+		waitUntil(t, 15*time.Second, follower+"'s timeline via "+d.addr+" has the post", func() bool {
+			var page api.PostsAnswer
+			if _, err := apiCall(hc, "GET", "http://"+d.addr+"/v1/users/"+follower+"/timeline?limit=20", tf, nil, &page); err != nil {
+				return false
+			}
+			return slices.ContainsFunc(page.Posts, func(q feed.Post) bool { return q.ID == p.ID })
+		})
+	}
+}

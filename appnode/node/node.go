@@ -145,6 +145,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.srv.RunEdgeSync(gctx) })
 	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
 	g.Go(func() error { return n.srv.RunFanout(gctx) })
+	g.Go(func() error { return n.srv.RunCopies(gctx) })
 	n.mu.Lock()
 	rate := n.cfg.RebalanceRate // a reload does not change the rate
 	n.mu.Unlock()

@@ -223,10 +223,12 @@ type helloAnswer struct {
 	Member     string `json:"member"`
 	Gossip     string `json:"gossip"`
 	CatchingUp bool   `json:"catching_up"`
+	// Store is the member's store id: another one means a new disk.
+	Store string `json:"store"`
 }
 
 func (s *Server) helloHandler(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, helloAnswer{Member: s.self, Gossip: s.gossipAddr, CatchingUp: s.catchingUp.Load()})
+	writeJSON(w, http.StatusOK, helloAnswer{Member: s.self, Gossip: s.gossipAddr, CatchingUp: s.catchingUp.Load(), Store: s.store.ID()})
 }
 
 // GossipAddrOf asks member for its gossip address (GET

@@ -124,3 +124,51 @@ func TestFollowGoesOnToReplica(t *testing.T) {
 		t.Errorf("bob's followers = %v, want %s", ans.Followers, follower)
 	}
 }
+
+// TestFanoutCopies: a post's replica keeps a copy of each of its outbox
+// entries for other members; once the coordinator has delivered them it
+// says so and the copies are deleted, so the replica never delivers
+// them itself. A copy whose coordinator stays silent is delivered by the
+// replica after copyMaxAge.
+func TestFanoutCopies(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	rg := ms[0].srv.Ring()
+	pref := rg.Preference(nil, "author")
+	coord, replica := byAddr(ms, pref[0]), byAddr(ms, pref[1])
+	// A follower whose inbox is on a member other than the coordinator.
+	follower := ""
+	for i := 0; follower == ""; i++ {
+		if u := fmt.Sprintf("f%d", i); !rg.InPreference(u, coord.addr) {
+			follower = u
+		}
+	}
+	ta := createUser(t, coord, "author")
+	tf := createUser(t, coord, follower)
+	if a := do(t, nil, "PUT", coord.url("/v1/users/"+follower+"/following/author"), tf, nil); a.code != 204 {
+		t.Fatalf("follow = %d %s", a.code, a.body)
+	}
+	if a := do(t, nil, "POST", coord.url("/v1/users/author/posts"), ta, api.PostRequest{Text: "hello"}); a.code != 201 {
+		t.Fatalf("post = %d %s", a.code, a.body)
+	}
+	if n, _ := replica.store.CountCopies(0); n == 0 {
+		t.Fatal("the replica keeps no copy of the post's outbox entries")
+	}
+	coord.srv.SendDone(context.Background())
+	if n, _ := replica.store.CountCopies(0); n != 0 {
+		t.Errorf("%d copies left on the replica after the coordinator said it delivered them", n)
+	}
+	// Without the coordinator's word, a copy is delivered after
+	// copyMaxAge (and then deleted).
+	if a := do(t, nil, "POST", coord.url("/v1/users/author/posts"), ta, api.PostRequest{Text: "again"}); a.code != 201 {
+		t.Fatalf("post = %d %s", a.code, a.body)
+	}
+	if n := replica.srv.DeliverCopies(context.Background(), time.Now()); n != 0 {
+		t.Errorf("copies of a live coordinator delivered before copyMaxAge: %d", n)
+	}
+	if n := replica.srv.DeliverCopies(context.Background(), time.Now().Add(copyMaxAge+time.Minute)); n == 0 {
+		t.Error("no copy delivered after copyMaxAge")
+	}
+	if n, _ := replica.store.CountCopies(0); n != 0 {
+		t.Errorf("%d copies left after they were delivered", n)
+	}
+}

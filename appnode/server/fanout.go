@@ -61,8 +61,6 @@ const (
 	// followers with replicas 2 (~10 ms); a larger one is left to
 	// RunFanout, so a post's latency stays bounded.
 	inlineFanout = 4096
-	// inlineTimeout bounds that inline delivery.
-	inlineTimeout = 2 * time.Second
 	// fanoutRetry is how often RunFanout looks at the outbox; a member
 	// that failed waits its backoff (fanoutBackoffMin doubling up to
 	// fanoutBackoffMax) before the next try.
@@ -277,7 +275,8 @@ func (s *Server) knownCelebrity(author string, limit int) bool {
 
 // deliverQueued delivers outbox entries just written: at once when the
 // fan-out is small and no other inline delivery to the member is under
-// way (bounded by inlineTimeout, whatever the caller's context), else
+// way (each bounded by the member timeout, whatever the caller's
+// context: a member that does not answer gets it later), else
 // by RunFanout, which it kicks.
 func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	if len(qs) == 0 {
@@ -291,8 +290,7 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	for _, q := range qs {
 		byMember[q.member] = append(byMember[q.member], q.entry)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inlineTimeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	failed := atomic.Bool{}
 	for m, es := range byMember {
@@ -324,7 +322,9 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 				delete(s.fan.busy, m)
 				s.fan.mu.Unlock()
 			}()
-			if err := s.sendOutbox(ctx, m, es); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, s.memberTimeout(m))
+			defer cancel()
+			if err := s.sendOutbox(cctx, m, es); err != nil {
 				s.log.Debug("inline inbox delivery", "op", "fanout", "peer", m, "err", err)
 				failed.Store(true)
 			}
@@ -367,6 +367,7 @@ func (s *Server) sendOutbox(ctx context.Context, member string, es []store.Outbo
 		}
 	}
 	s.fan.metrics.delivered.Add(float64(len(es)))
+	s.copiesDelivered(member, es)
 	return s.store.DeleteOutbox(es)
 }
 
@@ -492,15 +493,19 @@ func (s *Server) RunFanout(ctx context.Context) error {
 }
 
 // DeliverOutbox makes one round of outbox delivery to every member not
-// in backoff and returns how many entries were delivered.
+// in backoff, several members at once (one that does not answer holds
+// up only its own entries), and returns how many entries were
+// delivered.
 func (s *Server) DeliverOutbox(ctx context.Context) int {
 	members, err := s.store.OutboxMembers()
 	if err != nil {
 		s.log.Warn("listing outbox members", "op", "fanout", "err", err)
 		return 0
 	}
-	done := 0
+	var done atomic.Int64
 	now := time.Now()
+	var g errgroup.Group
+	g.SetLimit(maxParallelDeliveries)
 	for _, m := range members {
 		s.fan.mu.Lock()
 		b := s.fan.backoff[m]
@@ -508,47 +513,60 @@ func (s *Server) DeliverOutbox(ctx context.Context) int {
 		if now.Before(b.until) {
 			continue
 		}
-		var err error
-		for range maxOutboxBatchesPerRound {
-			var es []store.OutboxEntry
-			es, err = s.store.Outbox(m, outboxBatch)
+		g.Go(func() error {
+			err := s.deliverOutboxTo(ctx, m, &done)
+			s.fan.mu.Lock()
 			if err != nil {
-				s.log.Error("undecodable outbox entries dropped", "op", "fanout", "peer", m, "err", err)
-				err = nil
-			}
-			if len(es) == 0 || ctx.Err() != nil {
-				break
-			}
-			if m == s.self {
-				err = s.deliverLocal(es)
-			} else if !s.ring.Load().Has(m) {
-				err = s.requeue(m, es)
-			} else if !s.alive(m) {
-				err = fmt.Errorf("member %s is not alive", m)
+				b.wait = min(max(2*b.wait, fanoutBackoffMin), fanoutBackoffMax)
+				b.until = time.Now().Add(b.wait)
+				s.fan.backoff[m] = b
 			} else {
-				cctx, cancel := context.WithTimeout(ctx, peerTimeout)
-				err = s.sendOutbox(cctx, m, es)
-				cancel()
+				delete(s.fan.backoff, m)
 			}
+			s.fan.mu.Unlock()
 			if err != nil {
-				break
+				s.log.Debug("inbox delivery", "op", "fanout", "peer", m, "err", err, "retry_in", b.wait.Seconds())
 			}
-			done += len(es)
-		}
-		s.fan.mu.Lock()
-		if err != nil {
-			b.wait = min(max(2*b.wait, fanoutBackoffMin), fanoutBackoffMax)
-			b.until = time.Now().Add(b.wait)
-			s.fan.backoff[m] = b
-		} else {
-			delete(s.fan.backoff, m)
-		}
-		s.fan.mu.Unlock()
-		if err != nil {
-			s.log.Debug("inbox delivery", "op", "fanout", "peer", m, "err", err, "retry_in", b.wait.Seconds())
-		}
+			return nil
+		})
 	}
-	return done
+	g.Wait()
+	return int(done.Load())
+}
+
+// maxParallelDeliveries bounds the members DeliverOutbox delivers to at
+// once.
+const maxParallelDeliveries = 8
+
+// deliverOutboxTo delivers up to maxOutboxBatchesPerRound batches of
+// member m's outbox, adding to done.
+func (s *Server) deliverOutboxTo(ctx context.Context, m string, done *atomic.Int64) error {
+	for range maxOutboxBatchesPerRound {
+		es, err := s.store.Outbox(m, outboxBatch)
+		if err != nil {
+			s.log.Error("undecodable outbox entries dropped", "op", "fanout", "peer", m, "err", err)
+		}
+		if len(es) == 0 || ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case m == s.self:
+			err = s.deliverLocal(es)
+		case !s.ring.Load().Has(m):
+			err = s.requeue(m, es)
+		case !s.alive(m):
+			err = fmt.Errorf("member %s is not alive", m)
+		default:
+			cctx, cancel := context.WithTimeout(ctx, writeTimeouts*s.memberTimeout(m)+time.Second)
+			err = s.sendOutbox(cctx, m, es)
+			cancel()
+		}
+		if err != nil {
+			return err
+		}
+		done.Add(int64(len(es)))
+	}
+	return nil
 }
 
 // requeue moves entries queued for member, which has left the ring,

@@ -49,6 +49,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/handoff", s.internal(s.handoffHandler, maxBody))
 	mux.HandleFunc("POST /internal/v1/edge", s.internal(s.edgeHandler, maxBody))
 	mux.HandleFunc("GET /internal/v1/hello", s.internal(s.helloHandler, maxBody))
+	mux.HandleFunc("POST /internal/v1/fanout-done", s.internal(s.doneHandler, maxDoneRefs*(2*feed.IDLen+64)))
 	mux.HandleFunc(linkRoute, s.serveLink)
 	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
@@ -272,7 +273,8 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	if err := s.replicate(r.Context(), name, record{Post: &p}); err != nil {
+	rec := record{Post: &p, Copies: s.copiesOf(queued), From: s.self, FromStore: s.store.ID()}
+	if err := s.replicate(r.Context(), name, rec); err != nil {
 		s.kickFanout()
 		s.replicaError(w, err)
 		return

@@ -28,6 +28,12 @@ type record struct {
 	// Synced says the edge's other side is known to have it already, so
 	// the member storing it keeps no edge note (edgesync.go).
 	Synced bool `json:"synced,omitempty"`
+	// Copies are a post's outbox entries, which the replica keeps a copy
+	// of (fanoutcopies.go); From is the member that made them and
+	// FromStore its store id.
+	Copies    []outboxCopy `json:"copies,omitempty"`
+	From      string       `json:"from,omitempty"`
+	FromStore string       `json:"from_store,omitempty"`
 }
 
 // replicateRequest is the body of POST /internal/v1/replicate.
@@ -82,7 +88,11 @@ func (s *Server) apply(rec record) error {
 		_, _, err := s.store.MergeUser(*rec.User)
 		return err
 	case rec.Post != nil:
-		return s.store.AddPost(*rec.Post)
+		ws, err := s.copyWrites(rec)
+		if err != nil {
+			return err
+		}
+		return s.store.AddPost(*rec.Post, ws...)
 	default:
 		s.clock.Observe(rec.Edge.Clock)
 		_, err := s.mergeEdge(rec.Side, *rec.Edge, rec.Synced)

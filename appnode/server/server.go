@@ -145,6 +145,7 @@ type Server struct {
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
 	fan                 fanout                    // fan-out on write and live streams (fanout.go)
+	copies              copiesState               // fan-out copies' delivered notices (fanoutcopies.go)
 
 	links    linkPool
 	useLinks atomic.Bool // forward over links (else HTTP only)

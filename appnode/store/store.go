@@ -66,6 +66,7 @@ type Store struct {
 	users   userLocks // serialise each user's writes (check, then write with the digest)
 	leaves  leafTable
 	hintSeq atomic.Uint64
+	id      string // see ID
 	// digestReads counts per-user digest entries read (DigestReads).
 	digestReads atomic.Uint64
 	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
@@ -94,6 +95,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
 	st.users.seed = maphash.MakeSeed()
 	st.initHintSeq()
+	if err := st.initID(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+	}
 	start := time.Now()
 	n, err := st.initDigests()
 	if err != nil {
@@ -305,7 +310,7 @@ func (s *Store) User(name string) (feed.User, error) {
 // AddPost stores a post, and the extra writes (inbox and outbox
 // entries, derived data outside the digests) in the same synced batch.
 // Storing the same post again is harmless (and writes nothing, the
-// extra writes included).
+// extra writes included); another post with the same id is ErrExists.
 func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	val, err := json.Marshal(p)
 	if err != nil {
@@ -319,6 +324,9 @@ func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	}
 	if bytes.Equal(old, val) {
 		return nil // a post is immutable: this copy is durable already
+	}
+	if old != nil {
+		return fmt.Errorf("storing post %s by %s: another post has this id: %w", p.ID, p.Author, ErrExists)
 	}
 	extra := func(b *pebble.Batch) {
 		for _, w := range also {
