@@ -166,17 +166,19 @@ func (s *Server) CatchingUp() bool { return s.catchingUp.Load() }
 
 // catchUpUser merges user name's records (the page r reads) with the
 // other live replicas before a member that has not caught up answers
-// for name itself.
-func (s *Server) catchUpUser(ctx context.Context, r *http.Request, name string) {
+// for name itself. An error means they could not be merged: the member
+// must not answer from its own store alone.
+func (s *Server) catchUpUser(ctx context.Context, r *http.Request, name string) error {
 	limit, before, err := page(r)
 	if err != nil {
-		return // the handler answers 400
+		return nil // the handler answers 400
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeTimeouts*time.Duration(s.peerTimeoutFloor.Load()))
+	ctx, cancel := context.WithTimeout(ctx, lastResort(time.Duration(s.peerTimeoutFloor.Load())))
 	defer cancel()
 	if _, err := s.Repair(ctx, name, before, limit, skipped(ctx)...); err != nil {
-		s.log.Debug("merging before answering while catching up", "op", "catch-up", "user", name, "err", err)
+		return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
 	}
+	return nil
 }
 
 // handoffRequest is the body of POST /internal/v1/handoff: hand the

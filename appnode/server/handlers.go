@@ -475,13 +475,23 @@ var errNoMember = errors.New("no member answered")
 func (s *Server) onMembers(ctx context.Context, name string, write bool, call func(ctx context.Context, m string) error) error {
 	cands, passed := s.candidates(s.ring.Load(), name, skipped(ctx))
 	tried := triedMembers(passed)
-	for _, m := range cands {
+	var slow []string // did not answer in time: asked again, waiting longer, before giving up
+	for i := 0; i < len(cands)+len(slow); i++ {
+		m, last := "", false
+		if i < len(cands) {
+			m = cands[i]
+		} else {
+			m, last = slow[i-len(cands)], true
+		}
 		if m == s.self {
 			return call(ctx, m)
 		}
 		timeout := s.memberTimeout(m)
 		if write {
 			timeout *= writeTimeouts
+		}
+		if last {
+			timeout = lastResort(timeout)
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		err := call(cctx, m)
@@ -494,7 +504,11 @@ func (s *Server) onMembers(ctx context.Context, name string, write bool, call fu
 			return err
 		}
 		why := fmt.Sprintf("did not answer within %v", timeout)
-		if !errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			if !last {
+				slow = append(slow, m)
+			}
+		} else {
 			why = err.Error()
 		}
 		s.failed(m, why)

@@ -155,10 +155,10 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	sent := 0
 	var missing []string // replicas that did not take a copy
 	var later []string   // replicas passed over for failing just now
-	call := func(m string) error {
+	call := func(m string, timeout time.Duration) error {
 		// The write is durable here already: finish the call even if
 		// the client goes away, so the copy or hint is made.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.memberTimeout(m))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return s.call(cctx, http.MethodPost, m, "/internal/v1/replicate", body, nil)
 	}
@@ -171,7 +171,7 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 			later = append(later, m)
 		default:
 			sent++
-			go func() { results <- result{m, call(m)} }()
+			go func() { results <- result{m, call(m, s.memberTimeout(m))} }()
 		}
 	}
 	acks := 1
@@ -207,7 +207,7 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		}
 		holder, err := s.hintedCopy(ctx, rg, key, m, rec, &used, true)
 		if err == nil && holder == "" && slices.Contains(later, m) {
-			if err = call(m); err == nil {
+			if err = call(m, lastResort(s.memberTimeout(m))); err == nil {
 				s.answered(m)
 				acks++
 				continue
@@ -251,6 +251,10 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	}
 	return nil
 }
+
+// lastResort is how long a call waits when no other member is left to
+// try: a member that is only busy gets the time to answer.
+func lastResort(timeout time.Duration) time.Duration { return max(4*timeout, time.Second) }
 
 // requiredAcks is write_acks: 0 means 2, or 1 on a ring of one replica.
 func (s *Server) requiredAcks(rg *ring.Ring) int {
@@ -303,7 +307,11 @@ func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, r
 			continue
 		}
 		*used = append(*used, h)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.memberTimeout(h))
+		timeout := s.memberTimeout(h)
+		if !strict {
+			timeout = lastResort(timeout)
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		err := s.call(cctx, http.MethodPost, h, "/internal/v1/hint", body, nil)
 		cancel()
 		if err == nil {

@@ -442,6 +442,7 @@ type forwardPlan struct {
 	// next member.
 	retry bool
 	why   string
+	slow  bool // no answer in time (as opposed to no connection)
 
 	timer *time.Timer // HTTP forwards: the timeout until the headers
 	late  atomic.Bool // the timer fired
@@ -459,6 +460,7 @@ func (p *forwardPlan) fail(err error) {
 	switch {
 	case p.late.Load() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errLate):
 		p.why = fmt.Sprintf("did not answer within %v", p.timeout)
+		p.slow = true
 	case isRefused(err):
 		p.why = "refused the connection (not running)"
 	case errors.Is(err, errLinkUnsent):
@@ -540,7 +542,10 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 			// No caught-up replica answered: merge with the others
 			// first, so this member never answers from a store that
 			// has not caught up alone.
-			s.catchUpUser(ctx, r, name)
+			if err := s.catchUpUser(ctx, r, name); err != nil {
+				writeError(w, http.StatusServiceUnavailable, err)
+				return
+			}
 		}
 		h(w, r.WithContext(ctx))
 	}
@@ -558,7 +563,18 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		cands = []string{s.self}
 	}
 	tried := triedMembers(passed)
-	for _, m := range cands {
+	var slow []string // members that did not answer in time
+	for i := 0; i < len(cands)+len(slow); i++ {
+		// The member timeout is for going on to another member: once
+		// every candidate has been tried, those that were only slow
+		// (busy, not gone) get another try that waits as long as the
+		// client does, rather than a 503 for an answer on its way.
+		m, last := "", false
+		if i < len(cands) {
+			m = cands[i]
+		} else {
+			m, last = slow[i-len(cands)], true
+		}
 		w.Header().Set(HeaderOwner, m)
 		if m == s.self {
 			// Bounded by the previous preference list's length.
@@ -596,7 +612,11 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		if !buffer() {
 			return
 		}
-		plan := &forwardPlan{owner: m, hops: hops + 1, skip: skip, body: body, timeout: s.memberTimeout(m), client: r.Context()}
+		timeout := s.forwardTimeout(m, r)
+		if last {
+			timeout = peerTimeout
+		}
+		plan := &forwardPlan{owner: m, hops: hops + 1, skip: skip, body: body, timeout: timeout, client: r.Context()}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
 		s.forward(w, r, plan)
 		if !plan.retry {
@@ -607,9 +627,24 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		s.failed(m, plan.why)
 		s.metrics.failovers.Inc()
 		tried.add(m, plan.why)
-		skip = append(slices.Clip(skip), m)
+		if plan.slow && !last {
+			slow = append(slow, m)
+		} else {
+			skip = append(slices.Clip(skip), m)
+		}
 	}
 	writeError(w, http.StatusServiceUnavailable, noMember(name, tried))
+}
+
+// forwardTimeout is how long a forward of r to m waits before going on
+// to the next member: the member timeout, writeTimeouts of them for a
+// write (m may itself wait for a replica).
+func (s *Server) forwardTimeout(m string, r *http.Request) time.Duration {
+	t := s.memberTimeout(m)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		t *= writeTimeouts
+	}
+	return t
 }
 
 // movedFrom returns the member that answered for user name under the
