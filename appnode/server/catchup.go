@@ -24,9 +24,10 @@ import (
 
 // Timings of the catch-up loop.
 const (
-	// catchUpPause is the wait between catch-up rounds that still found
-	// something to copy.
-	catchUpPause = 200 * time.Millisecond
+	// maxCatchUpCalls bounds the hand-off calls and anti-entropy rounds
+	// made with one member in a catch-up: at 1000 users a round, a
+	// million users.
+	maxCatchUpCalls = 1000
 	// pauseTick and pauseLimit detect that this process was paused
 	// (SIGSTOP, a stalled VM) or starved: a tick that comes pauseLimit
 	// late means the others may have taken this member for dead and
@@ -106,39 +107,41 @@ func (s *Server) catchUp(ctx context.Context, why string, peers []string) {
 	if peers == nil {
 		peers = s.ring.Load().Members()
 	}
+	// One pass: every peer's hints for this member, then anti-entropy
+	// with every peer, again while a round was cut short by its bounds.
+	// What differs after that is writes still on their way, which
+	// replication brings.
 	hints, users, rounds := 0, 0, 0
-	for ctx.Err() == nil {
-		rounds++
-		pending := false
-		for _, m := range peers {
-			if m == s.self || !s.alive(m) {
-				continue
-			}
+	for _, m := range peers {
+		if m == s.self || !s.alive(m) {
+			continue
+		}
+		for range maxCatchUpCalls {
 			var ans handoffAnswer
 			if err := s.call(ctx, http.MethodPost, m, "/internal/v1/handoff", handoffRequest{To: s.self}, &ans); err != nil {
 				s.log.Debug("asking for hints", "op", "catch-up", "peer", m, "err", err)
-				continue
+				break
 			}
 			hints += ans.Delivered
-			pending = pending || ans.Left > 0
-		}
-		for _, m := range peers {
-			if m == s.self || !s.alive(m) {
-				continue
+			if ans.Left == 0 || ans.Delivered == 0 {
+				break
 			}
-			n, err := s.AntiEntropy(ctx, m)
+		}
+	}
+	for _, m := range peers {
+		if m == s.self || !s.alive(m) {
+			continue
+		}
+		for range maxCatchUpCalls {
+			rounds++
+			n, truncated, err := s.antiEntropyRound(ctx, m)
 			users += n
 			if err != nil {
 				s.log.Debug("anti-entropy", "op", "catch-up", "peer", m, "err", err)
 			}
-			pending = pending || n > 0
-		}
-		if !pending {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(catchUpPause):
+			if !truncated || err != nil || ctx.Err() != nil {
+				break
+			}
 		}
 	}
 	if ctx.Err() != nil {
