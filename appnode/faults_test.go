@@ -204,20 +204,23 @@ func TestAckSurvivesLostCoordinator(t *testing.T) {
 	}
 	restarted := time.Now()
 	replica.start(t)
+	// The first answer the replica gives (once it serves) already has
+	// every post: it takes the hinted copies in before it answers.
 	var got map[feed.ID]bool
-	waitUntil(t, 15*time.Second, "every acknowledged post readable via the third member", func() bool {
+	waitUntil(t, 15*time.Second, "a read of joe's posts via the third member", func() bool {
 		var err error
 		got, err = allPosts(hc, third.addr, "joe")
-		if err != nil {
-			return false
-		}
-		for _, id := range acked {
-			if !got[id] {
-				return false
-			}
-		}
-		return true
+		return err == nil
 	})
+	missing := 0
+	for _, id := range acked {
+		if !got[id] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("the first read after the replica restarted misses %d of %d acknowledged posts", missing, len(acked))
+	}
 	t.Logf("coordinator lost for good: %d acknowledged posts all readable %v after the replica restarted (from the third member's hinted copies)",
 		len(acked), time.Since(restarted).Round(time.Millisecond))
 }

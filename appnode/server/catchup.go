@@ -112,6 +112,8 @@ func (s *Server) catchUp(ctx context.Context, why string, peers []string) {
 	// What differs after that is writes still on their way, which
 	// replication brings.
 	hints, users, rounds := 0, 0, 0
+	hintsIn := make(chan struct{})
+	s.hintsIn.Store(&hintsIn)
 	for _, m := range peers {
 		if m == s.self || !s.alive(m) {
 			continue
@@ -128,6 +130,7 @@ func (s *Server) catchUp(ctx context.Context, why string, peers []string) {
 			}
 		}
 	}
+	close(hintsIn)
 	for _, m := range peers {
 		if m == s.self || !s.alive(m) {
 			continue
@@ -178,6 +181,16 @@ func (s *Server) catchUpUser(ctx context.Context, r *http.Request, name string) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, lastResort(time.Duration(s.peerTimeoutFloor.Load())))
 	defer cancel()
+	// The hints the others hold for this member come first: a write
+	// whose copy for this member went to a hinted holder is there, and
+	// nowhere else if its coordinator is gone.
+	if p := s.hintsIn.Load(); p != nil {
+		select {
+		case <-*p:
+		case <-ctx.Done():
+			return fmt.Errorf("this member is catching up and the hints for it have not all arrived yet")
+		}
+	}
 	if _, err := s.Repair(ctx, name, before, limit, skipped(ctx)...); err != nil {
 		return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
 	}

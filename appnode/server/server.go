@@ -130,11 +130,12 @@ type Server struct {
 	gossipAddr       string
 	catchingUp       atomic.Bool // a catch-up is due or under way
 	catchUpHook      func(bool)
-	catchUpKick      chan struct{} // KickCatchUp → RunCatchUp
-	kickMu           sync.Mutex    // guards kicked
-	kicked           []string      // members to catch up with next
-	started          time.Time     // for awake's monotonic clock
-	awake            atomic.Int64  // time.Since(started) at RunCatchUp's last tick
+	catchUpKick      chan struct{}                 // KickCatchUp → RunCatchUp
+	kickMu           sync.Mutex                    // guards kicked
+	kicked           []string                      // members to catch up with next
+	started          time.Time                     // for awake's monotonic clock
+	awake            atomic.Int64                  // time.Since(started) at RunCatchUp's last tick
+	hintsIn          atomic.Pointer[chan struct{}] // closed once a catch-up's hints have arrived
 	handoffInterval  time.Duration
 	readRepair       atomic.Bool
 	// antiEntropyInterval is a time.Duration.
