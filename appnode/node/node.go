@@ -77,6 +77,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	srv, err := server.New(server.Options{
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
+		Now:                 wallClock(),
 		Links:               cfg.ForwardOver == "link",
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
 	})
