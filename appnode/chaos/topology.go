@@ -186,16 +186,12 @@ func CleanStale() error {
 	var errs []error
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], namePrefix) {
+		if len(f) == 0 {
 			continue
 		}
 		ns := f[0]
-		digits := strings.TrimLeft(ns[len(namePrefix):], "0123456789")
-		pid, err := strconv.Atoi(ns[len(namePrefix) : len(ns)-len(digits)])
-		if err != nil || !strings.Contains(digits, "-") {
-			continue // not one of ours
-		}
-		if syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
+		pid, ok := namespacePID(ns)
+		if !ok || syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
 			continue // its run is still going
 		}
 		pids, _ := exec.Command("ip", "netns", "pids", ns).Output()
@@ -209,6 +205,21 @@ func CleanStale() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// namespacePID returns the pid in a namespace name this package made
+// ("rfc1234a-m1": 1234), and whether it is such a name.
+func namespacePID(ns string) (int, bool) {
+	rest, ok := strings.CutPrefix(ns, namePrefix)
+	if !ok {
+		return 0, false
+	}
+	tail := strings.TrimLeft(rest, "0123456789")
+	pid, err := strconv.Atoi(rest[:len(rest)-len(tail)])
+	if err != nil || !strings.Contains(tail, "-") {
+		return 0, false
+	}
+	return pid, true
 }
 
 func ip(args ...string) error {
