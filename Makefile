@@ -88,15 +88,16 @@ drills:
 # chaos runs appnode's Jepsen-style chaos test (appnode/chaos) with the
 # full schedule on both profiles (replicas 3 and 2), a few minutes, under
 # the benchmark lock (root: network namespaces). SEED=n replays another
-# schedule and operation mix; go test ./appnode/chaos (in make test) runs
-# a bounded one.
+# schedule and operation mix. The members' logs and each history stay in
+# $(BIN)/chaos-run. go test ./appnode/chaos (in make test) runs a bounded
+# schedule.
 SEED ?= 1
 chaos:
 	$(GO) test -count=1 -tags chaos -run WallClock ./appnode/node
 	@mkdir -p $(BIN)
 	$(GO) build -tags chaos -o $(BIN)/appnode-chaos ./appnode
 	$(GO) build -o $(BIN)/chaos ./appnode/chaos/cmd/chaos
-	flock -o $(BENCH_LOCK) $(BIN)/chaos -appnode $(BIN)/appnode-chaos -seed $(SEED)
+	flock -o $(BENCH_LOCK) $(BIN)/chaos -appnode $(BIN)/appnode-chaos -seed $(SEED) -dir $(BIN)/chaos-run
 
 lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab

@@ -113,31 +113,27 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := CheckBinary(cfg.Appnode); err != nil {
 		return nil, err
 	}
-	say := func(format string, args ...any) {
-		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "chaos %s: %s\n", cfg.Profile.Name, fmt.Sprintf(format, args...))
-		}
-	}
+	r := &run{cfg: cfg, h: &History{}}
 	if err := CleanStale(); err != nil {
-		say("removing what killed runs left: %v", err)
+		r.say("removing what killed runs left: %v", err)
 	}
 	topo, err := NewTopology(strings.ToLower(cfg.Profile.Name), cfg.Members)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, topo.Close()) }()
-	cl, err := NewCluster(topo, cfg.Appnode, cfg.Dir, cfg.Profile.Replicas)
-	if err != nil {
+	if r.cl, err = NewCluster(topo, cfg.Appnode, cfg.Dir, cfg.Profile.Replicas); err != nil {
 		return nil, err
 	}
 	// Before the topology goes: nothing may still run in it.
-	defer func() { err = errors.Join(err, cl.Close()) }()
+	defer func() { err = errors.Join(err, r.cl.Close()) }()
+	r.addrs = r.cl.Addrs()
 
 	rep = &Report{Config: cfg, Schedule: Schedule(cfg.Seed, cfg.Rounds, cfg.Members), Started: time.Now()}
-	say("starting %d members (replicas %d) in %s*", cfg.Members, cfg.Profile.Replicas, strings.TrimSuffix(topo.Bridge, "br"))
+	r.say("starting %d members (replicas %d) in %s*", cfg.Members, cfg.Profile.Replicas, strings.TrimSuffix(topo.Bridge, "br"))
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range cfg.Members {
-		g.Go(func() error { return cl.Start(gctx, i) })
+		g.Go(func() error { return r.cl.Start(gctx, i) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -145,97 +141,140 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	transport := &http.Transport{DialContext: topo.DialContext, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}
 	defer transport.CloseIdleConnections()
-	addrs := cl.Addrs()
 	tokens := map[string]string{}
-	sc, err := client.New(addrs, client.Options{HTTP: &http.Client{Transport: transport}})
+	sc, err := client.New(r.addrs, client.Options{HTTP: &http.Client{Transport: transport}})
 	if err != nil {
 		return nil, err
 	}
 	smart := &smartClient{c: sc, tokens: tokens}
 	plain := &plainClient{http: &http.Client{Transport: transport, Timeout: ClientTimeout}, tokens: tokens}
-	h := &History{}
-	users, err := setup(ctx, cfg, smart, h)
-	if err != nil {
+	if r.users, err = setup(ctx, cfg, smart, r.h); err != nil {
 		return nil, err
 	}
 	owners := map[string]string{}
-	for _, u := range users {
+	for _, u := range r.users {
 		pref, err := sc.Lookup(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("looking up %s's owner: %w", u, err)
 		}
 		owners[u] = pref[0]
 	}
+	r.rd = &reader{http: &http.Client{Transport: transport}, tokens: tokens}
+	r.ne = newNemesis(r.cl, r.addrs, time.Now)
 
-	// The load: from here tokens is only read.
-	var gt gate
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	stop := sync.OnceFunc(func() { stopLoad(); wg.Wait() })
+	// From here tokens is only read.
+	stop := r.startLoad(plain, smart)
 	defer stop()
-	tag := fmt.Sprintf("chaos%s-%d", cfg.Profile.Name, cfg.Seed)
-	for i := range cfg.PlainWorkers + cfg.SmartWorkers {
-		kind, r := Plain, requester(plain)
-		if i >= cfg.PlainWorkers {
-			kind, r = Smart, smart
-		}
-		gen := newGenerator(cfg.Seed, kind, i, users, addrs, tag)
-		wg.Go(func() { worker(loadCtx, gen, r, h, &gt, cfg.Interval) })
-	}
-	rd := &reader{http: &http.Client{Transport: transport}, tokens: tokens}
-	ne := newNemesis(cl, addrs, time.Now)
-
-	say("baseline %v", cfg.Baseline)
-	w := Window{Name: "baseline", Start: time.Now()}
-	if err := sleep(ctx, cfg.Baseline); err != nil {
+	windows, lastHeal, err := r.faults(ctx, rep.Schedule)
+	if err != nil {
 		return nil, err
 	}
-	w.End = time.Now()
-	var windows []Window
-	windows = append(windows, w)
-	lastHeal := time.Now()
-	for i, f := range rep.Schedule {
-		say("fault %d/%d: %s for %v", i+1, len(rep.Schedule), f, cfg.Window)
-		w := Window{Name: f.String(), Fault: &rep.Schedule[i], Start: time.Now()}
-		if err := ne.Apply(ctx, f); err != nil {
-			return nil, fmt.Errorf("applying %s: %w", f, err)
+	stop()
+	if err := r.finish(ctx, rep, lastHeal); err != nil {
+		return nil, err
+	}
+	ops := r.h.Ops()
+	rep.Windows = Availability(ops, windows, r.ne.Outages())
+	rep.Clock, rep.ClockErrors = clockSeen(ops, windows, r.addrs, owners)
+	return rep, nil
+}
+
+// run is the state of one run once its members serve.
+type run struct {
+	cfg   Config
+	cl    *Cluster
+	addrs []string // the members' API addresses
+	users []string
+	h     *History
+	rd    *reader
+	ne    *nemesis
+	gt    gate
+}
+
+func (r *run) say(format string, args ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, "%s chaos %s: %s\n", time.Now().Format("15:04:05.000"), r.cfg.Profile.Name, fmt.Sprintf(format, args...))
+	}
+}
+
+// startLoad starts the workers; the function it returns stops them and
+// waits until they have (it may be called twice).
+func (r *run) startLoad(plain *plainClient, smart *smartClient) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	tag := fmt.Sprintf("chaos%s-%d", r.cfg.Profile.Name, r.cfg.Seed)
+	for i := range r.cfg.PlainWorkers + r.cfg.SmartWorkers {
+		kind, req := Plain, requester(plain)
+		if i >= r.cfg.PlainWorkers {
+			kind, req = Smart, smart
 		}
-		if err := sleep(ctx, cfg.Window); err != nil {
-			return nil, err
+		gen := newGenerator(r.cfg.Seed, kind, i, r.users, r.addrs, tag)
+		wg.Go(func() { worker(ctx, gen, req, r.h, &r.gt, r.cfg.Interval) })
+	}
+	return sync.OnceFunc(func() { cancel(); wg.Wait() })
+}
+
+// faults runs the baseline window, then each fault of the schedule:
+// inject, wait a window, heal, pause the load while the members are
+// read until they agree, then a quiet gap. It returns the windows and
+// when the last fault was healed.
+func (r *run) faults(ctx context.Context, schedule []Fault) ([]Window, time.Time, error) {
+	r.say("baseline %v", r.cfg.Baseline)
+	w := Window{Name: "baseline", Start: time.Now()}
+	if err := sleep(ctx, r.cfg.Baseline); err != nil {
+		return nil, time.Time{}, err
+	}
+	w.End = time.Now()
+	windows := []Window{w}
+	lastHeal := w.End
+	for i, f := range schedule {
+		r.say("fault %d/%d: %s for %v", i+1, len(schedule), f, r.cfg.Window)
+		w := Window{Name: f.String(), Fault: &schedule[i], Start: time.Now()}
+		if err := r.ne.Apply(ctx, f); err != nil {
+			return nil, time.Time{}, fmt.Errorf("applying %s: %w", f, err)
+		}
+		if err := sleep(ctx, r.cfg.Window); err != nil {
+			return nil, time.Time{}, err
 		}
 		w.End = time.Now()
-		if err := ne.Heal(ctx, f); err != nil {
-			return nil, fmt.Errorf("healing %s: %w", f, err)
+		if err := r.ne.Heal(ctx, f); err != nil {
+			return nil, time.Time{}, fmt.Errorf("healing %s: %w", f, err)
 		}
 		lastHeal = w.End
-		gt.Pause() // waits for the operations under way
-		w.Converged, w.Agreed, w.Why = converge(ctx, rd, addrs, users, readFollows, w.End, cfg.ConvergeWait)
-		gt.Resume()
+		r.gt.Pause() // waits for the operations under way
+		w.Converged, w.Agreed, w.Why = converge(ctx, r.rd, r.addrs, r.users, readFollows, w.End, r.cfg.ConvergeWait)
+		r.gt.Resume()
 		if w.Agreed {
-			say("healed; members agree %.1f s after healing", w.Converged.Seconds())
+			r.say("healed; members agree %.1f s after healing", w.Converged.Seconds())
 		} else {
-			say("healed; members still disagree %.1f s after healing: %s", w.Converged.Seconds(), w.Why)
+			r.say("healed; members still disagree %.1f s after healing: %s", w.Converged.Seconds(), w.Why)
 		}
 		windows = append(windows, w)
-		if err := sleep(ctx, cfg.Quiet); err != nil {
-			return nil, err
+		if err := sleep(ctx, r.cfg.Quiet); err != nil {
+			return nil, time.Time{}, err
 		}
 	}
-	stop()
-	loadStopped := time.Now()
-	say("load stopped; waiting for fan-out to settle")
-	rep.FanoutSettled, rep.FanoutWait = settle(ctx, cl, cfg.Members, cfg.FinalWait)
-	rep.FinalConverged, rep.FinalAgreed, rep.FinalWhy = converge(ctx, rd, addrs, users, readFollows|readPosts, loadStopped, cfg.FinalWait)
-	rep.SinceLastHeal = loadStopped.Sub(lastHeal)
-	say("reading everything through every member")
-	snap := rd.snapshot(ctx, addrs, users, readFollows|readPosts|readTimelines)
+	return windows, lastHeal, nil
+}
+
+// finish runs once the load has stopped: it waits for fan-out to
+// settle and the members to agree, reads everything through every
+// member, checks it against the history and saves the history.
+func (r *run) finish(ctx context.Context, rep *Report, lastHeal time.Time) error {
+	stopped := time.Now()
+	rep.SinceLastHeal = stopped.Sub(lastHeal)
+	r.say("load stopped; waiting for fan-out to settle")
+	rep.FanoutSettled, rep.FanoutWait = settle(ctx, r.cl, r.cfg.Members, r.cfg.FinalWait)
+	rep.FinalConverged, rep.FinalAgreed, rep.FinalWhy = converge(ctx, r.rd, r.addrs, r.users, readFollows|readPosts, stopped, r.cfg.FinalWait)
+	r.say("reading everything through every member")
+	snap := r.rd.snapshot(ctx, r.addrs, r.users, readFollows|readPosts|readTimelines)
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	ops := h.Ops()
-	rep.HistoryFile = filepath.Join(cfg.Dir, "history.jsonl")
-	if err := h.WriteFile(rep.HistoryFile); err != nil {
-		say("%v", err)
+	ops := r.h.Ops()
+	rep.HistoryFile = filepath.Join(r.cfg.Dir, "history.jsonl")
+	if err := r.h.WriteFile(rep.HistoryFile); err != nil {
+		r.say("%v", err)
 		rep.HistoryFile = ""
 	}
 	rep.Duration = time.Since(rep.Started)
@@ -244,10 +283,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	for _, o := range ops {
 		rep.Outcomes[o.Outcome]++
 	}
-	rep.Windows = Availability(ops, windows, ne.Outages())
-	rep.Safety = Check(ops, snap, users)
-	rep.Clock, rep.ClockErrors = clockSeen(ops, windows, addrs, owners)
-	return rep, nil
+	rep.Safety = Check(ops, snap, r.users)
+	return nil
 }
 
 // setup makes the users and their first follows through the smart

@@ -54,28 +54,20 @@ func (r *reader) snapshot(ctx context.Context, members, users []string, what int
 		}
 		for _, u := range users {
 			if what&readFollows != 0 {
-				g.Go(func() error {
-					var a api.FollowingAnswer
-					if err := r.get(ctx, m, "/v1/users/"+u+"/following", "", &a); err != nil {
-						fail("following "+u, err)
+				for kind, dst := range map[string]map[string][]string{"following": v.Following, "followers": v.Followers} {
+					g.Go(func() error {
+						// {"following": [...]} or {"followers": [...]}
+						var a map[string][]string
+						if err := r.get(ctx, m, "/v1/users/"+u+"/"+kind, "", &a); err != nil {
+							fail(kind+" "+u, err)
+							return nil
+						}
+						mu.Lock()
+						dst[u] = a[kind]
+						mu.Unlock()
 						return nil
-					}
-					mu.Lock()
-					v.Following[u] = a.Following
-					mu.Unlock()
-					return nil
-				})
-				g.Go(func() error {
-					var a api.FollowersAnswer
-					if err := r.get(ctx, m, "/v1/users/"+u+"/followers", "", &a); err != nil {
-						fail("followers "+u, err)
-						return nil
-					}
-					mu.Lock()
-					v.Followers[u] = a.Followers
-					mu.Unlock()
-					return nil
-				})
+					})
+				}
 			}
 			if what&readPosts != 0 {
 				g.Go(func() error {

@@ -32,7 +32,7 @@ func run() int {
 	profiles := flag.String("profiles", "A,B", "profiles to run: A (replicas 3), B (replicas 2)")
 	bounded := flag.Bool("bounded", false, "run the bounded schedule of go test (each fault once) instead of the full one")
 	bin := flag.String("appnode", "", "appnode binary built with -tags chaos (default: build one)")
-	dir := flag.String("dir", "", "where to keep configs, data, logs and histories (default: a temporary directory, removed)")
+	dir := flag.String("dir", "", "where to keep configs, data, logs and histories, in DIR/profile-A and -B, emptied first (default: a temporary directory, removed)")
 	availFails := flag.Bool("availability-fails", chaos.AvailabilityFails, "exit 1 when availability misses its targets")
 	flag.Parse()
 
@@ -77,6 +77,11 @@ func run() int {
 			cfg = chaos.Bounded(p, *seed)
 		}
 		cfg.Appnode, cfg.Dir, cfg.Progress = *bin, filepath.Join(work, "profile-"+p.Name), os.Stderr
+		// A fresh folder: members must not start on an earlier run's data.
+		if err := os.RemoveAll(cfg.Dir); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			return 2
+		}
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)
 			return 2
