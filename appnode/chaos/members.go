@@ -162,7 +162,7 @@ func (c *Cluster) Start(ctx context.Context, i int) error {
 	fmt.Fprintf(logf, "--- chaos: starting %s at %s\n", memberName(i), time.Now().Format(time.RFC3339Nano))
 	// ip netns exec execs appnode, so the pid is appnode's own.
 	cmd := exec.Command("ip", "netns", "exec", c.topo.Members[i], c.bin, "serve", "-c", c.configFile(i))
-	cmd.Env = append(os.Environ(), node.ChaosClockEnv+"="+c.clockFile(i))
+	cmd.Env = append(memberEnv(os.Environ()), node.ChaosClockEnv+"="+c.clockFile(i))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C reaches the harness only, which cleans up
 	if err := cmd.Start(); err != nil {
@@ -199,6 +199,18 @@ func (c *Cluster) Start(ctx context.Context, i int) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// memberEnv is the caller's environment without APPNODE_ overrides,
+// which would silently change every member's config.
+func memberEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "APPNODE_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // logTail is the end of member i's log, for an error message.

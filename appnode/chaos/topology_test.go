@@ -44,16 +44,3 @@ func TestNamespacePID(t *testing.T) {
 		}
 	}
 }
-
-func TestMetricValue(t *testing.T) {
-	text := "# HELP appnode_fanout_outbox_entries Inbox deliveries waiting.\n" +
-		"# TYPE appnode_fanout_outbox_entries gauge\n" +
-		"appnode_fanout_outbox_entries_total 9\n" +
-		"appnode_fanout_outbox_entries 3\n"
-	if v, err := metricValue(text, "appnode_fanout_outbox_entries"); err != nil || v != 3 {
-		t.Errorf("metricValue = %v, %v; want 3", v, err)
-	}
-	if _, err := metricValue(text, "appnode_missing"); err == nil {
-		t.Error("no error for a missing metric")
-	}
-}
