@@ -46,7 +46,11 @@ type Report struct {
 func (r *Report) SafetyViolations() []string {
 	out := r.Safety.Violations()
 	for _, w := range r.Windows {
-		if w.Fault != nil && (!w.Agreed || w.Converged > MaxConvergence) {
+		switch {
+		case w.Fault == nil || w.Agreed && w.Converged <= MaxConvergence:
+		case strings.HasPrefix(w.Why, "still: "):
+			out = append(out, fmt.Sprintf("after %s: members did not agree (%s)", w.Name, w.Why))
+		default:
 			out = append(out, fmt.Sprintf("after %s: members did not agree within %v of healing (%.1f s: %s)", w.Name, MaxConvergence, w.Converged.Seconds(), w.Why))
 		}
 	}
@@ -111,7 +115,10 @@ func (r *Report) Print(w io.Writer) {
 		agree := "-"
 		if f.Fault != nil {
 			agree = fmt.Sprintf("%.1fs", f.Converged.Seconds())
-			if !f.Agreed {
+			switch {
+			case strings.HasPrefix(f.Why, "still: "):
+				agree = "as before"
+			case !f.Agreed:
 				agree = ">" + agree
 			}
 		}

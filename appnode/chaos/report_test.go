@@ -19,7 +19,7 @@ func TestReportVerdicts(t *testing.T) {
 		Windows: []WindowFigures{
 			{Window: Window{Name: "baseline"}, Plain: good, Smart: good},
 			{Window: Window{Name: pause.String(), Fault: &pause, Converged: 11 * time.Second, Agreed: false, Why: "u1's following differ"}, Plain: bad, Smart: good},
-			{Window: Window{Name: kill.String(), Fault: &kill, Converged: time.Second, Agreed: true}, Plain: good, Smart: good},
+			{Window: Window{Name: kill.String(), Fault: &kill, Converged: time.Second, Agreed: false, Why: "still: u1's following differ"}, Plain: good, Smart: good},
 		},
 		Safety:         &Safety{Lost: Finding{N: 1, Examples: []string{"post p1 by u1"}}},
 		FinalAgreed:    true,
@@ -29,6 +29,7 @@ func TestReportVerdicts(t *testing.T) {
 	want := []string{
 		"lost: 1 (post p1 by u1)",
 		"after pause m2: members did not agree within 10s of healing (11.0 s: u1's following differ)",
+		"after kill m3: members did not agree (still: u1's following differ)",
 	}
 	if diff := cmp.Diff(want, r.SafetyViolations()); diff != "" {
 		t.Errorf("safety violations (-want +got):\n%s", diff)
@@ -41,9 +42,10 @@ func TestReportVerdicts(t *testing.T) {
 	for _, s := range []string{
 		"schedule: 1. pause m2; 2. kill m3",
 		"pause m2  20.0%",
+		"as before",
 		"lost (acknowledged posts missing through a member)       1  MISS",
 		"  lost: post p1 by u1",
-		"verdict: safety FAIL (2); availability MISS in 1 window×client figures",
+		"verdict: safety FAIL (3); availability MISS in 1 window×client figures",
 	} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, b.String())

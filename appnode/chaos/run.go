@@ -192,6 +192,9 @@ type run struct {
 	rd    *reader
 	ne    *nemesis
 	gt    gate
+	// known is the difference the last agreement check gave up on
+	// ("" when the members agreed).
+	known string
 }
 
 func (r *run) say(format string, args ...any) {
@@ -230,6 +233,7 @@ func (r *run) faults(ctx context.Context, schedule []Fault) ([]Window, time.Time
 	w.End = time.Now()
 	windows := []Window{w}
 	lastHeal := w.End
+	r.known = ""
 	for i, f := range schedule {
 		r.say("fault %d/%d: %s for %v", i+1, len(schedule), f, r.cfg.Window)
 		w := Window{Name: f.String(), Fault: &schedule[i], Start: time.Now()}
@@ -245,8 +249,9 @@ func (r *run) faults(ctx context.Context, schedule []Fault) ([]Window, time.Time
 		}
 		lastHeal = w.End
 		r.gt.Pause() // waits for the operations under way
-		w.Converged, w.Agreed, w.Why = converge(ctx, r.rd, r.addrs, r.users, readFollows, w.End, r.cfg.ConvergeWait)
+		w.Converged, w.Agreed, w.Why = converge(ctx, r.rd, r.addrs, r.users, readFollows, w.End, r.cfg.ConvergeWait, r.known)
 		r.gt.Resume()
+		r.known = strings.TrimPrefix(w.Why, "still: ")
 		if w.Agreed {
 			r.say("healed; members agree %.1f s after healing", w.Converged.Seconds())
 		} else {
@@ -268,7 +273,7 @@ func (r *run) finish(ctx context.Context, rep *Report, lastHeal time.Time) error
 	rep.SinceLastHeal = stopped.Sub(lastHeal)
 	r.say("load stopped; waiting for fan-out to settle")
 	rep.FanoutSettled, rep.FanoutWait = settle(ctx, r.cl, r.cfg.Members, r.cfg.FinalWait)
-	rep.FinalConverged, rep.FinalAgreed, rep.FinalWhy = converge(ctx, r.rd, r.addrs, r.users, readFollows|readPosts, stopped, r.cfg.FinalWait)
+	rep.FinalConverged, rep.FinalAgreed, rep.FinalWhy = converge(ctx, r.rd, r.addrs, r.users, readFollows|readPosts, stopped, r.cfg.FinalWait, r.known)
 	r.say("reading everything through every member")
 	snap := r.rd.snapshot(ctx, r.addrs, r.users, readFollows|readPosts|readTimelines)
 	if ctx.Err() != nil {
@@ -328,12 +333,18 @@ func setup(ctx context.Context, cfg Config, smart *smartClient, h *History) ([]s
 
 // converge reads through every member until they all agree or wait has
 // passed since from; it returns the time from from to the agreeing
-// read (or to the last one) and, when they did not agree, why.
-func converge(ctx context.Context, rd *reader, addrs, users []string, what int, from time.Time, wait time.Duration) (time.Duration, bool, string) {
+// read (or to the last one) and, when they did not agree, why. When the
+// first difference is known, the one an earlier check gave up on, it
+// does not wait for it again: that difference outlived a whole wait
+// already and is reported with its first window.
+func converge(ctx context.Context, rd *reader, addrs, users []string, what int, from time.Time, wait time.Duration, known string) (time.Duration, bool, string) {
 	for {
 		snap := rd.snapshot(ctx, addrs, users, what)
 		ok, why := Agreement(snap, users)
 		took := time.Since(from)
+		if !ok && known != "" && why == known {
+			return took, false, "still: " + why
+		}
 		if ok || took >= wait || ctx.Err() != nil {
 			return took, ok, why
 		}
