@@ -7,7 +7,7 @@ DAEMONS  := dnslb vipwatch appnode
 PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills install clean $(DAEMONS)
+.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills chaos install clean $(DAEMONS)
 
 all: build
 
@@ -84,6 +84,20 @@ drill:
 drills:
 	$(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab drill
+
+# chaos runs appnode's Jepsen-style chaos test (appnode/chaos) with the
+# full schedule on both profiles (replicas 3 and 2), a few minutes, under
+# the benchmark lock (root: network namespaces). SEED=n replays another
+# schedule and operation mix. The members' logs and each history stay in
+# $(BIN)/chaos-run. go test ./appnode/chaos (in make test) runs a bounded
+# schedule.
+SEED ?= 1
+chaos:
+	$(GO) test -count=1 -tags chaos -run WallClock ./appnode/node
+	@mkdir -p $(BIN)
+	$(GO) build -tags chaos -o $(BIN)/appnode-chaos ./appnode
+	$(GO) build -o $(BIN)/chaos ./appnode/chaos/cmd/chaos
+	flock -o $(BENCH_LOCK) $(BIN)/chaos -appnode $(BIN)/appnode-chaos -seed $(SEED) -dir $(BIN)/chaos-run
 
 lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab

@@ -86,6 +86,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), View: det, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
+		Now:                 wallClock(),
 		Links:               cfg.ForwardOver == "link",
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
 	})
