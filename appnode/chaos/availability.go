@@ -17,12 +17,12 @@ const (
 	MaxConvergence = 10 * time.Second
 )
 
-// AvailabilityFails says whether a run whose availability misses the
-// targets fails (the test, and chaos's exit status) or only reports
-// it. Safety violations always fail. Off until issue 13's server side
-// (timeouts, failover, sloppy quorum) is in: today's appnode stalls on
-// every fault.
-const AvailabilityFails = false
+// Availability misses fail `make chaos` (the command's
+// -availability-fails, on by default) but only show in the bounded run
+// inside `go test` (-chaos.availability-fails turns failing on): on a
+// loaded CI machine one slow scheduling round can push a window's p99
+// past the target with nothing wrong in appnode. Safety violations
+// always fail.
 
 // Window is a stretch of a run: the fault-free baseline or one fault,
 // from its injection until it was healed.
@@ -48,7 +48,11 @@ type Stat struct {
 	// Excluded are a plain client's requests to a member that was
 	// down or cut off from the clients.
 	Excluded int
-	P99      time.Duration
+	// NoReplica are requests (not counted) about a user none of whose
+	// replicas the clients could reach: every copy of its data was down
+	// or on the far side of a partition, so no member could answer.
+	NoReplica int
+	P99       time.Duration
 }
 
 // Share is the fraction of counted requests that succeeded.
@@ -70,8 +74,13 @@ type WindowFigures struct {
 
 // Availability computes each window's figures from the operations that
 // started in it. A plain client's request counts when its member was
-// neither down nor cut off from the clients when it was sent.
-func Availability(ops []Op, windows []Window, outages []Outage) []WindowFigures {
+// neither down nor cut off from the clients when it was sent. A
+// request about a user (or, for a follow, a followee) whose replicas
+// (pref: a user's preference list; nil: not known) were all down or
+// cut off from the clients is not counted either, for either kind of
+// client: no member could serve it (with replicas 2, a partition that
+// puts both of a user's replicas on the far side).
+func Availability(ops []Op, windows []Window, outages []Outage, pref func(user string) []string) []WindowFigures {
 	out := make([]WindowFigures, len(windows))
 	for i, w := range windows {
 		out[i].Window = w
@@ -88,6 +97,10 @@ func Availability(ops []Op, windows []Window, outages []Outage) []WindowFigures 
 					continue
 				}
 			}
+			if pref != nil && (noReplica(pref(o.User), o.Start, outages) || o.Other != "" && noReplica(pref(o.Other), o.Start, outages)) {
+				st.NoReplica++
+				continue
+			}
 			st.Requests++
 			if o.Outcome == OK {
 				st.OK++
@@ -98,6 +111,17 @@ func Availability(ops []Op, windows []Window, outages []Outage) []WindowFigures 
 		out[i].Smart.P99 = percentile(smart, 0.99)
 	}
 	return out
+}
+
+// noReplica reports whether every member of replicas was unavailable
+// at t.
+func noReplica(replicas []string, t time.Time, outages []Outage) bool {
+	for _, m := range replicas {
+		if !unavailable(m, t, outages) {
+			return false
+		}
+	}
+	return len(replicas) > 0
 }
 
 func unavailable(member string, t time.Time, outages []Outage) bool {

@@ -26,7 +26,7 @@ func TestAvailability(t *testing.T) {
 	}
 	windows := []Window{{Name: "baseline", Start: at(0), End: at(10)}, {Name: "fault", Start: at(10), End: at(20)}}
 	outages := []Outage{{Member: "m2", From: at(10), To: at(15)}}
-	got := Availability(ops, windows, outages)
+	got := Availability(ops, windows, outages, nil)
 	want := []WindowFigures{
 		{Window: windows[0], Plain: Stat{Requests: 2, OK: 2, P99: 20 * time.Millisecond}, Smart: Stat{Requests: 1, OK: 1, P99: 100 * time.Millisecond}},
 		{Window: windows[1], Plain: Stat{Requests: 3, OK: 2, Excluded: 1, P99: 3 * time.Second}, Smart: Stat{Requests: 2, OK: 1, P99: 3 * time.Second}},
@@ -80,5 +80,23 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(tc.ds, tc.q); got != tc.want {
 			t.Errorf("percentile(%d values, %v) = %v, want %v", len(tc.ds), tc.q, got, tc.want)
 		}
+	}
+}
+
+// TestAvailabilityNoReplica: a request about a user whose replicas were
+// all unavailable is not counted, for either kind of client.
+func TestAvailabilityNoReplica(t *testing.T) {
+	smart := func(o Op) Op { o.Client = Smart; return o }
+	ops := []Op{
+		smart(op(ReadPosts, "a", "", 11, 11.1, Failed)), // a's replicas m1, m2: both cut off
+		smart(op(ReadPosts, "b", "", 12, 12.1, OK)),     // b's: m2, m3
+		smart(op(Follow, "b", "a", 13, 13.1, Failed)),   // the followee a has no replica reachable
+	}
+	windows := []Window{{Name: "partition", Start: at(10), End: at(20)}}
+	outages := []Outage{{Member: "m1", From: at(10), To: at(20)}, {Member: "m2", From: at(10), To: at(20)}}
+	pref := func(u string) []string { return map[string][]string{"a": {"m1", "m2"}, "b": {"m2", "m3"}}[u] }
+	got := Availability(ops, windows, outages, pref)
+	if s := got[0].Smart; s.Requests != 1 || s.OK != 1 || s.NoReplica != 2 {
+		t.Errorf("smart figures %+v, want 1 request counted (ok) and 2 with no replica reachable", s)
 	}
 }

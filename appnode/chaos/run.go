@@ -155,12 +155,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	owners := map[string]string{}
+	prefs := map[string][]string{}
 	for _, u := range r.users {
 		pref, err := sc.Lookup(ctx, u)
 		if err != nil {
 			return nil, fmt.Errorf("looking up %s's owner: %w", u, err)
 		}
-		owners[u] = pref[0]
+		owners[u], prefs[u] = pref[0], pref
 	}
 	r.rd = &reader{http: &http.Client{Transport: transport}, tokens: tokens}
 	r.ne = newNemesis(r.cl, r.addrs, time.Now)
@@ -177,7 +178,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	ops := r.h.Ops()
-	rep.Windows = Availability(ops, windows, r.ne.Outages())
+	rep.Windows = Availability(ops, windows, r.ne.Outages(), func(u string) []string { return prefs[u] })
 	rep.Clock, rep.ClockErrors = clockSeen(ops, windows, r.addrs, owners)
 	return rep, nil
 }

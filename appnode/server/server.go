@@ -568,8 +568,8 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	for i := 0; i < len(cands)+len(slow); i++ {
 		// The member timeout is for going on to another member: once
 		// every candidate has been tried, those that were only slow
-		// (busy, not gone) get another try that waits as long as the
-		// client does, rather than a 503 for an answer on its way.
+		// (busy, not gone) get another, longer try, rather than a 503
+		// for an answer on its way.
 		m, last := "", false
 		if i < len(cands) {
 			m = cands[i]
@@ -615,7 +615,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		timeout := s.forwardTimeout(m, r)
 		if last {
-			timeout = peerTimeout
+			timeout = lastResort(timeout)
 		}
 		plan := &forwardPlan{owner: m, hops: hops + 1, skip: skip, body: body, timeout: timeout, client: r.Context()}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()

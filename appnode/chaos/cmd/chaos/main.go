@@ -33,7 +33,7 @@ func run() int {
 	bounded := flag.Bool("bounded", false, "run the bounded schedule of go test (each fault once) instead of the full one")
 	bin := flag.String("appnode", "", "appnode binary built with -tags chaos (default: build one)")
 	dir := flag.String("dir", "", "where to keep configs, data, logs and histories, in DIR/profile-A and -B, emptied first (default: a temporary directory, removed)")
-	availFails := flag.Bool("availability-fails", chaos.AvailabilityFails, "exit 1 when availability misses its targets")
+	availFails := flag.Bool("availability-fails", true, "exit 1 when availability misses its targets")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
