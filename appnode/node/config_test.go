@@ -226,33 +226,9 @@ func waitReady(t *testing.T, admin string) {
 // member's port has nothing behind it) says so once gossip.isolated_after
 // has passed: /readyz answers 503 with why, status and /metrics show it.
 func TestNodeIsolated(t *testing.T) {
-	dir := t.TempDir()
-	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("secret\n"), 0o600)
-	file := filepath.Join(dir, "appnode.yaml")
-	body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18191\nmembers: [127.0.0.1:18191, 127.0.0.1:1]\n" +
-		"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
-		"\ngossip: {probe_interval: 50ms, rejoin_interval: 100ms, isolated_after: 300ms}\nadmin: {listen: \"127.0.0.1:0\"}\n"
-	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loader := func() (Config, error) {
-		var cfg Config
-		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
-		return cfg, err
-	}
-	cfg, err := loader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	n := startNode(t, "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18191\nmembers: [127.0.0.1:18191, 127.0.0.1:1]\n"+
+		"gossip: {probe_interval: 50ms, rejoin_interval: 100ms, isolated_after: 300ms}\n")
+	ctx := context.Background()
 	admin := n.Admin().Addr().String()
 	var why string
 	deadline := time.Now().Add(5 * time.Second)
@@ -289,4 +265,42 @@ func TestNodeIsolated(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// startNode runs a node from a config of body plus a data_dir, a
+// cluster secret and an admin listener on a free port, until the test
+// ends.
+func startNode(t *testing.T, body string) *Node {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("secret\n"), 0o600)
+	file := filepath.Join(dir, "appnode.yaml")
+	body += "data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key + "\nadmin: {listen: \"127.0.0.1:0\"}\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loader := func() (Config, error) {
+		var cfg Config
+		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
+		return cfg, err
+	}
+	cfg, err := loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return n
 }

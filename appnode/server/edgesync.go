@@ -78,16 +78,7 @@ func (s *Server) edgeHandler(w http.ResponseWriter, r *http.Request) {
 // RunEdgeSync delivers due edge notes every edgeSyncInterval until ctx
 // is done.
 func (s *Server) RunEdgeSync(ctx context.Context) error {
-	t := time.NewTicker(edgeSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		s.SyncEdges(ctx, time.Now())
-	}
+	return every(ctx, edgeSyncInterval, func() { s.SyncEdges(ctx, time.Now()) })
 }
 
 // SyncEdges delivers the edge notes due at now (up to edgeSyncBatch) to

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
@@ -575,17 +576,8 @@ func (s *Server) requeue(member string, es []store.OutboxEntry) error {
 	rg := s.ring.Load()
 	var writes []store.Write
 	var local []store.InboxDelivery
-	var buf [8]string
 	for _, e := range es {
-		byMember := map[string][]string{}
-		for _, u := range e.Delivery.Users {
-			for _, m := range rg.Preference(buf[:0], u) {
-				byMember[m] = append(byMember[m], u)
-			}
-		}
-		for m, users := range byMember {
-			d := e.Delivery
-			d.Users = users
+		for m, d := range splitByMember(rg, e.Delivery) {
 			if m == s.self {
 				local = append(local, d)
 				continue
@@ -610,6 +602,25 @@ func (s *Server) requeue(member string, es []store.OutboxEntry) error {
 	s.log.Info("inbox deliveries moved from a removed member", "op", "fanout", "peer", member, "entries", len(es))
 	s.kickFanout()
 	return s.store.DeleteOutbox(es)
+}
+
+// splitByMember splits d by the members that hold its users' inboxes
+// under rg (each user's preference list).
+func splitByMember(rg *ring.Ring, d store.InboxDelivery) map[string]store.InboxDelivery {
+	var buf [8]string
+	users := map[string][]string{}
+	for _, u := range d.Users {
+		for _, m := range rg.Preference(buf[:0], u) {
+			users[m] = append(users[m], u)
+		}
+	}
+	out := make(map[string]store.InboxDelivery, len(users))
+	for m, us := range users {
+		part := d
+		part.Users = us
+		out[m] = part
+	}
+	return out
 }
 
 // deliverLocal applies entries queued for this member itself (queued

@@ -140,17 +140,10 @@ func (s *Server) doneHandler(w http.ResponseWriter, r *http.Request) {
 // the copies it keeps for others, every copyCheckInterval until ctx is
 // done.
 func (s *Server) RunCopies(ctx context.Context) error {
-	t := time.NewTicker(copyCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return every(ctx, copyCheckInterval, func() {
 		s.SendDone(ctx)
 		s.DeliverCopies(ctx, time.Now())
-	}
+	})
 }
 
 // SendDone sends the notices of delivered entries to the replicas that
@@ -224,19 +217,10 @@ func (s *Server) DeliverCopies(ctx context.Context, now time.Time) int {
 // re-addressed by the current ring, and deletes those delivered.
 func (s *Server) deliverCopies(ctx context.Context, coord string, cs []store.FanoutCopy) (int, error) {
 	rg := s.ring.Load()
-	var buf [8]string
 	byMember := map[string][]store.InboxDelivery{}
 	var refs []store.CopyRef
 	for _, c := range cs {
-		users := map[string][]string{}
-		for _, u := range c.Delivery.Users {
-			for _, m := range rg.Preference(buf[:0], u) {
-				users[m] = append(users[m], u)
-			}
-		}
-		for m, us := range users {
-			d := c.Delivery
-			d.Users = us
+		for m, d := range splitByMember(rg, c.Delivery) {
 			byMember[m] = append(byMember[m], d)
 		}
 		refs = append(refs, store.CopyRef{Post: c.Post, Member: c.Member})

@@ -376,7 +376,12 @@ const maxHintBatchesPerRound = 64
 // RunHandoff delivers hints to members the failure detector sees alive,
 // every handoff interval, until ctx is done.
 func (s *Server) RunHandoff(ctx context.Context) error {
-	t := time.NewTicker(s.handoffInterval)
+	return every(ctx, s.handoffInterval, func() { s.Handoff(ctx) })
+}
+
+// every calls f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) error {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -384,7 +389,7 @@ func (s *Server) RunHandoff(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		s.Handoff(ctx)
+		f()
 	}
 }
 

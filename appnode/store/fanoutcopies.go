@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -92,27 +91,8 @@ func CopyWrite(c FanoutCopy) (Write, error) {
 // CopyCoordinators lists the coordinators this store keeps fan-out
 // copies for, one seek each.
 func (s *Store) CopyCoordinators() ([]string, error) {
-	if s.failed.Load() {
-		return nil, fmt.Errorf("listing fan-out copies: %w", ErrFailed)
-	}
-	lower := []byte(copyPrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	out, err := s.queueNames(copyPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("listing fan-out copies: %w", err)
-	}
-	var out []string
-	for ok := it.First(); ok; {
-		k := it.Key()[len(copyPrefix):]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 {
-			ok = it.Next()
-			continue
-		}
-		coord := string(k[:i])
-		out = append(out, coord)
-		ok = it.SeekGE(prefixEnd(copyCoordPrefix(coord)))
-	}
-	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("listing fan-out copies: %w", err)
 	}
 	return out, nil

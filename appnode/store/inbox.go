@@ -154,27 +154,8 @@ func (s *Store) DeleteOutbox(es []OutboxEntry) error {
 // OutboxMembers lists the members with queued deliveries, one seek per
 // member.
 func (s *Store) OutboxMembers() ([]string, error) {
-	if s.failed.Load() {
-		return nil, fmt.Errorf("listing outbox members: %w", ErrFailed)
-	}
-	lower := []byte(outboxPrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	out, err := s.queueNames(outboxPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("listing outbox members: %w", err)
-	}
-	var out []string
-	for ok := it.First(); ok; {
-		k := it.Key()[len(outboxPrefix):]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 {
-			ok = it.Next()
-			continue
-		}
-		member := string(k[:i])
-		out = append(out, member)
-		ok = it.SeekGE(prefixEnd(outboxMemberPrefix(member)))
-	}
-	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("listing outbox members: %w", err)
 	}
 	return out, nil
