@@ -4,18 +4,43 @@
 GO       ?= go
 BIN      := bin
 DAEMONS  := dnslb vipwatch appnode
-PREFIX   ?= /usr/local
 GOFLAGS  ?= -trimpath
 
-.PHONY: all build test test-short lint deps fuzz units bench-dns lab lab-down lab-status drill drills chaos install clean $(DAEMONS)
+# The version stamped into the binaries (--version, the *_build_info
+# metrics) and the packages: `git describe` (packaging/version says the
+# format), unless given on the command line (make deb VERSION=v1.2.3).
+# Dated by the last commit, so a build is reproducible.
+ifneq ($(origin VERSION),command line)
+VERSION := $(shell packaging/version)
+endif
+ifneq ($(origin DEB_VERSION),command line)
+DEB_VERSION := $(shell packaging/version --deb $(VERSION))
+endif
+REVISION := $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH   := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+endif
+export SOURCE_DATE_EPOCH
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildDate=$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+
+.PHONY: all build test test-short lint deps fuzz units boottest bench-dns lab lab-down lab-status drill drills \
+	stage deb install version chaos chaostest clean $(DAEMONS)
 
 all: build
 
+# build makes static binaries (no cgo: nothing to install beside them).
 build: $(DAEMONS)
 
 $(DAEMONS):
 	@mkdir -p $(BIN)
-	@if [ -d $@ ]; then $(GO) build $(GOFLAGS) -o $(BIN)/$@ ./$@; fi
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/$@ ./$@
+
+version:
+	@echo $(VERSION)
 
 # test runs every test: unit, loopback integration, and (as root) the
 # network-namespace tests. Non-root runs skip the namespace tests with a
@@ -23,7 +48,23 @@ $(DAEMONS):
 test: deps lint units
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m ./internal/...
+	$(MAKE) chaostest
+	$(MAKE) boottest
 	$(MAKE) fuzz
+
+# chaostest is the bounded chaos run (appnode/chaos: each fault once,
+# both profiles, about two minutes), on its own: five daemons and eight
+# clients beside the other tests would make both slow and flaky.
+chaostest:
+	$(GO) test -tags chaostest -count=1 -timeout 10m -v -run TestChaos ./appnode/chaos
+
+# boottest builds the packages, installs them into a minimal Debian tree
+# and boots it under systemd (systemd-nspawn, root): every unit is
+# checked from inside (packaging/boottest says what). The tree is cached
+# in $(BOOTTEST_CACHE) and made again (mmdebstrap) when missing.
+BOOTTEST_CACHE ?= /var/cache/ringfront/boottest
+boottest:
+	BOOTTEST_CACHE=$(BOOTTEST_CACHE) $(GO) test -tags boottest -count=1 -timeout 15m -v ./packaging/boottest
 
 # units checks the systemd units (systemd-analyze verify and security).
 units: build
@@ -58,6 +99,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags boottest ./packaging/boottest
 
 # deps installs the Debian packages the tests and benchmarks use.
 deps:
@@ -103,22 +145,39 @@ lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab status
 
-# install puts the binaries in $(PREFIX)/bin, the units in
-# /etc/systemd/system and the example configs in /etc/ringfront (never
-# over a config that is already there). DESTDIR stages a package.
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/ringfront
-	for d in $(DAEMONS); do [ ! -x $(BIN)/$$d ] || install -m 0755 $(BIN)/$$d $(DESTDIR)$(PREFIX)/bin/$$d; done
-	install -m 0644 systemd/*.service $(DESTDIR)/etc/systemd/system/
-	for f in configs/*.yaml; do \
-		dst=$(DESTDIR)/etc/ringfront/$$(basename $$f); \
-		[ -e $$dst ] && echo "keeping existing $$dst" || install -m 0640 $$f $$dst; \
+# stage lays out each daemon's installed tree in $(STAGE)/DAEMON
+# (packaging/stage): binary, unit, man pages, completions, docs, config.
+STAGE := build/stage
+stage: build
+	@for d in $(DAEMONS); do packaging/stage $$d $(BIN) $(STAGE)/$$d || exit 1; done
+
+# deb builds one Debian package per daemon into $(DIST) with nfpm (a Go
+# tool pinned in go.mod): ringfront-dnslb, ringfront-vipwatch,
+# ringfront-appnode. Install with `apt install ./dist/ringfront-*.deb`.
+DIST     := dist
+DEB_ARCH := $(shell $(GO) env GOARCH)
+DESC_dnslb    := ringfront dnslb: health-checked authoritative DNS
+DESC_vipwatch := ringfront vipwatch: paired VIP failover with gratuitous ARP
+DESC_appnode  := ringfront appnode: a feed service sharded on an md5 ring
+deb: stage
+	@mkdir -p $(DIST)
+	@for d in $(DAEMONS); do \
+		case $$d in dnslb) desc="$(DESC_dnslb)";; vipwatch) desc="$(DESC_vipwatch)";; appnode) desc="$(DESC_appnode)";; esac; \
+		DAEMON=$$d STAGE=$(STAGE)/$$d DEB_VERSION=$(DEB_VERSION) DEB_ARCH=$(DEB_ARCH) DESCRIPTION="$$desc" \
+			$(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target $(DIST)/ || exit 1; \
 	done
+
+# install installs the packages' tree for people without dpkg: binaries
+# in /usr/bin, units in /usr/lib/systemd/system, man pages, completions,
+# docs, and the configs in /etc/ringfront (never over a config that is
+# already there). DESTDIR stages it elsewhere.
+install: stage
+	@for d in $(DAEMONS); do packaging/install $$d $(STAGE)/$$d "$(DESTDIR)" || exit 1; done
 	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
-	@echo "installed; edit /etc/ringfront/*.yaml, then: systemctl enable --now dnslb (or vipwatch, appnode)"
+	@echo "installed; edit /etc/ringfront/DAEMON.yaml (secrets in /etc/ringfront/DAEMON/), then: systemctl enable --now DAEMON"
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) build $(DIST)
 
 # bench-failover runs vipwatch's and keepalived's failover drills side by
 # side in network namespaces (root needed), under a lock so that only one

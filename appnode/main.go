@@ -72,6 +72,8 @@ func newRoot() *cobra.Command {
 		return cfg, err
 	}
 	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), userCmd(), proxyCmd())
+	daemon.AddVersion(root)
+	daemon.AddManPages(root)
 	return root
 }
 

@@ -87,6 +87,8 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), checkConfigCmd(), statusCmd(), drainCmd("drain"), drainCmd("undrain"), reloadCmd())
+	daemon.AddVersion(root)
+	daemon.AddManPages(root)
 	return root
 }
 

@@ -256,6 +256,8 @@ func newRoot() *cobra.Command {
 	release.Flags().StringVar(&runtimeDir, "runtime-dir", member.DefaultRuntimeDir, "directory with vipwatch's record of its IPv6 addresses (default: the config's runtime_dir)")
 
 	root.AddCommand(run, check, status, handover, takeback, release)
+	daemon.AddVersion(root)
+	daemon.AddManPages(root)
 	return root
 }
 
@@ -284,6 +286,7 @@ func runDaemon(parent context.Context, cfg member.Config, reload func() (member.
 		return err
 	}
 	admin := daemon.NewAdmin(token)
+	admin.Registry().MustRegister(daemon.BuildInfo("vipwatch"))
 	if err := m.Register(admin.Registry()); err != nil {
 		return err
 	}

@@ -31,12 +31,12 @@ func TestExampleConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("check-config %s: %v", node, err)
 		}
-		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: /etc/ringfront/vipwatch.key"} {
+		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: /etc/ringfront/vipwatch/vipwatch.key"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("check-config %s output lacks %q:\n%s", node, want, out)
 			}
 		}
-		if _, statErr := os.Stat("/etc/ringfront/vipwatch.key"); statErr != nil && !strings.Contains(errOut, "warning: secret_file") {
+		if _, statErr := os.Stat("/etc/ringfront/vipwatch/vipwatch.key"); statErr != nil && !strings.Contains(errOut, "warning: secret_file") {
 			t.Errorf("check-config %s did not warn about the missing secret file; stderr %q", node, errOut)
 		}
 	}

@@ -1,3 +1,9 @@
+//go:build chaostest
+
+// The chaos run is heavy (five daemons, eight clients, two minutes):
+// it runs on its own, after the other tests (make chaostest, part of
+// make test), never beside them in go test ./...
+
 package chaos
 
 import (

@@ -81,6 +81,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	admin := daemon.NewAdmin(adminToken)
+	admin.Registry().MustRegister(daemon.BuildInfo("appnode"))
 	admin.Registry().MustRegister(det.Collector())
 	srv, err = server.New(server.Options{
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,

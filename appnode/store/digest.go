@@ -9,7 +9,7 @@ import (
 	"hash/maphash"
 	"sync"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Digests, kept up to date with every write so that anti-entropy never

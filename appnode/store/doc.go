@@ -28,5 +28,11 @@
 // from another replica, is safe: this is what replication, hints and
 // anti-entropy build on.
 //
+// The engine is pebble v2, pure Go. A database written before the move
+// (pebble v1, format major version 1, which pebble v2 does not read) is
+// upgraded in place the first time Open meets it (legacy.go), using
+// pebble v1's own format ratchet; Open logs "store upgraded from
+// pebble v1".
+//
 // A Store is safe for concurrent use.
 package store

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/ringfront/ringfront/appnode/feed"
 )

@@ -5,7 +5,7 @@ import (
 	"container/heap"
 	"fmt"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/ringfront/ringfront/appnode/feed"
 )

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cockroachdb/pebble"
-	"github.com/cockroachdb/pebble/vfs"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -86,6 +86,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	po := &pebble.Options{Logger: pebbleLogger{opts.Log}}
 	if opts.FS != nil {
 		po.FS = opts.FS
+	} else if _, err := upgradeV1(dir, opts.Log); err != nil {
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
@@ -138,6 +140,12 @@ type pebbleLogger struct{ log *slog.Logger }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Errorf is called by pebble on a background error it recovers from,
+// such as a failed compaction that it retries.
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 // Fatalf is called by pebble on an error it cannot continue from, such

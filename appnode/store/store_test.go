@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/vfs"
-	"github.com/cockroachdb/pebble/vfs/errorfs"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -218,8 +218,8 @@ func TestFullOrReadOnlyDisk(t *testing.T) {
 // finds every acknowledged record whole.
 func TestEngineFailure(t *testing.T) {
 	var broken atomic.Bool
-	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
-		if broken.Load() && strings.HasSuffix(path, ".log") && op.OpKind() == errorfs.OpKindWrite {
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if broken.Load() && strings.HasSuffix(op.Path, ".log") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
 			return errors.New("injected I/O error")
 		}
 		return nil

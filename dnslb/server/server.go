@@ -117,6 +117,7 @@ func New(cfg *config.Config, opts Options) *Server {
 		},
 	})
 	s.admin = daemon.NewAdmin(opts.AdminToken)
+	s.admin.Registry().MustRegister(daemon.BuildInfo("dnslb"))
 	s.metrics.register(s.admin.Registry())
 	s.routes()
 	return s

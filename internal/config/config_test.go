@@ -141,6 +141,7 @@ func TestYAMLMasksSecrets(t *testing.T) {
 }
 
 func TestReadSecret(t *testing.T) {
+	t.Setenv(CredentialsDirEnv, "")
 	dir := t.TempDir()
 	write := func(name, body string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)

@@ -4,30 +4,75 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // ErrInsecureSecret is returned by ReadSecret for a secret file that
 // other users can read.
 var ErrInsecureSecret = errors.New("secret file is readable by other users (chmod 600 or 640)")
 
-// ReadSecret reads a secret from path, refusing a file that is missing,
-// empty, or readable by everyone. Surrounding whitespace is trimmed.
+// CredentialsDirEnv is the variable in which systemd names the folder of
+// the credentials it passes to a service (LoadCredential=).
+const CredentialsDirEnv = "CREDENTIALS_DIRECTORY"
+
+// ReadSecret reads the secret configured at path, refusing one that is
+// missing, empty, or readable by everyone. Surrounding whitespace is
+// trimmed.
+//
+// Under systemd, when $CREDENTIALS_DIRECTORY is set, the secret comes
+// from the credential that carries path's file, if there is one: the
+// credential named like the file (LoadCredential=vipwatch.key:/etc/
+// ringfront/vipwatch.key), or named FOLDER_FILE, which is what systemd
+// calls each file of a folder passed whole (LoadCredential=vipwatch:/etc/
+// ringfront/vipwatch hands /etc/ringfront/vipwatch/heartbeat.key over as
+// vipwatch_heartbeat.key). That is how a secret that only root can read
+// reaches a service running as a DynamicUser. Without such a credential
+// the secret is read from path itself.
 func ReadSecret(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	src := path
+	if dir := os.Getenv(CredentialsDirEnv); dir != "" {
+		if cred, ok := credential(dir, path); ok {
+			src = cred
+		}
+	}
+	fi, err := os.Stat(src)
 	if err != nil {
-		return nil, fmt.Errorf("reading secret: %w", err)
+		return nil, fmt.Errorf("reading secret: %w%s", err, credentialHint(path, err))
 	}
 	if fi.Mode().Perm()&0o004 != 0 {
-		return nil, fmt.Errorf("reading secret %s (mode %v): %w", path, fi.Mode().Perm(), ErrInsecureSecret)
+		return nil, fmt.Errorf("reading secret %s (mode %v): %w", src, fi.Mode().Perm(), ErrInsecureSecret)
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(src)
 	if err != nil {
-		return nil, fmt.Errorf("reading secret: %w", err)
+		return nil, fmt.Errorf("reading secret: %w%s", err, credentialHint(path, err))
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		return nil, fmt.Errorf("reading secret %s: file is empty", path)
+		return nil, fmt.Errorf("reading secret %s: file is empty", src)
 	}
 	return b, nil
+}
+
+// credential finds the credential in dir that carries the file at path.
+func credential(dir, path string) (string, bool) {
+	file := filepath.Base(path)
+	folder := filepath.Base(filepath.Dir(path))
+	for _, name := range []string{file, folder + "_" + file} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// credentialHint explains a secret that a systemd service (which has
+// $INVOCATION_ID) is not allowed to read.
+func credentialHint(path string, err error) string {
+	if !errors.Is(err, fs.ErrPermission) || os.Getenv("INVOCATION_ID") == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (a service reads a root-only secret as a systemd credential: pass %s with LoadCredential=, or keep it in the folder the unit passes)", path)
 }
