@@ -41,8 +41,70 @@ func (s *Server) mergeEdge(side store.Side, e feed.Edge, synced bool) (bool, err
 		// its author are ordered (see storePost).
 		defer s.fan.lockAuthor(e.Followee)()
 	}
-	_, changed, err := s.store.MergeEdge(side, e, !synced, edgeNoteDelay)
+	merged, changed, err := s.store.MergeEdge(side, e, !synced, edgeNoteDelay)
+	if err == nil && changed && side == store.Followers && !merged.Removed && s.now().Sub(merged.Clock.Time()) > lateFollow {
+		s.pushSince(merged)
+	}
 	return changed, err
+}
+
+// A follow reaching the followee's side more than lateFollow after it
+// was made (by its clock) comes late: its author's posts in between may
+// have been pushed without it (pushSince). On time, the follow's own
+// back-fill covers them.
+const lateFollow = time.Second
+
+// lateSlack is how much older than a follow's clock an author's posts
+// may be and still be pushed by pushSince: clocks of members disagree
+// by this much at most (signed calls allow minutes).
+const lateSlack = 2 * time.Minute
+
+// pushSince puts the posts author e.Followee made since the follow e
+// (by its clock, less lateSlack) into the follower's inboxes, as a
+// back-fill. A member that took the author's posts before it learnt of
+// the follow (across a partition, or behind on replication) pushed them
+// only to the followers it knew then; when the follow reaches it, this
+// makes up for it. Pushing a post twice is harmless. The caller holds
+// the author's lock.
+func (s *Server) pushSince(e feed.Edge) {
+	since := e.Clock.Time().Add(-lateSlack)
+	posts, _, err := s.store.Posts(e.Followee, feed.ID{}, maxDeliveryPosts)
+	if err != nil {
+		s.log.Warn("pushing posts to a new follower", "op", "fanout", "user", e.Follower, "peer", e.Followee, "err", err)
+		return
+	}
+	var recent []feed.Post
+	for _, p := range posts {
+		if !p.ID.Time().Before(since) {
+			recent = append(recent, p)
+		}
+	}
+	if len(recent) == 0 {
+		return
+	}
+	d := store.InboxDelivery{Users: []string{e.Follower}, Posts: recent, Backfill: true}
+	var writes []store.Write
+	for m := range splitByMember(s.ring.Load(), d) {
+		if m == s.self {
+			if err := s.deliverHere(d); err != nil {
+				s.log.Warn("pushing posts to a new follower", "op", "fanout", "user", e.Follower, "err", err)
+			}
+			continue
+		}
+		w, _, err := s.store.OutboxWrite(m, d)
+		if err != nil {
+			s.log.Warn("pushing posts to a new follower", "op", "fanout", "user", e.Follower, "err", err)
+			return
+		}
+		writes = append(writes, w)
+	}
+	if len(writes) > 0 {
+		if err := s.store.Queue(writes...); err != nil {
+			s.log.Warn("pushing posts to a new follower", "op", "fanout", "user", e.Follower, "err", err)
+			return
+		}
+		s.kickFanout()
+	}
 }
 
 // edgeRequest is the body of POST /internal/v1/edge: an edge to store

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
@@ -170,5 +171,119 @@ func TestFanoutCopies(t *testing.T) {
 	}
 	if n, _ := replica.store.CountCopies(0); n != 0 {
 		t.Errorf("%d copies left after they were delivered", n)
+	}
+}
+
+// TestLateFollowPushesPosts: across a partition, a follow is made on one
+// side while the author's member on the other side takes the author's
+// post (write_acks 1) and pushes it to the followers it knows, without
+// the new one. When the follow reaches that member after the heal, it
+// pushes the posts made since: the follower's timeline has the post.
+func TestLateFollowPushesPosts(t *testing.T) {
+	p := &partition{group: map[string]int{}}
+	var addrs []string
+	ms := newCluster(t, clusterOpts{n: 3, writeAcks: 1,
+		memberTransport: func(i int) http.RoundTripper { return p.transport(func() string { return addrs[i] }) },
+		memberAlive: func(i int) func(string) bool {
+			return func(m string) bool { return !p.split(addrs[i], m) }
+		},
+	})
+	for _, m := range ms {
+		addrs = append(addrs, m.addr)
+	}
+	rg := ms[0].srv.Ring()
+	// The author's owner X is cut off from the other two; the follower
+	// lives on the other side (neither of its members is X).
+	var author, follower string
+	var x *member
+	for i := 0; author == ""; i++ {
+		a := fmt.Sprintf("au%d", i)
+		owner := byAddr(ms, rg.Owner(a))
+		for j := 0; j < 1000; j++ {
+			f := fmt.Sprintf("fo%d", j)
+			if !rg.InPreference(f, owner.addr) {
+				author, follower, x = a, f, owner
+				break
+			}
+		}
+	}
+	for _, m := range ms {
+		p.group[m.addr] = 1
+	}
+	p.group[x.addr] = 0
+	ta := createUser(t, x, author)
+	var other *member
+	for _, m := range ms {
+		if m != x {
+			other = m
+		}
+	}
+	tf := createUser(t, other, follower)
+	p.on.Store(true)
+	if a := do(t, nil, "PUT", other.url("/v1/users/"+follower+"/following/"+author), tf, nil); a.code != 204 {
+		t.Fatalf("follow on the far side = %d %s", a.code, a.body)
+	}
+	var post feed.Post
+	a := do(t, nil, "POST", x.url("/v1/users/"+author+"/posts"), ta, api.PostRequest{Text: "posted without the new follower"})
+	if a.code != 201 {
+		t.Fatalf("post on the author's side = %d %s", a.code, a.body)
+	}
+	a.decode(t, &post)
+	time.Sleep(lateFollow + 100*time.Millisecond) // the follow reaches x late
+	p.on.Store(false)
+	ctx := context.Background()
+	for range 3 {
+		for _, m := range ms {
+			m.srv.Handoff(ctx)
+			for _, o := range ms {
+				if o != m {
+					m.srv.AntiEntropy(ctx, o.addr)
+				}
+			}
+			m.srv.DeliverOutbox(ctx)
+		}
+	}
+	fo := byAddr(ms, rg.Owner(follower))
+	var page api.PostsAnswer
+	do(t, nil, "GET", fo.url("/v1/users/"+follower+"/timeline"), tf, nil).decode(t, &page)
+	if !slices.ContainsFunc(page.Posts, func(q feed.Post) bool { return q.ID == post.ID }) {
+		t.Errorf("%s's timeline after the heal lacks %s's post %s: %+v", follower, author, post.ID, page.Posts)
+	}
+}
+
+// TestUnfollowAfterClockRanAhead: a follow stored with a clock a minute
+// ahead (its member's clock ran ahead) is still undone by an unfollow
+// forwarded, with its clock pinned, by a member whose clock is right:
+// the member that serves it takes a clock past the stored edge's.
+func TestUnfollowAfterClockRanAhead(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	rg := ms[0].srv.Ring()
+	ta := createUser(t, ms[0], "ann")
+	createUser(t, ms[0], "bob")
+	ahead := feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16)
+	e := feed.Edge{Follower: "ann", Followee: "bob", Clock: ahead}
+	for _, m := range ms {
+		if rg.InPreference("ann", m.addr) {
+			m.store.MergeEdge(store.Following, e, false, 0)
+		}
+		if rg.InPreference("bob", m.addr) {
+			m.store.MergeEdge(store.Followers, e, false, 0)
+		}
+	}
+	via := notOwner(ms, "ann")
+	if a := do(t, nil, "DELETE", via.url("/v1/users/ann/following/bob"), ta, nil); a.code != 204 {
+		t.Fatalf("unfollow = %d %s", a.code, a.body)
+	}
+	for _, m := range ms {
+		if rg.InPreference("ann", m.addr) {
+			if fing, _ := m.srv.active(store.Following, "ann"); slices.Contains(fing, "bob") {
+				t.Errorf("ann still follows bob on %s after the unfollow", m.addr)
+			}
+		}
+		if rg.InPreference("bob", m.addr) {
+			if fers, _ := m.srv.active(store.Followers, "bob"); slices.Contains(fers, "ann") {
+				t.Errorf("bob's followers on %s still include ann after the unfollow", m.addr)
+			}
+		}
 	}
 }

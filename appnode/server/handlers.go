@@ -449,15 +449,20 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 // edgeClock returns the clock for a new follow or unfollow: the one
 // the forwarding member pinned (see pinEdge), or a new one; either way
 // later than the edge already stored here, so the newest request wins
-// even when the clock that stored the old edge ran ahead of this one.
+// even when the clock that stored the old edge ran ahead of this one
+// (or of the forwarding member's). Two members serving the same pinned
+// request may then pick different clocks, but for the same change: the
+// edge ends the same.
 func (s *Server) edgeClock(r *http.Request, follower, followee string) feed.Timestamp {
+	var floor feed.Timestamp
 	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
 		s.clock.Observe(old.Clock)
+		floor = old.Clock + 1
 	}
 	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && s.fromMember(r) {
 		if c, err := strconv.ParseUint(v, 10, 64); err == nil {
 			s.clock.Observe(feed.Timestamp(c))
-			return feed.Timestamp(c)
+			return max(feed.Timestamp(c), floor)
 		}
 	}
 	return s.clock.Now()
