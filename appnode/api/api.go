@@ -114,4 +114,11 @@ const (
 	// if that one does not answer) stores the same edge. Believed only
 	// from another member.
 	HeaderEdgeClock = "X-Ringfront-Edge-Clock"
+	// HeaderClock carries the sender's hybrid logical clock on every
+	// request and answer between members and clients (a decimal
+	// feed.Timestamp): each side moves its own clock past it, so a
+	// change made after another was seen gets a later clock even when
+	// one member's wall clock runs ahead. A client that sends back the
+	// latest it saw orders its own changes the same way.
+	HeaderClock = "X-Ringfront-Clock"
 )

@@ -99,6 +99,11 @@ type Client struct {
 
 	mu      sync.Mutex // guards suspect
 	suspect map[string]time.Time
+
+	// clock is the latest cluster clock a member answered with
+	// (api.HeaderClock); sent with every request, so a change this
+	// client makes after another gets a later clock on any member.
+	clock atomic.Uint64
 }
 
 // New returns a client that learns the ring from the given members
@@ -240,11 +245,15 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if cl := c.clock.Load(); cl != 0 {
+		req.Header.Set(api.HeaderClock, strconv.FormatUint(cl, 10))
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return "", transportError{fmt.Errorf("%s %s on %s: %w", method, uri, member, err)}
 	}
 	defer resp.Body.Close()
+	c.noteClock(resp.Header.Get(api.HeaderClock))
 	version := resp.Header.Get(api.HeaderRingVersion)
 	if resp.StatusCode/100 != 2 {
 		var e api.Error
@@ -301,6 +310,20 @@ func (c *Client) do(ctx context.Context, name, method, uri, token string, body, 
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("%w for %s: %w", ErrUnavailable, name, errors.Join(errs...))
+}
+
+// noteClock keeps the latest cluster clock seen.
+func (c *Client) noteClock(v string) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		old := c.clock.Load()
+		if n <= old || c.clock.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // order puts the members that did not answer a moment ago last.

@@ -33,51 +33,43 @@ const (
 )
 
 // mergeEdge stores edge e on side here, and an edge note unless synced
-// says the other side has it already. It reports whether the edge
-// changed.
-func (s *Server) mergeEdge(side store.Side, e feed.Edge, synced bool) (bool, error) {
+// says the other side has it already. A follow stored on the
+// followee's side that is not fresh (see record.Fresh) came late:
+// pushSince. It reports whether the edge changed.
+func (s *Server) mergeEdge(side store.Side, e feed.Edge, synced, fresh bool) (bool, error) {
 	if side == store.Followers {
 		// Under the followee's author lock, so a post and a follow of
 		// its author are ordered (see storePost).
 		defer s.fan.lockAuthor(e.Followee)()
 	}
 	merged, changed, err := s.store.MergeEdge(side, e, !synced, edgeNoteDelay)
-	if err == nil && changed && side == store.Followers && !merged.Removed && s.now().Sub(merged.Clock.Time()) > lateFollow {
+	if err == nil && changed && side == store.Followers && !merged.Removed && !fresh {
 		s.pushSince(merged)
 	}
 	return changed, err
 }
 
-// A follow reaching the followee's side more than lateFollow after it
-// was made (by its clock) comes late: its author's posts in between may
-// have been pushed without it (pushSince). On time, the follow's own
-// back-fill covers them.
-const lateFollow = time.Second
+// latePush is how many of the author's newest posts pushSince pushes:
+// as many as a follow's own back-fill (fanout's backfill), at most one
+// delivery's worth.
+func (s *Server) latePush() int {
+	return min(max(int(s.fan.inboxMax.Load())/4, 1), maxDeliveryPosts)
+}
 
-// lateSlack is how much older than a follow's clock an author's posts
-// may be and still be pushed by pushSince: clocks of members disagree
-// by this much at most (signed calls allow minutes).
-const lateSlack = 2 * time.Minute
-
-// pushSince puts the posts author e.Followee made since the follow e
-// (by its clock, less lateSlack) into the follower's inboxes, as a
-// back-fill. A member that took the author's posts before it learnt of
-// the follow (across a partition, or behind on replication) pushed them
-// only to the followers it knew then; when the follow reaches it, this
-// makes up for it. Pushing a post twice is harmless. The caller holds
-// the author's lock.
+// pushSince puts the author's newest posts into the follower's inboxes,
+// as a back-fill, when a follow reaches the followee's side late. A
+// member that took the author's posts before it learnt of the follow
+// (across a partition, or behind on replication) pushed them only to
+// the followers it knew then; when the follow reaches it, this makes up
+// for it. Which posts came after the follow cannot be told from clocks
+// that may disagree, so it pushes the newest ones, like the follow's own
+// back-fill; pushing a post twice is harmless. The caller holds the
+// author's lock.
 func (s *Server) pushSince(e feed.Edge) {
-	since := e.Clock.Time().Add(-lateSlack)
-	posts, _, err := s.store.Posts(e.Followee, feed.ID{}, maxDeliveryPosts)
+	recent, _, err := s.store.Posts(e.Followee, feed.ID{}, s.latePush())
 	if err != nil {
 		s.log.Warn("pushing posts to a new follower", "op", "fanout", "user", e.Follower, "peer", e.Followee, "err", err)
 		return
-	}
-	var recent []feed.Post
-	for _, p := range posts {
-		if !p.ID.Time().Before(since) {
-			recent = append(recent, p)
-		}
 	}
 	if len(recent) == 0 {
 		return

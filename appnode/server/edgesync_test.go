@@ -229,7 +229,6 @@ func TestLateFollowPushesPosts(t *testing.T) {
 		t.Fatalf("post on the author's side = %d %s", a.code, a.body)
 	}
 	a.decode(t, &post)
-	time.Sleep(lateFollow + 100*time.Millisecond) // the follow reaches x late
 	p.on.Store(false)
 	ctx := context.Background()
 	for range 3 {
@@ -251,39 +250,70 @@ func TestLateFollowPushesPosts(t *testing.T) {
 	}
 }
 
-// TestUnfollowAfterClockRanAhead: a follow stored with a clock a minute
-// ahead (its member's clock ran ahead) is still undone by an unfollow
-// forwarded, with its clock pinned, by a member whose clock is right:
-// the member that serves it takes a clock past the stored edge's.
+// TestUnfollowAfterClockRanAhead: a follow served by a member whose
+// clock runs a minute ahead is still undone by a later unfollow that
+// another member forwards with its clock pinned: clocks travel with
+// every request and answer, so the forwarding member's clock has moved
+// past the follow's. And a late copy of the follow itself (as a paused
+// member reads it after it resumes) does not undo the unfollow: it
+// keeps the clock it was pinned with.
 func TestUnfollowAfterClockRanAhead(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
 	rg := ms[0].srv.Ring()
-	ta := createUser(t, ms[0], "ann")
-	createUser(t, ms[0], "bob")
-	ahead := feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16)
-	e := feed.Edge{Follower: "ann", Followee: "bob", Clock: ahead}
-	for _, m := range ms {
-		if rg.InPreference("ann", m.addr) {
-			m.store.MergeEdge(store.Following, e, false, 0)
-		}
-		if rg.InPreference("bob", m.addr) {
-			m.store.MergeEdge(store.Followers, e, false, 0)
+	// Two users and a member holding neither: it learns clocks only
+	// from what travels with requests and answers.
+	var ann, bob string
+	var via *member
+	for i := 0; via == nil; i++ {
+		a, b := fmt.Sprintf("ann%d", i), fmt.Sprintf("bob%d", i)
+		for _, m := range ms {
+			if !rg.InPreference(a, m.addr) && !rg.InPreference(b, m.addr) {
+				ann, bob, via = a, b, m
+			}
 		}
 	}
-	via := notOwner(ms, "ann")
-	if a := do(t, nil, "DELETE", via.url("/v1/users/ann/following/bob"), ta, nil); a.code != 204 {
+	owner := byAddr(ms, rg.Owner(ann))
+	ta := createUser(t, owner, ann)
+	createUser(t, owner, bob)
+	owner.srv.clock.Observe(feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16))
+	if a := do(t, nil, "PUT", owner.url("/v1/users/"+ann+"/following/"+bob), ta, nil); a.code != 204 {
+		t.Fatalf("follow = %d %s", a.code, a.body)
+	}
+	followed, err := owner.store.Edge(store.Following, ann, bob)
+	if err != nil || followed.Clock.Time().Before(time.Now().Add(50*time.Second)) {
+		t.Fatalf("follow stored with clock %v (%v), want one a minute ahead", followed.Clock.Time(), err)
+	}
+	// Any exchange with the owner carries its clock to via.
+	do(t, nil, "GET", via.url("/v1/users/"+ann), "", nil)
+	if a := do(t, nil, "DELETE", via.url("/v1/users/"+ann+"/following/"+bob), ta, nil); a.code != 204 {
 		t.Fatalf("unfollow = %d %s", a.code, a.body)
 	}
-	for _, m := range ms {
-		if rg.InPreference("ann", m.addr) {
-			if fing, _ := m.srv.active(store.Following, "ann"); slices.Contains(fing, "bob") {
-				t.Errorf("ann still follows bob on %s after the unfollow", m.addr)
+	check := func(when string) {
+		t.Helper()
+		for _, m := range ms {
+			if rg.InPreference(ann, m.addr) {
+				if fing, _ := m.srv.active(store.Following, ann); slices.Contains(fing, bob) {
+					t.Errorf("%s: %s still follows %s on %s", when, ann, bob, m.addr)
+				}
 			}
-		}
-		if rg.InPreference("bob", m.addr) {
-			if fers, _ := m.srv.active(store.Followers, "bob"); slices.Contains(fers, "ann") {
-				t.Errorf("bob's followers on %s still include ann after the unfollow", m.addr)
+			if rg.InPreference(bob, m.addr) {
+				if fers, _ := m.srv.active(store.Followers, bob); slices.Contains(fers, ann) {
+					t.Errorf("%s: %s's followers on %s still include %s", when, bob, m.addr, ann)
+				}
 			}
 		}
 	}
+	check("after the unfollow")
+	// A late copy of the follow, forwarded with the follow's clock.
+	req, _ := http.NewRequest("PUT", owner.url("/v1/users/"+ann+"/following/"+bob), nil)
+	req.Header.Set("Authorization", "Bearer "+ta)
+	req.Header.Set(HeaderHops, "1")
+	req.Header.Set(api.HeaderEdgeClock, fmt.Sprint(uint64(followed.Clock)))
+	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "PUT", "/v1/users/"+ann+"/following/"+bob))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	check("after a late copy of the follow")
 }

@@ -432,7 +432,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if _, err := s.mergeEdge(store.Following, e, true); err != nil {
+	if _, err := s.mergeEdge(store.Following, e, true, true); err != nil {
 		s.storeError(w, err)
 		return
 	}
@@ -447,23 +447,22 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 }
 
 // edgeClock returns the clock for a new follow or unfollow: the one
-// the forwarding member pinned (see pinEdge), or a new one; either way
-// later than the edge already stored here, so the newest request wins
-// even when the clock that stored the old edge ran ahead of this one
-// (or of the forwarding member's). Two members serving the same pinned
-// request may then pick different clocks, but for the same change: the
-// edge ends the same.
+// the forwarding member pinned (see pinEdge), as it is, so the same
+// request served twice (a retry, or a copy of it that a paused member
+// reads late) stores the same edge and never beats a later change; or,
+// for a request that reached this member first, a new one, later than
+// the edge already stored here. Clocks travel with every request and
+// answer (HeaderClock), so a pinned clock is later than the changes the
+// pinning member has seen.
 func (s *Server) edgeClock(r *http.Request, follower, followee string) feed.Timestamp {
-	var floor feed.Timestamp
-	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
-		s.clock.Observe(old.Clock)
-		floor = old.Clock + 1
-	}
 	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && s.fromMember(r) {
 		if c, err := strconv.ParseUint(v, 10, 64); err == nil {
 			s.clock.Observe(feed.Timestamp(c))
-			return max(feed.Timestamp(c), floor)
+			return feed.Timestamp(c)
 		}
+	}
+	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
+		s.clock.Observe(old.Clock)
 	}
 	return s.clock.Now()
 }
@@ -533,10 +532,10 @@ func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	if _, err := s.mergeEdge(store.Followers, e, false); err != nil {
+	if _, err := s.mergeEdge(store.Followers, e, false, true); err != nil {
 		return err
 	}
-	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
+	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers, Fresh: true})
 }
 
 // replicaError answers a write that is stored here but could not be

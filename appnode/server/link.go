@@ -899,7 +899,7 @@ func (s *Server) forwardLink(w http.ResponseWriter, r *http.Request, plan *forwa
 		}
 		var payload []byte
 		if payload, err = l.roundTrip(ctx, frame, plan.body); err == nil {
-			if err = writeLinkAnswer(w, payload); err == nil {
+			if err = writeLinkAnswer(w, payload, s.observeClock); err == nil {
 				return true
 			}
 		}
@@ -929,6 +929,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 	extra.Set("X-Forwarded-Host", r.Host)
 	extra.Set("X-Forwarded-Proto", "http")
 	extra.Set(HeaderHops, strconv.Itoa(plan.hops))
+	extra.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	if plan.fallback {
 		extra.Set(HeaderFallback, "1")
 	}
@@ -936,7 +937,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 		extra.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
 	}
 	skipIn := func(k string) bool {
-		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback ||
+		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback || k == HeaderClock ||
 			k == HeaderCluster || k == "Content-Length"
 	}
 	keep := func(string) bool { return false }
@@ -946,7 +947,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 }
 
 // writeLinkAnswer writes an answer frame to the client.
-func writeLinkAnswer(w http.ResponseWriter, payload []byte) error {
+func writeLinkAnswer(w http.ResponseWriter, payload []byte, observe func(clock string)) error {
 	d := decoder{b: payload}
 	code := d.uvarint()
 	h := d.header()
@@ -956,10 +957,11 @@ func writeLinkAnswer(w http.ResponseWriter, payload []byte) error {
 	if code < 100 || code > 999 {
 		return fmt.Errorf("member link answer with status %d", code)
 	}
+	observe(h.Get(HeaderClock))
 	out := w.Header()
 	for k, vs := range h {
 		// The forwarder set these for its own answer already.
-		if k == HeaderOwner || k == HeaderRingVersion || k == "Content-Length" {
+		if k == HeaderOwner || k == HeaderRingVersion || k == HeaderClock || k == "Content-Length" {
 			continue
 		}
 		out[k] = vs

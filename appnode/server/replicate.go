@@ -28,6 +28,11 @@ type record struct {
 	// Synced says the edge's other side is known to have it already, so
 	// the member storing it keeps no edge note (edgesync.go).
 	Synced bool `json:"synced,omitempty"`
+	// Fresh marks a followee's side of a follow sent on by the follow
+	// request itself, whose follower's member back-fills the timeline;
+	// any other arrival of a follow (a hint, a repair, an edge note)
+	// is late, and pushes the author's recent posts (pushSince).
+	Fresh bool `json:"fresh,omitempty"`
 	// Copies are a post's outbox entries, which the replica keeps a copy
 	// of (fanoutcopies.go); From is the member that made them and
 	// FromStore its store id.
@@ -95,7 +100,7 @@ func (s *Server) apply(rec record) error {
 		return s.store.AddPost(*rec.Post, ws...)
 	default:
 		s.clock.Observe(rec.Edge.Clock)
-		_, err := s.mergeEdge(rec.Side, *rec.Edge, rec.Synced)
+		_, err := s.mergeEdge(rec.Side, *rec.Edge, rec.Synced, rec.Fresh)
 		return err
 	}
 }
@@ -283,6 +288,7 @@ func (s *Server) replicaFailed(m string, err error) {
 
 // keepHint stores rec here as a hint for member m.
 func (s *Server) keepHint(m string, rec record) error {
+	rec.Fresh = false // a hint arrives late
 	b, err := json.Marshal(rec)
 	if err == nil {
 		err = s.store.AddHint(m, b)
@@ -300,6 +306,7 @@ func (s *Server) keepHint(m string, rec record) error {
 // asked to used and returns the one that took it, "" if none did. When
 // strict, members that failed a request just now are not asked.
 func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, rec record, used *[]string, strict bool) (string, error) {
+	rec.Fresh = false // a hint arrives late
 	body := hintRequest{For: m, Records: []record{rec}}
 	for _, h := range rg.Walk(nil, key) {
 		if slices.Contains(*used, h) || h == s.self || s.health.view.Liveness(h) == gossip.Dead ||

@@ -233,6 +233,7 @@ func New(opts Options) (*Server, error) {
 			if plan, ok := resp.Request.Context().Value(planKey{}).(*forwardPlan); ok && !plan.answered() {
 				return errLate
 			}
+			s.observeClock(resp.Header.Get(HeaderClock))
 			// The forwarder already set these for its own answer;
 			// copying the owner's too would send each twice.
 			resp.Header.Del(HeaderOwner)
@@ -317,6 +318,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w, code: http.StatusOK}
 	rw.Header().Set(HeaderRingVersion, s.ring.Load().Version())
+	s.observeClock(r.Header.Get(HeaderClock))
+	rw.Header().Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	s.mux.ServeHTTP(rw, r)
 	if r.Pattern == linkRoute {
 		return // a link's lifetime is not a request's latency
@@ -637,6 +640,24 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	writeError(w, http.StatusServiceUnavailable, noMember(name, tried))
 }
 
+// observeClock moves this member's clock past a clock another member or
+// a client sent (HeaderClock), unless it is further from this member's
+// wall clock than signed requests may be: nobody pushes the clock far
+// into the future.
+func (s *Server) observeClock(v string) {
+	if v == "" {
+		return
+	}
+	c, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return
+	}
+	if d := feed.Timestamp(c).Time().Sub(s.now()); d > clockSkew || d < -clockSkew {
+		return
+	}
+	s.clock.Observe(feed.Timestamp(c))
+}
+
 // forwardTimeout is how long a forward of r to m waits before going on
 // to the next member: the member timeout, writeTimeouts of them for a
 // write (m may itself wait for a replica).
@@ -713,6 +734,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	if len(plan.skip) > 0 {
 		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
 	}
+	pr.Out.Header.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	pr.Out.Header.Set(HeaderCluster, sign(s.secret, s.now(), pr.Out.Method, pr.Out.URL.RequestURI()))
 }
 
