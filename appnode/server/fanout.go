@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -644,7 +645,10 @@ func (s *Server) deliverLocal(es []store.OutboxEntry) error {
 // missing, so reads merge those in instead.
 func (s *Server) backfill(ctx context.Context, follower, author string) {
 	n := min(max(int(s.fan.inboxMax.Load())/4, 1), maxDeliveryPosts)
-	raw, more, err := s.mergeAuthors(ctx, []string{author}, feed.ID{}, n)
+	raw, more, missed, err := s.mergeAuthors(ctx, []string{author}, feed.ID{}, n)
+	if err == nil && len(missed) > 0 {
+		err = fmt.Errorf("no member of %s's preference list answered", author)
+	}
 	d := store.InboxDelivery{Users: []string{follower}, Backfill: true}
 	switch {
 	case err != nil:
@@ -707,7 +711,12 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 		// No inbox here that can be trusted (the user arrived by a
 		// move, or a replica never served it): merge, and start the
 		// inbox from now on.
-		posts, more, err := s.mergeAuthors(ctx, authors, before, limit)
+		posts, more, missed, err := s.mergeAuthors(ctx, authors, before, limit)
+		if err == nil && len(missed) > 0 {
+			// Without an inbox, a followee nobody answers for is not
+			// in the page at all: refuse rather than answer without.
+			return nil, false, fmt.Errorf("%w: no member answers for %d of the followees (%s)", errNoMember, len(missed), strings.Join(missed, ", "))
+		}
 		if err == nil {
 			if err := s.store.SetHorizon(name, s.horizonNow()); err != nil {
 				s.log.Warn("starting an inbox", "op", "timeline", "user", name, "err", err)
@@ -746,9 +755,15 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 			return
 		}
 		g.Go(func() error {
-			posts, more1, err := s.mergeAuthors(gctx, as, before, limit)
+			// Followees nobody answers for are left out: their pushed
+			// posts are in the inbox, and the rest are unreachable for
+			// now (a partition) whatever this member does.
+			posts, more1, missed, err := s.mergeAuthors(gctx, as, before, limit)
 			if err != nil {
 				return err
+			}
+			if len(missed) > 0 {
+				s.log.Debug("timeline merged without followees nobody answers for", "op", "timeline", "user", name, "peer", strings.Join(missed, ","))
 			}
 			mu.Lock()
 			all = append(all, posts...)
@@ -839,7 +854,9 @@ func (s *Server) followerCounts(ctx context.Context, authors []string, limit int
 				counts, err = s.countLocal(as, limit)
 			} else {
 				var ans countsAnswer
-				err = s.call(ctx, http.MethodPost, m, "/internal/v1/follower-counts", countsRequest{Users: as, Max: limit}, &ans)
+				cctx, cancel := context.WithTimeout(ctx, s.memberTimeout(m))
+				err = s.call(cctx, http.MethodPost, m, "/internal/v1/follower-counts", countsRequest{Users: as, Max: limit}, &ans)
+				cancel()
 				counts = ans.Counts
 			}
 			if err != nil {
@@ -912,23 +929,24 @@ func (s *Server) followerCountsHandler(w http.ResponseWriter, r *http.Request) {
 // merges its authors' pages (POST /internal/v1/merge, in parallel) and
 // this member merges those. The top limit of the union of every
 // author's top limit is exactly the top limit overall, so cursor paging
-// is exact. Authors whose member refuses the connection (dead, and the
-// failure detector does not know yet) are asked of the next member of
-// their preference lists.
-func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+// is exact. Authors whose member does not answer within the member
+// timeout (or cannot be reached) are asked of the next member of their
+// preference lists; those none of whose members answer are returned in
+// missed, and left out of the page.
+func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed.ID, limit int) (page []store.RawPost, more bool, missed []string, err error) {
 	rg := s.ring.Load()
 	ctx, cancel := context.WithTimeout(ctx, timelineTimeout)
 	defer cancel()
-	var (
-		all  []store.RawPost
-		more bool
-		skip = slices.Clip(skipped(ctx))
-	)
+	var all []store.RawPost
+	skip := slices.Clip(skipped(ctx))
 	for attempt := 0; len(authors) > 0 && attempt <= rg.Replicas(); attempt++ {
 		groups := map[string][]string{}
 		for _, a := range authors {
-			m := s.target(rg, a, skip...)
-			groups[m] = append(groups[m], a)
+			if c, _ := s.candidates(rg, a, skip); len(c) > 0 {
+				groups[c[0]] = append(groups[c[0]], a)
+			} else {
+				missed = append(missed, a)
+			}
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		var mu sync.Mutex // guards all, more, retry and down
@@ -941,11 +959,16 @@ func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed
 				if m == s.self {
 					posts, more1, err = s.mergeLocal(as, before, limit)
 				} else {
-					posts, more1, err = s.mergeRemote(gctx, m, as, before, limit)
+					cctx, cancel := context.WithTimeout(gctx, s.memberTimeout(m))
+					posts, more1, err = s.mergeRemote(cctx, m, as, before, limit)
+					cancel()
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if err != nil && m != s.self && isRefused(err) {
+				var pe *peerError
+				if err != nil && m != s.self && !errors.As(err, &pe) && ctx.Err() == nil {
+					// No answer: the next member of their lists.
+					s.failed(m, err.Error())
 					retry = append(retry, as...)
 					down = append(down, m)
 					return nil
@@ -959,14 +982,15 @@ func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		authors = retry
 		skip = append(skip, down...)
 	}
-	if len(authors) > 0 {
-		return nil, false, fmt.Errorf("no member of the preference lists of %d authors could be reached (tried %v)", len(authors), skip)
+	missed = append(missed, authors...)
+	if len(missed) > 0 {
+		s.fan.metrics.partial.Inc()
 	}
 	all, more = top(all, limit, more)
-	return all, more, nil
+	return all, more, missed, nil
 }

@@ -742,6 +742,8 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &pe):
 		writeError(w, http.StatusBadGateway, err)
+	case errors.Is(err, errNoMember):
+		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, err)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDiskFull),
