@@ -83,8 +83,19 @@ type Options struct {
 // of its member timeouts, 150 ms each by default, for a write).
 const DefaultAttemptTimeout = 750 * time.Millisecond
 
-// suspectFor is how long a member that did not answer is asked last.
-const suspectFor = time.Second
+// A member that did not answer is asked last for suspectMin, twice as
+// long each time it fails again (a partition lasts), up to suspectMax;
+// an answer clears it.
+const (
+	suspectMin = time.Second
+	suspectMax = 16 * time.Second
+)
+
+// suspicion is a member's standing after failures.
+type suspicion struct {
+	until time.Time
+	wait  time.Duration
+}
 
 // Client talks to an appnode cluster. It is safe for concurrent use.
 type Client struct {
@@ -98,7 +109,7 @@ type Client struct {
 	refresh sync.Mutex // one ring fetch at a time
 
 	mu      sync.Mutex // guards suspect
-	suspect map[string]time.Time
+	suspect map[string]suspicion
 
 	// clock is the latest cluster clock a member answered with
 	// (api.HeaderClock); sent with every request, so a change this
@@ -112,7 +123,7 @@ func New(seeds []string, opts Options) (*Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("creating client: no seed members")
 	}
-	c := &Client{attempt: opts.AttemptTimeout, suspect: map[string]time.Time{}}
+	c := &Client{attempt: opts.AttemptTimeout, suspect: map[string]suspicion{}}
 	if c.attempt <= 0 {
 		c.attempt = DefaultAttemptTimeout
 	}
@@ -333,7 +344,7 @@ func (c *Client) order(pref []string) []string {
 	now := time.Now()
 	var ok, suspect []string
 	for _, m := range pref {
-		if until, bad := c.suspect[m]; bad && now.Before(until) {
+		if s, bad := c.suspect[m]; bad && now.Before(s.until) {
 			suspect = append(suspect, m)
 		} else {
 			ok = append(ok, m)
@@ -345,7 +356,10 @@ func (c *Client) order(pref []string) []string {
 func (c *Client) failed(m string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.suspect[m] = time.Now().Add(suspectFor)
+	s := c.suspect[m]
+	s.wait = min(max(2*s.wait, suspectMin), suspectMax)
+	s.until = time.Now().Add(s.wait)
+	c.suspect[m] = s
 }
 
 func (c *Client) answered(m string) {
