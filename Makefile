@@ -80,6 +80,7 @@ units: build
 FUZZTIME ?=
 FUZZ_TARGETS := ./dnslb/authority:FuzzFast:40000 ./dnslb/server:FuzzAnswerUDP:60000 \
 	./vipwatch/heartbeat:FuzzDecode:150000 ./vipwatch/heartbeat:FuzzGuard:150000 \
+	./vipwatch/fsm:FuzzHeartbeat:60000 \
 	./vipwatch/iface:FuzzStateFile:15000 ./vipwatch/probe:FuzzAsk:400 \
 	./appnode/server:FuzzAPI:12000 ./appnode/ring:FuzzRing:80000 \
 	./appnode/feed:FuzzParseID:200000 ./appnode/feed:FuzzValidate:100000 \

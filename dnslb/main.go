@@ -10,7 +10,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -64,19 +66,14 @@ func (f *configFlags) loadWithToken() (*config.Config, []byte, error) {
 }
 
 func (f *configFlags) load() (*config.Config, error) {
-	var cfg config.Config
-	err := iconfig.Load(iconfig.Options{
+	return config.Load(iconfig.Options{
 		File:      f.file,
 		EnvPrefix: config.EnvPrefix,
 		Flags: map[string]*pflag.Flag{
 			"listen":       f.fs.Lookup("listen"),
 			"admin.listen": f.fs.Lookup("admin-listen"),
 		},
-	}, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	})
 }
 
 func rootCmd() *cobra.Command {
@@ -137,7 +134,13 @@ func checkConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid\n%s", cf.file, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid\n", cf.file)
+			for _, z := range cfg.Zones {
+				for _, w := range z.Warnings {
+					fmt.Fprintf(cmd.OutOrStdout(), "# warning: zone %s: %s\n", z.Origin, w)
+				}
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -222,12 +225,14 @@ func printStatus(cmd *cobra.Command, st server.Status) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "SERVICE\tTARGET\tSTATE\tANSWERED\tFOR\tOK/FAIL\tLAST CHECK\tRESULT")
+	var drained []server.TargetStatus
 	sort.SliceStable(st.Targets, func(i, j int) bool { return st.Targets[i].Service < st.Targets[j].Service })
 	now := time.Now()
 	for _, t := range st.Targets {
 		state := t.State
 		if t.Drained {
 			state += " (drained)"
+			drained = append(drained, t)
 		}
 		ans := "no"
 		if t.Answered {
@@ -235,6 +240,17 @@ func printStatus(cmd *cobra.Command, st server.Status) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s ago\t%s\n", t.Service, t.Address, state, ans,
 			age(now, t.Since), t.Successes, t.Failures, age(now, t.LastCheck), t.LastResult)
+	}
+	if len(drained) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "DRAINED\tTARGET\tBY\tSINCE\tREASON")
+		for _, t := range drained {
+			since := "-"
+			if !t.DrainedSince.IsZero() {
+				since = t.DrainedSince.Local().Format(time.RFC3339) + " (" + age(now, t.DrainedSince) + " ago)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Service, t.Address, t.DrainedBy, since, t.DrainReason)
+		}
 	}
 	w.Flush()
 }
@@ -248,7 +264,8 @@ func age(now, t time.Time) string {
 
 func drainCmd(verb string) *cobra.Command {
 	var af adminFlags
-	short := "Stop answering a target whatever its health"
+	var reason, by string
+	short := "Stop answering a target whatever its health (kept across restarts)"
 	if verb == "undrain" {
 		short = "Answer a drained target again (if healthy)"
 	}
@@ -258,7 +275,11 @@ func drainCmd(verb string) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var t server.TargetStatus
-			path := "/v1/targets/" + strings.TrimSuffix(args[0], ".") + "./" + args[1] + "/" + verb
+			q := url.Values{"by": {by}}
+			if reason != "" {
+				q.Set("reason", reason)
+			}
+			path := "/v1/targets/" + url.PathEscape(strings.TrimSuffix(args[0], ".")+".") + "/" + url.PathEscape(args[1]) + "/" + verb + "?" + q.Encode()
 			if err := af.call(cmd.Context(), "POST", path, 5*time.Second, &t); err != nil {
 				return err
 			}
@@ -267,7 +288,29 @@ func drainCmd(verb string) *cobra.Command {
 		},
 	}
 	af.add(cmd)
+	cmd.Flags().StringVar(&by, "by", whoami(), "who drains, as status shows it")
+	if verb == "drain" {
+		cmd.Flags().StringVar(&reason, "reason", "", "why, as status shows it")
+	}
 	return cmd
+}
+
+// whoami is the operator as user@host; sudo's caller rather than root.
+func whoami() string {
+	name := os.Getenv("SUDO_USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	host, _ := os.Hostname()
+	switch {
+	case name == "":
+		return host
+	case host == "":
+		return name
+	}
+	return name + "@" + host
 }
 
 func reloadCmd() *cobra.Command {

@@ -1,11 +1,30 @@
-// Command dns benchmarks dnslb against NSD: both serve the same zone on
-// 127.0.0.1 and Debian's dnsperf loads each in turn, several alternating
-// rounds. For each round it prints queries/s, average latency and the
-// server's CPU seconds per million answered queries (from the kernel's
-// accounting of the server's own processes), then the medians and the
-// dnslb/NSD ratios.
+//go:build linux
+
+// Command dns benchmarks dnslb against the C authoritative servers
+// gdnsd, Knot and NSD (Debian's packages): all serve the same zone on
+// 127.0.0.1 with rate limiting off, each pinned to one CPU (taskset) while
+// the load runs on the other, in alternating rounds.
 //
-//	go run ./bench/dns -dnslb bin/dnslb -rounds 5 -seconds 10
+// Two loads per server and round:
+//   - saturated: Debian's dnsperf with many queries outstanding; the
+//     figure is answered queries per second of the server's CPU time;
+//   - fixed rates (1k, 20k and 50k q/s by default): this program's own
+//     paced generator (load.go), which measures every answer's latency
+//     (p50, p99, p99.9) from the kernel's receive timestamp; the figure is
+//     the server's CPU time per answered query.
+//
+// The server's CPU time is the scheduler's per-thread accounting
+// (/proc/PID/task/*/schedstat) of the server and its child processes,
+// so it counts everything the server does, its idle wake-ups included.
+// The query mix is 80% A (60% the load-balanced name), 10% AAAA NODATA
+// and 10% NXDOMAIN, all with EDNS0; an answer of the wrong kind counts as
+// wrong and is reported.
+//
+// It prints each run, then the medians over the rounds: every server's
+// figures side by side with the ratio to the best peer (the best of the
+// C servers at that load).
+//
+//	bench/dns/run -rounds 3 -seconds 10
 //
 // Only loopback is used: the health-checked targets are listeners this
 // program opens on 127.0.0.x.
@@ -13,7 +32,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,78 +44,99 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 )
 
 func main() {
-	dnslbBin := flag.String("dnslb", "bin/dnslb", "dnslb binary")
-	nsdBin := flag.String("nsd", "/usr/sbin/nsd", "NSD binary")
-	dnsperfBin := flag.String("dnsperf", "dnsperf", "dnsperf binary")
-	rounds := flag.Int("rounds", 5, "alternating rounds")
-	seconds := flag.Int("seconds", 10, "dnsperf run length per round, seconds")
-	clients := flag.Int("clients", 4, "dnsperf clients (-c)")
-	threads := flag.Int("threads", 1, "dnsperf threads (-T)")
-	outstanding := flag.Int("outstanding", 200, "dnsperf outstanding queries (-q)")
-	edns := flag.Bool("edns", true, "send EDNS0 queries (dnsperf -e)")
-	servers := flag.Int("servers", 0, "server sockets/processes for each server; 0 = number of CPUs")
-	keep := flag.Bool("keep", false, "keep the work directory")
+	var o options
+	flag.StringVar(&o.dnslb, "dnslb", "bin/dnslb", "dnslb binary")
+	flag.StringVar(&o.nsd, "nsd", "/usr/sbin/nsd", "NSD binary")
+	flag.StringVar(&o.knot, "knot", "/usr/sbin/knotd", "Knot binary")
+	flag.StringVar(&o.gdnsd, "gdnsd", "/usr/sbin/gdnsd", "gdnsd binary")
+	flag.StringVar(&o.dnsperf, "dnsperf", "dnsperf", "dnsperf binary (the saturated load)")
+	flag.StringVar(&o.servers, "servers", "dnslb,gdnsd,knot,nsd", "servers to run, comma-separated")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run")
+	flag.StringVar(&o.rates, "rates", "1000,20000,50000", "fixed rates, queries per second, comma-separated")
+	flag.BoolVar(&o.saturated, "saturated", true, "run the saturated load (dnsperf)")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU the servers are pinned to (taskset -c); run this program on another")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.Parse()
-	if err := run(*dnslbBin, *nsdBin, *dnsperfBin, *rounds, *seconds, *clients, *threads, *outstanding, *edns, *servers, *keep); err != nil {
+	// The paced sender and the receiver block in system calls on locked
+	// threads; enough Ps that neither ever waits for one, although the
+	// whole program runs on one CPU.
+	runtime.GOMAXPROCS(4)
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/dns:", err)
 		os.Exit(1)
 	}
 }
 
-const zoneOrigin = "example.org."
-
-// targets are the service's addresses; each gets a listener so the
-// health checks pass.
-var targets = []string{"127.0.0.10", "127.0.0.20", "127.0.0.30", "127.0.0.40"}
-
-var statics = []string{
-	"mail 300 IN A 198.51.100.25",
-	"@ 300 IN MX 10 mail.example.org.",
-	"@ 300 IN TXT \"v=spf1 mx -all\"",
-	"api 300 IN A 198.51.100.30",
-	"ns1 3600 IN A 127.0.0.1",
+type options struct {
+	dnslb, nsd, knot, gdnsd, dnsperf string
+	servers                          string
+	rounds                           int
+	duration                         time.Duration
+	rates                            string
+	saturated                        bool
+	serverCPU                        string
+	keep                             bool
 }
 
-// queries is the query mix: mostly the service name, as a load-balanced
-// name gets, plus static names, the apex, and missing names.
-var queries = []string{
-	"www.example.org A", "www.example.org A", "www.example.org A", "www.example.org A",
-	"www.example.org A", "www.example.org A", "www.example.org AAAA",
-	"mail.example.org A", "example.org MX", "example.org SOA", "api.example.org A",
-	"nope.example.org A", "www.example.org MX",
+// sample is one run of one server at one load.
+type sample struct {
+	server string
+	load   string // "saturated" or "20000 q/s"
+	qps    float64
+	cpuPer float64 // server CPU µs per answered query
+	p50    float64 // µs; fixed rates only
+	p99    float64
+	p999   float64
+	lost   int
+	wrong  int
 }
 
-type result struct {
-	server     string
-	qps        float64
-	latency    float64 // seconds
-	completed  float64
-	lost       float64
-	cpuSeconds float64
-}
-
-func (r result) cpuPerMillion() float64 { return r.cpuSeconds / r.completed * 1e6 }
-
-func run(dnslbBin, nsdBin, dnsperfBin string, rounds, seconds, clients, threads, outstanding int, edns bool, servers int, keep bool) error {
-	for _, b := range []string{dnslbBin, nsdBin, dnsperfBin} {
-		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Errorf("%s not found (run .ci/deps for nsd and dnsperf, make build for dnslb): %w", b, err)
+func run(o options) error {
+	names := strings.Split(o.servers, ",")
+	bins := map[string]string{"dnslb": o.dnslb, "nsd": o.nsd, "knot": o.knot, "gdnsd": o.gdnsd}
+	for _, n := range names {
+		if _, ok := bins[n]; !ok {
+			return fmt.Errorf("-servers: unknown server %q (want dnslb, gdnsd, knot, nsd)", n)
+		}
+		p, err := exec.LookPath(bins[n])
+		if err != nil {
+			return fmt.Errorf("%s not found (run .ci/deps for the peers, make dnslb for dnslb): %w", bins[n], err)
+		}
+		if bins[n], err = filepath.Abs(p); err != nil {
+			return err
 		}
 	}
-	if servers == 0 {
-		servers = cpus()
+	if o.saturated {
+		if _, err := exec.LookPath(o.dnsperf); err != nil {
+			return fmt.Errorf("dnsperf not found (run .ci/deps): %w", err)
+		}
 	}
+	var rates []int
+	for _, r := range strings.Split(o.rates, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		n, err := strconv.Atoi(r)
+		if err != nil || n <= 0 || n > 1_000_000 {
+			return fmt.Errorf("-rates: %q is not a rate between 1 and 1000000", r)
+		}
+		rates = append(rates, n)
+	}
+	if o.rounds < 1 || o.duration < time.Second || o.duration > 2*time.Minute {
+		return fmt.Errorf("-rounds must be at least 1 and -duration between 1s and 2m")
+	}
+
 	dir, err := os.MkdirTemp("", "ringfront-bench-dns-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
 	checkPort, closeTargets, err := openTargets()
@@ -105,115 +144,133 @@ func run(dnslbBin, nsdBin, dnsperfBin string, rounds, seconds, clients, threads,
 		return err
 	}
 	defer closeTargets()
-	dnslbPort, nsdPort := freePort(), freePort()
-	if err := writeFiles(dir, dnslbPort, nsdPort, checkPort, servers); err != nil {
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, n := range names {
+		s, err := setup(n, bins[n], dir, freePort(), checkPort, o.serverCPU)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+		if err := s.start(); err != nil {
+			return err
+		}
+	}
+	queries := filepath.Join(dir, "queries.txt")
+	if err := writeQueries(queries); err != nil {
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	dnslb := exec.CommandContext(ctx, dnslbBin, "serve", "-c", filepath.Join(dir, "dnslb.yaml"))
-	dnslb.Stderr, _ = os.Create(filepath.Join(dir, "dnslb.log"))
-	nsd := exec.CommandContext(ctx, nsdBin, "-d", "-c", filepath.Join(dir, "nsd.conf"))
-	nsd.Stderr, _ = os.Create(filepath.Join(dir, "nsd.stderr"))
-	for _, c := range []*exec.Cmd{dnslb, nsd} {
-		c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
-		c.WaitDelay = 5 * time.Second
-		if err := c.Start(); err != nil {
-			cancel()
-			return fmt.Errorf("starting %s: %w", c.Path, err)
-		}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("# %s, load average %s", time.Now().Format(time.RFC3339), load)
+	for _, s := range servers {
+		fmt.Printf("# %s\n", s.version)
 	}
-	defer func() {
-		cancel() // SIGTERM both servers, then reap them
-		dnslb.Wait()
-		nsd.Wait()
-	}()
-	for name, port := range map[string]int{"dnslb": dnslbPort, "nsd": nsdPort} {
-		if err := waitAnswer(port, 15*time.Second); err != nil {
-			return fmt.Errorf("%s on port %d not answering: %w (logs in %s)", name, port, err, dir)
+	fmt.Printf("# servers pinned to CPU %s, one socket/thread each; load on the other CPU; %d alternating rounds of %v per load\n",
+		o.serverCPU, o.rounds, o.duration)
+
+	var all []sample
+	for r := range o.rounds {
+		// Rotate the order each round so no server always runs first.
+		order := slices.Clone(servers)
+		for range r % len(order) {
+			order = append(order[1:], order[0])
 		}
-	}
-	fmt.Printf("# dnslb vs NSD %s, %d alternating rounds of %ds, dnsperf -c %d -T %d -q %d, edns=%v, %d sockets/processes each, %d CPUs\n",
-		nsdVersion(nsdBin), rounds, seconds, clients, threads, outstanding, edns, servers, cpus())
-	var all []result
-	for r := range rounds {
-		order := []string{"dnslb", "nsd"}
-		if r%2 == 1 {
-			order = []string{"nsd", "dnslb"}
-		}
-		for _, name := range order {
-			port, pid := dnslbPort, dnslb.Process.Pid
-			if name == "nsd" {
-				port, pid = nsdPort, nsd.Process.Pid
+		for _, s := range order {
+			if o.saturated {
+				smp, err := saturated(o, s, queries)
+				if err != nil {
+					return err
+				}
+				report(r, smp)
+				all = append(all, smp)
 			}
-			res, err := perfRound(dnsperfBin, dir, name, port, pid, seconds, clients, threads, outstanding, edns)
-			if err != nil {
-				return err
+			for _, rate := range rates {
+				smp, err := fixed(o, s, rate)
+				if err != nil {
+					return err
+				}
+				report(r, smp)
+				all = append(all, smp)
 			}
-			fmt.Printf("round %d %-5s %9.0f q/s  avg %6.3f ms  %7.2f CPU s per million  lost %.0f\n",
-				r+1, name, res.qps, res.latency*1000, res.cpuPerMillion(), res.lost)
-			all = append(all, res)
 		}
 	}
-	summarise(all)
+	loads := []string{}
+	if o.saturated {
+		loads = append(loads, "saturated")
+	}
+	for _, r := range rates {
+		loads = append(loads, rateName(r))
+	}
+	summarise(all, names, loads)
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("# done %s, load average %s", time.Now().Format(time.RFC3339), load)
 	return nil
 }
 
-func cpus() int { return runtime.NumCPU() }
+func rateName(r int) string { return fmt.Sprintf("%d q/s", r) }
 
-func summarise(all []result) {
-	med := func(server string, f func(result) float64) float64 {
-		var v []float64
-		for _, r := range all {
-			if r.server == server {
-				v = append(v, f(r))
-			}
-		}
-		slices.Sort(v)
-		if len(v) == 0 {
-			return 0
-		}
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+func report(round int, s sample) {
+	if s.load == "saturated" {
+		fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  lost %d\n", round+1, s.server, s.load, s.qps, s.cpuPer, s.lost)
+		return
 	}
-	qps := func(r result) float64 { return r.qps }
-	lat := func(r result) float64 { return r.latency * 1000 }
-	cpu := func(r result) float64 { return r.cpuPerMillion() }
-	fmt.Println()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "median\tqueries/s\tavg latency ms\tCPU s per million queries\t")
-	for _, s := range []string{"dnslb", "nsd"} {
-		fmt.Fprintf(w, "%s\t%.0f\t%.3f\t%.2f\t\n", s, med(s, qps), med(s, lat), med(s, cpu))
-	}
-	fmt.Fprintf(w, "dnslb/NSD\t%.2fx\t%.2fx\t%.2fx\t\n", med("dnslb", qps)/med("nsd", qps), med("dnslb", lat)/med("nsd", lat), med("dnslb", cpu)/med("nsd", cpu))
-	w.Flush()
-	fmt.Println("targets: throughput >= 1.00x NSD, CPU per query <= 1.25x NSD")
+	fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  p50 %5.0f  p99 %6.0f  p99.9 %6.0f µs  lost %d  wrong %d\n",
+		round+1, s.server, s.load, s.qps, s.cpuPer, s.p50, s.p99, s.p999, s.lost, s.wrong)
 }
 
-var perfLine = regexp.MustCompile(`^\s*(Queries completed|Queries lost|Queries per second|Average Latency \(s\)):\s+([0-9.]+)`)
+// fixed runs the paced generator at rate against s.
+func fixed(o options, s *server, rate int) (sample, error) {
+	smp := sample{server: s.name, load: rateName(rate)}
+	before, err := cpuNanos(s.cmd.Process.Pid)
+	if err != nil {
+		return smp, err
+	}
+	res, err := fixedRate(s.port, rate, o.duration, 300*time.Millisecond)
+	if err != nil {
+		return smp, fmt.Errorf("%s at %d q/s: %w", s.name, rate, err)
+	}
+	after, err := cpuNanos(s.cmd.Process.Pid)
+	if err != nil {
+		return smp, err
+	}
+	if res.answered == 0 {
+		return smp, fmt.Errorf("%s at %d q/s answered nothing", s.name, rate)
+	}
+	smp.qps = float64(res.answered) / res.elapsed.Seconds()
+	smp.cpuPer = float64(after-before) / 1e3 / float64(res.answered)
+	smp.p50 = float64(res.percentile(0.50)) / 1e3
+	smp.p99 = float64(res.percentile(0.99)) / 1e3
+	smp.p999 = float64(res.percentile(0.999)) / 1e3
+	smp.lost, smp.wrong = res.lost, res.wrong
+	return smp, nil
+}
 
-func perfRound(bin, dir, server string, port, pid, seconds, clients, threads, outstanding int, edns bool) (result, error) {
-	res := result{server: server}
-	before, err := treeCPU(pid)
+var perfLine = regexp.MustCompile(`^\s*(Queries completed|Queries lost|Queries per second):\s+([0-9.]+)`)
+
+// saturated loads s with dnsperf (4 clients, 200 outstanding queries)
+// for the run's length.
+func saturated(o options, s *server, queries string) (sample, error) {
+	smp := sample{server: s.name, load: "saturated"}
+	before, err := cpuNanos(s.cmd.Process.Pid)
 	if err != nil {
-		return res, err
+		return smp, err
 	}
-	args := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", filepath.Join(dir, "queries.txt"),
-		"-l", strconv.Itoa(seconds), "-c", strconv.Itoa(clients), "-T", strconv.Itoa(threads), "-q", strconv.Itoa(outstanding), "-t", "2"}
-	if edns {
-		args = append(args, "-e")
-	}
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	secs := int(o.duration / time.Second)
+	out, err := exec.Command(o.dnsperf, "-s", "127.0.0.1", "-p", strconv.Itoa(s.port), "-d", queries,
+		"-l", strconv.Itoa(secs), "-c", "4", "-T", "1", "-q", "200", "-t", "2", "-e").CombinedOutput()
 	if err != nil {
-		return res, fmt.Errorf("dnsperf against %s: %w\n%s", server, err, out)
+		return smp, fmt.Errorf("dnsperf against %s: %w\n%s", s.name, err, out)
 	}
-	after, err := treeCPU(pid)
+	after, err := cpuNanos(s.cmd.Process.Pid)
 	if err != nil {
-		return res, err
+		return smp, err
 	}
-	res.cpuSeconds = after - before
+	var completed float64
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		m := perfLine.FindStringSubmatch(sc.Text())
@@ -223,68 +280,99 @@ func perfRound(bin, dir, server string, port, pid, seconds, clients, threads, ou
 		v, _ := strconv.ParseFloat(m[2], 64)
 		switch m[1] {
 		case "Queries completed":
-			res.completed = v
+			completed = v
 		case "Queries lost":
-			res.lost = v
+			smp.lost = int(v)
 		case "Queries per second":
-			res.qps = v
-		case "Average Latency (s)":
-			res.latency = v
+			smp.qps = v
 		}
 	}
-	if res.completed == 0 {
-		return res, fmt.Errorf("dnsperf against %s completed no queries:\n%s", server, out)
+	if completed == 0 {
+		return smp, fmt.Errorf("dnsperf against %s completed no queries:\n%s", s.name, out)
 	}
-	return res, nil
+	smp.cpuPer = float64(after-before) / 1e3 / completed
+	return smp, nil
 }
 
-// treeCPU is the user+system CPU seconds of pid and all its descendants
-// (NSD forks its server processes).
-func treeCPU(pid int) (float64, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
+// writeQueries writes the mix as a dnsperf data file, 80 lines: the
+// same cycle the paced generator sends.
+func writeQueries(path string) error {
+	var b strings.Builder
+	for i := range 10 * len(nxNames) {
+		m := mix(i)
+		t := "A"
+		if m.qtype == 28 {
+			t = "AAAA"
+		}
+		fmt.Fprintf(&b, "%s %s\n", m.name, t)
 	}
-	parent := map[int]int{}
-	ticks := map[int]float64{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		// After the command: state(0) ppid(1) ... utime(11) stime(12).
-		if len(f) < 13 {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		ut, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		parent[p] = pp
-		ticks[p] = ut + st
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	var total float64
-	for p, t := range ticks {
-		for q := p; q > 1; q = parent[q] {
-			if q == pid {
-				total += t
-				break
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// summarise prints the medians: for each load, every server with its
+// figures and the ratio of its CPU per query (and p99) to the best peer's.
+func summarise(all []sample, names, loads []string) {
+	med := func(server, load string, f func(sample) float64) float64 {
+		var v []float64
+		for _, s := range all {
+			if s.server == server && s.load == load {
+				v = append(v, f(s))
 			}
 		}
+		return median(v)
 	}
-	if _, ok := ticks[pid]; !ok {
-		return 0, fmt.Errorf("process %d is gone", pid)
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "median\tserver\tanswered q/s\tq per CPU-s\tCPU µs/query\tx best peer\tp50 µs\tp99 µs\tp99 x best peer\tp99.9 µs\tlost\twrong\t")
+	for _, load := range loads {
+		bestCPU, bestP99 := 0.0, 0.0
+		for _, n := range names {
+			if n == "dnslb" {
+				continue
+			}
+			c, p := med(n, load, func(s sample) float64 { return s.cpuPer }), med(n, load, func(s sample) float64 { return s.p99 })
+			if bestCPU == 0 || c < bestCPU {
+				bestCPU = c
+			}
+			if bestP99 == 0 || p < bestP99 {
+				bestP99 = p
+			}
+		}
+		for _, n := range names {
+			cpu := med(n, load, func(s sample) float64 { return s.cpuPer })
+			ratio, p99ratio := "-", "-"
+			if bestCPU > 0 {
+				ratio = fmt.Sprintf("%.2f", cpu/bestCPU)
+			}
+			p50, p99, p999 := "-", "-", "-"
+			if load != "saturated" {
+				p50 = fmt.Sprintf("%.0f", med(n, load, func(s sample) float64 { return s.p50 }))
+				p99v := med(n, load, func(s sample) float64 { return s.p99 })
+				p99 = fmt.Sprintf("%.0f", p99v)
+				p999 = fmt.Sprintf("%.0f", med(n, load, func(s sample) float64 { return s.p999 }))
+				if bestP99 > 0 {
+					p99ratio = fmt.Sprintf("%.2f", p99v/bestP99)
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%.0f\t%.0fk\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t\n", load, n,
+				med(n, load, func(s sample) float64 { return s.qps }), 1e3/cpu, cpu, ratio, p50, p99, p99ratio, p999,
+				med(n, load, func(s sample) float64 { return float64(s.lost) }),
+				med(n, load, func(s sample) float64 { return float64(s.wrong) }))
+		}
 	}
-	return total / 100, nil // USER_HZ is 100 on Linux
+	w.Flush()
 }
 
 func openTargets() (port int, closeAll func(), err error) {
@@ -339,79 +427,6 @@ func freePort() int {
 	}
 }
 
-func writeFiles(dir string, dnslbPort, nsdPort, checkPort, servers int) error {
-	quoted := make([]string, len(targets))
-	for i, t := range targets {
-		quoted[i] = `"` + t + `"`
-	}
-	var recs []string
-	for _, r := range statics {
-		recs = append(recs, fmt.Sprintf("      - %q", r))
-	}
-	dnslbCfg := fmt.Sprintf(`listen: ["127.0.0.1:%d"]
-admin: {listen: "127.0.0.1:0"}
-sockets: %d
-zones:
-  - origin: example.org.
-    ttl: 3600
-    soa: {mname: ns1.example.org., rname: hostmaster.example.org., serial: 1, refresh: 3600, retry: 600, expire: 604800, minimum: 60}
-    ns: [{name: ns1.example.org., addresses: ["127.0.0.1"]}]
-    records:
-%s
-    services:
-      - name: www.example.org.
-        ttl: 20
-        max_answers: 4
-        targets: [%s]
-        check: {type: tcp, port: %d, interval: 1s, timeout: 500ms}
-`, dnslbPort, servers, strings.Join(recs[:len(recs)-1], "\n"), strings.Join(quoted, ", "), checkPort)
-	zone := "$ORIGIN example.org.\n$TTL 3600\n@ IN SOA ns1.example.org. hostmaster.example.org. 1 3600 600 604800 60\n@ IN NS ns1.example.org.\n"
-	for _, r := range statics {
-		zone += r + "\n"
-	}
-	for _, t := range targets {
-		zone += "www 20 IN A " + t + "\n"
-	}
-	nsdCfg := fmt.Sprintf(`server:
-  ip-address: 127.0.0.1@%d
-  port: %d
-  server-count: %d
-  reuseport: yes
-  username: ""
-  chroot: ""
-  zonesdir: "%s"
-  pidfile: "%s/nsd.pid"
-  database: ""
-  zonelistfile: "%s/zone.list"
-  xfrdfile: "%s/xfrd.state"
-  xfrdir: "%s"
-  logfile: "%s/nsd.log"
-  verbosity: 0
-  hide-version: yes
-  # Debian enables response rate limiting by default; a benchmark from
-  # one client address would otherwise measure the limiter.
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: example.org
-  zonefile: example.org.zone
-`, nsdPort, nsdPort, servers, dir, dir, dir, dir, dir, dir)
-	files := map[string]string{
-		"dnslb.yaml":       dnslbCfg,
-		"example.org.zone": zone,
-		"nsd.conf":         nsdCfg,
-		"queries.txt":      strings.Join(queries, "\n") + "\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // waitAnswer waits until a server answers a SOA query on port.
 func waitAnswer(port int, limit time.Duration) error {
 	// A minimal SOA query for example.org, ID 0x4242.
@@ -435,10 +450,4 @@ func waitAnswer(port int, limit time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer within %v: %v", limit, lastErr)
-}
-
-func nsdVersion(bin string) string {
-	out, _ := exec.Command(bin, "-v").CombinedOutput()
-	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line)
 }

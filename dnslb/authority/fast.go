@@ -35,6 +35,7 @@ type fastAnswer struct {
 type fastZone struct {
 	originLen int    // wire length of the origin name
 	hasCuts   bool   // missing names may be under a delegation
+	hasWild   bool   // missing names may be answered by a wildcard
 	nxTail    []byte // SOA RR after its owner name (type .. rdata)
 }
 
@@ -52,7 +53,7 @@ func (s *Snapshot) buildFast() {
 	s.opt = optRR(s.udpSize)
 	for _, z := range s.zones {
 		ow := wireName(z.origin)
-		fz := &fastZone{originLen: len(ow), hasCuts: z.hasCuts}
+		fz := &fastZone{originLen: len(ow), hasCuts: z.hasCuts, hasWild: z.hasWild}
 		soa := z.negSOA()
 		buf := make([]byte, dns.Len(soa)+64)
 		n, err := dns.PackRR(soa, buf, 0, nil, false)
@@ -327,6 +328,9 @@ func (s *Snapshot) fastMissing(q, out, name []byte, labels []uint8, edns, do boo
 	for i, l := range labels {
 		if z := s.fastZones[string(name[l:])]; z != nil {
 			fz = z
+			if z.hasWild {
+				return nil, info, false // Respond synthesizes from wildcards
+			}
 			if z.hasCuts {
 				// Under a delegation point the answer is a referral.
 				for _, a := range labels[1:i] {

@@ -148,6 +148,9 @@ func (z *zone) resolve(resp *dns.Msg, name string, qtype uint16, rot, depth int)
 		}
 	}
 	n, ok := z.nodes[name]
+	if !ok && z.hasWild {
+		n, ok = z.wildcard(name)
+	}
 	if !ok {
 		resp.Rcode = dns.RcodeNameError
 		resp.Ns = append(resp.Ns, z.negSOA())
@@ -166,7 +169,7 @@ func (z *zone) resolve(resp *dns.Msg, name string, qtype uint16, rot, depth int)
 		return
 	}
 	if n.hasCNAME && qtype != dns.TypeCNAME {
-		cn := n.rrsets[dns.TypeCNAME]
+		cn := n.owned(name, dns.TypeCNAME)
 		resp.Answer = append(resp.Answer, cn...)
 		target := strings.ToLower(cn[0].(*dns.CNAME).Target)
 		if depth < maxCNAMEChain && dns.IsSubDomain(z.origin, target) {
@@ -187,7 +190,7 @@ func (z *zone) resolve(resp *dns.Msg, name string, qtype uint16, rot, depth int)
 		}
 		ans = n.service.answer(qtype, r, n.service.cfg.MaxAnswers)
 	} else {
-		ans = n.rrsets[qtype]
+		ans = n.owned(name, qtype)
 	}
 	if len(ans) == 0 {
 		resp.Ns = append(resp.Ns, z.negSOA()) // NODATA (RFC 2308 2.2)
@@ -202,6 +205,40 @@ func (z *zone) resolve(resp *dns.Msg, name string, qtype uint16, rot, depth int)
 	case dns.TypeSOA:
 		z.glue(resp, []dns.RR{z.soa})
 	}
+}
+
+// wildcard finds the wildcard node that synthesizes name, a name with no
+// node of its own (RFC 4592 3.3.1): "*." and the closest encloser, the
+// longest existing ancestor of name (empty non-terminals included).
+func (z *zone) wildcard(name string) (*node, bool) {
+	for ce := name; ce != z.origin; {
+		i, end := dns.NextLabel(ce, 0)
+		if end {
+			return nil, false
+		}
+		ce = ce[i:]
+		if _, ok := z.nodes[ce]; ok || ce == z.origin {
+			n, ok := z.nodes["*."+ce]
+			return n, ok
+		}
+	}
+	return nil, false
+}
+
+// owned returns the node's records of qtype as records of name: the
+// node's own, or copies renamed when the node is a wildcard answering
+// for name.
+func (n *node) owned(name string, qtype uint16) []dns.RR {
+	set := n.rrsets[qtype]
+	if name == n.name || len(set) == 0 {
+		return set
+	}
+	out := make([]dns.RR, len(set))
+	for i, rr := range set {
+		out[i] = dns.Copy(rr)
+		out[i].Header().Name = name
+	}
+	return out
 }
 
 // negSOA is the SOA for a negative answer, its TTL the negative-caching

@@ -40,6 +40,7 @@ type zone struct {
 	ns       []dns.RR
 	nodes    map[string]*node // every name with data, and empty non-terminals
 	hasCuts  bool             // delegations below the apex exist
+	hasWild  bool             // wildcard records exist (RFC 4592)
 	services []*service
 }
 
@@ -125,6 +126,9 @@ func buildZone(zc *config.Zone, h Health) *zone {
 		}
 		z.add(rr)
 	}
+	for _, rr := range zc.FileRecords {
+		z.add(dns.Copy(rr)) // add sets TTLs: the config's records stay as they are
+	}
 	for i := range zc.Services {
 		sc := &zc.Services[i]
 		svc := &service{cfg: sc, rr: new(atomic.Uint32)}
@@ -147,6 +151,9 @@ func buildZone(zc *config.Zone, h Health) *zone {
 		}
 		if len(n.rrsets[dns.TypeCNAME]) > 0 {
 			n.hasCNAME = true
+		}
+		if strings.HasPrefix(name, "*.") {
+			z.hasWild = true
 		}
 	}
 	return z

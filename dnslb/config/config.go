@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -50,9 +52,18 @@ type Config struct {
 	CookieSecretFile string `mapstructure:"cookie_secret_file"`
 	// CookieSecret is read from CookieSecretFile by Validate.
 	CookieSecret []byte `mapstructure:"-" secret:"true"`
+	// StateDir is where the admin state file (drains, with who made them
+	// and why) is kept, so drains survive a restart. Empty means
+	// $STATE_DIRECTORY, which systemd sets from the unit's
+	// StateDirectory=; with neither, drains live in memory only.
+	StateDir string `mapstructure:"state_dir"`
 	// TSIGKeys are the keys secondaries sign their transfer requests with.
 	TSIGKeys []TSIGKey `mapstructure:"tsig_keys"`
 	Zones    []Zone    `mapstructure:"zones"`
+
+	// Dir is the config file's directory, where zone files are read
+	// from; Load sets it. Empty means the working directory.
+	Dir string `mapstructure:"-"`
 }
 
 // TSIGKey is a shared key for TSIG (RFC 8945).
@@ -100,15 +111,28 @@ type TCPConfig struct {
 
 // Zone is one zone dnslb is authoritative for.
 type Zone struct {
-	Origin   string    `mapstructure:"origin"`
-	TTL      uint32    `mapstructure:"ttl"`
-	SOA      SOA       `mapstructure:"soa"`
-	NS       []NS      `mapstructure:"ns"`
-	Records  []string  `mapstructure:"records"`
+	Origin  string   `mapstructure:"origin"`
+	TTL     uint32   `mapstructure:"ttl"`
+	SOA     SOA      `mapstructure:"soa"`
+	NS      []NS     `mapstructure:"ns"`
+	Records []string `mapstructure:"records"`
+	// ZoneFile is an RFC 1035 master file with static records, beside
+	// or instead of Records; a relative path is taken from the config
+	// directory, and it and its $INCLUDEs must lie inside that
+	// directory. It may hold the SOA (when soa is not set here) and the
+	// apex NS records (when ns is not set here).
+	ZoneFile string    `mapstructure:"zone_file"`
 	Services []Service `mapstructure:"services"`
 	// Secondaries transfer this zone from dnslb (AXFR/IXFR) and get
 	// NOTIFY whenever the health view or the config changes it.
 	Secondaries []Secondary `mapstructure:"secondaries"`
+
+	// FileRecords are ZoneFile's records less the SOA, the apex NS and
+	// what services override; filled by Validate.
+	FileRecords []dns.RR `mapstructure:"-"`
+	// Warnings say which zone-file records services override; filled by
+	// Validate, for the server to log.
+	Warnings []string `mapstructure:"-"`
 }
 
 // SOA is the zone's start of authority. Serial 0 means "the time of
@@ -221,6 +245,13 @@ func (c *Config) Validate() error {
 	if c.StartupTimeout == 0 {
 		c.StartupTimeout = DefaultStartupTimeout
 	}
+	if c.StateDir == "" {
+		// systemd lists one directory per StateDirectory= entry.
+		c.StateDir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	}
+	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
+		return iconfig.Errorf("state_dir", c.StateDir, "must be an absolute path")
+	}
 	if err := c.RRL.Validate(); err != nil {
 		return iconfig.Join("rrl", err)
 	}
@@ -253,7 +284,7 @@ func (c *Config) Validate() error {
 	for i := range c.Zones {
 		z := &c.Zones[i]
 		key := fmt.Sprintf("zones[%d]", i)
-		if err := z.validate(keys); err != nil {
+		if err := z.validate(keys, c.Dir); err != nil {
 			return iconfig.Join(key, err)
 		}
 		if j, dup := origins[z.Origin]; dup {
@@ -276,13 +307,19 @@ func fqdn(key, s string) (string, error) {
 	return strings.ToLower(dns.Fqdn(s)), nil
 }
 
-func (z *Zone) validate(keys map[string]bool) error {
+func (z *Zone) validate(keys map[string]bool, dir string) error {
 	var err error
 	if z.Origin, err = fqdn("origin", z.Origin); err != nil {
 		return err
 	}
 	if z.TTL == 0 {
 		z.TTL = DefaultZoneTTL
+	}
+	z.FileRecords, z.Warnings = nil, nil
+	if z.ZoneFile != "" {
+		if err := z.applyZoneFile(dir); err != nil {
+			return err
+		}
 	}
 	if err := z.SOA.validate(z.Origin); err != nil {
 		return iconfig.Join("soa", err)
@@ -312,21 +349,8 @@ func (z *Zone) validate(keys map[string]bool) error {
 		if err != nil {
 			return iconfig.Errorf(key, line, "%v", err)
 		}
-		if !dns.IsSubDomain(z.Origin, rr.Header().Name) {
-			return iconfig.Errorf(key, line, "is outside the zone %s", z.Origin)
-		}
-		switch rr.Header().Rrtype {
-		case dns.TypeSOA:
-			return iconfig.Errorf(key, line, "is an SOA record: set the zone's soa section instead")
-		case dns.TypeDNAME, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeDNSKEY:
-			return iconfig.Errorf(key, line, "is a %s record, which dnslb does not serve", dns.TypeToString[rr.Header().Rrtype])
-		case dns.TypeNS:
-			if strings.EqualFold(rr.Header().Name, z.Origin) {
-				return iconfig.Errorf(key, line, "is an apex NS record: list name servers in the zone's ns section")
-			}
-		}
-		if strings.HasPrefix(rr.Header().Name, "*.") || strings.Contains(rr.Header().Name, ".*.") {
-			return iconfig.Errorf(key, line, "is a wildcard record, which dnslb does not serve")
+		if err := z.checkRecord(rr, false); err != nil {
+			return iconfig.Errorf(key, line, "%v", err)
 		}
 	}
 	for i := range z.Secondaries {
@@ -359,6 +383,9 @@ func (z *Zone) validate(keys map[string]bool) error {
 			return iconfig.Errorf(key+".name", s.Name, "is also services[%d].name", j)
 		}
 		names[s.Name] = i
+		if strings.HasPrefix(s.Name, "*.") {
+			return iconfig.Errorf(key+".name", s.Name, "is a wildcard: a service needs a name of its own")
+		}
 		for j, line := range z.Records {
 			rr, _ := ParseRecord(line, z.Origin, z.TTL)
 			if strings.EqualFold(rr.Header().Name, s.Name) {
@@ -369,6 +396,7 @@ func (z *Zone) validate(keys map[string]bool) error {
 			}
 		}
 	}
+	z.overrideFileRecords()
 	return nil
 }
 

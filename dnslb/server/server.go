@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,12 +18,12 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringfront/ringfront/dnslb/authority"
 	"github.com/ringfront/ringfront/dnslb/config"
 	"github.com/ringfront/ringfront/dnslb/cookie"
 	"github.com/ringfront/ringfront/dnslb/rrl"
+	"github.com/ringfront/ringfront/dnslb/state"
 	"github.com/ringfront/ringfront/internal/daemon"
 	"github.com/ringfront/ringfront/internal/health"
 )
@@ -57,7 +58,10 @@ type Server struct {
 
 	mu      sync.Mutex // guards cfg and drained
 	cfg     *config.Config
-	drained map[string]bool // target IDs drained by an operator
+	drained map[string]state.Drain // by target ID: drained by an operator
+
+	drainMu sync.Mutex  // one change of drains (and its state file write) at a time
+	state   *state.File // where drains are kept across restarts
 
 	// guarded by rebuildMu:
 	versions map[string]*zoneVersions // by origin: serial and journal
@@ -72,7 +76,7 @@ type Server struct {
 	notifyMu  sync.Mutex // guards notifiers
 	notifiers map[string]*secondaryNotifier
 
-	udp       []*net.UDPConn
+	udp       []*udpSocket
 	tcp       []*dns.Server
 	tcpLns    []net.Listener
 	tcpStats  *stats
@@ -94,7 +98,8 @@ func New(cfg *config.Config, opts Options) *Server {
 		load:      opts.Load,
 		notifier:  opts.Notifier,
 		cfg:       cfg,
-		drained:   map[string]bool{},
+		drained:   map[string]state.Drain{},
+		state:     state.Open(cfg.StateDir),
 		versions:  map[string]*zoneVersions{},
 		serials:   map[string]uint32{},
 		notifiers: map[string]*secondaryNotifier{},
@@ -153,6 +158,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
+	if err := s.loadDrains(cfg); err != nil {
+		return err
+	}
 	if err := s.mon.Set(targets(cfg)); err != nil {
 		return err
 	}
@@ -176,6 +184,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn("first health round incomplete; targets not yet checked count as down", "op", "start", "err", err)
 	}
 	s.rebuild()
+	s.logWarnings(cfg, "start")
 
 	if err := s.listen(cfg); err != nil {
 		stopRun()
@@ -188,6 +197,7 @@ func (s *Server) Start(ctx context.Context) error {
 		bg.Wait()
 		return err
 	}
+	raiseProcs(len(s.udp))
 	var serving sync.WaitGroup
 	for _, c := range s.udp {
 		st := s.metrics.newStats()
@@ -259,12 +269,16 @@ func (s *Server) alive() bool {
 	return time.Since(last) < 3*longest+10*time.Second
 }
 
+// cpus is the CPUs this process may use, as the Go runtime first saw
+// them (cgroup limits included); raiseProcs changes GOMAXPROCS later.
+var cpus = runtime.GOMAXPROCS(0)
+
 // listen binds every listen address on UDP (several SO_REUSEPORT
 // sockets) and TCP, on the same port even when the port is 0.
 func (s *Server) listen(cfg *config.Config) error {
 	n := cfg.Sockets
 	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = cpus
 	}
 	s.tcpStats = s.metrics.newStats()
 	for _, addr := range cfg.Listen {
@@ -288,47 +302,30 @@ func isPortZero(addr string) bool {
 	return p == "0"
 }
 
-var reusePort = net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}}
-
 func (s *Server) listenOne(cfg *config.Config, addr string, sockets int) error {
-	ctx := context.Background()
-	var conns []*net.UDPConn
-	first, err := reusePort.ListenPacket(ctx, "udp", addr)
+	var conns []*udpSocket
+	first, err := listenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s/udp: %w", addr, err)
 	}
-	conns = append(conns, first.(*net.UDPConn))
-	bound := first.LocalAddr().String()
+	conns = append(conns, first)
+	bound := first.addr()
 	for len(conns) < sockets {
-		c, err := reusePort.ListenPacket(ctx, "udp", bound)
+		c, err := listenUDP(bound)
 		if err != nil {
 			for _, c := range conns {
-				c.Close()
+				c.close()
 			}
 			return fmt.Errorf("listening on %s/udp: %w", bound, err)
 		}
-		conns = append(conns, c.(*net.UDPConn))
+		conns = append(conns, c)
 	}
 	ln, err := net.Listen("tcp", bound)
 	if err != nil {
 		for _, c := range conns {
-			c.Close()
+			c.close()
 		}
 		return fmt.Errorf("listening on %s/tcp: %w", bound, err)
-	}
-	for _, c := range conns {
-		// A deep receive buffer absorbs bursts while a goroutine is
-		// descheduled; the kernel caps it at net.core.rmem_max.
-		c.SetReadBuffer(4 << 20)
 	}
 	s.udp = append(s.udp, conns...)
 	s.tcpLns = append(s.tcpLns, ln)
@@ -360,7 +357,7 @@ func acceptQueries(dh dns.Header) dns.MsgAcceptAction {
 
 func (s *Server) closeListeners() {
 	for _, c := range s.udp {
-		c.Close()
+		c.close()
 	}
 	for _, srv := range s.tcp {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -378,7 +375,7 @@ func (s *Server) closeListeners() {
 func (s *Server) UDPAddrs() []string {
 	var out []string
 	for _, c := range s.udp {
-		a := c.LocalAddr().String()
+		a := c.addr()
 		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -502,6 +499,51 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	s.tcpStats.observe(time.Since(start))
 }
 
+// drainedSet is the set of drained target IDs.
+func drainedSet(d map[string]state.Drain) map[string]bool {
+	out := make(map[string]bool, len(d))
+	for id := range d {
+		out[id] = true
+	}
+	return out
+}
+
+// loadDrains reads the drains kept in the state directory, before the
+// first answer. Drains of targets cfg no longer has are dropped, with a
+// warning.
+func (s *Server) loadDrains(cfg *config.Config) error {
+	if s.state.Path() == "" {
+		s.log.Warn("no state directory (state_dir, or systemd's StateDirectory=): drains will not survive a restart", "op", "start")
+		return nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state_dir %s: %w", cfg.StateDir, err)
+	}
+	drains, err := s.state.Load(func(service, address string) (string, error) {
+		a, err := netip.ParseAddr(address)
+		if err != nil || service == "" {
+			return "", fmt.Errorf("service %q address %q is not a target", service, address)
+		}
+		return config.TargetID(service, a.Unmap()), nil
+	})
+	if err != nil {
+		return err
+	}
+	known := ids(targets(cfg))
+	for id, d := range drains {
+		if !slices.Contains(known, id) {
+			s.log.Warn("dropping the drain of a target no longer configured", "op", "start", "service", d.Service, "ip", d.Address, "by", d.By)
+			delete(drains, id)
+			continue
+		}
+		s.log.Info("target drained", "op", "start", "service", d.Service, "ip", d.Address, "by", d.By, "since", d.Since, "reason", d.Reason)
+	}
+	s.mu.Lock()
+	s.drained = drains
+	s.mu.Unlock()
+	return s.state.Save(drains)
+}
+
 // healthView is the answers' view of target health: monitor states plus
 // operator drains.
 type healthView struct {
@@ -521,7 +563,7 @@ func (s *Server) rebuild() {
 	defer s.rebuildMu.Unlock()
 	s.mu.Lock()
 	cfg := s.cfg
-	view := healthView{states: map[string]health.State{}, drained: maps.Clone(s.drained)}
+	view := healthView{states: map[string]health.State{}, drained: drainedSet(s.drained)}
 	s.mu.Unlock()
 	for _, st := range s.mon.Snapshot() {
 		view.states[st.ID] = st.State
@@ -567,7 +609,7 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 // targetStates feeds the metrics collector.
 func (s *Server) targetStates() ([]health.Status, map[string]bool) {
 	s.mu.Lock()
-	d := maps.Clone(s.drained)
+	d := drainedSet(s.drained)
 	s.mu.Unlock()
 	return s.mon.Snapshot(), d
 }
@@ -590,9 +632,9 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.mu.Lock()
 	old := s.cfg
 	s.mu.Unlock()
-	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP {
-		s.log.Warn("listen, admin, sockets and tcp settings change only on restart; keeping the old ones", "op", "reload")
-		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP = old.Listen, old.Admin, old.Sockets, old.TCP
+	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
+		s.log.Warn("listen, admin, sockets, tcp and state_dir settings change only on restart; keeping the old ones", "op", "reload")
+		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP, cfg.StateDir = old.Listen, old.Admin, old.Sockets, old.TCP, old.StateDir
 	}
 
 	newTargets := targets(cfg)
@@ -617,22 +659,40 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	if cfg.RRL != old.RRL {
 		s.rrl.Store(rrl.New(cfg.RRL))
 	}
+	s.drainMu.Lock()
 	s.mu.Lock()
 	s.cfg = cfg
-	for id := range s.drained {
-		if !slices.Contains(ids(newTargets), id) {
-			delete(s.drained, id)
+	kept := maps.Clone(s.drained)
+	maps.DeleteFunc(kept, func(id string, _ state.Drain) bool { return !slices.Contains(ids(newTargets), id) })
+	changed := len(kept) != len(s.drained)
+	s.drained = kept
+	s.mu.Unlock()
+	if changed {
+		// Drains of targets no longer configured go from the file too.
+		if err := s.state.Save(kept); err != nil {
+			s.log.Error("dropping drains of removed targets from the state file", "op", "reload", "err", err)
 		}
 	}
-	s.mu.Unlock()
+	s.drainMu.Unlock()
 	s.mon.Set(newTargets)
 	s.rebuildMu.Lock()
 	s.bumpNext = true // a reload moves every serial, as secondaries expect
 	s.rebuildMu.Unlock()
 	s.rebuild()
 	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.logWarnings(cfg, "reload")
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
 	return nil
+}
+
+// logWarnings logs what the config loaded with a warning: zone-file
+// records that services override.
+func (s *Server) logWarnings(cfg *config.Config, op string) {
+	for _, z := range cfg.Zones {
+		for _, w := range z.Warnings {
+			s.log.Warn(w, "op", op, "zone", z.Origin)
+		}
+	}
 }
 
 // udpSize is the configured largest UDP answer.

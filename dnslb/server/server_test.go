@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -122,11 +121,7 @@ func writeConfig(t *testing.T, path string, ts []*target, extra string) {
 
 func loadFile(path string) func() (*config.Config, error) {
 	return func() (*config.Config, error) {
-		var c config.Config
-		if err := iconfig.Load(iconfig.Options{File: path}, &c); err != nil {
-			return nil, err
-		}
-		return &c, nil
+		return config.Load(iconfig.Options{File: path})
 	}
 }
 
@@ -151,22 +146,12 @@ func startServerWith(t *testing.T, ts []*target, top, extra string) *testServer 
 		b, _ := os.ReadFile(path)
 		os.WriteFile(path, append([]byte(top), b...), 0o600)
 	}
-	load := loadFile(path)
-	cfg, err := load()
+	s, stop, err := startOnce(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(cfg, Options{Load: load})
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		srv.Wait()
-	})
-	return &testServer{Server: srv, udp: srv.UDPAddrs()[0], tcp: srv.TCPAddrs()[0], admin: srv.AdminAddr(), cfgPath: path}
+	t.Cleanup(stop)
+	return s
 }
 
 func ask(t *testing.T, net, addr, name string, qtype uint16) *dns.Msg {

@@ -1,9 +1,12 @@
 package server
 
 import (
-	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -11,15 +14,158 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// UDP on Linux: each socket is read by a goroutine that blocks its OS
+// thread in recvmmsg (MSG_WAITFORONE) on a blocking socket the Go
+// netpoller never sees, answers the batch, and sends the answers with
+// one sendmmsg. Below saturation most queries arrive at an idle server,
+// and what a query costs there is the wake-up: a thread sleeping in
+// recvmmsg is woken once and makes two system calls per batch, where a
+// goroutine on the netpoller made four (recvmmsg, a recvmmsg that finds
+// nothing, epoll_wait, sendmmsg), went through the Go scheduler twice
+// and often woke a second thread. Under load the batch grows by itself:
+// everything queued while a batch was being answered is read by the
+// next recvmmsg.
+//
+// Two things keep the Go runtime out of the way. The reader keeps its P
+// while it sleeps in the system call; Start raises GOMAXPROCS so one P
+// is always idle, and the runtime then leaves a sleeping reader's P
+// alone (with no idle P it would take it back, and wake a thread to do
+// so, on every query). And the reader passes through the scheduler every
+// few milliseconds by itself (yieldEvery), so the runtime's monitor
+// never preempts it, which would also take its P and set the monitor
+// polling every 20 µs again.
+
 // udpBatch is how many datagrams one recvmmsg/sendmmsg moves. Under load
-// a batch amortises the syscall and the scheduler's wake-up over many
-// queries; when idle a batch returns with the one query there is.
+// a batch amortises the system call over many queries; when idle a
+// batch returns with the one query there is.
 const udpBatch = 32
 
 // maxQuery is the largest query read; longer datagrams arrive truncated
 // (MSG_TRUNC) and are dropped as malformed. Real queries are a few
 // hundred bytes even with EDNS options.
 const maxQuery = 4096
+
+// udpWake is how often an idle reader wakes to see whether its socket
+// is being closed, should the shutdown that wakes it at once fail.
+const udpWake = time.Second
+
+// yieldEvery is how often a busy reader passes through the Go scheduler
+// on its own: inside the runtime's 10 ms preemption period (forcePreemptNS)
+// with room for the monitor's own sleep, and rare enough that the
+// yield's cost (it may wake another thread) stays small at low rates.
+const yieldEvery = 5 * time.Millisecond
+
+// udpSocket is a bound UDP socket in blocking mode, outside the netpoller.
+type udpSocket struct {
+	fd    int
+	local string // the bound address, host:port
+
+	mu      sync.Mutex // guards serving and closed
+	serving bool       // serve owns fd and closes it when it returns
+	closed  bool
+	stop    atomic.Bool
+}
+
+// listenUDP binds a SO_REUSEPORT UDP socket to addr (host:port; an
+// empty or unspecified host is every address, IPv4 and IPv6).
+func listenUDP(addr string) (*udpSocket, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	family, v6only := unix.AF_INET6, 1
+	var sa unix.Sockaddr
+	switch ip := ua.IP; {
+	case ip == nil || ip.IsUnspecified() && ip.To4() == nil:
+		v6only = 0
+		sa = &unix.SockaddrInet6{Port: ua.Port}
+	case ip.To4() != nil:
+		family = unix.AF_INET
+		sa4 := &unix.SockaddrInet4{Port: ua.Port}
+		copy(sa4.Addr[:], ip.To4())
+		sa = sa4
+	default:
+		sa6 := &unix.SockaddrInet6{Port: ua.Port}
+		copy(sa6.Addr[:], ip.To16())
+		if ua.Zone != "" {
+			ifi, err := net.InterfaceByName(ua.Zone)
+			if err != nil {
+				return nil, err
+			}
+			sa6.ZoneId = uint32(ifi.Index)
+		}
+		sa = sa6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	setup := func() error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fmt.Errorf("SO_REUSEPORT: %w", err)
+		}
+		if family == unix.AF_INET6 {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+				return fmt.Errorf("IPV6_V6ONLY: %w", err)
+			}
+		}
+		// A deep receive buffer absorbs bursts while the thread is
+		// descheduled; the kernel caps it at net.core.rmem_max.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		tv := unix.NsecToTimeval(int64(udpWake))
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("SO_RCVTIMEO: %w", err)
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return nil
+	}
+	if err := setup(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	return &udpSocket{fd: fd, local: sockaddrString(bound)}, nil
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	}
+	return ""
+}
+
+// addr is the bound address, host:port.
+func (u *udpSocket) addr() string { return u.local }
+
+// close stops the reader (waking it from recvmmsg) or, if none runs,
+// closes the socket. The reader closes the socket itself on its way
+// out, so a file descriptor number is never reused under it.
+func (u *udpSocket) close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return
+	}
+	u.closed = true
+	u.stop.Store(true)
+	if u.serving {
+		// Wakes a recvmmsg or sendmmsg blocked on the socket; it fails
+		// with ENOTCONN on an unconnected UDP socket, but wakes it all
+		// the same.
+		unix.Shutdown(u.fd, unix.SHUT_RDWR)
+		return
+	}
+	unix.Close(u.fd)
+}
 
 // mmsghdr is struct mmsghdr from <sys/socket.h>; Go's alignment pads it
 // exactly as C does on every Linux architecture.
@@ -28,13 +174,11 @@ type mmsghdr struct {
 	len uint32
 }
 
-// udpWorker serves one socket with recvmmsg/sendmmsg. The reply goes to
-// the address the query came from, reusing the kernel's sockaddr bytes
-// without parsing them.
+// udpWorker holds one reader's buffers. The reply goes to the address
+// the query came from, reusing the kernel's sockaddr bytes without
+// parsing them.
 type udpWorker struct {
-	s     *Server
-	conn  *net.UDPConn
-	raw   syscall.RawConn
+	fd    int
 	st    *stats
 	in    [udpBatch]mmsghdr
 	inIov [udpBatch]unix.Iovec
@@ -43,25 +187,21 @@ type udpWorker struct {
 	out   [udpBatch]mmsghdr
 	oIov  [udpBatch]unix.Iovec
 	obuf  [udpBatch][]byte
-
-	// The raw-conn callbacks, made once: a closure built per call would
-	// escape to the heap on every system call. They pass their results
-	// through n, errno and the send window [off, k).
-	recvFn, sendFn func(fd uintptr) bool
-	n              int
-	errno          syscall.Errno
-	off, k         int
 }
 
-// serveUDP answers queries on one socket until it is closed.
-func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		s.log.Error("UDP socket has no raw access", "op", "serve", "err", err)
+// serveUDP answers queries on one socket on a thread of its own until
+// the socket is closed.
+func (s *Server) serveUDP(u *udpSocket, st *stats) {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
 		return
 	}
-	w := &udpWorker{s: s, conn: c, raw: raw, st: st}
-	w.recvFn, w.sendFn = w.recvmmsg, w.sendmmsg
+	u.serving = true
+	u.mu.Unlock()
+	defer unix.Close(u.fd)
+
+	w := &udpWorker{fd: u.fd, st: st}
 	for i := range udpBatch {
 		w.inIov[i].Base = &w.qbuf[i][0]
 		w.inIov[i].SetLen(maxQuery)
@@ -72,15 +212,17 @@ func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
 		w.out[i].hdr.Iov = &w.oIov[i]
 		w.out[i].hdr.SetIovlen(1)
 	}
-	for {
-		n, err := w.recv()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+	var yielded time.Time
+	for !u.stop.Load() {
+		n, errno := w.recv()
+		if errno != 0 || n <= 0 {
+			continue // EAGAIN (the wake-up timeout), EINTR, or shut down
 		}
 		start := time.Now()
+		if start.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = start
+		}
 		k := 0
 		for i := range n {
 			m := &w.in[i]
@@ -107,56 +249,37 @@ func (s *Server) serveUDP(c *net.UDPConn, st *stats) {
 	}
 }
 
-// recv reads up to udpBatch datagrams, waiting for the first.
-func (w *udpWorker) recv() (int, error) {
+// recv reads up to udpBatch datagrams, sleeping in the kernel until the
+// first arrives.
+func (w *udpWorker) recv() (int, syscall.Errno) {
 	for i := range udpBatch {
 		w.in[i].hdr.Namelen = uint32(unsafe.Sizeof(w.names[i]))
 		w.in[i].hdr.Flags = 0
 	}
-	if err := w.raw.Read(w.recvFn); err != nil {
-		return 0, err
-	}
-	if w.errno != 0 {
-		return 0, w.errno
-	}
-	return w.n, nil
-}
-
-func (w *udpWorker) recvmmsg(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&w.in[0])), udpBatch, 0, 0, 0)
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return false // wait until readable
-	}
-	w.n, w.errno = int(r), e
-	return true
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.in[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
+	return int(r), e
 }
 
 // send writes the first k prepared answers, skipping any that fail.
 func (w *udpWorker) send(k int) {
-	w.off, w.k = 0, k
-	for w.off < w.k {
-		if err := w.raw.Write(w.sendFn); err != nil {
-			w.st.drops[dropWrite].Add(uint64(w.k - w.off))
+	for off := 0; off < k; {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.out[off])), uintptr(k-off), 0, 0, 0)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EPIPE || e == unix.EBADF:
+			// Shut down: the rest is not sent.
+			w.st.drops[dropWrite].Add(uint64(k - off))
 			return
-		}
-		if w.errno != 0 || w.n <= 0 {
+		case e != 0 || int(r) <= 0:
 			// The first message failed (e.g. an unreachable source):
 			// drop it and go on with the rest.
 			w.st.drops[dropWrite].Add(1)
-			w.off++
-			continue
+			off++
+		default:
+			off += int(r)
 		}
-		w.off += w.n
 	}
-}
-
-func (w *udpWorker) sendmmsg(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.out[w.off])), uintptr(w.k-w.off), 0, 0, 0)
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return false // wait until writable
-	}
-	w.n, w.errno = int(r), e
-	return true
 }
 
 // source is the address datagram i came from.
@@ -169,4 +292,14 @@ func (w *udpWorker) source(i int) netip.Addr {
 		return netip.AddrFrom16(sa.Addr).Unmap()
 	}
 	return netip.Addr{}
+}
+
+// raiseProcs makes sure one P stays idle while every UDP reader sleeps
+// in recvmmsg (see the top of this file). It only ever raises
+// GOMAXPROCS.
+func raiseProcs(readers int) {
+	want := cpus + readers
+	if runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
 }

@@ -1,7 +1,9 @@
 package health
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,10 +15,14 @@ import (
 // Check describes how and how often a target is probed. It is the
 // `check:` section of dnslb services and vipwatch's `track:`.
 type Check struct {
-	// Type is tcp, http or https.
+	// Type is tcp, http, https or exec.
 	Type string `mapstructure:"type"`
-	// Port is the port probed on the target's address.
+	// Port is the port probed on the target's address; an exec check
+	// may have one, passed on to its command.
 	Port int `mapstructure:"port"`
+	// Command is an exec check's program and arguments (no shell); see
+	// exec.go for how the target's address reaches it.
+	Command []string `mapstructure:"command"`
 	// Path is the HTTP request path (http, https).
 	Path string `mapstructure:"path"`
 	// Host is the HTTP Host header and TLS server name; empty means the
@@ -54,8 +60,13 @@ func (c *Check) Validate() error {
 	case "":
 		return config.Missing("type")
 	case "tcp", "http", "https":
+		if len(c.Command) > 0 {
+			return config.Errorf("type", c.Type, "takes no command (that is for exec)")
+		}
+	case "exec":
+		return c.validateExec()
 	default:
-		return config.Errorf("type", c.Type, "is not a check type (want tcp, http or https)")
+		return config.Errorf("type", c.Type, "is not a check type (want tcp, http, https or exec)")
 	}
 	if c.Port == 0 {
 		switch c.Type {
@@ -91,6 +102,29 @@ func (c *Check) Validate() error {
 		}
 		slices.Sort(c.Expect)
 	}
+	return c.validateTiming()
+}
+
+// validateExec checks an exec check: a command that can be found, no
+// HTTP settings.
+func (c *Check) validateExec() error {
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		return config.Missing("command")
+	}
+	if _, err := exec.LookPath(c.Command[0]); err != nil {
+		return config.Errorf("command[0]", c.Command[0], "cannot be run: %v", errors.Unwrap(err))
+	}
+	if c.Path != "" || c.Body != "" || len(c.Expect) > 0 || c.Host != "" || c.InsecureSkipVerify {
+		return config.Errorf("type", c.Type, "takes no path, host, expect, body or insecure_skip_verify (those are for http and https)")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return config.Errorf("port", c.Port, "is not a port (1-65535)")
+	}
+	return c.validateTiming()
+}
+
+// validateTiming fills and checks interval, timeout, rise and fall.
+func (c *Check) validateTiming() error {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
 	}
@@ -126,9 +160,10 @@ func (c *Check) accepts(status int) bool {
 
 // Equal reports whether c and o describe the same check.
 func (c Check) Equal(o Check) bool {
-	if !slices.Equal(c.Expect, o.Expect) {
+	if !slices.Equal(c.Expect, o.Expect) || !slices.Equal(c.Command, o.Command) {
 		return false
 	}
 	c.Expect, o.Expect = nil, nil
+	c.Command, o.Command = nil, nil
 	return reflect.DeepEqual(c, o)
 }

@@ -356,6 +356,12 @@ func TestCheckValidate(t *testing.T) {
 		{"tiny interval", Check{Type: "http", Interval: time.Millisecond}, "interval: \"1ms\" is too short"},
 		{"bad rise", Check{Type: "http", Rise: -1}, "rise"},
 		{"bad fall", Check{Type: "http", Fall: 101}, "fall"},
+		{"exec", Check{Type: "exec", Command: []string{"/bin/sh", "-c", "exit 0"}}, ""},
+		{"exec from PATH", Check{Type: "exec", Command: []string{"true"}}, ""},
+		{"exec needs command", Check{Type: "exec"}, "command: is required"},
+		{"exec missing program", Check{Type: "exec", Command: []string{"/nonexistent/check"}}, `command[0]: "/nonexistent/check" cannot be run: stat /nonexistent/check: no such file or directory`},
+		{"exec with path", Check{Type: "exec", Command: []string{"true"}, Path: "/x"}, "takes no path"},
+		{"command on http", Check{Type: "http", Command: []string{"true"}}, "takes no command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

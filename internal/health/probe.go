@@ -19,6 +19,7 @@ type Result struct {
 	OK       bool          // the probe passed
 	Err      string        // why it failed; empty when OK
 	Status   int           // HTTP status, 0 for tcp or when none arrived
+	Message  string        // exec checks: the first line of the command's output
 	Duration time.Duration // how long the probe took
 	At       time.Time     // when the probe started
 }
@@ -35,8 +36,8 @@ type Prober interface {
 // checker buffer much.
 const bodyLimit = 64 << 10
 
-// NetProber probes over the network: a TCP connect, or an HTTP(S) GET.
-// It is safe for concurrent use.
+// NetProber probes over the network: a TCP connect, or an HTTP(S) GET;
+// or it runs a command (exec, see exec.go). It is safe for concurrent use.
 type NetProber struct {
 	dialer   net.Dialer
 	plain    *http.Transport
@@ -75,6 +76,8 @@ func (p *NetProber) Probe(ctx context.Context, t Target) Result {
 		err = p.probeTCP(ctx, t)
 	case "http", "https":
 		res.Status, err = p.probeHTTP(ctx, t)
+	case "exec":
+		res.Message, err = p.probeExec(ctx, t)
 	default:
 		err = fmt.Errorf("unknown check type %q", t.Check.Type)
 	}
@@ -177,6 +180,9 @@ func (r Result) String() string {
 	}
 	if r.Status != 0 && r.OK {
 		s += " (" + strconv.Itoa(r.Status) + ")"
+	}
+	if r.Message != "" {
+		s += ": " + r.Message
 	}
 	return s
 }

@@ -9,12 +9,27 @@
 // the partner is gone. The rules that keep a VIP on one machine at a
 // time while heartbeats flow:
 //
+//   - A heartbeat counts — it shows the partner is up, and its state,
+//     the VIPs it holds, gives or wants back are acted on — only if it
+//     is from the partner boot that has proved itself in this daemon's
+//     current run: by a heartbeat whose ack or echo names one this
+//     daemon sent in the run, within the last two dead intervals. The
+//     boot id is random at each start and a run's sequence numbers are
+//     new, so no recording made before the run can pass (issue 20);
+//     later heartbeats of the proved boot pass on the Guard's sequence
+//     numbers. Any other heartbeat (a partner that has just started, a
+//     recording played on the LAN) is echoed at once, so that a live
+//     partner proves itself within a round trip, and otherwise ignored:
+//     a partner that never proves itself is silent. The round trip must
+//     fit in the dead interval with room to spare (on one L2 segment it
+//     takes well under a millisecond).
 //   - A daemon claims a home VIP while its partner is up only after a
 //     heartbeat from the partner that (a) acknowledges a heartbeat this
 //     daemon sent in its current run and (b) does not list the VIP. The
-//     acknowledgement proves the partner's silence timer was reset, so
-//     the partner will not claim the VIP before it misses this daemon
-//     for a whole dead interval.
+//     acknowledgement (not the echo: a partner acknowledges only a boot
+//     that has proved itself to it) proves the partner's silence timer
+//     was reset, so the partner will not claim the VIP before it misses
+//     this daemon for a whole dead interval.
 //   - A daemon claims its partner's VIPs only when the partner is gone:
 //     silent for the dead interval, or reporting that it is stopping or
 //     that its link is down, or — faster — silent for an interval and a
@@ -53,6 +68,16 @@
 // not hear the partner; with the partner heard and in fault as well,
 // both keep what they hold. Leaving the fault starts a new run, and
 // what it still holds is announced again at once.
+//
+// # Heartbeat versions
+//
+// Version 1 heartbeats (daemons from before the echo) have no echo, and
+// their ack names the last heartbeat the sender heard, whatever it
+// proved; such an ack of this run proves the sender just as well. A
+// daemon writes version 1 to a partner whose heartbeats are version 1,
+// acknowledging as version 1 does, so a pair can be upgraded one
+// machine at a time; the version 1 side stays open to replays after
+// its own restart until it is upgraded.
 //
 // A Machine is not safe for concurrent use.
 package fsm

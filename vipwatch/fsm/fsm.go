@@ -152,10 +152,23 @@ type Machine struct {
 	seq   uint64 // of the last heartbeat sent
 	floor uint64 // first seq of the current run; the partner must ack one >= floor
 
-	heardRun  bool  // heard from the partner in the current run
+	// partner is the latest heartbeat of the partner boot that proved
+	// itself in the current run (heardRun); only its heartbeats are
+	// acted on and count as hearing the partner (lastHeard).
+	heardRun  bool
 	refused   bool  // the partner refused a heartbeat since it was last heard
-	lastHeard int64 // tick of the last heartbeat, or of the run start / clock jump
+	lastHeard int64 // tick of the last heartbeat acted on, or of the run start / clock jump
 	partner   *heartbeat.Heartbeat
+	// candidate is the latest heartbeat that proved nothing (nil:
+	// none since the run began): echoed, never acted on. heard is the
+	// latest heartbeat of either kind, which version 1 acknowledges.
+	candidate *heartbeat.Heartbeat
+	heard     *heartbeat.Heartbeat
+	// answered remembers the unproven boots lately answered at once.
+	answered [answerSlots]answer
+	// sent holds the first sequence number sent in each of the recent
+	// ticks, oldest first, to tell a fresh echo from an old one.
+	sent []sentTick
 
 	runningSince int64
 	reclaim      bool // the reclaim flag last sent
@@ -174,6 +187,24 @@ type Machine struct {
 	witness    witnessState
 	faultSince int64 // tick the current fault began
 	probes     map[netip.Prefix]*probe
+}
+
+// answerSlots bounds the unproven boots a machine remembers answering:
+// a partner that has just (re)started is one boot, the rest are
+// recordings, so a few are plenty; an attacker cycling more boots than
+// this only gets one answer (to the partner's address) per datagram.
+const answerSlots = 16
+
+// answer is an unproven boot answered at once, and when.
+type answer struct {
+	boot uint64
+	at   int64
+}
+
+// sentTick is the first heartbeat sent in a tick.
+type sentTick struct {
+	tick int64
+	seq  uint64
 }
 
 // New returns a Machine in state starting, holding nothing: the caller
@@ -269,24 +300,95 @@ func (m *Machine) Tick(n int64) []Action {
 	return m.step()
 }
 
-// Heartbeat takes an accepted heartbeat from the partner (the caller
-// has checked its MAC, node and sequence).
-func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) []Action {
+// Heartbeat takes a heartbeat from the partner that the Guard accepted
+// (its MAC, node and sequence checked). The heartbeat is acted on only
+// if it is from the partner boot that has proved itself in this run, or
+// proves itself now: its ack or echo names a heartbeat this daemon sent
+// in its current run within the last two dead intervals. That is a
+// challenge no recording made before the run began can answer, since
+// the boot id is new at each start and the run's sequence numbers are
+// new after each fault. Any other heartbeat is answered (echoed: a
+// live partner that has just started proves itself with the answer)
+// but changes nothing, and Heartbeat returns heartbeat.Unproven; else
+// heartbeat.Accepted.
+func (m *Machine) Heartbeat(h *heartbeat.Heartbeat) ([]Action, heartbeat.Drop) {
 	if m.state == heartbeat.StateStopping || m.linkDown {
-		return m.step()
+		return m.step(), heartbeat.Accepted
+	}
+	m.heard = h
+	// A heartbeat of the proven boot comes after the one that proved
+	// it: the Guard accepts only newer sequence numbers of a boot.
+	if !(m.heardRun && m.partner.BootID == h.BootID) && !m.proves(h) {
+		m.candidate = h
+		m.answer(h)
+		return m.step(), heartbeat.Unproven
 	}
 	if !m.heardRun || m.partner.BootID != h.BootID || m.partner.State != h.State {
-		// A partner we have not heard in this run, or one that
-		// restarted or changed state, may be waiting for our
-		// acknowledgement before it claims anything: answer now rather
-		// than at the next period.
+		// A partner that has just proved itself, or changed state, may
+		// be waiting for our acknowledgement before it claims anything:
+		// answer now rather than at the next period.
 		m.nextSend = m.now
+	}
+	if m.candidate != nil && m.candidate.BootID == h.BootID {
+		m.candidate = nil
 	}
 	m.partner = h
 	m.heardRun = true
 	m.refused = false
 	m.lastHeard = m.now
-	return m.step()
+	return m.step(), heartbeat.Accepted
+}
+
+// proves reports whether h's ack or echo names a heartbeat this daemon
+// sent in its current run, lately.
+func (m *Machine) proves(h *heartbeat.Heartbeat) bool {
+	floor := max(m.floor, m.freshSeq())
+	fresh := func(boot, seq uint64) bool { return boot == m.cfg.BootID && seq >= floor && seq <= m.seq }
+	return fresh(h.AckBoot, h.AckSeq) || fresh(h.EchoBoot, h.EchoSeq)
+}
+
+// freshSeq is the first sequence number sent in the last two dead
+// intervals: an echo of an older one is not evidence of a live
+// partner. (Two, because the echo of a heartbeat travels out, may wait
+// for the partner's next send and travels back.)
+func (m *Machine) freshSeq() uint64 {
+	m.forgetSent()
+	if len(m.sent) == 0 {
+		return m.seq + 1
+	}
+	return m.sent[0].seq
+}
+
+// forgetSent drops the sends older than freshSeq looks back.
+func (m *Machine) forgetSent() {
+	from := m.now - 2*int64(m.cfg.DeadTicks)
+	i := 0
+	for i < len(m.sent) && m.sent[i].tick < from {
+		i++
+	}
+	m.sent = m.sent[i:]
+}
+
+// answer sends a heartbeat now that echoes h, an unproven heartbeat,
+// unless h's boot was answered less than a heartbeat period ago: a
+// live partner that has just started gets its proof at once, and a
+// recording played fast gets an answer per period, not per datagram.
+func (m *Machine) answer(h *heartbeat.Heartbeat) {
+	oldest := 0
+	for i, a := range m.answered {
+		if a.boot == h.BootID {
+			if m.now-a.at < int64(m.cfg.HeartbeatTicks) {
+				return
+			}
+			oldest = i
+			break
+		}
+		if a.at < m.answered[oldest].at {
+			oldest = i
+		}
+	}
+	m.answered[oldest] = answer{boot: h.BootID, at: m.now}
+	m.sendEcho(h)
 }
 
 // Refused reports that the partner's machine answered a heartbeat with
@@ -386,6 +488,7 @@ func (m *Machine) newRun() {
 	m.floor = m.seq + 1
 	m.heardRun = false
 	m.partner = nil
+	m.candidate = nil
 	m.lastHeard = m.now
 	m.nextSend = m.now
 	clear(m.probes)
@@ -775,8 +878,21 @@ func (m *Machine) announce() {
 	}
 }
 
-func (m *Machine) send() {
+func (m *Machine) send() { m.sendEcho(nil) }
+
+// sendEcho sends a heartbeat; to, if not nil, is the unproven heartbeat
+// it answers at once. It speaks the wire version of the proven partner
+// boot, or, before one has proved itself, of the heartbeat it answers
+// (a daemon that speaks only version 1 drops version 2 as unknown).
+// Version 2 acknowledges the proven boot and echoes to, or else the
+// latest unproven heartbeat. Version 1 has no echo: its ack names to,
+// or else the latest heartbeat heard, as version 1 daemons do.
+func (m *Machine) sendEcho(to *heartbeat.Heartbeat) {
 	m.seq++
+	m.forgetSent()
+	if n := len(m.sent); n == 0 || m.sent[n-1].tick != m.now {
+		m.sent = append(m.sent, sentTick{tick: m.now, seq: m.seq})
+	}
 	b := &heartbeat.Heartbeat{
 		Version: heartbeat.Version,
 		State:   m.state,
@@ -791,8 +907,31 @@ func (m *Machine) send() {
 	if m.unhealthy {
 		b.Flags |= heartbeat.FlagTrackDown
 	}
-	if m.partner != nil {
-		b.AckBoot, b.AckSeq = m.partner.BootID, m.partner.Seq
+	echo := to
+	if echo == nil {
+		echo = m.candidate
+	}
+	switch {
+	case m.heardRun:
+		b.Version = m.partner.Version
+	case echo != nil:
+		b.Version = echo.Version
+	}
+	if b.Version == 1 {
+		ack := to
+		if ack == nil {
+			ack = m.heard
+		}
+		if ack != nil {
+			b.AckBoot, b.AckSeq = ack.BootID, ack.Seq
+		}
+	} else {
+		if m.heardRun {
+			b.AckBoot, b.AckSeq = m.partner.BootID, m.partner.Seq
+		}
+		if echo != nil {
+			b.EchoBoot, b.EchoSeq = echo.BootID, echo.Seq
+		}
 	}
 	m.out = append(m.out, Action{Kind: Send, Beat: b})
 	m.nextSend = m.now + int64(m.cfg.HeartbeatTicks)

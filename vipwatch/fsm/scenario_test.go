@@ -39,6 +39,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the output 
 //	                              neither its partner nor the witness, and its VIPs answer no probe
 //	witness down|up [a]           the witness itself goes down or comes back (with a node:
 //	                              only that node's path to it)
+//	record a on|off               record a's heartbeats as they leave it (an attacker on the LAN)
+//	replay a [off]                play the other node's recording to a, one heartbeat a tick,
+//	                              from its start; its replay guard drops what it has seen
 //	state                         print each machine's state and addresses
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -254,6 +257,16 @@ func (w *world) run(cmd string) error {
 		if m := w.nodes[i].m; m != nil {
 			w.apply(i, m.Removed(p))
 		}
+	case "record":
+		if len(f) < 3 || (f[2] != "on" && f[2] != "off") {
+			return fmt.Errorf("record needs a node and on or off")
+		}
+		w.recording[nodes[0]] = f[2] == "on"
+	case "replay":
+		i := nodes[0]
+		w.replaying[i] = len(f) < 3 || f[2] != "off"
+		w.replayAt[i] = 0
+		w.replayed[i] = struct{ guard, unproven, acted int }{}
 	case "state":
 		w.log = append(w.log, w.describe())
 	default:

@@ -30,6 +30,17 @@ type world struct {
 	noICMP bool
 	// witnessDown: the witness itself is down (no node reaches it).
 	witnessDown bool
+	// recording[i]: node i's heartbeats are recorded, as an attacker on
+	// the LAN records them, into tape[i] (with the boot id and node).
+	recording [2]bool
+	tape      [2][]*heartbeat.Heartbeat
+	// replaying[i]: the other node's tape is played to node i, one
+	// heartbeat a tick from replayAt[i], through i's replay guard.
+	replaying [2]bool
+	replayAt  [2]int
+	// replayed[i] counts what became of the replayed heartbeats node i
+	// got: dropped by its guard, unproven, acted on.
+	replayed [2]struct{ guard, unproven, acted int }
 }
 
 type node struct {
@@ -62,6 +73,7 @@ type msg struct {
 	due      int64
 	h        *heartbeat.Heartbeat // nil: an ICMP port unreachable for a heartbeat
 	probe    netip.Prefix         // valid: the answer to a's probe of this VIP
+	replayed bool                 // h comes from an attacker's recording
 }
 
 var (
@@ -96,6 +108,8 @@ func (w *world) start(i int) {
 		w.logf("%s: cleanup %v", n.name, p)
 		delete(n.addrs, p)
 	}
+	// A new daemon has a new Guard: it remembers no sequence numbers.
+	n.seen = map[uint64]uint64{}
 	w.boots++
 	n.boot = w.boots
 	cfg := w.cfg[i]
@@ -136,6 +150,10 @@ func (w *world) apply(i int, acts []Action) {
 		case Send:
 			h := *a.Beat
 			h.Node, h.BootID = n.name, n.boot
+			if w.recording[i] {
+				rec := h
+				w.tape[i] = append(w.tape[i], &rec)
+			}
 			if w.reach(i, 1-i) && !w.split && w.now >= w.lose[i] {
 				to := 1 - i
 				if w.nodes[to].m == nil && w.noICMP {
@@ -169,6 +187,21 @@ func (w *world) tick() {
 	}
 	// Answers sent while delivering join the new in-flight list.
 	w.inflight = keep
+	for i := range w.nodes {
+		if !w.replaying[i] {
+			continue
+		}
+		tape := w.tape[1-i]
+		if w.replayAt[i] >= len(tape) {
+			w.replaying[i] = false
+			r := w.replayed[i]
+			w.logf("%s: replay ended: %d heartbeats, %d dropped as replays, %d unproven, %d acted on",
+				w.nodes[i].name, len(tape), r.guard, r.unproven, r.acted)
+			continue
+		}
+		due = append(due, msg{from: 1 - i, to: i, due: w.now, h: tape[w.replayAt[i]], replayed: true})
+		w.replayAt[i]++
+	}
 	for _, m := range due {
 		n := w.nodes[m.to]
 		if m.probe.IsValid() {
@@ -188,11 +221,21 @@ func (w *world) tick() {
 			w.apply(m.to, n.m.Refused())
 			continue
 		}
+		r := &w.replayed[m.to]
 		if last, ok := n.seen[m.h.BootID]; ok && m.h.Seq <= last {
+			if m.replayed {
+				r.guard++
+			}
 			continue // the Guard drops it as a replay
 		}
 		n.seen[m.h.BootID] = m.h.Seq
-		w.apply(m.to, n.m.Heartbeat(m.h))
+		acts, drop := n.m.Heartbeat(m.h)
+		if m.replayed && drop == heartbeat.Unproven {
+			r.unproven++
+		} else if m.replayed {
+			r.acted++
+		}
+		w.apply(m.to, acts)
 	}
 	for i, n := range w.nodes {
 		if n.m != nil {

@@ -17,12 +17,21 @@ const (
 	BadVersion      // a version this daemon does not speak
 	WrongNode       // from a node that is not the configured partner
 	Replay          // sequence not newer than the last seen for its boot id
+	// Unproven is the state machine's reason, not the Guard's: an
+	// authentic, new heartbeat that proves nothing. Its ack and echo
+	// name no heartbeat the receiver sent lately in its current run,
+	// and it is not from the partner boot that has proved itself in
+	// that run: a recording made before the receiver (re)started, or
+	// a partner that has not heard the receiver yet. It is answered
+	// (echoed), so that a live partner can prove itself, and never
+	// acted on.
+	Unproven
 )
 
 // DropReasons lists every reason a datagram is dropped, for metrics.
-var DropReasons = []Drop{Malformed, BadMAC, BadVersion, WrongNode, Replay}
+var DropReasons = []Drop{Malformed, BadMAC, BadVersion, WrongNode, Replay, Unproven}
 
-var dropNames = [...]string{"accepted", "malformed", "bad_mac", "bad_version", "wrong_node", "replay"}
+var dropNames = [...]string{"accepted", "malformed", "bad_mac", "bad_version", "wrong_node", "replay", "unproven"}
 
 func (d Drop) String() string {
 	if int(d) < len(dropNames) {
@@ -39,7 +48,10 @@ const maxBoots = 8
 
 // Guard accepts heartbeats from one partner: right key, known version,
 // the partner's node name, and a sequence number newer than any seen
-// before for the same boot id. It is not safe for concurrent use.
+// before for the same boot id. A Guard lives as long as its daemon, so
+// a daemon that has just started accepts recordings of boots it has
+// not seen: whether a heartbeat is live is the state machine's
+// question (heartbeat.Unproven). It is not safe for concurrent use.
 type Guard struct {
 	key     []byte
 	self    string

@@ -10,8 +10,14 @@ import (
 	"time"
 )
 
-// Version is the wire format version this package writes and accepts.
-const Version = 1
+// Version is the wire format version this package writes. Version 2
+// adds the echo (EchoBoot, EchoSeq); version 1 heartbeats are still
+// read and, for a partner that speaks only version 1, written (see
+// Encode), so that a pair can be upgraded one machine at a time.
+const Version = 2
+
+// MinVersion is the oldest wire format version this package reads.
+const MinVersion = 1
 
 // magic starts every datagram so that stray traffic on the port is
 // recognised as malformed before any work is spent on it.
@@ -19,11 +25,15 @@ var magic = [4]byte{'R', 'F', 'V', 'W'}
 
 const (
 	tagLen = sha256.Size
-	// fixedLen is magic, version, state, flags, gives count, boot,
-	// seq, sent, ack boot, ack seq, node length, VIP count. The gives
-	// count was a reserved zero byte before planned handover, so a
-	// heartbeat that gives nothing is read by older daemons too.
-	fixedLen = 4 + 4 + 8 + 8 + 8 + 8 + 8 + 1 + 1
+	// fixedLen1 is version 1's fixed part: magic, version, state,
+	// flags, gives count, boot, seq, sent, ack boot, ack seq, node
+	// length, VIP count. The gives count was a reserved zero byte
+	// before planned handover, so a heartbeat that gives nothing is
+	// read by older daemons too.
+	fixedLen1 = 4 + 4 + 8 + 8 + 8 + 8 + 8 + 1 + 1
+	// fixedLen2 is version 2's: version 1's with echo boot and echo
+	// seq after ack seq.
+	fixedLen2 = fixedLen1 + 8 + 8
 	// MaxNodeLen bounds node names; they are host-like names.
 	MaxNodeLen = 64
 	// MaxVIPs bounds the VIPs one heartbeat can list in Holds and in
@@ -31,7 +41,7 @@ const (
 	// IPv6 minimum MTU.
 	MaxVIPs = 32
 	// MaxLen is the largest datagram Encode produces.
-	MaxLen = fixedLen + MaxNodeLen + 2*MaxVIPs*18 + tagLen
+	MaxLen = fixedLen2 + MaxNodeLen + 2*MaxVIPs*18 + tagLen
 )
 
 // State is what the sender is doing, as it reports it.
@@ -76,10 +86,22 @@ type Heartbeat struct {
 	BootID  uint64 // random per daemon start
 	Seq     uint64 // increases by one per heartbeat within a boot
 	Sent    time.Time
-	// AckBoot and AckSeq name the last heartbeat the sender heard from
-	// its partner (zero when it has heard none).
+	// AckBoot and AckSeq acknowledge a heartbeat of the partner's.
+	// In version 2 they name the latest heartbeat of the partner boot
+	// the sender has heard prove itself in its current run (zero when
+	// none has): the sender then counts the partner's silence from
+	// that boot's heartbeats. In version 1 they name the last heartbeat
+	// the sender heard, whatever it proved.
 	AckBoot uint64
 	AckSeq  uint64
+	// EchoBoot and EchoSeq (version 2; zero in version 1) answer a
+	// heartbeat of the partner's that has proved nothing to the sender
+	// yet: a partner that just (re)started, or a recording. A
+	// heartbeat whose ack or echo names the receiver's current boot
+	// and a sequence number it sent lately proves that its sender
+	// heard the receiver's current run: no recording made before can.
+	EchoBoot uint64
+	EchoSeq  uint64
 	// Holds lists the VIPs the sender has on its interface.
 	Holds []netip.Prefix
 	// Gives lists home VIPs of the sender that it asks its partner to
@@ -90,8 +112,20 @@ type Heartbeat struct {
 	Gives []netip.Prefix
 }
 
-// Encode appends the datagram for h, signed with key, to dst.
+// Encode appends the datagram for h, signed with key, to dst, in
+// h.Version's wire format (Version if zero). Version 1 has no echo: a
+// version 1 heartbeat with an echo is refused.
 func Encode(dst []byte, h *Heartbeat, key []byte) ([]byte, error) {
+	v := h.Version
+	if v == 0 {
+		v = Version
+	}
+	if v < MinVersion || v > Version {
+		return nil, fmt.Errorf("encoding heartbeat: version %d is not between %d and %d", v, MinVersion, Version)
+	}
+	if v == 1 && (h.EchoBoot != 0 || h.EchoSeq != 0) {
+		return nil, fmt.Errorf("encoding heartbeat: version 1 carries no echo (boot %x seq %d)", h.EchoBoot, h.EchoSeq)
+	}
 	if len(h.Node) == 0 || len(h.Node) > MaxNodeLen {
 		return nil, fmt.Errorf("encoding heartbeat: node name %q must have 1 to %d bytes", h.Node, MaxNodeLen)
 	}
@@ -100,16 +134,16 @@ func Encode(dst []byte, h *Heartbeat, key []byte) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = append(dst, magic[:]...)
-	v := h.Version
-	if v == 0 {
-		v = Version
-	}
 	dst = append(dst, v, byte(h.State), byte(h.Flags), byte(len(h.Gives)))
 	dst = binary.BigEndian.AppendUint64(dst, h.BootID)
 	dst = binary.BigEndian.AppendUint64(dst, h.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Sent.UnixNano()))
 	dst = binary.BigEndian.AppendUint64(dst, h.AckBoot)
 	dst = binary.BigEndian.AppendUint64(dst, h.AckSeq)
+	if v >= 2 {
+		dst = binary.BigEndian.AppendUint64(dst, h.EchoBoot)
+		dst = binary.BigEndian.AppendUint64(dst, h.EchoSeq)
+	}
 	dst = append(dst, byte(len(h.Node)))
 	dst = append(dst, byte(len(h.Holds)))
 	dst = append(dst, h.Node...)
@@ -138,7 +172,7 @@ var (
 // Decode checks the tag of b with key and parses it. It never keeps a
 // reference to b.
 func Decode(b []byte, key []byte) (*Heartbeat, error) {
-	if len(b) < fixedLen+tagLen || [4]byte(b[:4]) != magic {
+	if len(b) < fixedLen1+tagLen || [4]byte(b[:4]) != magic {
 		return nil, ErrMalformed
 	}
 	body, tag := b[:len(b)-tagLen], b[len(b)-tagLen:]
@@ -147,8 +181,15 @@ func Decode(b []byte, key []byte) (*Heartbeat, error) {
 	if !hmac.Equal(mac.Sum(nil), tag) {
 		return nil, ErrBadMAC
 	}
-	if body[4] != Version {
+	if body[4] < MinVersion || body[4] > Version {
 		return nil, fmt.Errorf("%w %d", ErrVersion, body[4])
+	}
+	fixedLen := fixedLen1
+	if body[4] >= 2 {
+		fixedLen = fixedLen2
+	}
+	if len(body) < fixedLen {
+		return nil, ErrMalformed
 	}
 	h := &Heartbeat{
 		Version: body[4],
@@ -163,7 +204,11 @@ func Decode(b []byte, key []byte) (*Heartbeat, error) {
 	if h.State < StateStarting || h.State > StateStopping {
 		return nil, fmt.Errorf("%w: state %d", ErrMalformed, body[5])
 	}
-	nodeLen, nVIPs, nGives := int(body[48]), int(body[49]), int(body[7])
+	if fixedLen == fixedLen2 {
+		h.EchoBoot = binary.BigEndian.Uint64(body[48:])
+		h.EchoSeq = binary.BigEndian.Uint64(body[56:])
+	}
+	nodeLen, nVIPs, nGives := int(body[fixedLen-2]), int(body[fixedLen-1]), int(body[7])
 	rest := body[fixedLen:]
 	if nodeLen == 0 || nodeLen > MaxNodeLen || nVIPs > MaxVIPs || nGives > MaxVIPs || len(rest) < nodeLen {
 		return nil, ErrMalformed

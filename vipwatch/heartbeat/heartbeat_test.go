@@ -1,6 +1,8 @@
 package heartbeat
 
 import (
+	"bytes"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 	"time"
@@ -26,8 +28,48 @@ func sample() *Heartbeat {
 			netip.MustParsePrefix("198.51.100.20/24"),
 			netip.MustParsePrefix("2001:db8::20/64"),
 		},
-		Gives: []netip.Prefix{netip.MustParsePrefix("198.51.100.20/24")},
+		Gives:    []netip.Prefix{netip.MustParsePrefix("198.51.100.20/24")},
+		EchoBoot: 0xdecaf,
+		EchoSeq:  17,
 	}
+}
+
+// sampleV1 is sample as a version 1 daemon sends it: no echo.
+func sampleV1() *Heartbeat {
+	h := sample()
+	h.Version, h.EchoBoot, h.EchoSeq = 1, 0, 0
+	return h
+}
+
+// v1Datagram is sampleV1 signed with key, as the version 1 encoder
+// (before the echo) wrote it: this version must read it and write it
+// byte for byte, or a pair cannot be upgraded one machine at a time.
+const v1Datagram = "524656570102010100000000feedface000000000000002a18d75b842b4ecd1500000000000000070000000000000029" +
+	"03026665320418c6336414104020010db80000000000000000000000200418c6336414" +
+	"05fb09fad45f3102161d7ba836fb6aebb2e26c04ab0ee2a2a525a4359054a9e1"
+
+func TestVersion1(t *testing.T) {
+	want, err := hex.DecodeString(v1Datagram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Decode(want, key)
+	if err != nil {
+		t.Fatalf("Decode of a version 1 datagram: %v", err)
+	}
+	if diff := cmp.Diff(sampleV1(), h, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+		t.Errorf("version 1 datagram decoded (-want +got):\n%s", diff)
+	}
+	if got := encode(t, sampleV1()); !bytes.Equal(got, want) {
+		t.Errorf("version 1 encoding differs from the old encoder's:\n got %x\nwant %x", got, want)
+	}
+}
+
+// withVersion re-signs datagram b with its version byte set to v.
+func withVersion(b []byte, v byte) []byte {
+	body := append([]byte(nil), b[:len(b)-tagLen]...)
+	body[4] = v
+	return sign(body)
 }
 
 // TestGivesNothingIsOldFormat checks that a heartbeat giving nothing
@@ -54,7 +96,7 @@ func encode(t testing.TB, h *Heartbeat) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, h := range []*Heartbeat{sample(), {Version: Version, State: StateStarting, Node: "a", Sent: time.Unix(0, 0)}} {
+	for _, h := range []*Heartbeat{sample(), sampleV1(), {Version: Version, State: StateStarting, Node: "a", Sent: time.Unix(0, 0)}} {
 		b := encode(t, h)
 		if len(b) > MaxLen {
 			t.Errorf("datagram is %d bytes, more than MaxLen %d", len(b), MaxLen)
@@ -75,6 +117,8 @@ func TestEncodeRefuses(t *testing.T) {
 		"long node": {State: StateRunning, Node: string(make([]byte, MaxNodeLen+1))},
 		"bad VIP":   {State: StateRunning, Node: "a", Holds: []netip.Prefix{{}}},
 		"mapped":    {State: StateRunning, Node: "a", Holds: []netip.Prefix{netip.MustParsePrefix("::ffff:198.51.100.20/120")}},
+		"v1 echo":   {Version: 1, State: StateRunning, Node: "a", EchoBoot: 1, EchoSeq: 1},
+		"v3":        {Version: Version + 1, State: StateRunning, Node: "a"},
 	} {
 		if _, err := Encode(nil, h, key); err == nil {
 			t.Errorf("%s: Encode succeeded", name)
@@ -86,8 +130,6 @@ func TestGuard(t *testing.T) {
 	good := encode(t, sample())
 	tampered := append([]byte(nil), good...)
 	tampered[20] ^= 1
-	v2 := sample()
-	v2.Version = 2
 	wrongKey, _ := Encode(nil, sample(), []byte("another key"))
 	self := sample()
 	self.Node = "fe1"
@@ -107,12 +149,16 @@ func TestGuard(t *testing.T) {
 		{"wrong key", wrongKey, BadMAC},
 		{"tampered", tampered, BadMAC},
 		{"truncated tag", good[:len(good)-1], BadMAC},
-		{"unknown version", encode(t, v2), BadVersion},
+		{"unknown version", withVersion(good, Version+1), BadVersion},
+		{"version 0", withVersion(good, 0), BadVersion},
+		{"version 2 body as 1", withVersion(good, 1), Malformed},
+		{"version 1 body as 2", withVersion(encode(t, sampleV1()), 2), Malformed},
 		{"bad state", encode(t, badState), Malformed},
 		{"from self", encode(t, self), WrongNode},
 		{"from stranger", encode(t, stranger), WrongNode},
 		{"good", good, Accepted},
 		{"replayed", good, Replay},
+		{"version 1", encode(t, func() *Heartbeat { h := sampleV1(); h.Seq++; return h }()), Accepted},
 	}
 	g := NewGuard(key, "fe1", "fe2")
 	for _, tt := range tests {
@@ -165,6 +211,7 @@ func TestGuardSequence(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(encode(f, sample()))
+	f.Add(encode(f, sampleV1()))
 	f.Add(encode(f, &Heartbeat{State: StateStopping, Node: "x"}))
 	f.Add([]byte("RFVW"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -187,6 +234,8 @@ func FuzzDecode(f *testing.F) {
 // path an attacker with the key (or a buggy partner) would reach.
 func FuzzGuard(f *testing.F) {
 	b := encode(f, sample())
+	f.Add(b[:len(b)-tagLen])
+	b = encode(f, sampleV1())
 	f.Add(b[:len(b)-tagLen])
 	// Found by this fuzzer: a set reserved byte decoded fine but did not
 	// re-encode to the same bytes, so two datagrams meant one heartbeat.

@@ -98,9 +98,30 @@ type memNet struct {
 	mu    sync.Mutex
 	conns map[string]*memConn
 	mute  map[string]bool // datagrams from these addresses are lost
+	// tapes record the datagrams sent from an address (an attacker on
+	// the LAN), while it is a key.
+	tapes map[string]*[][]byte
 }
 
-func newMemNet() *memNet { return &memNet{conns: map[string]*memConn{}, mute: map[string]bool{}} }
+func newMemNet() *memNet {
+	return &memNet{conns: map[string]*memConn{}, mute: map[string]bool{}, tapes: map[string]*[][]byte{}}
+}
+
+// record starts recording the datagrams sent from addr (even those
+// lost), and returns a function that stops it and returns them.
+func (n *memNet) record(addr netip.AddrPort) func() [][]byte {
+	key := net.UDPAddrFromAddrPort(addr).String()
+	tape := new([][]byte)
+	n.mu.Lock()
+	n.tapes[key] = tape
+	n.mu.Unlock()
+	return func() [][]byte {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.tapes, key)
+		return *tape
+	}
+}
 
 func (n *memNet) listen(addr netip.AddrPort) *memConn {
 	c := &memConn{net: n, addr: net.UDPAddrFromAddrPort(addr), in: make(chan datagram, 64), closed: make(chan struct{})}
@@ -142,6 +163,9 @@ func (c *memConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.net.mu.Lock()
 	dst := c.net.conns[addr.String()]
 	mute := c.net.mute[c.addr.String()]
+	if tape := c.net.tapes[c.addr.String()]; tape != nil {
+		*tape = append(*tape, append([]byte(nil), b...))
+	}
 	c.net.mu.Unlock()
 	select {
 	case <-c.closed:

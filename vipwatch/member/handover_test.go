@@ -14,11 +14,7 @@ import (
 // announcement come before the giver's release.
 func TestHandover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fx, n := newEffects(), newMemNet()
-		a := startNode(t, n, fx, testConfig("fe1"))
-		b := startNode(t, n, fx, testConfig("fe2"))
-		time.Sleep(time.Second)
-		fx.take("")
+		fx, _, a, b := startPair(t)
 
 		post := func(m *Member, h http.HandlerFunc, target string) int {
 			t.Helper()

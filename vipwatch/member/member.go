@@ -157,10 +157,17 @@ type snapshot struct {
 	partner                 *heartbeat.Heartbeat
 	partnerUp               bool
 	lastHeard               time.Time
-	counters                Counters
-	reclaimSent             bool
-	gives                   []netip.Prefix
-	healthy                 bool
+	// lastUnproven and unprovenBoot: the last heartbeat that proved
+	// nothing; the warning about them is spaced (lastUnprovenWarn,
+	// unprovenSinceWarn counts since).
+	lastUnproven      time.Time
+	unprovenBoot      uint64
+	lastUnprovenWarn  time.Time
+	unprovenSinceWarn int
+	counters          Counters
+	reclaimSent       bool
+	gives             []netip.Prefix
+	healthy           bool
 }
 
 // Counters are the daemon's event counts since it started.
@@ -434,10 +441,9 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	heard := func(a arrival) {
 		advance(a.at)
-		m.mu.Lock()
-		m.st.lastHeard = a.at
-		m.mu.Unlock()
-		m.apply(machine, machine.Heartbeat(a.h))
+		acts, drop := machine.Heartbeat(a.h)
+		m.heard(a, drop)
+		m.apply(machine, acts)
 	}
 	m.apply(machine, machine.Tick(1))
 	for {
@@ -616,13 +622,46 @@ func (m *Member) read(beats chan<- arrival) {
 			m.log.Debug("heartbeat dropped", "op", "receive", "reason", drop.String())
 			continue
 		}
-		m.count(func(c *Counters) { c.HeartbeatsReceived++ })
 		select {
 		case beats <- arrival{h, time.Now()}:
 		default:
 			// The loop is far behind; newer heartbeats will follow.
 			m.count(func(c *Counters) { c.HeartbeatsDropped[backlog]++ })
 		}
+	}
+}
+
+// Heartbeats that prove nothing are warned about when unprovenWarnAt
+// of them come without a pause of unprovenWarnEvery, and then at most
+// every unprovenWarnEvery: a partner's first heartbeat or two after
+// either side restarts prove nothing (it has not heard this run yet),
+// a recording played to the daemon is a stream.
+const (
+	unprovenWarnAt    = 5
+	unprovenWarnEvery = 10 * time.Second
+)
+
+// heard counts a heartbeat the state machine took (drop is Accepted)
+// or refused as unproven, and keeps its time for Status.
+func (m *Member) heard(a arrival, drop heartbeat.Drop) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if drop == heartbeat.Accepted {
+		m.st.counters.HeartbeatsReceived++
+		m.st.lastHeard = a.at
+		return
+	}
+	m.st.counters.HeartbeatsDropped[drop.String()]++
+	if a.at.Sub(m.st.lastUnproven) >= unprovenWarnEvery {
+		m.st.unprovenSinceWarn = 0
+	}
+	m.st.lastUnproven, m.st.unprovenBoot = a.at, a.h.BootID
+	m.st.unprovenSinceWarn++
+	m.log.Debug("heartbeat dropped", "op", "receive", "reason", drop.String(), "boot_id", fmt.Sprintf("%016x", a.h.BootID), "seq", a.h.Seq)
+	if m.st.unprovenSinceWarn >= unprovenWarnAt && a.at.Sub(m.st.lastUnprovenWarn) >= unprovenWarnEvery {
+		m.log.Warn("heartbeats from the partner node prove nothing: they echo no heartbeat of this run (a recording replayed, or a partner that does not hear this node); answering them, acting on none",
+			"op", "receive", "peer", m.cfg.Peer, "boot_id", fmt.Sprintf("%016x", a.h.BootID), "count", m.st.unprovenSinceWarn)
+		m.st.lastUnprovenWarn, m.st.unprovenSinceWarn = a.at, 0
 	}
 }
 

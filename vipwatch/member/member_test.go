@@ -80,6 +80,18 @@ func startNodeWith(t *testing.T, n *memNet, fx *effects, cfg Config, setup func(
 	return tn
 }
 
+// startPair starts fe1 and fe2, lets them settle for a second (each
+// holds its home VIP) and forgets the effects so far.
+func startPair(t *testing.T) (*effects, *memNet, *testNode, *testNode) {
+	t.Helper()
+	fx, n := newEffects(), newMemNet()
+	a := startNode(t, n, fx, testConfig("fe1"))
+	b := startNode(t, n, fx, testConfig("fe2"))
+	time.Sleep(time.Second)
+	fx.take("")
+	return fx, n, a, b
+}
+
 // stop is SIGTERM: Run releases, tells the partner, and returns.
 func (tn *testNode) stop(t *testing.T) {
 	t.Helper()
@@ -202,7 +214,11 @@ func TestPair(t *testing.T) {
 }
 
 // TestDrops sends the daemon datagrams it must refuse and checks that
-// each is counted under its reason and changes nothing.
+// each is counted under its reason and changes nothing. The good one,
+// a signed "stopping" from the partner's node of a boot that echoes
+// nothing of this run (a recording, as far as the daemon can tell),
+// is unproven: before issue 20 it made the daemon take the partner's
+// VIP at once.
 func TestDrops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fx, n := newEffects(), newMemNet()
@@ -225,13 +241,19 @@ func TestDrops(t *testing.T) {
 		send(beat("fe2", testKey, 4))
 		time.Sleep(50 * time.Millisecond)
 		synctest.Wait()
-		c := a.m.Status().Counters
-		want := map[string]uint64{"malformed": 1, "bad_mac": 1, "bad_version": 0, "wrong_node": 1, "replay": 2, "backlog": 0}
+		check(t, fx, "")
+		st := a.m.Status()
+		c := st.Counters
+		want := map[string]uint64{"malformed": 1, "bad_mac": 1, "bad_version": 0, "wrong_node": 1, "replay": 2, "unproven": 1, "backlog": 0}
 		if diff := cmp.Diff(want, c.HeartbeatsDropped); diff != "" {
 			t.Errorf("dropped (-want +got):\n%s", diff)
 		}
-		if c.HeartbeatsReceived != 1 {
-			t.Errorf("received = %d, want 1", c.HeartbeatsReceived)
+		if c.HeartbeatsReceived != 0 || st.State != "starting" || st.Partner.Up || st.Partner.LastHeardSeconds != -1 {
+			t.Errorf("after the drops: received %d, state %s, partner up %v, last heard %v; want 0, starting, down, never",
+				c.HeartbeatsReceived, st.State, st.Partner.Up, st.Partner.LastHeardSeconds)
+		}
+		if st.Partner.UnprovenBoot != "0000000000000009" || st.Partner.LastUnprovenSeconds < 0 {
+			t.Errorf("status: unproven boot %q, %vs ago; want boot 9", st.Partner.UnprovenBoot, st.Partner.LastUnprovenSeconds)
 		}
 
 		reg := prometheus.NewPedanticRegistry()
@@ -246,6 +268,7 @@ vipwatch_heartbeats_dropped_total{reason="bad_mac"} 1
 vipwatch_heartbeats_dropped_total{reason="bad_version"} 0
 vipwatch_heartbeats_dropped_total{reason="malformed"} 1
 vipwatch_heartbeats_dropped_total{reason="replay"} 2
+vipwatch_heartbeats_dropped_total{reason="unproven"} 1
 vipwatch_heartbeats_dropped_total{reason="wrong_node"} 1
 `), "vipwatch_heartbeats_dropped_total")
 		if err != nil {
@@ -257,7 +280,7 @@ vipwatch_heartbeats_dropped_total{reason="wrong_node"} 1
 			}
 		}
 		out := FormatStatus(a.m.Status())
-		for _, s := range []string{"node fe1", "198.51.100.10/24", "replay 2"} {
+		for _, s := range []string{"node fe1", "198.51.100.10/24", "replay 2", "unproven 1", "unproven heartbeats from fe2: 1, last 0.050s ago (boot 0000000000000009)"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("status table lacks %q:\n%s", s, out)
 			}

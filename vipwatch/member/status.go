@@ -76,6 +76,16 @@ type PartnerStatus struct {
 	Gives            []string `json:"gives"`
 	Reclaiming       bool     `json:"reclaiming"`
 	ServiceFailing   bool     `json:"service_failing"`
+	// WireVersion is the heartbeat format version the partner speaks
+	// (0: not heard in this run). Version 1 is a daemon from before
+	// the liveness challenge; see the README on mixed pairs.
+	WireVersion int `json:"wire_version"`
+	// LastUnprovenSeconds is the age of the last heartbeat from the
+	// partner node that proved nothing (it echoed no heartbeat of this
+	// run: a replay, or a partner that had not heard this node yet);
+	// -1 if none came. UnprovenBoot is its boot id.
+	LastUnprovenSeconds float64 `json:"last_unproven_seconds"`
+	UnprovenBoot        string  `json:"unproven_boot,omitempty"`
 }
 
 // Status returns the daemon's current status. It is safe for
@@ -90,13 +100,14 @@ func (m *Member) Status() Status {
 		BootID:    fmt.Sprintf("%016x", m.boot),
 		State:     m.st.state.String(),
 		Partner: PartnerStatus{
-			Node:             m.cfg.PartnerNode,
-			Peer:             m.cfg.Peer.String(),
-			Up:               m.st.partnerUp,
-			State:            "unknown",
-			LastHeardSeconds: -1,
-			Holds:            []string{},
-			Gives:            []string{},
+			Node:                m.cfg.PartnerNode,
+			Peer:                m.cfg.Peer.String(),
+			Up:                  m.st.partnerUp,
+			State:               "unknown",
+			LastHeardSeconds:    -1,
+			LastUnprovenSeconds: -1,
+			Holds:               []string{},
+			Gives:               []string{},
 		},
 		Gives:          []string{},
 		ServiceHealthy: m.st.healthy,
@@ -140,9 +151,14 @@ func (m *Member) Status() Status {
 			st.Partner.Gives = append(st.Partner.Gives, g.String())
 		}
 		st.Partner.ServiceFailing = p.Flags&heartbeat.FlagTrackDown != 0
+		st.Partner.WireVersion = int(p.Version)
 	}
 	if !m.st.lastHeard.IsZero() {
 		st.Partner.LastHeardSeconds = now.Sub(m.st.lastHeard).Seconds()
+	}
+	if !m.st.lastUnproven.IsZero() {
+		st.Partner.LastUnprovenSeconds = now.Sub(m.st.lastUnproven).Seconds()
+		st.Partner.UnprovenBoot = fmt.Sprintf("%016x", m.st.unprovenBoot)
 	}
 	partnerName := st.Partner.Node
 	if partnerName == "" {
@@ -234,6 +250,11 @@ func (m *Member) parseVIP(s string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("handing over %v: %w (home VIPs: %v)", a, ErrNotHome, m.cfg.HomeVIPs)
 }
 
+// unprovenShownFor is how long the status table mentions the last
+// unproven heartbeat: a partner's first heartbeat after a restart is
+// one, and need not be mentioned forever (the drop counts stay).
+const unprovenShownFor = time.Minute
+
 // FormatStatus renders a status as the table `vipwatch status` prints.
 func FormatStatus(s Status) string {
 	var b strings.Builder
@@ -275,7 +296,15 @@ func FormatStatus(s Status) string {
 	if len(s.Partner.Gives) > 0 {
 		fmt.Fprintf(&b, "  gives %s", strings.Join(s.Partner.Gives, " "))
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+	if s.Partner.WireVersion == 1 {
+		b.WriteString("partner speaks heartbeat version 1: it does not answer the liveness challenge and takes replayed heartbeats after a restart; upgrade it\n")
+	}
+	if s.Partner.LastUnprovenSeconds >= 0 && s.Partner.LastUnprovenSeconds < unprovenShownFor.Seconds() {
+		fmt.Fprintf(&b, "unproven heartbeats from %s: %d, last %.3fs ago (boot %s); they echo no heartbeat of this run (a replay, or a partner that had not heard this node yet) and are not acted on\n",
+			s.Partner.Node, s.Counters.HeartbeatsDropped[heartbeat.Unproven.String()], s.Partner.LastUnprovenSeconds, s.Partner.UnprovenBoot)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "%-20s %-10s %-10s %s\n", "VIP", "HOME", "HOLDER", "HELD FOR")
 	for _, v := range s.VIPs {
 		holder, held := v.Holder, ""
@@ -333,7 +362,7 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 	}
 	cs := []prometheus.Collector{
 		counter("heartbeats_sent_total", "Heartbeats sent to the partner.", func(c *Counters) uint64 { return c.HeartbeatsSent }),
-		counter("heartbeats_received_total", "Heartbeats accepted from the partner.", func(c *Counters) uint64 { return c.HeartbeatsReceived }),
+		counter("heartbeats_received_total", "Heartbeats from the partner acted on: authentic, new, and from the partner boot that proved it hears this run.", func(c *Counters) uint64 { return c.HeartbeatsReceived }),
 		counter("heartbeats_refused_total", "Heartbeats the partner's machine refused (ICMP port unreachable: its daemon is not running).", func(c *Counters) uint64 { return c.HeartbeatsRefused }),
 		counter("heartbeat_send_errors_total", "Heartbeats that could not be sent.", func(c *Counters) uint64 { return c.SendErrors }),
 		counter("claims_total", "VIPs added to the interface.", func(c *Counters) uint64 { return c.Claims }),
@@ -367,7 +396,14 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 			read(func(s *snapshot) float64 { return float64(len(s.holds)) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_up", Help: "1 if the partner is heard and serving."},
 			read(func(s *snapshot) float64 { return b2f(s.partnerUp) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last accepted heartbeat (-1: never)."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_heartbeat_version", Help: "Heartbeat format version the partner speaks (0: not heard in this run; 1: from before the liveness challenge)."},
+			read(func(s *snapshot) float64 {
+				if s.partner == nil {
+					return 0
+				}
+				return float64(s.partner.Version)
+			})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last heartbeat acted on (-1: never)."},
 			read(func(s *snapshot) float64 {
 				if s.lastHeard.IsZero() {
 					return -1

@@ -92,6 +92,14 @@ func (d *drill) start(node string, preempt bool) {
 	d.procs[node] = p
 }
 
+// startPair starts both daemons with preempt on and settles.
+func (d *drill) startPair() {
+	d.t.Helper()
+	d.start("fe1", true)
+	d.start("fe2", true)
+	d.settle()
+}
+
 // settle waits until each VIP is on its home machine alone and the
 // client reaches fe1 through VIP1 (which also fills the client's
 // neighbour entry that the next failover's GARP must change).
@@ -172,9 +180,7 @@ func (d *drill) releaseAll(node string) string {
 // each leaves fe1 holding its VIP again for the next.
 func TestDrills(t *testing.T) {
 	d := newDrill(t, "d")
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 
 	t.Run("sigkill with ExecStopPost release-all", func(t *testing.T) {
 		d.t = t

@@ -22,9 +22,7 @@ func TestHandoverDrill(t *testing.T) {
 	if err := os.WriteFile(d.v.AdminTokenFile, []byte("lab admin token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 	cfg, err := d.lab.Config(d.v, "fe1", true)
 	if err != nil {
 		t.Fatal(err)

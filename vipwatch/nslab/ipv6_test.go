@@ -23,9 +23,7 @@ func TestIPv6(t *testing.T) {
 	d := newDrill(t, "6")
 	d.v.IPv6 = true
 	d.v.Extra = strings.Replace(witnessYAML, "method: arp", `targets: ["198.51.100.1"], method: icmp`, 1)
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 	d.holders(VIP6a, "fe1")
 	d.holders(VIP6b, "fe2")
 	d.requestTo(VIP6a, "fe1") // fills the client's neighbour entry
@@ -131,9 +129,7 @@ func TestIPv6Witness(t *testing.T) {
 	d := newDrill(t, "w")
 	d.v.IPv6 = true
 	d.v.Extra = strings.Replace(witnessYAML, "method: arp", `targets: ["`+ClientIP6.Addr().String()+`"], method: arp`, 1)
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 	d.holders(VIP6a, "fe1")
 	d.holders(VIP6b, "fe2")
 	st := d.status("fe2")

@@ -12,9 +12,7 @@ import (
 // it, the client's requests are answered by fe1, and fe1 counts it.
 func TestRemovedAddressDrill(t *testing.T) {
 	d := newDrill(t, "r")
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 	if _, err := d.lab.Run(context.Background(), d.lab.FE1, "ip", "addr", "del", VIP1.String(), "dev", Dev); err != nil {
 		t.Fatal(err)
 	}

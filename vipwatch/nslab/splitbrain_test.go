@@ -104,9 +104,7 @@ func (d *drill) requestTo(vip netip.Prefix, node string) {
 func TestSplitBrain(t *testing.T) {
 	d := newDrill(t, "s")
 	d.v.Extra = witnessYAML
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 	d.requestTo(VIP2, "fe2") // the client learns VIP2's MAC too
 
 	t.Run("heartbeat partition", func(t *testing.T) {

@@ -44,9 +44,7 @@ func TestTrackDrill(t *testing.T) {
 	ln1 := listen("fe1")
 	ln2 := listen("fe2")
 	defer ln2.Close()
-	d.start("fe1", true)
-	d.start("fe2", true)
-	d.settle()
+	d.startPair()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
