@@ -28,7 +28,7 @@ LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision
 	-X $(VERSION_PKG).BuildDate=$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 
 .PHONY: all build test test-short lint deps fuzz units boottest bench-dns lab lab-down lab-status drill drills \
-	stage deb install version clean $(DAEMONS)
+	stage deb install version chaos chaostest clean $(DAEMONS)
 
 all: build
 
@@ -48,8 +48,15 @@ version:
 test: deps lint units
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m ./internal/...
+	$(MAKE) chaostest
 	$(MAKE) boottest
 	$(MAKE) fuzz
+
+# chaostest is the bounded chaos run (appnode/chaos: each fault once,
+# both profiles, about two minutes), on its own: five daemons and eight
+# clients beside the other tests would make both slow and flaky.
+chaostest:
+	$(GO) test -tags chaostest -count=1 -timeout 10m -v -run TestChaos ./appnode/chaos
 
 # boottest builds the packages, installs them into a minimal Debian tree
 # and boots it under systemd (systemd-nspawn, root): every unit is
@@ -120,6 +127,20 @@ drill:
 drills:
 	$(GO) build -o $(BIN)/lab ./lab
 	$(BIN)/lab drill
+
+# chaos runs appnode's Jepsen-style chaos test (appnode/chaos) with the
+# full schedule on both profiles (replicas 3 and 2), a few minutes, under
+# the benchmark lock (root: network namespaces). SEED=n replays another
+# schedule and operation mix. The members' logs and each history stay in
+# $(BIN)/chaos-run. go test ./appnode/chaos (in make test) runs a bounded
+# schedule.
+SEED ?= 1
+chaos:
+	$(GO) test -count=1 -tags chaos -run WallClock ./appnode/node
+	@mkdir -p $(BIN)
+	$(GO) build -tags chaos -o $(BIN)/appnode-chaos ./appnode
+	$(GO) build -o $(BIN)/chaos ./appnode/chaos/cmd/chaos
+	flock -o $(BENCH_LOCK) $(BIN)/chaos -appnode $(BIN)/appnode-chaos -seed $(SEED) -dir $(BIN)/chaos-run
 
 lab-status:
 	@[ -x $(BIN)/lab ] || $(GO) build -o $(BIN)/lab ./lab

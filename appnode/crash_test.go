@@ -47,21 +47,18 @@ func serveChild() bool {
 	return true
 }
 
-// freePorts returns n loopback ports p that are free for TCP, with p+100
-// free for TCP and UDP too (the gossip port), and n more free ports for
-// the admin listeners. Bounded: it gives up after 200 tries.
-func freePorts(t *testing.T, n int) (api, admin []int) {
+// freePorts returns n loopback ports, distinct and each free for TCP
+// and UDP (a gossip port needs both). Bounded: it gives up after 500
+// tries.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	free := func(network string, port int) bool {
+	free := func(port int) bool {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if network == "udp" {
-			c, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				return false
-			}
-			c.Close()
-			return true
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
 		}
+		c.Close()
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return false
@@ -69,38 +66,31 @@ func freePorts(t *testing.T, n int) (api, admin []int) {
 		ln.Close()
 		return true
 	}
+	var out []int
 	taken := map[int]bool{}
-	for try := 0; try < 200 && (len(api) < n || len(admin) < n); try++ {
+	for try := 0; try < 500 && len(out) < n; try++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if taken[p] || taken[p+100] || p+100 > 65535 {
-			continue
+		if !taken[p] && free(p) {
+			taken[p] = true
+			out = append(out, p)
 		}
-		if len(api) < n {
-			if free("tcp", p+100) && free("udp", p+100) {
-				api = append(api, p)
-				taken[p], taken[p+100] = true, true
-			}
-			continue
-		}
-		admin = append(admin, p)
-		taken[p] = true
 	}
-	if len(api) < n || len(admin) < n {
+	if len(out) < n {
 		t.Fatal("no free loopback ports")
 	}
-	return api, admin
+	return out
 }
 
 // daemonProc is one appnode child process.
 type daemonProc struct {
-	addr, admin, cfg, logFile string
-	cmd                       *exec.Cmd
-	done                      chan struct{}
+	addr, admin, cfg, logFile, dataDir string
+	cmd                                *exec.Cmd
+	done                               chan struct{}
 }
 
 func (d *daemonProc) start(t *testing.T) {
@@ -125,8 +115,120 @@ func (d *daemonProc) start(t *testing.T) {
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (d *daemonProc) kill() {
+	d.cmd.Process.Signal(syscall.SIGCONT) // a paused process dies too
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.done
+}
+
+// pause stops the process (SIGSTOP) as a stalled machine would look;
+// resume lets it go on.
+func (d *daemonProc) pause()  { d.cmd.Process.Signal(syscall.SIGSTOP) }
+func (d *daemonProc) resume() { d.cmd.Process.Signal(syscall.SIGCONT) }
+
+// daemonCluster is n appnode daemons on loopback, each with a gossip
+// port of its own (no convention relates it to the member port).
+type daemonCluster struct {
+	t       *testing.T
+	dir     string
+	members []string
+	ds      []*daemonProc
+}
+
+// startDaemons starts n members; extra(i) adds config lines for member
+// i. It waits until every member sees every other alive and caught up.
+func startDaemons(t *testing.T, n int, extra func(i int) string) *daemonCluster {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte("crash test cluster secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 3*n)
+	c := &daemonCluster{t: t, dir: dir}
+	for i := range n {
+		c.members = append(c.members, "127.0.0.1:"+strconv.Itoa(ports[3*i]))
+	}
+	for i := range n {
+		d := &daemonProc{addr: c.members[i], admin: "127.0.0.1:" + strconv.Itoa(ports[3*i+2]),
+			cfg: filepath.Join(dir, fmt.Sprintf("app%d.yaml", i)), logFile: filepath.Join(dir, fmt.Sprintf("app%d.log", i)),
+			dataDir: filepath.Join(dir, fmt.Sprintf("data%d", i))}
+		gossip := "127.0.0.1:" + strconv.Itoa(ports[3*i+1])
+		more := ""
+		if extra != nil {
+			more = extra(i)
+		}
+		body := fmt.Sprintf(`node: app%d
+listen: %q
+members: [%s]
+data_dir: %q
+cluster_secret_file: %q
+gossip: {bind: %q, advertise: %q, probe_interval: 100ms, rejoin_interval: 200ms}
+admin: {listen: %q}
+log: {level: info}
+%s`, i, d.addr, `"`+strings.Join(c.members, `", "`)+`"`, d.dataDir, key, gossip, gossip, d.admin, more)
+		if err := os.WriteFile(d.cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.start(t)
+		c.ds = append(c.ds, d)
+	}
+	t.Cleanup(func() {
+		for _, d := range c.ds {
+			d.kill()
+		}
+		if t.Failed() {
+			for _, d := range c.ds {
+				b, _ := os.ReadFile(d.logFile)
+				t.Logf("log of %s:\n%s", d.addr, b)
+			}
+		}
+	})
+	c.waitSettled(15 * time.Second)
+	return c
+}
+
+// settled reports whether every member sees every other alive and
+// none is catching up.
+func (c *daemonCluster) settled(ctx context.Context) bool {
+	for _, d := range c.ds {
+		st, err := d.status(ctx)
+		if err != nil || st.CatchingUp || len(st.Liveness) != len(c.ds) {
+			return false
+		}
+		for _, l := range st.Liveness {
+			if !l.Alive() || l.CatchingUp {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (c *daemonCluster) waitSettled(limit time.Duration) time.Duration {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	return waitUntil(c.t, limit, "every member alive and caught up to every other", func() bool { return c.settled(ctx) })
+}
+
+// byAddr returns the member with address a.
+func (c *daemonCluster) byAddr(a string) *daemonProc {
+	for _, d := range c.ds {
+		if d.addr == a {
+			return d
+		}
+	}
+	c.t.Fatalf("no member %s", a)
+	return nil
+}
+
+// ring is the cluster's ring (replicas as configured: default 2).
+func (c *daemonCluster) ring(replicas int) *ring.Ring {
+	rg, err := ring.New(ring.Config{Members: c.members, VNodes: node.DefaultVNodes, Replicas: replicas})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return rg
 }
 
 func (d *daemonProc) status(ctx context.Context) (node.Status, error) {
@@ -194,65 +296,11 @@ func allPosts(c *http.Client, member, user string) (map[feed.ID]bool, error) {
 // every member, and — once the hints are delivered — from the owner's
 // own store too.
 func TestKillOwnerUnderLoad(t *testing.T) {
-	dir := t.TempDir()
-	key := filepath.Join(dir, "cluster.key")
-	if err := os.WriteFile(key, []byte("crash test cluster secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	apiPorts, adminPorts := freePorts(t, 3)
-	var members []string
-	for _, p := range apiPorts {
-		members = append(members, "127.0.0.1:"+strconv.Itoa(p))
-	}
-	ds := make([]*daemonProc, 3)
-	for i := range ds {
-		d := &daemonProc{addr: members[i], admin: "127.0.0.1:" + strconv.Itoa(adminPorts[i]),
-			cfg: filepath.Join(dir, fmt.Sprintf("app%d.yaml", i)), logFile: filepath.Join(dir, fmt.Sprintf("app%d.log", i))}
-		body := fmt.Sprintf(`node: app%d
-listen: %q
-members: [%s]
-replicas: 2
-data_dir: %q
-cluster_secret_file: %q
-gossip: {probe_interval: 100ms, rejoin_interval: 200ms}
-admin: {listen: %q}
-log: {level: info}
-`, i, d.addr, `"`+strings.Join(members, `", "`)+`"`, filepath.Join(dir, fmt.Sprintf("data%d", i)), key, d.admin)
-		if err := os.WriteFile(d.cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		d.start(t)
-		ds[i] = d
-	}
-	t.Cleanup(func() {
-		for _, d := range ds {
-			d.kill()
-		}
-		if t.Failed() {
-			for _, d := range ds {
-				b, _ := os.ReadFile(d.logFile)
-				t.Logf("log of %s:\n%s", d.addr, b)
-			}
-		}
-	})
+	cl := startDaemons(t, 3, nil)
+	ds, members := cl.ds, cl.members
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	allSeeAll := func() bool {
-		for _, d := range ds {
-			st, err := d.status(ctx)
-			if err != nil || len(st.Liveness) != 3 {
-				return false
-			}
-			for _, l := range st.Liveness {
-				if !l.Alive {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	waitUntil(t, 15*time.Second, "three daemons up and alive to each other", allSeeAll)
-
+	allSeeAll := func() bool { return cl.settled(ctx) }
 	rg, err := ring.New(ring.Config{Members: members, VNodes: node.DefaultVNodes, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +391,7 @@ log: {level: info}
 				return false
 			}
 			for _, l := range st.Liveness {
-				if l.Member == victim.addr && l.Alive {
+				if l.Member == victim.addr && l.Alive() {
 					return false
 				}
 			}

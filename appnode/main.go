@@ -21,6 +21,7 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/client"
+	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/node"
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
@@ -176,22 +177,41 @@ func printStatus(w io.Writer, st node.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%s%s\n", label, m, self)
 	}
+	if st.Members > 0 {
+		fmt.Fprintf(tw, "members alive\t%d of %d\n", st.MembersAlive, st.Members)
+	}
+	if st.Isolated != "" {
+		fmt.Fprintf(tw, "ISOLATED\tthis member %s\n", st.Isolated)
+	}
+	if st.CatchingUp {
+		fmt.Fprintf(tw, "catching up\tyes: its users are answered by caught-up replicas meanwhile\n")
+	}
 	for i, l := range st.Liveness {
 		label := ""
 		if i == 0 {
 			label = "liveness"
 		}
-		state := "dead"
-		if l.Alive {
-			state = "alive"
-		}
+		state := l.State.String()
 		since := ""
-		if !l.Since.IsZero() {
+		switch {
+		case l.Member == st.Self:
+			state = "alive (this member)"
+		case !l.Since.IsZero():
 			since = " since " + l.Since.UTC().Format(time.RFC3339)
-		} else if !l.Alive {
+		case l.State == gossip.Unknown:
 			state = "not seen yet"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s%s\n", label, l.Member, state, since)
+		extra := ""
+		if l.CatchingUp && l.Member != st.Self {
+			extra += ", catching up"
+		}
+		if l.Gossip != "" && l.Member != st.Self {
+			extra += ", gossip " + l.Gossip
+		}
+		if l.Problem != "" {
+			extra += ": " + l.Problem
+		}
+		fmt.Fprintf(tw, "%s\t%s %s%s%s\n", label, l.Member, state, since, extra)
 	}
 	hinted := slices.Sorted(maps.Keys(st.HintsByMember))
 	for i, m := range hinted {
@@ -207,6 +227,9 @@ func printStatus(w io.Writer, st node.Status) {
 			state = fmt.Sprintf("%d pending", rb.Pending)
 		}
 		fmt.Fprintf(tw, "rebalance\t%s -> %s: %d users streamed, %s\n", rb.From, rb.To, rb.Done, state)
+	}
+	if st.EdgeNotes > 0 {
+		fmt.Fprintf(tw, "edge notes\t%d follow edges to confirm with their other side\n", st.EdgeNotes)
 	}
 	if st.Outbox > 0 || st.Streams > 0 {
 		fmt.Fprintf(tw, "fan-out\t%d deliveries waiting, %d live streams\n", st.Outbox, st.Streams)

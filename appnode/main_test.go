@@ -131,7 +131,11 @@ func TestPrintStatus(t *testing.T) {
 	st.Routing = "forward"
 	st.Ring = ring.Info{Members: []string{"127.0.0.1:8081", "127.0.0.1:8082"}, VNodes: 128, Replicas: 2, Placement: ring.Successor, Version: "abcd"}
 	st.Store.DiskBytes = 3 << 20
-	st.Liveness = []gossip.State{{Member: "127.0.0.1:8081", Alive: true}, {Member: "127.0.0.1:8082", Since: time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC)}, {Member: "127.0.0.1:8083"}}
+	st.Liveness = []gossip.State{{Member: "127.0.0.1:8081", State: gossip.Alive},
+		{Member: "127.0.0.1:8082", State: gossip.Dead, Since: time.Date(2026, 11, 27, 4, 30, 0, 0, time.UTC), Gossip: "127.0.0.1:8182"},
+		{Member: "127.0.0.1:8083", Problem: "could not learn its gossip address: connection refused"}}
+	st.MembersAlive, st.Members = 1, 3
+	st.EdgeNotes = 2
 	st.HintsByMember = map[string]int{"127.0.0.1:8083": 7, "127.0.0.1:8082": 12}
 	st.Rebalance = server.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
 	st.Links = []server.LinkStatus{
@@ -140,22 +144,24 @@ func TestPrintStatus(t *testing.T) {
 	}
 	st.LinksServed = 3
 	printStatus(&b, st)
-	want := `node          app1
-advertise     127.0.0.1:8081
-routing       forward
-ring          abcd (128 vnodes, 2 replicas, successor)
-members       127.0.0.1:8081 (this member)
-              127.0.0.1:8082
-liveness      127.0.0.1:8081 alive
-              127.0.0.1:8082 dead since 2026-11-27T04:30:00Z
-              127.0.0.1:8083 not seen yet
-hints         12 waiting for 127.0.0.1:8082
-              7 waiting for 127.0.0.1:8083
-rebalance     abcd -> ef01: 40 users streamed, 3 pending
-forwarding    127.0.0.1:8082 over 2 member links
-              127.0.0.1:8083 over HTTP until 2026-11-27T04:31:00Z: it refused the cluster secret
-links served  3 from other members
-store         3.0 MiB on disk
+	want := `node           app1
+advertise      127.0.0.1:8081
+routing        forward
+ring           abcd (128 vnodes, 2 replicas, successor)
+members        127.0.0.1:8081 (this member)
+               127.0.0.1:8082
+members alive  1 of 3
+liveness       127.0.0.1:8081 alive (this member)
+               127.0.0.1:8082 dead since 2026-11-27T04:30:00Z, gossip 127.0.0.1:8182
+               127.0.0.1:8083 not seen yet: could not learn its gossip address: connection refused
+hints          12 waiting for 127.0.0.1:8082
+               7 waiting for 127.0.0.1:8083
+rebalance      abcd -> ef01: 40 users streamed, 3 pending
+edge notes     2 follow edges to confirm with their other side
+forwarding     127.0.0.1:8082 over 2 member links
+               127.0.0.1:8083 over HTTP until 2026-11-27T04:31:00Z: it refused the cluster secret
+links served   3 from other members
+store          3.0 MiB on disk
 `
 	if b.String() != want {
 		t.Errorf("status table:\n%s\nwant:\n%s", b.String(), want)

@@ -106,12 +106,14 @@ func (l *lab) startAll() error {
 			// needs its own record of the IPv6 addresses it adds.
 			"VIPWATCH_RUNTIME_DIR=" + filepath.Join(l.run, "vipwatch-"+fe.name),
 			// Track the local appnode: while it fails, the VIP goes to
-			// the partner, whose appnode still answers.
+			// the partner, whose appnode still answers. Two failed
+			// probes 100ms apart: a dead appnode refuses at once, so
+			// its VIP moves within about 0.2s.
 			"VIPWATCH_TRACK_TYPE=http",
 			"VIPWATCH_TRACK_PORT=80",
 			"VIPWATCH_TRACK_PATH=/healthz",
-			"VIPWATCH_TRACK_INTERVAL=200ms",
-			"VIPWATCH_TRACK_TIMEOUT=150ms",
+			"VIPWATCH_TRACK_INTERVAL=100ms",
+			"VIPWATCH_TRACK_TIMEOUT=80ms",
 			"VIPWATCH_TRACK_RISE=2",
 			"VIPWATCH_TRACK_FALL=2",
 		})

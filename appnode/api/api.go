@@ -16,6 +16,13 @@ type (
 	// CreateUserRequest is the body of POST /v1/users.
 	CreateUserRequest struct {
 		Name string `json:"name"`
+		// Token, when set, is the token to create the user with
+		// (TokenLen characters of URL-safe base64, 32 random bytes)
+		// instead of one the member draws. A client that sets it can
+		// send the same request to another member when the first does
+		// not answer: both store the same user, and the second answers
+		// 201 too.
+		Token string `json:"token,omitempty"`
 	}
 	// CreateUserAnswer is the answer to POST /v1/users; the token is
 	// shown only here.
@@ -31,6 +38,12 @@ type (
 	// PostRequest is the body of POST /v1/users/{name}/posts.
 	PostRequest struct {
 		Text string `json:"text"`
+		// ID, when set, is the new post's id (feed.ID's text form, its
+		// time within a few minutes of the member's clock) instead of
+		// one the member makes. A client that sets it can send the same
+		// post to another member when the first does not answer: both
+		// store the same post, never two.
+		ID string `json:"id,omitempty"`
 	}
 	// PostsAnswer is a page of posts, newest first; Next is the cursor
 	// for the following page (?before=Next), empty on the last page.
@@ -69,6 +82,10 @@ type (
 	}
 )
 
+// TokenLen is the length of a user token: 32 bytes in URL-safe base64
+// without padding.
+const TokenLen = 43
+
 // Headers between members and towards clients.
 const (
 	// HeaderCluster authenticates a node-to-node request:
@@ -92,4 +109,16 @@ const (
 	// HeaderRingVersion is the answering member's ring version; a client
 	// whose ring differs refetches it.
 	HeaderRingVersion = "X-Ringfront-Ring-Version"
+	// HeaderEdgeClock carries the clock a forwarding member gave a
+	// follow or unfollow, so the member that serves it (or the next one,
+	// if that one does not answer) stores the same edge. Believed only
+	// from another member.
+	HeaderEdgeClock = "X-Ringfront-Edge-Clock"
+	// HeaderClock carries the sender's hybrid logical clock on every
+	// request and answer between members and clients (a decimal
+	// feed.Timestamp): each side moves its own clock past it, so a
+	// change made after another was seen gets a later clock even when
+	// one member's wall clock runs ahead. A client that sends back the
+	// latest it saw orders its own changes the same way.
+	HeaderClock = "X-Ringfront-Clock"
 )

@@ -3,6 +3,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,19 +67,54 @@ func (e *Error) Is(target error) bool {
 
 // Options configure a Client.
 type Options struct {
-	// HTTP is the client to use; nil means one with a 10 s timeout and
-	// keep-alive connections to every member.
+	// HTTP is the client to use; nil means one with keep-alive
+	// connections to every member.
 	HTTP *http.Client
+	// AttemptTimeout bounds each request to one member; when it passes
+	// without an answer the request goes to the next member of the
+	// user's preference list (requests are made safe to send twice: see
+	// Post and CreateUser). 0 means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
 }
 
-// Client talks to an appnode cluster.
+// DefaultAttemptTimeout is Options.AttemptTimeout's default: a member
+// answers within a few ms, and within about half a second even when it
+// must itself pass over a member that does not answer (it waits three
+// of its member timeouts, 150 ms each by default, for a write).
+const DefaultAttemptTimeout = 750 * time.Millisecond
+
+// A member that did not answer is asked last for suspectMin, twice as
+// long each time it fails again (a partition lasts), up to suspectMax;
+// an answer clears it.
+const (
+	suspectMin = time.Second
+	suspectMax = 16 * time.Second
+)
+
+// suspicion is a member's standing after failures.
+type suspicion struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// Client talks to an appnode cluster. It is safe for concurrent use.
 type Client struct {
-	seeds []string // host:port of members to fetch the ring from
-	http  *http.Client
-	ring  atomic.Pointer[ring.Ring]
-	stale atomic.Bool // a member answered with another ring version
+	seeds   []string // host:port of members to fetch the ring from
+	http    *http.Client
+	attempt time.Duration
+	ring    atomic.Pointer[ring.Ring]
+	stale   atomic.Bool // a member answered with another ring version
+	ids     *feed.IDSource
 
 	refresh sync.Mutex // one ring fetch at a time
+
+	mu      sync.Mutex // guards suspect
+	suspect map[string]suspicion
+
+	// clock is the latest cluster clock a member answered with
+	// (api.HeaderClock); sent with every request, so a change this
+	// client makes after another gets a later clock on any member.
+	clock atomic.Uint64
 }
 
 // New returns a client that learns the ring from the given members
@@ -85,7 +123,16 @@ func New(seeds []string, opts Options) (*Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("creating client: no seed members")
 	}
-	c := &Client{}
+	c := &Client{attempt: opts.AttemptTimeout, suspect: map[string]suspicion{}}
+	if c.attempt <= 0 {
+		c.attempt = DefaultAttemptTimeout
+	}
+	// Post ids are made here, so a post sent again to another member
+	// is the same post: a random tag keeps them apart from every other
+	// client's and member's.
+	var tag [8]byte
+	rand.Read(tag[:])
+	c.ids = feed.NewIDSource(feed.NewClock(nil), "client-"+hex.EncodeToString(tag[:]))
 	for _, s := range seeds {
 		if strings.Contains(s, "://") {
 			u, err := url.Parse(s)
@@ -99,7 +146,6 @@ func New(seeds []string, opts Options) (*Client, error) {
 	hc := opts.HTTP
 	if hc == nil {
 		hc = &http.Client{
-			Timeout:   10 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 		}
 	}
@@ -156,7 +202,10 @@ func (c *Client) Refresh(ctx context.Context) (*ring.Ring, error) {
 	var errs []error
 	for _, m := range candidates {
 		var info api.RingAnswer
-		if _, err := c.send(ctx, m, http.MethodGet, "/v1/ring", "", nil, &info); err != nil {
+		actx, cancel := context.WithTimeout(ctx, c.attempt)
+		_, err := c.send(actx, m, http.MethodGet, "/v1/ring", "", nil, &info)
+		cancel()
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -207,11 +256,15 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if cl := c.clock.Load(); cl != 0 {
+		req.Header.Set(api.HeaderClock, strconv.FormatUint(cl, 10))
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return "", transportError{fmt.Errorf("%s %s on %s: %w", method, uri, member, err)}
 	}
 	defer resp.Body.Close()
+	c.noteClock(resp.Header.Get(api.HeaderClock))
 	version := resp.Header.Get(api.HeaderRingVersion)
 	if resp.StatusCode/100 != 2 {
 		var e api.Error
@@ -231,9 +284,12 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 	return version, nil
 }
 
-// do sends a request about user name to its owner, falling over to the
-// rest of the preference list when a member does not answer at all (an
-// HTTP error answer is final: the member is up and has spoken).
+// do sends a request about user name to its owner, going on to the
+// rest of the preference list when a member does not answer within the
+// attempt timeout (or cannot be reached), or answers that it cannot
+// serve the request now (502, 503, 504). Other error answers are final:
+// the member is up and has spoken. Members that did not answer a moment
+// ago are asked last. Every request do sends is safe to send twice.
 func (c *Client) do(ctx context.Context, name, method, uri, token string, body, out any) error {
 	r, err := c.Ring(ctx)
 	if err != nil {
@@ -241,29 +297,100 @@ func (c *Client) do(ctx context.Context, name, method, uri, token string, body, 
 	}
 	var buf [8]string
 	var errs []error
-	for _, m := range r.Preference(buf[:0], name) {
-		version, err := c.send(ctx, m, method, uri, token, body, out)
+	for _, m := range c.order(r.Preference(buf[:0], name)) {
+		actx, cancel := context.WithTimeout(ctx, c.attempt)
+		version, err := c.send(actx, m, method, uri, token, body, out)
+		cancel()
 		if version != "" && version != r.Version() {
 			c.stale.Store(true)
 		}
 		var te transportError
-		if errors.As(err, &te) && ctx.Err() == nil {
-			errs = append(errs, err)
-			continue
+		var e *Error
+		switch {
+		case err == nil:
+			c.answered(m)
+			return nil
+		case ctx.Err() != nil:
+			return err
+		case errors.As(err, &te):
+			c.failed(m)
+		case errors.As(err, &e) && (e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout):
+		default:
+			return err
 		}
-		return err
+		errs = append(errs, err)
 	}
 	return fmt.Errorf("%w for %s: %w", ErrUnavailable, name, errors.Join(errs...))
 }
 
+// noteClock keeps the latest cluster clock seen.
+func (c *Client) noteClock(v string) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		old := c.clock.Load()
+		if n <= old || c.clock.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// order puts the members that did not answer a moment ago last.
+func (c *Client) order(pref []string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	var ok, suspect []string
+	for _, m := range pref {
+		if s, bad := c.suspect[m]; bad && now.Before(s.until) {
+			suspect = append(suspect, m)
+		} else {
+			ok = append(ok, m)
+		}
+	}
+	return append(ok, suspect...)
+}
+
+func (c *Client) failed(m string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.suspect[m]
+	s.wait = min(max(2*s.wait, suspectMin), suspectMax)
+	s.until = time.Now().Add(s.wait)
+	c.suspect[m] = s
+}
+
+func (c *Client) answered(m string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.suspect, m)
+}
+
+// NewPostID returns a new post id for PostRequest.ID, unique to this
+// client.
+func (c *Client) NewPostID() string { return c.ids.Next().String() }
+
+// NewToken returns a new user token for CreateUserRequest.Token: 32
+// random bytes.
+func (c *Client) NewToken() string {
+	var raw [32]byte
+	rand.Read(raw[:])
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
 // CreateUser creates a user and returns its token, which is shown only
-// this once.
+// this once. The token is drawn here (32 random bytes), so that the
+// request can go to another member when one does not answer: both
+// store the same user.
 func (c *Client) CreateUser(ctx context.Context, name string) (api.CreateUserAnswer, error) {
 	var ans api.CreateUserAnswer
 	if err := feed.ValidName(name); err != nil {
 		return ans, err
 	}
-	err := c.do(ctx, name, http.MethodPost, "/v1/users", "", api.CreateUserRequest{Name: name}, &ans)
+	req := api.CreateUserRequest{Name: name, Token: c.NewToken()}
+	err := c.do(ctx, name, http.MethodPost, "/v1/users", "", req, &ans)
 	return ans, err
 }
 
@@ -277,13 +404,16 @@ func (c *Client) User(ctx context.Context, name string) (api.UserAnswer, error) 
 	return ans, err
 }
 
-// Post posts text as user name, with name's token.
+// Post posts text as user name, with name's token. The post's id is
+// made here, so that the post can go to another member when one does
+// not answer: a post stored by both is one post.
 func (c *Client) Post(ctx context.Context, name, token, text string) (feed.Post, error) {
 	var p feed.Post
 	if err := feed.ValidName(name); err != nil {
 		return p, err
 	}
-	err := c.do(ctx, name, http.MethodPost, "/v1/users/"+name+"/posts", token, api.PostRequest{Text: text}, &p)
+	req := api.PostRequest{Text: text, ID: c.NewPostID()}
+	err := c.do(ctx, name, http.MethodPost, "/v1/users/"+name+"/posts", token, req, &p)
 	return p, err
 }
 

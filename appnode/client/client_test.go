@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -259,6 +260,77 @@ func TestClientFailover(t *testing.T) {
 	}
 	if _, err := c.User(ctx, "joe"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("User(joe) with all down = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestClientPausedOwner: an owner that takes requests and never answers
+// (a paused process) is passed over after the attempt timeout, for the
+// replica, and then asked last for a while; a post sent to both is one
+// post, a user created through both is one user with the client's token.
+func TestClientPausedOwner(t *testing.T) {
+	ms := cluster(t, 3, server.Forward)
+	ctx := context.Background()
+	c, _ := New([]string{ms[0].addr}, Options{AttemptTimeout: 200 * time.Millisecond})
+	r, err := c.Ring(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	for i := 0; user == ""; i++ {
+		if u := fmt.Sprintf("p%d", i); r.Owner(u) != ms[0].addr {
+			user = u
+		}
+	}
+	pref := r.Preference(nil, user)
+	var paused *member
+	for _, m := range ms {
+		if m.addr == pref[0] {
+			paused = m
+		}
+	}
+	// The owner's copy of the user is made, then it stops answering.
+	var stalled atomic.Bool
+	var reached atomic.Int64
+	inner := paused.ts.Config.Handler
+	paused.ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stalled.Load() && r.Header.Get(api.HeaderHops) == "" && !strings.HasPrefix(r.URL.Path, "/internal/") {
+			reached.Add(1)
+			// Take the request, store it, and never answer in time.
+			inner.ServeHTTP(httptest.NewRecorder(), r)
+			<-r.Context().Done()
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	stalled.Store(true)
+	start := time.Now()
+	u, err := c.CreateUser(ctx, user)
+	if err != nil {
+		t.Fatalf("creating %s with its owner paused: %v", user, err)
+	}
+	p, err := c.Post(ctx, user, u.Token, "sent twice, stored once")
+	if err != nil {
+		t.Fatalf("posting with the owner paused: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("create and post with a paused owner took %v", took)
+	}
+	if n := reached.Load(); n != 1 {
+		t.Errorf("the paused owner was asked %d times, want once (then asked last)", n)
+	}
+	stalled.Store(false)
+	page, err := c.Posts(ctx, user, Page{})
+	if err != nil || len(page.Posts) != 1 || page.Posts[0].ID != p.ID {
+		t.Errorf("posts of %s = %+v, %v; want the one post %s", user, page.Posts, err, p.ID)
+	}
+	for _, m := range ms {
+		if !m.srv.Ring().InPreference(user, m.addr) {
+			continue
+		}
+		got, err := c.Timeline(ctx, user, u.Token, Page{})
+		if err != nil || len(got.Posts) != 1 {
+			t.Errorf("%s's token on the cluster: timeline %+v, %v", user, got.Posts, err)
+		}
 	}
 }
 

@@ -84,8 +84,14 @@ func (e stopError) Error() string { return e.err.Error() }
 // stream reads one connection to member until it breaks; connected
 // reports whether it answered 200.
 func (c *Client) stream(ctx context.Context, hc *http.Client, member, name, token string, after *string, f func(feed.Post) error) (connected bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+member+"/v1/users/"+name+"/timeline/stream", nil)
+	// The member has the attempt timeout to answer; then the stream may
+	// last as long as it lasts.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(c.attempt, cancel)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, "http://"+member+"/v1/users/"+name+"/timeline/stream", nil)
 	if err != nil {
+		timer.Stop()
 		return false, fmt.Errorf("building the stream request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -94,6 +100,9 @@ func (c *Client) stream(ctx context.Context, hc *http.Client, member, name, toke
 		req.Header.Set("Last-Event-ID", *after)
 	}
 	resp, err := hc.Do(req)
+	if !timer.Stop() && err != nil {
+		return false, fmt.Errorf("streaming from %s: no answer within %v", member, c.attempt)
+	}
 	if err != nil {
 		return false, fmt.Errorf("streaming from %s: %w", member, err)
 	}

@@ -54,6 +54,9 @@ func (c *Clock) Now() Timestamp {
 	}
 }
 
+// Last returns the clock's latest timestamp, without moving it.
+func (c *Clock) Last() Timestamp { return Timestamp(c.last.Load()) }
+
 // Observe moves the clock past a timestamp seen from another node, so
 // causally later events get later timestamps.
 func (c *Clock) Observe(t Timestamp) {

@@ -12,22 +12,38 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // Defaults for Config.
 const (
-	// DefaultProbeInterval is memberlist's LAN probe interval: a dead
-	// member is noticed within a few of them.
-	DefaultProbeInterval = time.Second
+	// DefaultProbeInterval is how often memberlist probes a member. With
+	// DefaultSuspicionMult a dead, paused or cut-off member is declared
+	// dead about a second after it stops answering (a probe interval to
+	// notice, a probe timeout, then the suspicion timeout of
+	// DefaultSuspicionMult probe intervals while others may confirm).
+	// Each member sends one probe per interval, so the traffic stays at a
+	// few hundred bytes per second per member whatever the cluster size.
+	DefaultProbeInterval = 200 * time.Millisecond
+	// DefaultSuspicionMult is memberlist's SuspicionMult: a suspected
+	// member has this many probe intervals (scaled by log10 of the
+	// cluster size) to refute before it is declared dead.
+	DefaultSuspicionMult = 3
 	// DefaultRejoinInterval is how often configured members that are not
 	// seen alive are contacted again: often enough that a returning
 	// member is back within seconds, rarely enough to cost nothing.
 	DefaultRejoinInterval = 2 * time.Second
+	// DefaultIsolatedAfter is how long a member may hear from none of its
+	// peers after it starts (or after it last heard one) before it says
+	// so as an error: long enough for a cluster starting together to
+	// find itself, short enough that a broken config is seen at once.
+	DefaultIsolatedAfter = 10 * time.Second
 )
 
 // Config configures a Detector.
@@ -36,44 +52,135 @@ type Config struct {
 	// ring names it.
 	Name string
 	// Bind is the gossip address to bind (UDP and TCP, same port); port
-	// 0 picks a free one (see Detector.Port).
+	// 0 picks a free one (see Detector.Addr).
 	Bind string
 	// Advertise is the gossip address others reach this member at;
-	// empty means Bind's.
+	// empty means Bind's (with the bound port).
 	Advertise string
-	// Peers maps every other member's name (API address) to its gossip
-	// address.
-	Peers map[string]string
+	// Peers are the other members' names (API addresses).
+	Peers []string
+	// Learn asks a member, by its API address, for its gossip address.
+	// The detector calls it for peers whose gossip address it does not
+	// know yet from memberlist; nil means peers are only found through
+	// members already joined.
+	Learn func(ctx context.Context, member string) (string, error)
 	// Secret is the cluster secret; the gossip key is derived from it.
 	Secret []byte
 	// ProbeInterval and ProbeTimeout tune memberlist; zero means
-	// DefaultProbeInterval and a fifth of it.
+	// DefaultProbeInterval and half of it.
 	ProbeInterval, ProbeTimeout time.Duration
+	// SuspicionMult is memberlist's SuspicionMult; zero means
+	// DefaultSuspicionMult.
+	SuspicionMult int
 	// RejoinInterval is how often unseen peers are joined again; zero
 	// means DefaultRejoinInterval.
 	RejoinInterval time.Duration
+	// IsolatedAfter is how long hearing from no peer is tolerated before
+	// it is logged as an error (every RejoinInterval) and reported by
+	// Isolated; zero means DefaultIsolatedAfter.
+	IsolatedAfter time.Duration
+	// OnReturn, when set, is called (on its own goroutine) when a peer
+	// that was declared dead is alive again: the two were cut off from
+	// each other, so each may have missed writes the other took.
+	OnReturn func(member string)
 	// Log is the logger; nil means slog.Default().
 	Log *slog.Logger
 }
 
-// State is one member's liveness as this member sees it.
-type State struct {
-	Member string    `json:"member"`
-	Alive  bool      `json:"alive"`
-	Since  time.Time `json:"since"`
+// ReturnGrace is how long a peer that comes back from the dead counts
+// as catching up (CatchingUp), whatever its gossip metadata says yet:
+// it may have missed writes while it was cut off, and says so itself
+// (in its metadata) only once it has seen the others again.
+const ReturnGrace = 2 * time.Second
+
+// Liveness is what the detector knows of a member.
+type Liveness int8
+
+const (
+	// Unknown: never seen alive since this member started, and not
+	// declared dead either ("not seen yet"): a caller should try it.
+	Unknown Liveness = iota
+	// Alive: memberlist sees it.
+	Alive
+	// Dead: memberlist declared it dead (it stopped answering probes).
+	Dead
+)
+
+func (l Liveness) String() string {
+	switch l {
+	case Alive:
+		return "alive"
+	case Dead:
+		return "dead"
+	}
+	return "unknown"
 }
 
-// Detector tracks which members are alive. Alive and States are safe
-// for concurrent use.
-type Detector struct {
-	name   string
-	log    *slog.Logger
-	ml     *memberlist.Memberlist
-	rejoin time.Duration
+// MarshalText writes the state's name.
+func (l Liveness) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
-	mu    sync.Mutex // guards peers and state
-	peers map[string]string
-	state map[string]State
+// UnmarshalText reads a state's name.
+func (l *Liveness) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "alive":
+		*l = Alive
+	case "dead":
+		*l = Dead
+	case "unknown", "":
+		*l = Unknown
+	default:
+		return fmt.Errorf("liveness %q is not alive, dead or unknown", b)
+	}
+	return nil
+}
+
+// State is one member's liveness as this member sees it.
+type State struct {
+	Member string   `json:"member"`
+	State  Liveness `json:"state"`
+	// Since is when the state last changed (zero: never seen).
+	Since time.Time `json:"since,omitzero"`
+	// Gossip is the member's gossip address, when known.
+	Gossip string `json:"gossip,omitempty"`
+	// CatchingUp says the member is still catching up after a start.
+	CatchingUp bool `json:"catching_up,omitempty"`
+	// RTT is the last measured round trip of a probe.
+	RTT time.Duration `json:"rtt,omitempty"`
+	// Problem says why a member not seen alive could not be reached.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Alive reports whether the state is Alive.
+func (s State) Alive() bool { return s.State == Alive }
+
+// peer is the detector's record of one other member.
+type peer struct {
+	state    Liveness
+	since    time.Time
+	returned time.Time // when it last came back from Dead
+
+	gossip     string // known gossip address ("" until learned)
+	catchingUp bool
+	rtt        time.Duration
+	problem    string
+}
+
+// Detector tracks which members are alive. Its methods are safe for
+// concurrent use.
+type Detector struct {
+	name      string
+	log       *slog.Logger
+	ml        *memberlist.Memberlist
+	learn     func(context.Context, string) (string, error)
+	onReturn  func(string)
+	rejoin    time.Duration
+	isolated  time.Duration
+	probeTime time.Duration
+
+	mu         sync.Mutex // guards peers, catchingUp, lastHeard and isolatedLog
+	peers      map[string]*peer
+	catchingUp bool
+	lastHeard  time.Time // when a peer was last alive (or the start)
 
 	changes prometheus.Counter
 	joined  chan struct{} // closed after the first round of joins
@@ -103,21 +210,32 @@ func New(cfg Config) (*Detector, error) {
 		cfg.ProbeInterval = DefaultProbeInterval
 	}
 	if cfg.ProbeTimeout == 0 {
-		cfg.ProbeTimeout = cfg.ProbeInterval / 5
+		cfg.ProbeTimeout = cfg.ProbeInterval / 2
+	}
+	if cfg.SuspicionMult == 0 {
+		cfg.SuspicionMult = DefaultSuspicionMult
 	}
 	if cfg.RejoinInterval == 0 {
 		cfg.RejoinInterval = DefaultRejoinInterval
+	}
+	if cfg.IsolatedAfter == 0 {
+		cfg.IsolatedAfter = DefaultIsolatedAfter
 	}
 	host, port, err := splitHostPort(cfg.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("gossip bind %q: %w", cfg.Bind, err)
 	}
 	d := &Detector{
-		name:   cfg.Name,
-		log:    cfg.Log.With("component", "gossip"),
-		rejoin: cfg.RejoinInterval,
-		state:  map[string]State{},
-		joined: make(chan struct{}),
+		name:      cfg.Name,
+		log:       cfg.Log.With("component", "gossip"),
+		learn:     cfg.Learn,
+		onReturn:  cfg.OnReturn,
+		rejoin:    cfg.RejoinInterval,
+		isolated:  cfg.IsolatedAfter,
+		probeTime: cfg.ProbeTimeout,
+		peers:     map[string]*peer{},
+		lastHeard: time.Now(),
+		joined:    make(chan struct{}),
 		changes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_liveness_changes_total",
 			Help: "Times another member was seen to die or come back.",
@@ -137,15 +255,22 @@ func New(cfg Config) (*Detector, error) {
 	mc.SecretKey = Key(cfg.Secret)
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = cfg.ProbeTimeout
+	mc.SuspicionMult = cfg.SuspicionMult
+	// The suspicion timeout starts at this multiple of its minimum and
+	// shrinks as other members confirm the suspicion; 2 keeps a member
+	// that only one prober lost sight of from waiting much longer.
+	mc.SuspicionMaxTimeoutMult = 2
 	// Gossip and push-pull scale with the probe interval, so a faster
-	// profile (tests) converges as much faster.
-	mc.GossipInterval = cfg.ProbeInterval / 5
+	// profile converges as much faster.
+	mc.GossipInterval = cfg.ProbeInterval / 2
 	mc.PushPullInterval = 15 * cfg.ProbeInterval
-	mc.TCPTimeout = 5 * cfg.ProbeTimeout
+	mc.TCPTimeout = max(5*cfg.ProbeTimeout, time.Second)
 	// A member that restarts keeps its name and address, so it may
 	// reclaim its name at once.
 	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.Events = events{d}
+	mc.Delegate = delegate{d}
+	mc.Ping = pings{d}
 	mc.Logger = log.New(logWriter{d.log}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -170,36 +295,93 @@ func splitHostPort(s string) (string, int, error) {
 // Port is the bound gossip port.
 func (d *Detector) Port() int { return int(d.ml.LocalNode().Port) }
 
+// Addr is the gossip address other members reach this one at (the
+// advertised host and the bound port).
+func (d *Detector) Addr() string {
+	n := d.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
 // SetPeers replaces the members this one keeps joining (after a
 // reload); members no longer listed are forgotten.
-func (d *Detector) SetPeers(peers map[string]string) {
+func (d *Detector) SetPeers(peers []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.peers = map[string]string{}
-	for name, addr := range peers {
-		if name != d.name {
-			d.peers[name] = addr
+	keep := map[string]bool{}
+	for _, name := range peers {
+		if name == d.name {
+			continue
+		}
+		keep[name] = true
+		if d.peers[name] == nil {
+			d.peers[name] = &peer{}
 		}
 	}
-	for name := range d.state {
-		if _, ok := d.peers[name]; !ok {
-			delete(d.state, name)
+	for name := range d.peers {
+		if !keep[name] {
+			delete(d.peers, name)
 		}
 	}
 }
 
-// Alive reports whether member is alive: this member always is; another
-// configured member once memberlist has seen it, until memberlist
-// declares it dead. Before the first round of joins (see Joined) no
-// other member is; unknown members never are.
-func (d *Detector) Alive(member string) bool {
+// Liveness reports what the detector knows of member: this member is
+// always Alive; members that are not configured are Dead.
+func (d *Detector) Liveness(member string) Liveness {
 	if member == d.name {
-		return true
+		return Alive
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st, ok := d.state[member]
-	return ok && st.Alive
+	p := d.peers[member]
+	if p == nil {
+		return Dead
+	}
+	return p.state
+}
+
+// Alive reports whether member is Alive.
+func (d *Detector) Alive(member string) bool { return d.Liveness(member) == Alive }
+
+// CatchingUp reports whether member says (in its gossip metadata) that
+// it is still catching up, or came back from the dead less than
+// ReturnGrace ago; for this member, what SetCatchingUp set.
+func (d *Detector) CatchingUp(member string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if member == d.name {
+		return d.catchingUp
+	}
+	p := d.peers[member]
+	return p != nil && (p.catchingUp || p.state == Alive && time.Since(p.returned) < ReturnGrace)
+}
+
+// SetCatchingUp sets whether this member is catching up, and tells the
+// others in its gossip metadata.
+func (d *Detector) SetCatchingUp(on bool) {
+	d.mu.Lock()
+	changed := d.catchingUp != on
+	d.catchingUp = on
+	d.mu.Unlock()
+	if !changed {
+		return
+	}
+	// UpdateNode waits for the broadcast to go out (bounded); the
+	// caller does not need to.
+	go func() {
+		if err := d.ml.UpdateNode(time.Second); err != nil {
+			d.log.Debug("announcing the catch-up state", "op", "meta", "err", err)
+		}
+	}()
+}
+
+// RTT is the last measured probe round trip to member (0: none yet).
+func (d *Detector) RTT(member string) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.peers[member]; p != nil {
+		return p.rtt
+	}
+	return 0
 }
 
 // States lists every configured member's liveness, this one included,
@@ -207,58 +389,143 @@ func (d *Detector) Alive(member string) bool {
 func (d *Detector) States() []State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := []State{{Member: d.name, Alive: true}}
-	for name := range d.peers {
-		st, ok := d.state[name]
-		if !ok {
-			st = State{Member: name}
-		}
-		out = append(out, st)
+	out := []State{{Member: d.name, State: Alive, Gossip: d.Addr(), CatchingUp: d.catchingUp}}
+	for name, p := range d.peers {
+		out = append(out, State{Member: name, State: p.state, Since: p.since, Gossip: p.gossip,
+			CatchingUp: p.catchingUp || p.state == Alive && time.Since(p.returned) < ReturnGrace, RTT: p.rtt, Problem: p.problem})
 	}
-	slices.SortFunc(out, func(a, b State) int {
-		switch {
-		case a.Member < b.Member:
-			return -1
-		case a.Member > b.Member:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b State) int { return strings.Compare(a.Member, b.Member) })
 	return out
 }
 
-// set records member's liveness.
-func (d *Detector) set(member string, alive bool) {
+// AliveCount counts the members seen alive, this one included, and the
+// configured members.
+func (d *Detector) AliveCount() (alive, members int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if member == d.name {
-		return
+	alive = 1
+	for _, p := range d.peers {
+		if p.state == Alive {
+			alive++
+		}
 	}
-	if _, ok := d.peers[member]; !ok {
-		d.log.Warn("gossip from a member that is not configured", "peer", member)
-		return
+	return alive, len(d.peers) + 1
+}
+
+// Isolated reports whether this member has heard from none of its
+// peers for longer than IsolatedAfter, and if so a sentence saying so.
+func (d *Detector) Isolated() (bool, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.isolatedLocked(time.Now())
+}
+
+func (d *Detector) isolatedLocked(now time.Time) (bool, string) {
+	if len(d.peers) == 0 {
+		return false, ""
 	}
-	if st, ok := d.state[member]; ok && st.Alive == alive {
-		return
+	for _, p := range d.peers {
+		if p.state == Alive {
+			return false, ""
+		}
 	}
-	d.state[member] = State{Member: member, Alive: alive, Since: time.Now()}
-	d.changes.Inc()
-	if alive {
-		d.log.Info("member alive", "op", "liveness", "peer", member)
-	} else {
-		d.log.Warn("member dead", "op", "liveness", "peer", member)
+	silent := now.Sub(d.lastHeard)
+	if silent < d.isolated {
+		return false, ""
+	}
+	var why []string
+	for _, name := range slices.Sorted(mapKeys(d.peers)) {
+		p := d.peers[name]
+		switch {
+		case p.problem != "":
+			why = append(why, name+": "+p.problem)
+		case p.state == Dead:
+			why = append(why, name+": dead since "+p.since.Format(time.TimeOnly))
+		default:
+			why = append(why, name+": no answer")
+		}
+	}
+	return true, fmt.Sprintf("hears from none of its %d peers for %.0fs (%s)", len(d.peers), silent.Seconds(), strings.Join(why, "; "))
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
 	}
 }
 
+// set records member's liveness.
+func (d *Detector) set(n *memberlist.Node, state Liveness) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n.Name == d.name {
+		return
+	}
+	p := d.peers[n.Name]
+	if p == nil {
+		d.log.Warn("gossip from a member that is not configured", "peer", n.Name)
+		return
+	}
+	p.catchingUp = decodeMeta(n.Meta).catchingUp
+	if state == Alive {
+		p.gossip, p.problem = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), ""
+		d.lastHeard = time.Now()
+	}
+	if p.state == state {
+		return
+	}
+	back := p.state == Dead && state == Alive
+	p.state, p.since = state, time.Now()
+	d.changes.Inc()
+	if back {
+		p.returned = p.since
+		if d.onReturn != nil {
+			go d.onReturn(n.Name)
+		}
+	}
+	if state == Alive {
+		d.log.Info("member alive", "op", "liveness", "peer", n.Name)
+	} else {
+		d.log.Warn("member dead", "op", "liveness", "peer", n.Name)
+	}
+}
+
+// meta is what a member says about itself in its gossip metadata.
+type meta struct{ catchingUp bool }
+
+// metaVersion leads the metadata; a reader ignores a version it does
+// not know rather than misreading it.
+const metaVersion = 1
+
+func (m meta) encode() []byte {
+	var flags byte
+	if m.catchingUp {
+		flags |= 1
+	}
+	return []byte{metaVersion, flags}
+}
+
+func decodeMeta(b []byte) meta {
+	if len(b) < 2 || b[0] != metaVersion {
+		return meta{}
+	}
+	return meta{catchingUp: b[1]&1 != 0}
+}
+
 // Run joins the configured members, and again every RejoinInterval
-// those not seen alive, until ctx is done; then it shuts memberlist
-// down without a leave message (a stopping member is simply dead to the
-// others, as when it crashes).
+// those not seen alive, until ctx is done; then it shuts memberlist down
+// without a leave message (a stopping member is simply dead to the
+// others, as when it crashes). While it hears from no peer for longer
+// than IsolatedAfter it logs an error every RejoinInterval.
 func (d *Detector) Run(ctx context.Context) error {
 	defer d.Stop()
 	t := time.NewTicker(d.rejoin)
 	defer t.Stop()
-	d.joinMissing()
+	d.joinMissing(ctx)
 	close(d.joined)
 	for {
 		select {
@@ -266,14 +533,16 @@ func (d *Detector) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		d.joinMissing()
+		d.joinMissing(ctx)
+		if iso, why := d.Isolated(); iso {
+			d.log.Error("this member "+why, "op", "join")
+		}
 	}
 }
 
 // Joined is closed once Run has tried every configured member once:
-// from then on, Alive reflects every member that answered. A member
-// should not serve before, or it would take every other member for
-// dead.
+// from then on, Liveness reflects every member that answered. A member
+// should not serve before.
 func (d *Detector) Joined() <-chan struct{} { return d.joined }
 
 // Stop shuts memberlist down at once, without leaving: the others find
@@ -284,45 +553,126 @@ func (d *Detector) Stop() {
 	}
 }
 
-// joinMissing joins every configured member not seen alive.
-func (d *Detector) joinMissing() {
+// maxJoins bounds the joins (and address lookups) run at once.
+const maxJoins = 8
+
+// joinMissing joins every configured member not seen alive: at its
+// known gossip address, or at the one it says it has (Learn).
+func (d *Detector) joinMissing(ctx context.Context) {
 	d.mu.Lock()
-	var addrs []string
-	for name, addr := range d.peers {
-		if st, ok := d.state[name]; !ok || !st.Alive {
-			addrs = append(addrs, addr)
+	type target struct{ name, addr string }
+	var todo []target
+	for name, p := range d.peers {
+		if p.state != Alive {
+			todo = append(todo, target{name, p.gossip})
 		}
 	}
 	d.mu.Unlock()
-	if len(addrs) == 0 {
+	if len(todo) == 0 {
 		return
 	}
-	if _, err := d.ml.Join(addrs); err != nil {
-		d.log.Debug("joining members", "op", "join", "err", err)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxJoins)
+	for _, tg := range todo {
+		g.Go(func() error {
+			addr := tg.addr
+			if addr == "" {
+				if d.learn == nil {
+					d.problem(tg.name, "", "gossip address unknown (it has not joined anyone this member knows)")
+					return nil
+				}
+				lctx, cancel := context.WithTimeout(gctx, d.rejoin)
+				a, err := d.learn(lctx, tg.name)
+				cancel()
+				if err != nil {
+					d.problem(tg.name, "", "could not learn its gossip address: "+err.Error())
+					return nil
+				}
+				addr = a
+			}
+			if _, err := d.ml.Join([]string{addr}); err != nil {
+				// A learned address may be out of date (the member
+				// restarted elsewhere): learn it again next time.
+				d.problem(tg.name, "", fmt.Sprintf("joining its gossip address %s: %v", addr, trimJoinErr(err)))
+				return nil
+			}
+			d.problem(tg.name, addr, "")
+			return nil
+		})
+	}
+	g.Wait()
+}
+
+// problem records why member could not be joined ("" once joined), and
+// the gossip address it was joined at: after a failure the address is
+// forgotten, so the next round learns it again (the member may have
+// restarted on another port).
+func (d *Detector) problem(member, addr, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[member]
+	if p == nil || p.state == Alive {
+		return
+	}
+	p.problem = why
+	if why != "" {
+		p.gossip = ""
+	} else if addr != "" {
+		p.gossip = addr
 	}
 }
 
+// trimJoinErr shortens memberlist's join error, which repeats the
+// address and wraps one error in several layers.
+func trimJoinErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "Failed to join") {
+		return strings.TrimSpace(s[i+2:])
+	}
+	return s
+}
+
 // Collector returns the liveness metrics: appnode_member_alive per
-// member and appnode_liveness_changes_total.
+// member, appnode_members_alive and appnode_liveness_changes_total.
 func (d *Detector) Collector() prometheus.Collector { return collector{d} }
 
 type collector struct{ d *Detector }
 
-var aliveDesc = prometheus.NewDesc("appnode_member_alive", "1 when the failure detector sees the member alive, 0 when dead.", []string{"member"}, nil)
+var (
+	aliveDesc = prometheus.NewDesc("appnode_member_alive",
+		"1 when the failure detector sees the member alive, 0 when dead or not seen yet.", []string{"member"}, nil)
+	aliveCountDesc = prometheus.NewDesc("appnode_members_alive",
+		"Members the failure detector sees alive, this one included.", nil, nil)
+	membersDesc = prometheus.NewDesc("appnode_members",
+		"Members configured, this one included.", nil, nil)
+	isolatedDesc = prometheus.NewDesc("appnode_isolated",
+		"1 while this member has heard from none of its peers for longer than the isolation threshold.", nil, nil)
+)
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- aliveDesc
+	ch <- aliveCountDesc
+	ch <- membersDesc
+	ch <- isolatedDesc
 	c.d.changes.Describe(ch)
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.d.States() {
 		v := 0.0
-		if st.Alive {
+		if st.Alive() {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(aliveDesc, prometheus.GaugeValue, v, st.Member)
 	}
+	alive, members := c.d.AliveCount()
+	ch <- prometheus.MustNewConstMetric(aliveCountDesc, prometheus.GaugeValue, float64(alive))
+	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(members))
+	iso := 0.0
+	if ok, _ := c.d.Isolated(); ok {
+		iso = 1
+	}
+	ch <- prometheus.MustNewConstMetric(isolatedDesc, prometheus.GaugeValue, iso)
 	c.d.changes.Collect(ch)
 }
 
@@ -330,9 +680,36 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // NotifyLeave when a member is declared dead.
 type events struct{ d *Detector }
 
-func (e events) NotifyJoin(n *memberlist.Node)   { e.d.set(n.Name, true) }
-func (e events) NotifyLeave(n *memberlist.Node)  { e.d.set(n.Name, false) }
-func (e events) NotifyUpdate(n *memberlist.Node) {}
+func (e events) NotifyJoin(n *memberlist.Node)   { e.d.set(n, Alive) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.d.set(n, Dead) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.d.set(n, Alive) }
+
+// delegate gives memberlist this member's metadata; appnode sends no
+// other messages over gossip.
+type delegate struct{ d *Detector }
+
+func (g delegate) NodeMeta(limit int) []byte {
+	g.d.mu.Lock()
+	defer g.d.mu.Unlock()
+	return meta{catchingUp: g.d.catchingUp}.encode()
+}
+func (delegate) NotifyMsg([]byte)                    {}
+func (delegate) GetBroadcasts(int, int) [][]byte     { return nil }
+func (delegate) LocalState(bool) []byte              { return nil }
+func (delegate) MergeRemoteState(buf []byte, _ bool) {}
+
+// pings records each probe's round trip.
+type pings struct{ d *Detector }
+
+func (pings) AckPayload() []byte { return nil }
+
+func (p pings) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
+	p.d.mu.Lock()
+	defer p.d.mu.Unlock()
+	if pr := p.d.peers[n.Name]; pr != nil {
+		pr.rtt = rtt
+	}
+}
 
 // logWriter sends memberlist's log lines to slog at debug level: they
 // are chatty, and liveness changes are logged by the detector itself.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,22 +68,50 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) t
 	return 0
 }
 
+// addrBook is what members answer when asked for their gossip address
+// (the server's hello call in a real member).
+type addrBook struct {
+	mu    sync.Mutex
+	addrs map[string]string
+}
+
+func (b *addrBook) set(name, addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addrs[name] = addr
+}
+
+func (b *addrBook) learn(ctx context.Context, name string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.addrs[name]; ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("%s does not answer", name)
+}
+
+// cluster starts members named names, each on a gossip port of its own
+// (no convention relates a member's name to its gossip port): they find
+// each other by asking (Learn).
+func cluster(t *testing.T, names []string, book *addrBook) []*running {
+	rs := make([]*running, len(names))
+	for i, n := range names {
+		cfg := fast(n, "127.0.0.1:0")
+		cfg.Peers = names
+		cfg.Learn = book.learn
+		rs[i] = start(t, cfg)
+		book.set(n, rs[i].d.Addr())
+	}
+	return rs
+}
+
 // TestDeadAndBack runs three members on loopback, stops one without a
 // leave message (as a crash), and checks that the other two see it
-// dead, then alive again once it is back on the same address.
+// dead, then alive again once it is back on another gossip port.
 func TestDeadAndBack(t *testing.T) {
 	names := []string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}
-	cfgs := make([]Config, 3)
-	rs := make([]*running, 3)
-	peers := map[string]string{}
-	for i, n := range names {
-		cfgs[i] = fast(n, "127.0.0.1:0")
-		rs[i] = start(t, cfgs[i])
-		peers[n] = fmt.Sprintf("127.0.0.1:%d", rs[i].d.Port())
-	}
-	for _, r := range rs {
-		r.d.SetPeers(peers)
-	}
+	book := &addrBook{addrs: map[string]string{}}
+	rs := cluster(t, names, book)
 	allAlive := func(ids ...int) func() bool {
 		return func() bool {
 			for _, i := range ids {
@@ -96,16 +125,21 @@ func TestDeadAndBack(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "all alive", allAlive(0, 1, 2))
+	if a, m := rs[0].d.AliveCount(); a != 3 || m != 3 {
+		t.Errorf("AliveCount = %d of %d, want 3 of 3", a, m)
+	}
 
 	rs[2].halt()
 	took := waitFor(t, 10*time.Second, "member 2 dead to the others", func() bool {
-		return !rs[0].d.Alive(names[2]) && !rs[1].d.Alive(names[2])
+		return rs[0].d.Liveness(names[2]) == Dead && rs[1].d.Liveness(names[2]) == Dead
 	})
 	t.Logf("member stopped: seen dead after %v", took.Round(time.Millisecond))
 
-	cfgs[2].Bind = peers[names[2]]
-	cfgs[2].Peers = peers
-	rs[2] = start(t, cfgs[2])
+	// Back on another gossip port: the others learn it again.
+	cfg := fast(names[2], "127.0.0.1:0")
+	cfg.Peers, cfg.Learn = names, book.learn
+	rs[2] = start(t, cfg)
+	book.set(names[2], rs[2].d.Addr())
 	// Once the first round of joins is over, the returning member sees
 	// the others alive at once: it can serve.
 	select {
@@ -122,13 +156,16 @@ func TestDeadAndBack(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(rs[0].d.Collector())
 	want := fmt.Sprintf(`
-# HELP appnode_member_alive 1 when the failure detector sees the member alive, 0 when dead.
+# HELP appnode_member_alive 1 when the failure detector sees the member alive, 0 when dead or not seen yet.
 # TYPE appnode_member_alive gauge
 appnode_member_alive{member=%q} 1
 appnode_member_alive{member=%q} 1
 appnode_member_alive{member=%q} 1
+# HELP appnode_members_alive Members the failure detector sees alive, this one included.
+# TYPE appnode_members_alive gauge
+appnode_members_alive 3
 `, names[0], names[1], names[2])
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "appnode_member_alive"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "appnode_member_alive", "appnode_members_alive"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.ToFloat64(rs[0].d.changes); n < 4 {
@@ -136,21 +173,78 @@ appnode_member_alive{member=%q} 1
 	}
 }
 
+// TestCatchingUpGossiped checks that a member's catch-up state reaches
+// the others through its gossip metadata, and that probes measure a
+// round trip.
+func TestCatchingUpGossiped(t *testing.T) {
+	names := []string{"a:1", "b:1"}
+	rs := cluster(t, names, &addrBook{addrs: map[string]string{}})
+	waitFor(t, 5*time.Second, "both alive", func() bool { return rs[0].d.Alive("b:1") && rs[1].d.Alive("a:1") })
+	rs[1].d.SetCatchingUp(true)
+	if !rs[1].d.CatchingUp("b:1") {
+		t.Error("a member does not see its own catch-up state")
+	}
+	waitFor(t, 5*time.Second, "a sees b catching up", func() bool { return rs[0].d.CatchingUp("b:1") })
+	rs[1].d.SetCatchingUp(false)
+	waitFor(t, 5*time.Second, "a sees b caught up", func() bool { return !rs[0].d.CatchingUp("b:1") })
+	waitFor(t, 5*time.Second, "a round trip measured", func() bool { return rs[0].d.RTT("b:1") > 0 })
+}
+
+// TestIsolated checks that a member whose peers cannot be reached says
+// so, and why, once IsolatedAfter has passed, and stops saying so once
+// it hears from one.
+func TestIsolated(t *testing.T) {
+	book := &addrBook{addrs: map[string]string{}}
+	cfg := fast("a:1", "127.0.0.1:0")
+	cfg.Peers, cfg.Learn, cfg.IsolatedAfter = []string{"a:1", "b:1", "c:1"}, book.learn, 300*time.Millisecond
+	a := start(t, cfg)
+	// b answers with a gossip address where nothing listens; c does not
+	// answer at all.
+	book.set("b:1", "127.0.0.1:1")
+	<-a.d.Joined()
+	if iso, _ := a.d.Isolated(); iso {
+		t.Error("isolated before IsolatedAfter passed")
+	}
+	var why string
+	waitFor(t, 5*time.Second, "isolated", func() bool {
+		var iso bool
+		iso, why = a.d.Isolated()
+		return iso && strings.Contains(why, "c:1: could not learn") && strings.Contains(why, "b:1: joining its gossip address 127.0.0.1:1")
+	})
+	t.Logf("isolated: %s", why)
+	for _, st := range a.d.States() {
+		if st.Member != "a:1" && (st.State != Unknown || st.Problem == "") {
+			t.Errorf("state of a peer never seen: %+v, want unknown with a problem", st)
+		}
+	}
+	bcfg := fast("b:1", "127.0.0.1:0")
+	bcfg.Peers, bcfg.Learn = cfg.Peers, book.learn
+	b := start(t, bcfg)
+	book.set("b:1", b.d.Addr())
+	waitFor(t, 5*time.Second, "a hears b", func() bool { return a.d.Alive("b:1") })
+	if iso, why := a.d.Isolated(); iso {
+		t.Errorf("still isolated after hearing b: %s", why)
+	}
+}
+
 // TestWrongKey checks that a member with another cluster secret is
 // never seen alive: gossip is encrypted with the secret's key.
 func TestWrongKey(t *testing.T) {
-	a := start(t, fast("a:1", "127.0.0.1:0"))
+	book := &addrBook{addrs: map[string]string{}}
+	ca := fast("a:1", "127.0.0.1:0")
+	ca.Peers, ca.Learn = []string{"a:1", "b:1"}, book.learn
+	a := start(t, ca)
 	cb := fast("b:1", "127.0.0.1:0")
+	cb.Peers, cb.Learn = []string{"a:1", "b:1"}, book.learn
 	cb.Secret = []byte("another secret")
 	b := start(t, cb)
-	peers := map[string]string{"a:1": fmt.Sprintf("127.0.0.1:%d", a.d.Port()), "b:1": fmt.Sprintf("127.0.0.1:%d", b.d.Port())}
-	a.d.SetPeers(peers)
-	b.d.SetPeers(peers)
+	book.set("a:1", a.d.Addr())
+	book.set("b:1", b.d.Addr())
 	time.Sleep(time.Second)
 	if a.d.Alive("b:1") || b.d.Alive("a:1") {
 		t.Errorf("members with different secrets see each other alive")
 	}
-	if !a.d.Alive("a:1") || a.d.Alive("nobody:1") {
-		t.Errorf("self must be alive, unknown members never")
+	if !a.d.Alive("a:1") || a.d.Liveness("nobody:1") != Dead {
+		t.Errorf("self must be alive, members not configured dead")
 	}
 }

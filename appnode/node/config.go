@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/internal/config"
@@ -46,10 +47,15 @@ type Config struct {
 	// with 507 (default 64).
 	MinFreeMB uint64 `mapstructure:"min_free_mb"`
 
-	// WriteAcks is how many durable copies (the coordinator's included)
-	// a write needs before it is acknowledged; 0 means every replica the
-	// failure detector sees alive (at least 1).
+	// WriteAcks is how many durable copies on distinct members (the
+	// coordinator's included) a write needs before it is acknowledged
+	// (default 2, or 1 with replicas 1). A replica that is down is
+	// replaced by a hinted copy on the next live member.
 	WriteAcks int `mapstructure:"write_acks"`
+	// MemberTimeout is how long a member waits for another to answer a
+	// forwarded request or a replica call before it goes on to the next
+	// member (default 150ms; at least 10 probe round trips).
+	MemberTimeout time.Duration `mapstructure:"member_timeout"`
 	// ReadRepair makes the member that answers a read compare the user's
 	// records with the other live replicas in the background and repair
 	// differences by union.
@@ -88,40 +94,33 @@ type GossipConfig struct {
 	// with port + DefaultGossipOffset.
 	Bind string `mapstructure:"bind"`
 	// Advertise is the gossip address others reach; default: advertise's
-	// host with port + DefaultGossipOffset. Every member's gossip port is
-	// its member port plus the same offset (advertise's gossip port minus
-	// its member port).
+	// host with bind's port. The other members learn it from this member
+	// (it answers it on its member port), so members need not agree on
+	// any port convention.
 	Advertise string `mapstructure:"advertise"`
-	// ProbeInterval is memberlist's probe interval (default 1s): a dead
-	// member is noticed within a few of them.
+	// ProbeInterval is memberlist's probe interval (default 200ms): a
+	// dead member is declared dead about five of them after it stops
+	// answering.
 	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 	// RejoinInterval is how often configured members not seen alive are
 	// contacted again (default 2s).
 	RejoinInterval time.Duration `mapstructure:"rejoin_interval"`
+	// IsolatedAfter is how long this member may hear from none of its
+	// peers before it says so (default 10s): an error in the log every
+	// rejoin interval, /readyz 503, status and appnode_isolated.
+	IsolatedAfter time.Duration `mapstructure:"isolated_after"`
 }
 
-// DefaultGossipOffset is the gossip port's distance from the member
-// port when gossip is not configured. Not 1000: member 8081 would then
-// gossip on 9081, the admin listener's default. 100 keeps clear of it
-// for any member port from 8081 to 8980, and puts the lab's port-80
-// members on 180 (the lab relies on this default).
+// DefaultGossipOffset is the gossip port's distance from this member's
+// API port when gossip.bind is not configured. It is only this
+// member's default: the others learn its gossip address from it. Not
+// 1000: member 8081 would then gossip on 9081, the admin listener's
+// default.
 const DefaultGossipOffset = 100
 
-// Peers maps every member to its gossip address: the member's host with
-// its port moved by this member's own gossip offset.
-func (c *Config) Peers() map[string]string {
-	_, ap, _ := net.SplitHostPort(c.Advertise)
-	_, gp, _ := net.SplitHostPort(c.Gossip.Advertise)
-	a, _ := strconv.Atoi(ap)
-	g, _ := strconv.Atoi(gp)
-	out := map[string]string{}
-	for _, m := range c.Members {
-		host, port, _ := net.SplitHostPort(m)
-		p, _ := strconv.Atoi(port)
-		out[m] = net.JoinHostPort(host, strconv.Itoa(p+g-a))
-	}
-	return out
-}
+// DefaultMemberTimeout is member_timeout's default (see
+// server.DefaultMemberTimeout).
+const DefaultMemberTimeout = server.DefaultMemberTimeout
 
 // shiftPort returns addr with its port moved by off (a port 0 stays 0:
 // any free port).
@@ -148,6 +147,9 @@ const (
 
 // Validate fills defaults and reports the first bad value by its key.
 func (c *Config) Validate() error {
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdmin
+	}
 	if c.Listen == "" {
 		return config.Missing("listen")
 	}
@@ -174,7 +176,7 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for i, m := range c.Members {
 		key := "members[" + strconv.Itoa(i) + "]"
-		if _, err := hostPort(m, 1); err != nil {
+		if err := dialable(m); err != nil {
 			return config.Errorf(key, m, "%v", err)
 		}
 		if seen[m] {
@@ -228,8 +230,17 @@ func (c *Config) Validate() error {
 	if c.MinFreeMB == 0 {
 		c.MinFreeMB = 64
 	}
-	if c.WriteAcks < 0 || c.WriteAcks > c.Replicas {
-		return config.Errorf("write_acks", c.WriteAcks, "is not from 0 (every live replica) to replicas (%d)", c.Replicas)
+	if c.WriteAcks == 0 {
+		c.WriteAcks = min(2, c.Replicas)
+	}
+	if c.WriteAcks < 1 || c.WriteAcks > c.Replicas {
+		return config.Errorf("write_acks", c.WriteAcks, "is not from 1 to replicas (%d)", c.Replicas)
+	}
+	if c.MemberTimeout == 0 {
+		c.MemberTimeout = DefaultMemberTimeout
+	}
+	if c.MemberTimeout < 10*time.Millisecond || c.MemberTimeout > time.Minute {
+		return config.Errorf("member_timeout", c.MemberTimeout, "is not from 10ms to 1m")
 	}
 	if c.AntiEntropyInterval == 0 {
 		c.AntiEntropyInterval = server.DefaultAntiEntropyInterval
@@ -261,20 +272,28 @@ func (c *Config) Validate() error {
 		return config.Errorf("gossip.bind", c.Gossip.Bind, "%v", err)
 	}
 	if c.Gossip.Advertise == "" {
-		if c.Gossip.Advertise, err = shiftPort(c.Advertise, DefaultGossipOffset); err != nil {
-			return config.Errorf("gossip.advertise", "", "cannot default from advertise: %v", err)
-		}
+		// The advertised host with the port this member binds.
+		_, bport, _ := net.SplitHostPort(c.Gossip.Bind)
+		ahost, _, _ := net.SplitHostPort(c.Advertise)
+		c.Gossip.Advertise = net.JoinHostPort(ahost, bport)
 	}
-	if _, err := hostPort(c.Gossip.Advertise, 1); err != nil {
+	if _, err := hostPort(c.Gossip.Advertise, 0); err != nil {
 		return config.Errorf("gossip.advertise", c.Gossip.Advertise, "%v", err)
 	}
-	for i, p := range c.Members {
-		if g := c.Peers()[p]; g == "" || strings.HasSuffix(g, ":0") || !validPort(g) {
-			return config.Errorf("members["+strconv.Itoa(i)+"]", p, "has no valid gossip port (%s) with gossip.advertise %s", g, c.Gossip.Advertise)
+	if ghost, gport, _ := net.SplitHostPort(c.Gossip.Advertise); gport != "0" {
+		if err := dialable(c.Gossip.Advertise); err != nil {
+			return config.Errorf("gossip.advertise", c.Gossip.Advertise, "%v", err)
+		}
+	} else if ip := net.ParseIP(ghost); ip != nil && ip.IsUnspecified() {
+		return config.Errorf("gossip.advertise", c.Gossip.Advertise, "is a wildcard address: set gossip.advertise to an address the other members can reach")
+	}
+	for _, l := range []struct{ key, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
+		if l.addr != "" && sameSocket(c.Gossip.Bind, l.addr) {
+			return config.Errorf("gossip.bind", c.Gossip.Bind, "is also %s (%s): give gossip a port of its own", l.key, l.addr)
 		}
 	}
 	if c.Gossip.ProbeInterval == 0 {
-		c.Gossip.ProbeInterval = time.Second
+		c.Gossip.ProbeInterval = gossip.DefaultProbeInterval
 	}
 	if c.Gossip.ProbeInterval < 10*time.Millisecond {
 		return config.Errorf("gossip.probe_interval", c.Gossip.ProbeInterval, "is shorter than 10ms")
@@ -285,11 +304,17 @@ func (c *Config) Validate() error {
 	if c.Gossip.RejoinInterval < 10*time.Millisecond {
 		return config.Errorf("gossip.rejoin_interval", c.Gossip.RejoinInterval, "is shorter than 10ms")
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = DefaultAdmin
+	if c.Gossip.IsolatedAfter == 0 {
+		c.Gossip.IsolatedAfter = gossip.DefaultIsolatedAfter
+	}
+	if c.Gossip.IsolatedAfter < c.Gossip.ProbeInterval {
+		return config.Errorf("gossip.isolated_after", c.Gossip.IsolatedAfter, "is shorter than gossip.probe_interval (%v)", c.Gossip.ProbeInterval)
 	}
 	if _, err := hostPort(c.Admin.Listen, 0); err != nil {
 		return config.Errorf("admin.listen", c.Admin.Listen, "%v", err)
+	}
+	if sameSocket(c.Admin.Listen, c.Listen) {
+		return config.Errorf("admin.listen", c.Admin.Listen, "is also listen's address")
 	}
 	if err := c.Log.Validate(); err != nil {
 		return fmt.Errorf("log.%w", err)
@@ -302,9 +327,59 @@ func (c *Config) Ring() (*ring.Ring, error) {
 	return ring.New(ring.Config{Members: c.Members, VNodes: c.VNodes, Replicas: c.Replicas, Placement: ring.Placement(c.Placement)})
 }
 
-func validPort(addr string) bool {
-	_, err := hostPort(addr, 1)
-	return err == nil
+// dialable checks an address others dial: host:port with a port from 1
+// to 65535 and a host that is an IP address or a DNS name (not a
+// wildcard: nobody can dial 0.0.0.0).
+func dialable(s string) error {
+	host, err := hostPort(s, 1)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		if ip.IsUnspecified() {
+			return fmt.Errorf("has a wildcard host, which nobody can dial")
+		}
+		return nil
+	}
+	if !validHostname(host) {
+		return fmt.Errorf("has a host that is neither an IP address nor a DNS name")
+	}
+	return nil
+}
+
+// validHostname checks a DNS name (RFC 1123): labels of letters, digits
+// and hyphens, not all-numeric at the end (127.0.0.300 is a mistyped
+// address, not a name).
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+// sameSocket reports whether two listen addresses would collide: the
+// same port on the same host, or on a wildcard host and any other.
+func sameSocket(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp || ap == "0" {
+		return false
+	}
+	wild := func(h string) bool { ip := net.ParseIP(h); return h == "" || ip != nil && ip.IsUnspecified() }
+	return ah == bh || wild(ah) || wild(bh)
 }
 
 // hostPort checks host:port; port 0 (any free port) is allowed only for

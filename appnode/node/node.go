@@ -64,9 +64,17 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The detector learns the others' gossip addresses by asking them
+	// (srv.GossipAddrOf); srv exists before the detector's Run starts.
+	var srv *server.Server
 	det, err := gossip.New(gossip.Config{
-		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Peers(),
-		Secret: secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval, Log: log,
+		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Members,
+		Learn: func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
+		// A member back from the dead was cut off from this one: each
+		// may have missed writes the other took.
+		OnReturn: func(m string) { srv.KickCatchUp(m) },
+		Secret:   secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
+		IsolatedAfter: cfg.Gossip.IsolatedAfter, Log: log,
 	})
 	if err != nil {
 		st.Close()
@@ -75,9 +83,11 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	admin := daemon.NewAdmin(adminToken)
 	admin.Registry().MustRegister(daemon.BuildInfo("appnode"))
 	admin.Registry().MustRegister(det.Collector())
-	srv, err := server.New(server.Options{
+	srv, err = server.New(server.Options{
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
-		Secret: secret, Log: log, Registry: admin.Registry(), Alive: det.Alive, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
+		Secret: secret, Log: log, Registry: admin.Registry(), View: det, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
+		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
+		Now:                 wallClock(),
 		Links:               cfg.ForwardOver == "link",
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
 	})
@@ -132,9 +142,12 @@ func (n *Node) Run(ctx context.Context) error {
 	lctx, lcancel := context.WithTimeout(gctx, learnRingTimeout)
 	n.srv.LearnPreviousRing(lctx)
 	lcancel()
+	g.Go(func() error { return n.srv.RunCatchUp(gctx) })
 	g.Go(func() error { return n.srv.RunHandoff(gctx) })
+	g.Go(func() error { return n.srv.RunEdgeSync(gctx) })
 	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
 	g.Go(func() error { return n.srv.RunFanout(gctx) })
+	g.Go(func() error { return n.srv.RunCopies(gctx) })
 	n.mu.Lock()
 	rate := n.cfg.RebalanceRate // a reload does not change the rate
 	n.mu.Unlock()
@@ -148,8 +161,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		// A failed store refuses every request: say so on /readyz, so
-		// load balancers and the lab stop sending here.
+		// A failed store refuses every request, and a member that hears
+		// from none of its peers serves from its own store alone: say
+		// so on /readyz, so load balancers and the lab stop sending
+		// here and the operator sees why.
 		t := time.NewTicker(readyInterval)
 		defer t.Stop()
 		for {
@@ -157,11 +172,11 @@ func (n *Node) Run(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-t.C:
-				n.admin.SetReady(!n.store.Failed())
+				n.admin.SetReadiness(n.readiness())
 			}
 		}
 	})
-	n.admin.SetReady(true)
+	n.admin.SetReadiness(n.readiness())
 	n.notify.Ready("serving")
 	n.log.Info("serving", "op", "start", "listen", n.srv.Addr().String(), "admin", n.admin.Addr().String(),
 		"ring", n.srv.Ring().String(), "routing", n.srv.Routing())
@@ -170,6 +185,17 @@ func (n *Node) Run(ctx context.Context) error {
 	n.notify.Stopping()
 	n.log.Info("stopping", "op", "stop")
 	return g.Wait()
+}
+
+// readiness is what /readyz answers: ready, or why not.
+func (n *Node) readiness() (bool, string) {
+	if n.store.Failed() {
+		return false, "store failed after a disk error; restart the member"
+	}
+	if iso, why := n.gossip.Isolated(); iso {
+		return false, "this member " + why
+	}
+	return true, ""
 }
 
 // Reload re-reads the configuration and applies what can change while
@@ -208,12 +234,13 @@ func (n *Node) Reload(ctx context.Context) error {
 		return err
 	}
 	n.srv.SetWriteAcks(cfg.WriteAcks)
+	n.srv.SetMemberTimeout(cfg.MemberTimeout)
 	n.srv.SetReadRepair(cfg.ReadRepair)
 	n.srv.SetLinks(cfg.ForwardOver == "link")
 	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
 	n.srv.SetAntiEntropyRate(cfg.AntiEntropyRate)
 	cfg.applyFanout(n.srv)
-	n.gossip.SetPeers(cfg.Peers())
+	n.gossip.SetPeers(cfg.Members)
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)
 	return nil
@@ -225,13 +252,25 @@ type Status struct {
 	server.Status
 	// Liveness is every member as the failure detector sees it.
 	Liveness []gossip.State `json:"liveness"`
+	// MembersAlive counts the members seen alive, this one included,
+	// of Members configured.
+	MembersAlive int `json:"members_alive"`
+	Members      int `json:"members"`
+	// Isolated, when set, says that this member hears from none of its
+	// peers, and why.
+	Isolated string `json:"isolated,omitempty"`
 }
 
 func (n *Node) status(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	name := n.cfg.Node
 	n.mu.Unlock()
-	daemon.WriteJSON(w, http.StatusOK, Status{Node: name, Status: n.srv.Status(), Liveness: n.gossip.States()})
+	st := Status{Node: name, Status: n.srv.Status(), Liveness: n.gossip.States()}
+	st.MembersAlive, st.Members = n.gossip.AliveCount()
+	if iso, why := n.gossip.Isolated(); iso {
+		st.Isolated = why
+	}
+	daemon.WriteJSON(w, http.StatusOK, st)
 }
 
 func (n *Node) reloadHandler(w http.ResponseWriter, r *http.Request) {

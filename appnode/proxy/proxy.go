@@ -28,6 +28,11 @@ const maxBody = 1 << 20
 // connection before trying the next one.
 const dialTimeout = time.Second
 
+// attemptTimeout is how long a member has to answer (its headers: a
+// stream then lasts as long as it lasts) before the request goes to the
+// next member: see client.DefaultAttemptTimeout.
+const attemptTimeout = client.DefaultAttemptTimeout
+
 // Options configure a Proxy.
 type Options struct {
 	// Transport carries requests to the members; nil means one with
@@ -74,37 +79,84 @@ func New(seeds []string, opts Options) (*Proxy, error) {
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // ServeHTTP sends r to the members of its user's preference list in
-// order until one answers, and passes the answer back.
+// order until one answers, and passes the answer back. A member that
+// does not answer within attemptTimeout, cannot be reached, or answers
+// that it cannot serve the request now (502, 503, 504) is passed over
+// for the next. Before the first try a new post gets its id and a new
+// user its token (pin), so a request sent to two members is stored
+// once.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		daemon.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading the request body (at most %d bytes): %w", maxBody, err))
 		return
 	}
+	body = p.pin(r, body)
 	members, err := p.members(r, body)
 	if err != nil {
 		daemon.WriteError(w, http.StatusBadGateway, err)
 		return
 	}
 	var errs []error
-	for _, m := range members {
-		resp, err := p.send(r, m, body)
+	for i, m := range members {
+		resp, cancel, err := p.send(r, m, body)
 		if err != nil {
 			errs = append(errs, err)
 			if r.Context().Err() != nil {
 				return // the client left
 			}
-			if retryable(r.Method, err) {
-				p.log.Debug("member did not answer; trying the next", "peer", m, "err", err)
-				continue
-			}
-			break
+			p.log.Debug("member did not answer; trying the next", "peer", m, "err", err)
+			continue
 		}
 		p.client.NoteVersion(resp.Header.Get(api.HeaderRingVersion))
+		if unavailable(resp.StatusCode) && i < len(members)-1 {
+			errs = append(errs, fmt.Errorf("%s %s on %s: %s", r.Method, r.URL.Path, m, resp.Status))
+			resp.Body.Close()
+			cancel()
+			continue
+		}
 		p.copyResponse(w, resp)
+		cancel()
 		return
 	}
 	daemon.WriteError(w, http.StatusBadGateway, fmt.Errorf("no member answered %s %s: %w", r.Method, r.URL.Path, errors.Join(errs...)))
+}
+
+// unavailable reports answers that say a member cannot serve a request
+// now, where another member may.
+func unavailable(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// pin gives a new post its id and a new user its token when the client
+// did not choose them, so the request is the same request on every
+// member it is sent to.
+func (p *Proxy) pin(r *http.Request, body []byte) []byte {
+	if r.Method != http.MethodPost {
+		return body
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil || fields == nil {
+		return body // the member answers what is wrong with it
+	}
+	var key, value string
+	switch {
+	case r.URL.Path == "/v1/users":
+		key, value = "token", p.client.NewToken()
+	case strings.HasPrefix(r.URL.Path, "/v1/users/") && strings.HasSuffix(r.URL.Path, "/posts"):
+		key, value = "id", p.client.NewPostID()
+	default:
+		return body
+	}
+	if _, ok := fields[key]; ok {
+		return body
+	}
+	fields[key], _ = json.Marshal(value)
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return b
 }
 
 // members lists the members to try for r: the preference list of its
@@ -146,10 +198,16 @@ func userOf(r *http.Request, body []byte) string {
 	return ""
 }
 
-func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Response, error) {
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
+// send sends r to member; the member has attemptTimeout to answer.
+// The caller calls cancel once it is done with the answer.
+func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Response, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	timer := time.AfterFunc(attemptTimeout, cancel)
+	out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("building the request to %s: %w", member, err)
+		timer.Stop()
+		cancel()
+		return nil, nil, fmt.Errorf("building the request to %s: %w", member, err)
 	}
 	if len(body) == 0 {
 		out.Body = http.NoBody
@@ -159,30 +217,17 @@ func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Respons
 		out.Header.Del(h)
 	}
 	out.Header.Del("X-Forwarded-For")
+	out.ContentLength = int64(len(body))
 	resp, err := p.tr.RoundTrip(out)
+	late := !timer.Stop()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s on %s: %w", r.Method, r.URL.Path, member, err)
+		cancel()
+		if late {
+			return nil, nil, fmt.Errorf("%s %s on %s: no answer within %v", r.Method, r.URL.Path, member, attemptTimeout)
+		}
+		return nil, nil, fmt.Errorf("%s %s on %s: %w", r.Method, r.URL.Path, member, err)
 	}
-	return resp, nil
-}
-
-// retryable reports whether a request that failed with err may go to
-// the next member: always when it never reached the member (the
-// connection was not made; net/http itself resends a request that a
-// kept-alive connection closed before reading), else only when
-// repeating it is harmless. A POST that met a closed connection after
-// it was sent is not resent: the member may have stored it before it
-// died, and a second copy would be a second post.
-func retryable(method string, err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
-		return !errors.Is(err, context.Canceled)
-	}
-	return false
+	return resp, cancel, nil
 }
 
 // copyResponse passes resp back, flushing every read of a live stream

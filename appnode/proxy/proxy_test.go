@@ -4,19 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/apptest"
+	"github.com/ringfront/ringfront/appnode/ring"
 )
 
 // cluster starts n members, counting in hits[i] the requests that
@@ -257,26 +258,66 @@ func TestProxyStream(t *testing.T) {
 	}
 }
 
-// TestRetryable: a request goes to the next member when it never reached
-// the first, or when repeating it is harmless; a POST that may have been
-// stored is not sent twice.
-func TestRetryable(t *testing.T) {
-	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
-	for _, tt := range []struct {
-		method string
-		err    error
-		want   bool
-	}{
-		{"POST", dial, true},
-		{"POST", io.EOF, false},
-		{"POST", io.ErrUnexpectedEOF, false},
-		{"GET", io.EOF, true},
-		{"PUT", io.EOF, true},
-		{"DELETE", io.EOF, true},
-		{"GET", context.Canceled, false},
-	} {
-		if got := retryable(tt.method, tt.err); got != tt.want {
-			t.Errorf("retryable(%s, %v) = %v, want %v", tt.method, tt.err, got, tt.want)
+// TestProxyPinsAndGoesOn: a member that takes a request and never
+// answers is passed over after the attempt timeout, and the request
+// goes to the next member with the same post id (or user token), so the
+// two members store one post, never two.
+func TestProxyPinsAndGoesOn(t *testing.T) {
+	var mu sync.Mutex // guards bodies
+	bodies := map[string][]string{}
+	var rg *ring.Ring
+	member := func(hang bool) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/ring" {
+				json.NewEncoder(w).Encode(api.RingAnswer{Info: rg.Info()})
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			bodies[r.URL.Path] = append(bodies[r.URL.Path], string(b))
+			mu.Unlock()
+			if hang {
+				<-r.Context().Done()
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			w.Write(b)
+		}))
+	}
+	a, b := member(true), member(false)
+	defer a.Close()
+	defer b.Close()
+	addrs := []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}
+	var err error
+	if rg, err = ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// A user whose owner is the member that hangs.
+	user := ""
+	for i := 0; user == ""; i++ {
+		if u := fmt.Sprintf("u%d", i); rg.Owner(u) == addrs[0] {
+			user = u
+		}
+	}
+	px := startProxy(t, addrs[1])
+	start := time.Now()
+	ans := call(t, "POST", px+"/v1/users/"+user+"/posts", "tok", api.PostRequest{Text: "once"})
+	took := time.Since(start)
+	call(t, "POST", px+"/v1/users", "", api.CreateUserRequest{Name: user})
+	if ans.code != http.StatusCreated || took < attemptTimeout || took > 3*attemptTimeout {
+		t.Errorf("post with a hanging owner = %d %s after %v, want 201 from the next member after about %v", ans.code, ans.body, took, attemptTimeout)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for path, sent := range bodies {
+		if len(sent) != 2 || sent[0] != sent[1] {
+			t.Errorf("%s: bodies sent %q, want the same body twice", path, sent)
+			continue
+		}
+		var req map[string]string
+		json.Unmarshal([]byte(sent[0]), &req)
+		if req["id"] == "" && req["token"] == "" {
+			t.Errorf("%s: body %s has no id or token pinned", path, sent[0])
 		}
 	}
 }

@@ -249,6 +249,26 @@ func (r *Ring) Preference(dst []string, key string) []string {
 	return dst
 }
 
+// Walk appends every member to dst in the order key would reach them:
+// its preference list first, then the other members in the order they
+// first appear clockwise from key. The members after the preference
+// list are where a sloppy quorum puts hinted copies for replicas that
+// are down (Dynamo's "next healthy node clockwise").
+func (r *Ring) Walk(dst []string, key string) []string {
+	start := r.index(HashKey(key))
+	list := r.preference(make([]int, 0, len(r.members)), start)
+	n := len(r.points)
+	for i := 1; i < n && len(list) < len(r.members); i++ {
+		if m := r.points[(start+i)%n].Member; !contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	for _, m := range list {
+		dst = append(dst, r.members[m])
+	}
+	return dst
+}
+
 // InPreference reports whether addr is in key's preference list.
 func (r *Ring) InPreference(key, addr string) bool {
 	var idx [16]int

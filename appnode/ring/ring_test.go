@@ -366,3 +366,48 @@ func TestPreferenceAt(t *testing.T) {
 		}
 	}
 }
+
+// TestWalk: the walk starts with the preference list, names every member
+// once, and the members after the list come in clockwise order.
+func TestWalk(t *testing.T) {
+	members := []string{"a:1", "b:1", "c:1", "d:1", "e:1"}
+	for _, pl := range []Placement{Successor, Opposite} {
+		r, err := New(Config{Members: members, VNodes: 8, Replicas: 2, Placement: pl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200 {
+			key := fmt.Sprintf("user%d", i)
+			walk := r.Walk(nil, key)
+			pref := r.Preference(nil, key)
+			if !slices.Equal(walk[:len(pref)], pref) {
+				t.Fatalf("%s walk %v does not start with the preference list %v", key, walk, pref)
+			}
+			if got := slices.Sorted(slices.Values(walk)); !slices.Equal(got, members) {
+				t.Fatalf("%s walk %v does not name every member once", key, walk)
+			}
+		}
+	}
+	// With one position per member (vnode 0 at the md5 of the member's
+	// address) the walk is the members in hash order, from the first
+	// whose hash is above the key's, wrapping around.
+	r, _ := New(Config{Members: members, VNodes: 1, Replicas: 1})
+	byHash := slices.Clone(members)
+	slices.SortFunc(byHash, func(a, b string) int {
+		if HashKey(a).Less(HashKey(b)) {
+			return -1
+		}
+		return 1
+	})
+	for i := range 50 {
+		key := fmt.Sprintf("k%d", i)
+		start := 0
+		for start < len(byHash) && !HashKey(key).Less(HashKey(byHash[start])) {
+			start++
+		}
+		want := append(slices.Clone(byHash[start%len(byHash):]), byHash[:start%len(byHash)]...)
+		if got := r.Walk(nil, key); !slices.Equal(got, want) {
+			t.Fatalf("walk of %s = %v, want %v", key, got, want)
+		}
+	}
+}

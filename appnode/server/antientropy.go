@@ -373,17 +373,25 @@ func (s *Server) RunAntiEntropy(ctx context.Context) error {
 // maxSyncUsers, at anti_entropy_rate records per second). It returns
 // how many users it reconciled.
 func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
+	n, _, err := s.antiEntropyRound(ctx, peer)
+	return n, err
+}
+
+// antiEntropyRound is AntiEntropy; truncated reports that the round hit
+// one of its bounds (differing leaves or users) and left differences
+// for another round.
+func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int, truncated bool, err error) {
 	rg := s.ring.Load()
 	mine, err := s.sharedLeaves(rg, peer, nil)
 	if err != nil {
-		return 0, fmt.Errorf("digests here: %w", err)
+		return 0, false, fmt.Errorf("digests here: %w", err)
 	}
 	var top digestAnswer
 	if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self}, &top); err != nil {
-		return 0, fmt.Errorf("group digests of %s: %w", peer, err)
+		return 0, false, fmt.Errorf("group digests of %s: %w", peer, err)
 	}
 	if len(top.Groups) != numGroups {
-		return 0, fmt.Errorf("group digests of %s: %d groups, want %d", peer, len(top.Groups), numGroups)
+		return 0, false, fmt.Errorf("group digests of %s: %d groups, want %d", peer, len(top.Groups), numGroups)
 	}
 	var groups []int
 	for g, h := range top.Groups {
@@ -394,7 +402,7 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 	}
 	if len(groups) == 0 {
 		s.metrics.antiEntropy.WithLabelValues("same").Inc()
-		return 0, nil
+		return 0, false, nil
 	}
 	// Open the differing groups into leaves.
 	var leaves []int
@@ -403,7 +411,7 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 		groups = groups[len(chunk):]
 		var ans digestAnswer
 		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Groups: chunk}, &ans); err != nil {
-			return 0, fmt.Errorf("leaf digests of %s: %w", peer, err)
+			return 0, false, fmt.Errorf("leaf digests of %s: %w", peer, err)
 		}
 		for _, g := range chunk {
 			for l := g * leavesInGroup; l < (g+1)*leavesInGroup; l++ {
@@ -413,6 +421,7 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 			}
 		}
 	}
+	truncated = len(groups) > 0 || len(leaves) > maxLeavesPerRound
 	leaves = leaves[:min(len(leaves), maxLeavesPerRound)]
 	// Open the differing leaves into users.
 	cls := s.leafClasses(rg, peer)
@@ -422,12 +431,12 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 		leaves = leaves[len(chunk):]
 		var ans digestAnswer
 		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Leaves: chunk}, &ans); err != nil {
-			return 0, fmt.Errorf("user digests of %s: %w", peer, err)
+			return 0, false, fmt.Errorf("user digests of %s: %w", peer, err)
 		}
 		local := map[string]string{}
 		for _, l := range chunk {
 			if err := s.leafUsers(rg, cls, peer, l, func(name string, d store.Digest) { local[name] = hexDigest(d) }); err != nil {
-				return 0, fmt.Errorf("user digests here: %w", err)
+				return 0, false, fmt.Errorf("user digests here: %w", err)
 			}
 		}
 		for name, h := range local {
@@ -438,7 +447,7 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 		for name := range ans.Users {
 			if _, ok := local[name]; !ok {
 				if feed.ValidName(name) != nil {
-					return 0, fmt.Errorf("user digests of %s: bad name %q", peer, name)
+					return 0, false, fmt.Errorf("user digests of %s: bad name %q", peer, name)
 				}
 				names = append(names, name)
 			}
@@ -446,11 +455,12 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
+	truncated = truncated || len(leaves) > 0
 	if len(names) > maxSyncUsers {
-		names = names[:maxSyncUsers]
+		names, truncated = names[:maxSyncUsers], true
 	}
 	var errs error
-	synced := 0
+	synced = 0
 	for _, name := range names {
 		if err := s.syncUserPaced(ctx, peer, name, true); err != nil {
 			errs = errors.Join(errs, err)
@@ -466,7 +476,7 @@ func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
 		result = "failed"
 	}
 	s.metrics.antiEntropy.WithLabelValues(result).Inc()
-	return synced, errs
+	return synced, truncated, errs
 }
 
 // syncUser reconciles all of name's records with peer (see

@@ -37,7 +37,7 @@ func loadSame(t testing.TB, ms []*member, users, posts int) int {
 					t.Fatal(err)
 				}
 			}
-			if _, err := m.store.MergeEdge(store.Following, e); err != nil {
+			if _, _, err := m.store.MergeEdge(store.Following, e, false, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -54,10 +54,10 @@ func TestAntiEntropy(t *testing.T) {
 	// b has a post and edges of its own for users[1].
 	must(b.store.CreateUser(feed.User{Name: users[1], TokenHash: []byte("h"), Created: now}))
 	must(b.store.AddPost(feed.Post{ID: ids.Next(), Author: users[1], Text: "on b", Created: now}))
-	if _, err := b.store.MergeEdge(store.Following, feed.Edge{Follower: users[1], Followee: users[2], Clock: 9}); err != nil {
+	if _, _, err := b.store.MergeEdge(store.Following, feed.Edge{Follower: users[1], Followee: users[2], Clock: 9}, false, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.store.MergeEdge(store.Followers, feed.Edge{Follower: users[3], Followee: users[1], Clock: 3}); err != nil {
+	if _, _, err := a.store.MergeEdge(store.Followers, feed.Edge{Follower: users[3], Followee: users[1], Clock: 3}, false, 0); err != nil {
 		t.Fatal(err)
 	}
 

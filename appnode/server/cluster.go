@@ -27,6 +27,7 @@ const (
 	HeaderUnreachable = api.HeaderUnreachable
 	HeaderFallback    = api.HeaderFallback
 	HeaderRingVersion = api.HeaderRingVersion
+	HeaderClock       = api.HeaderClock
 )
 
 // clockSkew is how far a signed request's time may be from ours: wide
@@ -154,6 +155,7 @@ func (s *Server) call(ctx context.Context, method, member, uri string, body, out
 		return fmt.Errorf("building request to %s: %w", member, err)
 	}
 	req.Header.Set(HeaderCluster, signBody(s.secret, s.now(), method, uri, b))
+	req.Header.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -162,6 +164,7 @@ func (s *Server) call(ctx context.Context, method, member, uri string, body, out
 		return fmt.Errorf("calling %s: %w", member, err)
 	}
 	defer resp.Body.Close()
+	s.observeClock(resp.Header.Get(HeaderClock))
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`

@@ -326,8 +326,9 @@ func TestRingDisagreement(t *testing.T) {
 // TestForwardToDeadOwner: an owner that died before the failure
 // detector noticed (it still says alive) cannot be connected to, so
 // forwards go on to the replica, which serves reads and takes writes
-// (with a hint for the owner). With the whole preference list down the
-// answer is 502 naming the members tried.
+// (with a hinted copy for the owner on the third member). With the
+// whole preference list down the answer is 503 naming each member tried
+// and why.
 func TestForwardToDeadOwner(t *testing.T) {
 	t.Run("links", func(t *testing.T) { testForwardToDeadOwner(t, false) })
 	t.Run("http", func(t *testing.T) { testForwardToDeadOwner(t, true) })
@@ -353,13 +354,15 @@ func testForwardToDeadOwner(t *testing.T, httpForward bool) {
 	if a.code != http.StatusCreated {
 		t.Errorf("write with a dead owner = %d %s, want 201 from the replica", a.code, a.body)
 	}
-	if st := replica.srv.Status(); st.HintsByMember[o.addr] != 1 {
-		t.Errorf("hints on the replica = %v, want 1 for the owner %s", st.HintsByMember, o.addr)
+	if st := other.srv.Status(); st.HintsByMember[o.addr] != 1 {
+		t.Errorf("hints on the third member = %v, want 1 for the owner %s", st.HintsByMember, o.addr)
 	}
 	replica.kill()
 	a = do(t, nil, "GET", other.url("/v1/users/joe/posts"), "", nil)
-	if a.code != http.StatusBadGateway || !strings.Contains(a.errorText(t), o.addr) || !strings.Contains(a.errorText(t), replica.addr) {
-		t.Errorf("forward with the preference list down = %d %s", a.code, a.body)
+	if a.code != http.StatusServiceUnavailable || !strings.HasPrefix(a.errorText(t), "no member of joe's preference list could be reached (") ||
+		!strings.Contains(a.errorText(t), o.addr+": refused the connection (not running)") ||
+		!strings.Contains(a.errorText(t), replica.addr+": refused the connection (not running)") {
+		t.Errorf("forward with the preference list down = %d %s, want 503 naming both members and why", a.code, a.body)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
@@ -61,8 +63,6 @@ const (
 	// followers with replicas 2 (~10 ms); a larger one is left to
 	// RunFanout, so a post's latency stays bounded.
 	inlineFanout = 4096
-	// inlineTimeout bounds that inline delivery.
-	inlineTimeout = 2 * time.Second
 	// fanoutRetry is how often RunFanout looks at the outbox; a member
 	// that failed waits its backoff (fanoutBackoffMin doubling up to
 	// fanoutBackoffMax) before the next try.
@@ -264,14 +264,6 @@ func (f *fanout) lockAuthor(author string) func() {
 	return mu.Unlock
 }
 
-// mergeFollowerEdge stores an edge on the followee's side, here, under
-// the followee's author lock (see storePost).
-func (s *Server) mergeFollowerEdge(e feed.Edge) error {
-	defer s.fan.lockAuthor(e.Followee)()
-	_, err := s.store.MergeEdge(store.Followers, e)
-	return err
-}
-
 // knownCelebrity reports whether author was found above the fan-out
 // limit within countTTL, so its next posts skip counting its followers
 // (a scan of limit+1 edges). Readers merge authors above half the limit,
@@ -285,7 +277,8 @@ func (s *Server) knownCelebrity(author string, limit int) bool {
 
 // deliverQueued delivers outbox entries just written: at once when the
 // fan-out is small and no other inline delivery to the member is under
-// way (bounded by inlineTimeout, whatever the caller's context), else
+// way (each bounded by the member timeout, whatever the caller's
+// context: a member that does not answer gets it later), else
 // by RunFanout, which it kicks.
 func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	if len(qs) == 0 {
@@ -299,8 +292,7 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 	for _, q := range qs {
 		byMember[q.member] = append(byMember[q.member], q.entry)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inlineTimeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	failed := atomic.Bool{}
 	for m, es := range byMember {
@@ -332,7 +324,9 @@ func (s *Server) deliverQueued(ctx context.Context, qs []queued, writes int) {
 				delete(s.fan.busy, m)
 				s.fan.mu.Unlock()
 			}()
-			if err := s.sendOutbox(ctx, m, es); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, s.memberTimeout(m))
+			defer cancel()
+			if err := s.sendOutbox(cctx, m, es); err != nil {
 				s.log.Debug("inline inbox delivery", "op", "fanout", "peer", m, "err", err)
 				failed.Store(true)
 			}
@@ -375,6 +369,7 @@ func (s *Server) sendOutbox(ctx context.Context, member string, es []store.Outbo
 		}
 	}
 	s.fan.metrics.delivered.Add(float64(len(es)))
+	s.copiesDelivered(member, es)
 	return s.store.DeleteOutbox(es)
 }
 
@@ -500,15 +495,19 @@ func (s *Server) RunFanout(ctx context.Context) error {
 }
 
 // DeliverOutbox makes one round of outbox delivery to every member not
-// in backoff and returns how many entries were delivered.
+// in backoff, several members at once (one that does not answer holds
+// up only its own entries), and returns how many entries were
+// delivered.
 func (s *Server) DeliverOutbox(ctx context.Context) int {
 	members, err := s.store.OutboxMembers()
 	if err != nil {
 		s.log.Warn("listing outbox members", "op", "fanout", "err", err)
 		return 0
 	}
-	done := 0
+	var done atomic.Int64
 	now := time.Now()
+	var g errgroup.Group
+	g.SetLimit(maxParallelDeliveries)
 	for _, m := range members {
 		s.fan.mu.Lock()
 		b := s.fan.backoff[m]
@@ -516,47 +515,60 @@ func (s *Server) DeliverOutbox(ctx context.Context) int {
 		if now.Before(b.until) {
 			continue
 		}
-		var err error
-		for range maxOutboxBatchesPerRound {
-			var es []store.OutboxEntry
-			es, err = s.store.Outbox(m, outboxBatch)
+		g.Go(func() error {
+			err := s.deliverOutboxTo(ctx, m, &done)
+			s.fan.mu.Lock()
 			if err != nil {
-				s.log.Error("undecodable outbox entries dropped", "op", "fanout", "peer", m, "err", err)
-				err = nil
-			}
-			if len(es) == 0 || ctx.Err() != nil {
-				break
-			}
-			if m == s.self {
-				err = s.deliverLocal(es)
-			} else if !s.ring.Load().Has(m) {
-				err = s.requeue(m, es)
-			} else if !s.alive(m) {
-				err = fmt.Errorf("member %s is not alive", m)
+				b.wait = min(max(2*b.wait, fanoutBackoffMin), fanoutBackoffMax)
+				b.until = time.Now().Add(b.wait)
+				s.fan.backoff[m] = b
 			} else {
-				cctx, cancel := context.WithTimeout(ctx, peerTimeout)
-				err = s.sendOutbox(cctx, m, es)
-				cancel()
+				delete(s.fan.backoff, m)
 			}
+			s.fan.mu.Unlock()
 			if err != nil {
-				break
+				s.log.Debug("inbox delivery", "op", "fanout", "peer", m, "err", err, "retry_in", b.wait.Seconds())
 			}
-			done += len(es)
-		}
-		s.fan.mu.Lock()
-		if err != nil {
-			b.wait = min(max(2*b.wait, fanoutBackoffMin), fanoutBackoffMax)
-			b.until = time.Now().Add(b.wait)
-			s.fan.backoff[m] = b
-		} else {
-			delete(s.fan.backoff, m)
-		}
-		s.fan.mu.Unlock()
-		if err != nil {
-			s.log.Debug("inbox delivery", "op", "fanout", "peer", m, "err", err, "retry_in", b.wait.Seconds())
-		}
+			return nil
+		})
 	}
-	return done
+	g.Wait()
+	return int(done.Load())
+}
+
+// maxParallelDeliveries bounds the members DeliverOutbox delivers to at
+// once.
+const maxParallelDeliveries = 8
+
+// deliverOutboxTo delivers up to maxOutboxBatchesPerRound batches of
+// member m's outbox, adding to done.
+func (s *Server) deliverOutboxTo(ctx context.Context, m string, done *atomic.Int64) error {
+	for range maxOutboxBatchesPerRound {
+		es, err := s.store.Outbox(m, outboxBatch)
+		if err != nil {
+			s.log.Error("undecodable outbox entries dropped", "op", "fanout", "peer", m, "err", err)
+		}
+		if len(es) == 0 || ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case m == s.self:
+			err = s.deliverLocal(es)
+		case !s.ring.Load().Has(m):
+			err = s.requeue(m, es)
+		case !s.alive(m):
+			err = fmt.Errorf("member %s is not alive", m)
+		default:
+			cctx, cancel := context.WithTimeout(ctx, writeTimeouts*s.memberTimeout(m)+time.Second)
+			err = s.sendOutbox(cctx, m, es)
+			cancel()
+		}
+		if err != nil {
+			return err
+		}
+		done.Add(int64(len(es)))
+	}
+	return nil
 }
 
 // requeue moves entries queued for member, which has left the ring,
@@ -565,17 +577,8 @@ func (s *Server) requeue(member string, es []store.OutboxEntry) error {
 	rg := s.ring.Load()
 	var writes []store.Write
 	var local []store.InboxDelivery
-	var buf [8]string
 	for _, e := range es {
-		byMember := map[string][]string{}
-		for _, u := range e.Delivery.Users {
-			for _, m := range rg.Preference(buf[:0], u) {
-				byMember[m] = append(byMember[m], u)
-			}
-		}
-		for m, users := range byMember {
-			d := e.Delivery
-			d.Users = users
+		for m, d := range splitByMember(rg, e.Delivery) {
 			if m == s.self {
 				local = append(local, d)
 				continue
@@ -602,6 +605,25 @@ func (s *Server) requeue(member string, es []store.OutboxEntry) error {
 	return s.store.DeleteOutbox(es)
 }
 
+// splitByMember splits d by the members that hold its users' inboxes
+// under rg (each user's preference list).
+func splitByMember(rg *ring.Ring, d store.InboxDelivery) map[string]store.InboxDelivery {
+	var buf [8]string
+	users := map[string][]string{}
+	for _, u := range d.Users {
+		for _, m := range rg.Preference(buf[:0], u) {
+			users[m] = append(users[m], u)
+		}
+	}
+	out := make(map[string]store.InboxDelivery, len(users))
+	for m, us := range users {
+		part := d
+		part.Users = us
+		out[m] = part
+	}
+	return out
+}
+
 // deliverLocal applies entries queued for this member itself (queued
 // under an older ring, before this member joined a preference list).
 func (s *Server) deliverLocal(es []store.OutboxEntry) error {
@@ -623,7 +645,10 @@ func (s *Server) deliverLocal(es []store.OutboxEntry) error {
 // missing, so reads merge those in instead.
 func (s *Server) backfill(ctx context.Context, follower, author string) {
 	n := min(max(int(s.fan.inboxMax.Load())/4, 1), maxDeliveryPosts)
-	raw, more, err := s.mergeAuthors(ctx, []string{author}, feed.ID{}, n)
+	raw, more, missed, err := s.mergeAuthors(ctx, []string{author}, feed.ID{}, n)
+	if err == nil && len(missed) > 0 {
+		err = fmt.Errorf("no member of %s's preference list answered", author)
+	}
 	d := store.InboxDelivery{Users: []string{follower}, Backfill: true}
 	switch {
 	case err != nil:
@@ -686,7 +711,12 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 		// No inbox here that can be trusted (the user arrived by a
 		// move, or a replica never served it): merge, and start the
 		// inbox from now on.
-		posts, more, err := s.mergeAuthors(ctx, authors, before, limit)
+		posts, more, missed, err := s.mergeAuthors(ctx, authors, before, limit)
+		if err == nil && len(missed) > 0 {
+			// Without an inbox, a followee nobody answers for is not
+			// in the page at all: refuse rather than answer without.
+			return nil, false, fmt.Errorf("%w: no member answers for %d of the followees (%s)", errNoMember, len(missed), strings.Join(missed, ", "))
+		}
 		if err == nil {
 			if err := s.store.SetHorizon(name, s.horizonNow()); err != nil {
 				s.log.Warn("starting an inbox", "op", "timeline", "user", name, "err", err)
@@ -725,9 +755,15 @@ func (s *Server) timelinePage(ctx context.Context, name string, following []stri
 			return
 		}
 		g.Go(func() error {
-			posts, more1, err := s.mergeAuthors(gctx, as, before, limit)
+			// Followees nobody answers for are left out: their pushed
+			// posts are in the inbox, and the rest are unreachable for
+			// now (a partition) whatever this member does.
+			posts, more1, missed, err := s.mergeAuthors(gctx, as, before, limit)
 			if err != nil {
 				return err
+			}
+			if len(missed) > 0 {
+				s.log.Debug("timeline merged without followees nobody answers for", "op", "timeline", "user", name, "peer", strings.Join(missed, ","))
 			}
 			mu.Lock()
 			all = append(all, posts...)
@@ -818,7 +854,9 @@ func (s *Server) followerCounts(ctx context.Context, authors []string, limit int
 				counts, err = s.countLocal(as, limit)
 			} else {
 				var ans countsAnswer
-				err = s.call(ctx, http.MethodPost, m, "/internal/v1/follower-counts", countsRequest{Users: as, Max: limit}, &ans)
+				cctx, cancel := context.WithTimeout(ctx, s.memberTimeout(m))
+				err = s.call(cctx, http.MethodPost, m, "/internal/v1/follower-counts", countsRequest{Users: as, Max: limit}, &ans)
+				cancel()
 				counts = ans.Counts
 			}
 			if err != nil {
@@ -891,23 +929,24 @@ func (s *Server) followerCountsHandler(w http.ResponseWriter, r *http.Request) {
 // merges its authors' pages (POST /internal/v1/merge, in parallel) and
 // this member merges those. The top limit of the union of every
 // author's top limit is exactly the top limit overall, so cursor paging
-// is exact. Authors whose member refuses the connection (dead, and the
-// failure detector does not know yet) are asked of the next member of
-// their preference lists.
-func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
+// is exact. Authors whose member does not answer within the member
+// timeout (or cannot be reached) are asked of the next member of their
+// preference lists; those none of whose members answer are returned in
+// missed, and left out of the page.
+func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed.ID, limit int) (page []store.RawPost, more bool, missed []string, err error) {
 	rg := s.ring.Load()
 	ctx, cancel := context.WithTimeout(ctx, timelineTimeout)
 	defer cancel()
-	var (
-		all  []store.RawPost
-		more bool
-		skip = slices.Clip(skipped(ctx))
-	)
+	var all []store.RawPost
+	skip := slices.Clip(skipped(ctx))
 	for attempt := 0; len(authors) > 0 && attempt <= rg.Replicas(); attempt++ {
 		groups := map[string][]string{}
 		for _, a := range authors {
-			m := s.target(rg, a, skip...)
-			groups[m] = append(groups[m], a)
+			if c, _ := s.candidates(rg, a, skip); len(c) > 0 {
+				groups[c[0]] = append(groups[c[0]], a)
+			} else {
+				missed = append(missed, a)
+			}
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		var mu sync.Mutex // guards all, more, retry and down
@@ -920,11 +959,16 @@ func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed
 				if m == s.self {
 					posts, more1, err = s.mergeLocal(as, before, limit)
 				} else {
-					posts, more1, err = s.mergeRemote(gctx, m, as, before, limit)
+					cctx, cancel := context.WithTimeout(gctx, s.memberTimeout(m))
+					posts, more1, err = s.mergeRemote(cctx, m, as, before, limit)
+					cancel()
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if err != nil && m != s.self && isRefused(err) {
+				var pe *peerError
+				if err != nil && m != s.self && !errors.As(err, &pe) && ctx.Err() == nil {
+					// No answer: the next member of their lists.
+					s.failed(m, err.Error())
 					retry = append(retry, as...)
 					down = append(down, m)
 					return nil
@@ -938,14 +982,15 @@ func (s *Server) mergeAuthors(ctx context.Context, authors []string, before feed
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 		authors = retry
 		skip = append(skip, down...)
 	}
-	if len(authors) > 0 {
-		return nil, false, fmt.Errorf("no member of the preference lists of %d authors could be reached (tried %v)", len(authors), skip)
+	missed = append(missed, authors...)
+	if len(missed) > 0 {
+		s.fan.metrics.partial.Inc()
 	}
 	all, more = top(all, limit, more)
-	return all, more, nil
+	return all, more, missed, nil
 }

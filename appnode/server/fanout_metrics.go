@@ -11,6 +11,7 @@ type fanoutMetrics struct {
 	failed     prometheus.Counter // delivery attempts that failed
 	notPushed  prometheus.Counter // posts of authors above fanout_limit
 	backfilled prometheus.Counter // posts back-filled into inboxes after a follow
+	partial    prometheus.Counter // read-time merges that left out authors nobody answered for
 }
 
 // initFanout sets up fan-out and registers its metrics with reg (none
@@ -38,12 +39,16 @@ func (s *Server) initFanout(reg prometheus.Registerer) {
 			Name: "appnode_fanout_backfilled_posts_total",
 			Help: "Posts back-filled into a follower's inbox after a follow.",
 		}),
+		partial: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_timeline_partial_merges_total",
+			Help: "Read-time merges of followees' posts that left out followees none of whose members answered (a partition, or all their replicas down).",
+		}),
 	}
 	s.fan.metrics = m
 	if reg == nil {
 		return
 	}
-	reg.MustRegister(m.entries, m.delivered, m.failed, m.notPushed, m.backfilled,
+	reg.MustRegister(m.entries, m.delivered, m.failed, m.notPushed, m.backfilled, m.partial,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "appnode_live_streams",
 			Help: "Live timeline streams served by this member.",

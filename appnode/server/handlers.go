@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,15 +26,15 @@ import (
 func (s *Server) routes() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/users", s.createUser)
-	mux.HandleFunc("GET /v1/users/{name}", s.keyed(s.getUser))
-	mux.HandleFunc("POST /v1/users/{name}/posts", s.keyed(s.createPost))
-	mux.HandleFunc("GET /v1/users/{name}/posts", s.keyed(s.listPosts))
-	mux.HandleFunc("PUT /v1/users/{name}/following/{other}", s.keyed(s.follow))
-	mux.HandleFunc("DELETE /v1/users/{name}/following/{other}", s.keyed(s.follow))
-	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing))
-	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers))
-	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline))
-	mux.HandleFunc("GET /v1/users/{name}/timeline/stream", s.keyed(s.timelineStream))
+	mux.HandleFunc("GET /v1/users/{name}", s.keyed(s.getUser, nil))
+	mux.HandleFunc("POST /v1/users/{name}/posts", s.keyed(s.createPost, s.pinPost))
+	mux.HandleFunc("GET /v1/users/{name}/posts", s.keyed(s.listPosts, nil))
+	mux.HandleFunc("PUT /v1/users/{name}/following/{other}", s.keyed(s.follow, s.pinEdge))
+	mux.HandleFunc("DELETE /v1/users/{name}/following/{other}", s.keyed(s.follow, s.pinEdge))
+	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing, nil))
+	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers, nil))
+	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline, nil))
+	mux.HandleFunc("GET /v1/users/{name}/timeline/stream", s.keyed(s.timelineStream, nil))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
@@ -43,6 +45,11 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests, maxDigestBody))
 	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler, maxInboxBody))
 	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler, maxMergeBody))
+	mux.HandleFunc("POST /internal/v1/hint", s.internal(s.hintHandler, maxReplicateBody))
+	mux.HandleFunc("POST /internal/v1/handoff", s.internal(s.handoffHandler, maxBody))
+	mux.HandleFunc("POST /internal/v1/edge", s.internal(s.edgeHandler, maxBody))
+	mux.HandleFunc("GET /internal/v1/hello", s.internal(s.helloHandler, maxBody))
+	mux.HandleFunc("POST /internal/v1/fanout-done", s.internal(s.doneHandler, maxDoneRefs*(2*feed.IDLen+64)))
 	mux.HandleFunc(linkRoute, s.serveLink)
 	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
@@ -80,17 +87,48 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // keyed wraps a handler for /v1/users/{name}/...: it checks the name,
-// then routes the request to the name's owner or serves it here.
-func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
+// then routes the request to the name's owner or serves it here. pin
+// (nil for reads) makes a forwarded write idempotent (see pinner).
+func (s *Server) keyed(h http.HandlerFunc, pin pinner) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if err := feed.ValidName(name); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		s.serveRouted(w, r, name, h)
+		s.serveRouted(w, r, name, h, pin)
 	}
 }
+
+// pinPost gives a forwarded post its id, unless the client chose one.
+func (s *Server) pinPost(r *http.Request, body []byte) []byte {
+	var req api.PostRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&req) != nil || dec.More() || req.ID != "" {
+		return body // the member that serves it answers what is wrong
+	}
+	req.ID = s.ids.Next().String()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return body
+	}
+	return b
+}
+
+// pinEdge gives a forwarded follow or unfollow its clock.
+func (s *Server) pinEdge(r *http.Request, body []byte) []byte {
+	if r.Header.Get(api.HeaderEdgeClock) == "" || !s.fromMember(r) {
+		r.Header.Set(api.HeaderEdgeClock, strconv.FormatUint(uint64(s.clock.Now()), 10))
+	}
+	return body
+}
+
+// idSkew is how far a post id chosen by a client may be from this
+// member's clock: wide enough for clients and members whose clocks
+// disagree, narrow enough that nobody pins a post to the top of
+// timelines for long.
+const idSkew = 5 * time.Minute
 
 // storeError answers a failed store operation.
 func (s *Server) storeError(w http.ResponseWriter, err error) {
@@ -143,23 +181,52 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	s.serveRouted(w, r, req.Name, func(w http.ResponseWriter, r *http.Request) { s.createUserHere(w, r, req.Name) })
-}
-
-// createUserHere creates user name on this member, which answers for it.
-func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name string) {
-	// 32 random bytes: a token nobody guesses.
-	var raw [32]byte
-	rand.Read(raw[:])
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
-	if err := s.store.CreateUser(u); err != nil {
-		s.storeError(w, err)
+	if req.Token == "" {
+		// Drawn here, before routing, so that a forward to a member that
+		// does not answer can be sent to the next with the same token.
+		// 32 random bytes: a token nobody guesses.
+		var raw [32]byte
+		rand.Read(raw[:])
+		req.Token = base64.RawURLEncoding.EncodeToString(raw[:])
+		b, err := json.Marshal(req)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("encoding request: %w", err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	} else if raw, err := base64.RawURLEncoding.DecodeString(req.Token); err != nil || len(req.Token) != api.TokenLen || len(raw) != 32 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("token: is not %d characters of URL-safe base64 (32 random bytes)", api.TokenLen))
 		return
 	}
-	if err := s.store.SetHorizon(u.Name, feed.ID{}); err != nil {
-		// Without it the first timeline read merges and starts the inbox.
-		s.log.Warn("starting an inbox", "op", "create", "user", u.Name, "err", err)
+	s.serveRouted(w, r, req.Name, func(w http.ResponseWriter, r *http.Request) { s.createUserHere(w, r, req.Name, req.Token) }, nil)
+}
+
+// createUserHere creates user name with token on this member, which
+// answers for it. The same request served again (a forwarder that did
+// not hear the first answer sent it to the next member) finds the user
+// with the same token and answers 201 again.
+func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name, token string) {
+	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
+	switch err := s.store.CreateUser(u); {
+	case errors.Is(err, store.ErrExists):
+		cur, err := s.store.User(name)
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
+		if subtle.ConstantTimeCompare(cur.TokenHash, u.TokenHash) != 1 {
+			writeError(w, http.StatusConflict, fmt.Errorf("user %s: %w", name, store.ErrExists))
+			return
+		}
+		u = cur // this very request, served before
+	case err != nil:
+		s.storeError(w, err)
+		return
+	default:
+		if err := s.store.SetHorizon(u.Name, feed.ID{}); err != nil {
+			// Without it the first timeline read merges and starts the inbox.
+			s.log.Warn("starting an inbox", "op", "create", "user", u.Name, "err", err)
+		}
 	}
 	if err := s.replicate(r.Context(), u.Name, record{User: &u}); err != nil {
 		s.replicaError(w, err)
@@ -195,14 +262,19 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	id := s.ids.Next()
+	id, err := s.postID(req.ID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
 	queued, writes, err := s.storePost(p)
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	if err := s.replicate(r.Context(), name, record{Post: &p}); err != nil {
+	rec := record{Post: &p, Copies: s.copiesOf(queued), From: s.self, FromStore: s.store.ID()}
+	if err := s.replicate(r.Context(), name, rec); err != nil {
 		s.kickFanout()
 		s.replicaError(w, err)
 		return
@@ -210,6 +282,22 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 	s.deliverQueued(r.Context(), queued, writes)
 	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
 	writeJSON(w, http.StatusCreated, p)
+}
+
+// postID returns the id for a new post: the one the client (or the
+// member that forwarded the post) chose, checked, or a new one.
+func (s *Server) postID(chosen string) (feed.ID, error) {
+	if chosen == "" {
+		return s.ids.Next(), nil
+	}
+	id, err := feed.ParseID(chosen)
+	if err != nil {
+		return id, fmt.Errorf("id: %w", err)
+	}
+	if d := id.Time().Sub(s.now()); d > idSkew || d < -idSkew {
+		return id, fmt.Errorf("id: %s is from %s, more than %v from this member's clock", chosen, id.Time().Format(time.RFC3339), idSkew)
+	}
+	return id, nil
 }
 
 // page reads ?limit= and ?before=.
@@ -297,9 +385,13 @@ func writePosts(w http.ResponseWriter, posts []store.RawPost, next feed.ID) {
 }
 
 // follow serves PUT (follow) and DELETE (unfollow). The edge goes first
-// to the followee's owner, which checks that the followee exists, then
-// into this member's store on the follower's side. Both copies carry the
-// same clock, so a retry or a replica's copy merges to the same edge.
+// to the followee's side (its first member that answers, which checks
+// that the followee exists), then into this member's store on the
+// follower's side, each replicated. Both copies carry the same clock,
+// so a retry or a replica's copy merges to the same edge; and each
+// side, when it stores a change, keeps a durable note to make sure the
+// other side has it too (edgesync.go), so the two sides converge
+// whatever answer is lost on the way.
 func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	name, other := r.PathValue("name"), r.PathValue("other")
 	if err := feed.ValidName(other); err != nil {
@@ -313,30 +405,38 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	e := feed.Edge{Follower: name, Followee: other, Clock: s.clock.Now(), Removed: r.Method == http.MethodDelete}
-	owner := s.target(s.ring.Load(), other)
-	if owner == s.self {
-		if err := s.mergeFollower(r.Context(), e); err != nil {
-			s.replicaError(w, err)
-			return
+	e := feed.Edge{Follower: name, Followee: other, Clock: s.edgeClock(r, name, other), Removed: r.Method == http.MethodDelete}
+	err := s.onMembers(r.Context(), other, true, func(ctx context.Context, m string) error {
+		if m == s.self {
+			return s.mergeFollower(ctx, e)
 		}
-	} else if err := s.call(r.Context(), http.MethodPut, owner, "/internal/v1/users/"+other+"/followers", e, nil); err != nil {
+		return s.call(ctx, http.MethodPut, m, "/internal/v1/users/"+other+"/followers", e, nil)
+	})
+	if err != nil {
 		var pe *peerError
-		if errors.As(err, &pe) && (pe.Status == http.StatusNotFound || pe.Status == http.StatusBadRequest) {
+		switch {
+		case errors.As(err, &pe) && (pe.Status == http.StatusNotFound || pe.Status == http.StatusBadRequest):
 			// About the followee: the client's problem.
 			writeError(w, pe.Status, errors.New(pe.Msg))
-		} else {
-			// Anything else (a wrong cluster secret, a full disk over
-			// there) is this cluster's problem, not the client's.
-			writeError(w, http.StatusBadGateway, fmt.Errorf("recording the edge with %s's owner: %w", other, err))
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, http.StatusNotFound, err)
+		case errors.As(err, &pe):
+			// Anything else the other side answered (a wrong cluster
+			// secret, a full disk over there) is this cluster's
+			// problem, not the client's.
+			writeError(w, http.StatusBadGateway, fmt.Errorf("recording the edge on %s's side: %w", other, err))
+		case errors.Is(err, ErrTooFewCopies), errors.Is(err, errNoMember):
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("recording the edge on %s's side: %w", other, err))
+		default:
+			s.replicaError(w, err)
 		}
 		return
 	}
-	if _, err := s.store.MergeEdge(store.Following, e); err != nil {
+	if _, err := s.mergeEdge(store.Following, e, true, true); err != nil {
 		s.storeError(w, err)
 		return
 	}
-	if err := s.replicate(r.Context(), name, record{Edge: &e, Side: store.Following}); err != nil {
+	if err := s.replicate(r.Context(), name, record{Edge: &e, Side: store.Following, Synced: true}); err != nil {
 		s.replicaError(w, err)
 		return
 	}
@@ -346,16 +446,96 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// edgeClock returns the clock for a new follow or unfollow: the one
+// the forwarding member pinned (see pinEdge), as it is, so the same
+// request served twice (a retry, or a copy of it that a paused member
+// reads late) stores the same edge and never beats a later change; or,
+// for a request that reached this member first, a new one, later than
+// the edge already stored here. Clocks travel with every request and
+// answer (HeaderClock), so a pinned clock is later than the changes the
+// pinning member has seen.
+func (s *Server) edgeClock(r *http.Request, follower, followee string) feed.Timestamp {
+	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && s.fromMember(r) {
+		if c, err := strconv.ParseUint(v, 10, 64); err == nil {
+			s.clock.Observe(feed.Timestamp(c))
+			return feed.Timestamp(c)
+		}
+	}
+	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
+		s.clock.Observe(old.Clock)
+	}
+	return s.clock.Now()
+}
+
+// errNoMember marks the error of onMembers when no member answered.
+var errNoMember = errors.New("no member answered")
+
+// onMembers runs call on the members that answer for user name, in the
+// order of its candidates, until one answers: a member that does not
+// answer within the member timeout (three times it when write, for a
+// call that makes a replicated write), or whose connection fails, is
+// passed over for the next. call must be idempotent. An answer from a
+// member, even an error, is final.
+func (s *Server) onMembers(ctx context.Context, name string, write bool, call func(ctx context.Context, m string) error) error {
+	cands, passed := s.candidates(s.ring.Load(), name, skipped(ctx))
+	tried := triedMembers(passed)
+	var slow []string // did not answer in time: asked again, waiting longer, before giving up
+	for i := 0; i < len(cands)+len(slow); i++ {
+		m, last := "", false
+		if i < len(cands) {
+			m = cands[i]
+		} else {
+			m, last = slow[i-len(cands)], true
+		}
+		if m == s.self {
+			return call(ctx, m)
+		}
+		timeout := s.memberTimeout(m)
+		if write {
+			timeout *= writeTimeouts
+		}
+		if last {
+			timeout = lastResort(timeout)
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := call(cctx, m)
+		cancel()
+		var pe *peerError
+		if err == nil || errors.As(err, &pe) || ctx.Err() != nil {
+			if err == nil {
+				s.answered(m)
+			}
+			return err
+		}
+		why := fmt.Sprintf("did not answer within %v", timeout)
+		if errors.Is(err, context.DeadlineExceeded) {
+			if !last {
+				slow = append(slow, m)
+			}
+		} else {
+			why = err.Error()
+		}
+		s.failed(m, why)
+		tried.add(m, why)
+	}
+	return fmt.Errorf("%w: %w", errNoMember, noMember(name, tried))
+}
+
+// writeTimeouts is how many member timeouts a member gives another to
+// answer a request that makes a replicated write: the other waits up to
+// one for its replicas, then up to one for a hinted copy elsewhere.
+const writeTimeouts = 3
+
 // mergeFollower stores an edge on the followee's side, here, and on the
 // followee's other replicas.
 func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	if err := s.mergeFollowerEdge(e); err != nil {
+	if _, err := s.mergeEdge(store.Followers, e, false, true); err != nil {
 		return err
 	}
-	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers})
+	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers, Fresh: true})
 }
 
 // replicaError answers a write that is stored here but could not be
@@ -562,6 +742,8 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &pe):
 		writeError(w, http.StatusBadGateway, err)
+	case errors.Is(err, errNoMember):
+		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, err)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDiskFull),
@@ -614,6 +796,13 @@ type Status struct {
 	// to; LinksServed counts the links other members have open to it.
 	Links       []LinkStatus `json:"links,omitempty"`
 	LinksServed int          `json:"links_served"`
+	// CatchingUp says this member is still catching up after its start.
+	CatchingUp bool `json:"catching_up"`
+	// EdgeNotes counts the follow edges waiting to be confirmed with
+	// their other side (up to outboxCountLimit).
+	EdgeNotes int `json:"edge_notes"`
+	// WriteAcks is how many copies on distinct members a write needs.
+	WriteAcks int `json:"write_acks"`
 }
 
 // Status reports the server's state.
@@ -621,6 +810,7 @@ func (s *Server) Status() Status {
 	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus(), Streams: s.Streams()}
 	st.Outbox, _ = s.store.OutboxCountUpTo(outboxCountLimit)
 	st.Links, st.LinksServed = s.links.status(), s.served.count()
+	st.CatchingUp, st.EdgeNotes, st.WriteAcks = s.catchingUp.Load(), s.edgeNotes(), s.requiredAcks(s.ring.Load())
 	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {

@@ -880,39 +880,36 @@ func streaming(r *http.Request) bool {
 
 // forwardLink forwards r to plan.owner over a link. It returns false,
 // having written nothing, when the owner is forwarded to over HTTP
-// instead; it sets plan.unreachable when the request did not reach the
-// owner.
+// instead; it sets plan.retry when nothing came back from the owner in
+// time (see forward).
 func (s *Server) forwardLink(w http.ResponseWriter, r *http.Request, plan *forwardPlan) bool {
 	frame := s.linkRequest(r, plan)
+	ctx, cancel := context.WithTimeout(r.Context(), plan.timeout)
+	defer cancel()
 	var err error
 	// A second try only after errLinkUnsent: the owner was draining and
 	// never read the request; a redial tells whether it is still there.
 	for try := 0; try < 2 && (try == 0 || errors.Is(err, errLinkUnsent)); try++ {
 		var l *link
-		if l, err = s.links.get(r.Context(), plan.owner); err != nil {
+		if l, err = s.links.get(ctx, plan.owner); err != nil {
 			if errors.Is(err, errLinkUnsupported) {
 				return false
 			}
-			s.metrics.forwardErrors.Inc()
 			break
 		}
 		var payload []byte
-		if payload, err = l.roundTrip(r.Context(), frame, plan.body); err == nil {
-			if err = writeLinkAnswer(w, payload); err == nil {
+		if payload, err = l.roundTrip(ctx, frame, plan.body); err == nil {
+			if err = writeLinkAnswer(w, payload, s.observeClock); err == nil {
 				return true
 			}
 		}
-		s.metrics.forwardErrors.Inc()
 	}
-	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
-	switch {
-	case unreachable(err) || errors.Is(err, errLinkUnsent):
-		plan.unreachable = true // nothing reached it: try the next member
-	case errors.Is(err, context.Canceled):
-		w.WriteHeader(499)
-	default:
-		writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", plan.owner, err))
+	s.metrics.forwardErrors.Inc()
+	if r.Context().Err() != nil {
+		w.WriteHeader(499) // the client went away; nobody reads this answer
+		return true
 	}
+	plan.fail(err)
 	return true
 }
 
@@ -932,6 +929,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 	extra.Set("X-Forwarded-Host", r.Host)
 	extra.Set("X-Forwarded-Proto", "http")
 	extra.Set(HeaderHops, strconv.Itoa(plan.hops))
+	extra.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	if plan.fallback {
 		extra.Set(HeaderFallback, "1")
 	}
@@ -939,7 +937,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 		extra.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
 	}
 	skipIn := func(k string) bool {
-		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback ||
+		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback || k == HeaderClock ||
 			k == HeaderCluster || k == "Content-Length"
 	}
 	keep := func(string) bool { return false }
@@ -949,7 +947,7 @@ func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
 }
 
 // writeLinkAnswer writes an answer frame to the client.
-func writeLinkAnswer(w http.ResponseWriter, payload []byte) error {
+func writeLinkAnswer(w http.ResponseWriter, payload []byte, observe func(clock string)) error {
 	d := decoder{b: payload}
 	code := d.uvarint()
 	h := d.header()
@@ -959,10 +957,11 @@ func writeLinkAnswer(w http.ResponseWriter, payload []byte) error {
 	if code < 100 || code > 999 {
 		return fmt.Errorf("member link answer with status %d", code)
 	}
+	observe(h.Get(HeaderClock))
 	out := w.Header()
 	for k, vs := range h {
 		// The forwarder set these for its own answer already.
-		if k == HeaderOwner || k == HeaderRingVersion || k == "Content-Length" {
+		if k == HeaderOwner || k == HeaderRingVersion || k == HeaderClock || k == "Content-Length" {
 			continue
 		}
 		out[k] = vs

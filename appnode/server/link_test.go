@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
 )
 
 func TestLinkFrameCodec(t *testing.T) {
@@ -30,7 +31,7 @@ func TestLinkFrameCodec(t *testing.T) {
 	r.Header.Set(HeaderCluster, "forged")       // never passed on
 	r.Header.Set(HeaderUnreachable, "forged")   // replaced by the plan's
 	r.Header.Set("X-Forwarded-For", "10.0.0.1") // extended
-	s := &Server{}
+	s := &Server{clock: feed.NewClock(nil)}
 	plan := &forwardPlan{owner: "127.0.0.1:2", hops: 1, skip: []string{"127.0.0.1:3"}}
 	frame := s.linkRequest(r, plan)
 	req, err := decodeLinkRequest(context.Background(), "127.0.0.1:2", append(frame, `{"text":"hi"}`...))
@@ -76,7 +77,7 @@ func TestLinkFrameCodec(t *testing.T) {
 			t.Errorf("frame %x decoded without error", bad)
 		}
 	}
-	if err := writeLinkAnswer(httptest.NewRecorder(), binaryAnswer(42, nil, "")); err == nil {
+	if err := writeLinkAnswer(httptest.NewRecorder(), binaryAnswer(42, nil, ""), func(string) {}); err == nil {
 		t.Error("an answer with status 42 was accepted")
 	}
 }
@@ -153,7 +154,7 @@ func TestLinkHandshake(t *testing.T) {
 		t.Errorf("wrong secret answered %q", ans)
 	}
 	req := httptest.NewRequest("GET", "/v1/users/joe", nil)
-	(&frameWriter{c: c}).write(1, (&Server{}).linkRequest(req, &forwardPlan{}), nil)
+	(&frameWriter{c: c}).write(1, (&Server{clock: feed.NewClock(nil)}).linkRequest(req, &forwardPlan{}), nil)
 	if _, _, err := readFrame(br, nil); err == nil {
 		t.Error("a refused link answered a request")
 	}
@@ -165,13 +166,13 @@ func TestLinkHandshake(t *testing.T) {
 	if ans != linkAccepted {
 		t.Fatalf("right secret answered %q", ans)
 	}
-	(&frameWriter{c: c}).write(1, (&Server{}).linkRequest(req, &forwardPlan{}), nil)
+	(&frameWriter{c: c}).write(1, (&Server{clock: feed.NewClock(nil)}).linkRequest(req, &forwardPlan{}), nil)
 	id, payload, err := readFrame(br, nil)
 	if err != nil || id != 1 {
 		t.Fatalf("answer: %d %v", id, err)
 	}
 	rec := httptest.NewRecorder()
-	if err := writeLinkAnswer(rec, payload); err != nil || rec.Code != 200 || !strings.Contains(rec.Body.String(), `"name":"joe"`) {
+	if err := writeLinkAnswer(rec, payload, func(string) {}); err != nil || rec.Code != 200 || !strings.Contains(rec.Body.String(), `"name":"joe"`) {
 		t.Errorf("answer over the link = %d %q %v", rec.Code, rec.Body.String(), err)
 	}
 }
@@ -181,7 +182,7 @@ func TestLinkHandshake(t *testing.T) {
 func TestLinkFallsBackToHTTP(t *testing.T) {
 	old := httptest.NewServer(http.NotFoundHandler())
 	defer old.Close()
-	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil)}}
+	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil, func() bool { return false })}}
 	addr := strings.TrimPrefix(old.URL, "http://")
 	if _, err := p.get(context.Background(), addr); !errors.Is(err, errLinkUnsupported) {
 		t.Fatalf("link to a member without links: %v", err)
@@ -201,9 +202,10 @@ func TestLinkFallsBackToHTTP(t *testing.T) {
 // TestLinkOwnerShutdown shuts an owner down (listener first, then its
 // links drain, as Serve does) while another member forwards reads and
 // writes to it without pause: no request fails, because what the owner
-// never read goes to the replica.
+// never read goes to the replica (and writes get their second copy as a
+// hinted copy on the third member).
 func TestLinkOwnerShutdown(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 2})
+	ms := newCluster(t, clusterOpts{n: 3})
 	o := owner(ms, "joe")
 	fwd := notOwner(ms, "joe")
 	token := createUser(t, fwd, "joe")
@@ -264,7 +266,7 @@ func TestLinkOwnerShutdown(t *testing.T) {
 func FuzzLinkFrame(f *testing.F) {
 	r := httptest.NewRequest("GET", "/v1/users/joe/posts?limit=2", nil)
 	r.Header.Set("Authorization", "Bearer x")
-	f.Add((&Server{}).linkRequest(r, &forwardPlan{hops: 1, skip: []string{"a:1"}}))
+	f.Add((&Server{clock: feed.NewClock(nil)}).linkRequest(r, &forwardPlan{hops: 1, skip: []string{"a:1"}}))
 	f.Add(binaryAnswer(200, http.Header{"Content-Type": {"application/json"}}, `{"posts":[]}`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -273,6 +275,6 @@ func FuzzLinkFrame(f *testing.F) {
 				t.Fatal("decoded request not marked as from a member")
 			}
 		}
-		writeLinkAnswer(httptest.NewRecorder(), payload)
+		writeLinkAnswer(httptest.NewRecorder(), payload, func(string) {})
 	})
 }

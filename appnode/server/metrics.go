@@ -24,9 +24,17 @@ type metrics struct {
 	linksOpened   prometheus.Counter
 	linksServed   prometheus.Gauge
 	linkRefused   prometheus.Counter
+	// Issue-13 additions: sloppy quorum, catch-up, edge notes.
+	hintedCopies   prometheus.Counter
+	hintsHeld      prometheus.Counter
+	tooFewCopies   prometheus.Counter
+	catchingUp     prometheus.GaugeFunc
+	catchUps       prometheus.Counter
+	edgeSynced     prometheus.Counter
+	edgeSyncErrors prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
+func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_requests_total",
@@ -48,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_forward_failovers_total",
-			Help: "Forwards that could not connect to the member answering for a user and went to the next live member of its preference list.",
+			Help: "Forwards that got no answer in time (or no connection) from the member answering for a user and went to the next member of its preference list.",
 		}),
 		replicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_replicated_records_total",
@@ -56,11 +64,11 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}),
 		replicaErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_replica_errors_total",
-			Help: "Calls to a replica that the failure detector saw alive that failed (the write was hinted).",
+			Help: "Calls to a replica that failed or did not answer in time (the write went to a hinted copy instead).",
 		}),
 		hinted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_hints_stored_total",
-			Help: "Writes kept as hints for a replica that was dead or did not answer.",
+			Help: "Writes kept as hints here (for a replica that was dead or did not answer), whether this member coordinated them or held a hinted copy for another.",
 		}),
 		handedOff: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_hints_delivered_total",
@@ -86,10 +94,53 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_links_refused_total",
 			Help: "Member links refused for a wrong answer to the challenge (a wrong cluster secret).",
 		}),
+		hintedCopies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hinted_copies_total",
+			Help: "Writes whose copy for an unreachable replica went to another member as a hint (sloppy quorum) and counted towards write_acks.",
+		}),
+		hintsHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_hinted_copies_held_total",
+			Help: "Hinted copies this member took for another member's unreachable replica.",
+		}),
+		tooFewCopies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_writes_too_few_copies_total",
+			Help: "Writes refused (503) because fewer than write_acks members could store a copy.",
+		}),
+		catchingUp: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "appnode_catching_up",
+			Help: "1 while this member catches up after a start (hints and anti-entropy from the others); it answers for its users only when no caught-up replica can.",
+		}, func() float64 {
+			if catchingUp() {
+				return 1
+			}
+			return 0
+		}),
+		catchUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_catch_ups_total",
+			Help: "Catch-ups finished.",
+		}),
+		edgeSynced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_edge_notes_delivered_total",
+			Help: "Edge notes delivered to the other side of a follow edge.",
+		}),
+		edgeSyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "appnode_edge_note_errors_total",
+			Help: "Edge note deliveries that failed (retried).",
+		}),
+	}
+	m.routed.WithLabelValues("forward")
+	m.routed.WithLabelValues("redirect")
+	m.routed.WithLabelValues("fallback")
+	for _, r := range []string{"same", "repaired", "failed", "skipped"} {
+		m.repairs.WithLabelValues(r)
+	}
+	for _, r := range []string{"same", "repaired", "failed"} {
+		m.antiEntropy.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
-			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st})
+			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st},
+			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.catchingUp, m.catchUps, m.edgeSynced, m.edgeSyncErrors)
 	}
 	return m
 }

@@ -47,7 +47,9 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 func TestPartitionHeal(t *testing.T) {
 	p := &partition{group: map[string]int{}}
 	var addrs []string
-	ms := newCluster(t, clusterOpts{n: 3,
+	// write_acks 1: the lone member 0 takes writes alone (with the
+	// default 2 it refuses them: TestPartitionMinorityRefusesWrites).
+	ms := newCluster(t, clusterOpts{n: 3, writeAcks: 1,
 		// Addresses are known once the cluster is up, before any call.
 		memberTransport: func(i int) http.RoundTripper { return p.transport(func() string { return addrs[i] }) },
 		// Each side's failure detector sees the other side dead.

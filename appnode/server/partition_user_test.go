@@ -22,7 +22,8 @@ import (
 func TestPartitionSameUserBothSides(t *testing.T) {
 	p := &partition{group: map[string]int{}}
 	var addrs []string
-	ms := newCluster(t, clusterOpts{n: 3,
+	// write_acks 1, so the lone side takes writes at all.
+	ms := newCluster(t, clusterOpts{n: 3, writeAcks: 1,
 		memberTransport: func(i int) http.RoundTripper { return p.transport(func() string { return addrs[i] }) },
 		memberAlive: func(i int) func(string) bool {
 			return func(m string) bool { return !p.split(addrs[i], m) }

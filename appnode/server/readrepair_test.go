@@ -47,7 +47,7 @@ func TestReadRepair(t *testing.T) {
 	fan := feed.Edge{Follower: "fan", Followee: "joe", Clock: 4}
 	mergeEdge := func(st *store.Store, side store.Side, e feed.Edge) {
 		t.Helper()
-		_, err := st.MergeEdge(side, e)
+		_, _, err := st.MergeEdge(side, e, false, 0)
 		must(err)
 	}
 	mergeEdge(o.store, store.Following, addAnn)

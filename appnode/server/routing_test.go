@@ -59,7 +59,9 @@ func TestMetrics(t *testing.T) {
 	want := `
 # HELP appnode_routed_total Requests for users answered by another member, by how they were routed (forward, redirect, or fallback: to the previous holder of a user still being streamed here).
 # TYPE appnode_routed_total counter
+appnode_routed_total{mode="fallback"} 0
 appnode_routed_total{mode="forward"} 1
+appnode_routed_total{mode="redirect"} 0
 # HELP appnode_requests_total API requests by route pattern and status code.
 # TYPE appnode_requests_total counter
 appnode_requests_total{code="201",route="POST /v1/users"} 1

@@ -59,14 +59,35 @@ type Options struct {
 	Transport http.RoundTripper
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
-	// Alive reports whether a member is up; nil means every member is.
-	// Requests for a user go to the first live member of the user's
-	// preference list, so a failure detector plugs in here.
+	// View is the failure detector (gossip.Detector); nil means Alive's
+	// answers, or every member alive when that is nil too. Requests for
+	// a user go to the first member of the user's preference list that
+	// is not dead and not catching up.
+	View View
+	// Alive, when View is nil, reports whether a member is up (true:
+	// alive, false: dead).
 	Alive func(member string) bool
-	// WriteAcks is how many durable copies (this member's included) a
-	// write needs before it is acknowledged; 0 means every replica that
-	// Alive reports up (at least 1). SetWriteAcks changes it.
+	// WriteAcks is how many durable copies on distinct members (this
+	// member's included) a write needs before it is acknowledged; 0
+	// means 2, or 1 when the ring has one replica. SetWriteAcks changes
+	// it.
 	WriteAcks int
+	// MemberTimeout is how long to wait for another member before going
+	// on to the next; 0 means DefaultMemberTimeout. SetMemberTimeout
+	// changes it.
+	MemberTimeout time.Duration
+	// GossipAddr is this member's gossip address, which it tells the
+	// other members when they ask (GET /internal/v1/hello).
+	GossipAddr string
+	// CatchUp is told whether this member is catching up (see
+	// RunCatchUp): the failure detector gossips it, so the others prefer
+	// caught-up replicas meanwhile. nil means nobody is told.
+	CatchUp func(catchingUp bool)
+	// StartCatchingUp makes the member catch up from the start: until
+	// RunCatchUp is done it answers for its users only when no caught-up
+	// replica can. A member that may have missed writes (every real
+	// start) sets it.
+	StartCatchingUp bool
 	// ReadRepair turns read repair on (see Repair); SetReadRepair
 	// changes it.
 	ReadRepair bool
@@ -96,7 +117,7 @@ type Server struct {
 	secret  []byte
 	log     *slog.Logger
 	now     func() time.Time
-	alive   func(string) bool
+	health  peerHealth
 	clock   *feed.Clock
 	ids     *feed.IDSource
 	peers   *http.Client
@@ -104,9 +125,19 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 
-	writeAcks       atomic.Int32
-	handoffInterval time.Duration
-	readRepair      atomic.Bool
+	writeAcks        atomic.Int32
+	peerTimeoutFloor atomic.Int64 // a time.Duration: the member timeout's floor
+	gossipAddr       string
+	catchingUp       atomic.Bool // a catch-up is due or under way
+	catchUpHook      func(bool)
+	catchUpKick      chan struct{}                 // KickCatchUp → RunCatchUp
+	kickMu           sync.Mutex                    // guards kicked
+	kicked           []string                      // members to catch up with next
+	started          time.Time                     // for awake's monotonic clock
+	awake            atomic.Int64                  // time.Since(started) at RunCatchUp's last tick
+	hintsIn          atomic.Pointer[chan struct{}] // closed once a catch-up's hints have arrived
+	handoffInterval  time.Duration
+	readRepair       atomic.Bool
 	// antiEntropyInterval is a time.Duration.
 	antiEntropyInterval atomic.Int64
 	ae                  antiEntropy
@@ -115,6 +146,7 @@ type Server struct {
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
 	fan                 fanout                    // fan-out on write and live streams (fanout.go)
+	copies              copiesState               // fan-out copies' delivered notices (fanoutcopies.go)
 
 	links    linkPool
 	useLinks atomic.Bool // forward over links (else HTTP only)
@@ -141,8 +173,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Alive == nil {
-		opts.Alive = func(string) bool { return true }
+	if opts.View == nil {
+		alive := opts.Alive
+		if alive == nil {
+			alive = func(string) bool { return true }
+		}
+		opts.View = aliveView(alive)
+	}
+	if opts.CatchUp == nil {
+		opts.CatchUp = func(bool) {}
 	}
 	if opts.HandoffInterval == 0 {
 		opts.HandoffInterval = DefaultHandoffInterval
@@ -151,25 +190,33 @@ func New(opts Options) (*Server, error) {
 		opts.Transport = NewTransport()
 	}
 	s := &Server{
-		self:    opts.Self,
-		store:   opts.Store,
-		secret:  opts.Secret,
-		log:     opts.Log.With("component", "api"),
-		now:     opts.Now,
-		alive:   opts.Alive,
-		clock:   feed.NewClock(opts.Now),
-		peers:   &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
-		metrics: newMetrics(opts.Registry, opts.Store),
+		self:   opts.Self,
+		store:  opts.Store,
+		secret: opts.Secret,
+		log:    opts.Log.With("component", "api"),
+		now:    opts.Now,
+		health: peerHealth{view: opts.View},
+		clock:  feed.NewClock(opts.Now),
+		peers:  &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
 
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
+		gossipAddr:      opts.GossipAddr,
+		catchUpHook:     opts.CatchUp,
+		catchUpKick:     make(chan struct{}, 1),
+		started:         time.Now(),
 	}
+	s.metrics = newMetrics(opts.Registry, opts.Store, s.catchingUp.Load)
+	if opts.StartCatchingUp {
+		s.setCatchingUp(true)
+	}
+	s.SetMemberTimeout(opts.MemberTimeout)
 	s.initFanout(opts.Registry)
+	s.ring.Store(opts.Ring)
 	s.SetWriteAcks(opts.WriteAcks)
 	s.SetReadRepair(opts.ReadRepair)
 	s.initAntiEntropy(opts)
 	s.ids = feed.NewIDSource(s.clock, opts.Self)
-	s.ring.Store(opts.Ring)
 	s.rebalance.settled = opts.Ring
 	s.rebalance.kick = make(chan struct{}, 1)
 	if err := s.SetRouting(opts.Routing); err != nil {
@@ -181,6 +228,12 @@ func New(opts Options) (*Server, error) {
 		Transport:    opts.Transport,
 		ErrorHandler: s.proxyError,
 		ModifyResponse: func(resp *http.Response) error {
+			// The owner answered in time: from here on the answer may
+			// take as long as it takes (a stream).
+			if plan, ok := resp.Request.Context().Value(planKey{}).(*forwardPlan); ok && !plan.answered() {
+				return errLate
+			}
+			s.observeClock(resp.Header.Get(HeaderClock))
 			// The forwarder already set these for its own answer;
 			// copying the owner's too would send each twice.
 			resp.Header.Del(HeaderOwner)
@@ -265,6 +318,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w, code: http.StatusOK}
 	rw.Header().Set(HeaderRingVersion, s.ring.Load().Version())
+	s.observeClock(r.Header.Get(HeaderClock))
+	rw.Header().Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	s.mux.ServeHTTP(rw, r)
 	if r.Pattern == linkRoute {
 		return // a link's lifetime is not a request's latency
@@ -361,30 +416,67 @@ var buffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
 func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(b) }
 
-// target returns the member that answers for user name: the first live
-// member of its preference list (the owner while it is up), passing over
-// the members in skip. When none is alive it is the owner, so the error
-// names who should have answered.
+// target returns the member that answers for user name: the first of
+// its candidates, or the owner when there is none (so an error names
+// who should have answered).
 func (s *Server) target(rg *ring.Ring, name string, skip ...string) string {
-	var buf [8]string
-	pref := rg.Preference(buf[:0], name)
-	for _, m := range pref {
-		if m == s.self || s.alive(m) && !slices.Contains(skip, m) {
-			return m
-		}
+	if c, _ := s.candidates(rg, name, skip); len(c) > 0 {
+		return c[0]
 	}
-	return pref[0]
+	return rg.Owner(name)
 }
 
-// forwardPlan is what the proxy needs to know about one forward.
+// forwardPlan is what the forwarders need to know about one forward,
+// and what they found.
 type forwardPlan struct {
-	owner       string
-	hops        int
-	skip        []string
-	body        []byte
-	fallback    bool // ask owner to answer from what it holds (HeaderFallback)
-	unreachable bool // set by proxyError when owner could not be dialled
+	owner    string
+	hops     int
+	skip     []string
+	body     []byte
+	fallback bool // ask owner to answer from what it holds (HeaderFallback)
+	// timeout bounds the wait for the owner's answer (its headers, for
+	// an HTTP forward, so a stream can then run as long as it likes).
+	timeout time.Duration
+	// client is the client's own request context.
+	client context.Context
+
+	// Set by the forwarders: retry when nothing came back from owner
+	// (no answer in time, a refused or broken connection), and why. A
+	// forward is idempotent (see pin), so the caller sends it to the
+	// next member.
+	retry bool
+	why   string
+	slow  bool // no answer in time (as opposed to no connection)
+
+	timer *time.Timer // HTTP forwards: the timeout until the headers
+	late  atomic.Bool // the timer fired
 }
+
+// answered stops an HTTP forward's timer when the owner's headers
+// arrive; false means the timer fired first and the answer is too late.
+func (p *forwardPlan) answered() bool {
+	return p.timer == nil || p.timer.Stop()
+}
+
+// fail records a forward that got nothing from its owner.
+func (p *forwardPlan) fail(err error) {
+	p.retry = true
+	switch {
+	case p.late.Load() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errLate):
+		p.why = fmt.Sprintf("did not answer within %v", p.timeout)
+		p.slow = true
+	case isRefused(err):
+		p.why = "refused the connection (not running)"
+	case errors.Is(err, errLinkUnsent):
+		p.why = "was shutting down"
+	default:
+		p.why = "connection failed: " + err.Error()
+	}
+}
+
+// errLate is ModifyResponse's error for an answer that came after the
+// forward's timeout.
+var errLate = errors.New("answer after the member timeout")
 
 type planKey struct{}
 
@@ -398,13 +490,24 @@ func skipped(ctx context.Context) []string {
 	return skip
 }
 
+// pinner makes a request safe to send to a second member after the
+// first did not answer: it fixes, in the body or the headers, what the
+// member that serves it would otherwise choose (a post's id, a new
+// user's token, an edge's clock), so that two members serving the same
+// request store the same record. It returns the body to send.
+type pinner func(r *http.Request, body []byte) []byte
+
 // serveRouted serves a request for user name: here with h when this
 // member answers for name, else by forwarding (or redirecting) it to
-// the member that does. A forward that cannot even connect (the member
-// died and the failure detector does not know yet) never reached it, so
-// it moves on to the next live member of the preference list, which is
-// told to pass over the unreachable one.
-func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc) {
+// the member that does: the first of name's candidates (see
+// candidates). A member that does not answer within the member timeout,
+// or whose connection fails, is passed over for the next candidate: a
+// forward is made idempotent first (pin), so a request the first member
+// may have served does no harm when a second serves it too. The error
+// when no member answers lists each member asked or passed over and
+// why.
+func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc, pin pinner) {
+	s.notePause()
 	rg := s.ring.Load()
 	hops := 0
 	var skip []string
@@ -422,11 +525,14 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 			return true
 		}
 		// Buffered, so the request can go to another member if the
-		// first cannot be reached.
+		// first does not answer.
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
 			return false
+		}
+		if pin != nil {
+			b = pin(r, b)
 		}
 		body = b
 		return true
@@ -435,7 +541,17 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		if body != nil {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), skipKey{}, skip)))
+		ctx := context.WithValue(r.Context(), skipKey{}, skip)
+		if s.catchingUp.Load() {
+			// No caught-up replica answered: merge with the others
+			// first, so this member never answers from a store that
+			// has not caught up alone.
+			if err := s.catchUpUser(ctx, r, name); err != nil {
+				writeError(w, http.StatusServiceUnavailable, err)
+				return
+			}
+		}
+		h(w, r.WithContext(ctx))
 	}
 	if fallback {
 		// A new member of the user's preference list sent this here
@@ -444,10 +560,27 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		serveHere()
 		return
 	}
-	for attempt := 0; attempt <= rg.Replicas(); attempt++ {
-		owner := s.target(rg, name, skip...)
-		w.Header().Set(HeaderOwner, owner)
-		if owner == s.self {
+	cands, passed := s.candidates(rg, name, skip)
+	if hops > 0 && slices.Contains(cands, s.self) {
+		// Another member chose this one: serve it rather than send it
+		// on because the two see the others' state differently.
+		cands = []string{s.self}
+	}
+	tried := triedMembers(passed)
+	var slow []string // members that did not answer in time
+	for i := 0; i < len(cands)+len(slow); i++ {
+		// The member timeout is for going on to another member: once
+		// every candidate has been tried, those that were only slow
+		// (busy, not gone) get another, longer try, rather than a 503
+		// for an answer on its way.
+		m, last := "", false
+		if i < len(cands) {
+			m = cands[i]
+		} else {
+			m, last = slow[i-len(cands)], true
+		}
+		w.Header().Set(HeaderOwner, m)
+		if m == s.self {
 			// Bounded by the previous preference list's length.
 			for fskip := skip; hops < maxHops; {
 				prev := s.movedFrom(name, fskip)
@@ -457,12 +590,14 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 				if !buffer() {
 					return
 				}
-				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true}
+				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true,
+					timeout: s.memberTimeout(prev), client: r.Context()}
 				s.metrics.routed.WithLabelValues("fallback").Inc()
 				s.forward(w, r, plan)
-				if !plan.unreachable {
+				if !plan.retry {
 					return
 				}
+				s.failed(prev, plan.why)
 				fskip = append(slices.Clip(fskip), prev)
 			}
 			serveHere()
@@ -474,23 +609,64 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		if s.Routing() == Redirect {
 			s.metrics.routed.WithLabelValues(string(Redirect)).Inc()
-			w.Header().Set("Location", "http://"+owner+r.URL.RequestURI())
+			w.Header().Set("Location", "http://"+m+r.URL.RequestURI())
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return
 		}
 		if !buffer() {
 			return
 		}
-		plan := &forwardPlan{owner: owner, hops: hops + 1, skip: skip, body: body}
+		timeout := s.forwardTimeout(m, r)
+		if last {
+			timeout = lastResort(timeout)
+		}
+		plan := &forwardPlan{owner: m, hops: hops + 1, skip: skip, body: body, timeout: timeout, client: r.Context()}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
 		s.forward(w, r, plan)
-		if !plan.unreachable {
+		if !plan.retry {
+			s.answered(m)
 			return
 		}
+		s.log.Warn("forwarding failed; trying the next member", "op", "forward", "peer", m, "user", name, "err", plan.why)
+		s.failed(m, plan.why)
 		s.metrics.failovers.Inc()
-		skip = append(slices.Clip(skip), owner)
+		tried.add(m, plan.why)
+		if plan.slow && !last {
+			slow = append(slow, m)
+		} else {
+			skip = append(slices.Clip(skip), m)
+		}
 	}
-	writeError(w, http.StatusBadGateway, fmt.Errorf("no member of %s's preference list could be reached (tried %s)", name, strings.Join(skip, ", ")))
+	writeError(w, http.StatusServiceUnavailable, noMember(name, tried))
+}
+
+// observeClock moves this member's clock past a clock another member or
+// a client sent (HeaderClock), unless it is further from this member's
+// wall clock than signed requests may be: nobody pushes the clock far
+// into the future.
+func (s *Server) observeClock(v string) {
+	if v == "" {
+		return
+	}
+	c, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return
+	}
+	if d := feed.Timestamp(c).Time().Sub(s.now()); d > clockSkew || d < -clockSkew {
+		return
+	}
+	s.clock.Observe(feed.Timestamp(c))
+}
+
+// forwardTimeout is how long a forward of r to m waits before going on
+// to the next member: the member timeout, writeTimeouts of them for a
+// write (m may itself wait for a replica).
+func (s *Server) forwardTimeout(m string, r *http.Request) time.Duration {
+	t := s.memberTimeout(m)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		t *= writeTimeouts
+	}
+	return t
 }
 
 // movedFrom returns the member that answered for user name under the
@@ -513,12 +689,18 @@ func (s *Server) movedFrom(name string, skip []string) string {
 }
 
 // forward sends r to plan.owner and copies the answer to w: over a
-// member link when there is one, else with the HTTP reverse proxy.
+// member link when there is one, else with the HTTP reverse proxy. It
+// sets plan.retry, having written nothing, when the owner did not
+// answer in time or could not be reached.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, plan *forwardPlan) {
 	if s.useLinks.Load() && !streaming(r) && s.forwardLink(w, r, plan) {
 		return
 	}
-	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), planKey{}, plan)))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	plan.timer = time.AfterFunc(plan.timeout, func() { plan.late.Store(true); cancel() })
+	defer plan.timer.Stop()
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, planKey{}, plan)))
 }
 
 // closeLinks closes this member's links to others and drains the links
@@ -552,6 +734,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	if len(plan.skip) > 0 {
 		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
 	}
+	pr.Out.Header.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
 	pr.Out.Header.Set(HeaderCluster, sign(s.secret, s.now(), pr.Out.Method, pr.Out.URL.RequestURI()))
 }
 
@@ -565,18 +748,13 @@ func unreachable(err error) bool {
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	plan := r.Context().Value(planKey{}).(*forwardPlan)
 	s.metrics.forwardErrors.Inc()
-	s.log.Warn("forwarding failed", "op", "forward", "peer", plan.owner, "err", err)
-	if unreachable(err) {
-		// Nothing was sent: the caller tries the next member.
-		plan.unreachable = true
-		return
-	}
-	if errors.Is(err, context.Canceled) {
+	if plan.client.Err() != nil {
 		// The client went away; nobody reads this answer.
 		w.WriteHeader(499)
 		return
 	}
-	writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to owner %s: %w", plan.owner, err))
+	// Nothing came back: the caller tries the next member.
+	plan.fail(err)
 }
 
 // writeError writes {"error": "..."}.

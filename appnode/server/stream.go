@@ -175,7 +175,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		if err != nil || len(celebs) == 0 {
 			return err
 		}
-		posts, _, err := s.mergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
+		posts, _, _, err := s.mergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
 		if err != nil {
 			return err
 		}

@@ -92,7 +92,7 @@ func TestDigestsFollowWrites(t *testing.T) {
 		{Follower: "u1", Followee: "u2", Clock: 7},                // loses: no change
 	} {
 		for _, side := range []Side{Following, Followers} {
-			if _, err := s.MergeEdge(side, e); err != nil {
+			if _, _, err := s.MergeEdge(side, e, false, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -131,7 +131,7 @@ func TestDigestBackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 		makePosts(t, s, u, 3, ids)
-		if _, err := s.MergeEdge(Following, feed.Edge{Follower: u, Followee: "old0", Clock: feed.Timestamp(i + 1)}); err != nil {
+		if _, _, err := s.MergeEdge(Following, feed.Edge{Follower: u, Followee: "old0", Clock: feed.Timestamp(i + 1)}, false, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -92,32 +92,48 @@ func (s *Store) HintCounts() (map[string]int, error) {
 	return out, nil
 }
 
+// HintCountFor counts the hints stored for member.
+func (s *Store) HintCountFor(member string) (int, error) {
+	return s.countPrefix(string(hintMemberPrefix(member)), 0)
+}
+
 // HintMembers lists the members that have hints waiting. It seeks from
 // one member's hints to the next, so it costs one seek per member, not
 // one step per hint: handoff calls it every round.
 func (s *Store) HintMembers() ([]string, error) {
-	if s.failed.Load() {
-		return nil, fmt.Errorf("listing hinted members: %w", ErrFailed)
-	}
-	lower := []byte(hintPrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	out, err := s.queueNames(hintPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing hinted members: %w", err)
 	}
+	return out, nil
+}
+
+// queueNames lists the names of the queues under prefix (keys prefix +
+// name + "\x00" + ...), seeking from one queue to the next, so it costs
+// one seek per queue, not one step per entry.
+func (s *Store) queueNames(prefix string) ([]string, error) {
+	if s.failed.Load() {
+		return nil, ErrFailed
+	}
+	lower := []byte(prefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for ok := it.First(); ok; {
-		k := it.Key()[len(hintPrefix):]
+		k := it.Key()[len(prefix):]
 		i := bytes.IndexByte(k, 0)
 		if i < 0 {
-			ok = it.Next() // not a hint key; step over it
+			ok = it.Next() // not a queue key; step over it
 			continue
 		}
-		member := string(k[:i])
-		out = append(out, member)
-		ok = it.SeekGE(prefixEnd(hintMemberPrefix(member)))
+		name := string(k[:i])
+		out = append(out, name)
+		ok = it.SeekGE(prefixEnd([]byte(prefix + name + "\x00")))
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("listing hinted members: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

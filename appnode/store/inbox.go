@@ -154,27 +154,8 @@ func (s *Store) DeleteOutbox(es []OutboxEntry) error {
 // OutboxMembers lists the members with queued deliveries, one seek per
 // member.
 func (s *Store) OutboxMembers() ([]string, error) {
-	if s.failed.Load() {
-		return nil, fmt.Errorf("listing outbox members: %w", ErrFailed)
-	}
-	lower := []byte(outboxPrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	out, err := s.queueNames(outboxPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("listing outbox members: %w", err)
-	}
-	var out []string
-	for ok := it.First(); ok; {
-		k := it.Key()[len(outboxPrefix):]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 {
-			ok = it.Next()
-			continue
-		}
-		member := string(k[:i])
-		out = append(out, member)
-		ok = it.SeekGE(prefixEnd(outboxMemberPrefix(member)))
-	}
-	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("listing outbox members: %w", err)
 	}
 	return out, nil
@@ -187,17 +168,22 @@ func (s *Store) OutboxCount() (int, error) { return s.OutboxCountUpTo(0) }
 // it is positive: a metric scraped every few seconds must not read a
 // huge outbox (a member down for hours) every time.
 func (s *Store) OutboxCountUpTo(limit int) (int, error) {
-	lower := []byte(outboxPrefix)
+	return s.countPrefix(outboxPrefix, limit)
+}
+
+// countPrefix counts the keys under prefix, up to limit (0: all).
+func (s *Store) countPrefix(prefix string, limit int) (int, error) {
+	lower := []byte(prefix)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return 0, fmt.Errorf("counting the outbox: %w", err)
+		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
 	}
 	n := 0
 	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
 		n++
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("counting the outbox: %w", err)
+		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
 	}
 	return n, nil
 }

@@ -157,7 +157,7 @@ func TestActiveFollowers(t *testing.T) {
 	defer s.Close()
 	for i, f := range []string{"a", "b", "c", "d"} {
 		e := feed.Edge{Follower: f, Followee: "star", Clock: feed.Timestamp(i + 1), Removed: f == "b"}
-		if _, err := s.MergeEdge(Followers, e); err != nil {
+		if _, _, err := s.MergeEdge(Followers, e, false, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

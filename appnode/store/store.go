@@ -66,6 +66,7 @@ type Store struct {
 	users   userLocks // serialise each user's writes (check, then write with the digest)
 	leaves  leafTable
 	hintSeq atomic.Uint64
+	id      string // see ID
 	// digestReads counts per-user digest entries read (DigestReads).
 	digestReads atomic.Uint64
 	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
@@ -96,6 +97,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
 	st.users.seed = maphash.MakeSeed()
 	st.initHintSeq()
+	if err := st.initID(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+	}
 	start := time.Now()
 	n, err := st.initDigests()
 	if err != nil {
@@ -313,7 +318,7 @@ func (s *Store) User(name string) (feed.User, error) {
 // AddPost stores a post, and the extra writes (inbox and outbox
 // entries, derived data outside the digests) in the same synced batch.
 // Storing the same post again is harmless (and writes nothing, the
-// extra writes included).
+// extra writes included); another post with the same id is ErrExists.
 func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	val, err := json.Marshal(p)
 	if err != nil {
@@ -327,6 +332,9 @@ func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	}
 	if bytes.Equal(old, val) {
 		return nil // a post is immutable: this copy is durable already
+	}
+	if old != nil {
+		return fmt.Errorf("storing post %s by %s: another post has this id: %w", p.ID, p.Author, ErrExists)
 	}
 	extra := func(b *pebble.Batch) {
 		for _, w := range also {
@@ -417,40 +425,6 @@ func (side Side) key(e feed.Edge) []byte {
 		return edgeKey(byte(side), e.Follower, e.Followee)
 	}
 	return edgeKey(byte(side), e.Followee, e.Follower)
-}
-
-// MergeEdge merges e into the copy stored on the given side (feed.Merge:
-// the later clock wins) and returns the edge now stored.
-func (s *Store) MergeEdge(side Side, e feed.Edge) (feed.Edge, error) {
-	key := side.key(e)
-	owner := e.Follower
-	if side == Followers {
-		owner = e.Followee
-	}
-	defer s.users.lock(owner)()
-	old, err := s.getRaw(key)
-	if err != nil {
-		return feed.Edge{}, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
-	}
-	if old != nil {
-		var prev feed.Edge
-		if err := json.Unmarshal(old, &prev); err != nil {
-			return feed.Edge{}, fmt.Errorf("decoding record %q: %w", key, err)
-		}
-		merged := feed.Merge(prev, e)
-		if merged == prev {
-			return prev, nil
-		}
-		e = merged
-	}
-	val, err := json.Marshal(e)
-	if err != nil {
-		return feed.Edge{}, fmt.Errorf("encoding edge: %w", err)
-	}
-	if err := s.write(owner, key, old, val); err != nil {
-		return feed.Edge{}, fmt.Errorf("storing edge %s→%s: %w", e.Follower, e.Followee, err)
-	}
-	return e, nil
 }
 
 // Edges returns the edges stored on one side of name, removed ones

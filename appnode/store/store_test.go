@@ -115,11 +115,11 @@ func TestEdges(t *testing.T) {
 	rm := feed.Edge{Follower: "joe", Followee: "ann", Clock: 20, Removed: true}
 	other := feed.Edge{Follower: "joe", Followee: "bob", Clock: 15}
 	for _, e := range []feed.Edge{rm, add, other} { // arrives out of order
-		if _, err := s.MergeEdge(Following, e); err != nil {
+		if _, _, err := s.MergeEdge(Following, e, false, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.MergeEdge(Followers, add); err != nil {
+	if _, _, err := s.MergeEdge(Followers, add, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Edges(Following, "joe")
@@ -146,7 +146,7 @@ func TestRestartKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := makePosts(t, s, "joe", 5, ids)
-	if _, err := s.MergeEdge(Following, feed.Edge{Follower: "joe", Followee: "ann", Clock: 1}); err != nil {
+	if _, _, err := s.MergeEdge(Following, feed.Edge{Follower: "joe", Followee: "ann", Clock: 1}, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -194,7 +194,7 @@ func TestFullOrReadOnlyDisk(t *testing.T) {
 			if err := s.CreateUser(feed.User{Name: "ann"}); !errors.Is(err, tt.want) {
 				t.Errorf("CreateUser = %v, want %v", err, tt.want)
 			}
-			if _, err := s.MergeEdge(Following, feed.Edge{Follower: "joe", Followee: "ann", Clock: 1}); !errors.Is(err, tt.want) {
+			if _, _, err := s.MergeEdge(Following, feed.Edge{Follower: "joe", Followee: "ann", Clock: 1}, false, 0); !errors.Is(err, tt.want) {
 				t.Errorf("MergeEdge = %v, want %v", err, tt.want)
 			}
 			got, _, err := s.Posts("joe", feed.ID{}, 10)

@@ -64,6 +64,7 @@ type Admin struct {
 	reg   *prometheus.Registry
 	token []byte
 	ready atomic.Bool
+	why   atomic.Pointer[string] // why not ready, when set
 	srv   *http.Server
 	ln    net.Listener
 }
@@ -78,7 +79,11 @@ func NewAdmin(token []byte) *Admin {
 	})
 	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			why := "not ready"
+			if p := a.why.Load(); p != nil && *p != "" {
+				why = "not ready: " + *p
+			}
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -96,7 +101,14 @@ func NewAdmin(token []byte) *Admin {
 func (a *Admin) Registry() *prometheus.Registry { return a.reg }
 
 // SetReady sets what /readyz answers.
-func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
+func (a *Admin) SetReady(ready bool) { a.SetReadiness(ready, "") }
+
+// SetReadiness sets what /readyz answers, and when not ready, why (said
+// in the answer's body).
+func (a *Admin) SetReadiness(ready bool, why string) {
+	a.why.Store(&why)
+	a.ready.Store(ready)
+}
 
 // Handle registers an API handler; pattern must be under /v1/. The
 // handler runs only for requests with the right bearer token, if one is
