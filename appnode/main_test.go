@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,6 +32,19 @@ func run(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCheckConfig(t *testing.T) {
+	// The example's secret lives on a real member: without it
+	// check-config fails as serve would, naming the key.
+	if _, err := os.Stat("/etc/ringfront/appnode/cluster.key"); err != nil {
+		_, err := run(t, "check-config", "-c", "../configs/appnode.yaml")
+		if err == nil || !strings.Contains(err.Error(), `cluster_secret_file: "/etc/ringfront/appnode/cluster.key" does not exist`) {
+			t.Errorf("check-config without the secret = %v", err)
+		}
+	}
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte("cluster secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("APPNODE_CLUSTER_SECRET_FILE", key)
 	out, err := run(t, "check-config", "-c", "../configs/appnode.yaml")
 	if err != nil {
 		t.Fatalf("check-config on the example: %v", err)
@@ -41,7 +55,7 @@ func TestCheckConfig(t *testing.T) {
 		}
 	}
 	_, err = run(t, "check-config", "-c", "../configs/appnode.yaml", "--routing", "sideways")
-	if err == nil || !strings.Contains(err.Error(), `routing: "sideways"`) {
+	if err == nil || !strings.Contains(err.Error(), `--routing (routing): "sideways"`) {
 		t.Errorf("check-config with a bad flag = %v", err)
 	}
 }

@@ -34,7 +34,10 @@ type metrics struct {
 	edgeSyncErrors prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool) *metrics {
+// newMetrics makes the server's metrics and registers them with reg
+// (none when reg is nil). members lists the ring's members, the known
+// values of the member label.
+func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool, members func() []string) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_requests_total",
@@ -139,7 +142,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
-			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st},
+			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st}, hintsCollector{st, members},
 			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.catchingUp, m.catchUps, m.edgeSynced, m.edgeSyncErrors)
 	}
 	return m
@@ -148,6 +151,37 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 func (m *metrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// hintsCollector reports the hints waiting per member when scraped,
+// every ring member included (at zero), and members that left the
+// ring while hints for them wait.
+type hintsCollector struct {
+	st      *store.Store
+	members func() []string
+}
+
+// hintsCountLimit caps the hints a scrape counts, as the outbox gauge
+// is capped.
+const hintsCountLimit = 100_000
+
+var hintsWaitingDesc = prometheus.NewDesc("appnode_hints_waiting", "Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).", []string{"member"}, nil)
+
+func (c hintsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- hintsWaitingDesc }
+
+func (c hintsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.st.HintCountsUpTo(hintsCountLimit)
+	if err != nil {
+		return // a failed store: appnode_store_failed says so
+	}
+	for _, m := range c.members() {
+		if _, ok := counts[m]; !ok {
+			counts[m] = 0
+		}
+	}
+	for m, n := range counts {
+		ch <- prometheus.MustNewConstMetric(hintsWaitingDesc, prometheus.GaugeValue, float64(n), m)
+	}
 }
 
 // storeCollector reports store sizes when scraped.
