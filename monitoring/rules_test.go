@@ -67,12 +67,15 @@ func readRules(t *testing.T, path string) []rule {
 }
 
 // TestRulesCheck: promtool accepts every rule file (syntax, PromQL,
-// templates).
+// templates), and the example Prometheus config with them.
 func TestRulesCheck(t *testing.T) {
 	pt := promtool(t)
 	out, err := exec.Command(pt, append([]string{"check", "rules"}, ruleFiles(t)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(pt, "check", "config", "prometheus.yml").CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config prometheus.yml: %v\n%s", err, out)
 	}
 }
 

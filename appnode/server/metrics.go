@@ -140,6 +140,12 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 	for _, r := range []string{"same", "repaired", "failed"} {
 		m.antiEntropy.WithLabelValues(r)
 	}
+	for _, route := range apiRoutes {
+		for _, code := range initialCodes {
+			m.requests.WithLabelValues(route, code)
+		}
+		m.latency.WithLabelValues(route)
+	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
 			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st}, hintsCollector{st, members},
@@ -147,6 +153,31 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 	}
 	return m
 }
+
+// apiRoutes are the routes clients use (handlers.go registers them;
+// TestAPIRoutesRegistered keeps the two in step). Their request series
+// are exported from the start, for initialCodes, so a rate of errors
+// has a series before the first error; the members' internal routes
+// appear once the members talk, which they do at once.
+var apiRoutes = []string{
+	"POST /v1/users",
+	"GET /v1/users/{name}",
+	"POST /v1/users/{name}/posts",
+	"GET /v1/users/{name}/posts",
+	"PUT /v1/users/{name}/following/{other}",
+	"DELETE /v1/users/{name}/following/{other}",
+	"GET /v1/users/{name}/following",
+	"GET /v1/users/{name}/followers",
+	"GET /v1/users/{name}/timeline",
+	"GET /v1/users/{name}/timeline/stream",
+	"GET /healthz",
+	"GET /v1/ring",
+	"GET /v1/ring/lookup",
+}
+
+// initialCodes are the status codes exported at zero for apiRoutes:
+// success, and the server errors an operator alerts on.
+var initialCodes = []string{"200", "500", "503"}
 
 func (m *metrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -140,6 +141,20 @@ func TestStreamDroppedMetric(t *testing.T) {
 	for reason, want := range map[string]float64{dropShutdown: 1, dropWriteFailed: 0, dropReplayFailed: 0} {
 		if got := dropped(reason); got != want {
 			t.Errorf("streams dropped for %s = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// TestAPIRoutesRegistered: every route whose metrics are exported from
+// the start is one the server serves.
+func TestAPIRoutesRegistered(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 1})
+	for _, route := range apiRoutes {
+		method, path, _ := strings.Cut(route, " ")
+		path = strings.NewReplacer("{name}", "joe", "{other}", "ann").Replace(path)
+		r := httptest.NewRequest(method, path, nil)
+		if _, pattern := ms[0].srv.mux.Handler(r); pattern != route {
+			t.Errorf("%s %s is served by %q, want %q", method, path, pattern, route)
 		}
 	}
 }
