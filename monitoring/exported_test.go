@@ -597,4 +597,3 @@ func TestDashboards(t *testing.T) {
 		}
 	}
 }
-
