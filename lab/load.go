@@ -32,8 +32,8 @@ type op struct {
 	At time.Time `json:"at"`
 	// Took is how long the operation took.
 	Took time.Duration `json:"took"`
-	Kind string    `json:"kind"` // dns, write, read
-	OK   bool      `json:"ok"`
+	Kind string        `json:"kind"` // dns, write, read
+	OK   bool          `json:"ok"`
 	// Server is the DNS server that answered a lookup (ns1, ns2).
 	Server string `json:"server,omitempty"`
 	VIP    string `json:"vip,omitempty"`
