@@ -2,68 +2,32 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"image"
 	"image/color"
 	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ringfront/ringfront/internal/browsertest"
 )
-
-// chromium is Debian's browser, which .ci/deps installs.
-const chromium = "/usr/bin/chromium"
-
-// artifactDir is where screenshots go: $ARTIFACTS when set (CI keeps
-// it), else the test's temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
 
 // TestDrillReportInBrowser opens a drill's report in Debian's Chromium,
 // headless: the timeline is drawn (the fault's band and the failed
 // requests' red are on the screenshot), and the browser's count of the
 // failed requests drawn is the table's. The screenshot is kept.
 func TestDrillReportInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("Chromium is not installed (.ci/deps installs it): ", err)
-	}
-	if testing.Short() {
-		t.Skip("starts Chromium; not in -short")
-	}
+	tab := browsertest.Start(t, 1300, 900, 60*time.Second)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drill-dns-down.html")
 	d := syntheticRun(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
 	if err := writeReport(path, drillResult{drill: drill{name: "dns-down", what: "SIGKILL dnslb on ns1"}, run: d}); err != nil {
 		t.Fatal(err)
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.WindowSize(1300, 900),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses to run as root
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	tab, tcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	defer tcancel()
 	if err := chromedp.Do(tab, chromedp.Navigate("file://"+path), chromedp.WaitVisible(chromedp.CSS("svg.timeline"))); err != nil {
-		t.Fatalf("opening the report in %s: %v", chromium, err)
+		t.Fatalf("opening the report in %s: %v", browsertest.Chromium, err)
 	}
 	width, err := chromedp.Run(tab, chromedp.Evaluate[float64](`document.querySelector("svg.timeline").getBoundingClientRect().width`))
 	if err != nil || width < 1000 {
@@ -86,11 +50,7 @@ func TestDrillReportInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	out := filepath.Join(artifactDir(t), "drill-report.png")
-	if err := os.WriteFile(out, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the drill report: %s", out)
+	browsertest.SaveScreenshot(t, "drill-report.png", shot)
 	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
 		t.Fatalf("the screenshot is no PNG: %v", err)

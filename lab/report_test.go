@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,15 +135,7 @@ func timelineCounts(html string) map[string]int {
 func TestDrillReport(t *testing.T) {
 	d := syntheticRun(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
 	dr := drill{name: "dns-down", what: "SIGKILL dnslb on ns1"}
-	path := filepath.Join(t.TempDir(), "drill-dns-down.html")
-	if err := writeReport(path, drillResult{drill: dr, run: d}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	html := string(b)
+	html := written(t, "drill-dns-down.html", func(path string) error { return writeReport(path, drillResult{drill: dr, run: d}) })
 	var table bytes.Buffer
 	d.print(&table)
 	want, got := tableFigures(t, table.String()), figuresOf(t, html)
@@ -198,32 +191,34 @@ func TestDrillSummary(t *testing.T) {
 		{drill: drill{name: "link-down", what: "take fe1's link down"}, run: bad},
 		{drill: drill{name: "pair-down", what: "kill both"}, err: errNotUp},
 	}
-	path := filepath.Join(t.TempDir(), "drills.html")
-	if err := writeSummary(path, results); err != nil {
+	page := written(t, "drills.html", func(path string) error { return writeSummary(path, results) })
+	var table bytes.Buffer
+	printSummary(&table, results)
+	if !strings.Contains(page, html.EscapeString(table.String())) {
+		t.Errorf("the page lacks the summary table:\n%s", table.String())
+	}
+	if n := strings.Count(page, `<svg class="timeline"`); n != 2 {
+		t.Errorf("%d timelines on the page, want 2 (the drill that did not start has none)", n)
+	}
+	for _, want := range []string{`id="dns-down"`, `href="drill-link-down.html"`, "FAILED: an acknowledged write was lost",
+		"error: " + errNotUp.Error(), `id="figures-link-down"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+}
+
+// written runs write with a path in a temporary directory and returns
+// what it wrote there.
+func written(t *testing.T, name string, write func(path string) error) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := write(path); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	html := string(b)
-	var table bytes.Buffer
-	printSummary(&table, results)
-	if !strings.Contains(html, template_escape(table.String())) {
-		t.Errorf("the page lacks the summary table:\n%s", table.String())
-	}
-	if n := strings.Count(html, `<svg class="timeline"`); n != 2 {
-		t.Errorf("%d timelines on the page, want 2 (the drill that did not start has none)", n)
-	}
-	for _, want := range []string{`id="dns-down"`, `href="drill-link-down.html"`, "FAILED: an acknowledged write was lost",
-		"error: " + errNotUp.Error(), `id="figures-link-down"`} {
-		if !strings.Contains(html, want) {
-			t.Errorf("the page lacks %s", want)
-		}
-	}
-}
-
-// template_escape is how html/template writes text.
-func template_escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+	return string(b)
 }
