@@ -277,6 +277,9 @@ func addressHook(from, to reflect.Type, data any) (any, error) {
 		return data, nil
 	}
 	s = strings.TrimSpace(s)
+	if s == "" {
+		return data, nil // the zero value, as netip's UnmarshalText makes it: "is required" is Validate's to say
+	}
 	var err error
 	switch to {
 	case reflect.TypeFor[netip.Addr]():

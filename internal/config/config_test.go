@@ -274,3 +274,15 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadEmptyAddress: an empty address is the zero value, for
+// Validate to call missing, as netip's UnmarshalText has it.
+func TestLoadEmptyAddress(t *testing.T) {
+	var c envConfig
+	if err := Load(Options{File: writeFile(t, "peer: \"\"\ntarget: \"\"\n")}, &c); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Peer.IsValid() || c.Target.IsValid() {
+		t.Errorf("peer %v, target %v: want zero values", c.Peer, c.Target)
+	}
+}
