@@ -41,7 +41,8 @@ type Options struct {
 	AdminToken []byte
 }
 
-// Server is one dnslb instance. Create it with New, then Start, then Wait.
+// Server is one dnslb instance. Open it, then Run it (or Start it and
+// Wait, for a test that needs the bound addresses while it serves).
 type Server struct {
 	log      *slog.Logger
 	load     func() (*config.Config, error)
@@ -88,8 +89,9 @@ type Server struct {
 	lastProbe atomic.Int64 // unix nanoseconds of the latest probe result
 }
 
-// New returns a server for cfg (already validated).
-func New(cfg *config.Config, opts Options) *Server {
+// Open returns a server for cfg (already validated). It binds nothing
+// yet: Start does.
+func Open(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +116,7 @@ func New(cfg *config.Config, opts Options) *Server {
 	s.rrl.Store(rrl.New(cfg.RRL))
 	var err error
 	if s.cookies, err = cookie.New(cfg.CookieSecret); err != nil {
-		panic("dnslb: no randomness for the cookie secret: " + err.Error())
+		return nil, fmt.Errorf("making the DNS cookie secret: %w", err)
 	}
 	s.metrics = newMetrics(s.metricsView)
 	s.metrics.known(cfg)
@@ -130,7 +132,7 @@ func New(cfg *config.Config, opts Options) *Server {
 	s.admin.Registry().MustRegister(daemon.BuildInfo("dnslb"))
 	s.metrics.register(s.admin.Registry())
 	s.routes()
-	return s
+	return s, nil
 }
 
 // targets lists the health targets of cfg.
@@ -215,10 +217,13 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		})
 	}
+	// A failed admin listener stops the server: Wait returns its error.
+	ctx, fail := context.WithCancel(ctx)
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	bg.Go(func() {
 		if err := s.admin.Serve(adminCtx); err != nil {
-			s.log.Error("admin listener stopped", "op", "serve", "err", err)
+			s.err = err
+			fail()
 		}
 	})
 	bg.Go(func() { s.rebuildLoop(runCtx) })
@@ -246,16 +251,26 @@ func (s *Server) Start(ctx context.Context) error {
 		stopRun()
 		bg.Wait()
 		s.sub.Close()
+		fail()
 		s.log.Info("stopped", "op", "stop")
 		close(s.done)
 	}()
 	return nil
 }
 
-// Wait blocks until the server has stopped after its context ended.
+// Wait blocks until the server has stopped after its context ended. Its
+// error is the admin listener's, when that failed and stopped it.
 func (s *Server) Wait() error {
 	<-s.done
 	return s.err
+}
+
+// Run starts the server and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	return s.Wait()
 }
 
 // alive is the watchdog's test: health probes are still being run.

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,10 +41,8 @@ func (c *AdminConfig) Validate(defaultListen string) error {
 	if c.Listen == "" {
 		c.Listen = defaultListen
 	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		return config.Errorf("listen", c.Listen, "is not host:port (like 127.0.0.1:9081)")
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return config.Errorf("listen", c.Listen, "has no valid port (0 to 65535)")
+	if why := checkHostPort(c.Listen); why != "" {
+		return config.Errorf("listen", c.Listen, "%s", why)
 	}
 	c.Token = nil
 	if c.TokenFile != "" {
@@ -160,6 +158,19 @@ func (a *Admin) Serve(ctx context.Context) error {
 	return nil
 }
 
+// HandleReload serves POST /v1/reload: reload runs as on SIGHUP (see
+// RunReload) and the answer is {"result": "reloaded"}, or 422 with the
+// error when the new config is refused and the old one stays in force.
+func (a *Admin) HandleReload(log *slog.Logger, n *Notifier, reload Reloader) {
+	a.Handle("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := RunReload(r.Context(), log, n, reload, "admin API"); err != nil {
+			WriteError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	})
+}
+
 // WriteJSON writes v as indented JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -188,7 +199,7 @@ func AdminRequest(ctx context.Context, method, addr string, token []byte, path s
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("calling admin API %s %s (is the daemon running?): %w", method, path, err)
+		return fmt.Errorf("calling admin API %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

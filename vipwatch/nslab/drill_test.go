@@ -2,6 +2,7 @@ package nslab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -286,6 +287,27 @@ func TestDrills(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
+		}
+		// The one CLI convention: --admin (and its old spelling), --json,
+		// reload through the admin API.
+		for _, args := range [][]string{{"status", "--json", "--config", cfg}, {"status", "--json", "--admin", "127.0.0.1:8054", "--config", cfg}, {"status", "--json", "--admin-listen", "127.0.0.1:8054", "--config", cfg}} {
+			out, err := d.lab.Run(context.Background(), d.lab.FE2, append([]string{d.v.Binary}, args...)...)
+			if err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			var st struct {
+				Node    string `json:"node"`
+				State   string `json:"state"`
+				Partner struct {
+					Node string `json:"node"`
+				} `json:"partner"`
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil || st.Node != "fe2" || st.State != "running" || st.Partner.Node != "fe1" {
+				t.Errorf("%v = %+v, %v:\n%s", args, st, err, out)
+			}
+		}
+		if out, err := d.lab.Run(context.Background(), d.lab.FE2, d.v.Binary, "reload", "--config", cfg); err != nil || !strings.Contains(out, "reloaded") {
+			t.Errorf("vipwatch reload = %q, %v", out, err)
 		}
 		metrics, err := d.lab.Run(context.Background(), d.lab.FE2, "curl", "-s", "-m", "2", "http://127.0.0.1:8054/metrics")
 		if err != nil {
