@@ -182,7 +182,7 @@ func TestLinkHandshake(t *testing.T) {
 func TestLinkFallsBackToHTTP(t *testing.T) {
 	old := httptest.NewServer(http.NotFoundHandler())
 	defer old.Close()
-	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil, func() bool { return false })}}
+	p := &linkPool{s: &Server{secret: testSecret, metrics: newMetrics(nil, nil, func() bool { return false }, nil)}}
 	addr := strings.TrimPrefix(old.URL, "http://")
 	if _, err := p.get(context.Background(), addr); !errors.Is(err, errLinkUnsupported) {
 		t.Fatalf("link to a member without links: %v", err)

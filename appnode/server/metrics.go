@@ -34,7 +34,10 @@ type metrics struct {
 	edgeSyncErrors prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool) *metrics {
+// newMetrics makes the server's metrics and registers them with reg
+// (none when reg is nil). members lists the ring's members, the known
+// values of the member label.
+func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool, members func() []string) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_requests_total",
@@ -137,17 +140,79 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 	for _, r := range []string{"same", "repaired", "failed"} {
 		m.antiEntropy.WithLabelValues(r)
 	}
+	for _, route := range apiRoutes {
+		for _, code := range initialCodes {
+			m.requests.WithLabelValues(route, code)
+		}
+		m.latency.WithLabelValues(route)
+	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
-			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st},
+			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st}, hintsCollector{st, members},
 			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.catchingUp, m.catchUps, m.edgeSynced, m.edgeSyncErrors)
 	}
 	return m
 }
 
+// apiRoutes are the routes clients use (handlers.go registers them;
+// TestAPIRoutesRegistered keeps the two in step). Their request series
+// are exported from the start, for initialCodes, so a rate of errors
+// has a series before the first error; the members' internal routes
+// appear once the members talk, which they do at once.
+var apiRoutes = []string{
+	"POST /v1/users",
+	"GET /v1/users/{name}",
+	"POST /v1/users/{name}/posts",
+	"GET /v1/users/{name}/posts",
+	"PUT /v1/users/{name}/following/{other}",
+	"DELETE /v1/users/{name}/following/{other}",
+	"GET /v1/users/{name}/following",
+	"GET /v1/users/{name}/followers",
+	"GET /v1/users/{name}/timeline",
+	"GET /v1/users/{name}/timeline/stream",
+	"GET /healthz",
+	"GET /v1/ring",
+	"GET /v1/ring/lookup",
+}
+
+// initialCodes are the status codes exported at zero for apiRoutes:
+// success, and the server errors an operator alerts on.
+var initialCodes = []string{"200", "500", "503"}
+
 func (m *metrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// hintsCollector reports the hints waiting per member when scraped,
+// every ring member included (at zero), and members that left the
+// ring while hints for them wait.
+type hintsCollector struct {
+	st      *store.Store
+	members func() []string
+}
+
+// hintsCountLimit caps the hints a scrape counts, as the outbox gauge
+// is capped.
+const hintsCountLimit = 100_000
+
+var hintsWaitingDesc = prometheus.NewDesc("appnode_hints_waiting", "Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).", []string{"member"}, nil)
+
+func (c hintsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- hintsWaitingDesc }
+
+func (c hintsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.st.HintCountsUpTo(hintsCountLimit)
+	if err != nil {
+		return // a failed store: appnode_store_failed says so
+	}
+	for _, m := range c.members() {
+		if _, ok := counts[m]; !ok {
+			counts[m] = 0
+		}
+	}
+	for m, n := range counts {
+		ch <- prometheus.MustNewConstMetric(hintsWaitingDesc, prometheus.GaugeValue, float64(n), m)
+	}
 }
 
 // storeCollector reports store sizes when scraped.

@@ -206,7 +206,7 @@ func New(opts Options) (*Server, error) {
 		catchUpKick:     make(chan struct{}, 1),
 		started:         time.Now(),
 	}
-	s.metrics = newMetrics(opts.Registry, opts.Store, s.catchingUp.Load)
+	s.metrics = newMetrics(opts.Registry, opts.Store, s.catchingUp.Load, s.otherMembers)
 	if opts.StartCatchingUp {
 		s.setCatchingUp(true)
 	}
@@ -266,6 +266,11 @@ func NewTransport() *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: peerTimeout,
 	}
+}
+
+// otherMembers lists the ring's members but this one.
+func (s *Server) otherMembers() []string {
+	return slices.DeleteFunc(slices.Clone(s.Ring().Members()), func(m string) bool { return m == s.self })
 }
 
 // SetRing installs a new ring; requests already routed keep the old one.

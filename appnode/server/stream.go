@@ -210,6 +210,10 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 		}
 	}
+	// dropped says why this member ended the stream, if it did
+	// (appnode_live_streams_dropped_total).
+	dropped := ""
+	defer func() { s.fan.metrics.streamDropped(r, dropped) }()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -217,11 +221,13 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
 	if err := st.flush(); err != nil {
+		dropped = dropWriteFailed
 		return
 	}
 	if !last.IsZero() {
 		if err := replay(); err != nil {
 			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
+			dropped = dropReplayFailed
 			return
 		}
 		if err := pollMerged(true); err != nil {
@@ -235,6 +241,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-s.fan.hub.done:
+			dropped = dropShutdown
 			return
 		case e := <-sub.ch:
 			if st.sent(e.ID) {
@@ -248,6 +255,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			// Entries were dropped: everything newer than the newest
 			// sent is in the inbox.
 			if err := replay(); err != nil {
+				dropped = dropReplayFailed
 				return
 			}
 			continue
@@ -258,6 +266,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			st.comment("heartbeat")
 		}
 		if err := st.flush(); err != nil {
+			dropped = dropWriteFailed
 			return
 		}
 	}

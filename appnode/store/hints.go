@@ -70,7 +70,12 @@ func (s *Store) DeleteHints(hs []Hint) error {
 }
 
 // HintCounts counts the stored hints by member.
-func (s *Store) HintCounts() (map[string]int, error) {
+func (s *Store) HintCounts() (map[string]int, error) { return s.HintCountsUpTo(0) }
+
+// HintCountsUpTo counts the stored hints by member, reading at most
+// limit of them (0: all), so a caller that runs often (a metrics
+// scrape) costs a bounded read however long a member has been down.
+func (s *Store) HintCountsUpTo(limit int) (map[string]int, error) {
 	if s.failed.Load() {
 		return nil, fmt.Errorf("counting hints: %w", ErrFailed)
 	}
@@ -80,7 +85,9 @@ func (s *Store) HintCounts() (map[string]int, error) {
 		return nil, fmt.Errorf("counting hints: %w", err)
 	}
 	out := map[string]int{}
-	for ok := it.First(); ok; ok = it.Next() {
+	n := 0
+	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
+		n++
 		k := it.Key()[len(hintPrefix):]
 		if i := bytes.IndexByte(k, 0); i >= 0 {
 			out[string(k[:i])]++
