@@ -32,9 +32,11 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -62,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.saturated, "saturated", true, "run the saturated load (dnsperf)")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU the servers are pinned to (taskset -c); run this program on another")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&o.threads, "threads", false, "print each run's CPU time and wake-ups per second by server thread")
 	flag.Parse()
 	// The paced sender and the receiver block in system calls on locked
 	// threads; enough Ps that neither ever waits for one, although the
@@ -82,6 +85,7 @@ type options struct {
 	saturated                        bool
 	serverCPU                        string
 	keep                             bool
+	threads                          bool
 }
 
 // sample is one run of one server at one load.
@@ -90,6 +94,7 @@ type sample struct {
 	load   string // "saturated" or "20000 q/s"
 	qps    float64
 	cpuPer float64 // server CPU µs per answered query
+	runs   float64 // times a server thread was put on a CPU, per answered query
 	p50    float64 // µs; fixed rates only
 	p99    float64
 	p999   float64
@@ -216,17 +221,41 @@ func rateName(r int) string { return fmt.Sprintf("%d q/s", r) }
 
 func report(round int, s sample) {
 	if s.load == "saturated" {
-		fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  lost %d\n", round+1, s.server, s.load, s.qps, s.cpuPer, s.lost)
+		fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  %5.3f runs/query  lost %d\n", round+1, s.server, s.load, s.qps, s.cpuPer, s.runs, s.lost)
 		return
 	}
-	fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  p50 %5.0f  p99 %6.0f  p99.9 %6.0f µs  lost %d  wrong %d\n",
-		round+1, s.server, s.load, s.qps, s.cpuPer, s.p50, s.p99, s.p999, s.lost, s.wrong)
+	fmt.Printf("round %d  %-6s %-10s %9.0f q/s  %6.2f µs CPU/query  %5.3f runs/query  p50 %5.0f  p99 %6.0f  p99.9 %6.0f µs  lost %d  wrong %d\n",
+		round+1, s.server, s.load, s.qps, s.cpuPer, s.runs, s.p50, s.p99, s.p999, s.lost, s.wrong)
+}
+
+// account fills in the sample's CPU and run figures from the server's
+// accounting before and after a run of elapsed that answered n queries,
+// and prints them by thread if asked to.
+func account(o options, smp *sample, before, after usage, elapsed time.Duration, n float64) {
+	d := after.since(before)
+	ns, runs := d.total()
+	smp.cpuPer = float64(ns) / 1e3 / n
+	smp.runs = float64(runs) / n
+	if !o.threads {
+		return
+	}
+	ids := slices.Collect(maps.Keys(d))
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(d[b].ns, d[a].ns) })
+	secs := elapsed.Seconds()
+	for _, id := range ids {
+		t := d[id]
+		if t.runs == 0 {
+			continue
+		}
+		fmt.Printf("    %-6s %-10s thread %-14s %-15s %8.0f µs CPU/s  %7.0f runs/s  %6.1f µs/run\n",
+			smp.server, smp.load, id, t.comm, float64(t.ns)/1e3/secs, float64(t.runs)/secs, float64(t.ns)/1e3/float64(t.runs))
+	}
 }
 
 // fixed runs the paced generator at rate against s.
 func fixed(o options, s *server, rate int) (sample, error) {
 	smp := sample{server: s.name, load: rateName(rate)}
-	before, err := cpuNanos(s.cmd.Process.Pid)
+	before, err := cpuUsage(s.cmd.Process.Pid)
 	if err != nil {
 		return smp, err
 	}
@@ -234,7 +263,7 @@ func fixed(o options, s *server, rate int) (sample, error) {
 	if err != nil {
 		return smp, fmt.Errorf("%s at %d q/s: %w", s.name, rate, err)
 	}
-	after, err := cpuNanos(s.cmd.Process.Pid)
+	after, err := cpuUsage(s.cmd.Process.Pid)
 	if err != nil {
 		return smp, err
 	}
@@ -242,7 +271,7 @@ func fixed(o options, s *server, rate int) (sample, error) {
 		return smp, fmt.Errorf("%s at %d q/s answered nothing", s.name, rate)
 	}
 	smp.qps = float64(res.answered) / res.elapsed.Seconds()
-	smp.cpuPer = float64(after-before) / 1e3 / float64(res.answered)
+	account(o, &smp, before, after, res.elapsed, float64(res.answered))
 	smp.p50 = float64(res.percentile(0.50)) / 1e3
 	smp.p99 = float64(res.percentile(0.99)) / 1e3
 	smp.p999 = float64(res.percentile(0.999)) / 1e3
@@ -256,20 +285,22 @@ var perfLine = regexp.MustCompile(`^\s*(Queries completed|Queries lost|Queries p
 // for the run's length.
 func saturated(o options, s *server, queries string) (sample, error) {
 	smp := sample{server: s.name, load: "saturated"}
-	before, err := cpuNanos(s.cmd.Process.Pid)
+	before, err := cpuUsage(s.cmd.Process.Pid)
 	if err != nil {
 		return smp, err
 	}
+	began := time.Now()
 	secs := int(o.duration / time.Second)
 	out, err := exec.Command(o.dnsperf, "-s", "127.0.0.1", "-p", strconv.Itoa(s.port), "-d", queries,
 		"-l", strconv.Itoa(secs), "-c", "4", "-T", "1", "-q", "200", "-t", "2", "-e").CombinedOutput()
 	if err != nil {
 		return smp, fmt.Errorf("dnsperf against %s: %w\n%s", s.name, err, out)
 	}
-	after, err := cpuNanos(s.cmd.Process.Pid)
+	after, err := cpuUsage(s.cmd.Process.Pid)
 	if err != nil {
 		return smp, err
 	}
+	elapsed := time.Since(began)
 	var completed float64
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
@@ -290,7 +321,7 @@ func saturated(o options, s *server, queries string) (sample, error) {
 	if completed == 0 {
 		return smp, fmt.Errorf("dnsperf against %s completed no queries:\n%s", s.name, out)
 	}
-	smp.cpuPer = float64(after-before) / 1e3 / completed
+	account(o, &smp, before, after, elapsed, completed)
 	return smp, nil
 }
 

@@ -230,13 +230,47 @@ func version(name, bin string) string {
 	return name
 }
 
-// cpuNanos is the CPU time (user + system, nanoseconds, from the
-// scheduler's accounting) of pid's threads and of all its descendants'
-// threads (NSD forks its server processes).
-func cpuNanos(pid int) (int64, error) {
+// threadUse is one thread's share of the scheduler's accounting
+// (/proc/PID/task/TID/schedstat): CPU time and how many times it was
+// put on a CPU, which below saturation is how many times it woke.
+type threadUse struct {
+	comm string
+	ns   int64
+	runs int64
+}
+
+// usage is the scheduler's accounting of a server's threads (and of its
+// child processes' threads: NSD forks its servers), by PID/TID.
+type usage map[string]threadUse
+
+// total is the CPU time (user + system, nanoseconds) and run count of
+// every thread.
+func (u usage) total() (ns, runs int64) {
+	for _, t := range u {
+		ns += t.ns
+		runs += t.runs
+	}
+	return ns, runs
+}
+
+// since is what each thread did between before and u; a thread that
+// started in between counts from zero. A thread that ended in between is
+// lost: servers keep their threads.
+func (u usage) since(before usage) usage {
+	d := usage{}
+	for id, t := range u {
+		b := before[id]
+		d[id] = threadUse{comm: t.comm, ns: t.ns - b.ns, runs: t.runs - b.runs}
+	}
+	return d
+}
+
+// cpuUsage reads the accounting of pid's threads and of all its
+// descendants' threads.
+func cpuUsage(pid int) (usage, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	parent := map[int]int{}
 	for _, e := range ents {
@@ -260,9 +294,9 @@ func cpuNanos(pid int) (int64, error) {
 		parent[p], _ = strconv.Atoi(f[1])
 	}
 	if _, ok := parent[pid]; !ok {
-		return 0, fmt.Errorf("process %d is gone", pid)
+		return nil, fmt.Errorf("process %d is gone", pid)
 	}
-	var total int64
+	u := usage{}
 	for p := range parent {
 		in := false
 		for q := p; q > 1; q = parent[q] {
@@ -281,12 +315,16 @@ func cpuNanos(pid int) (int64, error) {
 				continue
 			}
 			f := strings.Fields(string(b))
-			if len(f) == 0 {
+			if len(f) < 3 {
 				continue
 			}
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += ns
+			var tu threadUse
+			tu.ns, _ = strconv.ParseInt(f[0], 10, 64)
+			tu.runs, _ = strconv.ParseInt(f[2], 10, 64)
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/comm", p, t.Name()))
+			tu.comm = strings.TrimSpace(string(comm))
+			u[fmt.Sprintf("%d/%s", p, t.Name())] = tu
 		}
 	}
-	return total, nil
+	return u, nil
 }
