@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/antientropy"
 	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/node"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -137,8 +139,8 @@ func TestPrintStatus(t *testing.T) {
 	st.MembersAlive, st.Members = 1, 3
 	st.EdgeNotes = 2
 	st.HintsByMember = map[string]int{"127.0.0.1:8083": 7, "127.0.0.1:8082": 12}
-	st.Rebalance = server.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
-	st.Links = []server.LinkStatus{
+	st.Rebalance = antientropy.RebalanceStatus{From: "abcd", To: "ef01", Pending: 3, Done: 40}
+	st.Links = []transport.LinkStatus{
 		{Member: "127.0.0.1:8082", Open: 2},
 		{Member: "127.0.0.1:8083", HTTPUntil: time.Date(2026, 11, 27, 4, 31, 0, 0, time.UTC), Reason: "it refused the cluster secret"},
 	}

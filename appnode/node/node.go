@@ -21,10 +21,6 @@ import (
 // store's health: about as often as a load balancer probes it.
 const readyInterval = time.Second
 
-// learnRingTimeout bounds asking the other members for the previous
-// ring at start: a few round trips to each.
-const learnRingTimeout = 2 * time.Second
-
 // Loader reads the configuration again, for a reload.
 type Loader func() (Config, error)
 
@@ -69,10 +65,10 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	var srv *server.Server
 	det, err := gossip.New(gossip.Config{
 		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Members,
-		Learn: func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
+		Learn: func(ctx context.Context, m string) (string, error) { return srv.Cluster().GossipAddrOf(ctx, m) },
 		// A member back from the dead was cut off from this one: each
 		// may have missed writes the other took.
-		OnReturn: func(m string) { srv.KickCatchUp(m) },
+		OnReturn: func(m string) { srv.Syncer().KickCatchUp(m) },
 		Secret:   secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
 		IsolatedAfter: cfg.Gossip.IsolatedAfter, Log: log,
 	})
@@ -89,14 +85,18 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
 		Now:                 wallClock(),
 		Links:               cfg.ForwardOver == "link",
-		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
+		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
 	})
 	if err != nil {
 		det.Stop()
 		st.Close()
 		return nil, err
 	}
-	cfg.applyFanout(srv)
+	if err := srv.Tune(cfg.tuning()); err != nil {
+		det.Stop()
+		st.Close()
+		return nil, err
+	}
 	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
 	admin.Handle("POST /v1/reload", n.reloadHandler)
@@ -137,21 +137,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
 	g.Go(func() error { return n.admin.Serve(gctx) })
-	// A member just added learns where its users are until they arrive.
-	// After Serve: members starting together ask each other.
-	lctx, lcancel := context.WithTimeout(gctx, learnRingTimeout)
-	n.srv.LearnPreviousRing(lctx)
-	lcancel()
-	g.Go(func() error { return n.srv.RunCatchUp(gctx) })
-	g.Go(func() error { return n.srv.RunHandoff(gctx) })
-	g.Go(func() error { return n.srv.RunEdgeSync(gctx) })
-	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
-	g.Go(func() error { return n.srv.RunFanout(gctx) })
-	g.Go(func() error { return n.srv.RunCopies(gctx) })
-	n.mu.Lock()
-	rate := n.cfg.RebalanceRate // a reload does not change the rate
-	n.mu.Unlock()
-	g.Go(func() error { return n.srv.RunRebalance(gctx, rate) })
+	// After Serve: members starting together ask each other for the
+	// previous ring.
+	g.Go(func() error { return n.srv.RunBackground(gctx) })
 	g.Go(func() error {
 		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
 		return nil
@@ -230,16 +218,9 @@ func (n *Node) Reload(ctx context.Context) error {
 	if err := n.srv.SetRing(rg); err != nil {
 		return err
 	}
-	if err := n.srv.SetRouting(server.Routing(cfg.Routing)); err != nil {
+	if err := n.srv.Tune(cfg.tuning()); err != nil {
 		return err
 	}
-	n.srv.SetWriteAcks(cfg.WriteAcks)
-	n.srv.SetMemberTimeout(cfg.MemberTimeout)
-	n.srv.SetReadRepair(cfg.ReadRepair)
-	n.srv.SetLinks(cfg.ForwardOver == "link")
-	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
-	n.srv.SetAntiEntropyRate(cfg.AntiEntropyRate)
-	cfg.applyFanout(n.srv)
 	n.gossip.SetPeers(cfg.Members)
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)

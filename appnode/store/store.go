@@ -65,8 +65,8 @@ type Store struct {
 	failed  atomic.Bool
 	users   userLocks // serialise each user's writes (check, then write with the digest)
 	leaves  leafTable
-	hintSeq atomic.Uint64
-	id      string // see ID
+	seq     atomic.Uint64 // queue entries' sequence (queue.go)
+	id      string        // see ID
 	// digestReads counts per-user digest entries read (DigestReads).
 	digestReads atomic.Uint64
 	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
@@ -96,7 +96,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
 	st.users.seed = maphash.MakeSeed()
-	st.initHintSeq()
+	st.initSeq()
 	if err := st.initID(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)

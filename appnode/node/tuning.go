@@ -39,9 +39,13 @@ func (c *Config) validateFanout() error {
 	return nil
 }
 
-// applyFanout sets the fan-out keys on the server (at start and on
-// reload).
-func (c *Config) applyFanout(srv *server.Server) {
-	srv.SetFanout(c.FanoutLimit, c.InboxMax)
-	srv.SetStreamHeartbeat(c.StreamHeartbeat)
+// tuning is what of the config a running member can change: applied at
+// start and on every reload.
+func (c *Config) tuning() server.Tuning {
+	return server.Tuning{
+		Routing: server.Routing(c.Routing), WriteAcks: c.WriteAcks, MemberTimeout: c.MemberTimeout,
+		ReadRepair: c.ReadRepair, Links: c.ForwardOver == "link",
+		AntiEntropyInterval: c.AntiEntropyInterval, AntiEntropyRate: c.AntiEntropyRate,
+		FanoutLimit: c.FanoutLimit, InboxMax: c.InboxMax, StreamHeartbeat: c.StreamHeartbeat,
+	}
 }

@@ -1,4 +1,4 @@
-package server
+package replica
 
 import (
 	"context"
@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/peer"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Read repair: after this member answers a read for a user (it is the
@@ -30,9 +33,9 @@ const maxRepairs = 4
 // repair: far more than anyone follows before fan-out limits apply.
 const maxRepairEdges = 10_000
 
-// userRecords is what a member holds for one user: the answer of GET
+// Records is what a member holds for one user: the answer of GET
 // /internal/v1/users/{name}/records.
-type userRecords struct {
+type Records struct {
 	User      *feed.User  `json:"user,omitempty"`
 	Posts     []feed.Post `json:"posts"`
 	More      bool        `json:"more"` // posts older than the page exist
@@ -41,12 +44,12 @@ type userRecords struct {
 }
 
 // SetReadRepair turns read repair on or off.
-func (s *Server) SetReadRepair(on bool) { s.readRepair.Store(on) }
+func (s *Replica) SetReadRepair(on bool) { s.readRepair.Store(on) }
 
-// localRecords collects this member's records for name: the user, one
+// LocalRecords collects this member's records for name: the user, one
 // page of posts (older than before, up to limit) and all edges.
-func (s *Server) localRecords(name string, before feed.ID, limit int) (userRecords, error) {
-	var out userRecords
+func (s *Replica) LocalRecords(name string, before feed.ID, limit int) (Records, error) {
+	var out Records
 	switch u, err := s.store.User(name); {
 	case err == nil:
 		out.User = &u
@@ -70,29 +73,27 @@ func (s *Server) localRecords(name string, before feed.ID, limit int) (userRecor
 	return out, nil
 }
 
-// records is the node-to-node half of read repair.
-func (s *Server) records(w http.ResponseWriter, r *http.Request) {
-	limit, before, err := page(r)
+// recordsHandler is the node-to-node half of read repair.
+func (s *Replica) recordsHandler(w http.ResponseWriter, r *http.Request) {
+	limit, before, err := api.Page(r.URL.Query())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		transport.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	recs, err := s.localRecords(r.PathValue("name"), before, limit)
+	recs, err := s.LocalRecords(r.PathValue("name"), before, limit)
 	if err != nil {
-		s.storeError(w, err)
+		transport.StoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, recs)
+	transport.WriteJSON(w, http.StatusOK, recs)
 }
 
-// repairAfterRead starts a background repair of name after a read, if
-// read repair is on and fewer than maxRepairs are running.
-func (s *Server) repairAfterRead(r *http.Request, name string) {
+// RepairAfterRead starts a background repair of name after a read of
+// the page of its posts older than before (up to limit), if read repair
+// is on and fewer than maxRepairs are running; the members Skipped in
+// ctx are left out.
+func (s *Replica) RepairAfterRead(ctx context.Context, name string, before feed.ID, limit int) {
 	if !s.readRepair.Load() {
-		return
-	}
-	limit, before, err := page(r)
-	if err != nil {
 		return
 	}
 	select {
@@ -101,12 +102,12 @@ func (s *Server) repairAfterRead(r *http.Request, name string) {
 		s.metrics.repairs.WithLabelValues("skipped").Inc()
 		return
 	}
-	skip := skipped(r.Context())
-	s.repairs.Add(1)
+	skip := peer.Skipped(ctx)
+	s.background.Add(1)
 	go func() {
-		defer s.repairs.Done()
+		defer s.background.Done()
 		defer func() { <-s.repairSlots }()
-		ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), transport.CallTimeout)
 		defer cancel()
 		if _, err := s.Repair(ctx, name, before, limit, skip...); err != nil {
 			s.log.Warn("read repair", "op", "repair", "user", name, "err", err)
@@ -118,8 +119,8 @@ func (s *Server) repairAfterRead(r *http.Request, name string) {
 // older than before, up to limit) with every other live member of the
 // user's preference list, except those in skip, and repairs both sides.
 // It returns how many records were copied, either way.
-func (s *Server) Repair(ctx context.Context, name string, before feed.ID, limit int, skip ...string) (int, error) {
-	local, err := s.localRecords(name, before, limit)
+func (s *Replica) Repair(ctx context.Context, name string, before feed.ID, limit int, skip ...string) (int, error) {
+	local, err := s.LocalRecords(name, before, limit)
 	if err != nil {
 		s.metrics.repairs.WithLabelValues("failed").Inc()
 		return 0, fmt.Errorf("reading %s's records here: %w", name, err)
@@ -127,8 +128,8 @@ func (s *Server) Repair(ctx context.Context, name string, before feed.ID, limit 
 	var buf [8]string
 	copied := 0
 	var errs error
-	for _, m := range s.ring.Load().Preference(buf[:0], name) {
-		if m == s.self || !s.alive(m) || slices.Contains(skip, m) {
+	for _, m := range s.c.Ring().Preference(buf[:0], name) {
+		if m == s.c.Self() || !s.c.Alive(m) || slices.Contains(skip, m) {
 			continue
 		}
 		n, err := s.repairWith(ctx, m, name, before, limit, local)
@@ -147,33 +148,33 @@ func (s *Server) Repair(ctx context.Context, name string, before feed.ID, limit 
 }
 
 // repairWith repairs name between this member and member m.
-func (s *Server) repairWith(ctx context.Context, m, name string, before feed.ID, limit int, local userRecords) (int, error) {
-	remote, err := s.remoteRecords(ctx, m, name, before, limit)
+func (s *Replica) repairWith(ctx context.Context, m, name string, before feed.ID, limit int, local Records) (int, error) {
+	remote, err := s.RemoteRecords(ctx, m, name, before, limit)
 	if err != nil {
 		return 0, err
 	}
-	return s.reconcile(ctx, m, name, local, remote, true)
+	return s.Reconcile(ctx, m, name, local, remote, true)
 }
 
-// remoteRecords fetches member m's records for name.
-func (s *Server) remoteRecords(ctx context.Context, m, name string, before feed.ID, limit int) (userRecords, error) {
+// RemoteRecords fetches member m's records for name.
+func (s *Replica) RemoteRecords(ctx context.Context, m, name string, before feed.ID, limit int) (Records, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if !before.IsZero() {
 		q.Set("before", before.String())
 	}
-	var remote userRecords
-	if err := s.call(ctx, http.MethodGet, m, "/internal/v1/users/"+name+"/records?"+q.Encode(), nil, &remote); err != nil {
+	var remote Records
+	if err := s.c.Call(ctx, http.MethodGet, m, "/internal/v1/users/"+name+"/records?"+q.Encode(), nil, &remote); err != nil {
 		return remote, fmt.Errorf("reading %s's records on %s: %w", name, m, err)
 	}
 	return remote, nil
 }
 
-// reconcile makes this member and m hold the union of local and remote
+// Reconcile makes this member and m hold the union of local and remote
 // (the same query on each) and returns how many records it copied. The
 // user record is copied only withUser, and after everything else: a
 // member that has the user record has the rest (see movedFrom).
-func (s *Server) reconcile(ctx context.Context, m, name string, local, remote userRecords, withUser bool) (int, error) {
-	var here, there []record // what this member lacks, what m lacks
+func (s *Replica) Reconcile(ctx context.Context, m, name string, local, remote Records, withUser bool) (int, error) {
+	var here, there []Record // what this member lacks, what m lacks
 	here = append(here, missingPosts(remote, local)...)
 	there = append(there, missingPosts(local, remote)...)
 	for _, side := range []struct {
@@ -182,36 +183,36 @@ func (s *Server) reconcile(ctx context.Context, m, name string, local, remote us
 	}{{store.Following, local.Following, remote.Following}, {store.Followers, local.Followers, remote.Followers}} {
 		h, t := diffEdges(side.local, side.remote)
 		for _, e := range h {
-			here = append(here, record{Edge: &e, Side: side.side})
+			here = append(here, Record{Edge: &e, Side: side.side})
 		}
 		for _, e := range t {
-			there = append(there, record{Edge: &e, Side: side.side})
+			there = append(there, Record{Edge: &e, Side: side.side})
 		}
 	}
 	switch {
 	case !withUser:
 	case local.User == nil && remote.User != nil:
-		here = append(here, record{User: remote.User})
+		here = append(here, Record{User: remote.User})
 	case local.User != nil && remote.User == nil:
-		there = append(there, record{User: local.User})
+		there = append(there, Record{User: local.User})
 	case local.User != nil && remote.User != nil:
 		// The name was created on both sides of a partition: both keep
 		// the winner (feed.Wins), the loser's token stops working.
 		if feed.Wins(*remote.User, *local.User) {
-			here = append(here, record{User: remote.User})
+			here = append(here, Record{User: remote.User})
 		} else if feed.Wins(*local.User, *remote.User) {
-			there = append(there, record{User: local.User})
+			there = append(there, Record{User: local.User})
 		}
 	}
 	for _, rec := range here {
-		if err := s.apply(rec); err != nil {
+		if err := s.Apply(rec); err != nil {
 			return 0, fmt.Errorf("repairing %s here from %s: %w", name, m, err)
 		}
 	}
 	sent := 0
 	for sent < len(there) {
 		n := min(len(there)-sent, maxReplicateRecords)
-		if err := s.call(ctx, http.MethodPost, m, "/internal/v1/replicate", replicateRequest{Records: there[sent : sent+n]}, nil); err != nil {
+		if err := s.c.Call(ctx, http.MethodPost, m, "/internal/v1/replicate", replicateRequest{Records: there[sent : sent+n]}, nil); err != nil {
 			return len(here) + sent, fmt.Errorf("repairing %s on %s: %w", name, m, err)
 		}
 		sent += n
@@ -226,7 +227,7 @@ func (s *Server) reconcile(ctx context.Context, m, name string, local, remote us
 // on another member) lacks. b's page covers every id from its oldest
 // post up, or everything when it is not full (no more), so a post of a
 // outside that range may simply be past b's page, not missing.
-func missingPosts(a, b userRecords) []record {
+func missingPosts(a, b Records) []Record {
 	in := make(map[feed.ID]bool, len(b.Posts))
 	for _, p := range b.Posts {
 		in[p.ID] = true
@@ -235,10 +236,10 @@ func missingPosts(a, b userRecords) []record {
 	if b.More && len(b.Posts) > 0 {
 		oldest = b.Posts[len(b.Posts)-1].ID
 	}
-	var out []record
+	var out []Record
 	for _, p := range a.Posts {
 		if !in[p.ID] && p.ID.Compare(oldest) > 0 {
-			out = append(out, record{Post: &p})
+			out = append(out, Record{Post: &p})
 		}
 	}
 	return out

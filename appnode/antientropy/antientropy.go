@@ -1,4 +1,4 @@
-package server
+package antientropy
 
 import (
 	"context"
@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Anti-entropy: every interval, this member compares, with each other
@@ -32,17 +29,17 @@ import (
 // page by page, by union — at anti_entropy_rate records per second and
 // at most maxSyncUsers users per round.
 
-// DefaultAntiEntropyInterval is how often each pair of members is
+// DefaultInterval is how often each pair of members is
 // compared: often enough that a lost hint or a partition is repaired
 // within minutes. A round between members that agree costs a few
 // hundred small reads, so it could run far more often.
-const DefaultAntiEntropyInterval = time.Minute
+const DefaultInterval = time.Minute
 
-// DefaultAntiEntropyRate is how many records per second anti-entropy
+// DefaultRate is how many records per second anti-entropy
 // compares and copies: about half a MB/s of posts, a few per cent of a
 // core, so repairs never compete with serving; a member that missed a
 // hundred thousand posts catches up in under a minute.
-const DefaultAntiEntropyRate = 2000
+const DefaultRate = 2000
 
 // maxSyncUsers bounds the users reconciled with one member per round,
 // so a member that was away for long catches up over several rounds
@@ -93,60 +90,30 @@ const (
 	leafMixed                  // a ring position cuts the leaf: check each user
 )
 
-// antiEntropy is the state anti-entropy keeps between rounds.
-type antiEntropy struct {
-	rate atomic.Int64 // records per second
-
-	mu      sync.Mutex // guards version, classes and next
-	version string     // the ring version classes were made for
-	classes map[string][]leafClass
-	next    time.Time // when the pacer lets the next record through
-
-	records     prometheus.Counter
-	digestReads prometheus.CounterFunc
-}
-
-// initAntiEntropy sets up anti-entropy's state and metrics.
-func (s *Server) initAntiEntropy(opts Options) {
-	s.SetAntiEntropyInterval(opts.AntiEntropyInterval)
-	s.SetAntiEntropyRate(opts.AntiEntropyRate)
-	s.ae.records = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "appnode_anti_entropy_records_total",
-		Help: "Records compared or copied by anti-entropy (what anti_entropy_rate limits).",
-	})
-	s.ae.digestReads = prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "appnode_digest_reads_total",
-		Help: "Per-user digest entries read from the store (anti-entropy and rebalance planning).",
-	}, func() float64 { return float64(s.store.DigestReads()) })
-	if opts.Registry != nil {
-		opts.Registry.MustRegister(s.ae.records, s.ae.digestReads)
-	}
-}
-
-// SetAntiEntropyRate sets how many records per second anti-entropy
+// SetRate sets how many records per second anti-entropy
 // compares and copies; 0 means DefaultAntiEntropyRate.
-func (s *Server) SetAntiEntropyRate(n int) {
+func (s *Syncer) SetRate(n int) {
 	if n <= 0 {
-		n = DefaultAntiEntropyRate
+		n = DefaultRate
 	}
-	s.ae.rate.Store(int64(n))
+	s.rate.Store(int64(n))
 }
 
 // pace waits until n more records fit in the rate.
-func (s *Server) pace(ctx context.Context, n int) error {
+func (s *Syncer) pace(ctx context.Context, n int) error {
 	if n <= 0 {
 		return nil
 	}
-	s.ae.records.Add(float64(n))
-	cost := time.Duration(float64(n) / float64(s.ae.rate.Load()) * float64(time.Second))
-	s.ae.mu.Lock()
+	s.metrics.records.Add(float64(n))
+	cost := time.Duration(float64(n) / float64(s.rate.Load()) * float64(time.Second))
+	s.mu.Lock()
 	now := time.Now()
-	if s.ae.next.Before(now) {
-		s.ae.next = now
+	if s.next.Before(now) {
+		s.next = now
 	}
-	s.ae.next = s.ae.next.Add(cost)
-	wait := s.ae.next.Sub(now)
-	s.ae.mu.Unlock()
+	s.next = s.next.Add(cost)
+	wait := s.next.Sub(now)
+	s.mu.Unlock()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -159,13 +126,13 @@ func (s *Server) pace(ctx context.Context, n int) error {
 
 // leafClasses classifies every leaf for the pair (this member, peer)
 // under rg. The answer is cached until the ring changes.
-func (s *Server) leafClasses(rg *ring.Ring, peer string) []leafClass {
-	s.ae.mu.Lock()
-	defer s.ae.mu.Unlock()
-	if s.ae.version != rg.Version() {
-		s.ae.version, s.ae.classes = rg.Version(), map[string][]leafClass{}
+func (s *Syncer) leafClasses(rg *ring.Ring, peer string) []leafClass {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.version != rg.Version() {
+		s.version, s.classes = rg.Version(), map[string][]leafClass{}
 	}
-	if c, ok := s.ae.classes[peer]; ok {
+	if c, ok := s.classes[peer]; ok {
 		return c
 	}
 	out := make([]leafClass, store.NumLeaves)
@@ -180,24 +147,24 @@ func (s *Server) leafClasses(rg *ring.Ring, peer string) []leafClass {
 		// No position inside the leaf: all its keys share one
 		// preference list, the one of its first hash.
 		pref := rg.PreferenceAt(buf[:0], ring.Hash{Hi: uint64(leaf) << (64 - store.LeafBits)})
-		if slices.Contains(pref, s.self) && slices.Contains(pref, peer) {
+		if slices.Contains(pref, s.c.Self()) && slices.Contains(pref, peer) {
 			out[leaf] = leafAll
 		}
 	}
-	s.ae.classes[peer] = out
+	s.classes[peer] = out
 	return out
 }
 
 // shares reports whether name's preference list under rg holds this
 // member and peer.
-func (s *Server) shares(rg *ring.Ring, name, peer string) bool {
+func (s *Syncer) shares(rg *ring.Ring, name, peer string) bool {
 	var buf [8]string
 	pref := rg.Preference(buf[:0], name)
-	return slices.Contains(pref, s.self) && slices.Contains(pref, peer)
+	return slices.Contains(pref, s.c.Self()) && slices.Contains(pref, peer)
 }
 
 // leafUsers calls fn with every user of leaf shared with peer.
-func (s *Server) leafUsers(rg *ring.Ring, cls []leafClass, peer string, leaf int, fn func(name string, d store.Digest)) error {
+func (s *Syncer) leafUsers(rg *ring.Ring, cls []leafClass, peer string, leaf int, fn func(name string, d store.Digest)) error {
 	if cls[leaf] == leafNone {
 		return nil
 	}
@@ -212,7 +179,7 @@ func (s *Server) leafUsers(rg *ring.Ring, cls []leafClass, peer string, leaf int
 // sharedLeaves returns the digest of each of the given leaves (nil:
 // all) restricted to the users shared with peer, in a slice of
 // NumLeaves (leaves not asked for are zero).
-func (s *Server) sharedLeaves(rg *ring.Ring, peer string, which []int) ([]store.Digest, error) {
+func (s *Syncer) sharedLeaves(rg *ring.Ring, peer string, which []int) ([]store.Digest, error) {
 	cls := s.leafClasses(rg, peer)
 	all := s.store.Leaves()
 	out := all
@@ -259,29 +226,29 @@ func hexDigest(d store.Digest) string {
 }
 
 // digests is the node-to-node half of anti-entropy.
-func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
+func (s *Syncer) digests(w http.ResponseWriter, r *http.Request) {
 	var req digestRequest
-	if !readJSONLimit(w, r, &req, maxDigestBody) {
+	if !transport.ReadJSON(w, r, &req, maxDigestBody) {
 		return
 	}
-	rg := s.ring.Load()
+	rg := s.c.Ring()
 	if !rg.Has(req.Peer) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("peer %q is not a member of this ring", req.Peer))
+		transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("peer %q is not a member of this ring", req.Peer))
 		return
 	}
 	if len(req.Groups) > maxGroupsPerCall || len(req.Leaves) > maxLeavesPerCall || len(req.Groups) > 0 && len(req.Leaves) > 0 {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%d groups and %d leaves: ask for at most %d groups or %d leaves", len(req.Groups), len(req.Leaves), maxGroupsPerCall, maxLeavesPerCall))
+		transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("%d groups and %d leaves: ask for at most %d groups or %d leaves", len(req.Groups), len(req.Leaves), maxGroupsPerCall, maxLeavesPerCall))
 		return
 	}
 	for _, g := range req.Groups {
 		if g < 0 || g >= numGroups {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("group %d is not from 0 to %d", g, numGroups-1))
+			transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("group %d is not from 0 to %d", g, numGroups-1))
 			return
 		}
 	}
 	for _, l := range req.Leaves {
 		if l < 0 || l >= store.NumLeaves {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("leaf %d is not from 0 to %d", l, store.NumLeaves-1))
+			transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("leaf %d is not from 0 to %d", l, store.NumLeaves-1))
 			return
 		}
 	}
@@ -293,7 +260,7 @@ func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
 		for _, l := range req.Leaves {
 			err := s.leafUsers(rg, cls, req.Peer, l, func(name string, d store.Digest) { ans.Users[name] = hexDigest(d) })
 			if err != nil {
-				s.storeError(w, err)
+				transport.StoreError(w, err)
 				return
 			}
 		}
@@ -306,7 +273,7 @@ func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
 		}
 		leaves, err := s.sharedLeaves(rg, req.Peer, which)
 		if err != nil {
-			s.storeError(w, err)
+			transport.StoreError(w, err)
 			return
 		}
 		ans.Leaves = map[int]string{}
@@ -318,7 +285,7 @@ func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
 	default:
 		leaves, err := s.sharedLeaves(rg, req.Peer, nil)
 		if err != nil {
-			s.storeError(w, err)
+			transport.StoreError(w, err)
 			return
 		}
 		ans.Groups = make([]string, numGroups)
@@ -327,26 +294,25 @@ func (s *Server) digests(w http.ResponseWriter, r *http.Request) {
 			ans.Groups[g] = hex.EncodeToString(d[:])
 		}
 	}
-	writeJSON(w, http.StatusOK, ans)
+	transport.WriteJSON(w, http.StatusOK, ans)
 }
 
 // maxDigestBody fits a digest request of maxLeavesPerCall leaves.
 const maxDigestBody = maxLeavesPerCall*6 + 1024
 
-// SetAntiEntropyInterval sets how often RunAntiEntropy compares; 0
-// means DefaultAntiEntropyInterval. It applies from the next round.
-func (s *Server) SetAntiEntropyInterval(d time.Duration) {
+// SetInterval sets how often Run compares; 0 means DefaultInterval. It
+// applies from the next round.
+func (s *Syncer) SetInterval(d time.Duration) {
 	if d <= 0 {
-		d = DefaultAntiEntropyInterval
+		d = DefaultInterval
 	}
-	s.antiEntropyInterval.Store(int64(d))
+	s.interval.Store(int64(d))
 }
 
-// RunAntiEntropy compares with the other live members (those whose
-// address sorts after this one's) every anti-entropy interval until ctx
-// is done.
-func (s *Server) RunAntiEntropy(ctx context.Context) error {
-	t := time.NewTimer(time.Duration(s.antiEntropyInterval.Load()))
+// Run compares with the other live members (those whose address sorts
+// after this one's) every anti-entropy interval until ctx is done.
+func (s *Syncer) Run(ctx context.Context) error {
+	t := time.NewTimer(time.Duration(s.interval.Load()))
 	defer t.Stop()
 	for {
 		select {
@@ -354,40 +320,40 @@ func (s *Server) RunAntiEntropy(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for _, m := range s.ring.Load().Members() {
-			if m <= s.self || !s.alive(m) {
+		for _, m := range s.c.Ring().Members() {
+			if m <= s.c.Self() || !s.c.Alive(m) {
 				continue
 			}
-			if n, err := s.AntiEntropy(ctx, m); err != nil {
+			if n, err := s.Compare(ctx, m); err != nil {
 				s.log.Warn("anti-entropy", "op", "anti-entropy", "peer", m, "err", err)
 			} else if n > 0 {
 				s.log.Info("anti-entropy", "op", "anti-entropy", "peer", m, "users", n)
 			}
 		}
-		t.Reset(time.Duration(s.antiEntropyInterval.Load()))
+		t.Reset(time.Duration(s.interval.Load()))
 	}
 }
 
-// AntiEntropy compares this member's users shared with peer against
+// Compare compares this member's users shared with peer against
 // peer's, and reconciles every user whose records differ (at most
 // maxSyncUsers, at anti_entropy_rate records per second). It returns
 // how many users it reconciled.
-func (s *Server) AntiEntropy(ctx context.Context, peer string) (int, error) {
-	n, _, err := s.antiEntropyRound(ctx, peer)
+func (s *Syncer) Compare(ctx context.Context, peer string) (int, error) {
+	n, _, err := s.round(ctx, peer)
 	return n, err
 }
 
-// antiEntropyRound is AntiEntropy; truncated reports that the round hit
+// round is Compare; truncated reports that the round hit
 // one of its bounds (differing leaves or users) and left differences
 // for another round.
-func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int, truncated bool, err error) {
-	rg := s.ring.Load()
+func (s *Syncer) round(ctx context.Context, peer string) (synced int, truncated bool, err error) {
+	rg := s.c.Ring()
 	mine, err := s.sharedLeaves(rg, peer, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("digests here: %w", err)
 	}
 	var top digestAnswer
-	if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self}, &top); err != nil {
+	if err := s.c.Call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.c.Self()}, &top); err != nil {
 		return 0, false, fmt.Errorf("group digests of %s: %w", peer, err)
 	}
 	if len(top.Groups) != numGroups {
@@ -401,7 +367,7 @@ func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int,
 		}
 	}
 	if len(groups) == 0 {
-		s.metrics.antiEntropy.WithLabelValues("same").Inc()
+		s.metrics.rounds.WithLabelValues("same").Inc()
 		return 0, false, nil
 	}
 	// Open the differing groups into leaves.
@@ -410,7 +376,7 @@ func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int,
 		chunk := groups[:min(len(groups), maxGroupsPerCall)]
 		groups = groups[len(chunk):]
 		var ans digestAnswer
-		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Groups: chunk}, &ans); err != nil {
+		if err := s.c.Call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.c.Self(), Groups: chunk}, &ans); err != nil {
 			return 0, false, fmt.Errorf("leaf digests of %s: %w", peer, err)
 		}
 		for _, g := range chunk {
@@ -430,7 +396,7 @@ func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int,
 		chunk := leaves[:min(len(leaves), maxLeavesPerCall)]
 		leaves = leaves[len(chunk):]
 		var ans digestAnswer
-		if err := s.call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.self, Leaves: chunk}, &ans); err != nil {
+		if err := s.c.Call(ctx, http.MethodPost, peer, "/internal/v1/digests", digestRequest{Peer: s.c.Self(), Leaves: chunk}, &ans); err != nil {
 			return 0, false, fmt.Errorf("user digests of %s: %w", peer, err)
 		}
 		local := map[string]string{}
@@ -475,13 +441,13 @@ func (s *Server) antiEntropyRound(ctx context.Context, peer string) (synced int,
 	if errs != nil {
 		result = "failed"
 	}
-	s.metrics.antiEntropy.WithLabelValues(result).Inc()
+	s.metrics.rounds.WithLabelValues(result).Inc()
 	return synced, truncated, errs
 }
 
 // syncUser reconciles all of name's records with peer (see
 // syncUserPaced), unpaced: rebalancing has its own rate, in users.
-func (s *Server) syncUser(ctx context.Context, peer, name string) error {
+func (s *Syncer) syncUser(ctx context.Context, peer, name string) error {
 	return s.syncUserPaced(ctx, peer, name, false)
 }
 
@@ -490,19 +456,19 @@ func (s *Server) syncUser(ctx context.Context, peer, name string) error {
 // last, so a member that has the user has all of it. When paced, every
 // page waits for its records (both sides' posts and edges) to fit in
 // anti_entropy_rate.
-func (s *Server) syncUserPaced(ctx context.Context, peer, name string, paced bool) error {
+func (s *Syncer) syncUserPaced(ctx context.Context, peer, name string, paced bool) error {
 	var before feed.ID
 	for range maxSyncPages {
-		local, err := s.localRecords(name, before, feed.MaxPage)
+		local, err := s.rep.LocalRecords(name, before, feed.MaxPage)
 		if err != nil {
 			return fmt.Errorf("reading %s's records here: %w", name, err)
 		}
-		remote, err := s.remoteRecords(ctx, peer, name, before, feed.MaxPage)
+		remote, err := s.rep.RemoteRecords(ctx, peer, name, before, feed.MaxPage)
 		if err != nil {
 			return err
 		}
 		last := !local.More && !remote.More
-		if _, err := s.reconcile(ctx, peer, name, local, remote, last); err != nil {
+		if _, err := s.rep.Reconcile(ctx, peer, name, local, remote, last); err != nil {
 			return err
 		}
 		if paced {

@@ -1,4 +1,4 @@
-package server
+package fanout
 
 import (
 	"context"
@@ -10,37 +10,33 @@ import (
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Fan-out copies (see store/fanoutcopies.go): a post's outbox entries
 // travel with the post to its other replicas, which keep a copy of each
 // until the coordinator says it delivered it, and deliver it themselves
 // when the coordinator is gone (left the ring, or back on a new disk:
-// another store id) or silent for copyMaxAge. So a post acknowledged
+// another store id) or silent for CopyMaxAge. So a post acknowledged
 // with two copies reaches its author's followers' timelines even when
 // the member that took it is lost before it delivered them.
 
 const (
 	// copyCheckInterval is how often the copies kept here are looked at.
 	copyCheckInterval = 2 * time.Second
-	// copyMaxAge is how long a copy waits for its coordinator's word
+	// CopyMaxAge is how long a copy waits for its coordinator's word
 	// before this member delivers it too: far longer than a delivery
 	// takes, and than a restart (whose outbox survives it).
-	copyMaxAge = 10 * time.Minute
+	CopyMaxAge = 10 * time.Minute
 	// copyBatch bounds the copies read per coordinator and round.
 	copyBatch = 256
 	// maxPendingDone bounds the delivered-entry notices waiting to be
 	// sent; beyond it they are dropped (the copies are then delivered
-	// again after copyMaxAge, harmlessly).
+	// again after CopyMaxAge, harmlessly).
 	maxPendingDone = 100_000
 )
-
-// outboxCopy is one outbox entry as a post's replicate record carries it.
-type outboxCopy struct {
-	Member   string              `json:"member"`
-	Delivery store.InboxDelivery `json:"delivery"`
-}
 
 // copiesState is the coordinator's side: notices of delivered entries
 // waiting to be sent to the replicas that keep their copies.
@@ -50,32 +46,32 @@ type copiesState struct {
 	count   int
 }
 
-// copiesOf returns the outbox copies for a post's replicate record: the
+// CopiesOf returns the outbox copies for a post's replicate record: the
 // entries queued for other members (this member's own are rebuilt from
 // its store if it loses it).
-func (s *Server) copiesOf(qs []queued) []outboxCopy {
-	var out []outboxCopy
+func (s *Fanout) CopiesOf(qs []Queued) []replica.OutboxCopy {
+	var out []replica.OutboxCopy
 	for _, q := range qs {
-		if q.member != s.self && !q.entry.Delivery.Backfill {
-			out = append(out, outboxCopy{Member: q.member, Delivery: q.entry.Delivery})
+		if q.Member != s.c.Self() && !q.Delivery.Backfill {
+			out = append(out, replica.OutboxCopy{Member: q.Member, Delivery: q.Delivery})
 		}
 	}
 	return out
 }
 
-// copyWrites turns the copies a post's record carries into writes for
-// the post's batch here.
-func (s *Server) copyWrites(rec record) ([]store.Write, error) {
+// PostWrites turns the copies a post's record carries into writes for
+// the post's batch here (replica.FanOut).
+func (s *Fanout) PostWrites(rec replica.Record) ([]store.Write, error) {
 	var ws []store.Write
 	for _, c := range rec.Copies {
 		if c.Member == "" || feed.ValidName(rec.Post.Author) != nil {
 			continue
 		}
-		if err := validDelivery(c.Delivery); err != nil {
-			return nil, fmt.Errorf("%w: fan-out copy for %s: %w", errBadRecord, c.Member, err)
+		if err := ValidDelivery(c.Delivery); err != nil {
+			return nil, fmt.Errorf("%w: fan-out copy for %s: %w", replica.ErrBadRecord, c.Member, err)
 		}
 		w, err := store.CopyWrite(store.FanoutCopy{Coordinator: rec.From, Post: rec.Post.ID, Member: c.Member,
-			Delivery: c.Delivery, Store: rec.FromStore, Made: time.Now()})
+			Delivery: c.Delivery, Store: rec.FromStore, Made: s.c.Now()})
 		if err != nil {
 			return nil, err
 		}
@@ -86,21 +82,21 @@ func (s *Server) copyWrites(rec record) ([]store.Write, error) {
 
 // copiesDelivered notes outbox entries delivered to member, for the replicas
 // that keep copies of them.
-func (s *Server) copiesDelivered(member string, es []store.OutboxEntry) {
-	rg := s.ring.Load()
+func (s *Fanout) copiesDelivered(member string, ds []store.InboxDelivery) {
+	rg := s.c.Ring()
 	var buf [8]string
 	s.copies.mu.Lock()
 	defer s.copies.mu.Unlock()
 	if s.copies.pending == nil {
 		s.copies.pending = map[string][]store.CopyRef{}
 	}
-	for _, e := range es {
-		if e.Delivery.Backfill {
+	for _, d := range ds {
+		if d.Backfill {
 			continue
 		}
-		for _, p := range e.Delivery.Posts {
+		for _, p := range d.Posts {
 			for _, r := range rg.Preference(buf[:0], p.Author) {
-				if r == s.self || s.copies.count >= maxPendingDone {
+				if r == s.c.Self() || s.copies.count >= maxPendingDone {
 					continue
 				}
 				s.copies.pending[r] = append(s.copies.pending[r], store.CopyRef{Post: p.ID, Member: member})
@@ -120,17 +116,17 @@ type doneRequest struct {
 const maxDoneRefs = 4096
 
 // doneHandler deletes the copies of entries their coordinator delivered.
-func (s *Server) doneHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Fanout) doneHandler(w http.ResponseWriter, r *http.Request) {
 	var req doneRequest
-	if !readJSONLimit(w, r, &req, maxDoneRefs*(2*feed.IDLen+64)) {
+	if !transport.ReadJSON(w, r, &req, maxDoneRefs*(2*feed.IDLen+64)) {
 		return
 	}
 	if len(req.Delivered) > maxDoneRefs || req.Coordinator == "" {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%d notices (at most %d) from %q", len(req.Delivered), maxDoneRefs, req.Coordinator))
+		transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("%d notices (at most %d) from %q", len(req.Delivered), maxDoneRefs, req.Coordinator))
 		return
 	}
 	if err := s.store.DeleteCopies(req.Coordinator, req.Delivered); err != nil {
-		s.storeError(w, err)
+		transport.StoreError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -139,27 +135,27 @@ func (s *Server) doneHandler(w http.ResponseWriter, r *http.Request) {
 // RunCopies sends this member's delivered-entry notices and looks at
 // the copies it keeps for others, every copyCheckInterval until ctx is
 // done.
-func (s *Server) RunCopies(ctx context.Context) error {
-	return every(ctx, copyCheckInterval, func() {
+func (s *Fanout) RunCopies(ctx context.Context) error {
+	return replica.Every(ctx, copyCheckInterval, func() {
 		s.SendDone(ctx)
-		s.DeliverCopies(ctx, time.Now())
+		s.DeliverCopies(ctx, s.c.Now())
 	})
 }
 
 // SendDone sends the notices of delivered entries to the replicas that
 // keep their copies; a notice that cannot be sent is dropped.
-func (s *Server) SendDone(ctx context.Context) {
+func (s *Fanout) SendDone(ctx context.Context) {
 	s.copies.mu.Lock()
 	pending := s.copies.pending
 	s.copies.pending, s.copies.count = nil, 0
 	s.copies.mu.Unlock()
 	for r, refs := range pending {
-		if !s.alive(r) {
+		if !s.c.Alive(r) {
 			continue
 		}
 		for chunk := range slices.Chunk(refs, maxDoneRefs) {
-			cctx, cancel := context.WithTimeout(ctx, peerTimeout)
-			err := s.call(cctx, http.MethodPost, r, "/internal/v1/fanout-done", doneRequest{Coordinator: s.self, Delivered: chunk}, nil)
+			cctx, cancel := context.WithTimeout(ctx, transport.CallTimeout)
+			err := s.c.Call(cctx, http.MethodPost, r, "/internal/v1/fanout-done", doneRequest{Coordinator: s.c.Self(), Delivered: chunk}, nil)
 			cancel()
 			if err != nil {
 				s.log.Debug("telling a replica of delivered fan-out", "op", "fanout", "peer", r, "err", err)
@@ -171,8 +167,8 @@ func (s *Server) SendDone(ctx context.Context) {
 
 // DeliverCopies delivers the copies whose coordinator is gone (left the
 // ring, or answers with another store id) or that are older than
-// copyMaxAge at now, and returns how many it delivered.
-func (s *Server) DeliverCopies(ctx context.Context, now time.Time) int {
+// CopyMaxAge at now, and returns how many it delivered.
+func (s *Fanout) DeliverCopies(ctx context.Context, now time.Time) int {
 	coords, err := s.store.CopyCoordinators()
 	if err != nil {
 		s.log.Warn("listing fan-out copies", "op", "fanout", "err", err)
@@ -184,18 +180,17 @@ func (s *Server) DeliverCopies(ctx context.Context, now time.Time) int {
 		if err != nil {
 			s.log.Error("unreadable fan-out copies", "op", "fanout", "peer", coord, "err", err)
 		}
-		gone, current := !s.ring.Load().Has(coord), ""
-		if !gone && s.alive(coord) {
-			var ans helloAnswer
-			cctx, cancel := context.WithTimeout(ctx, s.memberTimeout(coord))
-			if err := s.call(cctx, http.MethodGet, coord, "/internal/v1/hello", nil, &ans); err == nil {
+		gone, current := !s.c.Ring().Has(coord), ""
+		if !gone && s.c.Alive(coord) {
+			cctx, cancel := context.WithTimeout(ctx, s.c.MemberTimeout(coord))
+			if ans, err := s.c.HelloOf(cctx, coord); err == nil {
 				current = ans.Store
 			}
 			cancel()
 		}
 		var due []store.FanoutCopy
 		for _, c := range cs {
-			if gone || current != "" && c.Store != current || now.Sub(c.Made) > copyMaxAge {
+			if gone || current != "" && c.Store != current || now.Sub(c.Made) > CopyMaxAge {
 				due = append(due, c)
 			}
 		}
@@ -215,12 +210,12 @@ func (s *Server) DeliverCopies(ctx context.Context, now time.Time) int {
 
 // deliverCopies delivers copies (of coord's entries) to their members,
 // re-addressed by the current ring, and deletes those delivered.
-func (s *Server) deliverCopies(ctx context.Context, coord string, cs []store.FanoutCopy) (int, error) {
-	rg := s.ring.Load()
+func (s *Fanout) deliverCopies(ctx context.Context, coord string, cs []store.FanoutCopy) (int, error) {
+	rg := s.c.Ring()
 	byMember := map[string][]store.InboxDelivery{}
 	var refs []store.CopyRef
 	for _, c := range cs {
-		for m, d := range splitByMember(rg, c.Delivery) {
+		for m, d := range SplitByMember(rg, c.Delivery) {
 			byMember[m] = append(byMember[m], d)
 		}
 		refs = append(refs, store.CopyRef{Post: c.Post, Member: c.Member})
@@ -229,13 +224,13 @@ func (s *Server) deliverCopies(ctx context.Context, coord string, cs []store.Fan
 	for m, ds := range byMember {
 		for chunk := range slices.Chunk(ds, outboxBatch) {
 			var err error
-			if m == s.self {
+			if m == s.c.Self() {
 				for _, d := range chunk {
-					err = errors.Join(err, s.deliverHere(d))
+					err = errors.Join(err, s.DeliverHere(d))
 				}
-			} else if s.alive(m) {
-				cctx, cancel := context.WithTimeout(ctx, peerTimeout)
-				err = s.call(cctx, http.MethodPost, m, "/internal/v1/inbox", inboxRequest{Deliveries: chunk}, nil)
+			} else if s.c.Alive(m) {
+				cctx, cancel := context.WithTimeout(ctx, transport.CallTimeout)
+				err = s.c.Call(cctx, http.MethodPost, m, "/internal/v1/inbox", inboxRequest{Deliveries: chunk}, nil)
 				cancel()
 			} else {
 				err = fmt.Errorf("%s is not alive", m)

@@ -1,4 +1,4 @@
-package server
+package antientropy
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Rebalancing: when the ring changes (a member added or removed), every
@@ -50,7 +51,7 @@ type rebalancer struct {
 }
 
 // RebalanceStatus reports the rebalance's progress.
-func (s *Server) RebalanceStatus() RebalanceStatus {
+func (s *Syncer) RebalanceStatus() RebalanceStatus {
 	s.rebalance.mu.Lock()
 	defer s.rebalance.mu.Unlock()
 	return s.rebalance.status
@@ -58,7 +59,7 @@ func (s *Server) RebalanceStatus() RebalanceStatus {
 
 // plan lists the pushes from old's placement to cur's for every user
 // this member holds.
-func (s *Server) plan(old, cur *ring.Ring) ([]push, error) {
+func (s *Syncer) plan(old, cur *ring.Ring) ([]push, error) {
 	digests, err := s.store.UserDigests(func(name string) bool { return feed.ValidName(name) == nil })
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func (s *Server) plan(old, cur *ring.Ring) ([]push, error) {
 	for name := range digests {
 		before := old.Preference(ob[:0], name)
 		for _, m := range cur.Preference(nb[:0], name) {
-			if m != s.self && !slices.Contains(before, m) {
+			if m != s.c.Self() && !slices.Contains(before, m) {
 				out = append(out, push{name, m})
 			}
 		}
@@ -95,7 +96,7 @@ func compareStrings(a, b string) int {
 // RunRebalance streams users to their new replicas after each ring
 // change, at rate users per second (0: DefaultRebalanceRate), until
 // ctx is done.
-func (s *Server) RunRebalance(ctx context.Context, rate int) error {
+func (s *Syncer) RunRebalance(ctx context.Context, rate int) error {
 	if rate <= 0 {
 		rate = DefaultRebalanceRate
 	}
@@ -107,7 +108,7 @@ func (s *Server) RunRebalance(ctx context.Context, rate int) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.rebalance.kick:
-			cur := s.ring.Load()
+			cur := s.c.Ring()
 			s.rebalance.mu.Lock()
 			old := s.rebalance.settled
 			s.rebalance.mu.Unlock()
@@ -133,7 +134,7 @@ func (s *Server) RunRebalance(ctx context.Context, rate int) error {
 
 // drain makes the pending pushes, one per gap, stopping early when the
 // ring changes again (the next plan supersedes them) or ctx is done.
-func (s *Server) drain(ctx context.Context, gap time.Duration) {
+func (s *Syncer) drain(ctx context.Context, gap time.Duration) {
 	s.rebalance.mu.Lock()
 	todo := s.rebalance.pending
 	version := s.rebalance.status.To
@@ -146,11 +147,11 @@ func (s *Server) drain(ctx context.Context, gap time.Duration) {
 			failed = append(failed, todo[i:]...)
 			break
 		}
-		if !s.alive(p.member) {
+		if !s.c.Alive(p.member) {
 			failed = append(failed, p)
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, peerTimeout)
+		cctx, cancel := context.WithTimeout(ctx, transport.CallTimeout)
 		err := s.syncUser(cctx, p.member, p.user)
 		cancel()
 		s.rebalance.mu.Lock()
@@ -184,14 +185,14 @@ func (s *Server) drain(ctx context.Context, gap time.Duration) {
 // another ring, names the ring the data is placed by, and requests for
 // users not here yet go there (see movedFrom). Best effort: without an
 // answer, there is nothing to fall back to.
-func (s *Server) LearnPreviousRing(ctx context.Context) {
-	cur := s.ring.Load()
+func (s *Syncer) LearnPreviousRing(ctx context.Context) {
+	cur := s.c.Ring()
 	for _, m := range cur.Members() {
-		if m == s.self || !s.alive(m) {
+		if m == s.c.Self() || !s.c.Alive(m) {
 			continue
 		}
 		var ans api.RingAnswer
-		if err := s.call(ctx, http.MethodGet, m, "/v1/ring", nil, &ans); err != nil {
+		if err := s.c.Call(ctx, http.MethodGet, m, "/v1/ring", nil, &ans); err != nil {
 			s.log.Debug("learning the previous ring", "op", "rebalance", "peer", m, "err", err)
 			continue
 		}
@@ -206,8 +207,17 @@ func (s *Server) LearnPreviousRing(ctx context.Context) {
 		if err != nil || prev.Version() == cur.Version() {
 			continue
 		}
-		s.prevRing.Store(prev)
+		s.c.SetPrevious(prev)
 		s.log.Info("previous ring", "op", "rebalance", "peer", m, "ring", prev.String())
 		return
+	}
+}
+
+// RingChanged has RunRebalance plan the move to the cluster's current
+// ring.
+func (s *Syncer) RingChanged() {
+	select {
+	case s.rebalance.kick <- struct{}{}:
+	default: // a plan is already due; it will see this ring
 	}
 }

@@ -1,17 +1,18 @@
-package server
+package transport
 
-// The member link: how a member forwards client requests to another
-// member without a second HTTP exchange.
+// The member link: how members carry requests to each other without an
+// HTTP exchange per request.
 //
 // A forwarded read costs the forwarder a whole HTTP client exchange and
 // the owner a whole HTTP server exchange on top of the work itself:
 // header parsing and formatting, a write and a read system call on each
 // side, and net/http's per-connection goroutine hand-offs. A link is a
 // long-lived TCP connection between two members that carries many
-// requests at once as length-prefixed frames. Writes from concurrent
-// requests are combined, so under load one system call carries several
-// requests or answers, and the owner runs the handler on an in-memory
-// request without parsing HTTP.
+// requests at once as length-prefixed frames: forwarded client requests
+// and the members' own calls (replication, hints, fan-out, digests)
+// alike. Writes from concurrent requests are combined, so under load one
+// system call carries several requests or answers, and the owner runs
+// the handler on an in-memory request without parsing HTTP.
 //
 // A link starts as an HTTP request on the member's API port:
 //
@@ -20,11 +21,11 @@ package server
 //	Upgrade: ringfront-link/1
 //
 // The owner answers 101 with a random challenge in HeaderLinkChallenge;
-// the forwarder's first frame is HMAC-SHA256(cluster secret, challenge),
+// the caller's first frame is HMAC-SHA256(cluster secret, challenge),
 // and the owner serves nothing before it has checked it (and said "ok"
 // or "refused" in a frame of its own), so a recorded link cannot be
-// replayed. A member that answers anything but 101 (an
-// older version) is forwarded to over HTTP for a while.
+// replayed. A member that answers anything but 101 (an older version),
+// or refuses the secret, is called over HTTP for a while.
 //
 // Frames, all integers big-endian:
 //
@@ -41,13 +42,14 @@ package server
 // When the owner shuts down it stops reading, sends go-away with the id
 // of the last request it read, answers every request it read, and
 // closes. Requests with higher ids never reached its handlers, so the
-// forwarder treats them like a refused connection and moves on to the
+// caller treats them like a refused connection and moves on to the
 // next member of the preference list; a link that breaks without
 // go-away fails its requests in flight with 502, as a broken HTTP
 // connection would.
 //
-// Streaming answers (server-sent events) are forwarded over HTTP: a link
-// answer is one frame.
+// Streaming answers (server-sent events) travel over HTTP: a link
+// answer is one frame, and a stream that a slow client holds up would
+// hold up every request behind it on the link.
 
 import (
 	"bufio"
@@ -65,21 +67,23 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringfront/ringfront/internal/daemon"
 )
 
 const (
 	linkProtocol = "ringfront-link/1"
 	linkPath     = "/internal/v1/link"
-	linkRoute    = "GET " + linkPath
+	// LinkRoute is the route that upgrades to a link (ServeLink).
+	LinkRoute = "GET " + linkPath
 	// HeaderLinkChallenge carries the owner's challenge in its 101.
 	HeaderLinkChallenge = "X-Ringfront-Link-Challenge"
 
-	// maxLinkFrame bounds one frame: a request body is at most maxBody,
+	// maxLinkFrame bounds one frame: a request body is at most MaxBody,
 	// but an answer (a celebrity's follower list) can be large.
 	maxLinkFrame = 64 << 20
 	// linkConns is how many links a member keeps to each other member:
@@ -322,9 +326,9 @@ type servedLink struct {
 
 // serveLink upgrades an HTTP request to a member link and serves it
 // until the peer closes it or the server shuts down.
-func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
+func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), linkProtocol) {
-		writeError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", linkProtocol))
+		daemon.WriteError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", linkProtocol))
 		return
 	}
 	var nonce [16]byte
@@ -332,16 +336,16 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	challenge := hex.EncodeToString(nonce[:])
 	c, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("taking over the connection for a member link: %w", err))
+		daemon.WriteError(w, http.StatusInternalServerError, fmt.Errorf("taking over the connection for a member link: %w", err))
 		return
 	}
 	l := &servedLink{c: c, done: make(chan struct{})}
 	l.w.c = c
-	if !s.served.add(l) {
+	if !t.served.add(l) {
 		c.Close() // shutting down
 		return
 	}
-	defer s.served.remove(l)
+	defer t.served.remove(l)
 	defer close(l.done)
 	defer c.Close()
 	c.SetDeadline(time.Time{})
@@ -351,12 +355,16 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
 	id, mac, err := readFrame(rw.Reader, nil)
-	if err != nil || id != idAuth || !hmac.Equal(mac, linkMAC(s.secret, challenge)) {
-		s.log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", errCluster)
-		s.metrics.linkRefused.Inc()
-		if err == nil {
-			l.w.write(idAuth, []byte(linkRefused), nil)
-		}
+	if err != nil {
+		// The caller gave up during the handshake (its request's time
+		// ran out): nothing was refused.
+		t.log.Debug("member link closed during the handshake", "op", "link", "peer", r.RemoteAddr, "err", err)
+		return
+	}
+	if id != idAuth || !hmac.Equal(mac, linkMAC(t.key(), challenge)) {
+		t.log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", ErrCluster)
+		t.metrics.linkRefused.Inc()
+		l.w.write(idAuth, []byte(linkRefused), nil)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
@@ -364,8 +372,8 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.authed.Store(true)
-	s.metrics.linksServed.Inc()
-	defer s.metrics.linksServed.Dec()
+	t.metrics.linksServed.Inc()
+	defer t.metrics.linksServed.Dec()
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
@@ -381,16 +389,16 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 			break // a confused peer
 		}
 		l.lastRead.Store(id)
-		req, err := decodeLinkRequest(ctx, s.self, payload)
+		req, err := decodeLinkRequest(ctx, t.self, payload)
 		if err != nil {
-			s.log.Warn("bad member link frame", "op", "link", "peer", r.RemoteAddr, "err", err)
+			t.log.Warn("bad member link frame", "op", "link", "peer", r.RemoteAddr, "err", err)
 			break
 		}
 		slots <- struct{}{}
 		l.handlers.Add(1)
 		go func() {
 			defer func() { <-slots; l.handlers.Done() }()
-			s.serveLinkRequest(l, id, req)
+			t.serveLinkRequest(l, id, req)
 		}()
 		if l.stopping.Load() {
 			break
@@ -413,19 +421,6 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, rw.Reader)
 }
 
-// linkRequestKey marks, in a request's context, a request that came over
-// an authenticated member link: it is trusted like a signed request.
-type linkRequestKey struct{}
-
-// fromMember reports whether r comes from another member: over a link,
-// or signed with the cluster secret.
-func (s *Server) fromMember(r *http.Request) bool {
-	if r.Context().Value(linkRequestKey{}) != nil {
-		return true
-	}
-	return verify(s.secret, s.now(), r)
-}
-
 func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.Request, error) {
 	d := decoder{b: payload}
 	method, uri, remote := d.string(), d.string(), d.string()
@@ -434,7 +429,7 @@ func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.
 		return nil, d.err
 	}
 	body := bytes.Clone(d.b)
-	ctx = context.WithValue(ctx, linkRequestKey{}, true)
+	ctx = context.WithValue(ctx, memberKey{}, true)
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+self+uri, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("member link request %s %q: %w", method, uri, err)
@@ -474,8 +469,8 @@ func (a *linkAnswer) Write(b []byte) (int, error) {
 
 var answers = sync.Pool{New: func() any { return new(linkAnswer) }}
 
-func (s *Server) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), peerTimeout)
+func (t *Transport) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), CallTimeout)
 	defer cancel()
 	a := answers.Get().(*linkAnswer)
 	a.h, a.code = make(http.Header, 4), 0
@@ -486,14 +481,14 @@ func (s *Server) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
-					s.log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+					t.log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				}
 				a.h, a.code = http.Header{}, 0
 				a.body.Reset()
-				writeError(a, http.StatusInternalServerError, errors.New("internal error"))
+				daemon.WriteError(a, http.StatusInternalServerError, errors.New("internal error"))
 			}
 		}()
-		s.ServeHTTP(a, req.WithContext(ctx))
+		t.serveLinked(a, req.WithContext(ctx))
 	}()
 	if a.code == 0 {
 		a.code = http.StatusOK
@@ -554,13 +549,15 @@ func (ls *linkSet) drain(ctx context.Context) {
 
 // linkPool holds this member's links to the other members.
 type linkPool struct {
-	s  *Server
+	t  *Transport
 	mu sync.Mutex
 	to map[string]*peerLinks
 }
 
 type peerLinks struct {
-	mu      sync.Mutex
+	dialing [linkConns]chan struct{} // one token: a dial of that slot is under way
+
+	mu      sync.Mutex // guards the rest
 	conns   [linkConns]*link
 	next    int
 	httpTil time.Time // the peer refused a link: HTTP until then
@@ -642,6 +639,9 @@ func (p *linkPool) peer(member string) *peerLinks {
 	pl := p.to[member]
 	if pl == nil {
 		pl = new(peerLinks)
+		for i := range pl.dialing {
+			pl.dialing[i] = make(chan struct{}, 1)
+		}
 		p.to[member] = pl
 	}
 	return pl
@@ -654,18 +654,40 @@ func (p *linkPool) peer(member string) *peerLinks {
 func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
 	pl := p.peer(member)
 	pl.mu.Lock()
-	defer pl.mu.Unlock()
 	if time.Now().Before(pl.httpTil) {
+		pl.mu.Unlock()
 		return nil, errLinkUnsupported
 	}
 	i := pl.next
 	pl.next = (pl.next + 1) % linkConns
-	if l := pl.conns[i]; l != nil && l.usable() {
+	l := pl.conns[i]
+	pl.mu.Unlock()
+	if l != nil && l.usable() {
 		return l, nil
 	}
-	// Dialled under the peer's lock: concurrent requests wait for this
-	// one link instead of each dialling their own.
+	// One dial per slot at a time: concurrent requests wait for this one
+	// link instead of each dialling their own, each as long as its own
+	// context lets it (a member that does not answer a dial must not
+	// hold up a forward beyond its member timeout).
+	select {
+	case pl.dialing[i] <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-pl.dialing[i] }()
+	pl.mu.Lock()
+	if l := pl.conns[i]; l != nil && l.usable() {
+		pl.mu.Unlock()
+		return l, nil // dialled while this request waited
+	}
+	if time.Now().Before(pl.httpTil) {
+		pl.mu.Unlock()
+		return nil, errLinkUnsupported
+	}
+	pl.mu.Unlock()
 	l, err := p.dial(ctx, member)
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
 	if errors.Is(err, errLinkUnsupported) {
 		pl.httpTil, pl.why = time.Now().Add(linkRetryHTTP), err.Error()
 	}
@@ -707,7 +729,7 @@ func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 	}
 	l := &link{peer: member, c: c, pending: make(map[uint64]chan linkResult), nextID: 1, done: make(chan struct{})}
 	l.w.c = c
-	if err := l.w.write(idAuth, linkMAC(p.s.secret, resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
+	if err := l.w.write(idAuth, linkMAC(p.t.key(), resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
 		return fail(err)
 	}
 	id, answer, err := readFrame(br, nil)
@@ -718,13 +740,13 @@ func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 		// Forwarded requests still work over HTTP, unsigned as far as
 		// the peer can tell; the operator needs to fix the secret.
 		c.Close()
-		p.s.log.Error("a member refused our cluster secret; forwarding to it over HTTP", "op", "link", "peer", member)
+		p.t.log.Error("a member refused our cluster secret; calling it over HTTP", "op", "link", "peer", member)
 		return nil, fmt.Errorf("%w: it refused the cluster secret", errLinkUnsupported)
 	case id != idAuth || string(answer) != linkAccepted:
 		return fail(errors.New("unexpected answer to the link challenge"))
 	}
 	c.SetDeadline(time.Time{})
-	p.s.metrics.linksOpened.Inc()
+	p.t.metrics.linksOpened.Inc()
 	go l.read(br)
 	return l, nil
 }
@@ -872,102 +894,3 @@ func (p *linkPool) each(f func(*link)) {
 	}
 }
 
-// streaming reports requests whose answer is a stream: they are
-// forwarded over HTTP.
-func streaming(r *http.Request) bool {
-	return strings.HasSuffix(r.URL.Path, "/stream") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
-}
-
-// forwardLink forwards r to plan.owner over a link. It returns false,
-// having written nothing, when the owner is forwarded to over HTTP
-// instead; it sets plan.retry when nothing came back from the owner in
-// time (see forward).
-func (s *Server) forwardLink(w http.ResponseWriter, r *http.Request, plan *forwardPlan) bool {
-	frame := s.linkRequest(r, plan)
-	ctx, cancel := context.WithTimeout(r.Context(), plan.timeout)
-	defer cancel()
-	var err error
-	// A second try only after errLinkUnsent: the owner was draining and
-	// never read the request; a redial tells whether it is still there.
-	for try := 0; try < 2 && (try == 0 || errors.Is(err, errLinkUnsent)); try++ {
-		var l *link
-		if l, err = s.links.get(ctx, plan.owner); err != nil {
-			if errors.Is(err, errLinkUnsupported) {
-				return false
-			}
-			break
-		}
-		var payload []byte
-		if payload, err = l.roundTrip(ctx, frame, plan.body); err == nil {
-			if err = writeLinkAnswer(w, payload, s.observeClock); err == nil {
-				return true
-			}
-		}
-	}
-	s.metrics.forwardErrors.Inc()
-	if r.Context().Err() != nil {
-		w.WriteHeader(499) // the client went away; nobody reads this answer
-		return true
-	}
-	plan.fail(err)
-	return true
-}
-
-// linkRequest encodes r's request frame (without the body), as rewrite
-// prepares an HTTP forward.
-func (s *Server) linkRequest(r *http.Request, plan *forwardPlan) []byte {
-	b := make([]byte, 0, 512)
-	b = appendString(b, r.Method)
-	b = appendString(b, r.URL.RequestURI())
-	b = appendString(b, r.RemoteAddr)
-	extra := http.Header{}
-	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		clientIP = strings.Join(prior, ", ") + ", " + clientIP
-	}
-	extra.Set("X-Forwarded-For", clientIP)
-	extra.Set("X-Forwarded-Host", r.Host)
-	extra.Set("X-Forwarded-Proto", "http")
-	extra.Set(HeaderHops, strconv.Itoa(plan.hops))
-	extra.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
-	if plan.fallback {
-		extra.Set(HeaderFallback, "1")
-	}
-	if len(plan.skip) > 0 {
-		extra.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
-	}
-	skipIn := func(k string) bool {
-		return hopByHop(k) || extra[k] != nil || k == HeaderUnreachable || k == HeaderFallback || k == HeaderClock ||
-			k == HeaderCluster || k == "Content-Length"
-	}
-	keep := func(string) bool { return false }
-	b = binary.AppendUvarint(b, uint64(countHeader(r.Header, skipIn)+countHeader(extra, keep)))
-	b = appendPairs(b, r.Header, skipIn)
-	return appendPairs(b, extra, keep)
-}
-
-// writeLinkAnswer writes an answer frame to the client.
-func writeLinkAnswer(w http.ResponseWriter, payload []byte, observe func(clock string)) error {
-	d := decoder{b: payload}
-	code := d.uvarint()
-	h := d.header()
-	if d.err != nil {
-		return fmt.Errorf("member link answer: %w", d.err)
-	}
-	if code < 100 || code > 999 {
-		return fmt.Errorf("member link answer with status %d", code)
-	}
-	observe(h.Get(HeaderClock))
-	out := w.Header()
-	for k, vs := range h {
-		// The forwarder set these for its own answer already.
-		if k == HeaderOwner || k == HeaderRingVersion || k == HeaderClock || k == "Content-Length" {
-			continue
-		}
-		out[k] = vs
-	}
-	out.Set("Content-Length", strconv.Itoa(len(d.b)))
-	w.WriteHeader(int(code))
-	w.Write(d.b)
-	return nil
-}

@@ -1,4 +1,4 @@
-package server
+package replica
 
 import (
 	"context"
@@ -7,26 +7,26 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
-	"github.com/ringfront/ringfront/appnode/gossip"
+	"github.com/ringfront/ringfront/appnode/peer"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
-// record is one replicated write: exactly one of User, Post and Edge is
+// Record is one replicated write: exactly one of User, Post and Edge is
 // set. Every kind merges idempotently, so a record delivered twice (a
 // retried call, a hint delivered after the call did arrive) is harmless.
-type record struct {
+type Record struct {
 	User *feed.User `json:"user,omitempty"`
 	Post *feed.Post `json:"post,omitempty"`
 	Edge *feed.Edge `json:"edge,omitempty"`
 	// Side is the edge's side (store.Following or store.Followers).
 	Side store.Side `json:"side,omitempty"`
 	// Synced says the edge's other side is known to have it already, so
-	// the member storing it keeps no edge note (edgesync.go).
+	// the member storing it keeps no edge note (edges.go).
 	Synced bool `json:"synced,omitempty"`
 	// Fresh marks a followee's side of a follow sent on by the follow
 	// request itself, whose follower's member back-fills the timeline;
@@ -34,55 +34,62 @@ type record struct {
 	// is late, and pushes the author's recent posts (pushSince).
 	Fresh bool `json:"fresh,omitempty"`
 	// Copies are a post's outbox entries, which the replica keeps a copy
-	// of (fanoutcopies.go); From is the member that made them and
+	// of (package fanout); From is the member that made them and
 	// FromStore its store id.
-	Copies    []outboxCopy `json:"copies,omitempty"`
+	Copies    []OutboxCopy `json:"copies,omitempty"`
 	From      string       `json:"from,omitempty"`
 	FromStore string       `json:"from_store,omitempty"`
 }
 
+// OutboxCopy is one of a post's outbox entries, as the post's Record
+// carries it to the post's other replicas (package fanout keeps them).
+type OutboxCopy struct {
+	Member   string              `json:"member"`
+	Delivery store.InboxDelivery `json:"delivery"`
+}
+
 // replicateRequest is the body of POST /internal/v1/replicate.
 type replicateRequest struct {
-	Records []record `json:"records"`
+	Records []Record `json:"records"`
 }
 
 // maxReplicateRecords bounds one replicate call (a batch of hints).
 const maxReplicateRecords = 256
 
-// maxReplicateBody fits maxReplicateRecords of the largest records.
-const maxReplicateBody = maxReplicateRecords * 4 << 10
+// MaxRecordsBody fits maxReplicateRecords of the largest records.
+const MaxRecordsBody = maxReplicateRecords * 4 << 10
 
 // ErrTooFewCopies is the error of a write that was stored on fewer
 // replicas than write_acks requires; the missing copies are hinted and
 // will arrive, but the write is not acknowledged.
 var ErrTooFewCopies = errors.New("write stored on too few replicas")
 
-// check reports what makes a record impossible to apply (errBadRecord).
-func (rec record) check() error {
+// check reports what makes a record impossible to apply (ErrBadRecord).
+func (rec Record) check() error {
 	switch {
 	case rec.User != nil && rec.Post == nil && rec.Edge == nil:
 		if err := feed.ValidName(rec.User.Name); err != nil {
-			return fmt.Errorf("%w: %w", errBadRecord, err)
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
 	case rec.Post != nil && rec.User == nil && rec.Edge == nil:
 		if err := feed.ValidName(rec.Post.Author); err != nil {
-			return fmt.Errorf("%w: %w", errBadRecord, err)
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
 	case rec.Edge != nil && rec.User == nil && rec.Post == nil:
 		if rec.Side != store.Following && rec.Side != store.Followers {
-			return fmt.Errorf("%w: edge side %q is not %q or %q", errBadRecord, rec.Side, store.Following, store.Followers)
+			return fmt.Errorf("%w: edge side %q is not %q or %q", ErrBadRecord, rec.Side, store.Following, store.Followers)
 		}
 		if feed.ValidName(rec.Edge.Follower) != nil || feed.ValidName(rec.Edge.Followee) != nil {
-			return fmt.Errorf("%w: edge %q→%q: %w", errBadRecord, rec.Edge.Follower, rec.Edge.Followee, feed.ErrBadName)
+			return fmt.Errorf("%w: edge %q→%q: %w", ErrBadRecord, rec.Edge.Follower, rec.Edge.Followee, feed.ErrBadName)
 		}
 	default:
-		return fmt.Errorf("%w: it must carry exactly one of user, post and edge", errBadRecord)
+		return fmt.Errorf("%w: it must carry exactly one of user, post and edge", ErrBadRecord)
 	}
 	return nil
 }
 
-// apply stores one replicated record locally.
-func (s *Server) apply(rec record) error {
+// Apply stores one replicated record locally.
+func (s *Replica) Apply(rec Record) error {
 	if err := rec.check(); err != nil {
 		return err
 	}
@@ -93,39 +100,39 @@ func (s *Server) apply(rec record) error {
 		_, _, err := s.store.MergeUser(*rec.User)
 		return err
 	case rec.Post != nil:
-		ws, err := s.copyWrites(rec)
+		ws, err := s.fan.PostWrites(rec)
 		if err != nil {
 			return err
 		}
 		return s.store.AddPost(*rec.Post, ws...)
 	default:
-		s.clock.Observe(rec.Edge.Clock)
-		_, err := s.mergeEdge(rec.Side, *rec.Edge, rec.Synced, rec.Fresh)
+		s.c.Clock().Observe(rec.Edge.Clock)
+		_, err := s.MergeEdge(rec.Side, *rec.Edge, rec.Synced, rec.Fresh)
 		return err
 	}
 }
 
-// errBadRecord marks a record that can never be applied.
-var errBadRecord = errors.New("bad record")
+// ErrBadRecord marks a record that can never be applied.
+var ErrBadRecord = errors.New("bad record")
 
 // replicateHandler is the node-to-node write: apply every record,
 // synced, then answer 204.
-func (s *Server) replicateHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Replica) replicateHandler(w http.ResponseWriter, r *http.Request) {
 	var req replicateRequest
-	if !readJSONLimit(w, r, &req, maxReplicateBody) {
+	if !transport.ReadJSON(w, r, &req, MaxRecordsBody) {
 		return
 	}
 	if len(req.Records) > maxReplicateRecords {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("%d records, at most %d", len(req.Records), maxReplicateRecords))
+		transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("%d records, at most %d", len(req.Records), maxReplicateRecords))
 		return
 	}
 	for i, rec := range req.Records {
-		if err := s.apply(rec); err != nil {
-			if errors.Is(err, errBadRecord) {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("record %d: %w", i, err))
+		if err := s.Apply(rec); err != nil {
+			if errors.Is(err, ErrBadRecord) {
+				transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("record %d: %w", i, err))
 				return
 			}
-			s.storeError(w, fmt.Errorf("applying record %d: %w", i, err))
+			transport.StoreError(w, fmt.Errorf("applying record %d: %w", i, err))
 			return
 		}
 	}
@@ -133,7 +140,7 @@ func (s *Server) replicateHandler(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// replicate sends rec, already stored here, to the other members of
+// Replicate sends rec, already stored here, to the other members of
 // key's preference list, and returns nil once write_acks copies are
 // durable on distinct members (the local one included). A replica that
 // is dead, does not answer within the member timeout, or fails, is
@@ -144,13 +151,13 @@ func (s *Server) replicateHandler(w http.ResponseWriter, r *http.Request) {
 // hinted copy is the hint kept here, where it is not a copy. Replica
 // calls still under way once enough copies are durable finish in the
 // background (a failure becomes a hint as above).
-func (s *Server) replicate(ctx context.Context, key string, rec record) error {
-	rg := s.ring.Load()
+func (s *Replica) Replicate(ctx context.Context, key string, rec Record) error {
+	rg := s.c.Ring()
 	var buf [8]string
 	pref := rg.Preference(buf[:0], key)
-	required := s.requiredAcks(rg)
-	skip := skipped(ctx)
-	body := replicateRequest{Records: []record{rec}}
+	required := s.RequiredAcks(rg)
+	skip := peer.Skipped(ctx)
+	body := replicateRequest{Records: []Record{rec}}
 
 	type result struct {
 		member string
@@ -165,22 +172,22 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		// the client goes away, so the copy or hint is made.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
-		return s.call(cctx, http.MethodPost, m, "/internal/v1/replicate", body, nil)
+		return s.c.Call(cctx, http.MethodPost, m, "/internal/v1/replicate", body, nil)
 	}
 	for _, m := range pref {
 		switch {
-		case m == s.self:
-		case s.health.view.Liveness(m) == gossip.Dead || slices.Contains(skip, m):
+		case m == s.c.Self():
+		case s.c.Dead(m) || slices.Contains(skip, m):
 			missing = append(missing, m)
-		case s.suspect(m) != "":
+		case s.c.Suspect(m) != "":
 			later = append(later, m)
 		default:
 			sent++
-			go func() { results <- result{m, call(m, s.memberTimeout(m))} }()
+			go func() { results <- result{m, call(m, s.c.MemberTimeout(m))} }()
 		}
 	}
 	acks := 1
-	if !slices.Contains(pref, s.self) {
+	if !slices.Contains(pref, s.c.Self()) {
 		// This member answers for key without being one of its replicas
 		// (a previous holder, during a move): its copy is not one of the
 		// preference list's, so it must hint one for each replica.
@@ -191,7 +198,7 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		r := <-results
 		if r.err == nil {
 			acks++
-			s.answered(r.member)
+			s.c.Answered(r.member)
 			continue
 		}
 		missing = append(missing, r.member)
@@ -205,15 +212,15 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	for _, m := range missing {
 		if acks >= required {
 			// Enough copies: a hint here is enough for the rest.
-			if err := s.keepHint(m, rec); err != nil {
+			if err := s.KeepHint(m, rec); err != nil {
 				return err
 			}
 			continue
 		}
 		holder, err := s.hintedCopy(ctx, rg, key, m, rec, &used, true)
 		if err == nil && holder == "" && slices.Contains(later, m) {
-			if err = call(m, lastResort(s.memberTimeout(m))); err == nil {
-				s.answered(m)
+			if err = call(m, peer.LastResort(s.c.MemberTimeout(m))); err == nil {
+				s.c.Answered(m)
 				acks++
 				continue
 			}
@@ -230,21 +237,23 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 			acks++
 			continue
 		}
-		if err := s.keepHint(m, rec); err != nil {
+		if err := s.KeepHint(m, rec); err != nil {
 			return err
 		}
 	}
 	if sent > 0 {
 		// Calls still under way: their failures become hints, later.
+		s.background.Add(1)
 		go func() {
+			defer s.background.Done()
 			for ; sent > 0; sent-- {
 				r := <-results
 				if r.err == nil {
-					s.answered(r.member)
+					s.c.Answered(r.member)
 					continue
 				}
 				s.replicaFailed(r.member, r.err)
-				if err := s.keepHint(r.member, rec); err != nil {
+				if err := s.KeepHint(r.member, rec); err != nil {
 					s.log.Error("keeping a hint", "op", "replicate", "peer", r.member, "err", err)
 				}
 			}
@@ -257,12 +266,8 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 	return nil
 }
 
-// lastResort is how long a call waits when no other member is left to
-// try: a member that is only busy gets the time to answer.
-func lastResort(timeout time.Duration) time.Duration { return max(4*timeout, time.Second) }
-
-// requiredAcks is write_acks: 0 means 2, or 1 on a ring of one replica.
-func (s *Server) requiredAcks(rg *ring.Ring) int {
+// RequiredAcks is write_acks: 0 means 2, or 1 on a ring of one replica.
+func (s *Replica) RequiredAcks(rg *ring.Ring) int {
 	n := int(s.writeAcks.Load())
 	if n <= 0 {
 		n = min(2, rg.Replicas())
@@ -272,26 +277,18 @@ func (s *Server) requiredAcks(rg *ring.Ring) int {
 
 // replicaFailed counts a failed replica call and passes the replica over
 // for a while.
-func (s *Server) replicaFailed(m string, err error) {
+func (s *Replica) replicaFailed(m string, err error) {
 	s.metrics.replicaErrors.Inc()
 	s.log.Debug("replica call failed", "op", "replicate", "peer", m, "err", err)
-	var pe *peerError
-	if errors.As(err, &pe) {
-		return // it answered: it is up, only this call failed
-	}
-	why := err.Error()
-	if errors.Is(err, context.DeadlineExceeded) {
-		why = fmt.Sprintf("did not answer within %v", s.memberTimeout(m))
-	}
-	s.failed(m, why)
+	s.c.CallFailed(m, err)
 }
 
-// keepHint stores rec here as a hint for member m.
-func (s *Server) keepHint(m string, rec record) error {
+// KeepHint stores rec here as a hint for member m.
+func (s *Replica) KeepHint(m string, rec Record) error {
 	rec.Fresh = false // a hint arrives late
 	b, err := json.Marshal(rec)
 	if err == nil {
-		err = s.store.AddHint(m, b)
+		err = s.store.Hints().Add(m, b)
 	}
 	if err != nil {
 		return fmt.Errorf("keeping a hint for %s: %w", m, err)
@@ -305,24 +302,24 @@ func (s *Server) keepHint(m string, rec record) error {
 // that is not dead, not in used, and takes it; it adds the members it
 // asked to used and returns the one that took it, "" if none did. When
 // strict, members that failed a request just now are not asked.
-func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, rec record, used *[]string, strict bool) (string, error) {
+func (s *Replica) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, rec Record, used *[]string, strict bool) (string, error) {
 	rec.Fresh = false // a hint arrives late
-	body := hintRequest{For: m, Records: []record{rec}}
+	body := hintRequest{For: m, Records: []Record{rec}}
 	for _, h := range rg.Walk(nil, key) {
-		if slices.Contains(*used, h) || h == s.self || s.health.view.Liveness(h) == gossip.Dead ||
-			slices.Contains(skipped(ctx), h) || strict && s.suspect(h) != "" {
+		if slices.Contains(*used, h) || h == s.c.Self() || s.c.Dead(h) ||
+			slices.Contains(peer.Skipped(ctx), h) || strict && s.c.Suspect(h) != "" {
 			continue
 		}
 		*used = append(*used, h)
-		timeout := s.memberTimeout(h)
+		timeout := s.c.MemberTimeout(h)
 		if !strict {
-			timeout = lastResort(timeout)
+			timeout = peer.LastResort(timeout)
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		err := s.call(cctx, http.MethodPost, h, "/internal/v1/hint", body, nil)
+		err := s.c.Call(cctx, http.MethodPost, h, "/internal/v1/hint", body, nil)
 		cancel()
 		if err == nil {
-			s.answered(h)
+			s.c.Answered(h)
 			s.metrics.hintedCopies.Inc()
 			return h, nil
 		}
@@ -335,28 +332,28 @@ func (s *Server) hintedCopy(ctx context.Context, rg *ring.Ring, key, m string, r
 // hints for member For, whose copy they are.
 type hintRequest struct {
 	For     string   `json:"for"`
-	Records []record `json:"records"`
+	Records []Record `json:"records"`
 }
 
 // hintHandler keeps a hinted copy for another member (sloppy quorum),
 // synced, then answers 204. The records are checked but not applied
 // here: this member is not their replica.
-func (s *Server) hintHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Replica) hintHandler(w http.ResponseWriter, r *http.Request) {
 	var req hintRequest
-	if !readJSONLimit(w, r, &req, maxReplicateBody) {
+	if !transport.ReadJSON(w, r, &req, MaxRecordsBody) {
 		return
 	}
-	if !s.ring.Load().Has(req.For) || req.For == s.self || len(req.Records) > maxReplicateRecords {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("a hint for %q (%d records): not another member, or too many records", req.For, len(req.Records)))
+	if !s.c.Ring().Has(req.For) || req.For == s.c.Self() || len(req.Records) > maxReplicateRecords {
+		transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("a hint for %q (%d records): not another member, or too many records", req.For, len(req.Records)))
 		return
 	}
 	for i, rec := range req.Records {
 		if err := rec.check(); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("record %d: %w", i, err))
+			transport.WriteError(w, http.StatusBadRequest, fmt.Errorf("record %d: %w", i, err))
 			return
 		}
-		if err := s.keepHint(req.For, rec); err != nil {
-			s.storeError(w, err)
+		if err := s.KeepHint(req.For, rec); err != nil {
+			transport.StoreError(w, err)
 			return
 		}
 	}
@@ -366,111 +363,4 @@ func (s *Server) hintHandler(w http.ResponseWriter, r *http.Request) {
 
 // SetWriteAcks sets how many durable copies on distinct members a write
 // needs; 0 means 2 (1 on a ring of one replica).
-func (s *Server) SetWriteAcks(n int) { s.writeAcks.Store(int32(n)) }
-
-// DefaultHandoffInterval is how often hints are offered to their
-// members: a returning member gets its writes within about this long
-// of the failure detector seeing it alive.
-const DefaultHandoffInterval = 500 * time.Millisecond
-
-// hintBatch is how many hints go in one call.
-const hintBatch = 128
-
-// maxHintBatchesPerRound bounds one member's delivery per round, so a
-// huge backlog for one member does not starve the others.
-const maxHintBatchesPerRound = 64
-
-// RunHandoff delivers hints to members the failure detector sees alive,
-// every handoff interval, until ctx is done.
-func (s *Server) RunHandoff(ctx context.Context) error {
-	return every(ctx, s.handoffInterval, func() { s.Handoff(ctx) })
-}
-
-// every calls f every d until ctx is done.
-func every(ctx context.Context, d time.Duration, f func()) error {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		f()
-	}
-}
-
-// Handoff makes one round of hint delivery and returns how many hints
-// were delivered.
-func (s *Server) Handoff(ctx context.Context) int {
-	members, err := s.store.HintMembers()
-	if err != nil {
-		s.log.Warn("listing hinted members", "op", "handoff", "err", err)
-		return 0
-	}
-	delivered := 0
-	for _, m := range members {
-		if m != s.self && !s.ring.Load().Has(m) {
-			// Left the ring: its hints go to the records' replicas now.
-			n, err := s.retarget(ctx, m)
-			if err != nil {
-				s.log.Warn("re-addressing the hints of a removed member", "op", "handoff", "peer", m, "err", err)
-			}
-			if n > 0 {
-				s.log.Info("hints of a removed member re-addressed", "op", "handoff", "peer", m, "count", n)
-			}
-			continue
-		}
-		if m == s.self || s.health.view.Liveness(m) != gossip.Alive {
-			continue
-		}
-		n, err := s.handoffTo(ctx, m)
-		if err != nil {
-			s.log.Warn("delivering hints", "op", "handoff", "peer", m, "err", err)
-		}
-		delivered += n
-	}
-	if delivered > 0 {
-		s.log.Info("hints delivered", "op", "handoff", "count", delivered)
-	}
-	return delivered
-}
-
-// handoffTo delivers up to maxHintBatchesPerRound batches of the hints
-// for member m and returns how many it delivered.
-func (s *Server) handoffTo(ctx context.Context, m string) (int, error) {
-	delivered := 0
-	for range maxHintBatchesPerRound {
-		hs, err := s.store.Hints(m, hintBatch)
-		if err != nil {
-			return delivered, fmt.Errorf("reading hints for %s: %w", m, err)
-		}
-		if len(hs) == 0 {
-			break
-		}
-		req := replicateRequest{Records: make([]record, 0, len(hs))}
-		for _, h := range hs {
-			var rec record
-			if err := json.Unmarshal(h.Record, &rec); err != nil {
-				s.log.Error("undecodable hint dropped", "op", "handoff", "peer", m, "err", err)
-				continue
-			}
-			req.Records = append(req.Records, rec)
-		}
-		if err := s.call(ctx, http.MethodPost, m, "/internal/v1/replicate", req, nil); err != nil {
-			return delivered, fmt.Errorf("delivering hints to %s: %w", m, err)
-		}
-		if err := s.store.DeleteHints(hs); err != nil {
-			return delivered, fmt.Errorf("deleting hints delivered to %s: %w", m, err)
-		}
-		delivered += len(hs)
-		s.metrics.handedOff.Add(float64(len(hs)))
-	}
-	return delivered, nil
-}
-
-// isRefused reports whether err is a refused connection: the member's
-// machine answered, but no appnode listens.
-func isRefused(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED)
-}
+func (s *Replica) SetWriteAcks(n int) { s.writeAcks.Store(int32(n)) }
