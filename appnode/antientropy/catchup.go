@@ -2,6 +2,7 @@ package antientropy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/peer"
 	"github.com/ringfront/ringfront/appnode/replica"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Catching up. A member that starts cannot know what it missed while it
@@ -185,7 +187,14 @@ func (s *Syncer) CatchUpUser(ctx context.Context, name string, before feed.ID, l
 		}
 	}
 	if _, err := s.rep.Repair(ctx, name, before, limit, peer.Skipped(ctx)...); err != nil {
-		return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
+		var te *transport.Error
+		if errors.As(err, &te) || ctx.Err() != nil {
+			return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
+		}
+		// The others do not answer at all (down, or cut off): nobody
+		// has anything newer to offer now, and this member is the best
+		// there is.
+		s.log.Debug("answering while catching up, no other replica answers", "op", "catch-up", "user", name, "err", err)
 	}
 	return nil
 }

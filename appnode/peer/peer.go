@@ -68,10 +68,14 @@ const (
 	// suspectFor is how long a member that failed a request (no answer
 	// within the timeout, a refused or broken connection) is passed
 	// over before it is tried again, unless no other member can
-	// answer. The failure detector declares a dead member dead within
-	// about a second; this bridges that second, so only the first
-	// requests pay the timeout.
+	// answer: twice as long each time it fails again soon after, up to
+	// suspectMax, so a member cut off for longer costs a timeout now
+	// and then, not once a second; an answer from it clears it. The
+	// failure detector declares a dead member dead within about a
+	// second; this bridges that second, so only the first requests pay
+	// the timeout.
 	suspectFor = time.Second
+	suspectMax = 8 * time.Second
 )
 
 // LastResort is how long a call waits when no other member is left to
@@ -125,6 +129,7 @@ type Cluster struct {
 // failure is a member that failed a request recently.
 type failure struct {
 	until time.Time
+	wait  time.Duration // the last suspicion's length
 	why   string
 }
 
@@ -245,7 +250,19 @@ func (c *Cluster) Failed(m, why string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failed[m] = failure{until: time.Now().Add(suspectFor), why: why}
+	now := time.Now() // an elapsed time, not the wall clock the chaos test skews
+	f := c.failed[m]
+	switch {
+	case now.Before(f.until):
+		// Already passed over: the failure of a request that was on
+		// its way does not lengthen it.
+	case now.Sub(f.until) < f.wait:
+		f.wait = min(2*f.wait, suspectMax) // failed again soon after
+	default:
+		f.wait = suspectFor
+	}
+	f.until, f.why = now.Add(f.wait), why
+	c.failed[m] = f
 }
 
 // Answered records that member m answered a request.
@@ -260,12 +277,8 @@ func (c *Cluster) Suspect(m string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, ok := c.failed[m]
-	if !ok {
-		return ""
-	}
-	if time.Now().After(f.until) {
-		delete(c.failed, m)
-		return ""
+	if !ok || time.Now().After(f.until) {
+		return "" // kept until an answer: a failure soon after doubles it
 	}
 	return f.why
 }

@@ -893,4 +893,3 @@ func (p *linkPool) each(f func(*link)) {
 		pl.mu.Unlock()
 	}
 }
-
