@@ -69,7 +69,7 @@ func New(opts Options) *Syncer {
 		opts.Log = slog.Default()
 	}
 	s := &Syncer{
-		c: opts.Cluster, store: opts.Store, rep: opts.Replica, log: opts.Log.With("component", "antientropy"),
+		c: opts.Cluster, store: opts.Store, rep: opts.Replica, log: opts.Log.With("subsystem", "antientropy"),
 		catchUpKick: make(chan struct{}, 1),
 		started:     time.Now(),
 	}

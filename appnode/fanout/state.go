@@ -68,7 +68,7 @@ func New(opts Options) *Fanout {
 		opts.Log = slog.Default()
 	}
 	f := &Fanout{
-		c: opts.Cluster, store: opts.Store, tl: opts.Timeline, log: opts.Log.With("component", "fanout"),
+		c: opts.Cluster, store: opts.Store, tl: opts.Timeline, log: opts.Log.With("subsystem", "fanout"),
 		inline: inlineFanout, busy: map[string]bool{}, inserts: map[string]int{}, celebs: map[string]followerCount{},
 	}
 	f.limit.Store(DefaultFanoutLimit)

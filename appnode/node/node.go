@@ -56,7 +56,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("component", "store")})
+	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("subsystem", "store")})
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func New(opts Options) *Replica {
 		opts.FanOut = noFanOut{}
 	}
 	r := &Replica{
-		c: opts.Cluster, store: opts.Store, log: opts.Log.With("component", "replica"), fan: opts.FanOut,
+		c: opts.Cluster, store: opts.Store, log: opts.Log.With("subsystem", "replica"), fan: opts.FanOut,
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
 	}

@@ -162,7 +162,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		c: c, tr: c.Transport(), store: opts.Store,
-		log:        opts.Log.With("component", "api"),
+		log:        opts.Log.With("subsystem", "api"),
 		ids:        feed.NewIDSource(c.Clock(), opts.Self),
 		gossipAddr: opts.GossipAddr, rebalanceRate: opts.RebalanceRate,
 	}

@@ -139,13 +139,13 @@ type fatal struct{ msg string }
 type pebbleLogger struct{ log *slog.Logger }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	l.log.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
 }
 
 // Errorf is called by pebble on a background error it recovers from,
 // such as a failed compaction that it retries.
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	l.log.Error(fmt.Sprintf(format, args...), "engine", "pebble")
 }
 
 // Fatalf is called by pebble on an error it cannot continue from, such
@@ -154,7 +154,7 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 // writes after it, while reads keep working.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Error("storage engine failed", "component", "pebble", "err", msg)
+	l.log.Error("storage engine failed", "engine", "pebble", "err", msg)
 	panic(fatal{msg})
 }
 

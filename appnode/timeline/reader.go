@@ -66,7 +66,7 @@ func New(opts Options) *Timeline {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	t := &Timeline{c: opts.Cluster, store: opts.Store, log: opts.Log.With("component", "timeline"), counts: map[string]followerCount{}}
+	t := &Timeline{c: opts.Cluster, store: opts.Store, log: opts.Log.With("subsystem", "timeline"), counts: map[string]followerCount{}}
 	t.limit.Store(DefaultFanoutLimit)
 	t.partial = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "appnode_timeline_partial_merges_total",

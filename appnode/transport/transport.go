@@ -107,7 +107,7 @@ func New(opts Options) *Transport {
 	}
 	t := &Transport{
 		self: opts.Self, secret: opts.Secret, now: opts.Now, stamp: opts.Stamp, observe: opts.Observe,
-		log:     opts.Log.With("component", "transport"),
+		log:     opts.Log.With("subsystem", "transport"),
 		http:    &http.Client{Transport: opts.HTTP, Timeout: CallTimeout},
 		handler: http.NotFoundHandler(),
 	}
