@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/apptest"
 	"github.com/ringfront/ringfront/appnode/client"
-	"github.com/ringfront/ringfront/appnode/node"
 )
 
 // TestProxyCommandErrors: `appnode proxy` says what is wrong with its
@@ -29,18 +28,6 @@ func TestProxyCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("appnode %s = %v, want an error with %q", strings.Join(tt.args, " "), err, tt.want)
 		}
-	}
-}
-
-// TestPrintStatusFanout: the status table shows waiting fan-out
-// deliveries and live streams when there are any.
-func TestPrintStatusFanout(t *testing.T) {
-	var b bytes.Buffer
-	st := node.Status{Node: "app1"}
-	st.Outbox, st.Streams = 4, 2
-	printStatus(&b, st)
-	if want := "fan-out    4 deliveries waiting, 2 live streams\n"; !strings.Contains(b.String(), want) {
-		t.Errorf("status table:\n%s\nlacks %q", b.String(), want)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/ringfront/ringfront/internal/daemon"
 )
 
-// proxyCmd is `appnode proxy`: the local proxy (package proxy).
-func proxyCmd() *cobra.Command {
+// Proxy is `appnode proxy`: the local proxy (package proxy).
+func Proxy() *cobra.Command {
 	var listen string
 	var seeds []string
 	var logLevel string
