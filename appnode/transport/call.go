@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"github.com/ringfront/ringfront/appnode/transport/frame"
 )
 
 // Error is a non-2xx answer from another member: it is up, and refused
@@ -105,7 +107,7 @@ func (t *Transport) exchange(ctx context.Context, method, member, uri string, bo
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	ans, err := io.ReadAll(io.LimitReader(resp.Body, maxLinkFrame))
+	ans, err := io.ReadAll(io.LimitReader(resp.Body, frame.Max))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}

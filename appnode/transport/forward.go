@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringfront/ringfront/appnode/transport/frame"
 )
 
 // Forwarding a client request to the member that answers for its user:
@@ -187,24 +189,24 @@ func Streaming(r *http.Request) bool {
 // encodeRequest encodes a request frame's payload, less the body.
 func encodeRequest(method, uri, remote string, h http.Header) []byte {
 	b := make([]byte, 0, 512)
-	b = appendString(b, method)
-	b = appendString(b, uri)
-	b = appendString(b, remote)
-	return appendHeader(b, h, hopByHop)
+	b = frame.AppendString(b, method)
+	b = frame.AppendString(b, uri)
+	b = frame.AppendString(b, remote)
+	return frame.AppendHeader(b, h, hopByHop)
 }
 
 // decodeAnswer decodes an answer frame.
 func decodeAnswer(payload []byte) (int, http.Header, []byte, error) {
-	d := decoder{b: payload}
-	code := d.uvarint()
-	h := d.header()
-	if d.err != nil {
-		return 0, nil, nil, fmt.Errorf("member link answer: %w", d.err)
+	d := frame.NewDecoder(payload)
+	code := d.Uvarint()
+	h := d.Header()
+	if d.Err() != nil {
+		return 0, nil, nil, fmt.Errorf("member link answer: %w", d.Err())
 	}
 	if code < 100 || code > 999 {
 		return 0, nil, nil, fmt.Errorf("member link answer with status %d", code)
 	}
-	return int(code), h, d.b, nil
+	return int(code), h, d.Rest(), nil
 }
 
 // writeAnswer writes an answer frame to the client.

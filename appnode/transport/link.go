@@ -27,17 +27,8 @@ package transport
 // replayed. A member that answers anything but 101 (an older version),
 // or refuses the secret, is called over HTTP for a while.
 //
-// Frames, all integers big-endian:
-//
-//	uint32 length of what follows (id and payload)
-//	uint64 id       (0: the authentication frame; ^0: go-away)
-//	payload
-//
-// A request's payload is uvarint-prefixed strings: method, request URI,
-// the client's address, the header count, then name and value pairs;
-// the rest is the body. An answer's payload is the status code
-// (uvarint), the header count and pairs, then the body. Answers carry the
-// id of their request and may come in any order.
+// Frames are package frame's: a length, an id (0: the authentication
+// frame; ^0: go-away) and a payload.
 //
 // When the owner shuts down it stops reading, sends go-away with the id
 // of the last request it read, answers every request it read, and
@@ -72,6 +63,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/transport/frame"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
 
@@ -83,9 +75,6 @@ const (
 	// HeaderLinkChallenge carries the owner's challenge in its 101.
 	HeaderLinkChallenge = "X-Ringfront-Link-Challenge"
 
-	// maxLinkFrame bounds one frame: a request body is at most MaxBody,
-	// but an answer (a celebrity's follower list) can be large.
-	maxLinkFrame = 64 << 20
 	// linkConns is how many links a member keeps to each other member:
 	// more than one, so one slow answer does not hold a whole socket
 	// buffer up, and few, so writes still combine.
@@ -122,177 +111,6 @@ func linkMAC(secret []byte, challenge string) []byte {
 	return m.Sum(nil)
 }
 
-// frameWriter writes frames for many goroutines, combining them: the
-// goroutine that finds no write in progress writes everything queued so
-// far in one system call, including frames queued while it wrote.
-type frameWriter struct {
-	mu      sync.Mutex
-	c       net.Conn
-	queued  []byte
-	spare   []byte
-	writing bool
-	err     error
-}
-
-// write queues one frame (id and payload, given in two parts) and
-// writes the queue unless another goroutine is writing it already.
-func (fw *frameWriter) write(id uint64, a, b []byte) error {
-	if err := fw.enqueue(id, a, b); err != nil {
-		return err
-	}
-	return fw.flush()
-}
-
-// enqueue appends one frame to the queue.
-func (fw *frameWriter) enqueue(id uint64, a, b []byte) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if fw.err != nil {
-		return fw.err
-	}
-	fw.queued = binary.BigEndian.AppendUint32(fw.queued, uint32(8+len(a)+len(b)))
-	fw.queued = binary.BigEndian.AppendUint64(fw.queued, id)
-	fw.queued = append(fw.queued, a...)
-	fw.queued = append(fw.queued, b...)
-	return nil
-}
-
-// flush writes the queue, frames queued meanwhile included, unless a
-// write is in progress: that writer takes what was queued on its next
-// round. A write error closes the writer for good; the connection's
-// reader sees the broken connection and fails what is waiting.
-func (fw *frameWriter) flush() error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if fw.writing {
-		return nil
-	}
-	fw.writing = true
-	for len(fw.queued) > 0 && fw.err == nil {
-		buf := fw.queued
-		fw.queued = fw.spare[:0]
-		fw.mu.Unlock()
-		_, err := fw.c.Write(buf)
-		fw.mu.Lock()
-		fw.spare = buf[:0]
-		if err != nil {
-			fw.err = err
-		}
-	}
-	fw.writing = false
-	if cap(fw.spare) > 1<<20 {
-		fw.spare = nil // do not keep a huge answer's buffer
-	}
-	return fw.err
-}
-
-// readFrame reads one frame into buf (grown as needed).
-func readFrame(r *bufio.Reader, buf []byte) (id uint64, payload []byte, err error) {
-	var hdr [12]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:4])
-	if n < 8 || n > maxLinkFrame {
-		return 0, nil, fmt.Errorf("member link frame of %d bytes (at most %d)", n, maxLinkFrame)
-	}
-	id = binary.BigEndian.Uint64(hdr[4:])
-	size := int(n) - 8
-	if cap(buf) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, nil, fmt.Errorf("reading a member link frame: %w", err)
-	}
-	return id, buf, nil
-}
-
-// appendString appends a uvarint-prefixed string.
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// decoder reads what appendString and AppendUvarint wrote.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("malformed member link frame")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errors.New("malformed member link frame")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) header() http.Header {
-	n := d.uvarint()
-	if n > uint64(len(d.b))/2 {
-		d.err = errors.New("malformed member link frame")
-	}
-	if d.err != nil {
-		return nil
-	}
-	h := make(http.Header, n)
-	for range n {
-		k, v := d.string(), d.string()
-		h[k] = append(h[k], v)
-	}
-	return h
-}
-
-func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
-	b = binary.AppendUvarint(b, uint64(countHeader(h, skip)))
-	return appendPairs(b, h, skip)
-}
-
-// countHeader counts h's values whose names skip does not refuse.
-func countHeader(h http.Header, skip func(string) bool) int {
-	n := 0
-	for k, vs := range h {
-		if !skip(k) {
-			n += len(vs)
-		}
-	}
-	return n
-}
-
-// appendPairs appends h's name and value pairs, less the names skip
-// refuses, without the count that leads them in a frame.
-func appendPairs(b []byte, h http.Header, skip func(string) bool) []byte {
-	for k, vs := range h {
-		if skip(k) {
-			continue
-		}
-		for _, v := range vs {
-			b = appendString(appendString(b, k), v)
-		}
-	}
-	return b
-}
-
 // hopByHop reports headers that belong to one connection, not to the
 // request or answer (RFC 9110, section 7.6.1).
 func hopByHop(k string) bool {
@@ -316,7 +134,7 @@ type linkSet struct {
 
 type servedLink struct {
 	c        net.Conn
-	w        frameWriter
+	w        *frame.Writer
 	lastRead atomic.Uint64
 	authed   atomic.Bool // the peer answered the challenge
 	stopping atomic.Bool
@@ -339,8 +157,7 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 		daemon.WriteError(w, http.StatusInternalServerError, fmt.Errorf("taking over the connection for a member link: %w", err))
 		return
 	}
-	l := &servedLink{c: c, done: make(chan struct{})}
-	l.w.c = c
+	l := &servedLink{c: c, w: frame.NewWriter(c), done: make(chan struct{})}
 	if !t.served.add(l) {
 		c.Close() // shutting down
 		return
@@ -354,7 +171,7 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
-	id, mac, err := readFrame(rw.Reader, nil)
+	id, mac, err := frame.Read(rw.Reader, nil)
 	if err != nil {
 		// The caller gave up during the handshake (its request's time
 		// ran out): nothing was refused.
@@ -364,11 +181,11 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 	if id != idAuth || !hmac.Equal(mac, linkMAC(t.key(), challenge)) {
 		t.log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", ErrCluster)
 		t.metrics.linkRefused.Inc()
-		l.w.write(idAuth, []byte(linkRefused), nil)
+		l.w.Write(idAuth, []byte(linkRefused), nil)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	if l.w.write(idAuth, []byte(linkAccepted), nil) != nil {
+	if l.w.Write(idAuth, []byte(linkAccepted), nil) != nil {
 		return
 	}
 	l.authed.Store(true)
@@ -380,7 +197,7 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 	slots := make(chan struct{}, linkInflight)
 	var buf []byte
 	for {
-		id, payload, err := readFrame(rw.Reader, buf)
+		id, payload, err := frame.Read(rw.Reader, buf)
 		if err != nil {
 			break
 		}
@@ -409,7 +226,7 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Tell the peer which requests were read; the rest never will be.
-	l.w.write(idGoAway, binary.BigEndian.AppendUint64(nil, l.lastRead.Load()), nil)
+	l.w.Write(idGoAway, binary.BigEndian.AppendUint64(nil, l.lastRead.Load()), nil)
 	l.handlers.Wait()
 	// Half-close, then read until the peer closes its side: closing with
 	// its later requests unread would reset the connection, and a reset
@@ -422,13 +239,13 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.Request, error) {
-	d := decoder{b: payload}
-	method, uri, remote := d.string(), d.string(), d.string()
-	h := d.header()
-	if d.err != nil {
-		return nil, d.err
+	d := frame.NewDecoder(payload)
+	method, uri, remote := d.String(), d.String(), d.String()
+	h := d.Header()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
-	body := bytes.Clone(d.b)
+	body := bytes.Clone(d.Rest())
 	ctx = context.WithValue(ctx, memberKey{}, true)
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+self+uri, bytes.NewReader(body))
 	if err != nil {
@@ -461,8 +278,8 @@ func (a *linkAnswer) Write(b []byte) (int, error) {
 	if a.code == 0 {
 		a.code = http.StatusOK
 	}
-	if a.body.Len()+len(b) > maxLinkFrame-64<<10 {
-		return 0, fmt.Errorf("answer larger than a member link frame (%d bytes)", maxLinkFrame)
+	if a.body.Len()+len(b) > frame.Max-64<<10 {
+		return 0, fmt.Errorf("answer larger than a member link frame (%d bytes)", frame.Max)
 	}
 	return a.body.Write(b)
 }
@@ -495,8 +312,8 @@ func (t *Transport) serveLinkRequest(l *servedLink, id uint64, req *http.Request
 	}
 	head := make([]byte, 0, 256)
 	head = binary.AppendUvarint(head, uint64(a.code))
-	head = appendHeader(head, a.h, hopByHop)
-	l.w.write(id, head, a.body.Bytes()) // a broken link is seen by its reader
+	head = frame.AppendHeader(head, a.h, hopByHop)
+	l.w.Write(id, head, a.body.Bytes()) // a broken link is seen by its reader
 	if a.body.Cap() <= 1<<20 {
 		answers.Put(a)
 	}
@@ -616,7 +433,7 @@ func (ls *linkSet) count() int {
 type link struct {
 	peer    string
 	c       net.Conn
-	w       frameWriter
+	w       *frame.Writer
 	mu      sync.Mutex
 	pending map[uint64]chan linkResult
 	nextID  uint64
@@ -727,12 +544,11 @@ func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w (answered %s)", errLinkUnsupported, resp.Status)
 	}
-	l := &link{peer: member, c: c, pending: make(map[uint64]chan linkResult), nextID: 1, done: make(chan struct{})}
-	l.w.c = c
-	if err := l.w.write(idAuth, linkMAC(p.t.key(), resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
+	l := &link{peer: member, c: c, w: frame.NewWriter(c), pending: make(map[uint64]chan linkResult), nextID: 1, done: make(chan struct{})}
+	if err := l.w.Write(idAuth, linkMAC(p.t.key(), resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
 		return fail(err)
 	}
-	id, answer, err := readFrame(br, nil)
+	id, answer, err := frame.Read(br, nil)
 	switch {
 	case err != nil:
 		return fail(err)
@@ -764,7 +580,7 @@ func (l *link) read(br *bufio.Reader) {
 	for {
 		var id uint64
 		var payload []byte
-		id, payload, err = readFrame(br, nil)
+		id, payload, err = frame.Read(br, nil)
 		if err != nil {
 			break
 		}
@@ -839,10 +655,10 @@ func (l *link) roundTrip(ctx context.Context, req []byte, body []byte) ([]byte, 
 	// Queued under l.mu, so frames go out in id order: go-away's
 	// "everything after this id was not read" depends on it. Written
 	// outside it, so concurrent requests combine into one write.
-	err := l.w.enqueue(id, req, body)
+	err := l.w.Enqueue(id, req, body)
 	l.mu.Unlock()
 	if err == nil {
-		err = l.w.flush()
+		err = l.w.Flush()
 	}
 	if err != nil {
 		l.close(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/ringfront/ringfront/appnode/transport/frame"
 )
 
 var testSecret = []byte("test cluster secret")
@@ -73,8 +74,8 @@ func TestLinkFrameCodec(t *testing.T) {
 	r.Header.Set("X-Forwarded-For", "10.0.0.1") // extended
 	tr := New(Options{Secret: testSecret})
 	plan := &Plan{To: "127.0.0.1:2", Hops: 1, Skip: []string{"127.0.0.1:3"}}
-	frame := encodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, plan))
-	req, err := decodeLinkRequest(context.Background(), "127.0.0.1:2", append(frame, `{"text":"hi"}`...))
+	head := encodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, plan))
+	req, err := decodeLinkRequest(context.Background(), "127.0.0.1:2", append(head, `{"text":"hi"}`...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +111,11 @@ func TestLinkFrameCodec(t *testing.T) {
 		{},
 		{0x05, 'G', 'E'},                    // string longer than the frame
 		{0x03, 'G', 'E', 'T', 0x01, '/', 0}, // missing the header count
-		append(appendString(appendString(appendString(nil, "GET"), "/"), ""), 0xff, 0xff, 0xff, 0x0f), // absurd header count
-		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},                            // overlong uvarint
+		append(frame.AppendString(frame.AppendString(frame.AppendString(nil, "GET"), "/"), ""), 0xff, 0xff, 0xff, 0x0f), // absurd header count
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},                                              // overlong uvarint
 	} {
 		if _, err := decodeLinkRequest(context.Background(), "x", bad); err == nil {
-			t.Errorf("frame %x decoded without error", bad)
+			t.Errorf("payload %x decoded without error", bad)
 		}
 	}
 	if err := tr.writeAnswer(httptest.NewRecorder(), binaryAnswer(42, nil, "")); err == nil {
@@ -124,7 +125,7 @@ func TestLinkFrameCodec(t *testing.T) {
 
 // binaryAnswer encodes an answer frame's payload.
 func binaryAnswer(code int, h http.Header, body string) []byte {
-	b := appendHeader(binaryUvarint(code), h, hopByHop)
+	b := frame.AppendHeader(binaryUvarint(code), h, hopByHop)
 	return append(b, body...)
 }
 
@@ -135,25 +136,6 @@ func binaryUvarint(v int) []byte {
 		v >>= 7
 	}
 	return append(b, byte(v))
-}
-
-func TestReadFrameLimits(t *testing.T) {
-	var fw frameWriter
-	c1, c2 := net.Pipe()
-	defer c1.Close()
-	defer c2.Close()
-	fw.c = c1
-	go fw.write(7, []byte("ab"), []byte("cd"))
-	br := bufio.NewReader(c2)
-	id, p, err := readFrame(br, nil)
-	if err != nil || id != 7 || string(p) != "abcd" {
-		t.Fatalf("readFrame = %d %q %v", id, p, err)
-	}
-	// A length beyond the limit is refused before anything is allocated.
-	go c1.Write([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1})
-	if _, _, err := readFrame(br, nil); err == nil || !strings.Contains(err.Error(), "at most") {
-		t.Errorf("oversized frame: %v", err)
-	}
 }
 
 // TestLinkHandshake speaks the link protocol by hand: a wrong answer to
@@ -174,9 +156,9 @@ func TestLinkHandshake(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("upgrade: %v %v", resp, err)
 		}
-		fw := &frameWriter{c: c}
-		fw.write(idAuth, linkMAC(secret, resp.Header.Get(HeaderLinkChallenge)), nil)
-		id, ans, err := readFrame(br, nil)
+		fw := frame.NewWriter(c)
+		fw.Write(idAuth, linkMAC(secret, resp.Header.Get(HeaderLinkChallenge)), nil)
+		id, ans, err := frame.Read(br, nil)
 		if err != nil || id != idAuth {
 			t.Fatalf("handshake answer: %d %q %v", id, ans, err)
 		}
@@ -187,8 +169,8 @@ func TestLinkHandshake(t *testing.T) {
 		t.Errorf("wrong secret answered %q", ans)
 	}
 	head := encodeRequest("GET", "/v1/users/joe", "", http.Header{})
-	(&frameWriter{c: c}).write(1, head, nil)
-	if _, _, err := readFrame(br, nil); err == nil {
+	frame.NewWriter(c).Write(1, head, nil)
+	if _, _, err := frame.Read(br, nil); err == nil {
 		t.Error("a refused link answered a request")
 	}
 	if got := testutil.ToFloat64(m.t.metrics.linkRefused); got != 1 {
@@ -199,8 +181,8 @@ func TestLinkHandshake(t *testing.T) {
 	if ans != linkAccepted {
 		t.Fatalf("right secret answered %q", ans)
 	}
-	(&frameWriter{c: c}).write(1, head, nil)
-	id, payload, err := readFrame(br, nil)
+	frame.NewWriter(c).Write(1, head, nil)
+	id, payload, err := frame.Read(br, nil)
 	if err != nil || id != 1 {
 		t.Fatalf("answer: %d %v", id, err)
 	}
