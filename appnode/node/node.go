@@ -56,7 +56,8 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("subsystem", "store")})
+	now := wallClock() // nil: time.Now
+	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("subsystem", "store"), Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), View: det, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
-		Now:                 wallClock(),
+		Now:                 now,
 		Links:               cfg.ForwardOver == "link",
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
 	})

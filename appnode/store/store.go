@@ -54,6 +54,9 @@ type Options struct {
 	FS vfs.FS
 	// Log receives pebble's messages; nil means slog.Default().
 	Log *slog.Logger
+	// Now is the member's wall clock, for the due times of edge notes;
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // Store is one node's database.
@@ -62,6 +65,7 @@ type Store struct {
 	dir     string
 	minFree uint64
 	space   func(string) (Space, error)
+	now     func() time.Time
 	failed  atomic.Bool
 	users   userLocks // serialise each user's writes (check, then write with the digest)
 	leaves  leafTable
@@ -83,6 +87,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	po := &pebble.Options{Logger: pebbleLogger{opts.Log}}
 	if opts.FS != nil {
 		po.FS = opts.FS
@@ -94,7 +101,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		err = classify(err)
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
-	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
+	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space, now: opts.Now}
 	st.users.seed = maphash.MakeSeed()
 	st.initSeq()
 	if err := st.initID(); err != nil {
