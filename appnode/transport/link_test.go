@@ -266,8 +266,30 @@ func TestCallsAndForwards(t *testing.T) {
 			if tc.links && !tc.wantHTTP && owner.t.LinksServed() != tc.wantOpen {
 				t.Errorf("owner serves %d links, want %d", owner.t.LinksServed(), tc.wantOpen)
 			}
-			if tc.wantHTTP && !strings.Contains(st[0].Reason, "cluster secret") {
+			if !tc.wantHTTP {
+				return
+			}
+			if !strings.Contains(st[0].Reason, "cluster secret") {
 				t.Errorf("status says %q, want the cluster secret named", st[0].Reason)
+			}
+			// With the secret fixed (and the HTTP spell over), a forward
+			// opens a link again.
+			owner.t.SetSecret(testSecret)
+			pl := caller.pool.peer(owner.addr)
+			pl.mu.Lock()
+			pl.httpTil = time.Time{}
+			pl.mu.Unlock()
+			rec = httptest.NewRecorder()
+			plan = &Plan{To: owner.addr, Hops: 1, Body: []byte("hello"), Timeout: 5 * time.Second}
+			caller.Forward(rec, r, plan)
+			if want := "POST /v1/users/joe/posts member=true body=hello"; plan.Retry || rec.Body.String() != want {
+				t.Errorf("forward with the secret fixed = %d %q, want %q", rec.Code, rec.Body.String(), want)
+			}
+			if st := caller.Status(); len(st) != 1 || st[0].Open != 1 || !st[0].HTTPUntil.IsZero() {
+				t.Errorf("status after a forward with the secret fixed = %+v, want 1 link open", st)
+			}
+			if n := owner.t.LinksServed(); n != 1 {
+				t.Errorf("owner serves %d links, want 1", n)
 			}
 		})
 	}
