@@ -123,8 +123,8 @@ func New(opts Options) *Transport {
 // busy member does not redial (a redial costs more than the request).
 // (A hand-written HTTP/1.1 transport without net/http's per-connection
 // reader and writer goroutines was measured at only about 6% less CPU
-// per forward, not worth its risk; HTTP/2 cleartext at about twice the
-// member link's CPU per forward, see bench/appnode/RESULTS.md.)
+// per forward, not worth its risk; HTTP/2 cleartext spends 2.6 times
+// the member link's CPU on a forward: bench/appnode/RESULTS.md.)
 func NewHTTP() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // members talk directly, never through an HTTP proxy
