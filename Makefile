@@ -28,7 +28,7 @@ LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision
 	-X $(VERSION_PKG).BuildDate=$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 
 .PHONY: all build test test-short lint deps fuzz units boottest bench-dns lab lab-down lab-status drill drills \
-	stage deb install version chaos chaostest clean $(DAEMONS)
+	stage deb install version chaos chaostest monitoring clean $(DAEMONS)
 
 all: build
 
@@ -65,6 +65,13 @@ chaostest:
 BOOTTEST_CACHE ?= /var/cache/ringfront/boottest
 boottest:
 	BOOTTEST_CACHE=$(BOOTTEST_CACHE) $(GO) test -tags boottest -count=1 -timeout 15m -v ./packaging/boottest
+
+# monitoring checks monitoring/: promtool check and test rules (every
+# alert on recorded series), the example Prometheus config, and that
+# every metric the rules and dashboards use is exported by the daemons
+# as they run (vipwatch's only as root). make test runs it with the rest.
+monitoring:
+	$(GO) test -count=1 ./monitoring
 
 # units checks the systemd units (systemd-analyze verify and security).
 units: build

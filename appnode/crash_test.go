@@ -28,7 +28,7 @@ import (
 // childEnv names the config file a re-executed test binary serves:
 // the crash test runs real appnode daemons as child processes, so that
 // kill -9 is a real kill -9.
-const childEnv = "APPNODE_TEST_SERVE_CONFIG"
+const childEnv = "RINGFRONT_TEST_APPNODE_SERVE_CONFIG" // not APPNODE_: that prefix is for config keys only
 
 // serveChild runs `appnode serve` when the test binary was started as
 // a child; it reports whether it did.

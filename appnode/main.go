@@ -1,6 +1,7 @@
 // Command appnode is the feed service on an md5 ring: `appnode serve`
-// runs a member, `check-config` validates a config, `status` asks a
-// running member, and `appnode user ...` is a command-line client.
+// runs a member, `check-config` validates a config, `status` and
+// `reload` ask a running member, and `appnode user ...` is a
+// command-line client.
 package main
 
 import (
@@ -63,7 +64,8 @@ func newRoot() *cobra.Command {
 		err := config.Load(config.Options{File: file, EnvPrefix: "APPNODE", Flags: flags}, &cfg)
 		return cfg, err
 	}
-	root.AddCommand(serveCmd(load), checkConfigCmd(load), statusCmd(load), cli.User(), cli.Proxy())
+	root.AddCommand(serveCmd(load), checkConfigCmd(load), cli.User(), cli.Proxy())
+	root.AddCommand(adminCmds(&file, load)...)
 	daemon.AddVersion(root)
 	daemon.AddManPages(root)
 	return root
@@ -118,36 +120,16 @@ func checkConfigCmd(load loader) *cobra.Command {
 	}
 }
 
-func statusCmd(load loader) *cobra.Command {
-	var admin string
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show a running member's ring and store",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var token []byte
-			if admin == "" {
-				cfg, err := load(cmd)
-				if err != nil {
-					return fmt.Errorf("%w (or give --admin)", err)
-				}
-				admin = cfg.Admin.Listen
-				if cfg.Admin.TokenFile != "" {
-					if token, err = config.ReadSecret(cfg.Admin.TokenFile); err != nil {
-						return err
-					}
-				}
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
-			var st node.Status
-			if err := daemon.AdminRequest(ctx, "GET", admin, token, "/v1/status", &st); err != nil {
-				return err
-			}
-			cli.PrintStatus(cmd.OutOrStdout(), st)
-			return nil
+// adminCmds are status and reload, on the running member's admin API
+// (--admin, else admin.listen from the config).
+func adminCmds(file *string, load loader) []*cobra.Command {
+	target := daemon.AdminTarget{
+		Program: "appnode", Default: node.DefaultAdmin, ConfigFile: func() string { return *file },
+		Load: func(cmd *cobra.Command) (daemon.AdminConfig, error) {
+			cfg, err := load(cmd)
+			return cfg.Admin, err
 		},
 	}
-	cmd.Flags().StringVar(&admin, "admin", "", "admin address (default: admin.listen from the config)")
-	return cmd
+	status := daemon.StatusCommand(target, "Show a running member's ring and store", cli.PrintStatus)
+	return []*cobra.Command{status, daemon.ReloadCommand(target, 30*time.Second)}
 }

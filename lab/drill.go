@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,44 @@ type drillRun struct {
 	dnsOut  time.Duration
 	dnsBad  int
 	dnsAll  int
+	// The timeline: when the load was ready, when the fault was
+	// injected and healed, when the lab was found healed, and which
+	// frontend held each VIP, sampled while the load ran.
+	start, faultAt, healAt, healedAt, end time.Time
+	samples                               []holderSample
+}
+
+// holderSample is which frontends held each VIP at one moment.
+type holderSample struct {
+	At      time.Time
+	Holders map[string][]string
+}
+
+// holderSampling is how often a drill samples the VIP holders for its
+// timeline: 4 ip commands per sample, fine enough to show a move that
+// takes a few hundred milliseconds.
+const holderSampling = 100 * time.Millisecond
+
+// sampleHolders records the VIP holders into d until stop is closed.
+func (d *drillRun) sampleHolders(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(holderSampling)
+	defer t.Stop()
+	for {
+		d.samples = append(d.samples, holderSample{At: time.Now(), Holders: holders()})
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tally counts what the client saw from the load's report: failed and
+// all requests and lookups, and the longest outage of each.
+func (d *drillRun) tally() {
+	d.outage, d.httpBad, d.httpAll = outage(d.report.Ops, "read", "write")
+	d.dnsOut, d.dnsBad, d.dnsAll = outage(d.report.Ops, "dns")
 }
 
 func (d *drillRun) note(f string, args ...any) { d.notes = append(d.notes, fmt.Sprintf(f, args...)) }
@@ -298,22 +337,34 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 		}
 	}
 	fmt.Printf("drill %s: %s\n", dr.name, dr.what)
+	d.start = time.Now()
+	stopSampling, sampled := make(chan struct{}), make(chan struct{})
+	go d.sampleHolders(stopSampling, sampled)
+	stopAll := func() {
+		stopLoad()
+		close(stopSampling)
+		<-sampled
+		d.end = time.Now()
+	}
 	time.Sleep(2 * time.Second) // a baseline before the fault
+	d.faultAt = time.Now()
 	faultErr := dr.fault(l, d)
 	if faultErr == nil {
 		time.Sleep(dr.hold)
 	}
 	d.during = holders()
+	d.healAt = time.Now()
 	healErr := dr.heal(l, d)
 	if faultErr != nil || healErr != nil {
-		stopLoad()
+		stopAll()
 		return d, errors.Join(faultErr, healErr)
 	}
 	if err := l.waitHealthy(30 * time.Second); err != nil {
 		d.fail("not healed within 30s: %v", err)
 	}
+	d.healedAt = time.Now()
 	time.Sleep(2 * time.Second) // the client sees the healed system
-	stopLoad()
+	stopAll()
 	d.after = holders()
 	b, err := os.ReadFile(reportPath)
 	if err != nil {
@@ -322,8 +373,7 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	if err := json.Unmarshal(b, &d.report); err != nil {
 		return d, err
 	}
-	d.outage, d.httpBad, d.httpAll = outage(d.report.Ops, "read", "write")
-	d.dnsOut, d.dnsBad, d.dnsAll = outage(d.report.Ops, "dns")
+	d.tally()
 	if dr.maxFailed != nil && d.httpBad > dr.maxFailed(d) {
 		d.fail("%d client requests failed across a planned move, want at most %d", d.httpBad, dr.maxFailed(d))
 	}
@@ -336,8 +386,10 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	return d, nil
 }
 
-func (d *drillRun) print(name string) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+// print writes the drill's findings as text, the table the HTML report
+// repeats.
+func (d *drillRun) print(out io.Writer) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "  client HTTP\t%d of %d requests failed; longest outage (one user) %.2fs\n", d.httpBad, d.httpAll, d.outage.Seconds())
 	fmt.Fprintf(w, "  client DNS\t%d of %d lookups failed; longest outage %.2fs; answered by %v\n", d.dnsBad, d.dnsAll, d.dnsOut.Seconds(), d.report.DNSByServer)
 	fmt.Fprintf(w, "  writes\t%d acknowledged, %d lost\n", d.report.Acked, len(d.report.Lost))
@@ -368,12 +420,7 @@ func (l *lab) drillAll(ctx context.Context, names []string) error {
 			names = append(names, d.name)
 		}
 	}
-	type row struct {
-		name string
-		run  *drillRun
-		err  error
-	}
-	var rows []row
+	var results []drillResult
 	for _, n := range names {
 		dr, err := findDrill(n)
 		if err != nil {
@@ -381,35 +428,60 @@ func (l *lab) drillAll(ctx context.Context, names []string) error {
 		}
 		run, err := l.runDrill(ctx, dr)
 		if run != nil {
-			run.print(n)
+			run.print(os.Stdout)
 		}
 		if err != nil {
 			fmt.Printf("  ERROR\t%v\n", err)
 		}
-		rows = append(rows, row{n, run, err})
-	}
-	if len(rows) > 1 {
-		fmt.Println()
-		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "DRILL\tHTTP FAILED\tOUTAGE\tDNS FAILED\tWRITES ACKED\tLOST\tRESULT")
-		for _, r := range rows {
-			res := "ok"
-			if r.err != nil || r.run == nil || len(r.run.failed) > 0 {
-				res = "FAILED"
-			}
-			if r.run == nil {
-				fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.name, res)
-				continue
-			}
-			fmt.Fprintf(w, "%s\t%d/%d\t%.2fs\t%d/%d\t%d\t%d\t%s\n", r.name, r.run.httpBad, r.run.httpAll, r.run.outage.Seconds(),
-				r.run.dnsBad, r.run.dnsAll, r.run.report.Acked, len(r.run.report.Lost), res)
+		res := drillResult{drill: dr, run: run, err: err}
+		path := filepath.Join(l.run, "drill-"+n+".html")
+		if err := writeReport(path, res); err != nil {
+			return err
 		}
-		w.Flush()
+		fmt.Printf("  report\t%s\n", path)
+		results = append(results, res)
 	}
-	for _, r := range rows {
-		if r.err != nil || r.run == nil || len(r.run.failed) > 0 {
-			return fmt.Errorf("drill %s failed", r.name)
+	if len(results) > 1 {
+		fmt.Println()
+		printSummary(os.Stdout, results)
+		path := filepath.Join(l.run, "drills.html")
+		if err := writeSummary(path, results); err != nil {
+			return err
+		}
+		fmt.Printf("\nreport: %s\n", path)
+	}
+	for _, r := range results {
+		if !r.ok() {
+			return fmt.Errorf("drill %s failed", r.drill.name)
 		}
 	}
 	return nil
+}
+
+// drillResult is one drill of a run of drills.
+type drillResult struct {
+	drill drill
+	run   *drillRun // nil when the drill could not start
+	err   error
+}
+
+func (r drillResult) ok() bool { return r.err == nil && r.run != nil && len(r.run.failed) == 0 }
+
+// printSummary writes the table of several drills' results.
+func printSummary(out io.Writer, results []drillResult) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "DRILL\tHTTP FAILED\tOUTAGE\tDNS FAILED\tWRITES ACKED\tLOST\tRESULT")
+	for _, r := range results {
+		res := "ok"
+		if !r.ok() {
+			res = "FAILED"
+		}
+		if r.run == nil {
+			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", r.drill.name, res)
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%d/%d\t%.2fs\t%d/%d\t%d\t%d\t%s\n", r.drill.name, r.run.httpBad, r.run.httpAll, r.run.outage.Seconds(),
+			r.run.dnsBad, r.run.dnsAll, r.run.report.Acked, len(r.run.report.Lost), res)
+	}
+	w.Flush()
 }

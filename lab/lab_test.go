@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,7 @@ func TestLab(t *testing.T) {
 	if err != nil {
 		t.Errorf("drills: %v", err)
 	}
+	checkReports(t, run, out)
 	ps, _ := loadProcs(run)
 	out, err = lab("down")
 	if err != nil {
@@ -75,5 +77,43 @@ func TestLab(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/netns/" + pfx + "client"); err == nil {
 		t.Errorf("/etc/netns/%sclient left behind", pfx)
+	}
+}
+
+// checkReports: every drill left an HTML report whose numbers are the
+// ones it printed, and the run left a summary page with each drill.
+func checkReports(t *testing.T, run, out string) {
+	t.Helper()
+	starts := regexp.MustCompile(`(?m)^drill ([a-z-]+): `).FindAllStringSubmatchIndex(out, -1)
+	if len(starts) != len(drills) {
+		t.Errorf("%d drills in the output, want %d", len(starts), len(drills))
+	}
+	summary, err := os.ReadFile(filepath.Join(run, "drills.html"))
+	if err != nil {
+		t.Errorf("no summary page: %v", err)
+	}
+	for i, m := range starts {
+		name := out[m[2]:m[3]]
+		end := len(out)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		b, err := os.ReadFile(filepath.Join(run, "drill-"+name+".html"))
+		if err != nil {
+			t.Errorf("drill %s: no report: %v", name, err)
+			continue
+		}
+		got := figuresOf(t, string(b))
+		for k, v := range tableFigures(t, out[m[0]:end]) {
+			if got[k] != v {
+				t.Errorf("drill %s: the report's %s is %q, the table's %q", name, k, got[k], v)
+			}
+		}
+		if !strings.Contains(string(b), `class="fault"`) || !strings.Contains(string(b), `class="req `) {
+			t.Errorf("drill %s: the report's timeline has no fault or no requests", name)
+		}
+		if !strings.Contains(string(summary), `id="figures-`+name+`"`) {
+			t.Errorf("drill %s is not on the summary page", name)
+		}
 	}
 }

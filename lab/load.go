@@ -26,12 +26,19 @@ import (
 
 // op is one client operation.
 type op struct {
-	At   time.Time `json:"at"`
-	Kind string    `json:"kind"` // dns, write, read
-	OK   bool      `json:"ok"`
-	VIP  string    `json:"vip,omitempty"`
-	User string    `json:"user,omitempty"`
-	Err  string    `json:"err,omitempty"`
+	// At is when a lookup started, and when a request's answer (or
+	// error) came: outage() measures from one request's end to the
+	// next's.
+	At time.Time `json:"at"`
+	// Took is how long the operation took.
+	Took time.Duration `json:"took"`
+	Kind string        `json:"kind"` // dns, write, read
+	OK   bool          `json:"ok"`
+	// Server is the DNS server that answered a lookup (ns1, ns2).
+	Server string `json:"server,omitempty"`
+	VIP    string `json:"vip,omitempty"`
+	User   string `json:"user,omitempty"`
+	Err    string `json:"err,omitempty"`
 }
 
 // loadReport is what `lab load` writes.
@@ -100,7 +107,7 @@ func runLoad(args []string) error {
 		}
 		now := time.Now()
 		vips, server, err := lookup()
-		rep.Ops = append(rep.Ops, op{At: now, Kind: "dns", OK: err == nil, Err: errText(err)})
+		rep.Ops = append(rep.Ops, op{At: now, Took: time.Since(now), Kind: "dns", OK: err == nil, Server: server, Err: errText(err)})
 		if err != nil {
 			continue
 		}
@@ -108,6 +115,7 @@ func runLoad(args []string) error {
 		// The first address, as most clients use: dnslb rotates them.
 		vip := vips[0]
 		u := us[n%len(us)]
+		sent := time.Now()
 		if n%2 == 0 {
 			var p struct{ ID string }
 			err := postJSON(hc, "http://"+vip+"/v1/users/"+u.Name+"/posts", u.Token, map[string]string{"text": fmt.Sprintf("drill %d", n)}, &p)
@@ -115,12 +123,20 @@ func runLoad(args []string) error {
 				u.Acked = append(u.Acked, p.ID)
 				rep.Acked++
 			}
-			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "write", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
+			rep.Ops = append(rep.Ops, op{At: time.Now(), Took: time.Since(sent), Kind: "write", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		} else {
 			err := getJSON(hc, "http://"+vip+"/v1/users/"+u.Name+"/posts?limit=1", nil)
-			rep.Ops = append(rep.Ops, op{At: time.Now(), Kind: "read", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
+			rep.Ops = append(rep.Ops, op{At: time.Now(), Took: time.Since(sent), Kind: "read", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		}
 	}
+}
+
+// span is when the operation started and ended.
+func (o op) span() (start, end time.Time) {
+	if o.Kind == "dns" {
+		return o.At, o.At.Add(o.Took)
+	}
+	return o.At.Add(-o.Took), o.At
 }
 
 func errText(err error) string {

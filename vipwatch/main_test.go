@@ -20,24 +20,31 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 }
 
 // TestExampleConfigs checks that the shipped example configs load, and
-// that check-config prints them with the key path masked and says when
-// the secret file is not usable on this machine.
+// that check-config prints them with the key path masked, and refuses
+// them (exit status 1) when the secret file is missing, as run would.
 func TestExampleConfigs(t *testing.T) {
-	// The files' own values count, not an override from the environment.
-	t.Setenv("VIPWATCH_SECRET_FILE", "")
-	os.Unsetenv("VIPWATCH_SECRET_FILE")
+	key := filepath.Join(t.TempDir(), "vipwatch.key")
+	if err := os.WriteFile(key, []byte("pair key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, node := range []string{"fe1", "fe2"} {
-		out, errOut, err := runCLI(t, "check-config", "--config", filepath.Join("..", "configs", "vipwatch-"+node+".yaml"))
+		cfg := filepath.Join("..", "configs", "vipwatch-"+node+".yaml")
+		t.Setenv("VIPWATCH_SECRET_FILE", key)
+		out, _, err := runCLI(t, "check-config", "--config", cfg)
 		if err != nil {
 			t.Fatalf("check-config %s: %v", node, err)
 		}
-		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: /etc/ringfront/vipwatch/vipwatch.key"} {
+		for _, want := range []string{"node: " + node, "interval: 100ms", "dead_after: 300ms", "secret_file: " + key} {
 			if !strings.Contains(out, want) {
 				t.Errorf("check-config %s output lacks %q:\n%s", node, want, out)
 			}
 		}
-		if _, statErr := os.Stat("/etc/ringfront/vipwatch/vipwatch.key"); statErr != nil && !strings.Contains(errOut, "warning: secret_file") {
-			t.Errorf("check-config %s did not warn about the missing secret file; stderr %q", node, errOut)
+		if strings.Contains(out, "pair key") {
+			t.Errorf("check-config %s prints the key:\n%s", node, out)
+		}
+		t.Setenv("VIPWATCH_SECRET_FILE", filepath.Join(t.TempDir(), "missing.key"))
+		if _, _, err := runCLI(t, "check-config", "--config", cfg); err == nil || !strings.Contains(err.Error(), "VIPWATCH_SECRET_FILE (secret_file): ") {
+			t.Errorf("check-config %s with a missing secret: %v, want an error naming the variable", node, err)
 		}
 	}
 }

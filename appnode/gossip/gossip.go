@@ -641,6 +641,9 @@ type collector struct{ d *Detector }
 var (
 	aliveDesc = prometheus.NewDesc("appnode_member_alive",
 		"1 when the failure detector sees the member alive, 0 when dead or not seen yet.", []string{"member"}, nil)
+	stateDesc = prometheus.NewDesc("appnode_member_state",
+		"1 for the state the failure detector sees the member in (unknown: not seen yet since this member started; alive; dead), 0 for the others.",
+		[]string{"member", "state"}, nil)
 	aliveCountDesc = prometheus.NewDesc("appnode_members_alive",
 		"Members the failure detector sees alive, this one included.", nil, nil)
 	membersDesc = prometheus.NewDesc("appnode_members",
@@ -651,6 +654,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- aliveDesc
+	ch <- stateDesc
 	ch <- aliveCountDesc
 	ch <- membersDesc
 	ch <- isolatedDesc
@@ -664,6 +668,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(aliveDesc, prometheus.GaugeValue, v, st.Member)
+		for _, l := range []Liveness{Unknown, Alive, Dead} {
+			v := 0.0
+			if st.State == l {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, st.Member, l.String())
+		}
 	}
 	alive, members := c.d.AliveCount()
 	ch <- prometheus.MustNewConstMetric(aliveCountDesc, prometheus.GaugeValue, float64(alive))

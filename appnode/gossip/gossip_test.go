@@ -164,8 +164,15 @@ appnode_member_alive{member=%q} 1
 # HELP appnode_members_alive Members the failure detector sees alive, this one included.
 # TYPE appnode_members_alive gauge
 appnode_members_alive 3
+# HELP appnode_member_state 1 for the state the failure detector sees the member in (unknown: not seen yet since this member started; alive; dead), 0 for the others.
+# TYPE appnode_member_state gauge
 `, names[0], names[1], names[2])
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "appnode_member_alive", "appnode_members_alive"); err != nil {
+	for _, n := range names {
+		want += fmt.Sprintf("appnode_member_state{member=%q,state=\"alive\"} 1\n", n)
+		want += fmt.Sprintf("appnode_member_state{member=%q,state=\"dead\"} 0\n", n)
+		want += fmt.Sprintf("appnode_member_state{member=%q,state=\"unknown\"} 0\n", n)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "appnode_member_alive", "appnode_members_alive", "appnode_member_state"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.ToFloat64(rs[0].d.changes); n < 4 {

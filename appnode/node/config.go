@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type Config struct {
 	// ClusterSecretFile holds the secret that authenticates node-to-node
 	// requests; the same on every member.
 	ClusterSecretFile string `mapstructure:"cluster_secret_file"`
+	// ClusterSecret is read from ClusterSecretFile by Validate.
+	ClusterSecret []byte `mapstructure:"-" secret:"true"`
 	// MinFreeMB is the free disk space below which writes are refused
 	// with 507 (default 64).
 	MinFreeMB uint64 `mapstructure:"min_free_mb"`
@@ -147,8 +150,8 @@ const (
 
 // Validate fills defaults and reports the first bad value by its key.
 func (c *Config) Validate() error {
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = DefaultAdmin
+	if err := c.Admin.Validate(DefaultAdmin); err != nil {
+		return config.Join("admin", err)
 	}
 	if c.Listen == "" {
 		return config.Missing("listen")
@@ -224,8 +227,14 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return config.Missing("data_dir")
 	}
+	if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+		return config.Errorf("data_dir", c.DataDir, "is a file, not a directory")
+	}
 	if c.ClusterSecretFile == "" {
 		return config.Missing("cluster_secret_file")
+	}
+	if c.ClusterSecret, err = config.Secret("cluster_secret_file", c.ClusterSecretFile); err != nil {
+		return err
 	}
 	if c.MinFreeMB == 0 {
 		c.MinFreeMB = 64
@@ -310,17 +319,18 @@ func (c *Config) Validate() error {
 	if c.Gossip.IsolatedAfter < c.Gossip.ProbeInterval {
 		return config.Errorf("gossip.isolated_after", c.Gossip.IsolatedAfter, "is shorter than gossip.probe_interval (%v)", c.Gossip.ProbeInterval)
 	}
-	if _, err := hostPort(c.Admin.Listen, 0); err != nil {
-		return config.Errorf("admin.listen", c.Admin.Listen, "%v", err)
-	}
 	if sameSocket(c.Admin.Listen, c.Listen) {
 		return config.Errorf("admin.listen", c.Admin.Listen, "is also listen's address")
 	}
 	if err := c.Log.Validate(); err != nil {
-		return fmt.Errorf("log.%w", err)
+		return config.Join("log", err)
 	}
 	return nil
 }
+
+// OtherEnv lists the variables with appnode's prefix that are not
+// config keys: the command-line client's.
+func (c *Config) OtherEnv() []string { return []string{"APPNODE_SERVER", "APPNODE_TOKEN"} }
 
 // Ring builds the ring the config describes.
 func (c *Config) Ring() (*ring.Ring, error) {

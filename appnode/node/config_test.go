@@ -23,9 +23,17 @@ data_dir: /tmp/x
 cluster_secret_file: /tmp/key
 `
 
+// load loads body, with /tmp/key (base's cluster_secret_file) made a
+// real key file: validation reads the secret as serve does.
 func load(t *testing.T, body string) (Config, error) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "appnode.yaml")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte("cluster secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body = strings.ReplaceAll(body, "/tmp/key", key)
+	p := filepath.Join(dir, "appnode.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +137,8 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := load(t, string(b))
+	// The example's secret lives on a real member; here, a test key.
+	cfg, err := load(t, strings.ReplaceAll(string(b), "/etc/ringfront/appnode/cluster.key", "/tmp/key"))
 	if err != nil {
 		t.Fatalf("configs/appnode.yaml: %v", err)
 	}

@@ -42,15 +42,9 @@ type Node struct {
 // bad address or a locked database fails before anything is announced.
 func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	log = log.With("node", cfg.Node)
-	secret, err := config.ReadSecret(cfg.ClusterSecretFile)
-	if err != nil {
-		return nil, fmt.Errorf("cluster_secret_file: %w", err)
-	}
-	var adminToken []byte
-	if cfg.Admin.TokenFile != "" {
-		if adminToken, err = config.ReadSecret(cfg.Admin.TokenFile); err != nil {
-			return nil, fmt.Errorf("admin.token_file: %w", err)
-		}
+	secret, adminToken := cfg.ClusterSecret, cfg.Admin.Token
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("cluster_secret_file: the secret was not read (validate the config first)")
 	}
 	rg, err := cfg.Ring()
 	if err != nil {

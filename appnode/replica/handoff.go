@@ -79,7 +79,7 @@ func (s *Replica) Handoff(ctx context.Context) int {
 }
 
 // HintCounts counts the hints waiting here, by member.
-func (s *Replica) HintCounts() (map[string]int, error) { return s.store.Hints().Counts() }
+func (s *Replica) HintCounts() (map[string]int, error) { return s.store.Hints().Counts(0) }
 
 // sendHints delivers hints to their member.
 func (s *Replica) sendHints(ctx context.Context, m string, hs []store.QueueEntry) error {

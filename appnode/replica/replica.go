@@ -94,7 +94,7 @@ func New(opts Options) *Replica {
 		handoffInterval: opts.HandoffInterval,
 		repairSlots:     make(chan struct{}, maxRepairs),
 	}
-	r.metrics = newMetrics(opts.Registry)
+	r.metrics = newMetrics(opts.Registry, hintsCollector{r})
 	r.hints = r.newHandoff()
 	r.SetWriteAcks(opts.WriteAcks)
 	r.SetReadRepair(opts.ReadRepair)
@@ -128,7 +128,7 @@ type metrics struct {
 	edgeSyncErrors prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+func newMetrics(reg prometheus.Registerer, hints prometheus.Collector) metrics {
 	m := metrics{
 		replicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_replicated_records_total",
@@ -176,7 +176,32 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs,
-			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.edgeSynced, m.edgeSyncErrors)
+			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.edgeSynced, m.edgeSyncErrors, hints)
 	}
 	return m
+}
+
+// hintsCollector reports the hints waiting here per member when
+// scraped (appnode_hints_waiting): every other ring member, at zero
+// when none wait, and members that left the ring while hints for them
+// wait; counted up to CountLimit in all, as the outbox is.
+type hintsCollector struct{ r *Replica }
+
+var hintsWaitingDesc = prometheus.NewDesc("appnode_hints_waiting", "Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).", []string{"member"}, nil)
+
+func (c hintsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- hintsWaitingDesc }
+
+func (c hintsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.r.store.Hints().Counts(CountLimit)
+	if err != nil {
+		return // a failed store: appnode_store_failed says so
+	}
+	for _, m := range c.r.c.Ring().Members() {
+		if _, ok := counts[m]; !ok && m != c.r.c.Self() {
+			counts[m] = 0
+		}
+	}
+	for m, n := range counts {
+		ch <- prometheus.MustNewConstMetric(hintsWaitingDesc, prometheus.GaugeValue, float64(n), m)
+	}
 }

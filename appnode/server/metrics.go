@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +16,23 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	routed    *prometheus.CounterVec
 	failovers prometheus.Counter
+	dropped   *prometheus.CounterVec // live streams this member ended, by reason
+}
+
+// Why this member ended a live stream (appnode_live_streams_dropped_total).
+const (
+	dropWriteFailed  = "write_failed"  // the client took no events for the write timeout, or its connection broke
+	dropReplayFailed = "replay_failed" // a stream that lagged or resumed could not be replayed from the inbox
+	dropShutdown     = "shutdown"      // the member is stopping
+)
+
+// streamDropped counts a stream this member ended for reason (none:
+// it did not); a client that went away ended its own.
+func (m *metrics) streamDropped(r *http.Request, reason string) {
+	if reason == "" || reason != dropShutdown && r.Context().Err() != nil {
+		return
+	}
+	m.dropped.WithLabelValues(reason).Inc()
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
@@ -37,15 +55,53 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 			Name: "appnode_forward_failovers_total",
 			Help: "Forwards that got no answer in time (or no connection) from the member answering for a user and went to the next member of its preference list.",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_live_streams_dropped_total",
+			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for 30s, or its connection broke), replay_failed (the inbox could not be read), shutdown.",
+		}, []string{"reason"}),
 	}
 	m.routed.WithLabelValues("forward")
 	m.routed.WithLabelValues("redirect")
 	m.routed.WithLabelValues("fallback")
+	for _, r := range []string{dropWriteFailed, dropReplayFailed, dropShutdown} {
+		m.dropped.WithLabelValues(r)
+	}
+	for _, route := range apiRoutes {
+		for _, code := range initialCodes {
+			m.requests.WithLabelValues(route, code)
+		}
+		m.latency.WithLabelValues(route)
+	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.failovers, storeCollector{st})
+		reg.MustRegister(m.requests, m.latency, m.routed, m.failovers, m.dropped, storeCollector{st})
 	}
 	return m
 }
+
+// apiRoutes are the routes clients use (handlers.go registers them;
+// TestAPIRoutesRegistered keeps the two in step). Their request series
+// are exported from the start, for initialCodes, so a rate of errors
+// has a series before the first error; the members' internal routes
+// appear once the members talk, which they do at once.
+var apiRoutes = []string{
+	"POST /v1/users",
+	"GET /v1/users/{name}",
+	"POST /v1/users/{name}/posts",
+	"GET /v1/users/{name}/posts",
+	"PUT /v1/users/{name}/following/{other}",
+	"DELETE /v1/users/{name}/following/{other}",
+	"GET /v1/users/{name}/following",
+	"GET /v1/users/{name}/followers",
+	"GET /v1/users/{name}/timeline",
+	"GET /v1/users/{name}/timeline/stream",
+	"GET /healthz",
+	"GET /v1/ring",
+	"GET /v1/ring/lookup",
+}
+
+// initialCodes are the status codes exported at zero for apiRoutes:
+// success, and the server errors an operator alerts on.
+var initialCodes = []string{"200", "500", "503"}
 
 func (m *metrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()

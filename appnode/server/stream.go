@@ -129,6 +129,10 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 		}
 	}
+	// dropped says why this member ended the stream, if it did
+	// (appnode_live_streams_dropped_total).
+	dropped := ""
+	defer func() { s.metrics.streamDropped(r, dropped) }()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -136,11 +140,13 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
 	if err := st.flush(); err != nil {
+		dropped = dropWriteFailed
 		return
 	}
 	if !last.IsZero() {
 		if err := replay(); err != nil {
 			s.log.Debug("stream replay", "op", "stream", "user", name, "err", err)
+			dropped = dropReplayFailed
 			return
 		}
 		if err := pollMerged(true); err != nil {
@@ -154,6 +160,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-hub.Done():
+			dropped = dropShutdown
 			return
 		case e := <-sub.C:
 			if st.sent(e.ID) {
@@ -167,6 +174,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			// Entries were dropped: everything newer than the newest
 			// sent is in the inbox.
 			if err := replay(); err != nil {
+				dropped = dropReplayFailed
 				return
 			}
 			continue
@@ -177,6 +185,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			st.comment("heartbeat")
 		}
 		if err := st.flush(); err != nil {
+			dropped = dropWriteFailed
 			return
 		}
 	}

@@ -184,8 +184,10 @@ func (q *Queue) CountFor(member string) (int, error) {
 	return q.s.countPrefix(string(q.memberPrefix(member)), 0)
 }
 
-// Counts counts the entries waiting, by member.
-func (q *Queue) Counts() (map[string]int, error) {
+// Counts counts the entries waiting, by member, reading at most limit
+// of them (0: all), so a caller that runs often (a metrics scrape)
+// costs a bounded read however long a member has been down.
+func (q *Queue) Counts(limit int) (map[string]int, error) {
 	if q.s.failed.Load() {
 		return nil, fmt.Errorf("counting %s: %w", q.what, ErrFailed)
 	}
@@ -195,7 +197,9 @@ func (q *Queue) Counts() (map[string]int, error) {
 		return nil, fmt.Errorf("counting %s: %w", q.what, err)
 	}
 	out := map[string]int{}
-	for ok := it.First(); ok; ok = it.Next() {
+	n := 0
+	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
+		n++
 		k := it.Key()[len(q.prefix):]
 		if i := bytes.IndexByte(k, 0); i >= 0 {
 			out[string(k[:i])]++

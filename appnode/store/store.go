@@ -98,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
-		err = classify(err)
+		err = classify(lockedError(dir, err))
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
 	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space, now: opts.Now}

@@ -323,9 +323,15 @@ func TestHints(t *testing.T) {
 	if diff := cmp.Diff([]string{"a:1", "b:1", "c:1"}, members); diff != "" {
 		t.Errorf("hinted members (-want +got):\n%s", diff)
 	}
-	counts, _ := st.Hints().Counts()
+	counts, _ := st.Hints().Counts(0)
 	if diff := cmp.Diff(map[string]int{"a:1": 1, "b:1": 3, "c:1": 1}, counts); diff != "" {
 		t.Errorf("hint counts (-want +got):\n%s", diff)
+	}
+	// A bounded count reads no more than its limit, oldest members
+	// first.
+	counts, _ = st.Hints().Counts(2)
+	if diff := cmp.Diff(map[string]int{"a:1": 1, "b:1": 1}, counts); diff != "" {
+		t.Errorf("hint counts up to 2 (-want +got):\n%s", diff)
 	}
 	hs, err := st.Hints().Read("b:1", 2)
 	if err != nil {

@@ -3,8 +3,6 @@ package web_test
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,10 +11,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ringfront/ringfront/appnode/apptest"
+	"github.com/ringfront/ringfront/internal/browsertest"
 )
-
-// chromium is Debian's browser, which .ci/deps installs.
-const chromium = "/usr/bin/chromium"
 
 // uris records every request URI the cluster saw.
 type uris struct {
@@ -59,51 +55,17 @@ func startCluster(t *testing.T, n int, seen *uris) []string {
 	return urls
 }
 
-// artifactDir is where the screenshot goes: $ARTIFACTS when set (CI
-// keeps it), else the test's temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
-
 // TestBrowserLiveTimeline drives Debian's Chromium, headless, against a
 // 3-member loopback cluster: two users sign up on the page (each on
 // another member, so each has its own localStorage), one follows the
 // other, the other posts, and the post appears on the first user's open
 // page without a reload.
 func TestBrowserLiveTimeline(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("Chromium is not installed (.ci/deps installs it): ", err)
-	}
-	if testing.Short() {
-		t.Skip("starts Chromium; not in -short")
-	}
 	var seen uris
 	urls := startCluster(t, 3, &seen)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.WindowSize(900, 1000),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses to run as root
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	alice, acl := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	defer acl()
-	if err := chromedp.Do(alice); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
+	// The browser starts after the cluster, so that it stops first: its
+	// open stream would hold the members' shutdown.
+	alice := browsertest.Start(t, 900, 1000, 90*time.Second)
 	bob, bcl := chromedp.NewContext(alice) // a second tab of the same browser
 	defer bcl()
 
@@ -180,11 +142,7 @@ func TestBrowserLiveTimeline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(artifactDir(t), "browser-live-timeline.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of alice's page: %s", path)
+	browsertest.SaveScreenshot(t, "browser-live-timeline.png", shot)
 
 	// The token went only into headers: no URL the cluster saw has it.
 	if leaked := seen.containing(aliceToken); len(leaked) > 0 {

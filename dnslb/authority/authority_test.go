@@ -307,3 +307,51 @@ func TestAnswered(t *testing.T) {
 		t.Errorf("Answered = %v, want %v", got, want)
 	}
 }
+
+// TestFamilies: per service and family, how many targets are answered
+// and whether the service fails open (every target down, all_down: all).
+func TestFamilies(t *testing.T) {
+	var many []string
+	for i := 1; i <= 60; i++ {
+		many = append(many, "many.example.org./"+netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)}).String())
+	}
+	tests := []struct {
+		name string
+		h    fakeHealth
+		want []ServiceFamily
+	}{
+		{"all up", allUp(), []ServiceFamily{
+			{"many.example.org.", "ipv4", 60, 60, false},
+			{"strict.example.org.", "ipv4", 1, 1, false},
+			{"www.example.org.", "ipv4", 3, 3, false},
+			{"www.example.org.", "ipv6", 1, 1, false},
+		}},
+		{"one down, one drained", fakeHealth{down: set("www.example.org./198.51.100.20"), drained: set("www.example.org./198.51.100.30")}, []ServiceFamily{
+			{"many.example.org.", "ipv4", 60, 60, false},
+			{"strict.example.org.", "ipv4", 1, 1, false},
+			{"www.example.org.", "ipv4", 2, 1, false},
+			{"www.example.org.", "ipv6", 1, 1, false},
+		}},
+		{"all down: fail open, or NODATA with all_down none", fakeHealth{down: set(append(many,
+			"www.example.org./198.51.100.10", "www.example.org./198.51.100.20", "www.example.org./198.51.100.30", "strict.example.org./198.51.100.40")...)}, []ServiceFamily{
+			{"many.example.org.", "ipv4", 60, 60, true},
+			{"strict.example.org.", "ipv4", 1, 0, false},
+			{"www.example.org.", "ipv4", 3, 3, true},
+			{"www.example.org.", "ipv6", 1, 1, false},
+		}},
+		{"every target drained: nothing to fail open to", fakeHealth{drained: set("strict.example.org./198.51.100.40")}, []ServiceFamily{
+			{"many.example.org.", "ipv4", 60, 60, false},
+			{"strict.example.org.", "ipv4", 0, 0, false},
+			{"www.example.org.", "ipv4", 3, 3, false},
+			{"www.example.org.", "ipv6", 1, 1, false},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Build(loadConfig(t), tt.h, nil, nil).Families()
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Families (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

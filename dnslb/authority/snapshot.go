@@ -63,6 +63,60 @@ type family struct {
 	addrs    []netip.Addr // answered addresses, in config order
 	ttl      uint32
 	degraded bool // some target of this family is down (not drained)
+	targets  int  // targets of this family that are not drained
+	failOpen bool // none is up and all_down: all answers them all
+}
+
+// ServiceFamily is what a snapshot answers for one address family of a
+// service, for metrics and status.
+type ServiceFamily struct {
+	Service string // fully qualified
+	Family  string // "ipv4" or "ipv6"
+	// Targets is how many of the family's targets are not drained.
+	Targets int
+	// Answered is how many addresses an answer draws from (before
+	// max_answers): the healthy ones, or every target when failing open.
+	Answered int
+	// FailOpen is true while no target of the family is healthy and the
+	// service answers all of them anyway (all_down: all).
+	FailOpen bool
+}
+
+// Serials returns every zone's SOA serial, by origin.
+func (s *Snapshot) Serials() map[string]uint32 {
+	out := make(map[string]uint32, len(s.zones))
+	for _, z := range s.zones {
+		out[z.origin] = z.soa.Serial
+	}
+	return out
+}
+
+// Families lists, for every service of every zone, what each address
+// family that has targets answers.
+func (s *Snapshot) Families() []ServiceFamily {
+	var out []ServiceFamily
+	for _, z := range s.zones {
+		for _, svc := range z.services {
+			for _, f := range []struct {
+				name string
+				f    *family
+				in   func(netip.Addr) bool
+			}{{"ipv4", &svc.v4, netip.Addr.Is4}, {"ipv6", &svc.v6, netip.Addr.Is6}} {
+				if !slices.ContainsFunc(svc.cfg.Addrs, f.in) {
+					continue
+				}
+				out = append(out, ServiceFamily{Service: svc.cfg.Name, Family: f.name, Targets: f.f.targets,
+					Answered: len(f.f.addrs), FailOpen: f.f.failOpen})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].Family < out[j].Family
+	})
+	return out
 }
 
 // Build makes a snapshot of cfg's zones under health h. cfg must have
@@ -185,7 +239,9 @@ func buildFamily(sc *config.Service, h Health, in func(netip.Addr) bool) family 
 		f.addrs = up
 	case sc.AllDown == config.AllDownAll:
 		f.addrs = all
+		f.failOpen = len(all) > 0
 	}
+	f.targets = len(all)
 	f.ttl = sc.TTL
 	return f
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,18 +191,15 @@ func (c *Config) Validate() error {
 		c.Listen = []string{"127.0.0.1:5353"}
 	}
 	for i, l := range c.Listen {
-		if _, _, err := net.SplitHostPort(l); err != nil {
-			return iconfig.Errorf(fmt.Sprintf("listen[%d]", i), l, "is not host:port")
+		if err := listenAddr(l); err != nil {
+			return iconfig.Errorf(fmt.Sprintf("listen[%d]", i), l, "%v", err)
 		}
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8053"
-	}
-	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-		return iconfig.Errorf("admin.listen", c.Admin.Listen, "is not host:port")
+	if err := c.Admin.Validate("127.0.0.1:8053"); err != nil {
+		return iconfig.Join("admin", err)
 	}
 	if err := c.Log.Validate(); err != nil {
-		return fmt.Errorf("log.%w", err)
+		return iconfig.Join("log", err)
 	}
 	if c.UDPSize == 0 {
 		c.UDPSize = DefaultUDPSize
@@ -256,9 +254,9 @@ func (c *Config) Validate() error {
 		return iconfig.Join("rrl", err)
 	}
 	if c.CookieSecretFile != "" {
-		raw, err := iconfig.ReadSecret(c.CookieSecretFile)
+		raw, err := iconfig.Secret("cookie_secret_file", c.CookieSecretFile)
 		if err != nil {
-			return iconfig.Errorf("cookie_secret_file", c.CookieSecretFile, "%v", err)
+			return err
 		}
 		b, err := hex.DecodeString(string(raw))
 		if err != nil || len(b) != 16 {
@@ -291,6 +289,19 @@ func (c *Config) Validate() error {
 			return iconfig.Errorf(key+".origin", z.Origin, "is also zones[%d].origin", j)
 		}
 		origins[z.Origin] = i
+	}
+	return nil
+}
+
+// listenAddr checks an address to serve DNS on: host:port, the port a
+// number (0: any free port).
+func listenAddr(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("is not host:port (like 198.51.100.2:53 or [2001:db8::2]:53)")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("has no valid port (0 to 65535)")
 	}
 	return nil
 }
@@ -361,7 +372,7 @@ func (z *Zone) validate(keys map[string]bool, dir string) error {
 			if a, aerr := netip.ParseAddr(sec.Address); aerr == nil {
 				ap = netip.AddrPortFrom(a, 53)
 			} else {
-				return iconfig.Errorf(key+".address", sec.Address, "is not ip:port")
+				return iconfig.Errorf(key+".address", sec.Address, "is not an IP address with an optional port (like 198.51.100.53 or 198.51.100.53:53)")
 			}
 		}
 		sec.AddrPort = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -502,9 +513,9 @@ func (k *TSIGKey) validate() error {
 	if k.SecretFile == "" {
 		return iconfig.Missing("secret_file")
 	}
-	raw, err := iconfig.ReadSecret(k.SecretFile)
+	raw, err := iconfig.Secret("secret_file", k.SecretFile)
 	if err != nil {
-		return iconfig.Errorf("secret_file", k.SecretFile, "%v", err)
+		return err
 	}
 	k.Secret, err = parseTSIGSecret(string(raw))
 	if err != nil {

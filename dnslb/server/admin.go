@@ -76,14 +76,7 @@ func (s *Server) routes() {
 	s.admin.Handle("POST /v1/targets/{service}/{address}/undrain", func(w http.ResponseWriter, r *http.Request) {
 		s.setDrained(w, r, false)
 	})
-	s.admin.Handle("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		err := daemon.RunReload(r.Context(), s.log, s.notifier, func(ctx context.Context) error { return s.Reload(ctx, "admin API") }, "admin API")
-		if err != nil {
-			daemon.WriteError(w, http.StatusUnprocessableEntity, err)
-			return
-		}
-		daemon.WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
-	})
+	s.admin.HandleReload(s.log, s.notifier, func(ctx context.Context) error { return s.Reload(ctx, "admin API") })
 }
 
 func (s *Server) targetStatuses() []TargetStatus {

@@ -1,5 +1,6 @@
-// Package server runs dnslb: the health monitor, the UDP and TCP
-// listeners, the admin API, reloads and graceful shutdown.
+// Package server runs dnslb (Open, then Run): the health monitor, the
+// UDP and TCP listeners, the admin API, reloads and graceful shutdown;
+// FormatStatus is `dnslb status`'s table.
 //
 // UDP is served by one goroutine per SO_REUSEPORT socket, answering from
 // the current [authority.Snapshot]'s precomputed wire answers and falling

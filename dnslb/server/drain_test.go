@@ -24,7 +24,7 @@ func startOnce(t *testing.T, path string) (*testServer, func(), error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(cfg, Options{Load: load})
+	srv := mustOpen(t, cfg, Options{Load: load})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		cancel()

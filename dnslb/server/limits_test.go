@@ -27,7 +27,7 @@ func startTuned(t *testing.T, tune func(*config.Config)) *Server {
 		t.Fatal(err)
 	}
 	tune(cfg)
-	srv := New(cfg, Options{})
+	srv := mustOpen(t, cfg, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); srv.Wait() })
 	if err := srv.Start(ctx); err != nil {
@@ -114,7 +114,7 @@ func TestReadyOnlyAfterFirstHealthRound(t *testing.T) {
 		}
 		return health.Result{OK: true, At: time.Now()}
 	})
-	srv := New(cfg, Options{Prober: slow})
+	srv := mustOpen(t, cfg, Options{Prober: slow})
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan error, 1)
 	go func() { started <- srv.Start(ctx) }()
@@ -171,7 +171,7 @@ func FuzzAnswerUDP(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv := New(cfg, Options{})
+	srv := mustOpen(f, cfg, Options{})
 	srv.rebuild()
 	st := srv.metrics.newStats()
 	out := make([]byte, 0, 1232)

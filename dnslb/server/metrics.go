@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfront/ringfront/dnslb/authority"
+	"github.com/ringfront/ringfront/dnslb/config"
 	"github.com/ringfront/ringfront/internal/health"
 )
 
@@ -94,39 +97,82 @@ func (s *stats) observe(d time.Duration) {
 	s.latSum.Add(uint64(d))
 }
 
+// answeredRcodes are the response codes dnslb gives (BADCOOKIE, 23, is
+// counted as "other"): their query counters are exported from the
+// start, at zero, so a rate() over them has a series to work on.
+var answeredRcodes = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeNotAuth, dns.RcodeBadVers, nRcodes - 1}
+
+// Target states as dnslb_target_state names them.
+var targetStates = []struct {
+	state health.State
+	name  string
+}{{health.Unknown, "unknown"}, {health.Up, "up"}, {health.Down, "down"}}
+
+// metricsView is what the collector reads of the server at scrape time.
+type metricsView struct {
+	targets     []health.Status
+	drained     map[string]bool
+	families    []authority.ServiceFamily
+	serials     map[string]uint32 // by zone origin
+	secondaries []secondarySerial
+}
+
+// secondarySerial is the serial a zone's secondary last transferred in
+// full (0: none since dnslb started).
+type secondarySerial struct {
+	zone, secondary string
+	serial          uint32
+}
+
 // metrics is dnslb's Prometheus collector.
 type metrics struct {
 	mu  sync.Mutex // guards all
 	all []*stats
 
-	queries  *prometheus.Desc
-	drops    *prometheus.Desc
-	slipped  *prometheus.Desc
-	cookies  *prometheus.Desc
-	latency  *prometheus.Desc
-	targetUp *prometheus.Desc
-	drained  *prometheus.Desc
+	queries     *prometheus.Desc
+	drops       *prometheus.Desc
+	slipped     *prometheus.Desc
+	cookies     *prometheus.Desc
+	latency     *prometheus.Desc
+	targetUp    *prometheus.Desc
+	targetState *prometheus.Desc
+	drained     *prometheus.Desc
+	answered    *prometheus.Desc
+	failOpen    *prometheus.Desc
+	zoneSerial  *prometheus.Desc
+	secSerial   *prometheus.Desc
 
-	targets func() ([]health.Status, map[string]bool)
+	view func() metricsView
 
 	checkDuration *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
 	healthChanges prometheus.Counter
+	targetChanges *prometheus.CounterVec
 	rebuilds      prometheus.Counter
 	transfers     *prometheus.CounterVec
 	notifies      *prometheus.CounterVec
 }
 
-func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
+func newMetrics(view func() metricsView) *metrics {
 	return &metrics{
-		targets:  targets,
+		view:     view,
 		queries:  prometheus.NewDesc("dnslb_queries_total", "DNS queries answered, by transport, query type and response code.", []string{"transport", "qtype", "rcode"}, nil),
 		drops:    prometheus.NewDesc("dnslb_dropped_total", "Packets dropped without an answer, by reason.", []string{"reason"}, nil),
 		slipped:  prometheus.NewDesc("dnslb_rrl_slipped_total", "Rate-limited answers sent truncated (slip) so real clients retry over TCP.", nil, nil),
 		cookies:  prometheus.NewDesc("dnslb_cookies_total", "Queries by the DNS cookie they carried.", []string{"cookie"}, nil),
 		latency:  prometheus.NewDesc("dnslb_answer_duration_seconds", "Time from reading a query to sending its answer.", nil, nil),
-		targetUp: prometheus.NewDesc("dnslb_target_up", "Health of each service target: 1 up, 0 down, -1 not yet known.", []string{"service", "target"}, nil),
-		drained:  prometheus.NewDesc("dnslb_target_drained", "1 if an operator drained the target.", []string{"service", "target"}, nil),
+		targetUp: prometheus.NewDesc("dnslb_target_up", "1 while the target passes its health check, 0 while it fails it or before its first verdict (dnslb_target_state tells them apart).", []string{"service", "target"}, nil),
+		targetState: prometheus.NewDesc("dnslb_target_state", "1 for the target's health state (unknown: no verdict yet; up; down), 0 for the others.",
+			[]string{"service", "target", "state"}, nil),
+		drained: prometheus.NewDesc("dnslb_target_drained", "1 if an operator drained the target.", []string{"service", "target"}, nil),
+		answered: prometheus.NewDesc("dnslb_service_answered_targets", "Addresses answers are drawn from (before max_answers), by service and family (ipv4, ipv6).",
+			[]string{"service", "family"}, nil),
+		failOpen: prometheus.NewDesc("dnslb_service_fail_open", "1 while no target of the family passes its check and the service answers every target anyway (all_down: all).",
+			[]string{"service", "family"}, nil),
+		zoneSerial: prometheus.NewDesc("dnslb_zone_serial", "The zone's current SOA serial (it moves on every change of the answered addresses and on every reload).", []string{"zone"}, nil),
+		secSerial: prometheus.NewDesc("dnslb_secondary_serial", "The serial each configured secondary last transferred from this server (0: none since it started).",
+			[]string{"zone", "secondary"}, nil),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "dnslb_health_check_duration_seconds", Help: "Duration of health checks, by service and result.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5},
@@ -137,6 +183,9 @@ func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
 		healthChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dnslb_health_changes_total", Help: "Target state changes seen.",
 		}),
+		targetChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_target_state_changes_total", Help: "Times the target went from up to down or back (its first verdict is not counted): a target that flaps moves often.",
+		}, []string{"service", "target"}),
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dnslb_answer_rebuilds_total", Help: "Times the precomputed answers were rebuilt.",
 		}),
@@ -150,7 +199,7 @@ func newMetrics(targets func() ([]health.Status, map[string]bool)) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.rebuilds, m.transfers, m.notifies)
+	reg.MustRegister(m, m.checkDuration, m.reloads, m.healthChanges, m.targetChanges, m.rebuilds, m.transfers, m.notifies)
 }
 
 func (m *metrics) newStats() *stats {
@@ -159,6 +208,18 @@ func (m *metrics) newStats() *stats {
 	m.all = append(m.all, s)
 	m.mu.Unlock()
 	return s
+}
+
+// onChanges counts the targets' state changes.
+func (m *metrics) onChanges(evs []health.Event) {
+	m.healthChanges.Add(float64(len(evs)))
+	for _, ev := range evs {
+		if ev.From == health.Unknown {
+			continue
+		}
+		service, addr, _ := cutTargetID(ev.ID)
+		m.targetChanges.WithLabelValues(service, addr).Inc()
+	}
 }
 
 func (m *metrics) onProbe(t health.Target, r health.Result) {
@@ -172,7 +233,8 @@ func (m *metrics) onProbe(t health.Target, r health.Result) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.slipped, m.cookies, m.latency, m.targetUp, m.drained} {
+	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.slipped, m.cookies, m.latency, m.targetUp, m.targetState, m.drained,
+		m.answered, m.failOpen, m.zoneSerial, m.secSerial} {
 		ch <- d
 	}
 }
@@ -215,7 +277,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				qt = dns.TypeToString[qtypeBuckets[i]]
 			}
 			for j := range nRcodes {
-				if q[tr][i][j] == 0 {
+				if q[tr][i][j] == 0 && !slices.Contains(answeredRcodes, j) {
 					continue
 				}
 				rc := "other"
@@ -248,23 +310,64 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	count = cum + lat[len(latencyBuckets)]
 	ch <- prometheus.MustNewConstHistogram(m.latency, count, float64(sum)/1e9, buckets)
 
-	statuses, drained := m.targets()
-	for _, st := range statuses {
+	v := m.view()
+	for _, st := range v.targets {
 		service, addr, _ := cutTargetID(st.ID)
-		v := -1.0
-		switch st.State {
-		case health.Up:
-			v = 1
-		case health.Down:
-			v = 0
+		ch <- prometheus.MustNewConstMetric(m.targetUp, prometheus.GaugeValue, b2f(st.State == health.Up), service, addr)
+		for _, ts := range targetStates {
+			ch <- prometheus.MustNewConstMetric(m.targetState, prometheus.GaugeValue, b2f(st.State == ts.state), service, addr, ts.name)
 		}
-		ch <- prometheus.MustNewConstMetric(m.targetUp, prometheus.GaugeValue, v, service, addr)
-		d := 0.0
-		if drained[st.ID] {
-			d = 1
-		}
-		ch <- prometheus.MustNewConstMetric(m.drained, prometheus.GaugeValue, d, service, addr)
+		ch <- prometheus.MustNewConstMetric(m.drained, prometheus.GaugeValue, b2f(v.drained[st.ID]), service, addr)
 	}
+	for _, f := range v.families {
+		ch <- prometheus.MustNewConstMetric(m.answered, prometheus.GaugeValue, float64(f.Answered), f.Service, f.Family)
+		ch <- prometheus.MustNewConstMetric(m.failOpen, prometheus.GaugeValue, b2f(f.FailOpen), f.Service, f.Family)
+	}
+	for zone, serial := range v.serials {
+		ch <- prometheus.MustNewConstMetric(m.zoneSerial, prometheus.GaugeValue, float64(serial), zone)
+	}
+	for _, s := range v.secondaries {
+		ch <- prometheus.MustNewConstMetric(m.secSerial, prometheus.GaugeValue, float64(s.serial), s.zone, s.secondary)
+	}
+}
+
+// known creates the labelled series cfg's zones, services and
+// secondaries will have, at zero, so that they are exported before
+// their first event.
+func (m *metrics) known(cfg *config.Config) {
+	for _, r := range []string{"ok", "rejected"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, z := range cfg.Zones {
+		for _, svc := range z.Services {
+			for _, r := range []string{"ok", "fail"} {
+				m.checkDuration.WithLabelValues(svc.Name, r)
+			}
+			for _, a := range svc.Addrs {
+				m.targetChanges.WithLabelValues(svc.Name, a.String())
+			}
+		}
+		if len(z.Secondaries) == 0 {
+			continue
+		}
+		for _, kind := range []string{"AXFR", "IXFR", "AXFR-for-IXFR"} {
+			for _, r := range []string{"ok", "error", "refused"} {
+				m.transfers.WithLabelValues(z.Origin, kind, r)
+			}
+		}
+		for _, sec := range z.Secondaries {
+			for _, r := range []string{"ok", "failed"} {
+				m.notifies.WithLabelValues(z.Origin, sec.AddrPort.String(), r)
+			}
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cutTargetID splits a target ID into service and address.

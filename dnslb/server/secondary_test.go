@@ -69,7 +69,7 @@ zones:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(cfg, Options{Load: loadFile(cfgPath)})
+	srv := mustOpen(t, cfg, Options{Load: loadFile(cfgPath)})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -41,7 +41,8 @@ type Options struct {
 	AdminToken []byte
 }
 
-// Server is one dnslb instance. Create it with New, then Start, then Wait.
+// Server is one dnslb instance. Open it, then Run it (or Start it and
+// Wait, for a test that needs the bound addresses while it serves).
 type Server struct {
 	log      *slog.Logger
 	load     func() (*config.Config, error)
@@ -76,6 +77,9 @@ type Server struct {
 	notifyMu  sync.Mutex // guards notifiers
 	notifiers map[string]*secondaryNotifier
 
+	xfrMu      sync.Mutex        // guards xfrSerials
+	xfrSerials map[string]uint32 // by zone origin + "|" + secondary address: the serial it last transferred
+
 	udp       []*udpSocket
 	tcp       []*dns.Server
 	tcpLns    []net.Listener
@@ -85,8 +89,9 @@ type Server struct {
 	lastProbe atomic.Int64 // unix nanoseconds of the latest probe result
 }
 
-// New returns a server for cfg (already validated).
-func New(cfg *config.Config, opts Options) *Server {
+// Open returns a server for cfg (already validated). It binds nothing
+// yet: Start does.
+func Open(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -94,25 +99,27 @@ func New(cfg *config.Config, opts Options) *Server {
 		opts.Notifier = daemon.NewNotifier(opts.Logger)
 	}
 	s := &Server{
-		log:       opts.Logger.With("component", "dnslb"),
-		load:      opts.Load,
-		notifier:  opts.Notifier,
-		cfg:       cfg,
-		drained:   map[string]state.Drain{},
-		state:     state.Open(cfg.StateDir),
-		versions:  map[string]*zoneVersions{},
-		serials:   map[string]uint32{},
-		notifiers: map[string]*secondaryNotifier{},
-		rebuildCh: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		log:        opts.Logger.With("component", "dnslb"),
+		load:       opts.Load,
+		notifier:   opts.Notifier,
+		cfg:        cfg,
+		drained:    map[string]state.Drain{},
+		state:      state.Open(cfg.StateDir),
+		versions:   map[string]*zoneVersions{},
+		serials:    map[string]uint32{},
+		notifiers:  map[string]*secondaryNotifier{},
+		xfrSerials: map[string]uint32{},
+		rebuildCh:  make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
 	s.tsig.set(cfg)
 	s.rrl.Store(rrl.New(cfg.RRL))
 	var err error
 	if s.cookies, err = cookie.New(cfg.CookieSecret); err != nil {
-		panic("dnslb: no randomness for the cookie secret: " + err.Error())
+		return nil, fmt.Errorf("making the DNS cookie secret: %w", err)
 	}
-	s.metrics = newMetrics(s.targetStates)
+	s.metrics = newMetrics(s.metricsView)
+	s.metrics.known(cfg)
 	s.mon = health.NewMonitor(health.Options{
 		Prober: opts.Prober,
 		Logger: opts.Logger.With("component", "health"),
@@ -125,7 +132,7 @@ func New(cfg *config.Config, opts Options) *Server {
 	s.admin.Registry().MustRegister(daemon.BuildInfo("dnslb"))
 	s.metrics.register(s.admin.Registry())
 	s.routes()
-	return s
+	return s, nil
 }
 
 // targets lists the health targets of cfg.
@@ -210,10 +217,13 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		})
 	}
+	// A failed admin listener stops the server: Wait returns its error.
+	ctx, fail := context.WithCancel(ctx)
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	bg.Go(func() {
 		if err := s.admin.Serve(adminCtx); err != nil {
-			s.log.Error("admin listener stopped", "op", "serve", "err", err)
+			s.err = err
+			fail()
 		}
 	})
 	bg.Go(func() { s.rebuildLoop(runCtx) })
@@ -241,16 +251,26 @@ func (s *Server) Start(ctx context.Context) error {
 		stopRun()
 		bg.Wait()
 		s.sub.Close()
+		fail()
 		s.log.Info("stopped", "op", "stop")
 		close(s.done)
 	}()
 	return nil
 }
 
-// Wait blocks until the server has stopped after its context ended.
+// Wait blocks until the server has stopped after its context ended. Its
+// error is the admin listener's, when that failed and stopped it.
 func (s *Server) Wait() error {
 	<-s.done
 	return s.err
+}
+
+// Run starts the server and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	return s.Wait()
 }
 
 // alive is the watchdog's test: health probes are still being run.
@@ -598,20 +618,33 @@ func (s *Server) rebuildLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.sub.Ready():
-			evs := s.sub.Drain()
-			s.metrics.healthChanges.Add(float64(len(evs)))
+			s.metrics.onChanges(s.sub.Drain())
 		case <-s.rebuildCh:
 		}
 		s.rebuild()
 	}
 }
 
-// targetStates feeds the metrics collector.
-func (s *Server) targetStates() ([]health.Status, map[string]bool) {
+// metricsView feeds the metrics collector.
+func (s *Server) metricsView() metricsView {
 	s.mu.Lock()
-	d := drainedSet(s.drained)
+	v := metricsView{drained: drainedSet(s.drained)}
+	cfg := s.cfg
 	s.mu.Unlock()
-	return s.mon.Snapshot(), d
+	v.targets = s.mon.Snapshot()
+	if snap := s.snap.Load(); snap != nil {
+		v.families = snap.Families()
+		v.serials = snap.Serials()
+	}
+	s.xfrMu.Lock()
+	for _, z := range cfg.Zones {
+		for _, sec := range z.Secondaries {
+			addr := sec.AddrPort.String()
+			v.secondaries = append(v.secondaries, secondarySerial{zone: z.Origin, secondary: addr, serial: s.xfrSerials[z.Origin+"|"+addr]})
+		}
+	}
+	s.xfrMu.Unlock()
+	return v
 }
 
 // Reload re-reads the configuration and swaps it in atomically. New
@@ -632,7 +665,7 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.mu.Lock()
 	old := s.cfg
 	s.mu.Unlock()
-	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin != cfg.Admin || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
+	if !slices.Equal(old.Listen, cfg.Listen) || old.Admin.Listen != cfg.Admin.Listen || old.Admin.TokenFile != cfg.Admin.TokenFile || old.Sockets != cfg.Sockets || old.TCP != cfg.TCP || old.StateDir != cfg.StateDir {
 		s.log.Warn("listen, admin, sockets, tcp and state_dir settings change only on restart; keeping the old ones", "op", "reload")
 		cfg.Listen, cfg.Admin, cfg.Sockets, cfg.TCP, cfg.StateDir = old.Listen, old.Admin, old.Sockets, old.TCP, old.StateDir
 	}
@@ -680,6 +713,7 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.rebuildMu.Unlock()
 	s.rebuild()
 	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.metrics.known(cfg)
 	s.logWarnings(cfg, "reload")
 	s.log.Info("new config in force", "op", "reload", "cause", cause, "zones", len(cfg.Zones), "targets", len(newTargets))
 	return nil

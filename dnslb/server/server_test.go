@@ -462,3 +462,13 @@ func writeFuzzConfig(tb testing.TB, path string) {
 		tb.Fatal(err)
 	}
 }
+
+// mustOpen opens a server for cfg or fails the test.
+func mustOpen(t testing.TB, cfg *config.Config, opts Options) *Server {
+	t.Helper()
+	srv, err := Open(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}

@@ -20,7 +20,7 @@ func TestServeUDPStopReleasesSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Sockets = 3
-	srv := New(cfg, Options{})
+	srv := mustOpen(t, cfg, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		cancel()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -159,7 +160,13 @@ func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg) {
 	z := zoneOf(cfg, q.Name)
 	kind := dns.TypeToString[q.Qtype]
 	if z == nil || !xfrAllowed(z, w, req) {
-		s.metrics.transfers.WithLabelValues(strings.ToLower(q.Name), kind, "refused").Inc()
+		// Names that are no zone of ours are counted together: a label
+		// per name asked for would let anyone grow the metrics.
+		zone := "unknown"
+		if z != nil {
+			zone = z.Origin
+		}
+		s.metrics.transfers.WithLabelValues(zone, kind, "refused").Inc()
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeRefused)
 		w.WriteMsg(m)
@@ -205,9 +212,27 @@ func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg) {
 	if err := <-errc; err != nil {
 		result = "error"
 		s.log.Warn("zone transfer failed", "op", "xfr", "zone", z.Origin, "peer", w.RemoteAddr().String(), "err", err)
+	} else {
+		s.transferred(z, w.RemoteAddr(), soa.Serial)
 	}
 	s.metrics.transfers.WithLabelValues(z.Origin, kind, result).Inc()
 	s.log.Debug("zone transferred", "op", "xfr", "zone", z.Origin, "type", kind, "serial", soa.Serial, "records", len(out), "peer", w.RemoteAddr().String())
+}
+
+// transferred records that the secondary at peer has the zone at serial,
+// for dnslb_secondary_serial.
+func (s *Server) transferred(z *config.Zone, peer net.Addr, serial uint32) {
+	ap, err := netip.ParseAddrPort(peer.String())
+	if err != nil {
+		return
+	}
+	s.xfrMu.Lock()
+	defer s.xfrMu.Unlock()
+	for _, sec := range z.Secondaries {
+		if sec.AddrPort.Addr() == ap.Addr().Unmap() {
+			s.xfrSerials[z.Origin+"|"+sec.AddrPort.String()] = serial
+		}
+	}
 }
 
 func ixfrSerial(req *dns.Msg) (uint32, bool) {

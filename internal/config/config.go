@@ -21,6 +21,15 @@ type Validator interface {
 	Validate() error
 }
 
+// OtherEnv is implemented by a config whose daemon reads environment
+// variables with its prefix that are not config keys (the client's
+// APPNODE_TOKEN, say). Load reports every other variable with the
+// prefix that names no key as an error, so a misspelt override
+// (DNSLB_LISTNE) is never silently ignored.
+type OtherEnv interface {
+	OtherEnv() []string
+}
+
 // Options says where a config comes from.
 type Options struct {
 	// File is the YAML file to read; empty means no file.
@@ -52,22 +61,16 @@ func Load(opts Options, out Validator) error {
 			return fmt.Errorf("parsing config %s: %w", opts.File, err)
 		}
 	}
+	// source names where a key's value came from when it was not the
+	// file: the environment variable or the flag, for error messages.
+	source := map[string]string{}
 	if opts.EnvPrefix != "" {
 		env := opts.Environ
 		if env == nil {
 			env = os.Environ()
 		}
-		vals := make(map[string]string, len(env))
-		for _, kv := range env {
-			if k, val, ok := strings.Cut(kv, "="); ok {
-				vals[k] = val
-			}
-		}
-		for _, key := range Keys(out) {
-			name := EnvName(opts.EnvPrefix, key)
-			if val, ok := vals[name]; ok {
-				v.Set(key, val)
-			}
+		if err := fromEnv(v, env, opts.EnvPrefix, out, source); err != nil {
+			return err
 		}
 	}
 	// Flags come last: viper's Set outranks everything else.
@@ -80,11 +83,125 @@ func Load(opts Options, out Validator) error {
 		} else {
 			v.Set(key, f.Value.String())
 		}
+		source[key] = "--" + f.Name
 	}
 	if err := v.UnmarshalExact(out, decoderOptions); err != nil {
-		return Explain(err, reflect.TypeOf(out).Elem().String())
+		return explain(err, reflect.TypeOf(out).Elem().String(), source)
 	}
-	return out.Validate()
+	return withSource(out.Validate(), source)
+}
+
+// fromEnv sets every key that has an environment variable in env, and
+// refuses variables with the prefix that name no key.
+func fromEnv(v *viper.Viper, env []string, prefix string, out Validator, source map[string]string) error {
+	keyOf := map[string]string{}
+	var names []string
+	for _, key := range Keys(out) {
+		name := EnvName(prefix, key)
+		keyOf[name] = key
+		names = append(names, name)
+	}
+	other := map[string]bool{}
+	if o, ok := out.(OtherEnv); ok {
+		for _, name := range o.OtherEnv() {
+			other[name] = true
+		}
+	}
+	var unknown []string
+	for _, kv := range env {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, strings.ToUpper(prefix)+"_") {
+			continue
+		}
+		key, isKey := keyOf[name]
+		switch {
+		case isKey:
+			v.Set(key, val)
+			source[key] = name
+		case !other[name]:
+			msg := name + ": no such setting"
+			if near := nearest(name, names); near != "" {
+				msg += " (did you mean " + near + "?)"
+			}
+			unknown = append(unknown, msg)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("environment: %s; every %s_ variable must name a config key (%s_ADMIN_LISTEN for admin.listen)",
+			strings.Join(unknown, "; "), strings.ToUpper(prefix), strings.ToUpper(prefix))
+	}
+	return nil
+}
+
+// nearest returns the name in names closest to s, if it is a likely
+// misspelling (at most two edits apart).
+func nearest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, counting a
+// swap of two neighbouring letters as one edit.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
+
+// withSource adds to a *FieldError the environment variable or flag
+// its key came from, so the message names what the operator typed.
+func withSource(err error, source map[string]string) error {
+	var fe *FieldError
+	if err == nil || len(source) == 0 || !errors.As(err, &fe) || err.Error() != fe.Error() {
+		return err
+	}
+	src := sourceOf(fe.Key, source)
+	if src == "" {
+		return err
+	}
+	out := *fe
+	out.Source = src
+	return &out
+}
+
+// sourceOf is where key (or the list or section it is part of) was set,
+// or "" for the file.
+func sourceOf(key string, source map[string]string) string {
+	for k := key; k != ""; {
+		if s, ok := source[k]; ok {
+			return s
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return ""
 }
 
 // EnvName is the environment variable that overrides key for a daemon
@@ -98,8 +215,9 @@ func decoderOptions(c *mapstructure.DecoderConfig) {
 	c.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 		durationHook,
 		unsignedHook,
+		addressHook,
 		mapstructure.TextUnmarshallerHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
+		listHook,
 	)
 	c.WeaklyTypedInput = true
 	c.ErrorUnused = true
@@ -132,6 +250,80 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
+// listHook splits a string (an environment variable, a flag) on commas
+// for a list of any type: VIPWATCH_HOME_VIPS=198.51.100.10/24,2001:db8::10/64.
+func listHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || to.Kind() != reflect.Slice || to.Elem().Kind() == reflect.Uint8 {
+		return data, nil
+	}
+	if strings.TrimSpace(s) == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
+}
+
+// addressHook decodes IP addresses, prefixes and address:port pairs
+// with errors in an operator's words: the value, what was expected
+// with an example, and what is wrong with it, without the names of the
+// Go functions that found it.
+func addressHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok {
+		return data, nil
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return data, nil // the zero value, as netip's UnmarshalText makes it: "is required" is Validate's to say
+	}
+	var err error
+	switch to {
+	case reflect.TypeFor[netip.Addr]():
+		var a netip.Addr
+		if a, err = netip.ParseAddr(s); err == nil {
+			return a, nil
+		}
+	case reflect.TypeFor[netip.Prefix]():
+		var p netip.Prefix
+		if p, err = netip.ParsePrefix(s); err == nil {
+			return p, nil
+		}
+	case reflect.TypeFor[netip.AddrPort]():
+		var ap netip.AddrPort
+		if ap, err = netip.ParseAddrPort(s); err == nil {
+			return ap, nil
+		}
+	default:
+		return data, nil
+	}
+	msg := fmt.Sprintf("%q is not a valid %s", s, typeWord(to))
+	if why := addressProblem(err); why != "" {
+		msg += ": " + why
+	}
+	return nil, errors.New(msg)
+}
+
+// addressProblem is the part of a net/netip parse error that says what
+// is wrong (`IPv4 field has value >255`), without the calls that led
+// there (`netip.ParsePrefix("..."): ParseAddr("..."): `).
+func addressProblem(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	switch msg {
+	case "not an ip:port":
+		return "" // says no more than the message itself
+	case "no '/'":
+		return "the /length is missing"
+	}
+	return msg
+}
+
 // unsignedHook refuses negative numbers for unsigned fields, which weak
 // typing would otherwise wrap around.
 func unsignedHook(from, to reflect.Type, data any) (any, error) {
@@ -159,13 +351,20 @@ type FieldError struct {
 	Key   string // such as zones[0].services[1].ttl
 	Value any    // the bad value, or nil when the key is missing
 	Msg   string // what is wrong with it
+	// Source is the environment variable or flag the value came from
+	// (DNSLB_UDP_SIZE, --admin-listen); empty for the file.
+	Source string
 }
 
 func (e *FieldError) Error() string {
-	if e.Value == nil {
-		return e.Key + ": " + e.Msg
+	key := e.Key
+	if e.Source != "" {
+		key = e.Source + " (" + e.Key + ")"
 	}
-	return fmt.Sprintf("%s: %q %s", e.Key, fmt.Sprint(e.Value), e.Msg)
+	if e.Value == nil {
+		return key + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s: %q %s", key, fmt.Sprint(e.Value), e.Msg)
 }
 
 // Errorf returns a *FieldError for key and value.
@@ -199,7 +398,21 @@ func Join(prefix string, err error) error {
 // each starting with the key it concerns. root is the Go type name that
 // mapstructure uses for the top level.
 func Explain(err error, root string) error {
+	return explain(err, root, nil)
+}
+
+func explain(err error, root string, source map[string]string) error {
 	var lines []string
+	add := func(key, msg string) {
+		switch src := sourceOf(key, source); {
+		case key == "":
+			lines = append(lines, msg)
+		case src != "":
+			lines = append(lines, src+" ("+key+"): "+msg)
+		default:
+			lines = append(lines, key+": "+msg)
+		}
+	}
 	var walk func(error, string)
 	walk = func(e error, name string) {
 		var de *mapstructure.DecodeError
@@ -229,7 +442,7 @@ func Explain(err error, root string) error {
 				if name != "" {
 					key = name + "." + k
 				}
-				lines = append(lines, key+": unknown key")
+				add(key, "unknown key")
 			}
 			return
 		}
@@ -241,11 +454,7 @@ func Explain(err error, root string) error {
 		case errors.As(e, &ue):
 			msg = fmt.Sprintf("%q is not a valid %s", fmt.Sprint(ue.Value), typeWord(ue.Expected.Type()))
 		}
-		if name == "" {
-			lines = append(lines, msg)
-		} else {
-			lines = append(lines, name+": "+msg)
-		}
+		add(name, msg)
 	}
 	walk(err, "")
 	sort.Strings(lines)
@@ -258,11 +467,11 @@ func Explain(err error, root string) error {
 func typeWord(t reflect.Type) string {
 	switch t {
 	case reflect.TypeFor[netip.Addr]():
-		return "IP address"
+		return "IP address (like 198.51.100.10 or 2001:db8::10)"
 	case reflect.TypeFor[netip.Prefix]():
-		return "IP prefix (address/length)"
+		return "IP prefix (address/length, like 198.51.100.10/24 or 2001:db8::10/64)"
 	case reflect.TypeFor[netip.AddrPort]():
-		return "address:port"
+		return "address:port (like 198.51.100.12:7201 or [2001:db8::12]:7201)"
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -164,5 +165,124 @@ func TestReadSecret(t *testing.T) {
 	}
 	if _, err := ReadSecret(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadSecret(missing) error = %v", err)
+	}
+}
+
+// envConfig has addresses of every kind and says which variables with
+// its prefix are not keys.
+type envConfig struct {
+	Size   int            `mapstructure:"udp_size"`
+	Listen string         `mapstructure:"listen"`
+	Peer   netip.AddrPort `mapstructure:"peer"`
+	VIPs   []netip.Prefix `mapstructure:"vips"`
+	Target netip.Addr     `mapstructure:"target"`
+	Admin  struct {
+		Listen string `mapstructure:"listen"`
+	} `mapstructure:"admin"`
+}
+
+func (c *envConfig) Validate() error {
+	if c.Listen == "bad" {
+		return Errorf("listen", c.Listen, "is not an address to listen on")
+	}
+	for i, p := range c.VIPs {
+		if p.Addr().IsLoopback() {
+			return Join("vips", Errorf("["+itoa(i)+"]", p, "is a loopback address"))
+		}
+	}
+	return nil
+}
+
+func (c *envConfig) OtherEnv() []string { return []string{"TESTD_TOKEN"} }
+
+// TestLoadBadInput: every bad value names its key, and the environment
+// variable or flag it came from, with the value in words an operator
+// understands; variables with the prefix that name no key are errors.
+func TestLoadBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string
+		env   []string
+		flags []string
+		want  string // the whole error; "" for none
+	}{
+		{"ok", "udp_size: 1232\n", []string{"TESTD_TOKEN=abc", "OTHER_X=1", "TESTD=1"}, nil, ""},
+		{"integer from the environment", "", []string{"TESTD_UDP_SIZE=abc"}, nil,
+			`config: TESTD_UDP_SIZE (udp_size): "abc" is not a valid integer`},
+		{"integer from the file", "udp_size: abc\n", nil, nil,
+			`config: udp_size: "abc" is not a valid integer`},
+		{"misspelt variable", "", []string{"TESTD_LISTNE=:53"}, nil,
+			`environment: TESTD_LISTNE: no such setting (did you mean TESTD_LISTEN?); every TESTD_ variable must name a config key (TESTD_ADMIN_LISTEN for admin.listen)`},
+		{"unknown variable, nothing near", "", []string{"TESTD_COLOUR=blue", "TESTD_ADMIN_LISTNE=x"}, nil,
+			`environment: TESTD_ADMIN_LISTNE: no such setting (did you mean TESTD_ADMIN_LISTEN?); TESTD_COLOUR: no such setting; every TESTD_ variable must name a config key (TESTD_ADMIN_LISTEN for admin.listen)`},
+		{"prefix in another case", "", []string{"testd_listen=x"}, nil, ""},
+		{"prefix: no go internals", "vips: [198.51.100.310/24]\n", nil, nil,
+			`config: vips[0]: "198.51.100.310/24" is not a valid IP prefix (address/length, like 198.51.100.10/24 or 2001:db8::10/64): IPv4 field has value >255`},
+		{"prefix without length", "", []string{"TESTD_VIPS=198.51.100.10,198.51.100.20/24"}, nil,
+			`config: TESTD_VIPS (vips[0]): "198.51.100.10" is not a valid IP prefix (address/length, like 198.51.100.10/24 or 2001:db8::10/64): the /length is missing`},
+		{"address:port names the value", "peer: 198.51.100.12\n", nil, nil,
+			`config: peer: "198.51.100.12" is not a valid address:port (like 198.51.100.12:7201 or [2001:db8::12]:7201)`},
+		{"port out of range", "peer: 198.51.100.12:70000\n", nil, nil,
+			`config: peer: "198.51.100.12:70000" is not a valid address:port (like 198.51.100.12:7201 or [2001:db8::12]:7201): invalid port "70000" parsing "198.51.100.12:70000"`},
+		{"address", "", []string{"TESTD_TARGET=198.51.100"}, nil,
+			`config: TESTD_TARGET (target): "198.51.100" is not a valid IP address (like 198.51.100.10 or 2001:db8::10): IPv4 address too short`},
+		{"validate names the variable", "", []string{"TESTD_LISTEN=bad"}, nil,
+			`TESTD_LISTEN (listen): "bad" is not an address to listen on`},
+		{"validate names the list's variable", "", []string{"TESTD_VIPS=198.51.100.10/24,127.0.0.1/8"}, nil,
+			`TESTD_VIPS (vips[1]): "127.0.0.1/8" is a loopback address`},
+		{"validate names the flag", "", nil, []string{"--listen=bad"},
+			`--listen (listen): "bad" is not an address to listen on`},
+		{"validate, from the file", "listen: bad\n", nil, nil,
+			`listen: "bad" is not an address to listen on`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+			fs.String("listen", "", "")
+			if err := fs.Parse(tt.flags); err != nil {
+				t.Fatal(err)
+			}
+			var c envConfig
+			err := Load(Options{File: writeFile(t, tt.body), EnvPrefix: "TESTD", Environ: append(tt.env, "PATH=/bin"),
+				Flags: map[string]*pflag.Flag{"listen": fs.Lookup("listen")}}, &c)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Load error\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"LISTEN", "LISTEN", 0},
+		{"LISTNE", "LISTEN", 1}, // a swap is one edit
+		{"LISTN", "LISTEN", 1},
+		{"LISTENS", "LISTEN", 1},
+		{"COLOUR", "LISTEN", 6},
+		{"", "AB", 2},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestLoadEmptyAddress: an empty address is the zero value, for
+// Validate to call missing, as netip's UnmarshalText has it.
+func TestLoadEmptyAddress(t *testing.T) {
+	var c envConfig
+	if err := Load(Options{File: writeFile(t, "peer: \"\"\ntarget: \"\"\n")}, &c); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Peer.IsValid() || c.Target.IsValid() {
+		t.Errorf("peer %v, target %v: want zero values", c.Peer, c.Target)
 	}
 }

@@ -10,8 +10,16 @@ import (
 )
 
 // ErrInsecureSecret is returned by ReadSecret for a secret file that
-// other users can read.
-var ErrInsecureSecret = errors.New("secret file is readable by other users (chmod 600 or 640)")
+// other users can read or write.
+var ErrInsecureSecret = errors.New("secret file is open to other users (chmod 600 or 640)")
+
+// ErrNotFile is returned by ReadSecret for a path that is a folder or
+// anything else but a file.
+var ErrNotFile = errors.New("not a file")
+
+// ErrEmptySecret is returned by ReadSecret for a secret file that holds
+// nothing but whitespace.
+var ErrEmptySecret = errors.New("secret file is empty")
 
 // CredentialsDirEnv is the variable in which systemd names the folder of
 // the credentials it passes to a service (LoadCredential=).
@@ -41,7 +49,10 @@ func ReadSecret(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading secret: %w%s", err, credentialHint(path, err))
 	}
-	if fi.Mode().Perm()&0o004 != 0 {
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading secret %s: %w", src, ErrNotFile)
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
 		return nil, fmt.Errorf("reading secret %s (mode %v): %w", src, fi.Mode().Perm(), ErrInsecureSecret)
 	}
 	b, err := os.ReadFile(src)
@@ -50,9 +61,41 @@ func ReadSecret(path string) ([]byte, error) {
 	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		return nil, fmt.Errorf("reading secret %s: file is empty", src)
+		return nil, fmt.Errorf("reading secret %s: %w", src, ErrEmptySecret)
 	}
 	return b, nil
+}
+
+// Secret reads the secret that the config key (a *_file key) names,
+// as ReadSecret does, and reports what is wrong with it as a
+// *FieldError an operator can act on: the key, the path, and what to
+// do. Every daemon's Validate reads its secrets with it, so that
+// check-config refuses what serve would.
+func Secret(key, path string) ([]byte, error) {
+	b, err := ReadSecret(path)
+	if err == nil {
+		return b, nil
+	}
+	var msg string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		msg = "does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		msg = "cannot be read by this user (permission denied)" + credentialHint(path, err)
+	case errors.Is(err, ErrInsecureSecret):
+		mode := "?"
+		if fi, serr := os.Stat(path); serr == nil {
+			mode = fmt.Sprintf("%04o", fi.Mode().Perm())
+		}
+		msg = fmt.Sprintf("is open to other users (mode %s): chmod 600 or 640 it", mode)
+	case errors.Is(err, ErrNotFile):
+		msg = "is not a file"
+	case errors.Is(err, ErrEmptySecret):
+		msg = "is empty"
+	default:
+		msg = "cannot be read: " + err.Error()
+	}
+	return nil, Errorf(key, path, "%s", msg)
 }
 
 // credential finds the credential in dir that carries the file at path.

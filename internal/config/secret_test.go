@@ -74,3 +74,57 @@ func TestCredentialHint(t *testing.T) {
 		t.Errorf("hint for a missing file = %q, want none", h)
 	}
 }
+
+// TestSecret: a secret that serve would refuse is a *FieldError naming
+// the key, the path and what to do.
+func TestSecret(t *testing.T) {
+	t.Setenv(CredentialsDirEnv, "")
+	t.Setenv("INVOCATION_ID", "")
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "s3cret\n", 0o640)
+	tests := []struct {
+		name, path, want string
+	}{
+		{"ok", good, ""},
+		{"missing", filepath.Join(dir, "missing"), `secret_file: "` + dir + `/missing" does not exist`},
+		{"world-readable", write("open", "s3cret", 0o644), `secret_file: "` + dir + `/open" is open to other users (mode 0644): chmod 600 or 640 it`},
+		{"world-writable", write("writable", "s3cret", 0o602), `secret_file: "` + dir + `/writable" is open to other users (mode 0602): chmod 600 or 640 it`},
+		{"empty", write("empty", " \n", 0o600), `secret_file: "` + dir + `/empty" is empty`},
+		{"a folder", dir, `secret_file: "` + dir + `" is not a file`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Secret("secret_file", tt.path)
+			if tt.want == "" {
+				if err != nil || string(b) != "s3cret" {
+					t.Fatalf("Secret = %q, %v", b, err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Key != "secret_file" {
+				t.Fatalf("Secret error = %v, want a *FieldError for secret_file", err)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Secret error\n got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+	if os.Geteuid() != 0 {
+		p := write("unreadable", "s3cret", 0o000)
+		if _, err := Secret("secret_file", p); err == nil || !strings.Contains(err.Error(), "cannot be read by this user (permission denied)") {
+			t.Errorf("Secret(unreadable) = %v", err)
+		}
+	}
+}

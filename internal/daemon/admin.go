@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringfront/ringfront/internal/config"
 )
 
 // AdminConfig is the `admin:` section of every daemon's config.
@@ -26,6 +29,30 @@ type AdminConfig struct {
 	// TokenFile holds a bearer token required for /v1/ endpoints; empty
 	// means no token (acceptable only on loopback).
 	TokenFile string `mapstructure:"token_file"`
+	// Token is read from TokenFile by Validate.
+	Token []byte `mapstructure:"-" secret:"true"`
+}
+
+// Validate fills in the daemon's default listen address, checks it,
+// and reads the token, so that a daemon's check-config refuses a token
+// file its serve could not use. Errors are *config.FieldError with keys
+// relative to the section (config.Join("admin", err) places them).
+func (c *AdminConfig) Validate(defaultListen string) error {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if why := checkHostPort(c.Listen); why != "" {
+		return config.Errorf("listen", c.Listen, "%s", why)
+	}
+	c.Token = nil
+	if c.TokenFile != "" {
+		tok, err := config.Secret("token_file", c.TokenFile)
+		if err != nil {
+			return err
+		}
+		c.Token = tok
+	}
+	return nil
 }
 
 // Admin is the admin HTTP listener: /healthz, /readyz and /metrics are
@@ -131,6 +158,19 @@ func (a *Admin) Serve(ctx context.Context) error {
 	return nil
 }
 
+// HandleReload serves POST /v1/reload: reload runs as on SIGHUP (see
+// RunReload) and the answer is {"result": "reloaded"}, or 422 with the
+// error when the new config is refused and the old one stays in force.
+func (a *Admin) HandleReload(log *slog.Logger, n *Notifier, reload Reloader) {
+	a.Handle("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := RunReload(r.Context(), log, n, reload, "admin API"); err != nil {
+			WriteError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	})
+}
+
 // WriteJSON writes v as indented JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -159,7 +199,7 @@ func AdminRequest(ctx context.Context, method, addr string, token []byte, path s
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("calling admin API %s %s (is the daemon running?): %w", method, path, err)
+		return fmt.Errorf("calling admin API %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

@@ -3,8 +3,12 @@ package daemon
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ringfront/ringfront/internal/config"
 )
 
 func TestAdmin(t *testing.T) {
@@ -59,4 +63,76 @@ func TestAdmin(t *testing.T) {
 
 func testContext(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithCancel(t.Context())
+}
+
+// TestAdminConfigValidate: a listen address that is no host:port and a
+// token serve could not read are refused by validation (so by
+// check-config), naming the key and the value.
+func TestAdminConfigValidate(t *testing.T) {
+	t.Setenv(config.CredentialsDirEnv, "")
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tok, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open.token")
+	if err := os.WriteFile(open, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   AdminConfig
+		want string // error; "" for none
+	}{
+		{"default", AdminConfig{}, ""},
+		{"token", AdminConfig{Listen: "127.0.0.1:0", TokenFile: tok}, ""},
+		{"no port", AdminConfig{Listen: "127.0.0.1"}, `listen: "127.0.0.1" is not host:port (like 127.0.0.1:9081)`},
+		{"bad port", AdminConfig{Listen: "127.0.0.1:http"}, `listen: "127.0.0.1:http" has no valid port (0 to 65535)`},
+		{"port too big", AdminConfig{Listen: "127.0.0.1:90810"}, `listen: "127.0.0.1:90810" has no valid port (0 to 65535)`},
+		{"token missing", AdminConfig{TokenFile: filepath.Join(dir, "nope")}, `token_file: "` + dir + `/nope" does not exist`},
+		{"token open", AdminConfig{TokenFile: open}, `token_file: "` + open + `" is open to other users (mode 0644): chmod 600 or 640 it`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.in
+			err := c.Validate("127.0.0.1:9081")
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("Validate error\n got %s\nwant %s", got, tt.want)
+			}
+			if err == nil && c.TokenFile != "" && string(c.Token) != "t0ken" {
+				t.Errorf("Token = %q, want the file's", c.Token)
+			}
+			if tt.in.Listen == "" && c.Listen != "127.0.0.1:9081" {
+				t.Errorf("Listen = %q, want the default", c.Listen)
+			}
+		})
+	}
+}
+
+func TestLogConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		in   LogConfig
+		want string
+	}{
+		{LogConfig{}, ""},
+		{LogConfig{Format: "json", Level: "debug"}, ""},
+		{LogConfig{Format: "xml"}, `format: "xml" is not a log format (want text or json)`},
+		{LogConfig{Level: "loud"}, `level: "loud" is not a log level (want debug, info, warn or error)`},
+	} {
+		err := tt.in.Validate()
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("Validate(%+v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }

@@ -1,10 +1,11 @@
 package daemon
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/ringfront/ringfront/internal/config"
 )
 
 // LogConfig is the `log:` section of every daemon's config.
@@ -24,11 +25,11 @@ func (c *LogConfig) Validate() error {
 		c.Level = "info"
 	}
 	if c.Format != "text" && c.Format != "json" {
-		return fmt.Errorf("format: %q is not a log format (want text or json)", c.Format)
+		return config.Errorf("format", c.Format, "is not a log format (want text or json)")
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
-		return fmt.Errorf("level: %q is not a log level (want debug, info, warn or error)", c.Level)
+		return config.Errorf("level", c.Level, "is not a log level (want debug, info, warn or error)")
 	}
 	return nil
 }

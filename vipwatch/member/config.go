@@ -26,6 +26,8 @@ type Config struct {
 	Peer netip.AddrPort `mapstructure:"peer"`
 	// SecretFile holds the pair's shared HMAC key.
 	SecretFile string `mapstructure:"secret_file"`
+	// Secret is the key, read from SecretFile by Validate.
+	Secret []byte `mapstructure:"-" secret:"true"`
 	// HomeVIPs live on this machine while it is up.
 	HomeVIPs []netip.Prefix `mapstructure:"home_vips"`
 	// PartnerVIPs are the partner's home VIPs, held while it is down.
@@ -169,15 +171,29 @@ func (c *Config) Validate() error {
 	if !c.Bind.IsValid() {
 		return config.Missing("bind")
 	}
+	if a := c.Bind.Addr(); a.IsMulticast() || a.Zone() != "" {
+		return config.Errorf("bind", c.Bind, "is not an address of this machine to receive heartbeats on (like 198.51.100.11:7201)")
+	}
 	if !c.Peer.IsValid() {
 		return config.Missing("peer")
 	}
+	if a := c.Peer.Addr(); a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return config.Errorf("peer", c.Peer, "is not the partner's unicast address and heartbeat port (like 198.51.100.12:7201)")
+	}
 	if c.Peer.Port() == 0 {
-		return config.Errorf("peer", c.Peer, "needs a port")
+		return config.Errorf("peer", c.Peer, "needs a port (like 198.51.100.12:7201)")
+	}
+	if c.Peer == c.Bind {
+		return config.Errorf("peer", c.Peer, "is bind, this node's own address: peer is the partner's")
 	}
 	if c.SecretFile == "" {
 		return config.Missing("secret_file")
 	}
+	key, err := config.Secret("secret_file", c.SecretFile)
+	if err != nil {
+		return err
+	}
+	c.Secret = key
 	if len(c.HomeVIPs) == 0 {
 		return config.Missing("home_vips")
 	}
@@ -262,13 +278,20 @@ func (c *Config) Validate() error {
 	if c.RuntimeDir == "" {
 		c.RuntimeDir = DefaultRuntimeDir
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = DefaultAdminListen
+	if err := c.Admin.Validate(DefaultAdminListen); err != nil {
+		return config.Join("admin", err)
 	}
 	if err := c.Log.Validate(); err != nil {
-		return fmt.Errorf("log.%w", err)
+		return config.Join("log", err)
 	}
 	return nil
+}
+
+// OtherEnv lists the variables with vipwatch's prefix that are not
+// config keys: the ones a notify hook gets (a hook may well run
+// vipwatch status).
+func (c *Config) OtherEnv() []string {
+	return []string{"VIPWATCH_STATE", "VIPWATCH_VIP", "VIPWATCH_REASON"}
 }
 
 // DefaultRuntimeDir is where vipwatch records the IPv6 addresses it

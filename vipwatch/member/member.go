@@ -968,6 +968,8 @@ func (m *Member) Alive() bool {
 func (m *Member) Reload(cfg Config, key []byte) error {
 	old := m.cfg
 	old.SecretFile, cfg.SecretFile = "", ""
+	old.Secret, cfg.Secret = nil, nil
+	old.Admin.Token, cfg.Admin.Token = nil, nil
 	if !reflect.DeepEqual(old, cfg) {
 		return fmt.Errorf("only secret_file (a rotated key) can change without a restart; restart vipwatch to change the rest")
 	}

@@ -29,7 +29,7 @@ var (
 )
 
 func testConfig(node string) Config {
-	c := Config{Node: node, Interface: "eth0", SecretFile: "/unused", GARP: GARPConfig{Count: 2, Refresh: 10 * time.Second}}
+	c := Config{Node: node, Interface: "eth0", SecretFile: testSecretFile, GARP: GARPConfig{Count: 2, Refresh: 10 * time.Second}}
 	if node == "fe1" {
 		c.PartnerNode, c.Bind, c.Peer, c.HomeVIPs, c.PartnerVIPs = "fe2", hb1, hb2, []netip.Prefix{vip1}, []netip.Prefix{vip2}
 	} else {
@@ -274,7 +274,7 @@ vipwatch_heartbeats_dropped_total{reason="wrong_node"} 1
 		if err != nil {
 			t.Error(err)
 		}
-		for _, name := range []string{"vipwatch_state", "vipwatch_vips_held", "vipwatch_claims_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heard_seconds", "vipwatch_heartbeats_sent_total"} {
+		for _, name := range []string{"vipwatch_state", "vipwatch_vips_held", "vipwatch_claims_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heartbeat_timestamp_seconds", "vipwatch_heartbeats_sent_total"} {
 			if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
 				t.Errorf("metric %s: %d series, %v", name, n, err)
 			}
@@ -302,6 +302,14 @@ func TestConfigValidate(t *testing.T) {
 		{"long interface", func(c *Config) { c.Interface = "averylongname0" }, "interface"},
 		{"no peer", func(c *Config) { c.Peer = netip.AddrPort{} }, "peer: is required"},
 		{"no secret", func(c *Config) { c.SecretFile = "" }, "secret_file: is required"},
+		{"secret missing", func(c *Config) { c.SecretFile = "/nonexistent/vipwatch.key" }, `secret_file: "/nonexistent/vipwatch.key" does not exist`},
+		{"secret open to others", func(c *Config) { c.SecretFile = openSecret(t) }, `is open to other users (mode 0644): chmod 600 or 640 it`},
+		{"admin token missing", func(c *Config) { c.Admin.TokenFile = "/nonexistent/admin.token" }, `admin.token_file: "/nonexistent/admin.token" does not exist`},
+		{"peer unspecified", func(c *Config) { c.Peer = netip.MustParseAddrPort("0.0.0.0:7201") }, `peer: "0.0.0.0:7201" is not the partner's unicast address and heartbeat port (like 198.51.100.12:7201)`},
+		{"peer multicast", func(c *Config) { c.Peer = netip.MustParseAddrPort("[ff02::1]:7201") }, `peer: "[ff02::1]:7201" is not the partner's unicast address`},
+		{"peer without port", func(c *Config) { c.Peer = netip.MustParseAddrPort("198.51.100.12:0") }, `peer: "198.51.100.12:0" needs a port (like 198.51.100.12:7201)`},
+		{"peer is bind", func(c *Config) { c.Peer = c.Bind }, `peer: "198.51.100.11:7201" is bind, this node's own address: peer is the partner's`},
+		{"bind multicast", func(c *Config) { c.Bind = netip.MustParseAddrPort("224.0.0.18:7201") }, `bind: "224.0.0.18:7201" is not an address of this machine`},
 		{"no home", func(c *Config) { c.HomeVIPs = nil }, "home_vips: is required"},
 		{"ipv6 vip", func(c *Config) { c.PartnerVIPs = append(c.PartnerVIPs, netip.MustParsePrefix("2001:db8::20/64")) }, ""},
 		{"link-local vip", func(c *Config) { c.PartnerVIPs = []netip.Prefix{netip.MustParsePrefix("fe80::20/64")} }, `partner_vips[0]: "fe80::20/64" is not a unicast address a VIP can be`},

@@ -118,15 +118,9 @@ func (m *Member) Status() Status {
 	}
 	st.Fault = m.st.fault
 	if w := m.cfg.Witness; w != nil {
-		ws := &WitnessStatus{Method: w.Method, State: "unknown", LastAnswerSeconds: -1, FailedRounds: m.st.witnessFailed}
+		ws := &WitnessStatus{Method: w.Method, State: m.witnessState(&m.st), LastAnswerSeconds: -1, FailedRounds: m.st.witnessFailed}
 		for _, t := range m.witnessTargets {
 			ws.Targets = append(ws.Targets, t.String())
-		}
-		if m.st.witnessKnown {
-			ws.State = "unreachable"
-			if m.st.witnessUp {
-				ws.State = "reachable"
-			}
 		}
 		if !m.st.witnessLastOK.IsZero() {
 			ws.LastAnswerSeconds = now.Sub(m.st.witnessLastOK).Seconds()
@@ -381,13 +375,8 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		counter("vip_probes_total", "VIPs probed on the LAN before claiming them from a silent partner.", func(c *Counters) uint64 { return c.VIPProbes }),
 		counter("vip_probes_answered_total", "VIP probes another machine answered (the VIP was not claimed).", func(c *Counters) uint64 { return c.VIPProbesAnswered }),
 		counter("probe_errors_total", "Witness rounds and VIP probes that failed to run.", func(c *Counters) uint64 { return c.ProbeErrors }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_witness_reachable", Help: "1 while a witness answers, 0 while none does (fault), -1 before the first verdict or without a witness."},
-			read(func(s *snapshot) float64 {
-				if !s.witnessKnown {
-					return -1
-				}
-				return b2f(s.witnessUp)
-			})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_witness_reachable", Help: "1 while a witness answers; 0 otherwise (none answers, no verdict yet, or no witness: vipwatch_witness_state tells them apart)."},
+			read(func(s *snapshot) float64 { return b2f(s.witnessKnown && s.witnessUp) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_service_healthy", Help: "1 while the tracked service is up (always 1 without track)."},
 			read(func(s *snapshot) float64 { return b2f(s.healthy) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_vips_given", Help: "Home VIPs this daemon gives to its partner (handover, failing service)."},
@@ -403,13 +392,30 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 				}
 				return float64(s.partner.Version)
 			})),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heard_seconds", Help: "Seconds since the last heartbeat acted on (-1: never)."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vipwatch_partner_last_heartbeat_timestamp_seconds", Help: "Unix time of the partner's last heartbeat acted on (0: none since this daemon started)."},
 			read(func(s *snapshot) float64 {
 				if s.lastHeard.IsZero() {
-					return -1
+					return 0
 				}
-				return time.Since(s.lastHeard).Seconds()
+				return float64(s.lastHeard.UnixNano()) / 1e9
 			})),
+	}
+	// One series per VIP of the pair, from each machine: the sum over
+	// the pair is the number of machines holding it (1 is right).
+	for _, p := range slices.Concat(m.cfg.HomeVIPs, m.cfg.PartnerVIPs) {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vipwatch_vip_held", Help: "1 while this daemon holds the VIP, 0 while it does not (sum over the pair: how many machines hold it).",
+			ConstLabels: prometheus.Labels{"vip": p.Addr().String()},
+		}, read(func(s *snapshot) float64 {
+			_, held := s.holds[p]
+			return b2f(held)
+		})))
+	}
+	for _, w := range witnessStates {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vipwatch_witness_state", Help: "1 for the witness's state (none: no witness configured; unknown: no verdict yet; reachable; unreachable: fault), 0 for the others.",
+			ConstLabels: prometheus.Labels{"state": w},
+		}, read(func(s *snapshot) float64 { return b2f(m.witnessState(s) == w) })))
 	}
 	for _, reason := range dropReasons() {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -435,6 +441,29 @@ func (m *Member) Register(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// Witness states as vipwatch_witness_state and the status name them.
+const (
+	witnessNone        = "none"
+	witnessUnknown     = "unknown"
+	witnessReachable   = "reachable"
+	witnessUnreachable = "unreachable"
+)
+
+var witnessStates = []string{witnessNone, witnessUnknown, witnessReachable, witnessUnreachable}
+
+// witnessState is the witness's state in s. Called with m.mu held.
+func (m *Member) witnessState(s *snapshot) string {
+	switch {
+	case m.cfg.Witness == nil:
+		return witnessNone
+	case !s.witnessKnown:
+		return witnessUnknown
+	case s.witnessUp:
+		return witnessReachable
+	}
+	return witnessUnreachable
 }
 
 // backlog is the drop reason of accepted heartbeats the daemon loop

@@ -180,11 +180,17 @@ vipwatch_fault{reason="no-witness"} 1
 # HELP vipwatch_witness_lost_total Times the witness was lost (witness.fall unanswered rounds in a row): fault.
 # TYPE vipwatch_witness_lost_total counter
 vipwatch_witness_lost_total 1
-# HELP vipwatch_witness_reachable 1 while a witness answers, 0 while none does (fault), -1 before the first verdict or without a witness.
+# HELP vipwatch_witness_reachable 1 while a witness answers; 0 otherwise (none answers, no verdict yet, or no witness: vipwatch_witness_state tells them apart).
 # TYPE vipwatch_witness_reachable gauge
 vipwatch_witness_reachable 0
+# HELP vipwatch_witness_state 1 for the witness's state (none: no witness configured; unknown: no verdict yet; reachable; unreachable: fault), 0 for the others.
+# TYPE vipwatch_witness_state gauge
+vipwatch_witness_state{state="none"} 0
+vipwatch_witness_state{state="reachable"} 0
+vipwatch_witness_state{state="unknown"} 0
+vipwatch_witness_state{state="unreachable"} 1
 `
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vipwatch_fault", "vipwatch_witness_reachable", "vipwatch_witness_lost_total"); err != nil {
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vipwatch_fault", "vipwatch_witness_reachable", "vipwatch_witness_state", "vipwatch_witness_lost_total"); err != nil {
 			t.Error(err)
 		}
 

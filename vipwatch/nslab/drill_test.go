@@ -2,6 +2,7 @@ package nslab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -287,12 +288,33 @@ func TestDrills(t *testing.T) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
 		}
+		// The one CLI convention: --admin (and its old spelling), --json,
+		// reload through the admin API.
+		for _, args := range [][]string{{"status", "--json", "--config", cfg}, {"status", "--json", "--admin", "127.0.0.1:8054", "--config", cfg}, {"status", "--json", "--admin-listen", "127.0.0.1:8054", "--config", cfg}} {
+			out, err := d.lab.Run(context.Background(), d.lab.FE2, append([]string{d.v.Binary}, args...)...)
+			if err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			var st struct {
+				Node    string `json:"node"`
+				State   string `json:"state"`
+				Partner struct {
+					Node string `json:"node"`
+				} `json:"partner"`
+			}
+			if err := json.Unmarshal([]byte(out), &st); err != nil || st.Node != "fe2" || st.State != "running" || st.Partner.Node != "fe1" {
+				t.Errorf("%v = %+v, %v:\n%s", args, st, err, out)
+			}
+		}
+		if out, err := d.lab.Run(context.Background(), d.lab.FE2, d.v.Binary, "reload", "--config", cfg); err != nil || !strings.Contains(out, "reloaded") {
+			t.Errorf("vipwatch reload = %q, %v", out, err)
+		}
 		metrics, err := d.lab.Run(context.Background(), d.lab.FE2, "curl", "-s", "-m", "2", "http://127.0.0.1:8054/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{`vipwatch_state{state="running"} 1`, "vipwatch_vips_held 1", `vipwatch_heartbeats_dropped_total{reason="bad_mac"} 0`,
-			"vipwatch_claims_total", "vipwatch_releases_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heard_seconds"} {
+			"vipwatch_claims_total", "vipwatch_releases_total", "vipwatch_garps_sent_total", "vipwatch_partner_last_heartbeat_timestamp_seconds"} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %q", want)
 			}
