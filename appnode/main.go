@@ -84,7 +84,7 @@ func serveCmd(load loader) *cobra.Command {
 				return err
 			}
 			log := daemon.NewLogger(os.Stderr, cfg.Log, daemon.UnderJournald()).With("component", "appnode")
-			n, err := node.New(cfg, func() (node.Config, error) { return load(cmd) }, log)
+			n, err := node.Open(cfg, func() (node.Config, error) { return load(cmd) }, log)
 			if err != nil {
 				return err
 			}

@@ -93,7 +93,7 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := node.Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func TestLogOneComponent(t *testing.T) {
 	cfg, loader := testConfig(t, "")
 	var out lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "appnode")
-	n, err := New(cfg, loader, log)
+	n, err := Open(cfg, loader, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,9 @@ type Node struct {
 	cfg Config
 }
 
-// New opens the store and binds the API and admin listeners, so that a
+// Open opens the store and binds the API and admin listeners, so that a
 // bad address or a locked database fails before anything is announced.
-func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
+func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	log = log.With("node", cfg.Node)
 	secret, adminToken := cfg.ClusterSecret, cfg.Admin.Token
 	if len(secret) == 0 {
@@ -94,7 +94,6 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	}
 	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
-	admin.Handle("POST /v1/reload", n.reloadHandler)
 	if err := srv.Listen(cfg.Listen); err != nil {
 		det.Stop()
 		st.Close()
@@ -115,13 +114,24 @@ func (n *Node) Server() *server.Server { return n.srv }
 func (n *Node) Admin() *daemon.Admin { return n.admin }
 
 // Run serves until ctx is done, then stops gracefully and closes the
-// store. SIGHUP reloads the configuration.
+// store. The admin listener, reloads (SIGHUP and POST /v1/reload), the
+// systemd watchdog and STOPPING=1 are daemon.Service's, as in every
+// ringfront daemon.
 func (n *Node) Run(ctx context.Context) error {
 	defer func() {
 		if err := n.store.Close(); err != nil {
 			n.log.Error("closing store", "op", "stop", "err", err)
 		}
 	}()
+	svc := daemon.Service{Log: n.log, Admin: n.admin, Notifier: n.notify, Alive: func() bool { return !n.store.Failed() },
+		Reload: n.Reload}
+	return svc.Run(ctx, n.serve)
+}
+
+// serve runs the member until ctx is done: the failure detector, then
+// (once it knows who answered the first joins) the API and the
+// member's background work, and /readyz kept up to date.
+func (n *Node) serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.gossip.Run(gctx) })
 	// Serve only once the failure detector knows who answered the first
@@ -131,18 +141,9 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
-	g.Go(func() error { return n.admin.Serve(gctx) })
 	// After Serve: members starting together ask each other for the
 	// previous ring.
 	g.Go(func() error { return n.srv.RunBackground(gctx) })
-	g.Go(func() error {
-		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
-		return nil
-	})
-	g.Go(func() error {
-		n.notify.Watchdog(gctx, func() bool { return !n.store.Failed() })
-		return nil
-	})
 	g.Go(func() error {
 		// A failed store refuses every request, and a member that hears
 		// from none of its peers serves from its own store alone: say
@@ -165,7 +166,6 @@ func (n *Node) Run(ctx context.Context) error {
 		"ring", n.srv.Ring().String(), "routing", n.srv.Routing())
 	<-gctx.Done()
 	n.admin.SetReady(false)
-	n.notify.Stopping()
 	n.log.Info("stopping", "op", "stop")
 	return g.Wait()
 }
@@ -247,13 +247,4 @@ func (n *Node) status(w http.ResponseWriter, r *http.Request) {
 		st.Isolated = why
 	}
 	daemon.WriteJSON(w, http.StatusOK, st)
-}
-
-func (n *Node) reloadHandler(w http.ResponseWriter, r *http.Request) {
-	if err := daemon.RunReload(r.Context(), n.log, n.notify, n.Reload, "admin API"); err != nil {
-		// A reload fails on the new config, which the operator wrote.
-		daemon.WriteError(w, http.StatusBadRequest, err)
-		return
-	}
-	daemon.WriteJSON(w, http.StatusOK, n.srv.Status())
 }

@@ -21,7 +21,7 @@ import (
 // within its shutdown grace.
 func TestNodeStream(t *testing.T) {
 	cfg, loader := testConfig(t, "stream_heartbeat: 100ms\ninbox_max: 50\n")
-	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
