@@ -91,7 +91,7 @@ FUZZ_TARGETS := ./dnslb/authority:FuzzFast:40000 ./dnslb/server:FuzzAnswerUDP:60
 	./vipwatch/iface:FuzzStateFile:15000 ./vipwatch/probe:FuzzAsk:400 \
 	./appnode/server:FuzzAPI:12000 ./appnode/ring:FuzzRing:80000 \
 	./appnode/feed:FuzzParseID:200000 ./appnode/feed:FuzzValidate:100000 \
-	./appnode/server:FuzzLinkFrame:20000 ./appnode/server:FuzzFanoutInternal:30000
+	./appnode/transport:FuzzLinkFrame:20000 ./appnode/server:FuzzFanoutInternal:30000
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$${rest#*:}; \

@@ -5,6 +5,9 @@
 package api
 
 import (
+	"fmt"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -88,8 +91,9 @@ const TokenLen = 43
 
 // Headers between members and towards clients.
 const (
-	// HeaderCluster authenticates a node-to-node request:
-	// "<unix seconds>.<hex HMAC-SHA256(secret, seconds \n method \n URI)>".
+	// HeaderCluster authenticates a node-to-node request sent over HTTP
+	// (appnode/transport): "<unix seconds>.<hex HMAC-SHA256(secret,
+	// seconds \n method \n URI \n sha256=<hex SHA-256 of the body>)>".
 	HeaderCluster = "X-Ringfront-Cluster"
 	// HeaderHops counts how often a request has been forwarded; it is
 	// believed only on a request with a valid HeaderCluster.
@@ -122,3 +126,22 @@ const (
 	// latest it saw orders its own changes the same way.
 	HeaderClock = "X-Ringfront-Clock"
 )
+
+// Page reads a page's query, ?limit= (1 to feed.MaxPage, default
+// feed.DefaultPage) and ?before= (a post id, the cursor).
+func Page(q url.Values) (limit int, before feed.ID, err error) {
+	limit = feed.DefaultPage
+	if v := q.Get("limit"); v != "" {
+		limit, err = strconv.Atoi(v)
+		if err != nil || limit < 1 || limit > feed.MaxPage {
+			return 0, before, fmt.Errorf("limit: %q is not a number from 1 to %d", v, feed.MaxPage)
+		}
+	}
+	if v := q.Get("before"); v != "" {
+		before, err = feed.ParseID(v)
+		if err != nil {
+			return 0, before, fmt.Errorf("before: %w", err)
+		}
+	}
+	return limit, before, nil
+}

@@ -227,7 +227,7 @@ func New(cfg Config) (*Detector, error) {
 	}
 	d := &Detector{
 		name:      cfg.Name,
-		log:       cfg.Log.With("component", "gossip"),
+		log:       cfg.Log.With("subsystem", "gossip"),
 		learn:     cfg.Learn,
 		onReturn:  cfg.OnReturn,
 		rejoin:    cfg.RejoinInterval,

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
@@ -177,7 +176,7 @@ func TestNodeRunAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +187,13 @@ func TestNodeRunAndReload(t *testing.T) {
 	waitReady(t, admin)
 
 	write("redirect", "127.0.0.1:0")
-	var st server.Status
-	if err := daemon.AdminRequest(ctx, "POST", admin, nil, "/v1/reload", &st); err != nil || st.Routing != "redirect" {
-		t.Errorf("reload to redirect = %+v, %v", st, err)
+	var ans struct{ Result string }
+	if err := daemon.AdminRequest(ctx, "POST", admin, nil, "/v1/reload", &ans); err != nil || ans.Result != "reloaded" {
+		t.Errorf("reload to redirect = %+v, %v", ans, err)
+	}
+	var st Status
+	if err := daemon.AdminRequest(ctx, "GET", admin, nil, "/v1/status", &st); err != nil || st.Routing != "redirect" {
+		t.Errorf("status after the reload to redirect = %+v, %v", st.Routing, err)
 	}
 	write("sideways", "127.0.0.1:0")
 	if err := daemon.AdminRequest(ctx, "POST", admin, nil, "/v1/reload", nil); err == nil || !strings.Contains(err.Error(), "sideways") {
@@ -298,7 +301,7 @@ func startNode(t *testing.T, body string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,6 @@ import (
 // store's health: about as often as a load balancer probes it.
 const readyInterval = time.Second
 
-// learnRingTimeout bounds asking the other members for the previous
-// ring at start: a few round trips to each.
-const learnRingTimeout = 2 * time.Second
-
 // Loader reads the configuration again, for a reload.
 type Loader func() (Config, error)
 
@@ -42,9 +38,9 @@ type Node struct {
 	cfg Config
 }
 
-// New opens the store and binds the API and admin listeners, so that a
+// Open opens the store and binds the API and admin listeners, so that a
 // bad address or a locked database fails before anything is announced.
-func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
+func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	log = log.With("node", cfg.Node)
 	secret, adminToken := cfg.ClusterSecret, cfg.Admin.Token
 	if len(secret) == 0 {
@@ -54,7 +50,8 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("component", "store")})
+	now := wallClock() // nil: time.Now
+	st, err := store.Open(cfg.DataDir, store.Options{MinFree: cfg.MinFreeMB << 20, Log: log.With("subsystem", "store"), Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -63,10 +60,10 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	var srv *server.Server
 	det, err := gossip.New(gossip.Config{
 		Name: cfg.Advertise, Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Peers: cfg.Members,
-		Learn: func(ctx context.Context, m string) (string, error) { return srv.GossipAddrOf(ctx, m) },
+		Learn: func(ctx context.Context, m string) (string, error) { return srv.Cluster().GossipAddrOf(ctx, m) },
 		// A member back from the dead was cut off from this one: each
 		// may have missed writes the other took.
-		OnReturn: func(m string) { srv.KickCatchUp(m) },
+		OnReturn: func(m string) { srv.Syncer().KickCatchUp(m) },
 		Secret:   secret, ProbeInterval: cfg.Gossip.ProbeInterval, RejoinInterval: cfg.Gossip.RejoinInterval,
 		IsolatedAfter: cfg.Gossip.IsolatedAfter, Log: log,
 	})
@@ -81,19 +78,22 @@ func New(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), View: det, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
-		Now:                 wallClock(),
+		Now:                 now,
 		Links:               cfg.ForwardOver == "link",
-		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate,
+		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
 	})
 	if err != nil {
 		det.Stop()
 		st.Close()
 		return nil, err
 	}
-	cfg.applyFanout(srv)
+	if err := srv.Tune(cfg.tuning()); err != nil {
+		det.Stop()
+		st.Close()
+		return nil, err
+	}
 	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
-	admin.Handle("POST /v1/reload", n.reloadHandler)
 	if err := srv.Listen(cfg.Listen); err != nil {
 		det.Stop()
 		st.Close()
@@ -114,13 +114,24 @@ func (n *Node) Server() *server.Server { return n.srv }
 func (n *Node) Admin() *daemon.Admin { return n.admin }
 
 // Run serves until ctx is done, then stops gracefully and closes the
-// store. SIGHUP reloads the configuration.
+// store. The admin listener, reloads (SIGHUP and POST /v1/reload), the
+// systemd watchdog and STOPPING=1 are daemon.Service's, as in every
+// ringfront daemon.
 func (n *Node) Run(ctx context.Context) error {
 	defer func() {
 		if err := n.store.Close(); err != nil {
 			n.log.Error("closing store", "op", "stop", "err", err)
 		}
 	}()
+	svc := daemon.Service{Log: n.log, Admin: n.admin, Notifier: n.notify, Alive: func() bool { return !n.store.Failed() },
+		Reload: n.Reload}
+	return svc.Run(ctx, n.serve)
+}
+
+// serve runs the member until ctx is done: the failure detector, then
+// (once it knows who answered the first joins) the API and the
+// member's background work, and /readyz kept up to date.
+func (n *Node) serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.gossip.Run(gctx) })
 	// Serve only once the failure detector knows who answered the first
@@ -130,30 +141,9 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
-	g.Go(func() error { return n.admin.Serve(gctx) })
-	// A member just added learns where its users are until they arrive.
-	// After Serve: members starting together ask each other.
-	lctx, lcancel := context.WithTimeout(gctx, learnRingTimeout)
-	n.srv.LearnPreviousRing(lctx)
-	lcancel()
-	g.Go(func() error { return n.srv.RunCatchUp(gctx) })
-	g.Go(func() error { return n.srv.RunHandoff(gctx) })
-	g.Go(func() error { return n.srv.RunEdgeSync(gctx) })
-	g.Go(func() error { return n.srv.RunAntiEntropy(gctx) })
-	g.Go(func() error { return n.srv.RunFanout(gctx) })
-	g.Go(func() error { return n.srv.RunCopies(gctx) })
-	n.mu.Lock()
-	rate := n.cfg.RebalanceRate // a reload does not change the rate
-	n.mu.Unlock()
-	g.Go(func() error { return n.srv.RunRebalance(gctx, rate) })
-	g.Go(func() error {
-		daemon.HandleReloads(gctx, n.log, n.notify, n.Reload)
-		return nil
-	})
-	g.Go(func() error {
-		n.notify.Watchdog(gctx, func() bool { return !n.store.Failed() })
-		return nil
-	})
+	// After Serve: members starting together ask each other for the
+	// previous ring.
+	g.Go(func() error { return n.srv.RunBackground(gctx) })
 	g.Go(func() error {
 		// A failed store refuses every request, and a member that hears
 		// from none of its peers serves from its own store alone: say
@@ -176,7 +166,6 @@ func (n *Node) Run(ctx context.Context) error {
 		"ring", n.srv.Ring().String(), "routing", n.srv.Routing())
 	<-gctx.Done()
 	n.admin.SetReady(false)
-	n.notify.Stopping()
 	n.log.Info("stopping", "op", "stop")
 	return g.Wait()
 }
@@ -224,16 +213,9 @@ func (n *Node) Reload(ctx context.Context) error {
 	if err := n.srv.SetRing(rg); err != nil {
 		return err
 	}
-	if err := n.srv.SetRouting(server.Routing(cfg.Routing)); err != nil {
+	if err := n.srv.Tune(cfg.tuning()); err != nil {
 		return err
 	}
-	n.srv.SetWriteAcks(cfg.WriteAcks)
-	n.srv.SetMemberTimeout(cfg.MemberTimeout)
-	n.srv.SetReadRepair(cfg.ReadRepair)
-	n.srv.SetLinks(cfg.ForwardOver == "link")
-	n.srv.SetAntiEntropyInterval(cfg.AntiEntropyInterval)
-	n.srv.SetAntiEntropyRate(cfg.AntiEntropyRate)
-	cfg.applyFanout(n.srv)
 	n.gossip.SetPeers(cfg.Members)
 	n.cfg = cfg
 	n.log.Info("ring", "op", "reload", "ring", rg.String(), "routing", cfg.Routing)
@@ -265,13 +247,4 @@ func (n *Node) status(w http.ResponseWriter, r *http.Request) {
 		st.Isolated = why
 	}
 	daemon.WriteJSON(w, http.StatusOK, st)
-}
-
-func (n *Node) reloadHandler(w http.ResponseWriter, r *http.Request) {
-	if err := daemon.RunReload(r.Context(), n.log, n.notify, n.Reload, "admin API"); err != nil {
-		// A reload fails on the new config, which the operator wrote.
-		daemon.WriteError(w, http.StatusBadRequest, err)
-		return
-	}
-	daemon.WriteJSON(w, http.StatusOK, n.srv.Status())
 }

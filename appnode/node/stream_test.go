@@ -20,26 +20,8 @@ import (
 // post to a live stream, and on stop ends its streams, so it stops well
 // within its shutdown grace.
 func TestNodeStream(t *testing.T) {
-	dir := t.TempDir()
-	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("secret\n"), 0o600)
-	file := filepath.Join(dir, "appnode.yaml")
-	body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18183\nmembers: [127.0.0.1:18183]\nreplicas: 1\n" +
-		"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
-		"\nadmin: {listen: \"127.0.0.1:0\"}\nstream_heartbeat: 100ms\ninbox_max: 50\n"
-	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loader := func() (Config, error) {
-		var cfg Config
-		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
-		return cfg, err
-	}
-	cfg, err := loader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg, loader := testConfig(t, "stream_heartbeat: 100ms\ninbox_max: 50\n")
+	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +114,30 @@ func TestNodeStream(t *testing.T) {
 			t.Fatal("the stream did not end after the node stopped")
 		}
 	}
+}
+
+// testConfig writes a one-member node's config (extra appended) and
+// returns it and its loader.
+func testConfig(t *testing.T, extra string) (Config, Loader) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("secret\n"), 0o600)
+	file := filepath.Join(dir, "appnode.yaml")
+	body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18183\nmembers: [127.0.0.1:18183]\nreplicas: 1\n" +
+		"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
+		"\nadmin: {listen: \"127.0.0.1:0\"}\n" + extra
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loader := func() (Config, error) {
+		var cfg Config
+		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
+		return cfg, err
+	}
+	cfg, err := loader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, loader
 }

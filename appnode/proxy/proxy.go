@@ -72,7 +72,7 @@ func New(seeds []string, opts Options) (*Proxy, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Proxy{client: c, tr: opts.Transport, log: opts.Log.With("component", "proxy")}, nil
+	return &Proxy{client: c, tr: opts.Transport, log: opts.Log.With("subsystem", "proxy")}, nil
 }
 
 // hopHeaders are meaningful for one connection only (RFC 9110 7.6.1).

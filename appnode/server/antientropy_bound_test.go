@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/store"
 )
@@ -51,13 +49,14 @@ func loadSame(t testing.TB, ms []*member, users, posts int) int {
 // members that agree reads.
 func mixedUsers(t testing.TB, a, b *member) int {
 	t.Helper()
-	rg := a.srv.Ring()
-	cls := a.srv.leafClasses(rg, b.addr)
+	// A leaf is cut when a ring position falls in it (antientropy's
+	// leaf classes).
+	cut := map[int]bool{}
+	for _, p := range a.srv.Ring().Positions() {
+		cut[int(p.Hash.Hi>>(64-store.LeafBits))] = true
+	}
 	n := 0
-	for leaf, c := range cls {
-		if c != leafMixed {
-			continue
-		}
+	for leaf := range cut {
 		if err := a.store.LeafUsers(leaf, func(string, store.Digest) { n++ }); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +79,7 @@ func TestAntiEntropyRoundIsBounded(t *testing.T) {
 
 	readsA, readsB := a.store.DigestReads(), b.store.DigestReads()
 	start := time.Now()
-	n, err := a.srv.AntiEntropy(context.Background(), b.addr)
+	n, err := a.srv.Syncer().Compare(context.Background(), b.addr)
 	took := time.Since(start)
 	if err != nil || n != 0 {
 		t.Fatalf("round between members that agree = %d users, %v; want 0", n, err)
@@ -93,10 +92,10 @@ func TestAntiEntropyRoundIsBounded(t *testing.T) {
 	if gotA != uint64(wantA) || gotB != uint64(wantB) {
 		t.Errorf("digest entries read: %d here, %d on the peer; want %d and %d (the users of cut leaves)", gotA, gotB, wantA, wantB)
 	}
-	if got := testutil.ToFloat64(a.srv.ae.records); got != 0 {
+	if got := a.metric(t, "appnode_anti_entropy_records_total"); got != 0 {
 		t.Errorf("records compared in a round that found nothing = %v, want 0", got)
 	}
-	if got := testutil.ToFloat64(a.srv.metrics.antiEntropy.WithLabelValues("same")); got != 1 {
+	if got := a.metric(t, "appnode_anti_entropy_rounds_total", "same"); got != 1 {
 		t.Errorf("rounds that found nothing = %v, want 1", got)
 	}
 	t.Logf("in sync: %d records, %d users on each member; one round read %d + %d digest entries and 0 records, took %v",
@@ -107,7 +106,7 @@ func TestAntiEntropyRoundIsBounded(t *testing.T) {
 	// only.
 	who := ""
 	for i := 0; i < users && who == ""; i++ {
-		if u := fmt.Sprintf("user%d", i); a.srv.shares(a.srv.Ring(), u, b.addr) {
+		if u := fmt.Sprintf("user%d", i); a.srv.Syncer().Shares(a.srv.Ring(), u, b.addr) {
 			who = u
 		}
 	}
@@ -116,14 +115,14 @@ func TestAntiEntropyRoundIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	readsA = a.store.DigestReads()
-	n, err = a.srv.AntiEntropy(context.Background(), b.addr)
+	n, err = a.srv.Syncer().Compare(context.Background(), b.addr)
 	if err != nil || n != 1 {
 		t.Fatalf("round after one new post = %d users, %v; want 1", n, err)
 	}
 	if got, _, _ := a.store.Posts(who, feed.ID{}, 100); len(got) != posts+1 {
 		t.Errorf("%s has %d posts here after the round, want %d", who, len(got), posts+1)
 	}
-	compared := testutil.ToFloat64(a.srv.ae.records)
+	compared := a.metric(t, "appnode_anti_entropy_records_total")
 	// Both sides' page of the user's posts and its edge on each side.
 	if want := float64(2*posts + 1 + 2); compared != want {
 		t.Errorf("records compared to repair one post = %v, want %v (one user's)", compared, want)
@@ -139,14 +138,14 @@ func TestAntiEntropyRate(t *testing.T) {
 	a, b := ms[0], ms[1]
 	const posts, rate = 600, 1000
 	loadSame(t, ms[:1], 1, posts)
-	a.srv.SetAntiEntropyRate(rate)
+	a.srv.Syncer().SetRate(rate)
 	start := time.Now()
-	n, err := a.srv.AntiEntropy(context.Background(), b.addr)
+	n, err := a.srv.Syncer().Compare(context.Background(), b.addr)
 	took := time.Since(start)
 	if err != nil || n != 1 {
 		t.Fatalf("anti-entropy = %d users, %v; want 1", n, err)
 	}
-	compared := testutil.ToFloat64(a.srv.ae.records)
+	compared := a.metric(t, "appnode_anti_entropy_records_total")
 	if compared < posts {
 		t.Fatalf("records compared = %v, want at least %d", compared, posts)
 	}
@@ -169,7 +168,7 @@ func BenchmarkAntiEntropyRound(b *testing.B) {
 	b.Logf("%d records on each member", records)
 	b.Run("kept-digests", func(b *testing.B) {
 		for b.Loop() {
-			if n, err := ms[0].srv.AntiEntropy(context.Background(), ms[1].addr); err != nil || n != 0 {
+			if n, err := ms[0].srv.Syncer().Compare(context.Background(), ms[1].addr); err != nil || n != 0 {
 				b.Fatalf("round = %d, %v", n, err)
 			}
 		}
@@ -183,35 +182,4 @@ func BenchmarkAntiEntropyRound(b *testing.B) {
 			}
 		}
 	})
-}
-
-// TestLeafClasses: a leaf classed "all" holds only users both members
-// share, one classed "none" only users they do not; "mixed" leaves are
-// the ones a ring position falls in.
-func TestLeafClasses(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 4, vnodes: 64})
-	a, b := ms[0], ms[1]
-	rg := a.srv.Ring()
-	cls := a.srv.leafClasses(rg, b.addr)
-	counts := map[leafClass]int{}
-	for _, c := range cls {
-		counts[c]++
-	}
-	if counts[leafMixed] == 0 || counts[leafMixed] > len(rg.Positions()) || counts[leafAll] == 0 || counts[leafNone] == 0 {
-		t.Fatalf("leaf classes: %d none, %d all, %d mixed (%d ring positions)", counts[leafNone], counts[leafAll], counts[leafMixed], len(rg.Positions()))
-	}
-	for i := range 20000 {
-		name := fmt.Sprintf("n%d", i)
-		shared := a.srv.shares(rg, name, b.addr)
-		switch cls[store.LeafOf(name)] {
-		case leafAll:
-			if !shared {
-				t.Fatalf("%s is in a leaf classed all but not shared", name)
-			}
-		case leafNone:
-			if shared {
-				t.Fatalf("%s is in a leaf classed none but shared", name)
-			}
-		}
-	}
 }

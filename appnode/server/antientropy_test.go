@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/store"
@@ -62,7 +61,7 @@ func TestAntiEntropy(t *testing.T) {
 	}
 
 	start := time.Now()
-	n, err := a.srv.AntiEntropy(context.Background(), b.addr)
+	n, err := a.srv.Syncer().Compare(context.Background(), b.addr)
 	if err != nil || n != len(users) {
 		t.Fatalf("anti-entropy = %d users, %v; want %d", n, err, len(users))
 	}
@@ -96,10 +95,10 @@ func TestAntiEntropy(t *testing.T) {
 	if diff := cmp.Diff(da, db); diff != "" {
 		t.Errorf("digests differ after anti-entropy (-a +b):\n%s", diff)
 	}
-	if n, err := b.srv.AntiEntropy(context.Background(), a.addr); n != 0 || err != nil {
+	if n, err := b.srv.Syncer().Compare(context.Background(), a.addr); n != 0 || err != nil {
 		t.Errorf("second round = %d, %v; want nothing to do", n, err)
 	}
-	if got := testutil.ToFloat64(b.srv.metrics.antiEntropy.WithLabelValues("same")); got != 1 {
+	if got := b.metric(t, "appnode_anti_entropy_rounds_total", "same"); got != 1 {
 		t.Errorf("rounds that found nothing = %v, want 1", got)
 	}
 	// The third member shares none of these users with a: nothing of
@@ -125,9 +124,9 @@ func TestRunAntiEntropy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, len(ms))
 	for _, m := range ms {
-		m.srv.SetAntiEntropyInterval(20 * time.Millisecond)
+		m.srv.Syncer().SetInterval(20 * time.Millisecond)
 		go func() {
-			m.srv.RunAntiEntropy(ctx)
+			m.srv.Syncer().Run(ctx)
 			done <- struct{}{}
 		}()
 	}
@@ -151,5 +150,5 @@ func TestRunAntiEntropy(t *testing.T) {
 // peer.
 func sharedDigests(s *Server, peer string) (map[string]store.Digest, error) {
 	rg := s.Ring()
-	return s.store.UserDigests(func(name string) bool { return s.shares(rg, name, peer) })
+	return s.store.UserDigests(func(name string) bool { return s.sync.Shares(rg, name, peer) })
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 func TestCreateUser(t *testing.T) {
@@ -26,8 +27,8 @@ func TestCreateUser(t *testing.T) {
 	if ans.Name != "joe" || len(ans.Token) < 40 {
 		t.Errorf("answer = %+v", ans)
 	}
-	if got := a.header.Get(HeaderOwner); got != m.addr {
-		t.Errorf("%s = %q, want %s", HeaderOwner, got, m.addr)
+	if got := a.header.Get(api.HeaderOwner); got != m.addr {
+		t.Errorf("%s = %q, want %s", api.HeaderOwner, got, m.addr)
 	}
 	u, err := m.store.User("joe")
 	if err != nil {
@@ -56,7 +57,7 @@ func TestCreateUser(t *testing.T) {
 		{"not json", "name=joe", 400, "not the expected JSON"},
 		{"unknown field", `{"name": "ann", "admin": true}`, 400, "unknown field"},
 		{"trailing data", `{"name": "ann"} {}`, 400, "after the JSON"},
-		{"too large", `{"name": "` + strings.Repeat("a", maxBody) + `"}`, 413, "larger than"},
+		{"too large", `{"name": "` + strings.Repeat("a", transport.MaxBody) + `"}`, 413, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,8 +272,8 @@ func TestRingRoutes(t *testing.T) {
 		r.VNodes != 16 || r.Replicas != 2 || r.Placement != "successor" || len(r.Members) != 3 {
 		t.Errorf("GET /v1/ring = %d %+v", a.code, r)
 	}
-	if got := a.header.Get(HeaderRingVersion); got != rg.Version() {
-		t.Errorf("%s = %q, want %s", HeaderRingVersion, got, rg.Version())
+	if got := a.header.Get(api.HeaderRingVersion); got != rg.Version() {
+		t.Errorf("%s = %q, want %s", api.HeaderRingVersion, got, rg.Version())
 	}
 	var l api.LookupAnswer
 	do(t, nil, "GET", ms[0].url("/v1/ring/lookup?key=joe"), "", nil).decode(t, &l)
@@ -296,6 +297,14 @@ func TestUnknownRoutes(t *testing.T) {
 	}
 }
 
+// mergeAnswer is the answer of POST /internal/v1/merge (package
+// timeline).
+type mergeAnswer struct {
+	IDs   []feed.ID         `json:"ids"`
+	Posts []json.RawMessage `json:"posts"`
+	More  bool              `json:"more"`
+}
+
 func TestInternalNeedsClusterSecret(t *testing.T) {
 	m := newCluster(t, clusterOpts{n: 1})[0]
 	token := createUser(t, m, "joe")
@@ -307,20 +316,20 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 		code         int
 	}{
 		{"none", "", 401},
-		{"wrong secret", signBody([]byte("guess"), time.Now(), "POST", uri, []byte(body)), 401},
-		{"other uri", signBody(testSecret, time.Now(), "POST", "/internal/v1/users/joe/followers", []byte(body)), 401},
-		{"other method", signBody(testSecret, time.Now(), "GET", uri, []byte(body)), 401},
-		{"too old", signBody(testSecret, time.Now().Add(-time.Hour), "POST", uri, []byte(body)), 401},
-		{"from the future", signBody(testSecret, time.Now().Add(time.Hour), "POST", uri, []byte(body)), 401},
+		{"wrong secret", transport.Sign([]byte("guess"), time.Now(), "POST", uri, []byte(body)), 401},
+		{"other uri", transport.Sign(testSecret, time.Now(), "POST", "/internal/v1/users/joe/followers", []byte(body)), 401},
+		{"other method", transport.Sign(testSecret, time.Now(), "GET", uri, []byte(body)), 401},
+		{"too old", transport.Sign(testSecret, time.Now().Add(-time.Hour), "POST", uri, []byte(body)), 401},
+		{"from the future", transport.Sign(testSecret, time.Now().Add(time.Hour), "POST", uri, []byte(body)), 401},
 		{"garbage", "12.34.56", 401},
-		{"other body", signBody(testSecret, time.Now(), "POST", uri, []byte(`{"authors": ["joe"], "limit": 5}`)), 401},
-		{"forwarding signature", sign(testSecret, time.Now(), "POST", uri), 401},
-		{"right", signBody(testSecret, time.Now(), "POST", uri, []byte(body)), 200},
+		{"other body", transport.Sign(testSecret, time.Now(), "POST", uri, []byte(`{"authors": ["joe"], "limit": 5}`)), 401},
+		{"signed without the body", transport.Sign(testSecret, time.Now(), "POST", uri, nil), 401},
+		{"right", transport.Sign(testSecret, time.Now(), "POST", uri, []byte(body)), 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(body))
 			if tt.header != "" {
-				req.Header.Set(HeaderCluster, tt.header)
+				req.Header.Set(api.HeaderCluster, tt.header)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -340,7 +349,7 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	// Bad merge requests, properly signed.
 	for _, bad := range []string{`{"authors": ["Joe"], "limit": 5}`, `{"authors": ["joe"], "limit": 0}`, `{"authors": ["joe"], "limit": 5, "before": "x"}`, `{`} {
 		req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(bad))
-		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", uri, []byte(bad)))
+		req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), "POST", uri, []byte(bad)))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -356,9 +365,9 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	for i := range 2000 {
 		many = append(many, fmt.Sprintf("%032d", i))
 	}
-	big, _ := json.Marshal(mergeRequest{Authors: append(many, "joe"), Limit: 5})
+	big, _ := json.Marshal(map[string]any{"authors": append(many, "joe"), "limit": 5})
 	req, _ := http.NewRequest("POST", m.url(uri), strings.NewReader(string(big)))
-	req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", uri, big))
+	req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), "POST", uri, big))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -366,12 +375,12 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	var ans mergeAnswer
 	json.NewDecoder(resp.Body).Decode(&ans)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || len(ans.IDs) != 1 || len(big) <= maxBody {
+	if resp.StatusCode != 200 || len(ans.IDs) != 1 || len(big) <= transport.MaxBody {
 		t.Errorf("merge of %d bytes for %d authors = %d %+v", len(big), len(many)+1, resp.StatusCode, ans)
 	}
 	// The edge route is guarded the same way.
 	a := do(t, nil, "PUT", m.url("/internal/v1/users/joe/followers"), "", feed.Edge{Follower: "ann", Followee: "joe", Clock: 1})
-	if a.code != 401 || a.errorText(t) != errCluster.Error() {
+	if a.code != 401 || a.errorText(t) != transport.ErrCluster.Error() {
 		t.Errorf("unsigned edge = %d %s", a.code, a.body)
 	}
 	if edges, _ := m.store.Edges(store.Followers, "joe"); len(edges) != 0 {
@@ -381,7 +390,7 @@ func TestInternalNeedsClusterSecret(t *testing.T) {
 	uri = "/internal/v1/users/joe/followers"
 	wrong := `{"follower": "ann", "followee": "bob", "clock": 1}`
 	req, _ = http.NewRequest("PUT", m.url(uri), strings.NewReader(wrong))
-	req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "PUT", uri, []byte(wrong)))
+	req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), "PUT", uri, []byte(wrong)))
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -74,3 +74,12 @@ func BenchmarkRedirect(b *testing.B) {
 	ms, _ := benchCluster(b, Redirect)
 	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 307)
 }
+
+func BenchmarkFeedForwardH2C(b *testing.B) {
+	ms := newCluster(b, clusterOpts{n: 2, routing: Forward, h2c: true})
+	token := createUser(b, owner(ms, "joe"), "joe")
+	for range 20 {
+		do(b, nil, "POST", owner(ms, "joe").url("/v1/users/joe/posts"), token, api.PostRequest{Text: "a post of some length, like people write"})
+	}
+	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
+}

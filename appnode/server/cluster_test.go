@@ -48,14 +48,14 @@ func testClusterForward(t *testing.T, httpForward bool) {
 	tokens := map[string]string{}
 	for _, u := range clusterUsers {
 		a := do(t, nil, "POST", notOwner(ms, u).url("/v1/users"), "", api.CreateUserRequest{Name: u})
-		if a.code != 201 || a.header.Get(HeaderOwner) != owner(ms, u).addr {
-			t.Fatalf("create %s via a non-owner = %d %s (owner header %q)", u, a.code, a.body, a.header.Get(HeaderOwner))
+		if a.code != 201 || a.header.Get(api.HeaderOwner) != owner(ms, u).addr {
+			t.Fatalf("create %s via a non-owner = %d %s (owner header %q)", u, a.code, a.body, a.header.Get(api.HeaderOwner))
 		}
 		var ans api.CreateUserAnswer
 		a.decode(t, &ans)
 		tokens[u] = ans.Token
-		if vs := a.header.Values(HeaderOwner); len(vs) != 1 {
-			t.Errorf("%s sent %d times: %v", HeaderOwner, len(vs), vs)
+		if vs := a.header.Values(api.HeaderOwner); len(vs) != 1 {
+			t.Errorf("%s sent %d times: %v", api.HeaderOwner, len(vs), vs)
 		}
 	}
 	// A taken name is refused by the owner, through the forwarder.
@@ -178,8 +178,8 @@ func TestClusterRedirect(t *testing.T) {
 	check307 := func(a answer, u, uri string) {
 		t.Helper()
 		o := owner(ms, u)
-		if a.code != http.StatusTemporaryRedirect || a.header.Get("Location") != "http://"+o.addr+uri || a.header.Get(HeaderOwner) != o.addr {
-			t.Fatalf("%s via non-owner = %d Location %q owner %q, want 307 to %s", uri, a.code, a.header.Get("Location"), a.header.Get(HeaderOwner), o.addr)
+		if a.code != http.StatusTemporaryRedirect || a.header.Get("Location") != "http://"+o.addr+uri || a.header.Get(api.HeaderOwner) != o.addr {
+			t.Fatalf("%s via non-owner = %d Location %q owner %q, want 307 to %s", uri, a.code, a.header.Get("Location"), a.header.Get(api.HeaderOwner), o.addr)
 		}
 	}
 	tokens := map[string]string{}
@@ -311,7 +311,7 @@ func TestRingDisagreement(t *testing.T) {
 	// A client cannot fake a hop count without the cluster secret: the
 	// request still goes around from hop 0, as the error text shows.
 	req, _ := http.NewRequest("GET", ms[0].url("/v1/users/"+user+"/posts"), nil)
-	req.Header.Set(HeaderHops, "1")
+	req.Header.Set(api.HeaderHops, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -347,8 +347,8 @@ func testForwardToDeadOwner(t *testing.T, httpForward bool) {
 	token := createUser(t, other, "joe")
 	o.kill()
 	a := do(t, nil, "GET", other.url("/v1/users/joe"), "", nil)
-	if a.code != http.StatusOK || a.header.Get(HeaderOwner) != replica.addr {
-		t.Errorf("read with a dead owner = %d %s (answered by %s), want 200 from the replica %s", a.code, a.body, a.header.Get(HeaderOwner), replica.addr)
+	if a.code != http.StatusOK || a.header.Get(api.HeaderOwner) != replica.addr {
+		t.Errorf("read with a dead owner = %d %s (answered by %s), want 200 from the replica %s", a.code, a.body, a.header.Get(api.HeaderOwner), replica.addr)
 	}
 	a = do(t, nil, "POST", other.url("/v1/users/joe/posts"), token, api.PostRequest{Text: "while the owner is down"})
 	if a.code != http.StatusCreated {

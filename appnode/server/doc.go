@@ -1,17 +1,17 @@
-// Package server is appnode's HTTP API: the public /v1/ routes, the
-// node-to-node /internal/v1/ routes authenticated with the cluster
-// secret, and the routing that sends every request for a user to the
-// member that owns it.
+// Package server is appnode's HTTP API: the public /v1/ routes and
+// their handlers (handlers.go), live timelines as server-sent events
+// (stream.go), the member's /internal/v1/ routes (registered by the
+// subsystems, behind the cluster's authentication), and the routing
+// that sends every request for a user to the member that answers for
+// it: served here, forwarded through transport.Transport.Forward, or
+// answered with 307 and that member's URL (server.go).
 //
-// Any member accepts any request. A request for a user this member does
-// not own is forwarded to the owner (httputil.ReverseProxy) or answered
-// with 307 and the owner's URL, by this member's ring. A forwarded
-// request carries a hop count, so members with different rings cannot
-// bounce a request between them forever.
+// Any member accepts any request. A forwarded request carries a hop
+// count, so members with different rings cannot bounce a request
+// between them for ever.
 //
-// Home timelines are built by fan-out on write (fanout.go): posts are
-// pushed into followers' inboxes through a durable outbox, and read back
-// with one range scan; live timelines are server-sent event streams of
-// new inbox entries (stream.go). Every member also serves the web page
-// (package web) at /.
+// A Server wires one member's subsystems together: the cluster view
+// (package peer), replication (replica), anti-entropy (antientropy),
+// fan-out (fanout), timelines (timeline) and the transport; every
+// member also serves the web page (package web) at /.
 package server

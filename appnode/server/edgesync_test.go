@@ -13,15 +13,18 @@ import (
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/fanout"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // loseAnswers is a transport that delivers a request and then throws
 // its answer away (as a timeout or a broken connection would) when
 // lose says so.
 func loseAnswers(lose func(*http.Request) bool) http.RoundTripper {
-	next := NewTransport()
+	next := transport.NewHTTP()
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
 		resp, err := next.RoundTrip(r)
 		if err != nil || !lose(r) {
@@ -81,18 +84,18 @@ func TestFollowAnswerLost(t *testing.T) {
 		if a.code != http.StatusServiceUnavailable {
 			t.Fatalf("%s with the answers lost = %d %s, want 503", tt.method, a.code, a.body)
 		}
-		// The edge notes are due edgeNoteDelay after the change.
-		later := time.Now().Add(edgeNoteDelay + time.Second)
+		// The edge notes are due replica.EdgeNoteDelay after the change.
+		later := time.Now().Add(replica.EdgeNoteDelay + time.Second)
 		delivered := 0
 		for _, m := range ms {
-			delivered += m.srv.SyncEdges(context.Background(), later)
+			delivered += m.srv.Replica().SyncEdges(context.Background(), later)
 		}
 		if delivered == 0 {
 			t.Errorf("%s: no edge note delivered", tt.method)
 		}
 		check(tt.want)
 		for _, m := range ms {
-			if n := m.srv.edgeNotes(); n != 0 {
+			if n := m.srv.Replica().EdgeNotes(); n != 0 {
 				t.Errorf("%s: %d edge notes left on %s", tt.method, n, m.addr)
 			}
 		}
@@ -130,7 +133,7 @@ func TestFollowGoesOnToReplica(t *testing.T) {
 // entries for other members; once the coordinator has delivered them it
 // says so and the copies are deleted, so the replica never delivers
 // them itself. A copy whose coordinator stays silent is delivered by the
-// replica after copyMaxAge.
+// replica after fanout.CopyMaxAge.
 func TestFanoutCopies(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
 	rg := ms[0].srv.Ring()
@@ -154,20 +157,20 @@ func TestFanoutCopies(t *testing.T) {
 	if n, _ := replica.store.CountCopies(0); n == 0 {
 		t.Fatal("the replica keeps no copy of the post's outbox entries")
 	}
-	coord.srv.SendDone(context.Background())
+	coord.srv.Fanout().SendDone(context.Background())
 	if n, _ := replica.store.CountCopies(0); n != 0 {
 		t.Errorf("%d copies left on the replica after the coordinator said it delivered them", n)
 	}
 	// Without the coordinator's word, a copy is delivered after
-	// copyMaxAge (and then deleted).
+	// fanout.CopyMaxAge (and then deleted).
 	if a := do(t, nil, "POST", coord.url("/v1/users/author/posts"), ta, api.PostRequest{Text: "again"}); a.code != 201 {
 		t.Fatalf("post = %d %s", a.code, a.body)
 	}
-	if n := replica.srv.DeliverCopies(context.Background(), time.Now()); n != 0 {
-		t.Errorf("copies of a live coordinator delivered before copyMaxAge: %d", n)
+	if n := replica.srv.Fanout().DeliverCopies(context.Background(), time.Now()); n != 0 {
+		t.Errorf("copies of a live coordinator delivered before fanout.CopyMaxAge: %d", n)
 	}
-	if n := replica.srv.DeliverCopies(context.Background(), time.Now().Add(copyMaxAge+time.Minute)); n == 0 {
-		t.Error("no copy delivered after copyMaxAge")
+	if n := replica.srv.Fanout().DeliverCopies(context.Background(), time.Now().Add(fanout.CopyMaxAge+time.Minute)); n == 0 {
+		t.Error("no copy delivered after fanout.CopyMaxAge")
 	}
 	if n, _ := replica.store.CountCopies(0); n != 0 {
 		t.Errorf("%d copies left after they were delivered", n)
@@ -233,13 +236,13 @@ func TestLateFollowPushesPosts(t *testing.T) {
 	ctx := context.Background()
 	for range 3 {
 		for _, m := range ms {
-			m.srv.Handoff(ctx)
+			m.srv.Replica().Handoff(ctx)
 			for _, o := range ms {
 				if o != m {
-					m.srv.AntiEntropy(ctx, o.addr)
+					m.srv.Syncer().Compare(ctx, o.addr)
 				}
 			}
-			m.srv.DeliverOutbox(ctx)
+			m.srv.Fanout().DeliverOutbox(ctx)
 		}
 	}
 	fo := byAddr(ms, rg.Owner(follower))
@@ -275,7 +278,7 @@ func TestUnfollowAfterClockRanAhead(t *testing.T) {
 	owner := byAddr(ms, rg.Owner(ann))
 	ta := createUser(t, owner, ann)
 	createUser(t, owner, bob)
-	owner.srv.clock.Observe(feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16))
+	owner.srv.Cluster().Clock().Observe(feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16))
 	if a := do(t, nil, "PUT", owner.url("/v1/users/"+ann+"/following/"+bob), ta, nil); a.code != 204 {
 		t.Fatalf("follow = %d %s", a.code, a.body)
 	}
@@ -307,9 +310,9 @@ func TestUnfollowAfterClockRanAhead(t *testing.T) {
 	// A late copy of the follow, forwarded with the follow's clock.
 	req, _ := http.NewRequest("PUT", owner.url("/v1/users/"+ann+"/following/"+bob), nil)
 	req.Header.Set("Authorization", "Bearer "+ta)
-	req.Header.Set(HeaderHops, "1")
+	req.Header.Set(api.HeaderHops, "1")
 	req.Header.Set(api.HeaderEdgeClock, fmt.Sprint(uint64(followed.Clock)))
-	req.Header.Set(HeaderCluster, sign(testSecret, time.Now(), "PUT", "/v1/users/"+ann+"/following/"+bob))
+	req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), "PUT", "/v1/users/"+ann+"/following/"+bob, nil))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

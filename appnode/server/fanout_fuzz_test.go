@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // FuzzFanoutInternal sends arbitrary signed bodies to the fan-out's
@@ -44,7 +46,7 @@ func FuzzFanoutInternal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		path := paths[int(which)%len(paths)]
 		req := httptest.NewRequest("POST", "http://127.0.0.1:1"+path, strings.NewReader(body))
-		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), "POST", req.URL.RequestURI(), []byte(body)))
+		req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), "POST", req.URL.RequestURI(), []byte(body)))
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

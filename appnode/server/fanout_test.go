@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -120,7 +121,7 @@ func TestFanoutPushes(t *testing.T) {
 		}
 	}
 	for _, m := range ms {
-		if n, _ := m.store.OutboxCount(); n != 0 {
+		if n, _ := m.store.Outbox().Count(0); n != 0 {
 			t.Errorf("%s has %d undelivered outbox entries", m.addr, n)
 		}
 	}
@@ -136,7 +137,7 @@ func TestFanoutPushes(t *testing.T) {
 	h := holders(ms, reader)[0]
 	d := store.InboxDelivery{Users: []string{reader}, Posts: want[:2]}
 	for range 2 {
-		if err := h.srv.deliverHere(d); err != nil {
+		if err := h.srv.Fanout().DeliverHere(d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,10 +172,10 @@ func TestFanoutMemberDown(t *testing.T) {
 	victim.ts.CloseClientConnections()
 	p := mustPost(t, owner(ms, author), author, ta, "while you were out")
 	coord := owner(ms, author)
-	if n, _ := coord.store.OutboxCount(); n == 0 {
+	if n, _ := coord.store.Outbox().Count(0); n == 0 {
 		t.Fatal("no outbox entry kept for the dead member")
 	}
-	if got := coord.srv.DeliverOutbox(context.Background()); got != 0 {
+	if got := coord.srv.Fanout().DeliverOutbox(context.Background()); got != 0 {
 		t.Errorf("delivered %d entries to a dead member", got)
 	}
 	// Back up (same store, same address).
@@ -182,13 +183,13 @@ func TestFanoutMemberDown(t *testing.T) {
 	down.Store("")
 	deadline := time.Now().Add(10 * time.Second)
 	for len(inboxIDs(t, victim, reader)) == 0 && time.Now().Before(deadline) {
-		coord.srv.DeliverOutbox(context.Background())
+		coord.srv.Fanout().DeliverOutbox(context.Background())
 		time.Sleep(50 * time.Millisecond)
 	}
 	if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, victim, reader)); diff != "" {
 		t.Errorf("inbox on the returned member (-want +got):\n%s", diff)
 	}
-	if n, _ := coord.store.OutboxCount(); n != 0 {
+	if n, _ := coord.store.Outbox().Count(0); n != 0 {
 		t.Errorf("%d outbox entries left after delivery", n)
 	}
 }
@@ -317,17 +318,17 @@ func TestFanoutRemovedMember(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
 	createUser(t, ms[0], "reader")
 	p := feed.Post{ID: ms[0].srv.ids.Next(), Author: "ann", Text: "queued under an old ring", Created: time.Now().UTC()}
-	w, _, err := ms[0].store.OutboxWrite("127.0.0.1:1", store.InboxDelivery{Users: []string{"reader"}, Posts: []feed.Post{p}})
+	v, err := json.Marshal(store.InboxDelivery{Users: []string{"reader"}, Posts: []feed.Post{p}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ms[0].store.Queue(w); err != nil {
+	if err := ms[0].store.Outbox().Add("127.0.0.1:1", v); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		ms[0].srv.DeliverOutbox(context.Background())
-		if n, _ := ms[0].store.OutboxCount(); n == 0 {
+		ms[0].srv.Fanout().DeliverOutbox(context.Background())
+		if n, _ := ms[0].store.Outbox().Count(0); n == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -337,7 +338,7 @@ func TestFanoutRemovedMember(t *testing.T) {
 			t.Errorf("reader's inbox on %s (-want +got):\n%s", m.addr, diff)
 		}
 	}
-	if n, _ := ms[0].store.OutboxCount(); n != 0 {
+	if n, _ := ms[0].store.Outbox().Count(0); n != 0 {
 		t.Errorf("%d entries left for the removed member", n)
 	}
 }
@@ -348,7 +349,7 @@ func TestFanoutRemovedMember(t *testing.T) {
 func TestFanoutLarge(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 3})
 	for _, m := range ms {
-		m.srv.fan.inline = 1
+		m.srv.fan.SetInline(1)
 	}
 	ta := createUser(t, ms[0], "ann")
 	followers := usersFor(ms, 2)
@@ -360,13 +361,13 @@ func TestFanoutLarge(t *testing.T) {
 	if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, coord, "ann")); diff != "" {
 		t.Errorf("ann's own inbox at once (-want +got):\n%s", diff)
 	}
-	if n, _ := coord.store.OutboxCount(); n == 0 {
+	if n, _ := coord.store.Outbox().Count(0); n == 0 {
 		t.Fatal("nothing queued for a fan-out above the inline limit")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		coord.srv.DeliverOutbox(context.Background())
-		if n, _ := coord.store.OutboxCount(); n == 0 {
+		coord.srv.Fanout().DeliverOutbox(context.Background())
+		if n, _ := coord.store.Outbox().Count(0); n == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -457,7 +458,7 @@ func TestFanoutConcurrentPosts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, m := range ms {
-		go m.srv.RunFanout(ctx)
+		go m.srv.Fanout().Run(ctx)
 	}
 	const writers, each = 8, 10
 	posted := make(chan feed.ID, writers*each)
@@ -508,8 +509,8 @@ func TestFanoutConcurrentPosts(t *testing.T) {
 		}
 	}
 	for _, m := range ms {
-		if err := waitUntil(5*time.Second, func() bool { n, _ := m.store.OutboxCount(); return n == 0 }); err != nil {
-			n, _ := m.store.OutboxCount()
+		if err := waitUntil(5*time.Second, func() bool { n, _ := m.store.Outbox().Count(0); return n == 0 }); err != nil {
+			n, _ := m.store.Outbox().Count(0)
 			t.Errorf("%s has %d undelivered outbox entries", m.addr, n)
 		}
 	}

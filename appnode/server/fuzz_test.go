@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // FuzzAPI sends arbitrary requests to a one-member server: every answer
@@ -123,7 +125,7 @@ func FuzzInternal(f *testing.F) {
 			method = "GET"
 		}
 		req := httptest.NewRequest(method, "http://127.0.0.1:1"+path, strings.NewReader(body))
-		req.Header.Set(HeaderCluster, signBody(testSecret, time.Now(), method, req.URL.RequestURI(), []byte(body)))
+		req.Header.Set(api.HeaderCluster, transport.Sign(testSecret, time.Now(), method, req.URL.RequestURI(), []byte(body)))
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

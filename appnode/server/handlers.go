@@ -12,15 +12,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/antientropy"
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/peer"
+	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 func (s *Server) routes() {
@@ -38,19 +41,15 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/ring", s.getRing)
 	mux.HandleFunc("GET /v1/ring/lookup", s.lookup)
-	mux.HandleFunc("POST /internal/v1/merge", s.internal(s.merge, maxMergeBody))
-	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", s.internal(s.putFollower, maxBody))
-	mux.HandleFunc("POST /internal/v1/replicate", s.internal(s.replicateHandler, maxReplicateBody))
-	mux.HandleFunc("GET /internal/v1/users/{name}/records", s.internal(s.records, maxBody))
-	mux.HandleFunc("POST /internal/v1/digests", s.internal(s.digests, maxDigestBody))
-	mux.HandleFunc("POST /internal/v1/inbox", s.internal(s.inboxHandler, maxInboxBody))
-	mux.HandleFunc("POST /internal/v1/follower-counts", s.internal(s.followerCountsHandler, maxMergeBody))
-	mux.HandleFunc("POST /internal/v1/hint", s.internal(s.hintHandler, maxReplicateBody))
-	mux.HandleFunc("POST /internal/v1/handoff", s.internal(s.handoffHandler, maxBody))
-	mux.HandleFunc("POST /internal/v1/edge", s.internal(s.edgeHandler, maxBody))
-	mux.HandleFunc("GET /internal/v1/hello", s.internal(s.helloHandler, maxBody))
-	mux.HandleFunc("POST /internal/v1/fanout-done", s.internal(s.doneHandler, maxDoneRefs*(2*feed.IDLen+64)))
-	mux.HandleFunc(linkRoute, s.serveLink)
+	// The members' own calls, each subsystem's on its own routes.
+	internal := s.tr.Internal
+	mux.HandleFunc("PUT /internal/v1/users/{name}/followers", internal(s.putFollower, transport.MaxBody))
+	mux.HandleFunc("GET /internal/v1/hello", internal(s.hello, transport.MaxBody))
+	s.rep.Routes(mux, internal)
+	s.sync.Routes(mux, internal)
+	s.tl.Routes(mux, internal)
+	s.fan.Routes(mux, internal)
+	mux.HandleFunc(transport.LinkRoute, s.tr.ServeLink)
 	s.webRoutes(mux)
 	mux.HandleFunc("/", s.notFound)
 	s.mux = mux
@@ -118,8 +117,8 @@ func (s *Server) pinPost(r *http.Request, body []byte) []byte {
 
 // pinEdge gives a forwarded follow or unfollow its clock.
 func (s *Server) pinEdge(r *http.Request, body []byte) []byte {
-	if r.Header.Get(api.HeaderEdgeClock) == "" || !s.fromMember(r) {
-		r.Header.Set(api.HeaderEdgeClock, strconv.FormatUint(uint64(s.clock.Now()), 10))
+	if r.Header.Get(api.HeaderEdgeClock) == "" || !transport.FromMember(r) {
+		r.Header.Set(api.HeaderEdgeClock, strconv.FormatUint(uint64(s.c.Clock().Now()), 10))
 	}
 	return body
 }
@@ -131,20 +130,7 @@ func (s *Server) pinEdge(r *http.Request, body []byte) []byte {
 const idSkew = 5 * time.Minute
 
 // storeError answers a failed store operation.
-func (s *Server) storeError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err)
-	case errors.Is(err, store.ErrExists):
-		writeError(w, http.StatusConflict, err)
-	case errors.Is(err, store.ErrDiskFull):
-		writeError(w, http.StatusInsufficientStorage, err)
-	case errors.Is(err, store.ErrReadOnly), errors.Is(err, store.ErrFailed):
-		writeError(w, http.StatusServiceUnavailable, err)
-	default:
-		writeError(w, http.StatusInternalServerError, err)
-	}
-}
+func (s *Server) storeError(w http.ResponseWriter, err error) { transport.StoreError(w, err) }
 
 func hashToken(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
@@ -206,7 +192,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 // not hear the first answer sent it to the next member) finds the user
 // with the same token and answers 201 again.
 func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name, token string) {
-	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.clock.Now().Time()}
+	u := feed.User{Name: name, TokenHash: hashToken(token), Created: s.c.Clock().Now().Time()}
 	switch err := s.store.CreateUser(u); {
 	case errors.Is(err, store.ErrExists):
 		cur, err := s.store.User(name)
@@ -228,8 +214,8 @@ func (s *Server) createUserHere(w http.ResponseWriter, r *http.Request, name, to
 			s.log.Warn("starting an inbox", "op", "create", "user", u.Name, "err", err)
 		}
 	}
-	if err := s.replicate(r.Context(), u.Name, record{User: &u}); err != nil {
-		s.replicaError(w, err)
+	if err := s.rep.Replicate(r.Context(), u.Name, replica.Record{User: &u}); err != nil {
+		replica.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+u.Name)
@@ -268,18 +254,18 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := feed.Post{ID: id, Author: name, Text: req.Text, Created: id.Time()}
-	queued, writes, err := s.storePost(p)
+	queued, writes, err := s.fan.StorePost(p)
 	if err != nil {
 		s.storeError(w, err)
 		return
 	}
-	rec := record{Post: &p, Copies: s.copiesOf(queued), From: s.self, FromStore: s.store.ID()}
-	if err := s.replicate(r.Context(), name, rec); err != nil {
-		s.kickFanout()
-		s.replicaError(w, err)
+	rec := replica.Record{Post: &p, Copies: s.fan.CopiesOf(queued), From: s.c.Self(), FromStore: s.store.ID()}
+	if err := s.rep.Replicate(r.Context(), name, rec); err != nil {
+		s.fan.Kick()
+		replica.WriteError(w, err)
 		return
 	}
-	s.deliverQueued(r.Context(), queued, writes)
+	s.fan.DeliverQueued(r.Context(), queued, writes)
 	w.Header().Set("Location", "/v1/users/"+name+"/posts/"+id.String())
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -294,28 +280,21 @@ func (s *Server) postID(chosen string) (feed.ID, error) {
 	if err != nil {
 		return id, fmt.Errorf("id: %w", err)
 	}
-	if d := id.Time().Sub(s.now()); d > idSkew || d < -idSkew {
+	if d := id.Time().Sub(s.c.Now()); d > idSkew || d < -idSkew {
 		return id, fmt.Errorf("id: %s is from %s, more than %v from this member's clock", chosen, id.Time().Format(time.RFC3339), idSkew)
 	}
 	return id, nil
 }
 
 // page reads ?limit= and ?before=.
-func page(r *http.Request) (limit int, before feed.ID, err error) {
-	limit = feed.DefaultPage
-	if v := r.URL.Query().Get("limit"); v != "" {
-		limit, err = strconv.Atoi(v)
-		if err != nil || limit < 1 || limit > feed.MaxPage {
-			return 0, before, fmt.Errorf("limit: %q is not a number from 1 to %d", v, feed.MaxPage)
-		}
+func page(r *http.Request) (limit int, before feed.ID, err error) { return api.Page(r.URL.Query()) }
+
+// repairAfterRead starts a background read repair of name (see
+// replica's RepairAfterRead) after a read of the page r asks for.
+func (s *Server) repairAfterRead(r *http.Request, name string) {
+	if limit, before, err := page(r); err == nil {
+		s.rep.RepairAfterRead(r.Context(), name, before, limit)
 	}
-	if v := r.URL.Query().Get("before"); v != "" {
-		before, err = feed.ParseID(v)
-		if err != nil {
-			return 0, before, fmt.Errorf("before: %w", err)
-		}
-	}
-	return limit, before, nil
 }
 
 func cursor(id feed.ID) string {
@@ -390,7 +369,7 @@ func writePosts(w http.ResponseWriter, posts []store.RawPost, next feed.ID) {
 // follower's side, each replicated. Both copies carry the same clock,
 // so a retry or a replica's copy merges to the same edge; and each
 // side, when it stores a change, keeps a durable note to make sure the
-// other side has it too (edgesync.go), so the two sides converge
+// other side has it too (replica's edge notes), so the two sides converge
 // whatever answer is lost on the way.
 func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	name, other := r.PathValue("name"), r.PathValue("other")
@@ -406,14 +385,14 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := feed.Edge{Follower: name, Followee: other, Clock: s.edgeClock(r, name, other), Removed: r.Method == http.MethodDelete}
-	err := s.onMembers(r.Context(), other, true, func(ctx context.Context, m string) error {
-		if m == s.self {
+	err := s.c.OnMembers(r.Context(), other, true, func(ctx context.Context, m string) error {
+		if m == s.c.Self() {
 			return s.mergeFollower(ctx, e)
 		}
-		return s.call(ctx, http.MethodPut, m, "/internal/v1/users/"+other+"/followers", e, nil)
+		return s.c.Call(ctx, http.MethodPut, m, "/internal/v1/users/"+other+"/followers", e, nil)
 	})
 	if err != nil {
-		var pe *peerError
+		var pe *transport.Error
 		switch {
 		case errors.As(err, &pe) && (pe.Status == http.StatusNotFound || pe.Status == http.StatusBadRequest):
 			// About the followee: the client's problem.
@@ -425,23 +404,23 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 			// secret, a full disk over there) is this cluster's
 			// problem, not the client's.
 			writeError(w, http.StatusBadGateway, fmt.Errorf("recording the edge on %s's side: %w", other, err))
-		case errors.Is(err, ErrTooFewCopies), errors.Is(err, errNoMember):
+		case errors.Is(err, replica.ErrTooFewCopies), errors.Is(err, peer.ErrNoMember):
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("recording the edge on %s's side: %w", other, err))
 		default:
-			s.replicaError(w, err)
+			replica.WriteError(w, err)
 		}
 		return
 	}
-	if _, err := s.mergeEdge(store.Following, e, true, true); err != nil {
+	if _, err := s.rep.MergeEdge(store.Following, e, true, true); err != nil {
 		s.storeError(w, err)
 		return
 	}
-	if err := s.replicate(r.Context(), name, record{Edge: &e, Side: store.Following, Synced: true}); err != nil {
-		s.replicaError(w, err)
+	if err := s.rep.Replicate(r.Context(), name, replica.Record{Edge: &e, Side: store.Following, Synced: true}); err != nil {
+		replica.WriteError(w, err)
 		return
 	}
 	if !e.Removed {
-		s.backfill(r.Context(), name, other)
+		s.fan.Backfill(r.Context(), name, other)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -455,76 +434,17 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 // answer (HeaderClock), so a pinned clock is later than the changes the
 // pinning member has seen.
 func (s *Server) edgeClock(r *http.Request, follower, followee string) feed.Timestamp {
-	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && s.fromMember(r) {
+	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && transport.FromMember(r) {
 		if c, err := strconv.ParseUint(v, 10, 64); err == nil {
-			s.clock.Observe(feed.Timestamp(c))
+			s.c.Clock().Observe(feed.Timestamp(c))
 			return feed.Timestamp(c)
 		}
 	}
 	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
-		s.clock.Observe(old.Clock)
+		s.c.Clock().Observe(old.Clock)
 	}
-	return s.clock.Now()
+	return s.c.Clock().Now()
 }
-
-// errNoMember marks the error of onMembers when no member answered.
-var errNoMember = errors.New("no member answered")
-
-// onMembers runs call on the members that answer for user name, in the
-// order of its candidates, until one answers: a member that does not
-// answer within the member timeout (three times it when write, for a
-// call that makes a replicated write), or whose connection fails, is
-// passed over for the next. call must be idempotent. An answer from a
-// member, even an error, is final.
-func (s *Server) onMembers(ctx context.Context, name string, write bool, call func(ctx context.Context, m string) error) error {
-	cands, passed := s.candidates(s.ring.Load(), name, skipped(ctx))
-	tried := triedMembers(passed)
-	var slow []string // did not answer in time: asked again, waiting longer, before giving up
-	for i := 0; i < len(cands)+len(slow); i++ {
-		m, last := "", false
-		if i < len(cands) {
-			m = cands[i]
-		} else {
-			m, last = slow[i-len(cands)], true
-		}
-		if m == s.self {
-			return call(ctx, m)
-		}
-		timeout := s.memberTimeout(m)
-		if write {
-			timeout *= writeTimeouts
-		}
-		if last {
-			timeout = lastResort(timeout)
-		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		err := call(cctx, m)
-		cancel()
-		var pe *peerError
-		if err == nil || errors.As(err, &pe) || ctx.Err() != nil {
-			if err == nil {
-				s.answered(m)
-			}
-			return err
-		}
-		why := fmt.Sprintf("did not answer within %v", timeout)
-		if errors.Is(err, context.DeadlineExceeded) {
-			if !last {
-				slow = append(slow, m)
-			}
-		} else {
-			why = err.Error()
-		}
-		s.failed(m, why)
-		tried.add(m, why)
-	}
-	return fmt.Errorf("%w: %w", errNoMember, noMember(name, tried))
-}
-
-// writeTimeouts is how many member timeouts a member gives another to
-// answer a request that makes a replicated write: the other waits up to
-// one for its replicas, then up to one for a hinted copy elsewhere.
-const writeTimeouts = 3
 
 // mergeFollower stores an edge on the followee's side, here, and on the
 // followee's other replicas.
@@ -532,20 +452,10 @@ func (s *Server) mergeFollower(ctx context.Context, e feed.Edge) error {
 	if err := s.userExists(e.Followee); err != nil {
 		return err
 	}
-	if _, err := s.mergeEdge(store.Followers, e, false, true); err != nil {
+	if _, err := s.rep.MergeEdge(store.Followers, e, false, true); err != nil {
 		return err
 	}
-	return s.replicate(ctx, e.Followee, record{Edge: &e, Side: store.Followers, Fresh: true})
-}
-
-// replicaError answers a write that is stored here but could not be
-// made durable on enough replicas, or whose store write failed.
-func (s *Server) replicaError(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrTooFewCopies) {
-		writeError(w, http.StatusServiceUnavailable, err)
-		return
-	}
-	s.storeError(w, err)
+	return s.rep.Replicate(ctx, e.Followee, replica.Record{Edge: &e, Side: store.Followers, Fresh: true})
 }
 
 // putFollower is the node-to-node half of follow.
@@ -558,9 +468,9 @@ func (s *Server) putFollower(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("edge %s→%s does not belong to %s", e.Follower, e.Followee, r.PathValue("name")))
 		return
 	}
-	s.clock.Observe(e.Clock)
+	s.c.Clock().Observe(e.Clock)
 	if err := s.mergeFollower(r.Context(), e); err != nil {
-		s.replicaError(w, err)
+		replica.WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -610,9 +520,6 @@ func (s *Server) listFollowers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.FollowersAnswer{Followers: names})
 }
 
-// timelineTimeout bounds the whole read-time merge.
-const timelineTimeout = 5 * time.Second
-
 // timeline reads a page of name's home timeline: the posts of every
 // user name follows and of name itself, newest first (timelinePage).
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
@@ -630,7 +537,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, err)
 		return
 	}
-	all, more, err := s.timelinePage(r.Context(), name, following, before, limit)
+	all, more, err := s.tl.Page(r.Context(), name, following, before, limit)
 	if err != nil {
 		s.storeOrPeerError(w, err)
 		return
@@ -642,107 +549,14 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	writePosts(w, all, next)
 }
 
-// top sorts posts newest first and keeps limit of them; more reports
-// whether anything is left beyond.
-func top(posts []store.RawPost, limit int, more bool) ([]store.RawPost, bool) {
-	slices.SortFunc(posts, func(a, b store.RawPost) int { return b.ID.Compare(a.ID) })
-	if len(posts) > limit {
-		return posts[:limit], true
-	}
-	return posts, more
-}
-
-// mergeLocal merges one page of the authors' posts from this member's
-// store; authors that do not exist have no posts.
-func (s *Server) mergeLocal(authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
-	return s.store.MergePosts(authors, before, limit)
-}
-
-// mergeRequest is the body of POST /internal/v1/merge.
-type mergeRequest struct {
-	Authors []string `json:"authors"`
-	Before  string   `json:"before,omitempty"`
-	Limit   int      `json:"limit"`
-}
-
-// mergeAnswer is its answer: the merged page, ids beside the posts so
-// the caller merges without decoding the posts.
-type mergeAnswer struct {
-	IDs   []feed.ID         `json:"ids"`
-	Posts []json.RawMessage `json:"posts"`
-	More  bool              `json:"more"`
-}
-
-// maxMergeAuthors bounds one merge request: far more than anyone follows
-// before fan-out on write takes over timelines.
-const maxMergeAuthors = 20_000
-
-// maxMergeBody fits maxMergeAuthors names of the longest kind, quoted.
-const maxMergeBody = maxMergeAuthors*(feed.MaxNameLen+3) + 1024
-
-func (s *Server) mergeRemote(ctx context.Context, member string, authors []string, before feed.ID, limit int) ([]store.RawPost, bool, error) {
-	req := mergeRequest{Authors: authors, Limit: limit}
-	if !before.IsZero() {
-		req.Before = before.String()
-	}
-	var ans mergeAnswer
-	if err := s.call(ctx, http.MethodPost, member, "/internal/v1/merge", req, &ans); err != nil {
-		return nil, false, fmt.Errorf("merging posts on %s: %w", member, err)
-	}
-	if len(ans.IDs) != len(ans.Posts) {
-		return nil, false, fmt.Errorf("merging posts on %s: %d ids for %d posts", member, len(ans.IDs), len(ans.Posts))
-	}
-	out := make([]store.RawPost, len(ans.IDs))
-	for i := range out {
-		out[i] = store.RawPost{ID: ans.IDs[i], JSON: ans.Posts[i]}
-	}
-	return out, ans.More, nil
-}
-
-// merge is the node-to-node half of timeline.
-func (s *Server) merge(w http.ResponseWriter, r *http.Request) {
-	var req mergeRequest
-	if !readJSONLimit(w, r, &req, maxMergeBody) {
-		return
-	}
-	if req.Limit < 1 || req.Limit > feed.MaxPage || len(req.Authors) > maxMergeAuthors {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("limit %d or %d authors out of range", req.Limit, len(req.Authors)))
-		return
-	}
-	var before feed.ID
-	if req.Before != "" {
-		var err error
-		if before, err = feed.ParseID(req.Before); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("before: %w", err))
-			return
-		}
-	}
-	for _, a := range req.Authors {
-		if err := feed.ValidName(a); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-	}
-	posts, more, err := s.mergeLocal(req.Authors, before, req.Limit)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	ans := mergeAnswer{IDs: make([]feed.ID, len(posts)), Posts: make([]json.RawMessage, len(posts)), More: more}
-	for i, p := range posts {
-		ans.IDs[i], ans.Posts[i] = p.ID, p.JSON
-	}
-	writeJSON(w, http.StatusOK, ans)
-}
-
 // storeOrPeerError answers an error that came from the local store or
 // from another member.
 func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
-	var pe *peerError
+	var pe *transport.Error
 	switch {
 	case errors.As(err, &pe):
 		writeError(w, http.StatusBadGateway, err)
-	case errors.Is(err, errNoMember):
+	case errors.Is(err, peer.ErrNoMember):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, err)
@@ -755,8 +569,8 @@ func (s *Server) storeOrPeerError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) getRing(w http.ResponseWriter, r *http.Request) {
-	ans := api.RingAnswer{Info: s.ring.Load().Info(), Self: s.self, Routing: string(s.Routing())}
-	if prev := s.prevRing.Load(); prev != nil {
+	ans := api.RingAnswer{Info: s.c.Ring().Info(), Self: s.c.Self(), Routing: string(s.Routing())}
+	if prev := s.c.Previous(); prev != nil {
 		info := prev.Info()
 		ans.Previous = &info
 	}
@@ -769,7 +583,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("key: missing (GET /v1/ring/lookup?key=NAME)"))
 		return
 	}
-	rg := s.ring.Load()
+	rg := s.c.Ring()
 	pref := rg.Preference(nil, key)
 	writeJSON(w, http.StatusOK, api.LookupAnswer{Key: key, Hash: ring.HashKey(key).String(), Owner: pref[0], Preference: pref, Version: rg.Version()})
 }
@@ -786,20 +600,20 @@ type Status struct {
 	Hints int `json:"hints"`
 	// Rebalance is the progress of streaming users to new replicas
 	// after the last ring change.
-	Rebalance RebalanceStatus `json:"rebalance"`
+	Rebalance antientropy.RebalanceStatus `json:"rebalance"`
 	// Outbox counts the fan-out deliveries (outbox entries) waiting, up
-	// to outboxCountLimit.
+	// to replica.CountLimit.
 	Outbox int `json:"outbox"`
 	// Streams counts the live timeline streams served here.
 	Streams int `json:"streams"`
 	// Links is how this member forwards to each member it has forwarded
 	// to; LinksServed counts the links other members have open to it.
-	Links       []LinkStatus `json:"links,omitempty"`
-	LinksServed int          `json:"links_served"`
+	Links       []transport.LinkStatus `json:"links,omitempty"`
+	LinksServed int                    `json:"links_served"`
 	// CatchingUp says this member is still catching up after its start.
 	CatchingUp bool `json:"catching_up"`
 	// EdgeNotes counts the follow edges waiting to be confirmed with
-	// their other side (up to outboxCountLimit).
+	// their other side (up to replica.CountLimit).
 	EdgeNotes int `json:"edge_notes"`
 	// WriteAcks is how many copies on distinct members a write needs.
 	WriteAcks int `json:"write_acks"`
@@ -807,15 +621,21 @@ type Status struct {
 
 // Status reports the server's state.
 func (s *Server) Status() Status {
-	st := Status{Self: s.self, Routing: string(s.Routing()), Ring: s.ring.Load().Info(), Store: s.store.Stats(), Rebalance: s.RebalanceStatus(), Streams: s.Streams()}
-	st.Outbox, _ = s.store.OutboxCountUpTo(outboxCountLimit)
-	st.Links, st.LinksServed = s.links.status(), s.served.count()
-	st.CatchingUp, st.EdgeNotes, st.WriteAcks = s.catchingUp.Load(), s.edgeNotes(), s.requiredAcks(s.ring.Load())
-	if hc, err := s.store.HintCounts(); err == nil && len(hc) > 0 {
+	rg := s.c.Ring()
+	st := Status{Self: s.c.Self(), Routing: string(s.Routing()), Ring: rg.Info(), Store: s.store.Stats(),
+		Rebalance: s.sync.RebalanceStatus(), Streams: s.fan.Hub().Streams(), Outbox: s.fan.Outbox()}
+	st.Links, st.LinksServed = s.tr.Status(), s.tr.LinksServed()
+	st.CatchingUp, st.EdgeNotes, st.WriteAcks = s.c.CatchingUp(), s.rep.EdgeNotes(), s.rep.RequiredAcks(rg)
+	if hc, err := s.rep.HintCounts(); err == nil && len(hc) > 0 {
 		st.HintsByMember = hc
 		for _, n := range hc {
 			st.Hints += n
 		}
 	}
 	return st
+}
+
+// hello answers GET /internal/v1/hello: who this member is.
+func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, peer.Hello{Member: s.c.Self(), Gossip: s.gossipAddr, CatchingUp: s.c.CatchingUp(), Store: s.store.ID()})
 }

@@ -32,6 +32,40 @@ type member struct {
 	store *store.Store
 	ts    *httptest.Server
 	space *atomic.Value // store.Space the store sees
+	reg   prometheus.Gatherer
+}
+
+// metric reads a counter or gauge of m's, with the given label values,
+// as a scrape would see it (0 when it has none).
+func (m *member) metric(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+	if m.reg == nil {
+		t.Fatalf("%s has no metrics registry", m.addr)
+	}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, mt := range mf.GetMetric() {
+			for i, lp := range mt.GetLabel() {
+				if i >= len(labels) || lp.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			switch {
+			case mt.Counter != nil:
+				return mt.GetCounter().GetValue()
+			case mt.Gauge != nil:
+				return mt.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 type clusterOpts struct {
@@ -63,6 +97,8 @@ type clusterOpts struct {
 	// httpForward turns member links off (Options.Links): forwards go
 	// over HTTP.
 	httpForward bool
+	// h2c serves and forwards with unencrypted HTTP/2 (links off).
+	h2c bool
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -107,10 +143,11 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		if o.ring != nil {
 			rg = o.ring(i, addrs)
 		}
-		var reg prometheus.Registerer
+		var reg prometheus.Registerer = prometheus.NewRegistry()
 		if o.registry != nil {
 			reg = o.registry(i)
 		}
+		gatherer, _ := reg.(prometheus.Gatherer)
 		secret := testSecret
 		if o.secret != nil {
 			secret = o.secret(i)
@@ -118,6 +155,12 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		transport, alive := o.transport, o.alive
 		if o.memberTransport != nil {
 			transport = o.memberTransport(i)
+		}
+		if o.h2c {
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			transport = &http.Transport{Protocols: &p, MaxIdleConnsPerHost: 256}
+			o.httpForward = true
 		}
 		if o.memberAlive != nil {
 			alive = o.memberAlive(i)
@@ -130,12 +173,18 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		ts := httptest.NewUnstartedServer(srv)
 		ts.Listener.Close()
 		ts.Listener = lns[i]
+		if o.h2c {
+			var p http.Protocols
+			p.SetHTTP1(true)
+			p.SetUnencryptedHTTP2(true)
+			ts.Config.Protocols = &p
+		}
 		ts.Start()
-		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space}
+		ms[i] = &member{addr: addrs[i], srv: srv, store: st, ts: ts, space: space, reg: gatherer}
 		t.Cleanup(func() {
-			srv.closeLinks()
+			srv.tr.Close()
 			ts.Close()
-			srv.repairs.Wait() // background read repairs use the store
+			srv.rep.Wait() // background read repairs use the store
 			st.Close()
 		})
 	}
@@ -213,8 +262,8 @@ func (m *member) url(path string) string { return m.ts.URL + path }
 func (m *member) kill() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	m.srv.served.drain(ctx) // closes the served links at once
-	m.srv.links.closeAll()
+	m.srv.tr.Drain(ctx) // closes the served links at once
+	m.srv.tr.Close()
 	m.ts.Close()
 }
 

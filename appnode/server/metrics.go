@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -9,35 +10,32 @@ import (
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
+// metrics are the API's own; each subsystem registers its own too.
 type metrics struct {
-	requests      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	routed        *prometheus.CounterVec
-	forwardErrors prometheus.Counter
-	failovers     prometheus.Counter
-	replicated    prometheus.Counter
-	replicaErrors prometheus.Counter
-	hinted        prometheus.Counter
-	handedOff     prometheus.Counter
-	repairs       *prometheus.CounterVec
-	antiEntropy   *prometheus.CounterVec
-	linksOpened   prometheus.Counter
-	linksServed   prometheus.Gauge
-	linkRefused   prometheus.Counter
-	// Issue-13 additions: sloppy quorum, catch-up, edge notes.
-	hintedCopies   prometheus.Counter
-	hintsHeld      prometheus.Counter
-	tooFewCopies   prometheus.Counter
-	catchingUp     prometheus.GaugeFunc
-	catchUps       prometheus.Counter
-	edgeSynced     prometheus.Counter
-	edgeSyncErrors prometheus.Counter
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	routed    *prometheus.CounterVec
+	failovers prometheus.Counter
+	dropped   *prometheus.CounterVec // live streams this member ended, by reason
 }
 
-// newMetrics makes the server's metrics and registers them with reg
-// (none when reg is nil). members lists the ring's members, the known
-// values of the member label.
-func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool, members func() []string) *metrics {
+// Why this member ended a live stream (appnode_live_streams_dropped_total).
+const (
+	dropWriteFailed  = "write_failed"  // the client took no events for the write timeout, or its connection broke
+	dropReplayFailed = "replay_failed" // a stream that lagged or resumed could not be replayed from the inbox
+	dropShutdown     = "shutdown"      // the member is stopping
+)
+
+// streamDropped counts a stream this member ended for reason (none:
+// it did not); a client that went away ended its own.
+func (m *metrics) streamDropped(r *http.Request, reason string) {
+	if reason == "" || reason != dropShutdown && r.Context().Err() != nil {
+		return
+	}
+	m.dropped.WithLabelValues(reason).Inc()
+}
+
+func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_requests_total",
@@ -53,92 +51,20 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 			Name: "appnode_routed_total",
 			Help: "Requests for users answered by another member, by how they were routed (forward, redirect, or fallback: to the previous holder of a user still being streamed here).",
 		}, []string{"mode"}),
-		forwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_forward_errors_total",
-			Help: "Forwarded requests that got no answer from the owner.",
-		}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_forward_failovers_total",
 			Help: "Forwards that got no answer in time (or no connection) from the member answering for a user and went to the next member of its preference list.",
 		}),
-		replicated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_replicated_records_total",
-			Help: "Records received from other members as their replica (writes and delivered hints).",
-		}),
-		replicaErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_replica_errors_total",
-			Help: "Calls to a replica that failed or did not answer in time (the write went to a hinted copy instead).",
-		}),
-		hinted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_hints_stored_total",
-			Help: "Writes kept as hints here (for a replica that was dead or did not answer), whether this member coordinated them or held a hinted copy for another.",
-		}),
-		handedOff: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_hints_delivered_total",
-			Help: "Hints delivered to their member once it was alive again.",
-		}),
-		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "appnode_read_repairs_total",
-			Help: "Read repairs by result: same (replicas agreed), repaired, failed, skipped (too many running).",
-		}, []string{"result"}),
-		antiEntropy: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "appnode_anti_entropy_rounds_total",
-			Help: "Anti-entropy comparisons with another member by result: same, repaired, failed.",
-		}, []string{"result"}),
-		linksOpened: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_links_opened_total",
-			Help: "Member links this member opened to forward requests.",
-		}),
-		linksServed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "appnode_links_served",
-			Help: "Member links other members have open to this one.",
-		}),
-		linkRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_links_refused_total",
-			Help: "Member links refused for a wrong answer to the challenge (a wrong cluster secret).",
-		}),
-		hintedCopies: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_hinted_copies_total",
-			Help: "Writes whose copy for an unreachable replica went to another member as a hint (sloppy quorum) and counted towards write_acks.",
-		}),
-		hintsHeld: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_hinted_copies_held_total",
-			Help: "Hinted copies this member took for another member's unreachable replica.",
-		}),
-		tooFewCopies: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_writes_too_few_copies_total",
-			Help: "Writes refused (503) because fewer than write_acks members could store a copy.",
-		}),
-		catchingUp: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "appnode_catching_up",
-			Help: "1 while this member catches up after a start (hints and anti-entropy from the others); it answers for its users only when no caught-up replica can.",
-		}, func() float64 {
-			if catchingUp() {
-				return 1
-			}
-			return 0
-		}),
-		catchUps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_catch_ups_total",
-			Help: "Catch-ups finished.",
-		}),
-		edgeSynced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_edge_notes_delivered_total",
-			Help: "Edge notes delivered to the other side of a follow edge.",
-		}),
-		edgeSyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "appnode_edge_note_errors_total",
-			Help: "Edge note deliveries that failed (retried).",
-		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "appnode_live_streams_dropped_total",
+			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for 30s, or its connection broke), replay_failed (the inbox could not be read), shutdown.",
+		}, []string{"reason"}),
 	}
 	m.routed.WithLabelValues("forward")
 	m.routed.WithLabelValues("redirect")
 	m.routed.WithLabelValues("fallback")
-	for _, r := range []string{"same", "repaired", "failed", "skipped"} {
-		m.repairs.WithLabelValues(r)
-	}
-	for _, r := range []string{"same", "repaired", "failed"} {
-		m.antiEntropy.WithLabelValues(r)
+	for _, r := range []string{dropWriteFailed, dropReplayFailed, dropShutdown} {
+		m.dropped.WithLabelValues(r)
 	}
 	for _, route := range apiRoutes {
 		for _, code := range initialCodes {
@@ -147,9 +73,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 		m.latency.WithLabelValues(route)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.routed, m.forwardErrors, m.failovers, m.replicated, m.replicaErrors, m.hinted, m.handedOff, m.repairs, m.antiEntropy,
-			m.linksOpened, m.linksServed, m.linkRefused, storeCollector{st}, hintsCollector{st, members},
-			m.hintedCopies, m.hintsHeld, m.tooFewCopies, m.catchingUp, m.catchUps, m.edgeSynced, m.edgeSyncErrors)
+		reg.MustRegister(m.requests, m.latency, m.routed, m.failovers, m.dropped, storeCollector{st})
 	}
 	return m
 }
@@ -182,37 +106,6 @@ var initialCodes = []string{"200", "500", "503"}
 func (m *metrics) observe(route string, code int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
-}
-
-// hintsCollector reports the hints waiting per member when scraped,
-// every ring member included (at zero), and members that left the
-// ring while hints for them wait.
-type hintsCollector struct {
-	st      *store.Store
-	members func() []string
-}
-
-// hintsCountLimit caps the hints a scrape counts, as the outbox gauge
-// is capped.
-const hintsCountLimit = 100_000
-
-var hintsWaitingDesc = prometheus.NewDesc("appnode_hints_waiting", "Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).", []string{"member"}, nil)
-
-func (c hintsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- hintsWaitingDesc }
-
-func (c hintsCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.st.HintCountsUpTo(hintsCountLimit)
-	if err != nil {
-		return // a failed store: appnode_store_failed says so
-	}
-	for _, m := range c.members() {
-		if _, ok := counts[m]; !ok {
-			counts[m] = 0
-		}
-	}
-	for m, n := range counts {
-		ch <- prometheus.MustNewConstMetric(hintsWaitingDesc, prometheus.GaugeValue, float64(n), m)
-	}
 }
 
 // storeCollector reports store sizes when scraped.

@@ -102,7 +102,7 @@ func TestHintsWaitingMetric(t *testing.T) {
 		t.Errorf("hints waiting for the dead replica = %v, want 4", got)
 	}
 	dead.Store("")
-	coord.srv.Handoff(context.Background())
+	coord.srv.Replica().Handoff(context.Background())
 	if got := waiting(); got != 0 {
 		t.Errorf("hints waiting after the handoff = %v, want 0", got)
 	}
@@ -115,27 +115,27 @@ func TestStreamDroppedMetric(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 1, registry: func(int) prometheus.Registerer { return reg }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ms[0].srv.RunFanout(ctx) }()
+	go func() { done <- ms[0].srv.Fanout().Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	token := createUser(t, ms[0], "reader")
 	dropped := func(reason string) float64 {
 		t.Helper()
-		return testutil.ToFloat64(ms[0].srv.fan.metrics.dropped.WithLabelValues(reason))
+		return testutil.ToFloat64(ms[0].srv.metrics.dropped.WithLabelValues(reason))
 	}
 
 	left := openStream(t, ms[0], "reader", token, "")
 	left.comment(t, "timeline of reader", 2*time.Second)
 	left.close()
-	if err := waitUntil(5*time.Second, func() bool { return ms[0].srv.Streams() == 0 }); err != nil {
+	if err := waitUntil(5*time.Second, func() bool { return ms[0].srv.Fanout().Hub().Streams() == 0 }); err != nil {
 		t.Fatalf("the stream the client left has not ended: %v", err)
 	}
 
 	kept := openStream(t, ms[0], "reader", token, "")
 	kept.comment(t, "timeline of reader", 2*time.Second)
-	cancel() // the member stops: RunFanout ends the live streams
+	cancel() // the member stops: fan-out ends the live streams
 	<-done
 	done <- nil
-	if err := waitUntil(5*time.Second, func() bool { return ms[0].srv.Streams() == 0 }); err != nil {
+	if err := waitUntil(5*time.Second, func() bool { return ms[0].srv.Fanout().Hub().Streams() == 0 }); err != nil {
 		t.Fatalf("the member has not ended the stream: %v", err)
 	}
 	for reason, want := range map[string]float64{dropShutdown: 1, dropWriteFailed: 0, dropReplayFailed: 0} {

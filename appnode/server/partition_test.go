@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // partition is a fault-injecting network: while on, members in
@@ -26,7 +27,7 @@ func (p *partition) split(a, b string) bool { return p.on.Load() && p.group[a] !
 
 // transport is the network as the member named by self() sees it.
 func (p *partition) transport(self func() string) http.RoundTripper {
-	next := NewTransport()
+	next := transport.NewHTTP()
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
 		if p.split(self(), r.URL.Host) {
 			return nil, fmt.Errorf("calling %s: %w", r.URL.Host, errPartitioned)
@@ -92,7 +93,7 @@ func TestPartitionHeal(t *testing.T) {
 	healed := time.Now()
 	for i, a := range ms {
 		for _, b := range ms[i+1:] {
-			if _, err := a.srv.AntiEntropy(context.Background(), b.addr); err != nil {
+			if _, err := a.srv.Syncer().Compare(context.Background(), b.addr); err != nil {
 				t.Fatalf("anti-entropy %s with %s: %v", a.addr, b.addr, err)
 			}
 		}

@@ -83,7 +83,7 @@ func TestPartitionSameUserBothSides(t *testing.T) {
 	healed := time.Now()
 	for i, a := range ms {
 		for _, b := range ms[i+1:] {
-			if _, err := a.srv.AntiEntropy(context.Background(), b.addr); err != nil {
+			if _, err := a.srv.Syncer().Compare(context.Background(), b.addr); err != nil {
 				t.Fatalf("anti-entropy %s with %s: %v", a.addr, b.addr, err)
 			}
 		}
@@ -107,7 +107,7 @@ func TestPartitionSameUserBothSides(t *testing.T) {
 	}
 	check("after anti-entropy")
 	for _, m := range ms {
-		m.srv.Handoff(context.Background())
+		m.srv.Replica().Handoff(context.Background())
 	}
 	check("after hints")
 	for _, m := range ms {
@@ -135,7 +135,7 @@ func TestReadRepairSameUser(t *testing.T) {
 	if err := ms[1].store.CreateUser(early); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ms[0].srv.Repair(context.Background(), "joe", feed.ID{}, feed.DefaultPage); err != nil {
+	if _, err := ms[0].srv.Replica().Repair(context.Background(), "joe", feed.ID{}, feed.DefaultPage); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range ms {

@@ -67,11 +67,8 @@ func TestReadRepair(t *testing.T) {
 		followers, _ := m.store.Edges(store.Followers, "joe")
 		return cmp.Diff(wantPosts, posts) + cmp.Diff(wantFollowing, following) + cmp.Diff(wantFollowers, followers)
 	}
-	// The repair runs in the background after the read: wait for its
-	// copies and for it to have counted itself.
-	repaired := func() float64 { return testutil.ToFloat64(o.srv.metrics.repairs.WithLabelValues("repaired")) }
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && (state(o) != "" || state(replica) != "" || repaired() == 0) {
+	for time.Now().Before(deadline) && (state(o) != "" || state(replica) != "") {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if d := state(o); d != "" {
@@ -80,10 +77,11 @@ func TestReadRepair(t *testing.T) {
 	if d := state(replica); d != "" {
 		t.Errorf("replica after read repair (-want +got):\n%s", d)
 	}
-	if n, err := o.srv.Repair(context.Background(), "joe", feed.ID{}, feed.DefaultPage); n != 0 || err != nil {
+	o.srv.Replica().Wait() // the read's repair has counted itself
+	if n, err := o.srv.Replica().Repair(context.Background(), "joe", feed.ID{}, feed.DefaultPage); n != 0 || err != nil {
 		t.Errorf("second repair copied %d, %v; want nothing to do", n, err)
 	}
-	if got := repaired(); got != 1 {
+	if got := o.metric(t, "appnode_read_repairs_total", "repaired"); got != 1 {
 		t.Errorf("repaired count = %v, want 1", got)
 	}
 	if n, _ := testutil.GatherAndCount(oreg, "appnode_read_repairs_total"); n < 2 {
@@ -108,28 +106,5 @@ func TestReadRepair(t *testing.T) {
 	}
 	if u, err := owner2.store.User("sue"); err != nil || !cmp.Equal(u, sue) {
 		t.Errorf("sue on the owner after read repair = %+v, %v", u, err)
-	}
-}
-
-// TestMissingPosts: a post past the other side's full page is not
-// missing, only one inside its range is.
-func TestMissingPosts(t *testing.T) {
-	id := func(n byte) feed.ID { var i feed.ID; i[0] = n; return i }
-	post := func(n byte) feed.Post { return feed.Post{ID: id(n), Author: "a"} }
-	a := userRecords{Posts: []feed.Post{post(9), post(5), post(1)}}
-	full := userRecords{Posts: []feed.Post{post(9), post(4)}, More: true}
-	last := userRecords{Posts: []feed.Post{post(9), post(4)}}
-	ids := func(rs []record) []feed.ID {
-		var out []feed.ID
-		for _, r := range rs {
-			out = append(out, r.Post.ID)
-		}
-		return out
-	}
-	if diff := cmp.Diff([]feed.ID{id(5)}, ids(missingPosts(a, full))); diff != "" {
-		t.Errorf("against a full page (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]feed.ID{id(5), id(1)}, ids(missingPosts(a, last))); diff != "" {
-		t.Errorf("against the last page (-want +got):\n%s", diff)
 	}
 }

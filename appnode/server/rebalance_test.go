@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/ring"
@@ -65,14 +63,14 @@ func TestRebalanceAddMember(t *testing.T) {
 	for _, m := range ms {
 		go func() {
 			// Slow, so that the requests below meet users on the way.
-			m.srv.RunRebalance(ctx, 20)
+			m.srv.Syncer().RunRebalance(ctx, 20)
 			done <- struct{}{}
 		}()
 	}
 	start := time.Now()
 	// The new member starts first, as an operator would, and learns the
 	// ring the data is placed by from the others.
-	ms[3].srv.LearnPreviousRing(ctx)
+	ms[3].srv.Syncer().LearnPreviousRing(ctx)
 	for _, m := range ms[:3] {
 		if err := m.srv.SetRing(ring4); err != nil {
 			t.Fatal(err)
@@ -80,7 +78,7 @@ func TestRebalanceAddMember(t *testing.T) {
 	}
 	settled := func() bool {
 		for _, m := range ms[:3] {
-			if st := m.srv.RebalanceStatus(); st.To != ring4.Version() || st.Pending != 0 {
+			if st := m.srv.Syncer().RebalanceStatus(); st.To != ring4.Version() || st.Pending != 0 {
 				return false
 			}
 		}
@@ -121,15 +119,15 @@ func TestRebalanceAddMember(t *testing.T) {
 		<-done
 	}
 	if !settled() {
-		t.Fatalf("rebalance did not finish: %+v", ms[0].srv.RebalanceStatus())
+		t.Fatalf("rebalance did not finish: %+v", ms[0].srv.Syncer().RebalanceStatus())
 	}
-	fallbacks := testutil.ToFloat64(ms[3].srv.metrics.routed.WithLabelValues("fallback"))
+	fallbacks := ms[3].metric(t, "appnode_routed_total", "fallback")
 	if fallbacks == 0 {
 		t.Error("the new member never sent a request for a user not there yet to its previous holder")
 	}
 	pushes := 0
 	for _, m := range ms[:3] {
-		pushes += m.srv.RebalanceStatus().Done
+		pushes += m.srv.Syncer().RebalanceStatus().Done
 	}
 	lost := 0
 	for _, u := range users {
@@ -193,7 +191,7 @@ func TestRebalanceRemoveMember(t *testing.T) {
 	done := make(chan struct{}, 3)
 	for _, m := range ms[:3] {
 		go func() {
-			m.srv.RunRebalance(ctx, 20)
+			m.srv.Syncer().RunRebalance(ctx, 20)
 			done <- struct{}{}
 		}()
 	}
@@ -205,7 +203,7 @@ func TestRebalanceRemoveMember(t *testing.T) {
 	}
 	settled := func() bool {
 		for _, m := range ms[:3] {
-			if st := m.srv.RebalanceStatus(); st.To != ring3.Version() || st.Pending != 0 {
+			if st := m.srv.Syncer().RebalanceStatus(); st.To != ring3.Version() || st.Pending != 0 {
 				return false
 			}
 		}
@@ -239,7 +237,7 @@ func TestRebalanceRemoveMember(t *testing.T) {
 		<-done
 	}
 	if !settled() {
-		t.Fatalf("rebalance did not finish: %+v", ms[0].srv.RebalanceStatus())
+		t.Fatalf("rebalance did not finish: %+v", ms[0].srv.Syncer().RebalanceStatus())
 	}
 	lost := 0
 	for _, u := range users {

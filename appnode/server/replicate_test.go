@@ -14,7 +14,9 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // byAddr finds a member.
@@ -86,11 +88,11 @@ func TestHintedHandoff(t *testing.T) {
 	if st := coord.srv.Status(); st.Hints != 6 || st.HintsByMember[replica.addr] != 6 {
 		t.Errorf("hints on the coordinator = %d %v, want 6 for %s", st.Hints, st.HintsByMember, replica.addr)
 	}
-	if n := coord.srv.Handoff(context.Background()); n != 0 {
+	if n := coord.srv.Replica().Handoff(context.Background()); n != 0 {
 		t.Errorf("handoff to a dead member delivered %d", n)
 	}
 	dead.Store("")
-	if n := coord.srv.Handoff(context.Background()); n != 6 {
+	if n := coord.srv.Replica().Handoff(context.Background()); n != 6 {
 		t.Errorf("handoff delivered %d, want 6", n)
 	}
 	got, _, err := replica.store.Posts("joe", feed.ID{}, 10)
@@ -167,6 +169,11 @@ func TestWriteAcks(t *testing.T) {
 	}
 }
 
+// replicateBody is the body of POST /internal/v1/replicate.
+type replicateBody struct {
+	Records []replica.Record `json:"records"`
+}
+
 // TestReplicateRefusesBadRecords: the node-to-node write checks what it
 // stores and needs the cluster secret.
 func TestReplicateRefusesBadRecords(t *testing.T) {
@@ -176,16 +183,16 @@ func TestReplicateRefusesBadRecords(t *testing.T) {
 		body any
 		code int
 	}{
-		{"empty record", replicateRequest{Records: []record{{}}}, 400},
-		{"two kinds", replicateRequest{Records: []record{{User: &feed.User{Name: "a"}, Post: &feed.Post{Author: "a"}}}}, 400},
-		{"bad name", replicateRequest{Records: []record{{Post: &feed.Post{Author: "A!"}}}}, 400},
-		{"bad side", replicateRequest{Records: []record{{Edge: &feed.Edge{Follower: "a", Followee: "b"}, Side: 'x'}}}, 400},
-		{"good", replicateRequest{Records: []record{{User: &feed.User{Name: "a"}}, {User: &feed.User{Name: "a"}}}}, 204},
+		{"empty record", replicateBody{Records: []replica.Record{{}}}, 400},
+		{"two kinds", replicateBody{Records: []replica.Record{{User: &feed.User{Name: "a"}, Post: &feed.Post{Author: "a"}}}}, 400},
+		{"bad name", replicateBody{Records: []replica.Record{{Post: &feed.Post{Author: "A!"}}}}, 400},
+		{"bad side", replicateBody{Records: []replica.Record{{Edge: &feed.Edge{Follower: "a", Followee: "b"}, Side: 'x'}}}, 400},
+		{"good", replicateBody{Records: []replica.Record{{User: &feed.User{Name: "a"}}, {User: &feed.User{Name: "a"}}}}, 204},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ms[0].srv.call(context.Background(), "POST", ms[0].addr, "/internal/v1/replicate", tt.body, nil)
+			err := ms[0].srv.Cluster().Call(context.Background(), "POST", ms[0].addr, "/internal/v1/replicate", tt.body, nil)
 			code := 204
-			if pe := (*peerError)(nil); err != nil {
+			if pe := (*transport.Error)(nil); err != nil {
 				if !asPeerError(err, &pe) {
 					t.Fatal(err)
 				}
@@ -196,12 +203,12 @@ func TestReplicateRefusesBadRecords(t *testing.T) {
 			}
 		})
 	}
-	if a := do(t, nil, "POST", ms[0].url("/internal/v1/replicate"), "", replicateRequest{}); a.code != 401 {
+	if a := do(t, nil, "POST", ms[0].url("/internal/v1/replicate"), "", replicateBody{}); a.code != 401 {
 		t.Errorf("unsigned replicate = %d %s", a.code, a.body)
 	}
 }
 
-func asPeerError(err error, pe **peerError) bool { return errors.As(err, pe) }
+func asPeerError(err error, pe **transport.Error) bool { return errors.As(err, pe) }
 
 // TestReplicaDownWholeRunCatchesUp: a replica that is down for the whole
 // run catches up completely once it returns: the writes coordinated
@@ -232,10 +239,10 @@ func TestReplicaDownWholeRunCatchesUp(t *testing.T) {
 
 	dead.Store("")
 	start := time.Now()
-	if n := coord.srv.Handoff(context.Background()); n != 31 { // the user and 30 posts
+	if n := coord.srv.Replica().Handoff(context.Background()); n != 31 { // the user and 30 posts
 		t.Errorf("handoff delivered %d hints, want 31", n)
 	}
-	if n, err := coord.srv.AntiEntropy(context.Background(), replica.addr); err != nil || n != 1 {
+	if n, err := coord.srv.Syncer().Compare(context.Background(), replica.addr); err != nil || n != 1 {
 		t.Errorf("anti-entropy reconciled %d users (%v), want joe", n, err)
 	}
 	took := time.Since(start)
@@ -248,7 +255,7 @@ func TestReplicaDownWholeRunCatchesUp(t *testing.T) {
 	}
 	t.Logf("replica down for the whole run: %d posts written (30 acknowledged with hints, 1 without), %d on the replica after handoff and one anti-entropy round, caught up in %v",
 		len(want), len(got), took.Round(time.Millisecond))
-	if n, err := coord.srv.AntiEntropy(context.Background(), replica.addr); err != nil || n != 0 {
+	if n, err := coord.srv.Syncer().Compare(context.Background(), replica.addr); err != nil || n != 0 {
 		t.Errorf("second anti-entropy round reconciled %d users (%v), want 0", n, err)
 	}
 }

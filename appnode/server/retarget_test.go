@@ -79,7 +79,7 @@ func TestHintsOfRemovedMember(t *testing.T) {
 		}
 	}
 	setDown(ms[1].addr, true)
-	ms[0].srv.Handoff(context.Background())
+	ms[0].srv.Replica().Handoff(context.Background())
 	st := ms[0].srv.Status()
 	if n := st.HintsByMember[gone.addr]; n != 0 {
 		t.Errorf("hints left for the removed member: %d", n)
@@ -88,7 +88,7 @@ func TestHintsOfRemovedMember(t *testing.T) {
 		t.Errorf("hints re-addressed to the new replica (down) = %d, want %d", n, hinted)
 	}
 	setDown(ms[1].addr, false)
-	if n := ms[0].srv.Handoff(context.Background()); n != hinted {
+	if n := ms[0].srv.Replica().Handoff(context.Background()); n != hinted {
 		t.Errorf("handoff to the new replica delivered %d, want %d", n, hinted)
 	}
 	if st := ms[0].srv.Status(); st.Hints != 0 {
@@ -151,7 +151,7 @@ func TestHintsOfRemovedMemberDeliveredDirectly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ms[0].srv.Handoff(context.Background())
+	ms[0].srv.Replica().Handoff(context.Background())
 	if st := ms[0].srv.Status(); st.Hints != 0 {
 		t.Errorf("hints left: %v", st.HintsByMember)
 	}

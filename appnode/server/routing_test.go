@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,8 +26,8 @@ func TestRoutesToFirstLiveMember(t *testing.T) {
 			continue
 		}
 		a := do(t, nil, "POST", m.url("/v1/users"), "", api.CreateUserRequest{Name: "joe"})
-		if got := a.header.Get(HeaderOwner); got != pref[1] {
-			t.Errorf("via %s: %s = %s, want the first live member %s", m.addr, HeaderOwner, got, pref[1])
+		if got := a.header.Get(api.HeaderOwner); got != pref[1] {
+			t.Errorf("via %s: %s = %s, want the first live member %s", m.addr, api.HeaderOwner, got, pref[1])
 		}
 	}
 	for _, m := range ms {
@@ -143,17 +142,5 @@ func testWrongClusterSecret(t *testing.T, httpForward bool) {
 	st := ms[0].srv.Status()
 	if len(st.Links) != 1 || st.Links[0].Member != ms[1].addr || st.Links[0].HTTPUntil.IsZero() || !strings.Contains(st.Links[0].Reason, "cluster secret") {
 		t.Errorf("status links = %+v, want %s over HTTP for the cluster secret", st.Links, ms[1].addr)
-	}
-	// With the right secret, a forward leaves a link open.
-	ms[1].srv.secret = testSecret
-	ms[0].srv.links.peer(ms[1].addr).httpTil = time.Time{}
-	if ans := do(t, nil, "GET", ms[0].url("/v1/users/"+b+"/posts"), "", nil); ans.code != 200 {
-		t.Errorf("forward with the secret fixed = %d %s", ans.code, ans.body)
-	}
-	if st := ms[0].srv.Status(); len(st.Links) != 1 || st.Links[0].Open != 1 || !st.Links[0].HTTPUntil.IsZero() || st.LinksServed != 0 {
-		t.Errorf("status links after a forward = %+v (served %d)", st.Links, st.LinksServed)
-	}
-	if st := ms[1].srv.Status(); st.LinksServed != 1 {
-		t.Errorf("owner serves %d links, want 1", st.LinksServed)
 	}
 }

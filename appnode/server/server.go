@@ -3,28 +3,29 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/appnode/antientropy"
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/fanout"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/peer"
+	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
-	"github.com/ringfront/ringfront/internal/daemon"
+	"github.com/ringfront/ringfront/appnode/timeline"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // Routing says what a member does with a request for a user it does not
@@ -54,8 +55,8 @@ type Options struct {
 	Log *slog.Logger
 	// Registry receives the metrics; nil means none are registered.
 	Registry prometheus.Registerer
-	// Transport carries forwarded and node-to-node requests; nil means
-	// a transport tuned for many idle connections to few members.
+	// Transport carries the HTTP requests between members (streams, and
+	// members that do not offer links); nil means transport.NewHTTP().
 	Transport http.RoundTripper
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
@@ -63,7 +64,7 @@ type Options struct {
 	// answers, or every member alive when that is nil too. Requests for
 	// a user go to the first member of the user's preference list that
 	// is not dead and not catching up.
-	View View
+	View peer.View
 	// Alive, when View is nil, reports whether a member is up (true:
 	// alive, false: dead).
 	Alive func(member string) bool
@@ -73,15 +74,16 @@ type Options struct {
 	// it.
 	WriteAcks int
 	// MemberTimeout is how long to wait for another member before going
-	// on to the next; 0 means DefaultMemberTimeout. SetMemberTimeout
-	// changes it.
+	// on to the next; 0 means peer.DefaultMemberTimeout.
+	// SetMemberTimeout changes it.
 	MemberTimeout time.Duration
 	// GossipAddr is this member's gossip address, which it tells the
 	// other members when they ask (GET /internal/v1/hello).
 	GossipAddr string
 	// CatchUp is told whether this member is catching up (see
-	// RunCatchUp): the failure detector gossips it, so the others prefer
-	// caught-up replicas meanwhile. nil means nobody is told.
+	// antientropy's RunCatchUp): the failure detector gossips it, so the
+	// others prefer caught-up replicas meanwhile. nil means nobody is
+	// told.
 	CatchUp func(catchingUp bool)
 	// StartCatchingUp makes the member catch up from the start: until
 	// RunCatchUp is done it answers for its users only when no caught-up
@@ -91,66 +93,46 @@ type Options struct {
 	// ReadRepair turns read repair on (see Repair); SetReadRepair
 	// changes it.
 	ReadRepair bool
-	// AntiEntropyInterval is how often RunAntiEntropy compares with the
-	// other members; 0 means DefaultAntiEntropyInterval.
+	// AntiEntropyInterval is how often anti-entropy compares with the
+	// other members; 0 means antientropy.DefaultInterval.
 	AntiEntropyInterval time.Duration
 	// AntiEntropyRate is how many records per second anti-entropy
-	// compares and copies; 0 means DefaultAntiEntropyRate.
+	// compares and copies; 0 means antientropy.DefaultRate.
 	AntiEntropyRate int
-	// HandoffInterval is how often RunHandoff offers hints to members
-	// that are alive again; 0 means DefaultHandoffInterval.
+	// RebalanceRate is how many users per second are streamed to new
+	// replicas after a ring change; 0 means
+	// antientropy.DefaultRebalanceRate.
+	RebalanceRate int
+	// HandoffInterval is how often hints are offered to members that
+	// are alive again; 0 means replica.DefaultHandoffInterval.
 	HandoffInterval time.Duration
-	// Links forwards requests to other members over member links (see
-	// link.go) instead of one HTTP exchange each; members that do not
-	// accept a link, and streams, still get HTTP. A member serves links
-	// whatever this says.
+	// Links sends requests to other members over member links
+	// (appnode/transport) instead of one HTTP exchange each; members
+	// that do not accept a link, and streams, still get HTTP. A member
+	// serves links whatever this says.
 	Links bool
 }
 
-// Server serves appnode's API. It is safe for concurrent use; SetRing
-// and SetRouting may be called while it serves.
+// Server serves appnode's API: it is one member, its subsystems put
+// together. It is safe for concurrent use; the Set methods may be
+// called while it serves.
 type Server struct {
-	self    string
-	ring    atomic.Pointer[ring.Ring]
-	routing atomic.Value // Routing
+	c       *peer.Cluster
+	tr      *transport.Transport
 	store   *store.Store
-	secret  []byte
+	rep     *replica.Replica
+	sync    *antientropy.Syncer
+	tl      *timeline.Timeline
+	fan     *fanout.Fanout
 	log     *slog.Logger
-	now     func() time.Time
-	health  peerHealth
-	clock   *feed.Clock
 	ids     *feed.IDSource
-	peers   *http.Client
-	proxy   *httputil.ReverseProxy
 	mux     *http.ServeMux
 	metrics *metrics
 
-	writeAcks        atomic.Int32
-	peerTimeoutFloor atomic.Int64 // a time.Duration: the member timeout's floor
-	gossipAddr       string
-	catchingUp       atomic.Bool // a catch-up is due or under way
-	catchUpHook      func(bool)
-	catchUpKick      chan struct{}                 // KickCatchUp → RunCatchUp
-	kickMu           sync.Mutex                    // guards kicked
-	kicked           []string                      // members to catch up with next
-	started          time.Time                     // for awake's monotonic clock
-	awake            atomic.Int64                  // time.Since(started) at RunCatchUp's last tick
-	hintsIn          atomic.Pointer[chan struct{}] // closed once a catch-up's hints have arrived
-	handoffInterval  time.Duration
-	readRepair       atomic.Bool
-	// antiEntropyInterval is a time.Duration.
-	antiEntropyInterval atomic.Int64
-	ae                  antiEntropy
-	repairSlots         chan struct{}  // one token per running repair
-	repairs             sync.WaitGroup // running repairs, waited for by Serve
-	rebalance           rebalancer
-	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
-	fan                 fanout                    // fan-out on write and live streams (fanout.go)
-	copies              copiesState               // fan-out copies' delivered notices (fanoutcopies.go)
-
-	links    linkPool
-	useLinks atomic.Bool // forward over links (else HTTP only)
-	served   linkSet
+	routing       atomic.Value // Routing
+	heartbeat     atomic.Int64 // live streams' heartbeat, a time.Duration
+	gossipAddr    string
+	rebalanceRate int
 
 	srv *http.Server
 	ln  net.Listener
@@ -158,9 +140,6 @@ type Server struct {
 
 // New returns a server for opts.
 func New(opts Options) (*Server, error) {
-	if opts.Ring == nil || !opts.Ring.Has(opts.Self) {
-		return nil, fmt.Errorf("creating server: %s is not a member of the ring", opts.Self)
-	}
 	if opts.Store == nil {
 		return nil, errors.New("creating server: no store")
 	}
@@ -170,128 +149,103 @@ func New(opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.View == nil && opts.Alive != nil {
+		opts.View = peer.AliveView(opts.Alive)
 	}
-	if opts.View == nil {
-		alive := opts.Alive
-		if alive == nil {
-			alive = func(string) bool { return true }
-		}
-		opts.View = aliveView(alive)
-	}
-	if opts.CatchUp == nil {
-		opts.CatchUp = func(bool) {}
-	}
-	if opts.HandoffInterval == 0 {
-		opts.HandoffInterval = DefaultHandoffInterval
-	}
-	if opts.Transport == nil {
-		opts.Transport = NewTransport()
+	c, err := peer.New(peer.Options{
+		Self: opts.Self, Ring: opts.Ring, View: opts.View, Now: opts.Now, MemberTimeout: opts.MemberTimeout,
+		CatchUp: opts.CatchUp, Log: opts.Log,
+		Transport: transport.Options{Secret: opts.Secret, Registry: opts.Registry, HTTP: opts.Transport, Links: opts.Links},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating server: %w", err)
 	}
 	s := &Server{
-		self:   opts.Self,
-		store:  opts.Store,
-		secret: opts.Secret,
-		log:    opts.Log.With("component", "api"),
-		now:    opts.Now,
-		health: peerHealth{view: opts.View},
-		clock:  feed.NewClock(opts.Now),
-		peers:  &http.Client{Transport: opts.Transport, Timeout: peerTimeout},
-
-		handoffInterval: opts.HandoffInterval,
-		repairSlots:     make(chan struct{}, maxRepairs),
-		gossipAddr:      opts.GossipAddr,
-		catchUpHook:     opts.CatchUp,
-		catchUpKick:     make(chan struct{}, 1),
-		started:         time.Now(),
+		c: c, tr: c.Transport(), store: opts.Store,
+		log:        opts.Log.With("subsystem", "api"),
+		ids:        feed.NewIDSource(c.Clock(), opts.Self),
+		gossipAddr: opts.GossipAddr, rebalanceRate: opts.RebalanceRate,
 	}
-	s.metrics = newMetrics(opts.Registry, opts.Store, s.catchingUp.Load, s.otherMembers)
+	s.metrics = newMetrics(opts.Registry, opts.Store)
+	s.tl = timeline.New(timeline.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry})
+	s.fan = fanout.New(fanout.Options{Cluster: c, Store: opts.Store, Timeline: s.tl, Log: opts.Log, Registry: opts.Registry})
+	s.rep = replica.New(replica.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry,
+		WriteAcks: opts.WriteAcks, ReadRepair: opts.ReadRepair, HandoffInterval: opts.HandoffInterval, FanOut: s.fan})
 	if opts.StartCatchingUp {
-		s.setCatchingUp(true)
+		c.SetCatchingUp(true)
 	}
-	s.SetMemberTimeout(opts.MemberTimeout)
-	s.initFanout(opts.Registry)
-	s.ring.Store(opts.Ring)
-	s.SetWriteAcks(opts.WriteAcks)
-	s.SetReadRepair(opts.ReadRepair)
-	s.initAntiEntropy(opts)
-	s.ids = feed.NewIDSource(s.clock, opts.Self)
-	s.rebalance.settled = opts.Ring
-	s.rebalance.kick = make(chan struct{}, 1)
+	s.sync = antientropy.New(antientropy.Options{Cluster: c, Store: opts.Store, Replica: s.rep, Log: opts.Log, Registry: opts.Registry,
+		Interval: opts.AntiEntropyInterval, Rate: opts.AntiEntropyRate})
+	s.SetStreamHeartbeat(0)
 	if err := s.SetRouting(opts.Routing); err != nil {
 		return nil, err
 	}
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite:      s.rewrite,
-		BufferPool:   bufferPool{},
-		Transport:    opts.Transport,
-		ErrorHandler: s.proxyError,
-		ModifyResponse: func(resp *http.Response) error {
-			// The owner answered in time: from here on the answer may
-			// take as long as it takes (a stream).
-			if plan, ok := resp.Request.Context().Value(planKey{}).(*forwardPlan); ok && !plan.answered() {
-				return errLate
-			}
-			s.observeClock(resp.Header.Get(HeaderClock))
-			// The forwarder already set these for its own answer;
-			// copying the owner's too would send each twice.
-			resp.Header.Del(HeaderOwner)
-			resp.Header.Del(HeaderRingVersion)
-			return nil
-		},
-	}
-	s.links.s = s
-	s.SetLinks(opts.Links)
 	s.routes()
+	s.tr.SetHandler(s)
 	return s, nil
 }
 
-// peerTimeout bounds one node-to-node call; the caller's context may cut
-// it shorter.
-const peerTimeout = 10 * time.Second
+// Cluster is this member's view of the cluster.
+func (s *Server) Cluster() *peer.Cluster { return s.c }
 
-// NewTransport returns the HTTP transport members use among themselves:
-// keep-alive connections to every member, enough of them idle that a
-// busy forwarder does not redial (a redial costs more than the request).
-// (A hand-written HTTP/1.1 transport without net/http's per-connection
-// reader and writer goroutines was measured at only about 6% less CPU
-// per forward, not worth its risk.)
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 nil, // members talk directly, never through an HTTP proxy
-		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: peerTimeout,
-	}
+// Replica is this member's replication.
+func (s *Server) Replica() *replica.Replica { return s.rep }
+
+// Syncer is this member's anti-entropy, rebalancing and catch-up.
+func (s *Server) Syncer() *antientropy.Syncer { return s.sync }
+
+// Fanout is this member's fan-out on write.
+func (s *Server) Fanout() *fanout.Fanout { return s.fan }
+
+// Timeline is this member's timeline reader.
+func (s *Server) Timeline() *timeline.Timeline { return s.tl }
+
+// Transport carries this member's requests to the others.
+func (s *Server) Transport() *transport.Transport { return s.tr }
+
+// RunBackground runs the member's background work until ctx is done:
+// it learns the previous ring from the others (a member just added),
+// then catches up, hands hints over, syncs edge notes, runs
+// anti-entropy, delivers the fan-out outbox and its copies' notices,
+// and rebalances after ring changes. Start it once the server serves:
+// members starting together ask each other.
+func (s *Server) RunBackground(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, learnRingTimeout)
+	s.sync.LearnPreviousRing(lctx)
+	cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.sync.RunCatchUp(gctx) })
+	g.Go(func() error { return s.rep.RunHandoff(gctx) })
+	g.Go(func() error { return s.rep.RunEdgeSync(gctx) })
+	g.Go(func() error { return s.sync.Run(gctx) })
+	g.Go(func() error { return s.fan.Run(gctx) })
+	g.Go(func() error { return s.fan.RunCopies(gctx) })
+	g.Go(func() error { return s.sync.RunRebalance(gctx, s.rebalanceRate) })
+	return g.Wait()
 }
 
-// otherMembers lists the ring's members but this one.
-func (s *Server) otherMembers() []string {
-	return slices.DeleteFunc(slices.Clone(s.Ring().Members()), func(m string) bool { return m == s.self })
-}
+// maxHops bounds forwarding: a request that reaches a second non-owner
+// (two members whose rings disagree) is forwarded once more, then
+// refused with 508.
+const maxHops = 2
+
+// learnRingTimeout bounds asking the other members for the previous
+// ring at start: a few round trips to each.
+const learnRingTimeout = 2 * time.Second
 
 // SetRing installs a new ring; requests already routed keep the old one.
-// RunRebalance then streams the users whose preference lists changed to
-// their new members.
+// The users whose preference lists changed are then streamed to their
+// new members (antientropy's RunRebalance).
 func (s *Server) SetRing(r *ring.Ring) error {
-	if !r.Has(s.self) {
-		return fmt.Errorf("new ring does not contain this member %s", s.self)
+	if err := s.c.SetRing(r); err != nil {
+		return err
 	}
-	if old := s.ring.Swap(r); old.Version() != r.Version() {
-		s.prevRing.Store(old)
-	}
-	select {
-	case s.rebalance.kick <- struct{}{}: // RunRebalance plans the move
-	default: // a plan is already due; it will see this ring
-	}
+	s.sync.RingChanged()
 	return nil
 }
 
 // Ring returns the current ring.
-func (s *Server) Ring() *ring.Ring { return s.ring.Load() }
+func (s *Server) Ring() *ring.Ring { return s.c.Ring() }
 
 // SetRouting sets the routing mode; empty means Forward.
 func (s *Server) SetRouting(m Routing) error {
@@ -306,27 +260,67 @@ func (s *Server) SetRouting(m Routing) error {
 	return nil
 }
 
-// SetLinks turns forwarding over member links on or off; turning it off
-// closes this member's links once their requests are answered.
-func (s *Server) SetLinks(on bool) {
-	if !s.useLinks.Swap(on) || on {
-		return
-	}
-	s.links.retireAll()
-}
-
 // Routing returns the routing mode.
 func (s *Server) Routing() Routing { return s.routing.Load().(Routing) }
+
+// Tuning is what can change while a member runs, at start and on
+// reload; zero values mean the defaults.
+type Tuning struct {
+	Routing             Routing
+	WriteAcks           int
+	MemberTimeout       time.Duration
+	ReadRepair          bool
+	Links               bool
+	AntiEntropyInterval time.Duration
+	AntiEntropyRate     int
+	FanoutLimit         int
+	InboxMax            int
+	StreamHeartbeat     time.Duration
+}
+
+// Tune applies t to every subsystem.
+func (s *Server) Tune(t Tuning) error {
+	if err := s.SetRouting(t.Routing); err != nil {
+		return err
+	}
+	s.rep.SetWriteAcks(t.WriteAcks)
+	s.c.SetMemberTimeout(t.MemberTimeout)
+	s.rep.SetReadRepair(t.ReadRepair)
+	s.tr.SetLinks(t.Links)
+	s.sync.SetInterval(t.AntiEntropyInterval)
+	s.sync.SetRate(t.AntiEntropyRate)
+	s.fan.SetLimits(t.FanoutLimit, t.InboxMax)
+	s.SetStreamHeartbeat(t.StreamHeartbeat)
+	return nil
+}
+
+// SetFanout sets fanout_limit (0: fanout.DefaultFanoutLimit; negative:
+// no author is pushed, every timeline read merges) and inbox_max (0:
+// fanout.DefaultInboxMax).
+func (s *Server) SetFanout(limit, inboxMax int) { s.fan.SetLimits(limit, inboxMax) }
+
+// DefaultStreamHeartbeat is how often a live stream sends a comment so
+// proxies and browsers keep the connection open.
+const DefaultStreamHeartbeat = 15 * time.Second
+
+// SetStreamHeartbeat sets how often live streams send a heartbeat
+// comment; 0 means DefaultStreamHeartbeat.
+func (s *Server) SetStreamHeartbeat(d time.Duration) {
+	if d <= 0 {
+		d = DefaultStreamHeartbeat
+	}
+	s.heartbeat.Store(int64(d))
+}
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w, code: http.StatusOK}
-	rw.Header().Set(HeaderRingVersion, s.ring.Load().Version())
-	s.observeClock(r.Header.Get(HeaderClock))
-	rw.Header().Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
+	rw.Header().Set(api.HeaderRingVersion, s.c.Ring().Version())
+	s.c.ObserveClock(r.Header.Get(api.HeaderClock))
+	rw.Header().Set(api.HeaderClock, s.c.Stamp())
 	s.mux.ServeHTTP(rw, r)
-	if r.Pattern == linkRoute {
+	if r.Pattern == transport.LinkRoute {
 		return // a link's lifetime is not a request's latency
 	}
 	route := r.Pattern
@@ -381,7 +375,7 @@ func (s *Server) Listen(addr string) error {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // shutdownGrace bounds a graceful stop: in-flight requests (at most a
-// peer timeout long) get this long to finish.
+// call timeout long) get this long to finish.
 const shutdownGrace = 10 * time.Second
 
 // Serve serves until ctx is done, then shuts down gracefully within
@@ -399,12 +393,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Links drain once the listener is closed, so a peer's redial is
 	// refused and it moves on to the next member.
 	linksDone := make(chan struct{})
-	s.srv.RegisterOnShutdown(func() { s.served.drain(sctx); close(linksDone) })
+	s.srv.RegisterOnShutdown(func() { s.tr.Drain(sctx); close(linksDone) })
 	err := s.srv.Shutdown(sctx)
 	<-linksDone
-	s.closeLinks()
+	s.tr.Close()
 	<-errc
-	s.repairs.Wait() // each is bounded by peerTimeout
+	s.rep.Wait() // each is bounded by transport.CallTimeout
 
 	if err != nil {
 		return fmt.Errorf("shutting down api listener: %w", err)
@@ -412,87 +406,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// bufferPool recycles the buffers that forwarded answers are copied
-// through; without it every forward allocates 32 KiB.
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
-
-func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(b) }
-
-// target returns the member that answers for user name: the first of
-// its candidates, or the owner when there is none (so an error names
-// who should have answered).
-func (s *Server) target(rg *ring.Ring, name string, skip ...string) string {
-	if c, _ := s.candidates(rg, name, skip); len(c) > 0 {
-		return c[0]
+// fromMember returns r marked as coming from another member when it is
+// signed with the cluster secret (transport.Authenticate; a request over
+// a link is marked already), else r as it is. It answers the request
+// itself (413) and returns false when the body is too large to check.
+func (s *Server) fromMember(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if transport.FromMember(r) || r.Header.Get(api.HeaderCluster) == "" {
+		return r, true
 	}
-	return rg.Owner(name)
-}
-
-// forwardPlan is what the forwarders need to know about one forward,
-// and what they found.
-type forwardPlan struct {
-	owner    string
-	hops     int
-	skip     []string
-	body     []byte
-	fallback bool // ask owner to answer from what it holds (HeaderFallback)
-	// timeout bounds the wait for the owner's answer (its headers, for
-	// an HTTP forward, so a stream can then run as long as it likes).
-	timeout time.Duration
-	// client is the client's own request context.
-	client context.Context
-
-	// Set by the forwarders: retry when nothing came back from owner
-	// (no answer in time, a refused or broken connection), and why. A
-	// forward is idempotent (see pin), so the caller sends it to the
-	// next member.
-	retry bool
-	why   string
-	slow  bool // no answer in time (as opposed to no connection)
-
-	timer *time.Timer // HTTP forwards: the timeout until the headers
-	late  atomic.Bool // the timer fired
-}
-
-// answered stops an HTTP forward's timer when the owner's headers
-// arrive; false means the timer fired first and the answer is too late.
-func (p *forwardPlan) answered() bool {
-	return p.timer == nil || p.timer.Stop()
-}
-
-// fail records a forward that got nothing from its owner.
-func (p *forwardPlan) fail(err error) {
-	p.retry = true
-	switch {
-	case p.late.Load() || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errLate):
-		p.why = fmt.Sprintf("did not answer within %v", p.timeout)
-		p.slow = true
-	case isRefused(err):
-		p.why = "refused the connection (not running)"
-	case errors.Is(err, errLinkUnsent):
-		p.why = "was shutting down"
-	default:
-		p.why = "connection failed: " + err.Error()
+	r2, err := s.tr.Authenticate(w, r, transport.MaxBody)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", transport.MaxBody))
+		return r, false
 	}
-}
-
-// errLate is ModifyResponse's error for an answer that came after the
-// forward's timeout.
-var errLate = errors.New("answer after the member timeout")
-
-type planKey struct{}
-
-// skipKey carries, in a request's context, the members to pass over for
-// it (see HeaderUnreachable).
-type skipKey struct{}
-
-// skipped returns the members to pass over for the request in ctx.
-func skipped(ctx context.Context) []string {
-	skip, _ := ctx.Value(skipKey{}).([]string)
-	return skip
+	return r2, true // not signed: a client's request
 }
 
 // pinner makes a request safe to send to a second member after the
@@ -512,18 +440,13 @@ type pinner func(r *http.Request, body []byte) []byte
 // when no member answers lists each member asked or passed over and
 // why.
 func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string, h http.HandlerFunc, pin pinner) {
-	s.notePause()
-	rg := s.ring.Load()
-	hops := 0
-	var skip []string
-	fallback := false
-	if s.fromMember(r) {
-		hops, _ = strconv.Atoi(r.Header.Get(HeaderHops))
-		if v := r.Header.Get(HeaderUnreachable); v != "" {
-			skip = strings.Split(v, ",")
-		}
-		fallback = r.Header.Get(HeaderFallback) != ""
+	s.sync.NotePause()
+	rg := s.c.Ring()
+	r, ok := s.fromMember(w, r)
+	if !ok {
+		return
 	}
+	hops, skip, fallback := transport.Forwarded(r)
 	var body []byte
 	buffer := func() bool {
 		if body != nil {
@@ -531,9 +454,9 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		// Buffered, so the request can go to another member if the
 		// first does not answer.
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, transport.MaxBody))
 		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", maxBody, err))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("reading request body (at most %d bytes): %w", transport.MaxBody, err))
 			return false
 		}
 		if pin != nil {
@@ -546,14 +469,16 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		if body != nil {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		ctx := context.WithValue(r.Context(), skipKey{}, skip)
-		if s.catchingUp.Load() {
+		ctx := peer.WithSkip(r.Context(), skip)
+		if s.c.CatchingUp() {
 			// No caught-up replica answered: merge with the others
 			// first, so this member never answers from a store that
 			// has not caught up alone.
-			if err := s.catchUpUser(ctx, r, name); err != nil {
-				writeError(w, http.StatusServiceUnavailable, err)
-				return
+			if limit, before, err := api.Page(r.URL.Query()); err == nil { // else the handler answers 400
+				if err := s.sync.CatchUpUser(ctx, name, before, limit); err != nil {
+					writeError(w, http.StatusServiceUnavailable, err)
+					return
+				}
 			}
 		}
 		h(w, r.WithContext(ctx))
@@ -561,17 +486,17 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	if fallback {
 		// A new member of the user's preference list sent this here
 		// because the user had not reached it yet: answer from here.
-		w.Header().Set(HeaderOwner, s.self)
+		w.Header().Set(api.HeaderOwner, s.c.Self())
 		serveHere()
 		return
 	}
-	cands, passed := s.candidates(rg, name, skip)
-	if hops > 0 && slices.Contains(cands, s.self) {
+	cands, passed := s.c.Candidates(rg, name, skip)
+	if hops > 0 && slices.Contains(cands, s.c.Self()) {
 		// Another member chose this one: serve it rather than send it
 		// on because the two see the others' state differently.
-		cands = []string{s.self}
+		cands = []string{s.c.Self()}
 	}
-	tried := triedMembers(passed)
+	tried := peer.Tried(passed)
 	var slow []string // members that did not answer in time
 	for i := 0; i < len(cands)+len(slow); i++ {
 		// The member timeout is for going on to another member: once
@@ -584,8 +509,8 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		} else {
 			m, last = slow[i-len(cands)], true
 		}
-		w.Header().Set(HeaderOwner, m)
-		if m == s.self {
+		w.Header().Set(api.HeaderOwner, m)
+		if m == s.c.Self() {
 			// Bounded by the previous preference list's length.
 			for fskip := skip; hops < maxHops; {
 				prev := s.movedFrom(name, fskip)
@@ -595,14 +520,14 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 				if !buffer() {
 					return
 				}
-				plan := &forwardPlan{owner: prev, hops: hops + 1, skip: skip, body: body, fallback: true,
-					timeout: s.memberTimeout(prev), client: r.Context()}
+				plan := &transport.Plan{To: prev, Hops: hops + 1, Skip: skip, Body: body, Fallback: true,
+					Timeout: s.c.MemberTimeout(prev)}
 				s.metrics.routed.WithLabelValues("fallback").Inc()
-				s.forward(w, r, plan)
-				if !plan.retry {
+				s.tr.Forward(w, r, plan)
+				if !plan.Retry {
 					return
 				}
-				s.failed(prev, plan.why)
+				s.c.Failed(prev, plan.Why)
 				fskip = append(slices.Clip(fskip), prev)
 			}
 			serveHere()
@@ -623,53 +548,35 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		timeout := s.forwardTimeout(m, r)
 		if last {
-			timeout = lastResort(timeout)
+			timeout = peer.LastResort(timeout)
 		}
-		plan := &forwardPlan{owner: m, hops: hops + 1, skip: skip, body: body, timeout: timeout, client: r.Context()}
+		plan := &transport.Plan{To: m, Hops: hops + 1, Skip: skip, Body: body, Timeout: timeout}
 		s.metrics.routed.WithLabelValues(string(Forward)).Inc()
-		s.forward(w, r, plan)
-		if !plan.retry {
-			s.answered(m)
+		s.tr.Forward(w, r, plan)
+		if !plan.Retry {
+			s.c.Answered(m)
 			return
 		}
-		s.log.Warn("forwarding failed; trying the next member", "op", "forward", "peer", m, "user", name, "err", plan.why)
-		s.failed(m, plan.why)
+		s.log.Warn("forwarding failed; trying the next member", "op", "forward", "peer", m, "user", name, "err", plan.Why)
+		s.c.Failed(m, plan.Why)
 		s.metrics.failovers.Inc()
-		tried.add(m, plan.why)
-		if plan.slow && !last {
+		tried.Add(m, plan.Why)
+		if plan.Slow && !last {
 			slow = append(slow, m)
 		} else {
 			skip = append(slices.Clip(skip), m)
 		}
 	}
-	writeError(w, http.StatusServiceUnavailable, noMember(name, tried))
-}
-
-// observeClock moves this member's clock past a clock another member or
-// a client sent (HeaderClock), unless it is further from this member's
-// wall clock than signed requests may be: nobody pushes the clock far
-// into the future.
-func (s *Server) observeClock(v string) {
-	if v == "" {
-		return
-	}
-	c, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return
-	}
-	if d := feed.Timestamp(c).Time().Sub(s.now()); d > clockSkew || d < -clockSkew {
-		return
-	}
-	s.clock.Observe(feed.Timestamp(c))
+	writeError(w, http.StatusServiceUnavailable, peer.NoMember(name, tried))
 }
 
 // forwardTimeout is how long a forward of r to m waits before going on
 // to the next member: the member timeout, writeTimeouts of them for a
 // write (m may itself wait for a replica).
 func (s *Server) forwardTimeout(m string, r *http.Request) time.Duration {
-	t := s.memberTimeout(m)
+	t := s.c.MemberTimeout(m)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		t *= writeTimeouts
+		t *= peer.WriteTimeouts
 	}
 	return t
 }
@@ -680,135 +587,27 @@ func (s *Server) forwardTimeout(m string, r *http.Request) time.Duration {
 // user go there until the rebalance has streamed it here, so a moving
 // user is never missing (and never created twice).
 func (s *Server) movedFrom(name string, skip []string) string {
-	prev := s.prevRing.Load()
-	if prev == nil || prev.InPreference(name, s.self) {
+	prev := s.c.Previous()
+	if prev == nil || prev.InPreference(name, s.c.Self()) {
 		return ""
 	}
 	if ok, err := s.store.HasUser(name); err != nil || ok {
 		return ""
 	}
-	if m := s.target(prev, name, skip...); m != s.self {
+	if m := s.c.Target(prev, name, skip...); m != s.c.Self() {
 		return m
 	}
 	return ""
 }
 
-// forward sends r to plan.owner and copies the answer to w: over a
-// member link when there is one, else with the HTTP reverse proxy. It
-// sets plan.retry, having written nothing, when the owner did not
-// answer in time or could not be reached.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, plan *forwardPlan) {
-	if s.useLinks.Load() && !streaming(r) && s.forwardLink(w, r, plan) {
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	plan.timer = time.AfterFunc(plan.timeout, func() { plan.late.Store(true); cancel() })
-	defer plan.timer.Stop()
-	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, planKey{}, plan)))
-}
-
-// closeLinks closes this member's links to others and drains the links
-// others have to it (Serve does it on shutdown).
-func (s *Server) closeLinks() {
-	s.links.closeAll()
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	s.served.drain(ctx)
-}
-
-// rewrite points a forwarded request at the owner and signs it, so the
-// owner believes its hop count and the members it should pass over.
-func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	plan := pr.In.Context().Value(planKey{}).(*forwardPlan)
-	pr.SetURL(&url.URL{Scheme: "http", Host: plan.owner})
-	pr.SetXForwarded()
-	body := plan.body
-	pr.Out.Body = io.NopCloser(bytes.NewReader(body))
-	pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	pr.Out.ContentLength = int64(len(body))
-	if len(body) == 0 {
-		pr.Out.Body, pr.Out.GetBody = http.NoBody, nil
-	}
-	pr.Out.Header.Set(HeaderHops, strconv.Itoa(plan.hops))
-	pr.Out.Header.Del(HeaderUnreachable)
-	pr.Out.Header.Del(HeaderFallback)
-	if plan.fallback {
-		pr.Out.Header.Set(HeaderFallback, "1")
-	}
-	if len(plan.skip) > 0 {
-		pr.Out.Header.Set(HeaderUnreachable, strings.Join(plan.skip, ","))
-	}
-	pr.Out.Header.Set(HeaderClock, strconv.FormatUint(uint64(s.clock.Last()), 10))
-	pr.Out.Header.Set(HeaderCluster, sign(s.secret, s.now(), pr.Out.Method, pr.Out.URL.RequestURI()))
-}
-
-// unreachable reports whether err means the request never reached the
-// member: the connection could not be made.
-func unreachable(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	plan := r.Context().Value(planKey{}).(*forwardPlan)
-	s.metrics.forwardErrors.Inc()
-	if plan.client.Err() != nil {
-		// The client went away; nobody reads this answer.
-		w.WriteHeader(499)
-		return
-	}
-	// Nothing came back: the caller tries the next member.
-	plan.fail(err)
-}
-
 // writeError writes {"error": "..."}.
-func writeError(w http.ResponseWriter, code int, err error) { daemon.WriteError(w, code, err) }
+func writeError(w http.ResponseWriter, code int, err error) { transport.WriteError(w, code, err) }
 
 // writeJSON writes v compactly; API answers are for programs.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("encoding answer: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { transport.WriteJSON(w, code, v) }
 
-// maxBody bounds a request body: a post is at most 280 characters of up
-// to 4 bytes, wrapped in JSON with escapes.
-const maxBody = 16 << 10
-
-// readJSON decodes a request body into v, strictly: unknown fields and
-// trailing data are errors. It answers the request itself on failure.
+// readJSON decodes a client's request body into v, strictly (see
+// transport.ReadJSON).
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	return readJSONLimit(w, r, v, maxBody)
-}
-
-// readJSONLimit is readJSON for bodies of up to limit bytes.
-func readJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit))
-		return false
-	case err != nil:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
-		return false
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body)) // for forwarding
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("request body is not the expected JSON: %w", err))
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, errors.New("request body has data after the JSON object"))
-		return false
-	}
-	return true
+	return transport.ReadJSON(w, r, v, transport.MaxBody)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -23,9 +22,6 @@ import (
 // for at each heartbeat, so they arrive within one heartbeat interval.
 
 const (
-	// subscriberBuffer is how many events wait for a slow stream before
-	// it falls back to replaying from the inbox.
-	subscriberBuffer = 64
 	// maxReplay bounds one replay from the inbox; a client further
 	// behind reads the timeline instead.
 	maxReplay = 1000
@@ -38,84 +34,6 @@ const (
 	// sends.
 	maxPolled = 50
 )
-
-// hub hands inbox entries stored here to the live streams of their
-// users. It is safe for concurrent use.
-type hub struct {
-	mu     sync.Mutex // guards subs and closed
-	subs   map[string]map[*subscriber]struct{}
-	closed bool
-	done   chan struct{} // closed by close: streams end
-}
-
-// subscriber is one live stream.
-type subscriber struct {
-	ch     chan store.InboxEntry
-	lagged chan struct{} // signalled when an entry did not fit in ch
-}
-
-func (h *hub) init() {
-	h.subs = map[string]map[*subscriber]struct{}{}
-	h.done = make(chan struct{})
-}
-
-func (h *hub) subscribe(name string) *subscriber {
-	sub := &subscriber{ch: make(chan store.InboxEntry, subscriberBuffer), lagged: make(chan struct{}, 1)}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.subs[name] == nil {
-		h.subs[name] = map[*subscriber]struct{}{}
-	}
-	h.subs[name][sub] = struct{}{}
-	return sub
-}
-
-func (h *hub) unsubscribe(name string, sub *subscriber) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.subs[name], sub)
-	if len(h.subs[name]) == 0 {
-		delete(h.subs, name)
-	}
-}
-
-// publish hands e to name's streams without blocking: a stream whose
-// buffer is full is told it lagged and catches up from the inbox.
-func (h *hub) publish(name string, e store.InboxEntry) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for sub := range h.subs[name] {
-		select {
-		case sub.ch <- e:
-		default:
-			select {
-			case sub.lagged <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// close ends every stream (the server is stopping).
-func (h *hub) close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.closed {
-		h.closed = true
-		close(h.done)
-	}
-}
-
-// Streams counts the live timeline streams this member serves.
-func (s *Server) Streams() int {
-	s.fan.hub.mu.Lock()
-	defer s.fan.hub.mu.Unlock()
-	n := 0
-	for _, subs := range s.fan.hub.subs {
-		n += len(subs)
-	}
-	return n
-}
 
 // timelineStream serves GET /v1/users/{name}/timeline/stream.
 func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
@@ -132,14 +50,15 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Subscribe before the replay, so nothing falls between the two.
-	sub := s.fan.hub.subscribe(name)
-	defer s.fan.hub.unsubscribe(name, sub)
+	hub := s.fan.Hub()
+	sub := hub.Subscribe(name)
+	defer hub.Unsubscribe(name, sub)
 	st := &eventStream{w: w, rc: http.NewResponseController(w)}
 	// sent is the newest id sent; without Last-Event-ID, now, so that a
 	// stream that lags before its first event still catches up.
 	sent := last
 	if sent.IsZero() {
-		sent = s.horizonNow()
+		sent = s.tl.HorizonNow()
 	}
 	replay := func() error {
 		following, err := s.store.ActiveFollowing(name)
@@ -171,11 +90,11 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		celebs, err := s.readMerged(r.Context(), following)
+		celebs, err := s.tl.Merged(r.Context(), following)
 		if err != nil || len(celebs) == 0 {
 			return err
 		}
-		posts, _, _, err := s.mergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
+		posts, _, _, err := s.tl.MergeAuthors(r.Context(), celebs, feed.ID{}, maxPolled)
 		if err != nil {
 			return err
 		}
@@ -213,7 +132,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	// dropped says why this member ended the stream, if it did
 	// (appnode_live_streams_dropped_total).
 	dropped := ""
-	defer func() { s.fan.metrics.streamDropped(r, dropped) }()
+	defer func() { s.metrics.streamDropped(r, dropped) }()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -234,16 +153,16 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 		}
 	}
-	hb := time.NewTicker(time.Duration(s.fan.heartbeat.Load()))
+	hb := time.NewTicker(time.Duration(s.heartbeat.Load()))
 	defer hb.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.fan.hub.done:
+		case <-hub.Done():
 			dropped = dropShutdown
 			return
-		case e := <-sub.ch:
+		case e := <-sub.C:
 			if st.sent(e.ID) {
 				continue
 			}
@@ -251,7 +170,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			if e.ID.Compare(sent) > 0 {
 				sent = e.ID
 			}
-		case <-sub.lagged:
+		case <-sub.Lagged:
 			// Entries were dropped: everything newer than the newest
 			// sent is in the inbox.
 			if err := replay(); err != nil {

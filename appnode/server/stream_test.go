@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/feed"
-	"github.com/ringfront/ringfront/appnode/store"
 )
 
 // sseEvent is one server-sent event, or a comment when Comment is set.
@@ -242,38 +241,6 @@ func decodeBody(t testing.TB, resp *http.Response, v any) {
 	t.Helper()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("decoding a %d answer: %v", resp.StatusCode, err)
-	}
-}
-
-// TestHubLag: a stream that falls behind is told so (it then replays
-// from the inbox) instead of blocking deliveries.
-func TestHubLag(t *testing.T) {
-	var h hub
-	h.init()
-	slow := h.subscribe("joe")
-	other := h.subscribe("ann")
-	for i := range subscriberBuffer + 5 {
-		h.publish("joe", store.InboxEntry{RawPost: store.RawPost{ID: feed.ID{byte(i)}}})
-	}
-	select {
-	case <-slow.lagged:
-	default:
-		t.Error("a full subscriber was not told it lagged")
-	}
-	if len(slow.ch) != subscriberBuffer {
-		t.Errorf("%d entries buffered, want %d", len(slow.ch), subscriberBuffer)
-	}
-	if len(other.ch) != 0 {
-		t.Errorf("another user's stream got %d entries", len(other.ch))
-	}
-	h.unsubscribe("joe", slow)
-	h.publish("joe", store.InboxEntry{})
-	h.close()
-	h.close() // twice is harmless
-	select {
-	case <-h.done:
-	default:
-		t.Error("close did not end the streams")
 	}
 }
 

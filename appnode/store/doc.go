@@ -14,8 +14,8 @@
 //	                           write; a timeline page is one range scan)
 //	i/<name>                   inbox meta: the horizon below which reads
 //	                           merge at read time (inbox.go)
-//	o/<member>\x00<seq>        outbox: inbox deliveries still to make
-//	h/<member>\x00<seq>        hint: a write kept for a replica (hints.go)
+//	o/<member>\x00<seq>        outbox: inbox deliveries still to make (queue.go)
+//	h/<member>\x00<seq>        hint: a write kept for a replica (queue.go)
 //	dg/<md5(name)><name>       the user's digest, written in the same
 //	                           batch as each of its records (digest.go)
 //	meta/digests               set once every record has its digest

@@ -105,7 +105,7 @@ func (s *Store) MergeEdge(side Side, e feed.Edge, note bool, delay time.Duration
 	}
 	var extra []func(*pebble.Batch)
 	if note {
-		nv, err := json.Marshal(EdgeNote{Side: side, Edge: e, Due: time.Now().Add(delay)})
+		nv, err := json.Marshal(EdgeNote{Side: side, Edge: e, Due: s.now().Add(delay)})
 		if err != nil {
 			return feed.Edge{}, false, fmt.Errorf("encoding edge note: %w", err)
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,20 +20,18 @@ import (
 //	                            author in the key lets a read filter
 //	                            unfollowed authors without decoding
 //	i/<name>                    inbox meta: the horizon (see InboxMeta)
-//	o/<member>\x00<8-byte seq>  one outbox entry: an InboxDelivery still
-//	                            to be made to member, in order
 //
+// Outbox entries (o/, queue.go) are InboxDeliveries still to make to
+// another member.
 // An inbox is rebuilt from nothing by the read-time merge, so losing one
 // loses no data, only speed.
 const (
-	inboxPrefix  = "t/"
-	metaPrefix   = "i/"
-	outboxPrefix = "o/"
+	inboxPrefix = "t/"
+	metaPrefix  = "i/"
 )
 
 func init() {
 	kinds["inbox"] = inboxPrefix
-	kinds["outbox"] = outboxPrefix
 }
 
 func inboxUserPrefix(name string) []byte { return []byte(inboxPrefix + name + "/") }
@@ -45,8 +42,6 @@ func inboxKey(name string, id feed.ID, author string) []byte {
 }
 
 func metaKey(name string) []byte { return []byte(metaPrefix + name) }
-
-func outboxMemberPrefix(member string) []byte { return []byte(outboxPrefix + member + "\x00") }
 
 // Write is one extra record for AddPost to write in the post's batch:
 // an inbox entry or an outbox entry (see InboxWrite and OutboxWrite).
@@ -72,23 +67,9 @@ type InboxDelivery struct {
 	Backfill bool `json:"backfill,omitempty"`
 }
 
-// OutboxWrite returns the write that queues d for member, and the
-// entry it makes (for delivering it at once). Entries are delivered in
-// the order they were queued.
-func (s *Store) OutboxWrite(member string, d InboxDelivery) (Write, OutboxEntry, error) {
-	val, err := json.Marshal(d)
-	if err != nil {
-		return Write{}, OutboxEntry{}, fmt.Errorf("encoding an outbox entry for %s: %w", member, err)
-	}
-	// The hint sequence is unique and increasing for this store; sharing
-	// it keeps outbox entries in order across restarts too.
-	key := binary.BigEndian.AppendUint64(outboxMemberPrefix(member), s.hintSeq.Add(1))
-	return Write{key: key, value: val}, OutboxEntry{Key: key, Delivery: d}, nil
-}
-
-// Queue writes extra records (inbox and outbox entries) on their own,
+// Put writes extra records (inbox and outbox entries) on their own,
 // synced.
-func (s *Store) Queue(ws ...Write) error {
+func (s *Store) Put(ws ...Write) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, w := range ws {
@@ -98,77 +79,6 @@ func (s *Store) Queue(ws ...Write) error {
 		return fmt.Errorf("queueing %d inbox deliveries: %w", len(ws), err)
 	}
 	return nil
-}
-
-// OutboxEntry is one queued delivery.
-type OutboxEntry struct {
-	Key      []byte // for DeleteOutbox
-	Delivery InboxDelivery
-}
-
-// Outbox returns up to limit of member's queued deliveries, oldest
-// first.
-func (s *Store) Outbox(member string, limit int) ([]OutboxEntry, error) {
-	if s.failed.Load() {
-		return nil, fmt.Errorf("reading the outbox for %s: %w", member, ErrFailed)
-	}
-	lower := outboxMemberPrefix(member)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
-	if err != nil {
-		return nil, fmt.Errorf("reading the outbox for %s: %w", member, err)
-	}
-	var out []OutboxEntry
-	var errs []error
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		e := OutboxEntry{Key: bytes.Clone(it.Key())}
-		if err := json.Unmarshal(it.Value(), &e.Delivery); err != nil {
-			// Never written by this code: drop it rather than block
-			// the member's queue forever.
-			errs = append(errs, fmt.Errorf("outbox entry %q: %w", it.Key(), err))
-			e.Delivery = InboxDelivery{}
-		}
-		out = append(out, e)
-	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("reading the outbox for %s: %w", member, err)
-	}
-	return out, errors.Join(errs...)
-}
-
-// DeleteOutbox removes delivered entries (not synced; see below).
-func (s *Store) DeleteOutbox(es []OutboxEntry) error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	for _, e := range es {
-		b.Delete(e.Key, nil)
-	}
-	// Not synced: a deletion lost in a crash redelivers the entries,
-	// which their idempotent delivery allows, and a sync here would
-	// cost every post a second one.
-	if err := s.commit(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("deleting %d delivered outbox entries: %w", len(es), err)
-	}
-	return nil
-}
-
-// OutboxMembers lists the members with queued deliveries, one seek per
-// member.
-func (s *Store) OutboxMembers() ([]string, error) {
-	out, err := s.queueNames(outboxPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing outbox members: %w", err)
-	}
-	return out, nil
-}
-
-// OutboxCount counts the queued deliveries (for metrics and tests).
-func (s *Store) OutboxCount() (int, error) { return s.OutboxCountUpTo(0) }
-
-// OutboxCountUpTo counts the queued deliveries, stopping at limit when
-// it is positive: a metric scraped every few seconds must not read a
-// huge outbox (a member down for hours) every time.
-func (s *Store) OutboxCountUpTo(limit int) (int, error) {
-	return s.countPrefix(outboxPrefix, limit)
 }
 
 // countPrefix counts the keys under prefix, up to limit (0: all).

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -112,37 +113,45 @@ func TestOutbox(t *testing.T) {
 	ps := posts(3, "ann")
 	var queued []Write
 	for i, m := range []string{"b:1", "a:1", "b:1"} {
-		w, _, err := s.OutboxWrite(m, InboxDelivery{Users: []string{"joe"}, Posts: ps[i : i+1]})
+		v, err := json.Marshal(InboxDelivery{Users: []string{"joe"}, Posts: ps[i : i+1]})
 		if err != nil {
 			t.Fatal(err)
 		}
+		w, _ := s.Outbox().Write(m, v)
 		queued = append(queued, w)
 	}
 	if err := s.AddPost(ps[0], queued[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Queue(queued[1:]...); err != nil {
+	if err := s.Put(queued[1:]...); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	time.Sleep(time.Millisecond) // the sequence restarts from the clock
 	s = open(t, dir, Options{})
 	defer s.Close()
-	members, err := s.OutboxMembers()
+	members, err := s.Outbox().Members()
 	if err != nil || !cmp.Equal([]string{"a:1", "b:1"}, members) {
 		t.Errorf("outbox members = %v, %v", members, err)
 	}
-	es, err := s.Outbox("b:1", 10)
-	if err != nil || len(es) != 2 || es[0].Delivery.Posts[0].ID != ps[0].ID || es[1].Delivery.Posts[0].ID != ps[2].ID {
+	es, err := s.Outbox().Read("b:1", 10)
+	first := func(e QueueEntry) feed.ID {
+		var d InboxDelivery
+		if err := json.Unmarshal(e.Value, &d); err != nil || len(d.Posts) == 0 {
+			t.Fatalf("outbox entry %q: %v", e.Value, err)
+		}
+		return d.Posts[0].ID
+	}
+	if err != nil || len(es) != 2 || first(es[0]) != ps[0].ID || first(es[1]) != ps[2].ID {
 		t.Fatalf("b:1's outbox = %+v, %v", es, err)
 	}
-	if err := s.DeleteOutbox(es[:1]); err != nil {
+	if err := s.Outbox().Delete(es[:1]); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.OutboxCount(); n != 2 {
+	if n, _ := s.Outbox().Count(0); n != 2 {
 		t.Errorf("%d entries left, want 2", n)
 	}
-	if n, _ := s.OutboxCountUpTo(1); n != 1 {
+	if n, _ := s.Outbox().Count(1); n != 1 {
 		t.Errorf("count up to 1 = %d", n)
 	}
 	if got, _, _ := s.Posts("ann", feed.ID{}, 10); len(got) != 1 {

@@ -94,12 +94,12 @@ func TestOpenPebbleV1(t *testing.T) {
 				t.Errorf("InboxLen(%s) = %d, %v; want 20", name, n, err)
 			}
 		}
-		out, err := s.Outbox("198.51.100.12:8081", 100)
+		out, err := s.Outbox().Read("198.51.100.12:8081", 100)
 		if err != nil || len(out) != 20 {
 			t.Errorf("Outbox = %d entries, %v; want 20", len(out), err)
 		}
-		hints, err := s.Hints("198.51.100.13:8081", 10)
-		if err != nil || len(hints) != 1 || string(hints[0].Record) != `{"hint":1}` {
+		hints, err := s.Hints().Read("198.51.100.13:8081", 10)
+		if err != nil || len(hints) != 1 || string(hints[0].Value) != `{"hint":1}` {
 			t.Errorf("Hints = %q, %v; want the one hint", hints, err)
 		}
 		checkDigests(t, s)

@@ -54,6 +54,9 @@ type Options struct {
 	FS vfs.FS
 	// Log receives pebble's messages; nil means slog.Default().
 	Log *slog.Logger
+	// Now is the member's wall clock, for the due times of edge notes;
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // Store is one node's database.
@@ -62,11 +65,12 @@ type Store struct {
 	dir     string
 	minFree uint64
 	space   func(string) (Space, error)
+	now     func() time.Time
 	failed  atomic.Bool
 	users   userLocks // serialise each user's writes (check, then write with the digest)
 	leaves  leafTable
-	hintSeq atomic.Uint64
-	id      string // see ID
+	seq     atomic.Uint64 // queue entries' sequence (queue.go)
+	id      string        // see ID
 	// digestReads counts per-user digest entries read (DigestReads).
 	digestReads atomic.Uint64
 	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
@@ -83,6 +87,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	po := &pebble.Options{Logger: pebbleLogger{opts.Log}}
 	if opts.FS != nil {
 		po.FS = opts.FS
@@ -94,9 +101,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		err = classify(lockedError(dir, err))
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
-	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space}
+	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space, now: opts.Now}
 	st.users.seed = maphash.MakeSeed()
-	st.initHintSeq()
+	st.initSeq()
 	if err := st.initID(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
@@ -139,13 +146,13 @@ type fatal struct{ msg string }
 type pebbleLogger struct{ log *slog.Logger }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	l.log.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
 }
 
 // Errorf is called by pebble on a background error it recovers from,
 // such as a failed compaction that it retries.
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	l.log.Error(fmt.Sprintf(format, args...), "engine", "pebble")
 }
 
 // Fatalf is called by pebble on an error it cannot continue from, such
@@ -154,7 +161,7 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 // writes after it, while reads keep working.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Error("storage engine failed", "component", "pebble", "err", msg)
+	l.log.Error("storage engine failed", "engine", "pebble", "err", msg)
 	panic(fatal{msg})
 }
 

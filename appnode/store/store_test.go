@@ -312,33 +312,39 @@ func TestHints(t *testing.T) {
 	}
 	defer st.Close()
 	for i, m := range []string{"b:1", "a:1", "b:1", "c:1", "b:1"} {
-		if err := st.AddHint(m, []byte{byte('0' + i)}); err != nil {
+		if err := st.Hints().Add(m, []byte{byte('0' + i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	members, err := st.HintMembers()
+	members, err := st.Hints().Members()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"a:1", "b:1", "c:1"}, members); diff != "" {
 		t.Errorf("hinted members (-want +got):\n%s", diff)
 	}
-	counts, _ := st.HintCounts()
+	counts, _ := st.Hints().Counts(0)
 	if diff := cmp.Diff(map[string]int{"a:1": 1, "b:1": 3, "c:1": 1}, counts); diff != "" {
 		t.Errorf("hint counts (-want +got):\n%s", diff)
 	}
-	hs, err := st.Hints("b:1", 2)
+	// A bounded count reads no more than its limit, oldest members
+	// first.
+	counts, _ = st.Hints().Counts(2)
+	if diff := cmp.Diff(map[string]int{"a:1": 1, "b:1": 1}, counts); diff != "" {
+		t.Errorf("hint counts up to 2 (-want +got):\n%s", diff)
+	}
+	hs, err := st.Hints().Read("b:1", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs) != 2 || string(hs[0].Record) != "0" || string(hs[1].Record) != "2" {
+	if len(hs) != 2 || string(hs[0].Value) != "0" || string(hs[1].Value) != "2" {
 		t.Fatalf("first two hints for b:1 = %q", hs)
 	}
-	if err := st.DeleteHints(hs); err != nil {
+	if err := st.Hints().Delete(hs); err != nil {
 		t.Fatal(err)
 	}
-	hs, _ = st.Hints("b:1", 10)
-	if len(hs) != 1 || string(hs[0].Record) != "4" {
+	hs, _ = st.Hints().Read("b:1", 10)
+	if len(hs) != 1 || string(hs[0].Value) != "4" {
 		t.Errorf("hints for b:1 after delivering two = %q", hs)
 	}
 }

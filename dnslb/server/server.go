@@ -122,7 +122,7 @@ func Open(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics.known(cfg)
 	s.mon = health.NewMonitor(health.Options{
 		Prober: opts.Prober,
-		Logger: opts.Logger.With("component", "health"),
+		Logger: s.log.With("subsystem", "health"),
 		OnProbe: func(t health.Target, r health.Result) {
 			s.lastProbe.Store(time.Now().UnixNano())
 			s.metrics.onProbe(t, r)

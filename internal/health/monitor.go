@@ -31,6 +31,10 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the state's name, so that JSON (logs, status)
+// says "up", not 1.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Target is one thing to check.
 type Target struct {
 	// ID names the target uniquely within a Monitor, such as

@@ -64,6 +64,10 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
+// MarshalText writes the state's name, so that JSON (logs, status)
+// says "running", not 2.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Flags are single-bit requests carried in a heartbeat.
 type Flags uint8
 
