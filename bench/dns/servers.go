@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringfront/ringfront/bench/internal/cputime"
 )
 
 // server is one DNS server under test.
@@ -230,63 +231,9 @@ func version(name, bin string) string {
 	return name
 }
 
-// cpuNanos is the CPU time (user + system, nanoseconds, from the
-// scheduler's accounting) of pid's threads and of all its descendants'
-// threads (NSD forks its server processes).
+// cpuNanos is the CPU time in nanoseconds of pid and its descendants
+// (NSD forks its server processes).
 func cpuNanos(pid int) (int64, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-	}
-	if _, ok := parent[pid]; !ok {
-		return 0, fmt.Errorf("process %d is gone", pid)
-	}
-	var total int64
-	for p := range parent {
-		in := false
-		for q := p; q > 1; q = parent[q] {
-			if q == pid {
-				in = true
-				break
-			}
-		}
-		if !in {
-			continue
-		}
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-		for _, t := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", p, t.Name()))
-			if err != nil {
-				continue
-			}
-			f := strings.Fields(string(b))
-			if len(f) == 0 {
-				continue
-			}
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			total += ns
-		}
-	}
-	return total, nil
+	d, err := cputime.Tree(pid)
+	return d.Nanoseconds(), err
 }
