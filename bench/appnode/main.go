@@ -10,9 +10,13 @@
 //   - 307 answers/s from a non-owner in routing: redirect, against nginx
 //     answering `return 307`.
 //
+// -replication, -fanout and -tier measure other things instead (see
+// replication.go, fanout.go, tier.go: -tier is the redirect tier on one
+// CPU, appnode's 307 and forward against nginx's, with wrk as the load).
+//
 // Everything runs on 127.0.0.1; every load loop stops at -duration or
 // -max-requests, whichever comes first. Run it under
-// `flock /work/bench.lock` on a shared machine.
+// `flock -o /tmp/ringfront-bench.lock` on a shared machine.
 package main
 
 import (
@@ -59,6 +63,12 @@ type options struct {
 	replication bool
 	fanout      bool
 	followers   int
+	tier        bool
+	wrk         string
+	serverCPU   string // taskset -c for the servers; empty: not pinned
+	loadCPU     string
+	tierRun     time.Duration
+	tierProfile bool
 }
 
 func main() {
@@ -66,6 +76,12 @@ func main() {
 	flag.StringVar(&o.appnode, "appnode", "bin/appnode", "appnode binary")
 	flag.BoolVar(&o.replication, "replication", false, "measure replication instead: posts with replicas 1, 2 and 3, and reads with a member dead")
 	flag.BoolVar(&o.fanout, "fanout", false, "measure fan-out on write instead: timeline reads before (read-time merge) and after, and posts by authors with 1, 1000 and -followers followers")
+	flag.BoolVar(&o.tier, "tier", false, "measure the redirect tier instead: appnode's 307 and forward against nginx's, every server pinned to one CPU, wrk on another")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary (-tier's load)")
+	flag.StringVar(&o.serverCPU, "server-cpu", "", "CPU list the servers are pinned to (taskset -c; -tier default 0)")
+	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to (-tier)")
+	flag.DurationVar(&o.tierRun, "tier-run", 3*time.Second, "length of each -tier run")
+	flag.BoolVar(&o.tierProfile, "tier-profile", false, "with -tier, also record CPU profiles of the redirecting and the forwarding member (kept in -out)")
 	flag.IntVar(&o.followers, "followers", 20_000, "followers of the biggest author in -fanout")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
@@ -89,6 +105,12 @@ func main() {
 	}
 	if o.fanout {
 		runner = runFanout
+	}
+	if o.tier {
+		runner = runTier
+		if o.serverCPU == "" {
+			o.serverCPU = "0"
+		}
 	}
 	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-appnode:", err)
@@ -234,7 +256,12 @@ func startClusterExtra(o options, dir string, replicas int, extra string) (*clus
 		if o.maxprocs > 0 {
 			env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs))
 		}
-		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, o.appnode, "serve", "-c", c.configs[i])
+		args := []string{o.appnode, "serve", "-c", c.configs[i]}
+		if o.serverCPU != "" {
+			// taskset execs appnode: the pid stays the member's.
+			args = append([]string{"taskset", "-c", o.serverCPU}, args...)
+		}
+		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, args...)
 		if err != nil {
 			c.stop()
 			return nil, err

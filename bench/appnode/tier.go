@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringfront/ringfront/appnode/client"
+	"github.com/ringfront/ringfront/bench/internal/cputime"
+)
+
+// runTier measures the redirect tier on one CPU: every server (the 3
+// appnode members and nginx, one worker) pinned to -server-cpu, the load
+// (wrk, one thread, -concurrency connections) to -load-cpu, so each
+// row's requests/s is what one core serves and its CPU per request is
+// the servers' whole cost. Rows, in -rounds alternating rounds:
+//
+//   - direct: a feed read sent to the user's owner;
+//   - forward: the same read sent to the member outside the user's
+//     preference list, which forwards it (routing: forward, over member
+//     links);
+//   - nginx proxy: the same read through nginx's proxy_pass to the owner
+//     (keep-alive upstream), the forwarding peer;
+//   - redirect: the same request to that member under routing: redirect,
+//     answered 307 with the owner's URL;
+//   - nginx 307: nginx's `return 307` to the owner, the redirecting peer.
+//
+// Then, with -tier-profile, one more run each of redirect and forward
+// while the member's /debug/pprof/profile records, kept in -out.
+func runTier(ctx context.Context, o options) error {
+	wrk, err := exec.LookPath(o.wrk)
+	if err != nil {
+		return fmt.Errorf("%s not found (.ci/deps installs wrk): %w", o.wrk, err)
+	}
+	if o.nginx == "" {
+		return fmt.Errorf("-tier needs nginx (-nginx)")
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-appnode-tier-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
+	load0 := loadAverage()
+	c, err := startCluster(o, dir)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cl, err := client.New(c.members, client.Options{HTTP: hc})
+	if err != nil {
+		return err
+	}
+	rg, err := cl.Ring(ctx)
+	if err != nil {
+		return err
+	}
+	// A user with 20 posts, and the member outside its preference list.
+	const user = "tieruser"
+	u, err := cl.CreateUser(ctx, user)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", user, err)
+	}
+	for i := range 20 {
+		if _, err := cl.Post(ctx, user, u.Token, fmt.Sprintf("post %d", i)); err != nil {
+			return err
+		}
+	}
+	pref := rg.Preference(nil, user)
+	owner, other := pref[0], ""
+	for _, m := range rg.Members() {
+		if !slices.Contains(pref, m) {
+			other = m
+		}
+	}
+	if other == "" {
+		return fmt.Errorf("every member holds %s (replicas = members?)", user)
+	}
+	path := "/v1/users/" + user + "/posts?limit=20"
+	ng, err := startTierNginx(o, dir, owner)
+	if err != nil {
+		return err
+	}
+	defer ng.stop()
+	pids := append(c.pids(), ng.cmd.Process.Pid)
+
+	type row struct {
+		name, url, routing string
+		status             int
+	}
+	rows := []row{
+		{"feed read → owner (direct)", "http://" + owner + path, "forward", 200},
+		{"feed read → other member (forward)", "http://" + other + path, "forward", 200},
+		{"feed read → nginx proxy_pass → owner", "http://" + ng.proxy + path, "forward", 200},
+		{"307 from other member (routing: redirect)", "http://" + other + path, "redirect", 307},
+		{"307 from nginx (return 307)", "http://" + ng.redirect + path, "redirect", 307},
+	}
+	results := make([][]wrkResult, len(rows))
+	for round := range o.rounds {
+		for _, routing := range []string{"forward", "redirect"} {
+			if err := c.setRouting(routing); err != nil {
+				return err
+			}
+			var order []int
+			for i, r := range rows {
+				if r.routing == routing {
+					order = append(order, i)
+				}
+			}
+			// Rotate, so no row always runs first in its group.
+			for range round % len(order) {
+				order = append(order[1:], order[0])
+			}
+			for _, i := range order {
+				r := rows[i]
+				if err := checkAnswer(hc, r.url, r.status, owner); err != nil {
+					return fmt.Errorf("%s: %w", r.name, err)
+				}
+				res, err := runWrk(ctx, o, wrk, r.url, pids)
+				if err != nil {
+					return fmt.Errorf("%s: %w", r.name, err)
+				}
+				fmt.Fprintf(os.Stderr, "round %d  %-44s %8.0f/s  %6.1f µs CPU/request  p50 %s p99 %s\n", round+1, r.name, res.rate(), res.cpuPer().Seconds()*1e6, res.p50, res.p99)
+				results[i] = append(results[i], res)
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "### The redirect tier: one CPU\n\n")
+	fmt.Fprintf(&b, "3 appnode members (replicas 2, member links) and nginx (1 worker) all pinned to CPU %s; wrk (1 thread, %d connections)\n", o.serverCPU, o.concurrency)
+	fmt.Fprintf(&b, "on CPU %s; %d alternating rounds of %v per row; load average %s at the start, %s at the end. CPU/request: the\n", o.loadCPU, o.rounds, o.tierRun, load0, loadAverage())
+	fmt.Fprintf(&b, "servers' CPU (scheduler accounting, every appnode and nginx) over the row ÷ its requests. Medians over the rounds.\n\n")
+	fmt.Fprintln(&b, "| row | requests/s | p50 | p99 | server CPU/request | errors |")
+	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")
+	med := make([]wrkResult, len(rows))
+	for i, r := range rows {
+		med[i] = medianResult(results[i])
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.1f µs | %d |\n", r.name, med[i].rate(), med[i].p50, med[i].p99, med[i].cpuPer().Seconds()*1e6, med[i].errors)
+	}
+	us := func(r wrkResult) float64 { return r.cpuPer().Seconds() * 1e6 }
+	fmt.Fprintf(&b, "\nappnode 307 / nginx 307: %.2f by requests/s, %.2f× nginx's CPU per request.\n", med[3].rate()/med[4].rate(), us(med[3])/us(med[4]))
+	fmt.Fprintf(&b, "Forwarding, over the direct read: appnode +%.1f µs CPU per request, nginx proxy_pass +%.1f µs (%.2f×); by requests/s forward / nginx proxy %.2f.\n",
+		us(med[1])-us(med[0]), us(med[2])-us(med[0]), (us(med[1])-us(med[0]))/(us(med[2])-us(med[0])), med[1].rate()/med[2].rate())
+	fmt.Fprint(os.Stdout, b.String())
+	if o.tierProfile {
+		for _, p := range []struct{ name, routing, url string }{{"redirect", "redirect", rows[3].url}, {"forward", "forward", rows[1].url}} {
+			if err := c.setRouting(p.routing); err != nil {
+				return err
+			}
+			file, err := profileDuring(ctx, o, wrk, c, other, p.url, p.name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "profile of %s under load: %s (go tool pprof -top %s)\n", other, file, file)
+		}
+	}
+	return nil
+}
+
+// tierNginx is nginx on two loopback ports: one answers 307 to the
+// owner, the other proxies to it.
+type tierNginx struct {
+	*proc
+	redirect, proxy string
+}
+
+func startTierNginx(o options, dir, owner string) (*tierNginx, error) {
+	rport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	prefix := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`# nginx peers for bench-appnode -tier: a 307 and a reverse proxy to the owner.
+daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    keepalive_requests 1000000;
+    upstream owner {
+        server %[4]s;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:%[2]d;
+        location / { return 307 http://%[4]s$request_uri; }
+    }
+    server {
+        listen 127.0.0.1:%[3]d;
+        location / {
+            proxy_pass http://owner;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`, prefix, rport, pport, owner)
+	confPath := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, "taskset", "-c", o.serverCPU, o.nginx, "-p", prefix, "-c", confPath)
+	if err != nil {
+		return nil, err
+	}
+	n := &tierNginx{proc: p, redirect: fmt.Sprintf("127.0.0.1:%d", rport), proxy: fmt.Sprintf("127.0.0.1:%d", pport)}
+	if err := waitHTTP("http://"+n.redirect+"/", p); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// checkAnswer makes sure url answers status (and a 307 points at owner)
+// before it is loaded: wrk counts any 2xx or 3xx as a success.
+func checkAnswer(hc *http.Client, url string, status int, owner string) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		return fmt.Errorf("GET %s: %s, want %d", url, resp.Status, status)
+	}
+	if status == http.StatusTemporaryRedirect && !strings.HasPrefix(resp.Header.Get("Location"), "http://"+owner+"/") {
+		return fmt.Errorf("GET %s: Location %q does not point at the owner %s", url, resp.Header.Get("Location"), owner)
+	}
+	return nil
+}
+
+// wrkResult is one wrk run.
+type wrkResult struct {
+	requests int
+	elapsed  time.Duration
+	errors   int // non-2xx/3xx answers and socket errors
+	p50, p99 string
+	cpu      time.Duration // the servers'
+}
+
+func (r wrkResult) rate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.requests) / r.elapsed.Seconds()
+}
+
+func (r wrkResult) cpuPer() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.requests)
+}
+
+// medianResult is the round with the median CPU per request.
+func medianResult(rs []wrkResult) wrkResult {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b wrkResult) int { return int(a.cpuPer() - b.cpuPer()) })
+	return rs[len(rs)/2]
+}
+
+var (
+	wrkTotal   = regexp.MustCompile(`^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
+	wrkPct     = regexp.MustCompile(`^\s*(50|99)%\s+(\S+)`)
+	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// runWrk loads url with wrk on the load CPU for o.tierRun and measures
+// the servers' CPU meanwhile.
+func runWrk(ctx context.Context, o options, wrk, url string, pids []int) (wrkResult, error) {
+	var res wrkResult
+	before, err := cputime.Trees(pids...)
+	if err != nil {
+		return res, err
+	}
+	secs := max(1, int(o.tierRun/time.Second))
+	cmd := exec.CommandContext(ctx, "taskset", "-c", o.loadCPU, wrk, "-t1", "-c"+strconv.Itoa(o.concurrency),
+		"-d"+strconv.Itoa(secs)+"s", "--timeout", "5s", "--latency", url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return res, fmt.Errorf("wrk: %w\n%s", err, out)
+	}
+	after, err := cputime.Trees(pids...)
+	if err != nil {
+		return res, err
+	}
+	res.cpu = after - before
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := wrkTotal.FindStringSubmatch(line); m != nil {
+			res.requests, _ = strconv.Atoi(m[1])
+			d, _ := time.ParseDuration(m[2] + m[3])
+			res.elapsed = d
+		}
+		if m := wrkPct.FindStringSubmatch(line); m != nil {
+			if m[1] == "50" {
+				res.p50 = m[2]
+			} else {
+				res.p99 = m[2]
+			}
+		}
+		if m := wrkNon2xx.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			res.errors += n
+		}
+		if m := wrkSockErr.FindStringSubmatch(line); m != nil {
+			for _, f := range m[1:] {
+				n, _ := strconv.Atoi(f)
+				res.errors += n
+			}
+		}
+	}
+	if res.requests == 0 {
+		return res, fmt.Errorf("wrk made no requests:\n%s", out)
+	}
+	return res, nil
+}
+
+// profileDuring loads url and records a CPU profile of member meanwhile
+// from its admin listener; it returns the profile's file.
+func profileDuring(ctx context.Context, o options, wrk string, c *cluster, member, url, name string) (string, error) {
+	admin := c.admins[slices.Index(c.members, member)]
+	secs := max(1, int(o.tierRun/time.Second))
+	type got struct {
+		body []byte
+		err  error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+		if err != nil {
+			ch <- got{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("profile: %s: %s", resp.Status, b)
+		}
+		ch <- got{b, err}
+	}()
+	if _, err := runWrk(ctx, o, wrk, url, c.pids()); err != nil {
+		return "", err
+	}
+	g := <-ch
+	if g.err != nil {
+		return "", g.err
+	}
+	file := filepath.Join(o.out, name+".pprof")
+	return file, os.WriteFile(file, g.body, 0o644)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
