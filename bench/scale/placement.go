@@ -35,10 +35,11 @@ type maglev struct {
 }
 
 // maglevSize is the table size for n backends: a prime, at least
-// 65537 (the paper's small table) and at least 100n, which the paper
-// gives as what keeps every backend's share within about 1% of even.
-func maglevSize(n int) int {
-	m := max(65537, 100*n)
+// 65537 (the paper's small table) and at least perBackend·n; the paper
+// asks for M > 100N, which keeps every backend's share within about 1%
+// of even. A larger table moves fewer keys on a change.
+func maglevSize(n, perBackend int) int {
+	m := max(65537, perBackend*n)
 	for !isPrime(m) {
 		m++
 	}

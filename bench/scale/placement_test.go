@@ -92,8 +92,8 @@ func TestMaglev(t *testing.T) {
 	if p := peakToMean(tb.shares(12)); p > 1.001 {
 		t.Errorf("peak/mean %v, want about 1", p)
 	}
-	if !isPrime(maglevSize(20)) || maglevSize(20) != 65537 || maglevSize(2000) < 200_000 {
-		t.Errorf("table sizes %d and %d", maglevSize(20), maglevSize(2000))
+	if !isPrime(maglevSize(2000, 100)) || maglevSize(20, 100) != 65537 || maglevSize(2000, 100) < 200_000 {
+		t.Errorf("table sizes %d and %d", maglevSize(20, 100), maglevSize(2000, 100))
 	}
 	joined := newMaglev(names, m)
 	if mv := moved(tb, names[:12], joined, names); mv < 1.0/13*0.99 || mv > 0.5 {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
@@ -217,8 +218,12 @@ func measureJump(o ringOptions, n int) placementRow {
 	row := placementRow{scheme: "jump", members: n, size: "-",
 		peak: spread{1, 1}, join: spread{1, 1}, leave: spread{1, 1}}
 	names := randomMembers(rand.New(rand.NewPCG(o.seed, 1)), n)
+	// Jump hash holds nothing but the members' names in bucket order:
+	// one string header each (the heap figure of so small a slice is
+	// lost in the collector's own noise).
 	var held []string
-	row.build, row.memory = built(func() { held = slices.Clone(names) })
+	row.build, _ = built(func() { held = slices.Clone(names) })
+	row.memory = int64(n) * int64(unsafe.Sizeof(""))
 	keys := lookupKeys(o.lookups)
 	row.lookup = perCall(len(keys), func(i int) { _ = held[jump(ring.HashKey(keys[i]).Hi, n)] })
 	return row
@@ -228,9 +233,9 @@ func measureJump(o ringOptions, n int) placementRow {
 // sets: balance, the share of slots that change on a join (appended
 // last) and on a leave (a random backend of n+1), and on one set the
 // build time, memory and lookup.
-func measureMaglev(o ringOptions, n int) placementRow {
-	m := maglevSize(n)
-	m1 := maglevSize(n + 1)
+func measureMaglev(o ringOptions, n, perBackend int) placementRow {
+	m := maglevSize(n, perBackend)
+	m1 := maglevSize(n+1, perBackend)
 	row := placementRow{scheme: "maglev", members: n, size: fmt.Sprintf("M=%d", m), exact: true}
 	// A table costs about as much as hashing its size in positions,
 	// three tables a set.
@@ -308,10 +313,15 @@ func runRing(w io.Writer, o ringOptions) {
 			debug.FreeOSMemory()
 		}
 		rows = append(rows, measureJump(o, n))
-		start := time.Now()
-		rows = append(rows, measureMaglev(o, n))
-		logf("maglev %d backends: %d sets in %.1fs", n, rows[len(rows)-1].sets, time.Since(start).Seconds())
-		debug.FreeOSMemory()
+		for _, per := range []int{100, 1000} {
+			if per > 100 && maglevSize(n, per) == maglevSize(n, 100) {
+				continue // the same table
+			}
+			start := time.Now()
+			rows = append(rows, measureMaglev(o, n, per))
+			logf("maglev %d backends, M=%d: %d sets in %.1fs", n, maglevSize(n, per), rows[len(rows)-1].sets, time.Since(start).Seconds())
+			debug.FreeOSMemory()
+		}
 	}
 	printPlacement(w, rows)
 }
