@@ -219,37 +219,49 @@ func newRoot() *cobra.Command {
 		Long: "release-all removes every address vipwatch added to the interface: IPv4 addresses\n" +
 			"carrying its label, and IPv6 addresses recorded in its runtime directory (Linux labels\n" +
 			"IPv4 addresses only). So a daemon that crashed or was killed leaves no VIP behind.\n" +
-			"With --interface it needs no config file, so it works even when the config is broken.",
+			"With --interface it needs no config file. When the config cannot be read (a broken\n" +
+			"edit: systemd runs this after the daemon died, maybe because of it) it cleans every\n" +
+			"interface, so no VIP stays behind either way.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			names := []string{ifname}
 			if ifname == "" {
 				cfg, err := load(cmd.Flags())
-				if err != nil {
-					return fmt.Errorf("%w (or name the interface with --interface)", err)
-				}
-				ifname = cfg.Interface
-				if !cmd.Flags().Changed("runtime-dir") {
-					runtimeDir = cfg.RuntimeDir
+				switch {
+				case err != nil:
+					fmt.Fprintf(cmd.ErrOrStderr(), "vipwatch: %v; cleaning every interface\n", err)
+					if names, err = iface.Names(); err != nil {
+						return err
+					}
+				default:
+					names = []string{cfg.Interface}
+					if !cmd.Flags().Changed("runtime-dir") {
+						runtimeDir = cfg.RuntimeDir
+					}
 				}
 			}
 			if err := member.CheckPrivileges(); err != nil {
 				return err
 			}
-			ifc, err := iface.Open(ifname, runtimeDir)
-			if err != nil {
-				return err
+			var errs []error
+			for _, name := range names {
+				ifc, err := iface.Open(name, runtimeDir)
+				if err != nil {
+					if len(names) > 1 {
+						continue // an interface vipwatch cannot label is not one of its own
+					}
+					return err
+				}
+				removed, err := member.Cleanup(ifc)
+				for _, p := range removed {
+					fmt.Fprintf(cmd.OutOrStdout(), "removed %v from %s\n", p, name)
+				}
+				errs = append(errs, err)
+				if len(removed) == 0 && len(names) == 1 {
+					fmt.Fprintf(cmd.OutOrStdout(), "no vipwatch addresses on %s\n", name)
+				}
 			}
-			removed, err := member.Cleanup(ifc)
-			for _, p := range removed {
-				fmt.Fprintf(cmd.OutOrStdout(), "removed %v from %s\n", p, ifname)
-			}
-			if err != nil {
-				return err
-			}
-			if len(removed) == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "no vipwatch addresses on %s\n", ifname)
-			}
-			return nil
+			return errors.Join(errs...)
 		},
 	}
 	release.Flags().StringVarP(&ifname, "interface", "i", "", "interface to clean (default: the config's interface)")

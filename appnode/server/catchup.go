@@ -192,7 +192,14 @@ func (s *Server) catchUpUser(ctx context.Context, r *http.Request, name string) 
 		}
 	}
 	if _, err := s.Repair(ctx, name, before, limit, skipped(ctx)...); err != nil {
-		return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
+		var pe *peerError
+		if errors.As(err, &pe) || ctx.Err() != nil {
+			return fmt.Errorf("this member is catching up and could not compare %s's records with another replica: %w", name, err)
+		}
+		// The others do not answer at all (down, or cut off): nobody
+		// has anything newer to offer now, and this member is the best
+		// there is.
+		s.log.Debug("answering while catching up, no other replica answers", "op", "catch-up", "user", name, "err", err)
 	}
 	return nil
 }

@@ -50,16 +50,20 @@ const (
 	rttMultiple = 10
 	// suspectFor is how long a member that failed a request (no answer
 	// within the timeout, a refused or broken connection) is passed over
-	// before it is tried again, unless no other member can answer. The
-	// failure detector declares a dead member dead within about a
-	// second; this bridges that second, so only the first requests pay
-	// the timeout.
+	// before it is tried again, unless no other member can answer: twice
+	// as long each time it fails again soon after, up to suspectMax, so
+	// a member cut off for longer costs a timeout now and then, not once
+	// a second; an answer from it clears it. The failure detector
+	// declares a dead member dead within about a second; this bridges
+	// that second, so only the first requests pay the timeout.
 	suspectFor = time.Second
+	suspectMax = 8 * time.Second
 )
 
 // peerFailure is a member that failed a request recently.
 type peerFailure struct {
 	until time.Time
+	wait  time.Duration // the last suspicion's length
 	why   string
 }
 
@@ -97,7 +101,19 @@ func (s *Server) failed(m, why string) {
 	if h.failed == nil {
 		h.failed = map[string]peerFailure{}
 	}
-	h.failed[m] = peerFailure{until: time.Now().Add(suspectFor), why: why}
+	now := time.Now()
+	f := h.failed[m]
+	switch {
+	case now.Before(f.until):
+		// Already passed over: the failure of a request that was on
+		// its way does not lengthen it.
+	case now.Sub(f.until) < f.wait:
+		f.wait = min(2*f.wait, suspectMax) // failed again soon after
+	default:
+		f.wait = suspectFor
+	}
+	f.until, f.why = now.Add(f.wait), why
+	h.failed[m] = f
 }
 
 // answered records that member m answered a request.
@@ -114,12 +130,8 @@ func (s *Server) suspect(m string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.failed[m]
-	if !ok {
-		return ""
-	}
-	if time.Now().After(f.until) {
-		delete(h.failed, m)
-		return ""
+	if !ok || time.Now().After(f.until) {
+		return "" // kept until an answer: a failure soon after doubles it
 	}
 	return f.why
 }

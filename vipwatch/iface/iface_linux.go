@@ -39,6 +39,20 @@ type Interface struct {
 	state *stateFile
 }
 
+// Names lists the machine's interfaces (release-all cleans them all
+// when it cannot read the config that names vipwatch's).
+func Names() ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	out := make([]string, 0, len(links))
+	for _, l := range links {
+		out = append(out, l.Attrs().Name)
+	}
+	return out, nil
+}
+
 // Open looks up the interface called name. stateDir (vipwatch's
 // runtime directory) holds the record of the IPv6 addresses vipwatch
 // adds, so that a later run and release-all recognise them.

@@ -19,6 +19,9 @@ type Interface struct{}
 // Open fails: vipwatch runs on Linux only.
 func Open(name, stateDir string) (*Interface, error) { return nil, errUnsupported }
 
+// Names lists the machine's interfaces; unsupported off Linux.
+func Names() ([]string, error) { return nil, errUnsupported }
+
 // Name is the interface's name.
 func (i *Interface) Name() string { return "" }
 

@@ -167,9 +167,12 @@ func (d *drill) failedOverTo(node string) {
 	d.holders(VIP1, node) // and still alone afterwards
 }
 
-func (d *drill) releaseAll(node string) string {
+func (d *drill) releaseAll(node string, args ...string) string {
 	d.t.Helper()
-	out, err := d.lab.Run(context.Background(), d.lab.NS(node), d.v.Binary, "release-all", "--interface", Dev)
+	if len(args) == 0 {
+		args = []string{"--interface", Dev}
+	}
+	out, err := d.lab.Run(context.Background(), d.lab.NS(node), append([]string{d.v.Binary, "release-all"}, args...)...)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -195,10 +198,16 @@ func TestDrills(t *testing.T) {
 		if ok, _ := d.lab.Holds(d.lab.FE1, VIP1); !ok {
 			t.Log("fe1 no longer had VIP1 right after SIGKILL (unexpected but harmless)")
 		}
-		// ...until systemd runs ExecStopPost=vipwatch release-all.
-		out := d.releaseAll("fe1")
-		if !strings.Contains(out, "removed 198.51.100.10/24") {
-			t.Errorf("release-all said %q, want it to remove VIP1", out)
+		// ...until systemd runs ExecStopPost=vipwatch release-all, here
+		// with a config broken by an edit (maybe why the daemon died):
+		// it cleans every interface.
+		broken := filepath.Join(t.TempDir(), "vipwatch.yaml")
+		if err := os.WriteFile(broken, []byte("interface: [not, a, name]\nbogus_key: 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := d.releaseAll("fe1", "--config", broken)
+		if !strings.Contains(out, "removed 198.51.100.10/24 from "+Dev) {
+			t.Errorf("release-all with a broken config said %q, want it to remove VIP1 from %s", out, Dev)
 		}
 		d.failedOverTo("fe2")
 	})
