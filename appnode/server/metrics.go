@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,12 @@ type metrics struct {
 	catchUps       prometheus.Counter
 	edgeSynced     prometheus.Counter
 	edgeSyncErrors prometheus.Counter
+
+	// The series every request touches, looked up once: a lookup by
+	// label values hashes them and takes the vector's lock, a good part
+	// of a 307's own CPU.
+	series                          sync.Map           // seriesKey → series
+	forwarded, redirected, fellBack prometheus.Counter // routed's
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bool) *metrics {
@@ -128,9 +135,9 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 			Help: "Edge note deliveries that failed (retried).",
 		}),
 	}
-	m.routed.WithLabelValues("forward")
-	m.routed.WithLabelValues("redirect")
-	m.routed.WithLabelValues("fallback")
+	m.forwarded = m.routed.WithLabelValues("forward")
+	m.redirected = m.routed.WithLabelValues("redirect")
+	m.fellBack = m.routed.WithLabelValues("fallback")
 	for _, r := range []string{"same", "repaired", "failed", "skipped"} {
 		m.repairs.WithLabelValues(r)
 	}
@@ -145,9 +152,29 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, catchingUp func() bo
 	return m
 }
 
+// seriesKey names a request's series: its route pattern (a bounded
+// set: the mux's patterns and "unmatched") and status code.
+type seriesKey struct {
+	route string
+	code  int
+}
+
+// series are the counter and the histogram of one seriesKey.
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// observe counts a request and its latency.
 func (m *metrics) observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	k := seriesKey{route, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, series{m.requests.WithLabelValues(route, strconv.Itoa(code)), m.latency.WithLabelValues(route)})
+	}
+	sr := v.(series)
+	sr.requests.Inc()
+	sr.latency.Observe(d.Seconds())
 }
 
 // storeCollector reports store sizes when scraped.

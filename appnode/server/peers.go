@@ -168,9 +168,12 @@ type passedOver struct {
 // declared dead, nor those in skip. It also says why each member left
 // out was left out.
 func (s *Server) candidates(rg *ring.Ring, name string, skip []string) ([]string, []passedOver) {
-	var buf [8]string
+	var buf, later, last [8]string
 	pref := rg.Preference(buf[:0], name)
-	var ready, catching, suspects []string
+	// One allocation: the ready members go straight into the answer,
+	// the others wait in arrays on the stack (a preference list is
+	// seldom longer).
+	ready, catching, suspects := make([]string, 0, len(pref)), later[:0], last[:0]
 	var out []passedOver
 	for _, m := range pref {
 		switch {
@@ -192,7 +195,7 @@ func (s *Server) candidates(rg *ring.Ring, name string, skip []string) ([]string
 			ready = append(ready, m)
 		}
 	}
-	return slices.Concat(ready, catching, suspects), out
+	return append(append(ready, catching...), suspects...), out
 }
 
 // triedMembers collects, for an error message, each distinct member

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,40 @@ func testWrongClusterSecret(t *testing.T, httpForward bool) {
 	}
 	if st := ms[1].srv.Status(); st.LinksServed != 1 {
 		t.Errorf("owner serves %d links, want 1", st.LinksServed)
+	}
+}
+
+// TestHeaderNamesCanonical: setHeader and headerValue index a Header
+// directly, which finds a header only by its canonical name.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, k := range []string{HeaderCluster, HeaderHops, HeaderUnreachable, HeaderFallback, HeaderOwner,
+		HeaderRingVersion, api.HeaderEdgeClock, HeaderClock, HeaderLinkChallenge, "Location"} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("header %q is not canonical (%q)", k, c)
+		}
+	}
+}
+
+// TestRequestTarget: a redirect keeps the path and query as the client
+// sent them; a request without an origin-form target is rebuilt from
+// its URL.
+func TestRequestTarget(t *testing.T) {
+	for _, c := range []struct{ raw, url, want string }{
+		{"/v1/users/joe/posts?limit=5&before=a%2Fb", "", "/v1/users/joe/posts?limit=5&before=a%2Fb"},
+		{"http://127.0.0.1:1/v1/users/joe?x=1", "http://127.0.0.1:1/v1/users/joe?x=1", "/v1/users/joe?x=1"},
+		{"", "http://127.0.0.1:1/v1/users/joe/timeline?limit=2", "/v1/users/joe/timeline?limit=2"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.url != "" {
+			u, err := url.Parse(c.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.URL = u
+		}
+		r.RequestURI = c.raw
+		if got := requestTarget(r); got != c.want {
+			t.Errorf("requestTarget(RequestURI %q, URL %q) = %q, want %q", c.raw, c.url, got, c.want)
+		}
 	}
 }
