@@ -69,6 +69,7 @@ type options struct {
 	loadCPU     string
 	tierRun     time.Duration
 	tierProfile bool
+	tierRate    int
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.StringVar(&o.serverCPU, "server-cpu", "", "CPU list the servers are pinned to (taskset -c; -tier default 0)")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to (-tier)")
 	flag.DurationVar(&o.tierRun, "tier-run", 3*time.Second, "length of each -tier run")
+	flag.IntVar(&o.tierRate, "tier-rate", 4000, "with -tier, also load every row at this many requests/s (below every row's capacity), so CPU per request is compared at one rate (0: skip)")
 	flag.BoolVar(&o.tierProfile, "tier-profile", false, "with -tier, also record CPU profiles of the redirecting and the forwarding member (kept in -out)")
 	flag.IntVar(&o.followers, "followers", 20_000, "followers of the biggest author in -fanout")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")

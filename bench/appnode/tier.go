@@ -35,7 +35,9 @@ import (
 //     answered 307 with the owner's URL;
 //   - nginx 307: nginx's `return 307` to the owner, the redirecting peer.
 //
-// Then, with -tier-profile, one more run each of redirect and forward
+// The rounds run twice: with wrk as fast as each server answers, and
+// with every connection paced (-tier-rate), so that CPU per request is
+// compared where every server waits for requests alike. Then, with -tier-profile, one more run each of redirect and forward
 // while the member's /debug/pprof/profile records, kept in -out.
 func runTier(ctx context.Context, o options) error {
 	wrk, err := exec.LookPath(o.wrk)
@@ -110,52 +112,68 @@ func runTier(ctx context.Context, o options) error {
 		{"307 from other member (routing: redirect)", "http://" + other + path, "redirect", 307},
 		{"307 from nginx (return 307)", "http://" + ng.redirect + path, "redirect", 307},
 	}
-	results := make([][]wrkResult, len(rows))
-	for round := range o.rounds {
-		for _, routing := range []string{"forward", "redirect"} {
-			if err := c.setRouting(routing); err != nil {
-				return err
-			}
-			var order []int
-			for i, r := range rows {
-				if r.routing == routing {
-					order = append(order, i)
-				}
-			}
-			// Rotate, so no row always runs first in its group.
-			for range round % len(order) {
-				order = append(order[1:], order[0])
-			}
-			for _, i := range order {
-				r := rows[i]
-				if err := checkAnswer(hc, r.url, r.status, owner); err != nil {
-					return fmt.Errorf("%s: %w", r.name, err)
-				}
-				res, err := runWrk(ctx, o, wrk, r.url, pids)
-				if err != nil {
-					return fmt.Errorf("%s: %w", r.name, err)
-				}
-				fmt.Fprintf(os.Stderr, "round %d  %-44s %8.0f/s  %6.1f µs CPU/request  p50 %s p99 %s\n", round+1, r.name, res.rate(), res.cpuPer().Seconds()*1e6, res.p50, res.p99)
-				results[i] = append(results[i], res)
-			}
+	// At full load the slower server also pays for waking wrk for each
+	// answer (wrk waits on it; it never waits on nginx's 307s); at one
+	// offered rate every server is idle between requests and pays alike.
+	loads := []tierLoad{{name: fmt.Sprintf("as fast as each answers (wrk, %d connections)", o.concurrency)}}
+	if o.tierRate > 0 {
+		delay := max(1, (o.concurrency*1000+o.tierRate/2)/o.tierRate)
+		script := filepath.Join(dir, "rate.lua")
+		if err := os.WriteFile(script, []byte(fmt.Sprintf("-- each connection waits %d ms between requests\nfunction delay() return %d end\n", delay, delay)), 0o644); err != nil {
+			return err
 		}
+		loads = append(loads, tierLoad{name: fmt.Sprintf("at one offered rate (each of %d connections waits %d ms between requests: about %d/s)", o.concurrency, delay, o.concurrency*1000/delay), script: script})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### The redirect tier: one CPU\n\n")
 	fmt.Fprintf(&b, "3 appnode members (replicas 2, member links) and nginx (1 worker) all pinned to CPU %s; wrk (1 thread, %d connections)\n", o.serverCPU, o.concurrency)
-	fmt.Fprintf(&b, "on CPU %s; %d alternating rounds of %v per row; load average %s at the start, %s at the end. CPU/request: the\n", o.loadCPU, o.rounds, o.tierRun, load0, loadAverage())
-	fmt.Fprintf(&b, "servers' CPU (scheduler accounting, every appnode and nginx) over the row ÷ its requests. Medians over the rounds.\n\n")
-	fmt.Fprintln(&b, "| row | requests/s | p50 | p99 | server CPU/request | errors |")
-	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")
-	med := make([]wrkResult, len(rows))
-	for i, r := range rows {
-		med[i] = medianResult(results[i])
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.1f µs | %d |\n", r.name, med[i].rate(), med[i].p50, med[i].p99, med[i].cpuPer().Seconds()*1e6, med[i].errors)
+	fmt.Fprintf(&b, "on CPU %s; %d alternating rounds of %v per row; load average %s at the start. CPU/request: the\n", o.loadCPU, o.rounds, o.tierRun, load0)
+	fmt.Fprintf(&b, "servers' CPU (scheduler accounting, every appnode and nginx) over the row ÷ its requests. Medians over the rounds.\n")
+	for _, load := range loads {
+		results := make([][]wrkResult, len(rows))
+		for round := range o.rounds {
+			for _, routing := range []string{"forward", "redirect"} {
+				if err := c.setRouting(routing); err != nil {
+					return err
+				}
+				var order []int
+				for i, r := range rows {
+					if r.routing == routing {
+						order = append(order, i)
+					}
+				}
+				// Rotate, so no row always runs first in its group.
+				for range round % len(order) {
+					order = append(order[1:], order[0])
+				}
+				for _, i := range order {
+					r := rows[i]
+					if err := checkAnswer(hc, r.url, r.status, owner); err != nil {
+						return fmt.Errorf("%s: %w", r.name, err)
+					}
+					res, err := runWrk(ctx, o, wrk, r.url, load.script, pids)
+					if err != nil {
+						return fmt.Errorf("%s: %w", r.name, err)
+					}
+					fmt.Fprintf(os.Stderr, "round %d  %-44s %8.0f/s  %6.1f µs CPU/request  p50 %s p99 %s\n", round+1, r.name, res.rate(), res.cpuPer().Seconds()*1e6, res.p50, res.p99)
+					results[i] = append(results[i], res)
+				}
+			}
+		}
+		fmt.Fprintf(&b, "\n#### Load: %s\n\n", load.name)
+		fmt.Fprintln(&b, "| row | requests/s | p50 | p99 | server CPU/request | errors |")
+		fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|")
+		med := make([]wrkResult, len(rows))
+		for i, r := range rows {
+			med[i] = medianResult(results[i])
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.1f µs | %d |\n", r.name, med[i].rate(), med[i].p50, med[i].p99, med[i].cpuPer().Seconds()*1e6, med[i].errors)
+		}
+		us := func(r wrkResult) float64 { return r.cpuPer().Seconds() * 1e6 }
+		fmt.Fprintf(&b, "\nappnode 307 / nginx 307: %.2f by requests/s, %.2f× nginx's CPU per request.\n", med[3].rate()/med[4].rate(), us(med[3])/us(med[4]))
+		fmt.Fprintf(&b, "Forwarding, over the direct read: appnode +%.1f µs CPU per request, nginx proxy_pass +%.1f µs (%.2f×); by requests/s forward / nginx proxy %.2f.\n",
+			us(med[1])-us(med[0]), us(med[2])-us(med[0]), (us(med[1])-us(med[0]))/(us(med[2])-us(med[0])), med[1].rate()/med[2].rate())
 	}
-	us := func(r wrkResult) float64 { return r.cpuPer().Seconds() * 1e6 }
-	fmt.Fprintf(&b, "\nappnode 307 / nginx 307: %.2f by requests/s, %.2f× nginx's CPU per request.\n", med[3].rate()/med[4].rate(), us(med[3])/us(med[4]))
-	fmt.Fprintf(&b, "Forwarding, over the direct read: appnode +%.1f µs CPU per request, nginx proxy_pass +%.1f µs (%.2f×); by requests/s forward / nginx proxy %.2f.\n",
-		us(med[1])-us(med[0]), us(med[2])-us(med[0]), (us(med[1])-us(med[0]))/(us(med[2])-us(med[0])), med[1].rate()/med[2].rate())
+	fmt.Fprintf(&b, "\nLoad average at the end %s.\n", loadAverage())
 	fmt.Fprint(os.Stdout, b.String())
 	if o.tierProfile {
 		for _, p := range []struct{ name, routing, url string }{{"redirect", "redirect", rows[3].url}, {"forward", "forward", rows[1].url}} {
@@ -170,6 +188,13 @@ func runTier(ctx context.Context, o options) error {
 		}
 	}
 	return nil
+}
+
+// tierLoad is how wrk loads each row: as fast as the server answers,
+// or (script) at one offered rate.
+type tierLoad struct {
+	name   string
+	script string // wrk Lua script pacing each connection; "" for none
 }
 
 // tierNginx is nginx on two loopback ports: one answers 307 to the
@@ -295,17 +320,20 @@ var (
 	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-// runWrk loads url with wrk on the load CPU for o.tierRun and measures
-// the servers' CPU meanwhile.
-func runWrk(ctx context.Context, o options, wrk, url string, pids []int) (wrkResult, error) {
+// runWrk loads url with wrk on the load CPU for o.tierRun (paced by the
+// Lua script, unless it is "") and measures the servers' CPU meanwhile.
+func runWrk(ctx context.Context, o options, wrk, url, script string, pids []int) (wrkResult, error) {
 	var res wrkResult
 	before, err := cputime.Trees(pids...)
 	if err != nil {
 		return res, err
 	}
 	secs := max(1, int(o.tierRun/time.Second))
-	cmd := exec.CommandContext(ctx, "taskset", "-c", o.loadCPU, wrk, "-t1", "-c"+strconv.Itoa(o.concurrency),
-		"-d"+strconv.Itoa(secs)+"s", "--timeout", "5s", "--latency", url)
+	args := []string{"-c", o.loadCPU, wrk, "-t1", "-c" + strconv.Itoa(o.concurrency), "-d" + strconv.Itoa(secs) + "s", "--timeout", "5s", "--latency"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	cmd := exec.CommandContext(ctx, "taskset", append(args, url)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return res, fmt.Errorf("wrk: %w\n%s", err, out)
@@ -370,7 +398,7 @@ func profileDuring(ctx context.Context, o options, wrk string, c *cluster, membe
 		}
 		ch <- got{b, err}
 	}()
-	if _, err := runWrk(ctx, o, wrk, url, c.pids()); err != nil {
+	if _, err := runWrk(ctx, o, wrk, url, "", c.pids()); err != nil {
 		return "", err
 	}
 	g := <-ch
