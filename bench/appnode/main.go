@@ -96,7 +96,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/appnode/out", "directory for results.md and logs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the cluster's data directory")
 	flag.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS for each appnode (0: Go's default, one per CPU)")
+	bare := flag.String("bare-307", "", "serve only a bare net/http 307 handler: LISTEN=TARGET (what -tier starts as its floor row)")
 	flag.Parse()
+	if *bare != "" {
+		fmt.Fprintln(os.Stderr, "bench-appnode:", serveBare307(*bare))
+		os.Exit(1)
+	}
 	// SIGINT or SIGTERM ends the measurements; deferred stops then end
 	// the children by pid.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

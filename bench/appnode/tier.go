@@ -33,7 +33,9 @@ import (
 //     (keep-alive upstream), the forwarding peer;
 //   - redirect: the same request to that member under routing: redirect,
 //     answered 307 with the owner's URL;
-//   - nginx 307: nginx's `return 307` to the owner, the redirecting peer.
+//   - nginx 307: nginx's `return 307` to the owner, the redirecting peer;
+//   - bare 307: a Go net/http server whose handler only writes the 307
+//     (this program, -bare-307): the floor a Go HTTP/1.1 server sets.
 //
 // The rounds run twice: with wrk as fast as each server answers, and
 // with every connection paced (-tier-rate), so that CPU per request is
@@ -99,7 +101,12 @@ func runTier(ctx context.Context, o options) error {
 		return err
 	}
 	defer ng.stop()
-	pids := append(c.pids(), ng.cmd.Process.Pid)
+	bare, err := startBare307(o, owner)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	pids := append(c.pids(), ng.cmd.Process.Pid, bare.cmd.Process.Pid)
 
 	type row struct {
 		name, url, routing string
@@ -111,6 +118,7 @@ func runTier(ctx context.Context, o options) error {
 		{"feed read → nginx proxy_pass → owner", "http://" + ng.proxy + path, "forward", 200},
 		{"307 from other member (routing: redirect)", "http://" + other + path, "redirect", 307},
 		{"307 from nginx (return 307)", "http://" + ng.redirect + path, "redirect", 307},
+		{"307 from a bare Go net/http handler", "http://" + bare.addr + path, "redirect", 307},
 	}
 	// At full load the slower server also pays for waking wrk for each
 	// answer (wrk waits on it; it never waits on nginx's 307s); at one
@@ -169,7 +177,8 @@ func runTier(ctx context.Context, o options) error {
 			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.1f µs | %d |\n", r.name, med[i].rate(), med[i].p50, med[i].p99, med[i].cpuPer().Seconds()*1e6, med[i].errors)
 		}
 		us := func(r wrkResult) float64 { return r.cpuPer().Seconds() * 1e6 }
-		fmt.Fprintf(&b, "\nappnode 307 / nginx 307: %.2f by requests/s, %.2f× nginx's CPU per request.\n", med[3].rate()/med[4].rate(), us(med[3])/us(med[4]))
+		fmt.Fprintf(&b, "\nappnode 307 / nginx 307: %.2f by requests/s, %.2f× nginx's CPU per request; a bare net/http 307 %.2f× nginx's, appnode's %.2f× the bare one's.\n",
+			med[3].rate()/med[4].rate(), us(med[3])/us(med[4]), us(med[5])/us(med[4]), us(med[3])/us(med[5]))
 		fmt.Fprintf(&b, "Forwarding, over the direct read: appnode +%.1f µs CPU per request, nginx proxy_pass +%.1f µs (%.2f×); by requests/s forward / nginx proxy %.2f.\n",
 			us(med[1])-us(med[0]), us(med[2])-us(med[0]), (us(med[1])-us(med[0]))/(us(med[2])-us(med[0])), med[1].rate()/med[2].rate())
 	}
@@ -263,6 +272,48 @@ http {
 		return nil, err
 	}
 	return n, nil
+}
+
+// bare307 is this program serving only a 307 to the owner.
+type bare307 struct {
+	*proc
+	addr string
+}
+
+func startBare307(o options, owner string) (*bare307, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := start("bare-307", filepath.Join(o.out, "bare-307.log"), nil, "taskset", "-c", o.serverCPU, self, "-bare-307", addr+"="+owner)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP("http://"+addr+"/", p); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &bare307{p, addr}, nil
+}
+
+// serveBare307 serves spec (LISTEN=TARGET): every request is answered
+// 307 to the same path and query on TARGET, nothing else.
+func serveBare307(spec string) error {
+	listen, target, ok := strings.Cut(spec, "=")
+	if !ok {
+		return fmt.Errorf("-bare-307 %q: want LISTEN=TARGET", spec)
+	}
+	srv := &http.Server{Addr: listen, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Location"] = []string{"http://" + target + r.RequestURI}
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		})}
+	return srv.ListenAndServe()
 }
 
 // checkAnswer makes sure url answers status (and a 307 points at owner)

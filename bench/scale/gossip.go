@@ -85,10 +85,13 @@ func (d *deaths) WithGroup(string) slog.Handler      { return d }
 type gossipRow struct {
 	members int
 	settle  time.Duration // from the start until every member sees every other alive
-	burst   trafficSnap   // sent meanwhile
-	window  time.Duration
-	steady  trafficSnap // sent over the window, settled
-	cpu     time.Duration
+	// unsettled, when not 0, is the fewest members alive some member
+	// saw when settleLimit ran out.
+	unsettled int
+	burst     trafficSnap // sent meanwhile
+	window    time.Duration
+	steady    trafficSnap // sent over the window, settled
+	cpu       time.Duration
 	// startDeaths and steadyDeaths are members declared dead while
 	// none was: before the cluster settled, and over the window.
 	startDeaths, steadyDeaths int64
@@ -147,10 +150,18 @@ func runCluster(t *traffic, o gossipOptions, n int) (gossipRow, error) {
 		cancels[i] = dcancel
 		wg.Go(func() { d.Run(dctx) })
 	}
-	limit := time.Now().Add(2 * time.Minute)
-	for !allSee(dets, n) {
+	// On a busy machine a cluster can keep suspecting someone (a probe
+	// answered late) and never have every member see all the others at
+	// one instant: the row says so and the rest is measured anyway.
+	limit := time.Now().Add(settleLimit)
+	for {
+		fewest := fewestSeen(dets)
+		if fewest == n {
+			break
+		}
 		if time.Now().After(limit) {
-			return row, fmt.Errorf("%d gossip members did not all see each other within 2m", n)
+			row.unsettled = fewest
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -196,14 +207,17 @@ func runCluster(t *traffic, o gossipOptions, n int) (gossipRow, error) {
 	return row, nil
 }
 
-// allSee reports whether every detector sees all n members alive.
-func allSee(dets []*gossip.Detector, n int) bool {
+// settleLimit bounds the wait for every member to see every other.
+const settleLimit = time.Minute
+
+// fewestSeen returns the fewest members alive that any detector sees.
+func fewestSeen(dets []*gossip.Detector) int {
+	fewest := len(dets)
 	for _, d := range dets {
-		if alive, _ := d.AliveCount(); alive < n {
-			return false
-		}
+		alive, _ := d.AliveCount()
+		fewest = min(fewest, alive)
 	}
-	return true
+	return fewest
 }
 
 // processCPU is this process's CPU time so far.
@@ -310,9 +324,13 @@ func printGossip(w io.Writer, o gossipOptions, rows []gossipRow) {
 		if r.missed > 0 {
 			last = fmt.Sprintf("%d never (30 s)", r.missed)
 		}
+		settle := secondsOf(r.settle)
+		if r.unsettled > 0 {
+			settle = fmt.Sprintf("not in %s (a member saw %d alive)", secondsOf(settleLimit), r.unsettled)
+		}
 		fmt.Fprintf(w, "| %d | %s/s | %.1f | %s/s | %.0f µs/s | %d | %s | %s | %d | %s | %s | %s | %s | %s |\n", r.members,
 			bytesOf(int64(sent)), float64(r.steady.udpPackets)/secs, bytesOf(int64(pp)),
-			float64(r.cpu.Microseconds())/secs, r.steadyDeaths, secondsOf(r.settle), bytesOf(r.burst.udpBytes+r.burst.tcpBytes), r.startDeaths,
+			float64(r.cpu.Microseconds())/secs, r.steadyDeaths, settle, bytesOf(r.burst.udpBytes+r.burst.tcpBytes), r.startDeaths,
 			first, med, last, secondsOf(modelDetect(r.members, 0.5)), secondsOf(modelDetect(r.members, 0.999)))
 	}
 	fmt.Fprintln(w)
