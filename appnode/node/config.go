@@ -142,14 +142,15 @@ func shiftPort(addr string, off int) (string, error) {
 
 // Defaults.
 const (
-	// DefaultVNodes keeps the most loaded member within 1.3× of an even
-	// share of users at 20 and at 200 members whatever their addresses
-	// (bench/scale, exact shares over hundreds of random member sets:
-	// worst 1.24 at both sizes, median 1.12 and 1.18). 128 gave a
-	// median of 1.17 and 1.25 and a worst of 1.34 and 1.35. Beyond
-	// that, more positions cost anti-entropy: a ring position inside
-	// one of its 65,536 leaves makes a round read that leaf's users
-	// one by one (256 × 20 members cut 7.5% of the leaves, 128 3.8%).
+	// DefaultVNodes keeps the most loaded of 20 members within 1.25×
+	// of an even share of users whatever their addresses, and of 200
+	// within about 1.3× (make bench-scale: exact shares over 500 random
+	// member sets; median 1.12 and 1.18, worst 1.24 and 1.30). 128, the
+	// old default, gave a median of 1.17 and 1.25 and a worst of 1.34
+	// and 1.45 (TestDefaultVNodesBalance). More positions cost
+	// anti-entropy: a ring position inside one of its 65,536 leaves
+	// makes a round read that leaf's users one by one (256 × 20 members
+	// cut 7.5% of the leaves, 128 3.8%; 256 × 200 54%).
 	DefaultVNodes = 256
 	DefaultAdmin  = "127.0.0.1:9081"
 )

@@ -3,22 +3,26 @@ package node
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/ringfront/ringfront/appnode/ring"
 )
 
-// TestDefaultVNodesBalance: with the default vnodes, the most loaded of
-// 20 members, and of 200, owns at most 1.3 times an even share of the
-// key space (of users, as users grow), for every one of many random
-// member sets; 128 vnodes did not (bench/scale measures both).
+// TestDefaultVNodesBalance: with the default vnodes the most loaded of
+// 20 members owns at most 1.3 times an even share of the key space (of
+// users, as users grow) in every one of 200 random member sets, as the
+// config promises, and of 200 members at most 1.35 times, 1.2 times in
+// the median set. 128 vnodes, the old default, fails each bound here
+// (worst 1.34 of 20, 1.35 of 200, median 1.25 of 200); bench/scale
+// gives both over 500 sets.
 func TestDefaultVNodesBalance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds 240 rings; skipped with -short")
-	}
-	for _, tc := range []struct{ members, sets int }{{20, 200}, {200, 40}} {
+	for _, tc := range []struct {
+		members, sets int
+		worst, median float64
+	}{{20, 200, 1.3, 1.15}, {200, 40, 1.35, 1.2}} {
 		rng := rand.New(rand.NewPCG(19, uint64(tc.members)))
-		worst := 0.0
+		var peaks []float64
 		for range tc.sets {
 			members := make([]string, tc.members)
 			for i := range members {
@@ -28,11 +32,13 @@ func TestDefaultVNodesBalance(t *testing.T) {
 			if err != nil {
 				continue // the same address drawn twice
 			}
-			worst = max(worst, peakToMean(r))
+			peaks = append(peaks, peakToMean(r))
 		}
-		t.Logf("%d members × %d vnodes: most loaded member at worst %.3f× an even share over %d sets", tc.members, DefaultVNodes, worst, tc.sets)
-		if worst > 1.3 {
-			t.Errorf("%d members × %d vnodes: a member owns %.3f× an even share, want at most 1.3", tc.members, DefaultVNodes, worst)
+		slices.Sort(peaks)
+		worst, median := peaks[len(peaks)-1], peaks[len(peaks)/2]
+		t.Logf("%d members × %d vnodes over %d sets: most loaded member %.3f× an even share in the median set, %.3f× at worst", tc.members, DefaultVNodes, len(peaks), median, worst)
+		if worst > tc.worst || median > tc.median {
+			t.Errorf("%d members × %d vnodes: most loaded member %.3f× an even share at worst, %.3f× in the median set; want at most %.2f and %.2f", tc.members, DefaultVNodes, worst, median, tc.worst, tc.median)
 		}
 	}
 }
