@@ -454,17 +454,28 @@ func syncRate(dir string, d time.Duration) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-func run(ctx context.Context, o options) error {
+// workDirs makes -out and a temporary directory for a cluster; done
+// removes the latter unless -keep.
+func workDirs(o options, prefix string) (dir string, done func(), err error) {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
+		return "", nil, err
 	}
-	dir, err := os.MkdirTemp("", "bench-appnode-")
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if o.keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func run(ctx context.Context, o options) error {
+	dir, done, err := workDirs(o, "bench-appnode-")
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	fmt.Fprintf(os.Stderr, "starting a 3-member cluster in %s\n", dir)
 	c, err := startCluster(o, dir)
 	if err != nil {
@@ -599,56 +610,20 @@ func run(ctx context.Context, o options) error {
 	return report(o, results, rate, direct, fwd, redirect, nginx, fwdRounds, redirectRounds)
 }
 
-// startNginx starts nginx on a loopback port with a config that answers
-// every request with 307 to a member; measure measures it like appnode.
+// startNginx starts nginx on loopback (startTierNginx) answering every
+// request with 307 to a member; measure measures it like appnode.
 func startNginx(ctx context.Context, o options, dir string, rg *ring.Ring, users []string, hc *http.Client) (measure func(time.Duration) result, stop func(), err error) {
-	port, err := freePort()
+	ng, err := startTierNginx(o, dir, rg.Members()[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	prefix := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		return nil, nil, err
-	}
-	conf := fmt.Sprintf(`# nginx peer for bench-appnode: answers every request with a 307.
-daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:%[2]d;
-        location / { return 307 http://%[3]s$request_uri; }
-    }
-}
-`, prefix, port, rg.Members()[0])
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, nil, err
-	}
-	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, o.nginx, "-p", prefix, "-c", confPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port), p); err != nil {
-		p.stop()
-		return nil, nil, err
-	}
-	pids := func() []int { return withChildren(p.cmd.Process.Pid) }
+	pids := func() []int { return withChildren(ng.cmd.Process.Pid) }
 	return func(d time.Duration) result {
 		return measureOn(ctx, pids, "307 from nginx (return 307)", o.concurrency, d, o.maxRequests, func(i int) error {
 			u := users[i%len(users)]
-			return get(hc, fmt.Sprintf("http://127.0.0.1:%d/v1/users/%s/posts?limit=20", port, u), http.StatusTemporaryRedirect)
+			return get(hc, fmt.Sprintf("http://%s/v1/users/%s/posts?limit=20", ng.redirect, u), http.StatusTemporaryRedirect)
 		})
-	}, p.stop, nil
+	}, ng.stop, nil
 }
 
 // pair measures a and b in n alternating rounds of d/n each (at least

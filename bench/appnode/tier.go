@@ -49,16 +49,11 @@ func runTier(ctx context.Context, o options) error {
 	if o.nginx == "" {
 		return fmt.Errorf("-tier needs nginx (-nginx)")
 	}
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "bench-appnode-tier-")
+	dir, done, err := workDirs(o, "bench-appnode-tier-")
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	load0 := loadAverage()
 	c, err := startCluster(o, dir)
 	if err != nil {
@@ -207,7 +202,8 @@ type tierLoad struct {
 }
 
 // tierNginx is nginx on two loopback ports: one answers 307 to the
-// owner, the other proxies to it.
+// owner, the other proxies to it (keep-alive upstream). Pinned to
+// -server-cpu when it is set.
 type tierNginx struct {
 	*proc
 	redirect, proxy string
@@ -226,7 +222,7 @@ func startTierNginx(o options, dir, owner string) (*tierNginx, error) {
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`# nginx peers for bench-appnode -tier: a 307 and a reverse proxy to the owner.
+	conf := fmt.Sprintf(`# nginx peers for bench-appnode: a 307 and a reverse proxy to the owner.
 daemon off;
 worker_processes 1;
 pid %[1]s/nginx.pid;
@@ -262,7 +258,11 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, "taskset", "-c", o.serverCPU, o.nginx, "-p", prefix, "-c", confPath)
+	args := []string{o.nginx, "-p", prefix, "-c", confPath}
+	if o.serverCPU != "" {
+		args = append([]string{"taskset", "-c", o.serverCPU}, args...)
+	}
+	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, args...)
 	if err != nil {
 		return nil, err
 	}
