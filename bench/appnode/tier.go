@@ -23,7 +23,8 @@ import (
 // appnode members and nginx, one worker) pinned to -server-cpu, the load
 // (wrk, one thread, -concurrency connections) to -load-cpu, so each
 // row's requests/s is what one core serves and its CPU per request is
-// the servers' whole cost. Rows, in -rounds alternating rounds:
+// what the processes serving it spent beyond their CPU at rest. Rows,
+// in -rounds alternating rounds:
 //
 //   - direct: a feed read sent to the user's owner;
 //   - forward: the same read sent to the member outside the user's
@@ -39,8 +40,9 @@ import (
 //
 // The rounds run twice: with wrk as fast as each server answers, and
 // with every connection paced (-tier-rate), so that CPU per request is
-// compared where every server waits for requests alike. Then, with -tier-profile, one more run each of redirect and forward
-// while the member's /debug/pprof/profile records, kept in -out.
+// compared where every server waits for requests alike. Then, with
+// -tier-profile, one more run each of redirect and forward while the
+// member's /debug/pprof/profile records, kept in -out.
 func runTier(ctx context.Context, o options) error {
 	wrk, err := exec.LookPath(o.wrk)
 	if err != nil {
@@ -101,23 +103,32 @@ func runTier(ctx context.Context, o options) error {
 		return err
 	}
 	defer bare.stop()
-	pids := append(c.pids(), ng.cmd.Process.Pid, bare.cmd.Process.Pid)
+	// Each row counts the CPU of the processes that serve it (every
+	// member for appnode's rows: what a member does for another is the
+	// system's cost), less what they use at rest.
+	members, nginxPid, barePid := c.pids(), ng.cmd.Process.Pid, bare.cmd.Process.Pid
+	ownerPid := members[slices.Index(c.members, owner)]
+	idle, err := measureIdle(o.tierRun, append(slices.Clone(members), nginxPid, barePid))
+	if err != nil {
+		return err
+	}
 
 	type row struct {
 		name, url, routing string
 		status             int
+		pids               []int
 	}
 	rows := []row{
-		{"feed read → owner (direct)", "http://" + owner + path, "forward", 200},
-		{"feed read → other member (forward)", "http://" + other + path, "forward", 200},
-		{"feed read → nginx proxy_pass → owner", "http://" + ng.proxy + path, "forward", 200},
-		{"307 from other member (routing: redirect)", "http://" + other + path, "redirect", 307},
-		{"307 from nginx (return 307)", "http://" + ng.redirect + path, "redirect", 307},
-		{"307 from a bare Go net/http handler", "http://" + bare.addr + path, "redirect", 307},
+		{"feed read → owner (direct)", "http://" + owner + path, "forward", 200, members},
+		{"feed read → other member (forward)", "http://" + other + path, "forward", 200, members},
+		{"feed read → nginx proxy_pass → owner", "http://" + ng.proxy + path, "forward", 200, []int{nginxPid, ownerPid}},
+		{"307 from other member (routing: redirect)", "http://" + other + path, "redirect", 307, members},
+		{"307 from nginx (return 307)", "http://" + ng.redirect + path, "redirect", 307, []int{nginxPid}},
+		{"307 from a bare Go net/http handler", "http://" + bare.addr + path, "redirect", 307, []int{barePid}},
 	}
-	// At full load the slower server also pays for waking wrk for each
-	// answer (wrk waits on it; it never waits on nginx's 307s); at one
-	// offered rate every server is idle between requests and pays alike.
+	// At full load a server that keeps wrk waiting also pays for waking
+	// it for each answer; at one offered rate every server waits for
+	// requests and pays for its own wake-ups alike.
 	loads := []tierLoad{{name: fmt.Sprintf("as fast as each answers (wrk, %d connections)", o.concurrency)}}
 	if o.tierRate > 0 {
 		delay := max(1, (o.concurrency*1000+o.tierRate/2)/o.tierRate)
@@ -131,7 +142,9 @@ func runTier(ctx context.Context, o options) error {
 	fmt.Fprintf(&b, "### The redirect tier: one CPU\n\n")
 	fmt.Fprintf(&b, "3 appnode members (replicas 2, member links) and nginx (1 worker) all pinned to CPU %s; wrk (1 thread, %d connections)\n", o.serverCPU, o.concurrency)
 	fmt.Fprintf(&b, "on CPU %s; %d alternating rounds of %v per row; load average %s at the start. CPU/request: the\n", o.loadCPU, o.rounds, o.tierRun, load0)
-	fmt.Fprintf(&b, "servers' CPU (scheduler accounting, every appnode and nginx) over the row ÷ its requests. Medians over the rounds.\n")
+	fmt.Fprintf(&b, "CPU of the processes serving the row (scheduler accounting: every appnode member for appnode's rows; nginx, with the\n")
+	fmt.Fprintf(&b, "owner for proxy_pass; the bare server) over the row, less their CPU at rest (measured first: the 3 members %.1f%% of a CPU,\n", 100*idle.of(members))
+	fmt.Fprintf(&b, "nginx %.1f%%, the bare server %.1f%%), ÷ the row's requests. Medians over the rounds.\n", 100*idle.of([]int{nginxPid}), 100*idle.of([]int{barePid}))
 	for _, load := range loads {
 		results := make([][]wrkResult, len(rows))
 		for round := range o.rounds {
@@ -154,7 +167,7 @@ func runTier(ctx context.Context, o options) error {
 					if err := checkAnswer(hc, r.url, r.status, owner); err != nil {
 						return fmt.Errorf("%s: %w", r.name, err)
 					}
-					res, err := runWrk(ctx, o, wrk, r.url, load.script, pids)
+					res, err := runWrk(ctx, o, wrk, r.url, load.script, r.pids, idle.of(r.pids))
 					if err != nil {
 						return fmt.Errorf("%s: %w", r.name, err)
 					}
@@ -371,14 +384,51 @@ var (
 	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
+// idleRates is the CPU each process uses at rest, in CPU-seconds per
+// second, measured over d.
+type idleRates map[int]float64
+
+func measureIdle(d time.Duration, pids []int) (idleRates, error) {
+	before := map[int]time.Duration{}
+	for _, p := range pids {
+		t, err := cputime.Tree(p)
+		if err != nil {
+			return nil, err
+		}
+		before[p] = t
+	}
+	start := time.Now()
+	time.Sleep(d)
+	rates := idleRates{}
+	for _, p := range pids {
+		t, err := cputime.Tree(p)
+		if err != nil {
+			return nil, err
+		}
+		rates[p] = (t - before[p]).Seconds() / time.Since(start).Seconds()
+	}
+	return rates, nil
+}
+
+// of is the sum of the rates of pids.
+func (r idleRates) of(pids []int) float64 {
+	sum := 0.0
+	for _, p := range pids {
+		sum += r[p]
+	}
+	return sum
+}
+
 // runWrk loads url with wrk on the load CPU for o.tierRun (paced by the
-// Lua script, unless it is "") and measures the servers' CPU meanwhile.
-func runWrk(ctx context.Context, o options, wrk, url, script string, pids []int) (wrkResult, error) {
+// Lua script, unless it is "") and measures the CPU of pids meanwhile,
+// less idle (CPU-seconds per second at rest).
+func runWrk(ctx context.Context, o options, wrk, url, script string, pids []int, idle float64) (wrkResult, error) {
 	var res wrkResult
 	before, err := cputime.Trees(pids...)
 	if err != nil {
 		return res, err
 	}
+	start := time.Now()
 	secs := max(1, int(o.tierRun/time.Second))
 	args := []string{"-c", o.loadCPU, wrk, "-t1", "-c" + strconv.Itoa(o.concurrency), "-d" + strconv.Itoa(secs) + "s", "--timeout", "5s", "--latency"}
 	if script != "" {
@@ -393,7 +443,7 @@ func runWrk(ctx context.Context, o options, wrk, url, script string, pids []int)
 	if err != nil {
 		return res, err
 	}
-	res.cpu = after - before
+	res.cpu = max(0, after-before-time.Duration(idle*float64(time.Since(start))))
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		line := sc.Text()
@@ -449,7 +499,7 @@ func profileDuring(ctx context.Context, o options, wrk string, c *cluster, membe
 		}
 		ch <- got{b, err}
 	}()
-	if _, err := runWrk(ctx, o, wrk, url, "", c.pids()); err != nil {
+	if _, err := runWrk(ctx, o, wrk, url, "", c.pids(), 0); err != nil {
 		return "", err
 	}
 	g := <-ch
