@@ -140,7 +140,7 @@ func runTier(ctx context.Context, o options) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### The redirect tier: one CPU\n\n")
-	fmt.Fprintf(&b, "3 appnode members (replicas 2, member links) and nginx (1 worker) all pinned to CPU %s; wrk (1 thread, %d connections)\n", o.serverCPU, o.concurrency)
+	fmt.Fprintf(&b, "3 appnode members (replicas 2, member links), nginx (1 worker) and the bare Go server all pinned to CPU %s; wrk (1 thread, %d connections)\n", o.serverCPU, o.concurrency)
 	fmt.Fprintf(&b, "on CPU %s; %d alternating rounds of %v per row; load average %s at the start. CPU/request: the\n", o.loadCPU, o.rounds, o.tierRun, load0)
 	fmt.Fprintf(&b, "CPU of the processes serving the row (scheduler accounting: every appnode member for appnode's rows; nginx, with the\n")
 	fmt.Fprintf(&b, "owner for proxy_pass; the bare server) over the row, less their CPU at rest (measured first: the 3 members %.1f%% of a CPU,\n", 100*idle.of(members))
