@@ -312,8 +312,11 @@ func printGossip(w io.Writer, o gossipOptions, rows []gossipRow) {
 		secs := r.window.Seconds() * float64(r.members)
 		sent := float64(r.steady.udpBytes+r.steady.tcpBytes) / secs
 		pp := float64(r.steady.tcpBytes) / secs
-		perMemberUDP = float64(r.steady.udpBytes) / secs
-		if r.steady.tcpConns > 0 {
+		if r.unsettled == 0 {
+			// The model starts from the largest cluster that settled.
+			perMemberUDP = float64(r.steady.udpBytes) / secs
+		}
+		if r.unsettled == 0 && r.steady.tcpConns > 0 {
 			// Each push-pull sends the state both ways.
 			stateBytes = float64(r.steady.tcpBytes) / float64(r.steady.tcpConns) / 2 / float64(r.members)
 		}
@@ -334,7 +337,7 @@ func printGossip(w io.Writer, o gossipOptions, rows []gossipRow) {
 			first, med, last, secondsOf(modelDetect(r.members, 0.5)), secondsOf(modelDetect(r.members, 0.999)))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Memberlist's model carried further: probe and gossip traffic per member stays what the largest run measured")
+	fmt.Fprintln(w, "Memberlist's model carried further: probe and gossip traffic per member stays what the largest settled run measured")
 	fmt.Fprintf(w, "(%s/s); each push-pull sends the whole member list both ways (%.0f bytes per member listed, measured), every\n", bytesOf(int64(perMemberUDP)), stateBytes)
 	fmt.Fprintln(w, "push-pull interval (memberlist's pushPullScale); the suspicion timeout is SuspicionMult × log10(N) × probe interval")
 	fmt.Fprintln(w, "(up to 2× that without confirmations); the spread of a death follows Serf's convergence model (fanout 3, no loss).")
