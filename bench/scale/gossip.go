@@ -208,7 +208,7 @@ func runCluster(t *traffic, o gossipOptions, n int) (gossipRow, error) {
 }
 
 // settleLimit bounds the wait for every member to see every other.
-const settleLimit = time.Minute
+const settleLimit = 30 * time.Second
 
 // fewestSeen returns the fewest members alive that any detector sees.
 func fewestSeen(dets []*gossip.Detector) int {
