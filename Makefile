@@ -113,7 +113,7 @@ bench-dns: build
 # ring at 20 to 20,000 members beside jump hash and Maglev, dnslb's
 # answers for 20 to 1,000 frontends, memberlist at 5 to 200 members
 # (bench/scale), and the redirect tier on one CPU against nginx
-# (bench/appnode -tier). A few minutes; it takes the benchmark lock
+# (bench/appnode -tier). About 7 minutes here; it takes the benchmark lock
 # itself (do not run it under flock). SCALE_FLAGS and TIER_FLAGS pass
 # flags on (SCALE_FLAGS="-parts ring -members 20,200").
 SCALE_FLAGS ?=
