@@ -235,8 +235,12 @@ func (s *Server) replicate(ctx context.Context, key string, rec record) error {
 		}
 	}
 	if sent > 0 {
-		// Calls still under way: their failures become hints, later.
+		// Calls still under way: their failures become hints, later
+		// (waited for with the repairs: a hint is not written to a
+		// store that has closed).
+		s.repairs.Add(1)
 		go func() {
+			defer s.repairs.Done()
 			for ; sent > 0; sent-- {
 				r := <-results
 				if r.err == nil {

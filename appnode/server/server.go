@@ -142,7 +142,7 @@ type Server struct {
 	antiEntropyInterval atomic.Int64
 	ae                  antiEntropy
 	repairSlots         chan struct{}  // one token per running repair
-	repairs             sync.WaitGroup // running repairs, waited for by Serve
+	repairs             sync.WaitGroup // running repairs and replica calls, waited for by Serve
 	rebalance           rebalancer
 	prevRing            atomic.Pointer[ring.Ring] // the ring before the last change
 	fan                 fanout                    // fan-out on write and live streams (fanout.go)
