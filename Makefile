@@ -27,7 +27,7 @@ LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision
 	-X $(VERSION_PKG).Branch=$(BRANCH) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 
-.PHONY: all build test test-short lint deps fuzz units boottest bench-dns lab lab-down lab-status drill drills \
+.PHONY: all build test test-short lint deps fuzz units boottest bench-dns bench-scale lab lab-down lab-status drill drills \
 	stage deb install version chaos chaostest monitoring clean $(DAEMONS)
 
 all: build
@@ -115,6 +115,22 @@ deps:
 
 bench-dns: build
 	bench/dns/run
+
+# bench-scale prints the figures of the README's "How far it goes": the
+# ring at 20 to 20,000 members beside jump hash and Maglev, dnslb's
+# answers for 20 to 1,000 frontends, memberlist at 5 to 200 members
+# (bench/scale), and the redirect tier on one CPU against nginx
+# (bench/appnode -tier). About 7 minutes here; it takes the benchmark lock
+# itself (do not run it under flock). SCALE_FLAGS and TIER_FLAGS pass
+# flags on (SCALE_FLAGS="-parts ring -members 20,200").
+SCALE_FLAGS ?=
+TIER_FLAGS ?=
+bench-scale: dnslb appnode
+	@command -v wrk >/dev/null && command -v dnsperf >/dev/null && [ -x /usr/sbin/nginx ] || .ci/deps
+	$(GO) build -o $(BIN)/bench-scale ./bench/scale
+	$(GO) build -o $(BIN)/bench-appnode ./bench/appnode
+	flock -o $(BENCH_LOCK) sh -c '$(BIN)/bench-scale -dnslb $(BIN)/dnslb -server-cpu 0 -load-cpu 1 $(SCALE_FLAGS) && \
+		$(BIN)/bench-appnode -appnode $(BIN)/appnode -tier -server-cpu 0 -load-cpu 1 $(TIER_FLAGS)'
 
 # The lab: the whole system in network namespaces on this machine (root).
 lab: deps build

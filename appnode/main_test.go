@@ -44,7 +44,7 @@ func TestCheckConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check-config on the example: %v", err)
 	}
-	for _, want := range []string{"node: app1", "routing: forward", "# ring ", "3 members × 128 vnodes"} {
+	for _, want := range []string{"node: app1", "routing: forward", "# ring ", "3 members × 256 vnodes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check-config output lacks %q:\n%s", want, out)
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -126,17 +127,7 @@ func (s *Syncer) catchUp(ctx context.Context, why string, peers []string) {
 		if m == s.c.Self() || !s.c.Alive(m) {
 			continue
 		}
-		for range maxCatchUpCalls {
-			var ans replica.HandoffAnswer
-			if err := s.c.Call(ctx, http.MethodPost, m, "/internal/v1/handoff", replica.HandoffRequest{To: s.c.Self()}, &ans); err != nil {
-				s.log.Debug("asking for hints", "op", "catch-up", "peer", m, "err", err)
-				break
-			}
-			hints += ans.Delivered
-			if ans.Left == 0 || ans.Delivered == 0 {
-				break
-			}
-		}
+		hints += s.handOff(ctx, m)
 	}
 	hintsIn.open()
 	for _, m := range peers {
@@ -166,6 +157,51 @@ func (s *Syncer) catchUp(ctx context.Context, why string, peers []string) {
 	s.kickMu.Unlock()
 	s.metrics.catchUps.Inc()
 	s.log.Info("caught up", "op", "catch-up", "why", why, "seconds", time.Since(start).Seconds(), "hints", hints, "users", users, "rounds", rounds)
+}
+
+// handOffTries bounds the tries to ask one member for its hints when
+// the calls fail (a member just started may not have its links yet; a
+// busy one may miss a member timeout): at handOffBackoff doubling, about
+// 3s in all before this member answers without that member's hints.
+const (
+	handOffTries   = 5
+	handOffBackoff = 100 * time.Millisecond
+)
+
+// handOff asks member m to hand over the hints it holds for this
+// member, until it has none left, and returns how many it delivered. A
+// failed call is tried again after a backoff while the failure detector
+// has not declared m dead and m's port does not refuse connections: a write whose copy for this member went to m
+// may be nowhere else.
+func (s *Syncer) handOff(ctx context.Context, m string) int {
+	hints, failures := 0, 0
+	for range maxCatchUpCalls {
+		var ans replica.HandoffAnswer
+		err := s.c.Call(ctx, http.MethodPost, m, "/internal/v1/handoff", replica.HandoffRequest{To: s.c.Self()}, &ans)
+		if err != nil {
+			failures++
+			s.log.Debug("asking for hints", "op", "catch-up", "peer", m, "try", failures, "err", err)
+			// A refused connection is a member that is not running: it
+			// hands its hints over itself when it is back.
+			if failures >= handOffTries || s.c.Dead(m) || errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
+				if failures >= handOffTries {
+					s.log.Warn("answering without the hints a member may hold for this one", "op", "catch-up", "peer", m, "err", err)
+				}
+				return hints
+			}
+			select {
+			case <-time.After(handOffBackoff << (failures - 1)):
+			case <-ctx.Done():
+				return hints
+			}
+			continue
+		}
+		hints += ans.Delivered
+		if ans.Left == 0 || ans.Delivered == 0 {
+			return hints
+		}
+	}
+	return hints
 }
 
 // CatchUpUser merges user name's records (the page of posts older than

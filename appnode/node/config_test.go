@@ -106,7 +106,7 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Advertise != "127.0.0.1:8081" || cfg.Node != cfg.Advertise || cfg.VNodes != 128 || cfg.Replicas != 2 ||
+	if cfg.Advertise != "127.0.0.1:8081" || cfg.Node != cfg.Advertise || cfg.VNodes != DefaultVNodes || cfg.Replicas != 2 ||
 		cfg.Placement != "successor" || cfg.Routing != "forward" || cfg.Admin.Listen != DefaultAdmin || cfg.MinFreeMB != 64 {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}

@@ -330,9 +330,12 @@ type PassedOver struct {
 // declared dead, nor those in skip. It also says why each member left
 // out was left out.
 func (c *Cluster) Candidates(rg *ring.Ring, name string, skip []string) ([]string, []PassedOver) {
-	var buf [8]string
+	var buf, later, last [8]string
 	pref := rg.Preference(buf[:0], name)
-	var ready, catching, suspects []string
+	// One allocation: the ready members go straight into the answer,
+	// the others wait in arrays on the stack (a preference list is
+	// seldom longer).
+	ready, catching, suspects := make([]string, 0, len(pref)), later[:0], last[:0]
 	var out []PassedOver
 	for _, m := range pref {
 		switch {
@@ -354,7 +357,7 @@ func (c *Cluster) Candidates(rg *ring.Ring, name string, skip []string) ([]strin
 			ready = append(ready, m)
 		}
 	}
-	return slices.Concat(ready, catching, suspects), out
+	return append(append(ready, catching...), suspects...), out
 }
 
 // Target returns the member that answers for user name: the first of

@@ -151,7 +151,7 @@ func New(cfg Config) (*Ring, error) {
 	}
 	for mi, m := range members {
 		for v := range cfg.VNodes {
-			r.points = append(r.points, Position{Hash: HashKey(PositionKey(m, v)), Member: mi, VNode: v})
+			r.points = append(r.points, Position{Hash: PositionHash(m, v), Member: mi, VNode: v})
 		}
 	}
 	slices.SortFunc(r.points, func(a, b Position) int {
@@ -181,6 +181,24 @@ func PositionKey(member string, vnode int) string {
 		return member
 	}
 	return member + "#" + strconv.Itoa(vnode)
+}
+
+// PositionHash is HashKey(PositionKey(member, vnode)), without
+// allocating for addresses up to MaxStackKey-20 bytes: building a ring
+// of 20,000 members × 1,024 vnodes hashes 20 million positions.
+func PositionHash(member string, vnode int) Hash {
+	if vnode == 0 {
+		return HashKey(member)
+	}
+	var buf [MaxStackKey]byte
+	if len(member) > len(buf)-20 { // "#" and at most 19 digits
+		return HashKey(PositionKey(member, vnode))
+	}
+	b := append(buf[:0], member...)
+	b = append(b, '#')
+	b = strconv.AppendInt(b, int64(vnode), 10)
+	sum := md5.Sum(b)
+	return Hash{binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:])}
 }
 
 // Members returns the sorted member addresses. The caller must not
@@ -254,12 +272,21 @@ func (r *Ring) Preference(dst []string, key string) []string {
 // first appear clockwise from key. The members after the preference
 // list are where a sloppy quorum puts hinted copies for replicas that
 // are down (Dynamo's "next healthy node clockwise").
+//
+// It takes time in proportion to the positions it passes, not to
+// positions × members: a set of the members already named keeps a ring
+// of 20,000 members × 128 vnodes to milliseconds (bench/scale).
 func (r *Ring) Walk(dst []string, key string) []string {
 	start := r.index(HashKey(key))
 	list := r.preference(make([]int, 0, len(r.members)), start)
+	seen := make([]uint64, (len(r.members)+63)/64)
+	for _, m := range list {
+		seen[m/64] |= 1 << (m % 64)
+	}
 	n := len(r.points)
 	for i := 1; i < n && len(list) < len(r.members); i++ {
-		if m := r.points[(start+i)%n].Member; !contains(list, m) {
+		if m := r.points[(start+i)%n].Member; seen[m/64]&(1<<(m%64)) == 0 {
+			seen[m/64] |= 1 << (m % 64)
 			list = append(list, m)
 		}
 	}

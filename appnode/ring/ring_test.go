@@ -61,6 +61,23 @@ func TestPositionsVectors(t *testing.T) {
 	}
 }
 
+// TestPositionHash: the allocation-free position hash is the md5 of the
+// position key, for short and long addresses and large vnode numbers.
+func TestPositionHash(t *testing.T) {
+	long := strings.Repeat("a", MaxStackKey-20) + ":1"
+	for _, m := range []string{"127.0.0.1:8081", "[2001:db8::1]:8081", long, long + long} {
+		for _, v := range []int{0, 1, 9, 10, 127, 1023, MaxVNodes - 1, 1 << 30} {
+			sum := md5.Sum([]byte(PositionKey(m, v)))
+			if got, want := PositionHash(m, v).String(), hex.EncodeToString(sum[:]); got != want {
+				t.Errorf("PositionHash(%.20q, %d) = %s, md5 of the position key is %s", m, v, got, want)
+			}
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = PositionHash("127.0.0.1:8081", 1023) }); allocs != 0 {
+		t.Errorf("PositionHash allocates %v times, want 0", allocs)
+	}
+}
+
 func TestPreferenceVectors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -370,9 +387,9 @@ func TestPreferenceAt(t *testing.T) {
 // TestWalk: the walk starts with the preference list, names every member
 // once, and the members after the list come in clockwise order.
 func TestWalk(t *testing.T) {
-	members := []string{"a:1", "b:1", "c:1", "d:1", "e:1"}
+	five := []string{"a:1", "b:1", "c:1", "d:1", "e:1"}
 	for _, pl := range []Placement{Successor, Opposite} {
-		r, err := New(Config{Members: members, VNodes: 8, Replicas: 2, Placement: pl})
+		r, err := New(Config{Members: five, VNodes: 8, Replicas: 2, Placement: pl})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,16 +400,36 @@ func TestWalk(t *testing.T) {
 			if !slices.Equal(walk[:len(pref)], pref) {
 				t.Fatalf("%s walk %v does not start with the preference list %v", key, walk, pref)
 			}
-			if got := slices.Sorted(slices.Values(walk)); !slices.Equal(got, members) {
+			if got := slices.Sorted(slices.Values(walk)); !slices.Equal(got, five) {
 				t.Fatalf("%s walk %v does not name every member once", key, walk)
 			}
+		}
+	}
+	// Past the preference list, members come in the order they first
+	// appear clockwise from the key (checked by a plain scan, with more
+	// than 64 members).
+	big, err := New(Config{Members: members(150), VNodes: 4, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		key := fmt.Sprintf("user%d", i)
+		want := big.Preference(nil, key)
+		start := big.index(HashKey(key))
+		for j := range len(big.points) {
+			if m := big.members[big.points[(start+j)%len(big.points)].Member]; !slices.Contains(want, m) {
+				want = append(want, m)
+			}
+		}
+		if got := big.Walk(nil, key); !slices.Equal(got, want) {
+			t.Fatalf("walk of %s = %v, want %v", key, got, want)
 		}
 	}
 	// With one position per member (vnode 0 at the md5 of the member's
 	// address) the walk is the members in hash order, from the first
 	// whose hash is above the key's, wrapping around.
-	r, _ := New(Config{Members: members, VNodes: 1, Replicas: 1})
-	byHash := slices.Clone(members)
+	r, _ := New(Config{Members: five, VNodes: 1, Replicas: 1})
+	byHash := slices.Clone(five)
 	slices.SortFunc(byHash, func(a, b string) int {
 		if HashKey(a).Less(HashKey(b)) {
 			return -1

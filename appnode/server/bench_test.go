@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
@@ -83,3 +84,37 @@ func BenchmarkFeedForwardH2C(b *testing.B) {
 	}
 	benchGet(b, notOwner(ms, "joe").url("/v1/users/joe/posts?limit=20"), 200)
 }
+
+// BenchmarkRedirectHandler is the redirect tier's own work for one 307:
+// ServeHTTP from the request net/http parsed to the header it writes,
+// without the network (bench/appnode -tier measures the whole path).
+func BenchmarkRedirectHandler(b *testing.B) {
+	ms := newCluster(b, clusterOpts{n: 3, routing: Redirect, memFS: true})
+	var via *member
+	for _, m := range ms {
+		if !m.srv.Ring().InPreference("joe", m.addr) {
+			via = m
+		}
+	}
+	base := httptest.NewRequest("GET", "/v1/users/joe/posts?limit=20", nil)
+	w := &headerWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := *base
+		clear(w.h)
+		via.srv.ServeHTTP(w, &r)
+		if w.code != http.StatusTemporaryRedirect {
+			b.Fatalf("answered %d, want 307", w.code)
+		}
+	}
+}
+
+// headerWriter is a ResponseWriter that keeps the status and headers.
+type headerWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) WriteHeader(code int)        { w.code = code }
+func (w *headerWriter) Write(b []byte) (int, error) { return len(b), nil }

@@ -74,6 +74,21 @@ func TestPartitionHeal(t *testing.T) {
 	for _, u := range users {
 		tokens[u] = createUser(t, ms[1], u)
 	}
+	// With write_acks 1 a user's second copy may still be on its way
+	// when the creation is acknowledged: split only once both replicas
+	// hold every user, or a side serves a user it never got (404).
+	for _, u := range users {
+		for _, m := range ms {
+			for deadline := time.Now().Add(5 * time.Second); m.srv.Ring().InPreference(u, m.addr); time.Sleep(time.Millisecond) {
+				if _, err := m.store.User(u); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s not on its replica %s 5 s after it was created", u, m.addr)
+				}
+			}
+		}
+	}
 	p.on.Store(true)
 	want := map[string][]feed.ID{}
 	for i := range 5 {

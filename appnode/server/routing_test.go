@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
 )
 
 // TestRoutesToFirstLiveMember: with the owner reported dead, requests go
@@ -142,5 +145,40 @@ func testWrongClusterSecret(t *testing.T, httpForward bool) {
 	st := ms[0].srv.Status()
 	if len(st.Links) != 1 || st.Links[0].Member != ms[1].addr || st.Links[0].HTTPUntil.IsZero() || !strings.Contains(st.Links[0].Reason, "cluster secret") {
 		t.Errorf("status links = %+v, want %s over HTTP for the cluster secret", st.Links, ms[1].addr)
+	}
+}
+
+// TestHeaderNamesCanonical: setHeader and headerValue index a Header
+// directly, which finds a header only by its canonical name.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, k := range []string{api.HeaderCluster, api.HeaderHops, api.HeaderUnreachable, api.HeaderFallback, api.HeaderOwner,
+		api.HeaderRingVersion, api.HeaderEdgeClock, api.HeaderClock, transport.HeaderLinkChallenge, "Location"} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("header %q is not canonical (%q)", k, c)
+		}
+	}
+}
+
+// TestRequestTarget: a redirect keeps the path and query as the client
+// sent them; a request without an origin-form target is rebuilt from
+// its URL.
+func TestRequestTarget(t *testing.T) {
+	for _, c := range []struct{ raw, url, want string }{
+		{"/v1/users/joe/posts?limit=5&before=a%2Fb", "", "/v1/users/joe/posts?limit=5&before=a%2Fb"},
+		{"http://127.0.0.1:1/v1/users/joe?x=1", "http://127.0.0.1:1/v1/users/joe?x=1", "/v1/users/joe?x=1"},
+		{"", "http://127.0.0.1:1/v1/users/joe/timeline?limit=2", "/v1/users/joe/timeline?limit=2"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.url != "" {
+			u, err := url.Parse(c.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.URL = u
+		}
+		r.RequestURI = c.raw
+		if got := requestTarget(r); got != c.want {
+			t.Errorf("requestTarget(RequestURI %q, URL %q) = %q, want %q", c.raw, c.url, got, c.want)
+		}
 	}
 }

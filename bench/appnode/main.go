@@ -10,9 +10,13 @@
 //   - 307 answers/s from a non-owner in routing: redirect, against nginx
 //     answering `return 307`.
 //
+// -replication, -fanout and -tier measure other things instead (see
+// replication.go, fanout.go, tier.go: -tier is the redirect tier on one
+// CPU, appnode's 307 and forward against nginx's, with wrk as the load).
+//
 // Everything runs on 127.0.0.1; every load loop stops at -duration or
 // -max-requests, whichever comes first. Run it under
-// `flock /work/bench.lock` on a shared machine.
+// `flock -o /tmp/ringfront-bench.lock` on a shared machine.
 package main
 
 import (
@@ -59,6 +63,13 @@ type options struct {
 	replication bool
 	fanout      bool
 	followers   int
+	tier        bool
+	wrk         string
+	serverCPU   string // taskset -c for the servers; empty: not pinned
+	loadCPU     string
+	tierRun     time.Duration
+	tierProfile bool
+	tierRate    int
 }
 
 func main() {
@@ -66,6 +77,13 @@ func main() {
 	flag.StringVar(&o.appnode, "appnode", "bin/appnode", "appnode binary")
 	flag.BoolVar(&o.replication, "replication", false, "measure replication instead: posts with replicas 1, 2 and 3, and reads with a member dead")
 	flag.BoolVar(&o.fanout, "fanout", false, "measure fan-out on write instead: timeline reads before (read-time merge) and after, and posts by authors with 1, 1000 and -followers followers")
+	flag.BoolVar(&o.tier, "tier", false, "measure the redirect tier instead: appnode's 307 and forward against nginx's, every server pinned to one CPU, wrk on another")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary (-tier's load)")
+	flag.StringVar(&o.serverCPU, "server-cpu", "", "CPU list the servers are pinned to (taskset -c; -tier default 0)")
+	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to (-tier)")
+	flag.DurationVar(&o.tierRun, "tier-run", 3*time.Second, "length of each -tier run")
+	flag.IntVar(&o.tierRate, "tier-rate", 4000, "with -tier, also load every row at this many requests/s (below every row's capacity), so CPU per request is compared at one rate (0: skip)")
+	flag.BoolVar(&o.tierProfile, "tier-profile", false, "with -tier, also record CPU profiles of the redirecting and the forwarding member (kept in -out)")
 	flag.IntVar(&o.followers, "followers", 20_000, "followers of the biggest author in -fanout")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (empty to skip the nginx peer)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
@@ -78,7 +96,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/appnode/out", "directory for results.md and logs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the cluster's data directory")
 	flag.IntVar(&o.maxprocs, "gomaxprocs", 0, "GOMAXPROCS for each appnode (0: Go's default, one per CPU)")
+	bare := flag.String("bare-307", "", "serve only a bare net/http 307 handler: LISTEN=TARGET (what -tier starts as its floor row)")
 	flag.Parse()
+	if *bare != "" {
+		fmt.Fprintln(os.Stderr, "bench-appnode:", serveBare307(*bare))
+		os.Exit(1)
+	}
 	// SIGINT or SIGTERM ends the measurements; deferred stops then end
 	// the children by pid.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -89,6 +112,12 @@ func main() {
 	}
 	if o.fanout {
 		runner = runFanout
+	}
+	if o.tier {
+		runner = runTier
+		if o.serverCPU == "" {
+			o.serverCPU = "0"
+		}
 	}
 	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-appnode:", err)
@@ -234,7 +263,12 @@ func startClusterExtra(o options, dir string, replicas int, extra string) (*clus
 		if o.maxprocs > 0 {
 			env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs))
 		}
-		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, o.appnode, "serve", "-c", c.configs[i])
+		args := []string{o.appnode, "serve", "-c", c.configs[i]}
+		if o.serverCPU != "" {
+			// taskset execs appnode: the pid stays the member's.
+			args = append([]string{"taskset", "-c", o.serverCPU}, args...)
+		}
+		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, args...)
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -420,17 +454,28 @@ func syncRate(dir string, d time.Duration) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-func run(ctx context.Context, o options) error {
+// workDirs makes -out and a temporary directory for a cluster; done
+// removes the latter unless -keep.
+func workDirs(o options, prefix string) (dir string, done func(), err error) {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
+		return "", nil, err
 	}
-	dir, err := os.MkdirTemp("", "bench-appnode-")
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if o.keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+func run(ctx context.Context, o options) error {
+	dir, done, err := workDirs(o, "bench-appnode-")
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	fmt.Fprintf(os.Stderr, "starting a 3-member cluster in %s\n", dir)
 	c, err := startCluster(o, dir)
 	if err != nil {
@@ -565,56 +610,20 @@ func run(ctx context.Context, o options) error {
 	return report(o, results, rate, direct, fwd, redirect, nginx, fwdRounds, redirectRounds)
 }
 
-// startNginx starts nginx on a loopback port with a config that answers
-// every request with 307 to a member; measure measures it like appnode.
+// startNginx starts nginx on loopback (startTierNginx) answering every
+// request with 307 to a member; measure measures it like appnode.
 func startNginx(ctx context.Context, o options, dir string, rg *ring.Ring, users []string, hc *http.Client) (measure func(time.Duration) result, stop func(), err error) {
-	port, err := freePort()
+	ng, err := startTierNginx(o, dir, rg.Members()[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	prefix := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		return nil, nil, err
-	}
-	conf := fmt.Sprintf(`# nginx peer for bench-appnode: answers every request with a 307.
-daemon off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:%[2]d;
-        location / { return 307 http://%[3]s$request_uri; }
-    }
-}
-`, prefix, port, rg.Members()[0])
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, nil, err
-	}
-	p, err := start("nginx", filepath.Join(o.out, "nginx.log"), nil, o.nginx, "-p", prefix, "-c", confPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", port), p); err != nil {
-		p.stop()
-		return nil, nil, err
-	}
-	pids := func() []int { return withChildren(p.cmd.Process.Pid) }
+	pids := func() []int { return withChildren(ng.cmd.Process.Pid) }
 	return func(d time.Duration) result {
 		return measureOn(ctx, pids, "307 from nginx (return 307)", o.concurrency, d, o.maxRequests, func(i int) error {
 			u := users[i%len(users)]
-			return get(hc, fmt.Sprintf("http://127.0.0.1:%d/v1/users/%s/posts?limit=20", port, u), http.StatusTemporaryRedirect)
+			return get(hc, fmt.Sprintf("http://%s/v1/users/%s/posts?limit=20", ng.redirect, u), http.StatusTemporaryRedirect)
 		})
-	}, p.stop, nil
+	}, ng.stop, nil
 }
 
 // pair measures a and b in n alternating rounds of d/n each (at least

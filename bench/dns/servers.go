@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringfront/ringfront/bench/internal/cputime"
 )
 
 // server is one DNS server under test.
@@ -268,63 +269,13 @@ func (u usage) since(before usage) usage {
 // cpuUsage reads the accounting of pid's threads and of all its
 // descendants' threads.
 func cpuUsage(pid int) (usage, error) {
-	ents, err := os.ReadDir("/proc")
+	threads, err := cputime.Threads(pid)
 	if err != nil {
 		return nil, err
 	}
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-	}
-	if _, ok := parent[pid]; !ok {
-		return nil, fmt.Errorf("process %d is gone", pid)
-	}
 	u := usage{}
-	for p := range parent {
-		in := false
-		for q := p; q > 1; q = parent[q] {
-			if q == pid {
-				in = true
-				break
-			}
-		}
-		if !in {
-			continue
-		}
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-		for _, t := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", p, t.Name()))
-			if err != nil {
-				continue
-			}
-			f := strings.Fields(string(b))
-			if len(f) < 3 {
-				continue
-			}
-			var tu threadUse
-			tu.ns, _ = strconv.ParseInt(f[0], 10, 64)
-			tu.runs, _ = strconv.ParseInt(f[2], 10, 64)
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/comm", p, t.Name()))
-			tu.comm = strings.TrimSpace(string(comm))
-			u[fmt.Sprintf("%d/%s", p, t.Name())] = tu
-		}
+	for id, t := range threads {
+		u[id] = threadUse{comm: t.Comm, ns: t.CPU.Nanoseconds(), runs: t.Runs}
 	}
 	return u, nil
 }
