@@ -31,7 +31,6 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"errors"
 	"flag"
@@ -41,13 +40,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ringfront/ringfront/bench/internal/dnsperf"
 )
 
 func main() {
@@ -279,8 +279,6 @@ func fixed(o options, s *server, rate int) (sample, error) {
 	return smp, nil
 }
 
-var perfLine = regexp.MustCompile(`^\s*(Queries completed|Queries lost|Queries per second):\s+([0-9.]+)`)
-
 // saturated loads s with dnsperf (4 clients, 200 outstanding queries)
 // for the run's length.
 func saturated(o options, s *server, queries string) (sample, error) {
@@ -301,27 +299,12 @@ func saturated(o options, s *server, queries string) (sample, error) {
 		return smp, err
 	}
 	elapsed := time.Since(began)
-	var completed float64
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		m := perfLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[2], 64)
-		switch m[1] {
-		case "Queries completed":
-			completed = v
-		case "Queries lost":
-			smp.lost = int(v)
-		case "Queries per second":
-			smp.qps = v
-		}
+	sum, err := dnsperf.Parse(out)
+	if err != nil {
+		return smp, fmt.Errorf("%s: %w", s.name, err)
 	}
-	if completed == 0 {
-		return smp, fmt.Errorf("dnsperf against %s completed no queries:\n%s", s.name, out)
-	}
-	account(o, &smp, before, after, elapsed, completed)
+	smp.qps, smp.lost = sum.QPS, sum.Lost
+	account(o, &smp, before, after, elapsed, sum.Completed)
 	return smp, nil
 }
 

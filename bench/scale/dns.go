@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/ringfront/ringfront/bench/internal/cputime"
+	"github.com/ringfront/ringfront/bench/internal/dnsperf"
 )
 
 // dnsOptions says how to measure dnslb's answers for large services.
@@ -266,8 +265,6 @@ func (p *dnslbProc) sizes(n int) ([]dnsSize, error) {
 	return out, nil
 }
 
-var perfLine = regexp.MustCompile(`^\s*(Queries completed|Queries lost|Queries per second):\s+([0-9.]+)`)
-
 // rate loads dnslb with dnsperf (4 clients, 200 queries outstanding,
 // EDNS) asking name and type, and measures its CPU meanwhile.
 func (p *dnslbProc) rate(o dnsOptions, dir, name, qtype string) (float64, float64, int, error) {
@@ -289,28 +286,11 @@ func (p *dnslbProc) rate(o dnsOptions, dir, name, qtype string) (float64, float6
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	var completed, qps float64
-	lost := 0
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		m := perfLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[2], 64)
-		switch m[1] {
-		case "Queries completed":
-			completed = v
-		case "Queries lost":
-			lost = int(v)
-		case "Queries per second":
-			qps = v
-		}
+	sum, err := dnsperf.Parse(out)
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	if completed == 0 {
-		return 0, 0, 0, fmt.Errorf("dnsperf completed no queries:\n%s", out)
-	}
-	return qps, completed / (after - before).Seconds(), lost, nil
+	return sum.QPS, sum.Completed / (after - before).Seconds(), sum.Lost, nil
 }
 
 // openFrontends listens on port at every IPv4 frontend address (loopback)

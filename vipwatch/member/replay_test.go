@@ -192,11 +192,17 @@ func (p *v1Peer) run(dst net.Addr, stop <-chan struct{}) {
 func TestVersion1Partner(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fx, n := newEffects(), newMemNet()
+		// fe1 first, settled: its first heartbeats (version 2, sent
+		// before it heard anyone) are lost, and the peer starts talking
+		// to a fe1 that is listening. Started the other way round, which
+		// of the two spoke first was the scheduler's choice, and so was
+		// whether fe1 heard the peer at 0s or at its next tick (0.1s).
+		a := startNode(t, n, fx, testConfig("fe1"))
+		synctest.Wait()
 		peer := &v1Peer{conn: n.listen(hb2)}
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() { defer close(done); peer.run(net.UDPAddrFromAddrPort(hb1), stop) }()
-		a := startNode(t, n, fx, testConfig("fe1"))
 		time.Sleep(time.Second)
 		check(t, fx, "garp", "0.000s fe1: ip addr replace 198.51.100.10/24 dev eth0 label eth0:vw")
 		st := a.m.Status()
