@@ -381,6 +381,10 @@ func settle(ctx context.Context, cl *Cluster, members int, wait time.Duration) (
 // carry times off by the offset. A member moved back keeps handing out
 // ids after those it gave before (its hybrid logical clock never goes
 // back), so only a move ahead can be confirmed; a move back is shown.
+// Only plain clients' posts count: a smart client makes its posts' ids
+// itself, from its own clock (appnode/client), so a member's clock never
+// shows in them, and how many of them fell in the window decided the
+// median.
 func clockSeen(ops []Op, windows []Window, addrs []string, owners map[string]string) (seen, errs []string) {
 	for _, w := range windows {
 		if w.Fault == nil || w.Fault.Kind != Clock {
@@ -390,7 +394,7 @@ func clockSeen(ops []Op, windows []Window, addrs []string, owners map[string]str
 		var skews []time.Duration
 		for _, o := range ops {
 			// The member re-reads its clock file within 50 ms.
-			if o.Kind != Post || o.Outcome != OK || owners[o.User] != m ||
+			if o.Kind != Post || o.Outcome != OK || o.Client != Plain || owners[o.User] != m ||
 				o.Start.Before(w.Start.Add(200*time.Millisecond)) || !o.Start.Before(w.End) {
 				continue
 			}
