@@ -181,12 +181,13 @@ func (s *Syncer) handOff(ctx context.Context, m string) int {
 		if err != nil {
 			failures++
 			s.log.Debug("asking for hints", "op", "catch-up", "peer", m, "try", failures, "err", err)
+			if failures >= handOffTries {
+				s.log.Warn("answering without the hints a member may hold for this one", "op", "catch-up", "peer", m, "err", err)
+				return hints
+			}
 			// A refused connection is a member that is not running: it
 			// hands its hints over itself when it is back.
-			if failures >= handOffTries || s.c.Dead(m) || errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
-				if failures >= handOffTries {
-					s.log.Warn("answering without the hints a member may hold for this one", "op", "catch-up", "peer", m, "err", err)
-				}
+			if s.c.Dead(m) || errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
 				return hints
 			}
 			select {
