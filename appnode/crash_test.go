@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -132,6 +133,8 @@ type daemonCluster struct {
 	dir     string
 	members []string
 	ds      []*daemonProc
+	why     string      // what settled saw last when not settled
+	hung    *daemonProc // a member whose status call timed out
 }
 
 // startDaemons starts n members; extra(i) adds config lines for member
@@ -188,15 +191,28 @@ log: {level: info}
 }
 
 // settled reports whether every member sees every other alive and
-// none is catching up.
+// none is catching up; when not, c.why says what it saw last.
 func (c *daemonCluster) settled(ctx context.Context) bool {
 	for _, d := range c.ds {
 		st, err := d.status(ctx)
-		if err != nil || st.CatchingUp || len(st.Liveness) != len(c.ds) {
+		if err != nil {
+			c.why, c.hung = fmt.Sprintf("status of %s: %v", d.addr, err), nil
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				c.hung = d
+			}
+			return false
+		}
+		if st.CatchingUp {
+			c.why = d.addr + " says it is catching up"
+			return false
+		}
+		if len(st.Liveness) != len(c.ds) {
+			c.why = fmt.Sprintf("%s lists %d members", d.addr, len(st.Liveness))
 			return false
 		}
 		for _, l := range st.Liveness {
 			if !l.Alive() || l.CatchingUp {
+				c.why = fmt.Sprintf("%s sees %s %s (catching up: %v)", d.addr, l.Member, l.State, l.CatchingUp)
 				return false
 			}
 		}
@@ -204,11 +220,56 @@ func (c *daemonCluster) settled(ctx context.Context) bool {
 	return true
 }
 
+// waitSettled waits up to limit for settled. When a member's admin API
+// stops answering, the failure carries where its status handler is
+// stuck (a goroutine dump, taken with SIGQUIT).
 func (c *daemonCluster) waitSettled(limit time.Duration) time.Duration {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	return waitUntil(c.t, limit, "every member alive and caught up to every other", func() bool { return c.settled(ctx) })
+	start := time.Now()
+	for time.Since(start) < limit {
+		if c.settled(ctx) {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dump := ""
+	if c.hung != nil {
+		dump = "\n" + c.hung.stuck()
+	}
+	c.t.Fatalf("every member alive and caught up to every other: not within %v; last seen: %s%s", limit, c.why, dump)
+	return 0
+}
+
+// stuck ends the member with SIGQUIT and returns the stacks of its
+// goroutines that serve the admin API's status, or (when none) of its
+// own packages' goroutines blocked on a lock or a channel.
+func (d *daemonProc) stuck() string {
+	d.cmd.Process.Signal(syscall.SIGCONT)
+	d.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+		return "no goroutine dump: the member did not end on SIGQUIT"
+	}
+	b, _ := os.ReadFile(d.logFile)
+	var status, blocked []string
+	for _, g := range strings.Split(string(b), "\n\n") {
+		switch {
+		case strings.Contains(g, "node.(*Node).status"):
+			status = append(status, g)
+		case strings.Contains(g, "ringfront/appnode/") && (strings.Contains(g, "[sync.Mutex.Lock") ||
+			strings.Contains(g, "[sync.RWMutex") || strings.Contains(g, "[semacquire") || strings.Contains(g, "[chan ")):
+			blocked = append(blocked, g)
+		}
+	}
+	out := append(status, blocked...)
+	text := fmt.Sprintf("goroutines of %s (status handler first, then blocked ones):\n%s", d.addr, strings.Join(out, "\n\n"))
+	if len(text) > 16<<10 {
+		text = text[:16<<10] + "\n[…]"
+	}
+	return text
 }
 
 // byAddr returns the member with address a.
@@ -231,8 +292,14 @@ func (c *daemonCluster) ring(replicas int) *ring.Ring {
 	return rg
 }
 
+// statusTimeout bounds one status call: a member whose admin API does
+// not answer within it is a finding of its own.
+const statusTimeout = 5 * time.Second
+
 func (d *daemonProc) status(ctx context.Context) (node.Status, error) {
 	var st node.Status
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+d.admin+"/v1/status", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -300,7 +367,6 @@ func TestKillOwnerUnderLoad(t *testing.T) {
 	ds, members := cl.ds, cl.members
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	allSeeAll := func() bool { return cl.settled(ctx) }
 	rg, err := ring.New(ring.Config{Members: members, VNodes: node.DefaultVNodes, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +506,7 @@ func TestKillOwnerUnderLoad(t *testing.T) {
 
 	restarted := time.Now()
 	victim.start(t)
-	waitUntil(t, 15*time.Second, "victim back and alive to everyone", allSeeAll)
+	cl.waitSettled(15 * time.Second) // the victim back and alive to everyone
 	// Keep writing a little while the owner is back, then stop.
 	time.Sleep(500 * time.Millisecond)
 	close(stopWrite)

@@ -182,6 +182,12 @@ type Detector struct {
 	catchingUp bool
 	lastHeard  time.Time // when a peer was last alive (or the start)
 
+	// announceMu serializes metadata announcements: memberlist reads
+	// the metadata before it numbers the announcement, so two at once
+	// could leave an older state with the newer number, and the others
+	// would believe it for good.
+	announceMu sync.Mutex
+
 	changes prometheus.Counter
 	joined  chan struct{} // closed after the first round of joins
 }
@@ -366,8 +372,11 @@ func (d *Detector) SetCatchingUp(on bool) {
 		return
 	}
 	// UpdateNode waits for the broadcast to go out (bounded); the
-	// caller does not need to.
+	// caller does not need to. One at a time, each with the state of
+	// when it runs: the last to run announces the last state.
 	go func() {
+		d.announceMu.Lock()
+		defer d.announceMu.Unlock()
 		if err := d.ml.UpdateNode(time.Second); err != nil {
 			d.log.Debug("announcing the catch-up state", "op", "meta", "err", err)
 		}

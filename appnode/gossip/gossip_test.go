@@ -197,6 +197,25 @@ func TestCatchingUpGossiped(t *testing.T) {
 	waitFor(t, 5*time.Second, "a round trip measured", func() bool { return rs[0].d.RTT("b:1") > 0 })
 }
 
+// TestCatchingUpFlipsSettle: a member that flips its catch-up state
+// quickly (a catch-up that finds nothing to do) ends with the others
+// seeing its last state, not an older announcement numbered after it.
+func TestCatchingUpFlipsSettle(t *testing.T) {
+	names := []string{"a:1", "b:1"}
+	rs := cluster(t, names, &addrBook{addrs: map[string]string{}})
+	waitFor(t, 5*time.Second, "both alive", func() bool { return rs[0].d.Alive("b:1") && rs[1].d.Alive("a:1") })
+	for range 200 {
+		rs[1].d.SetCatchingUp(true)
+		rs[1].d.SetCatchingUp(false)
+	}
+	waitFor(t, 5*time.Second, "a sees b caught up", func() bool { return !rs[0].d.CatchingUp("b:1") })
+	// And it stays so: no older announcement arrives late.
+	time.Sleep(time.Second)
+	if rs[0].d.CatchingUp("b:1") {
+		t.Error("a sees b catching up again after b's last announcement said it was caught up")
+	}
+}
+
 // TestIsolated checks that a member whose peers cannot be reached says
 // so, and why, once IsolatedAfter has passed, and stops saying so once
 // it hears from one.
