@@ -127,7 +127,13 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 	}
 	h.Set("X-Forwarded-For", clientIP)
 	h.Set("X-Forwarded-Host", r.Host)
-	h.Set("X-Forwarded-Proto", "http")
+	proto := "http"
+	if p := r.Header.Get("X-Forwarded-Proto"); FromMember(r) && p != "" {
+		proto = p // forwarded again: as the first member heard it
+	} else if r.TLS != nil {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
 	h.Set(HeaderHops, strconv.Itoa(plan.Hops))
 	h.Set(HeaderClock, t.stamp())
 	if plan.Fallback {
@@ -244,7 +250,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			plan := pr.In.Context().Value(planKey{}).(*Plan)
-			pr.SetURL(&url.URL{Scheme: "http", Host: plan.To})
+			pr.SetURL(&url.URL{Scheme: t.scheme, Host: plan.To})
 			body := plan.Body
 			pr.Out.Body = io.NopCloser(bytes.NewReader(body))
 			pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }

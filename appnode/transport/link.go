@@ -149,6 +149,10 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 		daemon.WriteError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", linkProtocol))
 		return
 	}
+	if t.tls != nil && !MemberConn(r) {
+		daemon.WriteError(w, http.StatusForbidden, errPlainMember)
+		return
+	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	challenge := hex.EncodeToString(nonce[:])
@@ -231,8 +235,8 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 	// Half-close, then read until the peer closes its side: closing with
 	// its later requests unread would reset the connection, and a reset
 	// throws away what the peer has not read yet, go-away included.
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite() // a TCP FIN, or a TLS close_notify
 	}
 	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
 	io.Copy(io.Discard, rw.Reader)
@@ -518,13 +522,9 @@ func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
 func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, linkAuthTimeout)
 	defer cancel()
-	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", member)
+	c, err := p.t.dialMember(ctx, member)
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 	fail := func(err error) (*link, error) {
 		c.Close()
@@ -708,4 +708,21 @@ func (p *linkPool) each(f func(*link)) {
 		}
 		pl.mu.Unlock()
 	}
+}
+
+// dialMember opens a connection to member: TLS with the member
+// credentials, or plain TCP without them.
+func (t *Transport) dialMember(ctx context.Context, member string) (net.Conn, error) {
+	if t.tls != nil {
+		return t.tls.Dial(ctx, "tcp", member)
+	}
+	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", member)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return c, nil
 }

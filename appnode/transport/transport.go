@@ -62,6 +62,11 @@ type Options struct {
 	// Links sends requests over member links (else HTTP only); SetLinks
 	// changes it. A member serves links whatever this says.
 	Links bool
+	// TLS, when set, carries every member connection over TLS (see
+	// tls.go): links and HTTP are dialled with it, and links and signed
+	// requests that did not come over a member TLS connection are
+	// refused. nil means plain TCP (tests).
+	TLS *MemberTLS
 }
 
 // Transport carries every request between members: client requests
@@ -86,6 +91,9 @@ type Transport struct {
 	pool   linkPool
 	served linkSet
 	links  atomic.Bool
+
+	tls    *MemberTLS // nil: plain TCP between members
+	scheme string     // of member HTTP requests: https with tls
 }
 
 // New returns a transport for opts.
@@ -103,13 +111,21 @@ func New(opts Options) *Transport {
 		opts.Observe = func(string) {}
 	}
 	if opts.HTTP == nil {
-		opts.HTTP = NewHTTP()
+		h := NewHTTP()
+		if opts.TLS != nil {
+			h.DialTLSContext = opts.TLS.Dial
+		}
+		opts.HTTP = h
 	}
 	t := &Transport{
 		self: opts.Self, secret: opts.Secret, now: opts.Now, stamp: opts.Stamp, observe: opts.Observe,
 		log:     opts.Log.With("subsystem", "transport"),
 		http:    &http.Client{Transport: opts.HTTP, Timeout: CallTimeout},
 		handler: http.NotFoundHandler(),
+		tls:     opts.TLS, scheme: "http",
+	}
+	if opts.TLS != nil {
+		t.scheme = "https"
 	}
 	t.metrics = newMetrics(opts.Registry)
 	t.proxy = t.newProxy(opts.HTTP)
