@@ -143,7 +143,7 @@ type recorderWriter struct {
 }
 
 func (w *recorderWriter) Header() http.Header { return w.h }
-func (w *recorderWriter) WriteHeader(c int) { w.code = c }
+func (w *recorderWriter) WriteHeader(c int)   { w.code = c }
 func (w *recorderWriter) Write(b []byte) (int, error) {
 	return w.body.Write(b)
 }
