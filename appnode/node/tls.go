@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ringfront/ringfront/internal/certs"
@@ -99,13 +100,8 @@ func (rd *redirector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if host == "" {
 		host, _, _ = net.SplitHostPort(r.Context().Value(http.LocalAddrContextKey).(net.Addr).String())
 	}
-	target := "https://" + net.JoinHostPort(host, rd.apiPort)
-	if rd.apiPort == "443" {
-		target = "https://" + host
-		if net.ParseIP(host) != nil && net.ParseIP(host).To4() == nil {
-			target = "https://[" + host + "]"
-		}
-	}
+	// The default port goes unsaid, as a browser would write it.
+	target := "https://" + strings.TrimSuffix(net.JoinHostPort(host, rd.apiPort), ":443")
 	http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
 }
 
