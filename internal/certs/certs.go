@@ -24,7 +24,7 @@ type Files struct {
 // certificate must be valid now. Errors are *config.FieldError naming
 // the key of the file at fault.
 func Load(f Files, now time.Time) (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(f.Cert)
+	certPEM, err := os.ReadFile(config.CredentialPath(f.Cert))
 	if err != nil {
 		return nil, config.Errorf(f.CertKey, f.Cert, "cannot be read: %v", err)
 	}
@@ -77,7 +77,7 @@ type fileStamp struct {
 }
 
 func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
+	fi, err := os.Stat(config.CredentialPath(path))
 	if err != nil {
 		return fileStamp{}
 	}

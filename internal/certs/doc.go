@@ -8,5 +8,8 @@
 //
 // The key file follows ringfront's rules for secrets
 // (config.ReadSecret): a systemd credential, or a file of mode 600 or
-// 640; one readable by other users is refused.
+// 640; one readable by other users is refused. The certificate is read
+// from a credential too when one carries it. systemd's credentials are
+// copied once, when the service starts: under systemd a new pair takes a
+// restart (a rolling one), not a reload.
 package certs
