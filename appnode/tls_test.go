@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/client"
+	"github.com/ringfront/ringfront/appnode/proxy"
 	"github.com/ringfront/ringfront/internal/certs"
 )
 
@@ -207,6 +209,23 @@ func TestTLSEveryAPI(t *testing.T) {
 	}
 	if _, err := cl.CreateUser(ctx, "tlsclient"); err != nil {
 		t.Errorf("client over HTTPS: %v", err)
+	}
+
+	// The command line, and appnode proxy in front of the cluster.
+	out, err := run(t, "user", "--server", "https://"+c.members[1], "--ca-file", c.caPEM, "feed", b.Name)
+	if err != nil || !strings.Contains(out, "secret post 2") {
+		t.Errorf("appnode user --server https://... --ca-file: %v\n%s", err, out)
+	}
+	p, err := proxy.New([]string{"https://" + c.members[2]}, proxy.Options{CAFile: c.caPEM, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ctx)
+	if err := call(&http.Client{Timeout: 5 * time.Second}, "GET", "http://"+p.Addr().String()+"/v1/users/"+b.Name+"/posts", "", "", http.StatusOK, nil); err != nil {
+		t.Errorf("appnode proxy to https members: %v", err)
 	}
 
 	// Plain HTTP to the TLS API, and HTTPS with another CA.
