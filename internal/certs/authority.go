@@ -53,6 +53,36 @@ func NewAuthority(name string) (*Authority, error) {
 	return &Authority{cert: cert, key: key}, nil
 }
 
+// LoadAuthority reads a CA written by WriteFiles.
+func LoadAuthority(certFile, keyFile string) (*Authority, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the CA %s: %w", certFile, err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("loading the CA %s: %w", certFile, err)
+	}
+	key, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok || !cert.IsCA {
+		return nil, fmt.Errorf("loading the CA %s: not a CA certificate and its key", certFile)
+	}
+	return &Authority{cert: cert, key: key}, nil
+}
+
+// WriteFiles writes the CA's certificate to certFile and its key to
+// keyFile (mode 600).
+func (a *Authority) WriteFiles(certFile, keyFile string) error {
+	kder, err := x509.MarshalPKCS8PrivateKey(a.key)
+	if err != nil {
+		return fmt.Errorf("writing the CA key: %w", err)
+	}
+	if err := writeAtomic(certFile, a.CertPEM(), 0o644); err != nil {
+		return err
+	}
+	return writeAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
 // Certificate is the CA's certificate.
 func (a *Authority) Certificate() *x509.Certificate { return a.cert }
 
