@@ -352,7 +352,7 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	readyPath := filepath.Join(l.run, "drill-"+dr.name+".ready")
 	os.Remove(reportPath)
 	os.Remove(readyPath)
-	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "load", "-prefix", d.users, "-report", reportPath, "-ready", readyPath)
+	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "-run", l.run, "load", "-prefix", d.users, "-report", reportPath, "-ready", readyPath)
 	loadLogPath := filepath.Join(l.run, "drill-"+dr.name+".log")
 	loadLog, _ := os.Create(loadLogPath)
 	defer loadLog.Close()
