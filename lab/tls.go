@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringfront/ringfront/appnode/client"
 	"github.com/ringfront/ringfront/internal/certs"
 )
 
@@ -143,13 +144,9 @@ func runServed(args []string) error {
 
 // labPool is a pool with the lab CA.
 func labPool() (*x509.CertPool, error) {
-	b, err := os.ReadFile(caFile)
+	pool, err := client.LoadCA(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading the lab CA (make lab makes it): %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no certificate", caFile)
+		return nil, fmt.Errorf("%w (make lab makes it)", err)
 	}
 	return pool, nil
 }
