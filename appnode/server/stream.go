@@ -53,7 +53,12 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	hub := s.fan.Hub()
 	sub := hub.Subscribe(name)
 	defer hub.Unsubscribe(name, sub)
-	st := &eventStream{w: w, rc: http.NewResponseController(w)}
+	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: s.bounds.WriteTimeout}
+	// A stream outlives the listener's read timeout (the client sends
+	// nothing more) and its write timeout: flush moves the write
+	// deadline on at each write, so only a client that takes nothing
+	// for a write timeout is cut off.
+	st.rc.SetReadDeadline(time.Time{})
 	// sent is the newest id sent; without Last-Event-ID, now, so that a
 	// stream that lags before its first event still catches up.
 	sent := last
@@ -194,8 +199,9 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 // eventStream writes server-sent events.
 type eventStream struct {
 	w      http.ResponseWriter
-	rc     *http.ResponseController
-	recent []feed.ID // the last recentIDs ids sent
+	rc      *http.ResponseController
+	timeout time.Duration // for one write (the listener's write timeout)
+	recent  []feed.ID     // the last recentIDs ids sent
 	err    error
 	buf    bytes.Buffer
 }
@@ -231,13 +237,9 @@ func (st *eventStream) comment(text string) {
 	st.buf.WriteByte('\n')
 }
 
-// streamWriteTimeout bounds one write to a stream's client: a client
-// that stops reading is dropped instead of holding the handler.
-const streamWriteTimeout = 30 * time.Second
-
 // flush writes what is buffered and pushes it to the client.
 func (st *eventStream) flush() error {
-	if err := st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("setting a write deadline: %w", err)
 	}
 	if st.buf.Len() > 0 {

@@ -16,7 +16,8 @@ import (
 // unbounded memory.
 type HTTPBounds struct {
 	// MaxHeaderBytes bounds the request line and headers; more is
-	// answered 431 (net/http allows 4 KiB of slack on top).
+	// answered 431. net/http allows 4 KiB of slack on top, and 4 KiB
+	// more on a kept-alive connection (read ahead while it waits).
 	MaxHeaderBytes int
 	// ReadHeaderTimeout bounds the time to send the request line and
 	// headers: a client that trickles them is disconnected.
