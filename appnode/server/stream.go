@@ -198,12 +198,12 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 
 // eventStream writes server-sent events.
 type eventStream struct {
-	w      http.ResponseWriter
+	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration // for one write (the listener's write timeout)
 	recent  []feed.ID     // the last recentIDs ids sent
-	err    error
-	buf    bytes.Buffer
+	err     error
+	buf     bytes.Buffer
 }
 
 func (st *eventStream) sent(id feed.ID) bool { return slices.Contains(st.recent, id) }
