@@ -8,17 +8,16 @@ import (
 )
 
 // streamWriter returns w for forwarding r: for a stream, a writer that
-// moves the connection's write deadline on before each write and has no
-// read deadline, so the forwarded stream outlives the listener's
-// timeouts as a stream served here does (eventStream.flush) and a
-// client that stops reading is still cut off after the write timeout.
+// moves the connection's write deadline on before each write, so the
+// forwarded stream outlives the listener's write timeout as a stream
+// served here does (eventStream.flush), and a client that stops reading
+// is still cut off after it. (The read timeout does not end a stream:
+// net/http clears the read deadline once the request is read.)
 func (s *Server) streamWriter(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	if !transport.Streaming(r) {
 		return w
 	}
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{})
-	return &deadlineWriter{ResponseWriter: w, rc: rc, timeout: s.bounds.WriteTimeout}
+	return &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.bounds.WriteTimeout}
 }
 
 // deadlineWriter moves the write deadline on before each write.

@@ -130,23 +130,6 @@ var DefaultBounds = daemon.HTTPBounds{
 	IdleTimeout:       120 * time.Second,
 }
 
-// withDefaults fills b's zero fields from DefaultBounds.
-func withDefaults(b daemon.HTTPBounds) daemon.HTTPBounds {
-	d := DefaultBounds
-	if b.MaxHeaderBytes == 0 {
-		b.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	for _, f := range []struct{ v, d *time.Duration }{
-		{&b.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&b.ReadTimeout, &d.ReadTimeout},
-		{&b.WriteTimeout, &d.WriteTimeout}, {&b.IdleTimeout, &d.IdleTimeout},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	return b
-}
-
 // clientBodies refuses a client request whose announced body is over
 // transport.MaxBody (413, before it is read); the members' internal
 // routes bound their own bodies.

@@ -174,7 +174,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Log.With("subsystem", "api"),
 		ids:        feed.NewIDSource(c.Clock(), opts.Self),
 		gossipAddr: opts.GossipAddr, rebalanceRate: opts.RebalanceRate,
-		bounds: withDefaults(opts.Bounds),
+		bounds: opts.Bounds.Or(DefaultBounds),
 	}
 	s.metrics = newMetrics(opts.Registry, opts.Store)
 	s.registerLimits(opts.Registry)

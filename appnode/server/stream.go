@@ -54,11 +54,6 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	sub := hub.Subscribe(name)
 	defer hub.Unsubscribe(name, sub)
 	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: s.bounds.WriteTimeout}
-	// A stream outlives the listener's read timeout (the client sends
-	// nothing more) and its write timeout: flush moves the write
-	// deadline on at each write, so only a client that takes nothing
-	// for a write timeout is cut off.
-	st.rc.SetReadDeadline(time.Time{})
 	// sent is the newest id sent; without Last-Event-ID, now, so that a
 	// stream that lags before its first event still catches up.
 	sent := last

@@ -23,7 +23,8 @@ type HTTPBounds struct {
 	// headers: a client that trickles them is disconnected.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds the time to send the whole request, body
-	// included.
+	// included (not a stream's life: net/http clears the read deadline
+	// once the request is read).
 	ReadTimeout time.Duration
 	// WriteTimeout bounds the time from the end of the request's
 	// headers to the end of the answer: a client that stops reading a
@@ -44,6 +45,22 @@ var AdminBounds = HTTPBounds{
 	ReadTimeout:       10 * time.Second,
 	WriteTimeout:      65 * time.Second,
 	IdleTimeout:       60 * time.Second,
+}
+
+// Or returns b with its zero fields taken from d.
+func (b HTTPBounds) Or(d HTTPBounds) HTTPBounds {
+	if b.MaxHeaderBytes == 0 {
+		b.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&b.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&b.ReadTimeout, &d.ReadTimeout},
+		{&b.WriteTimeout, &d.WriteTimeout}, {&b.IdleTimeout, &d.IdleTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	return b
 }
 
 // AdminMaxBody bounds an admin request's body: the admin API's
