@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -181,14 +182,15 @@ func (d *Denied) RetryAfterSeconds() int {
 
 // perSecond writes a rate in the unit that shows it best.
 func perSecond(r rate.Limit) string {
+	n, unit := float64(r), "second"
 	switch {
 	case r >= 1:
-		return fmt.Sprintf("%g per second", float64(r))
 	case r*60 >= 1:
-		return fmt.Sprintf("%g per minute", float64(r*60))
+		n, unit = n*60, "minute"
 	default:
-		return fmt.Sprintf("%g per hour", float64(r*3600))
+		n, unit = n*3600, "hour"
 	}
+	return strconv.FormatFloat(n, 'g', 3, 64) + " per " + unit
 }
 
 // AllowAddress takes a token from addr's bucket of kind k at now, or
