@@ -3,20 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/limits"
-	"github.com/ringfront/ringfront/internal/config"
 )
 
 func TestConfigLimits(t *testing.T) {
@@ -91,45 +85,14 @@ func TestLimitsDefaults(t *testing.T) {
 // TestNodeLimitsReload: a member enforces the configured limits, and a
 // reload changes them while it runs.
 func TestNodeLimitsReload(t *testing.T) {
-	dir := t.TempDir()
-	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("secret\n"), 0o600)
-	file := filepath.Join(dir, "appnode.yaml")
-	write := func(limits string) {
-		body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18184\nmembers: [127.0.0.1:18184]\nreplicas: 1\n" +
-			"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
-			"\nadmin: {listen: \"127.0.0.1:0\"}\n" + limits
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	loader := func() (Config, error) {
-		var cfg Config
-		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
-		return cfg, err
-	}
+	write, loader := configFile(t)
 	// Loopback is exempt by default: this test's client is not.
 	write("limits: {exempt: [\"192.0.2.0/24\"], signups: {address: {rate: 1/h, burst: 2}}}\n")
 	cfg, err := loader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	}()
-	waitReady(t, n.Admin().Addr().String())
+	n := runNode(t, cfg, loader)
 	api := "http://" + n.Server().Addr().String()
 	signUp := func(name string) (int, string) {
 		resp, err := http.Post(api+"/v1/users", "application/json", strings.NewReader(fmt.Sprintf(`{"name": %q}`, name)))
@@ -145,14 +108,14 @@ func TestNodeLimitsReload(t *testing.T) {
 		}
 	}
 	write("limits: {enabled: false}\n")
-	if err := n.Reload(ctx); err != nil {
+	if err := n.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := signUp("after"); got != 201 {
 		t.Errorf("sign-up after the limits were turned off: %d, want 201", got)
 	}
 	write("http: {write_timeout: 5s}\n")
-	if err := n.Reload(ctx); err == nil || !strings.Contains(err.Error(), "http: ") || !strings.Contains(err.Error(), "cannot change on reload") {
+	if err := n.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "http: ") || !strings.Contains(err.Error(), "cannot change on reload") {
 		t.Errorf("reload with new listener timeouts = %v, want refused", err)
 	}
 }

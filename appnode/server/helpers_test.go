@@ -233,6 +233,12 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 
 func do(t testing.TB, c *http.Client, method, url, token string, body any) answer {
 	t.Helper()
+	return doHeader(t, c, method, url, token, body, nil)
+}
+
+// doHeader is do with extra request headers.
+func doHeader(t testing.TB, c *http.Client, method, url, token string, body any, h map[string]string) answer {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -251,6 +257,9 @@ func do(t testing.TB, c *http.Client, method, url, token string, body any) answe
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
 	}
 	if c == nil {
 		c = http.DefaultClient
