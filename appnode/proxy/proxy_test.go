@@ -18,6 +18,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/apptest"
 	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/internal/boundstest"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
 
@@ -343,4 +344,14 @@ func TestProxyPinsAndGoesOn(t *testing.T) {
 			t.Errorf("%s: body %s has no id or token pinned", path, sent[0])
 		}
 	}
+}
+
+// TestProxyBounds: the proxy's listener refuses oversize headers and
+// disconnects a client that trickles them.
+func TestProxyBounds(t *testing.T) {
+	ms, _ := cluster(t, 1)
+	bounds := daemon.HTTPBounds{MaxHeaderBytes: 1 << 10, ReadHeaderTimeout: 300 * time.Millisecond}
+	px := startProxyWith(t, ms[0].Addr, Options{Bounds: bounds})
+	boundstest.HeaderTooLarge(t, px+"/healthz", 32<<10)
+	boundstest.SlowHeaders(t, strings.TrimPrefix(px, "http://"), bounds.ReadHeaderTimeout)
 }

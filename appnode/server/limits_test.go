@@ -14,6 +14,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/limits"
+	"github.com/ringfront/ringfront/internal/boundstest"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
 
@@ -241,18 +242,8 @@ func TestListenerBounds(t *testing.T) {
 			t.Errorf("%s stored %d posts from oversize bodies", m.addr, len(ps))
 		}
 	}
-	req, _ := http.NewRequest("GET", ms[0].url("/v1/ring"), nil)
-	// Well over the bound and net/http's slack (4 KiB, and 4 KiB more
-	// read ahead on a kept-alive connection).
-	req.Header.Set("X-Big", strings.Repeat("a", 32<<10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("oversize header: %d, want 431", resp.StatusCode)
-	}
+	// Well over the bound and net/http's slack.
+	boundstest.HeaderTooLarge(t, ms[0].url("/v1/ring"), 32<<10)
 
 	for _, tc := range []struct {
 		name string
@@ -287,4 +278,11 @@ func TestListenDefaults(t *testing.T) {
 	if got != DefaultBounds {
 		t.Errorf("listener bounds %+v, want %+v", got, DefaultBounds)
 	}
+}
+
+// TestListenerSlowClient: a client that trickles its headers to a
+// member is disconnected after the read header timeout.
+func TestListenerSlowClient(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 1, bounds: &testBounds})
+	boundstest.SlowHeaders(t, ms[0].addr, testBounds.ReadHeaderTimeout)
 }

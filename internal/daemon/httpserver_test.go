@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringfront/ringfront/internal/boundstest"
 )
 
 // serveBounded serves h within b on a loopback port until the test
@@ -42,18 +44,7 @@ var testBounds = HTTPBounds{
 
 func TestBoundsHeaderTooLarge(t *testing.T) {
 	addr := serveBounded(t, testBounds, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
-	// Over MaxHeaderBytes and net/http's slack: 4 KiB, and on a
-	// kept-alive connection 4 KiB more read ahead while it waits.
-	req.Header.Set("X-Big", strings.Repeat("a", 32<<10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got, want := resp.StatusCode, http.StatusRequestHeaderFieldsTooLarge; got != want {
-		t.Errorf("status = %d, want %d", got, want)
-	}
+	boundstest.HeaderTooLarge(t, "http://"+addr+"/", 32<<10)
 }
 
 func TestLimitBody(t *testing.T) {
@@ -107,38 +98,12 @@ func TestLimitBody(t *testing.T) {
 func TestBoundsSlowHeaders(t *testing.T) {
 	served := make(chan struct{}, 1)
 	addr := serveBounded(t, testBounds, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served <- struct{}{} }))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	boundstest.SlowHeaders(t, addr, testBounds.ReadHeaderTimeout)
+	select {
+	case <-served:
+		t.Error("the handler ran")
+	default:
 	}
-	defer c.Close()
-	closed := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 1))
-		closed <- err
-	}()
-	// 200 bytes at one per 20ms take 4s: 13 times the timeout.
-	head := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 160) + "\r\n\r\n"
-	start := time.Now()
-	for i := 0; i < len(head); i++ {
-		select {
-		case err := <-closed:
-			if took := time.Since(start); took < testBounds.ReadHeaderTimeout {
-				t.Errorf("disconnected after %v, before the timeout (%v): %v", took, testBounds.ReadHeaderTimeout, err)
-			}
-			select {
-			case <-served:
-				t.Error("the handler ran")
-			default:
-			}
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-		if _, err := c.Write([]byte{head[i]}); err != nil {
-			return // the server closed the connection: what we want
-		}
-	}
-	t.Fatalf("the server read the whole slow header (%d bytes over %v) without disconnecting", len(head), time.Since(start))
 }
 
 // TestBoundsStalledReader: an answer the client stops reading is cut
@@ -240,16 +205,7 @@ func TestAdminBounds(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversize body: status %d, want 413", resp.StatusCode)
 	}
-	req, _ := http.NewRequest("GET", base+"/healthz", nil)
-	req.Header.Set("X-Big", strings.Repeat("a", AdminBounds.MaxHeaderBytes+16<<10))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("oversize header: status %d, want 431", resp.StatusCode)
-	}
+	boundstest.HeaderTooLarge(t, base+"/healthz", AdminBounds.MaxHeaderBytes+16<<10)
 	if a.srv.ReadHeaderTimeout == 0 || a.srv.ReadTimeout == 0 || a.srv.WriteTimeout == 0 || a.srv.IdleTimeout == 0 {
 		t.Errorf("admin listener without a timeout: %+v", AdminBounds)
 	}
