@@ -103,6 +103,7 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Links:     cfg.ForwardOver == "link",
 		MemberTLS: memberTLS, APICert: apiCert,
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
+		Bounds: cfg.HTTP.bounds(),
 	})
 	if err != nil {
 		det.Stop()
@@ -242,6 +243,9 @@ func (n *Node) Reload(ctx context.Context) error {
 	}
 	if old.TLS.On() != cfg.TLS.On() {
 		return config.Errorf("tls.cert_file", cfg.TLS.CertFile, "cannot be set or removed on reload (was %q); restart instead", old.TLS.CertFile)
+	}
+	if cfg.HTTP != old.HTTP {
+		return config.Errorf("http", fmt.Sprintf("%+v", cfg.HTTP), "cannot change on reload (was %+v); restart instead", old.HTTP)
 	}
 	rg, err := cfg.Ring()
 	if err != nil {

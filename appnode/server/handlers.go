@@ -189,7 +189,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, http.StatusForbidden, fmt.Errorf("wrong token for %s", name))
 		return false
 	}
-	return true
+	return s.admitUser(w, r, name)
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
