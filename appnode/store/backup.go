@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -151,6 +152,14 @@ func Restore(from, dataDir string, force bool, opts Options) (RestoreInfo, error
 			}
 		}
 	}
+	// The copies get the data directory's owner: run as root, a restore
+	// into a service's StateDirectory leaves files its user can open.
+	own := func(string) error { return nil }
+	if st, err := os.Stat(dataDir); err == nil && os.Geteuid() == 0 {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			own = func(path string) error { return os.Lchown(path, int(sys.Uid), int(sys.Gid)) }
+		}
+	}
 	err = filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -160,13 +169,18 @@ func Restore(from, dataDir string, force bool, opts Options) (RestoreInfo, error
 			return err
 		}
 		to := filepath.Join(dataDir, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o700)
-		}
-		if !d.Type().IsRegular() {
+		switch {
+		case d.IsDir():
+			err = os.MkdirAll(to, 0o700)
+		case !d.Type().IsRegular():
 			return fmt.Errorf("%s is not a regular file", path)
+		default:
+			err = copySynced(path, to)
 		}
-		return copySynced(path, to)
+		if err != nil {
+			return err
+		}
+		return own(to)
 	})
 	if err != nil {
 		return info, fmt.Errorf("copying %s into %s: %w", from, dataDir, err)
@@ -185,6 +199,16 @@ func Restore(from, dataDir string, force bool, opts Options) (RestoreInfo, error
 	info.StoreID = st.ID()
 	if err := st.Close(); err != nil {
 		return info, err
+	}
+	// Opening wrote files (the LOCK, a new WAL and MANIFEST): they too.
+	err = filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return own(path)
+	})
+	if err != nil {
+		return info, fmt.Errorf("giving the restored files the data directory's owner: %w", err)
 	}
 	return info, nil
 }
