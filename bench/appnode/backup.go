@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -53,7 +54,11 @@ func runBackup(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	c, err := newCluster(dir, 2, "")
+	extra := ""
+	if o.aeRate > 0 {
+		extra = fmt.Sprintf("anti_entropy_rate: %d\n", o.aeRate)
+	}
+	c, err := newCluster(dir, 2, extra)
 	if err != nil {
 		return err
 	}
@@ -118,6 +123,19 @@ func runBackup(ctx context.Context, o options) error {
 		return fmt.Errorf("appnode backup: %v: %s", err, out)
 	}
 	fmt.Print(string(out))
+	// Another file system (tmpfs): the checkpoint copies the sstables
+	// instead of linking them.
+	var copyWall time.Duration
+	if shm, err := os.MkdirTemp("/dev/shm", "bench-appnode-backup-"); err == nil {
+		t0 = time.Now()
+		out, err := exec.CommandContext(ctx, o.appnode, "backup", "-c", c.configs[0], "--to", filepath.Join(shm, "backup")).CombinedOutput()
+		copyWall = time.Since(t0)
+		os.RemoveAll(shm)
+		if err != nil {
+			return fmt.Errorf("appnode backup to /dev/shm: %v: %s", err, out)
+		}
+		fmt.Print(string(out))
+	}
 
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * o.concurrency}}
 	cl, err := client.New(c.members, client.Options{HTTP: hc})
@@ -200,10 +218,13 @@ func runBackup(ctx context.Context, o options) error {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Backup and catch-up (bench-appnode -backup, %s)\n\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "3 members, replicas 2, member 1 holding %d posts of %d users (%.0f MiB of data directory), backup on the same file system.\n\n",
-		len(users)*postsEach, len(users), float64(dataBytes)/(1<<20))
+	fmt.Fprintf(&b, "3 members, replicas 2, member 1 holding %d posts of %d users (%.0f MiB of data directory), backup on the same file system; anti_entropy_rate %s.\n\n",
+		len(users)*postsEach, len(users), float64(dataBytes)/(1<<20), cmp.Or(strings.TrimSpace(strings.TrimPrefix(extra, "anti_entropy_rate: ")), "default (2000)"))
 	fmt.Fprintf(&b, "| step | time |\n|---|---|\n")
 	fmt.Fprintf(&b, "| `appnode backup` of the running member (wall, CLI to answer) | %.2fs |\n", backupWall.Seconds())
+	if copyWall > 0 {
+		fmt.Fprintf(&b, "| `appnode backup` to another file system (/dev/shm: sstables copied, not linked) | %.2fs |\n", copyWall.Seconds())
+	}
 	fmt.Fprintf(&b, "| `appnode restore` (copy into the data dir, new store id) | %.2fs |\n", restoreWall.Seconds())
 	fmt.Fprintf(&b, "| start to caught up (%d posts missed: %d after the backup, %d while down) | %.2fs |\n",
 		2*o.latePosts, o.latePosts, o.latePosts, catchUp.Seconds())
@@ -212,7 +233,7 @@ func runBackup(ctx context.Context, o options) error {
 		fmt.Fprintf(&b, "\nmember 1's log: `%s`\n", caughtUpLine)
 	}
 	fmt.Print(b.String())
-	if err := os.WriteFile(filepath.Join(o.out, "backup.md"), []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.out, fmt.Sprintf("backup-ae%d.md", o.aeRate)), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	if missing > 0 {
@@ -276,7 +297,12 @@ func preload(ctx context.Context, c *cluster, rg *ring.Ring, users []string, pos
 				}
 				u := users[i/int64(postsEach)]
 				id := ids.Next()
-				p := feed.Post{ID: id, Author: u, Text: fmt.Sprintf("post %d of %s, loaded for the backup benchmark", i%int64(postsEach), u), Created: id.Time()}
+				// About 100 characters, 80 of them random: text
+				// that compresses about as little as people's.
+				noise := make([]byte, 60)
+				rand.Read(noise)
+				text := fmt.Sprintf("post %d of %s %s", i%int64(postsEach), u, base64.StdEncoding.EncodeToString(noise))
+				p := feed.Post{ID: id, Author: u, Text: text, Created: id.Time()}
 				for _, m := range rg.Preference(nil, u) {
 					if err := stores[m].AddPost(p); err != nil {
 						mu.Lock()

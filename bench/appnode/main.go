@@ -75,6 +75,7 @@ type options struct {
 	backup      bool
 	backupPosts int
 	latePosts   int
+	aeRate      int
 }
 
 func main() {
@@ -86,6 +87,7 @@ func main() {
 	flag.BoolVar(&o.backup, "backup", false, "measure backup and catch-up instead: appnode backup of a member holding -backup-posts posts, restore, and its catch-up")
 	flag.IntVar(&o.backupPosts, "backup-posts", 1_000_000, "posts the backed-up member holds (-backup)")
 	flag.IntVar(&o.latePosts, "late-posts", 10_000, "posts the backed-up member misses after the backup, and again while it is down (-backup)")
+	flag.IntVar(&o.aeRate, "anti-entropy-rate", 0, "the members' anti_entropy_rate in -backup (0: appnode's default)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary (-tier's load)")
 	flag.StringVar(&o.serverCPU, "server-cpu", "", "CPU list the servers are pinned to (taskset -c; -tier default 0)")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to (-tier)")
