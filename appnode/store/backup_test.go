@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,43 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(target, "something")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("forced restore kept the old contents: %v", err)
+	}
+}
+
+// TestRestoreOwner: run as root, a restore gives the files the data
+// directory's owner (a service's StateDirectory, owned by its user).
+func TestRestoreOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a restore changes owners only when run as root")
+	}
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "live"), Options{})
+	if _, err := s.Backup(filepath.Join(dir, "backup")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	target := filepath.Join(dir, "data")
+	const nobody = 65534
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(target, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(filepath.Join(dir, "backup"), target, false, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.Walk(target, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody {
+			t.Errorf("%s is owned by %d:%d, want the data directory's %d:%d", path, st.Uid, st.Gid, nobody, nobody)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
