@@ -28,7 +28,8 @@ func backupCmd(target daemon.AdminTarget) *cobra.Command {
 		Short: "Snapshot the running member's store into a new directory (online, consistent)",
 		Long: "Asks the running member (admin API, POST /v1/backup) to write a consistent snapshot of its " +
 			"store into DIR, which must not exist. DIR is written by the daemon, not by this command: " +
-			"it must be a path the daemon may write (under systemd, a ReadWritePaths= of its unit).",
+			"it must be a path the daemon may write (under systemd, below /var/lib/appnode-backup, the unit's " +
+			"second StateDirectory, or below a ReadWritePaths= added to the unit).",
 		Args: cobra.NoArgs,
 	}
 	c := daemon.NewAdminClient(cmd, target)
