@@ -124,6 +124,12 @@ const (
 	// streamed to its new members after a ring change. Believed only on
 	// a request with a valid HeaderCluster.
 	HeaderFallback = "X-Ringfront-Fallback"
+	// HeaderClient is the address of the client whose request a member
+	// forwards, as the member that first took the request saw it (the
+	// rate limits' and logs' client address). Believed only on a request
+	// from another member; a client's own, like its X-Forwarded-For, is
+	// never believed.
+	HeaderClient = "X-Ringfront-Client"
 	// HeaderOwner names the member that owns the request's user.
 	HeaderOwner = "X-Ringfront-Owner"
 	// HeaderRingVersion is the answering member's ring version; a client

@@ -87,6 +87,11 @@ type Config struct {
 	// heartbeat comment (default 15s).
 	StreamHeartbeat time.Duration `mapstructure:"stream_heartbeat"`
 
+	// Limits are the rate limits per client network and per user.
+	Limits LimitsConfig `mapstructure:"limits"`
+	// HTTP bounds one client's requests on the API listener.
+	HTTP HTTPConfig `mapstructure:"http"`
+
 	Admin daemon.AdminConfig `mapstructure:"admin"`
 	Log   daemon.LogConfig   `mapstructure:"log"`
 }
@@ -280,6 +285,12 @@ func (c *Config) Validate() error {
 		return config.Errorf("rebalance_rate", c.RebalanceRate, "is not from 1 to 100000 users per second")
 	}
 	if err := c.validateFanout(); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.HTTP.validate(); err != nil {
 		return err
 	}
 	if c.Gossip.Bind == "" {

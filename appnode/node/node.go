@@ -83,6 +83,7 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Now:                 now,
 		Links:               cfg.ForwardOver == "link",
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
+		Bounds: cfg.HTTP.bounds(),
 	})
 	if err != nil {
 		det.Stop()
@@ -208,6 +209,9 @@ func (n *Node) Reload(ctx context.Context) error {
 		if f.was != f.now {
 			return config.Errorf(f.key, f.now, "cannot change on reload (was %q); restart instead", f.was)
 		}
+	}
+	if cfg.HTTP != old.HTTP {
+		return config.Errorf("http", fmt.Sprintf("%+v", cfg.HTTP), "cannot change on reload (was %+v); restart instead", old.HTTP)
 	}
 	rg, err := cfg.Ring()
 	if err != nil {

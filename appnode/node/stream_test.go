@@ -120,24 +120,58 @@ func TestNodeStream(t *testing.T) {
 // returns it and its loader.
 func testConfig(t *testing.T, extra string) (Config, Loader) {
 	t.Helper()
-	dir := t.TempDir()
-	key := filepath.Join(dir, "key")
-	os.WriteFile(key, []byte("secret\n"), 0o600)
-	file := filepath.Join(dir, "appnode.yaml")
-	body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18183\nmembers: [127.0.0.1:18183]\nreplicas: 1\n" +
-		"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
-		"\nadmin: {listen: \"127.0.0.1:0\"}\n" + extra
-	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loader := func() (Config, error) {
-		var cfg Config
-		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
-		return cfg, err
-	}
+	write, loader := configFile(t)
+	write(extra)
 	cfg, err := loader()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg, loader
+}
+
+// configFile returns write, which writes a one-member node's config
+// file (extra appended), and the file's loader.
+func configFile(t *testing.T) (write func(extra string), loader Loader) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("secret\n"), 0o600)
+	file := filepath.Join(dir, "appnode.yaml")
+	write = func(extra string) {
+		body := "listen: 127.0.0.1:0\nadvertise: 127.0.0.1:18183\nmembers: [127.0.0.1:18183]\nreplicas: 1\n" +
+			"data_dir: " + filepath.Join(dir, "data") + "\ncluster_secret_file: " + key +
+			"\nadmin: {listen: \"127.0.0.1:0\"}\n" + extra
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loader = func() (Config, error) {
+		var cfg Config
+		err := config.Load(config.Options{File: file, Environ: []string{}}, &cfg)
+		return cfg, err
+	}
+	return write, loader
+}
+
+// runNode opens and runs a node until the test ends, and waits until
+// it is ready.
+func runNode(t *testing.T, cfg Config, loader Loader) *Node {
+	t.Helper()
+	n, err := Open(cfg, loader, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	waitReady(t, n.Admin().Addr().String())
+	return n
 }

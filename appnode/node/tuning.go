@@ -47,5 +47,6 @@ func (c *Config) tuning() server.Tuning {
 		ReadRepair: c.ReadRepair, Links: c.ForwardOver == "link",
 		AntiEntropyInterval: c.AntiEntropyInterval, AntiEntropyRate: c.AntiEntropyRate,
 		FanoutLimit: c.FanoutLimit, InboxMax: c.InboxMax, StreamHeartbeat: c.StreamHeartbeat,
+		Limits: c.Limits.limitsConfig(),
 	}
 }

@@ -40,6 +40,20 @@ type Options struct {
 	Transport http.RoundTripper
 	// Log is the logger; nil means slog.Default().
 	Log *slog.Logger
+	// Bounds bound the listener's requests; zero fields mean
+	// DefaultBounds'.
+	Bounds daemon.HTTPBounds
+}
+
+// DefaultBounds are the proxy listener's bounds: a browser's headers
+// (cookies for localhost included) fit; a live stream moves its write
+// deadline on at each write.
+var DefaultBounds = daemon.HTTPBounds{
+	MaxHeaderBytes:    64 << 10,
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	IdleTimeout:       120 * time.Second,
 }
 
 // Proxy is the local proxy. It is safe for concurrent use.
@@ -47,6 +61,7 @@ type Proxy struct {
 	client *client.Client
 	tr     http.RoundTripper
 	log    *slog.Logger
+	bounds daemon.HTTPBounds
 	srv    *http.Server
 	ln     net.Listener
 }
@@ -72,7 +87,7 @@ func New(seeds []string, opts Options) (*Proxy, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Proxy{client: c, tr: opts.Transport, log: opts.Log.With("subsystem", "proxy")}, nil
+	return &Proxy{client: c, tr: opts.Transport, log: opts.Log.With("subsystem", "proxy"), bounds: opts.Bounds.Or(DefaultBounds)}, nil
 }
 
 // hopHeaders are meaningful for one connection only (RFC 9110 7.6.1).
@@ -243,7 +258,9 @@ func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Respons
 }
 
 // copyResponse passes resp back, flushing every read of a live stream
-// at once.
+// at once. A stream outlives the listener's write timeout: its write
+// deadline moves on at each write, so only a client that takes nothing
+// for a write timeout is cut off.
 func (p *Proxy) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	h := w.Header()
@@ -260,6 +277,9 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
+			if stream {
+				rc.SetWriteDeadline(time.Now().Add(p.bounds.WriteTimeout))
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -282,8 +302,7 @@ func (p *Proxy) Listen(addr string) error {
 		return fmt.Errorf("proxy listener on %s: %w", addr, err)
 	}
 	p.ln = ln
-	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
+	p.srv = p.bounds.Server(p, slog.NewLogLogger(p.log.Handler(), slog.LevelWarn))
 	return nil
 }
 

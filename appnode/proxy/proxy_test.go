@@ -18,6 +18,8 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/apptest"
 	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/internal/boundstest"
+	"github.com/ringfront/ringfront/internal/daemon"
 )
 
 // cluster starts n members, counting in hits[i] the requests that
@@ -41,7 +43,13 @@ func cluster(t *testing.T, n int) ([]*apptest.Member, []*atomic.Int64) {
 
 func startProxy(t *testing.T, seed string) string {
 	t.Helper()
-	p, err := New([]string{"http://" + seed}, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return startProxyWith(t, seed, Options{})
+}
+
+func startProxyWith(t *testing.T, seed string, opts Options) string {
+	t.Helper()
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := New([]string{"http://" + seed}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +219,23 @@ func TestProxyErrors(t *testing.T) {
 // TestProxyStream: a live timeline stream passes through the proxy
 // unbuffered: a post shows up on it at once.
 func TestProxyStream(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bounds daemon.HTTPBounds
+		quiet  time.Duration // between the stream's first bytes and the post
+	}{
+		{"defaults", daemon.HTTPBounds{}, 0},
+		// The stream outlives the listener's timeouts: nothing is sent
+		// for three of them.
+		{"past the timeouts", daemon.HTTPBounds{ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testProxyStream(t, tc.bounds, tc.quiet) })
+	}
+}
+
+func testProxyStream(t *testing.T, bounds daemon.HTTPBounds, quiet time.Duration) {
 	ms, _ := cluster(t, 3)
-	px := startProxy(t, ms[0].Addr)
+	px := startProxyWith(t, ms[0].Addr, Options{Bounds: bounds})
 	tokens := map[string]string{}
 	for _, u := range []string{"reader", "ann"} {
 		a := call(t, "POST", px+"/v1/users", "", api.CreateUserRequest{Name: u})
@@ -245,6 +268,7 @@ func TestProxyStream(t *testing.T) {
 			}
 		}
 	}()
+	time.Sleep(quiet)
 	a := call(t, "POST", px+"/v1/users/ann/posts", tokens["ann"], api.PostRequest{Text: "through the proxy"})
 	var p struct{ ID string }
 	json.Unmarshal(a.body, &p)
@@ -372,4 +396,14 @@ func TestProxyRotationOnce(t *testing.T) {
 	if ans.code != http.StatusCreated || seen[1].Load() != 1 {
 		t.Errorf("rotation with a stopped owner = %d %s, next member saw %d requests; want 201 from it", ans.code, ans.body, seen[1].Load())
 	}
+}
+
+// TestProxyBounds: the proxy's listener refuses oversize headers and
+// disconnects a client that trickles them.
+func TestProxyBounds(t *testing.T) {
+	ms, _ := cluster(t, 1)
+	bounds := daemon.HTTPBounds{MaxHeaderBytes: 1 << 10, ReadHeaderTimeout: 300 * time.Millisecond}
+	px := startProxyWith(t, ms[0].Addr, Options{Bounds: bounds})
+	boundstest.HeaderTooLarge(t, px+"/healthz", 32<<10)
+	boundstest.SlowHeaders(t, strings.TrimPrefix(px, "http://"), bounds.ReadHeaderTimeout)
 }

@@ -185,7 +185,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, name string) 
 		s.storeError(w, err)
 		return false
 	}
-	return tokenAccepted(w, u, token)
+	if !tokenAccepted(w, u, token) {
+		return false
+	}
+	return s.admitUser(w, r, name)
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/internal/daemon"
 )
 
 var testSecret = []byte("test cluster secret")
@@ -99,6 +100,9 @@ type clusterOpts struct {
 	httpForward bool
 	// h2c serves and forwards with unencrypted HTTP/2 (links off).
 	h2c bool
+	// bounds, when set, bound every member's listener as Listen would
+	// (Options.Bounds).
+	bounds *daemon.HTTPBounds
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -165,12 +169,20 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		if o.memberAlive != nil {
 			alive = o.memberAlive(i)
 		}
+		var bounds daemon.HTTPBounds
+		if o.bounds != nil {
+			bounds = *o.bounds
+		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair, Links: !o.httpForward})
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair, Links: !o.httpForward,
+			Bounds: bounds})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ts := httptest.NewUnstartedServer(srv)
+		if o.bounds != nil {
+			ts.Config = srv.bounds.Server(clientBodies(srv), nil)
+		}
 		ts.Listener.Close()
 		ts.Listener = lns[i]
 		if o.h2c {
@@ -221,6 +233,12 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 
 func do(t testing.TB, c *http.Client, method, url, token string, body any) answer {
 	t.Helper()
+	return doHeader(t, c, method, url, token, body, nil)
+}
+
+// doHeader is do with extra request headers.
+func doHeader(t testing.TB, c *http.Client, method, url, token string, body any, h map[string]string) answer {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -239,6 +257,9 @@ func do(t testing.TB, c *http.Client, method, url, token string, body any) answe
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
 	}
 	if c == nil {
 		c = http.DefaultClient

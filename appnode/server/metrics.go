@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_live_streams_dropped_total",
-			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for 30s, or its connection broke), replay_failed (the inbox could not be read), shutdown.",
+			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown.",
 		}, []string{"reason"}),
 	}
 	m.forwarded = m.routed.WithLabelValues("forward")

@@ -28,7 +28,7 @@ func TestMetricsFromTheStart(t *testing.T) {
 # HELP appnode_hints_waiting Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).
 # TYPE appnode_hints_waiting gauge
 appnode_hints_waiting{member=%q} 0
-# HELP appnode_live_streams_dropped_total Live timeline streams this member ended, by reason: write_failed (the client took no events for 30s, or its connection broke), replay_failed (the inbox could not be read), shutdown.
+# HELP appnode_live_streams_dropped_total Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown.
 # TYPE appnode_live_streams_dropped_total counter
 appnode_live_streams_dropped_total{reason="replay_failed"} 0
 appnode_live_streams_dropped_total{reason="shutdown"} 0
@@ -37,7 +37,7 @@ appnode_live_streams_dropped_total{reason="write_failed"} 0
 	if err := testutil.GatherAndCompare(regs[0], strings.NewReader(want), "appnode_hints_waiting", "appnode_live_streams_dropped_total"); err != nil {
 		t.Error(err)
 	}
-	for name, n := range map[string]int{"appnode_read_repairs_total": 4, "appnode_anti_entropy_rounds_total": 3, "appnode_routed_total": 3} {
+	for name, n := range map[string]int{"appnode_read_repairs_total": 4, "appnode_anti_entropy_rounds_total": 3, "appnode_routed_total": 3, "appnode_rate_limited_total": 7, "appnode_rate_limit_entries": 2} {
 		if got, err := testutil.GatherAndCount(regs[0], name); err != nil || got != n {
 			t.Errorf("%s: %d series (%v), want %d at the start", name, got, err, n)
 		}

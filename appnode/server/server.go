@@ -21,12 +21,14 @@ import (
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/fanout"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/limits"
 	"github.com/ringfront/ringfront/appnode/peer"
 	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
 	"github.com/ringfront/ringfront/appnode/timeline"
 	"github.com/ringfront/ringfront/appnode/transport"
+	"github.com/ringfront/ringfront/internal/daemon"
 )
 
 // Routing says what a member does with a request for a user it does not
@@ -112,6 +114,9 @@ type Options struct {
 	// that do not accept a link, and streams, still get HTTP. A member
 	// serves links whatever this says.
 	Links bool
+	// Bounds bound the API listener's requests (header size, timeouts);
+	// zero fields mean DefaultBounds'.
+	Bounds daemon.HTTPBounds
 }
 
 // Server serves appnode's API: it is one member, its subsystems put
@@ -129,6 +134,9 @@ type Server struct {
 	ids     *feed.IDSource
 	mux     *http.ServeMux
 	metrics *metrics
+	limits  *limits.Limiter
+	limited *prometheus.CounterVec // appnode_rate_limited_total
+	bounds  daemon.HTTPBounds
 
 	routing       atomic.Value // Routing
 	heartbeat     atomic.Int64 // live streams' heartbeat, a time.Duration
@@ -166,8 +174,10 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Log.With("subsystem", "api"),
 		ids:        feed.NewIDSource(c.Clock(), opts.Self),
 		gossipAddr: opts.GossipAddr, rebalanceRate: opts.RebalanceRate,
+		bounds: opts.Bounds.Or(DefaultBounds),
 	}
 	s.metrics = newMetrics(opts.Registry, opts.Store)
+	s.registerLimits(opts.Registry)
 	s.tl = timeline.New(timeline.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry})
 	s.fan = fanout.New(fanout.Options{Cluster: c, Store: opts.Store, Timeline: s.tl, Log: opts.Log, Registry: opts.Registry})
 	s.rep = replica.New(replica.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry,
@@ -241,6 +251,7 @@ func (s *Server) SetRing(r *ring.Ring) error {
 	if err := s.c.SetRing(r); err != nil {
 		return err
 	}
+	s.limits.SetMembers(len(r.Members()))
 	s.sync.RingChanged()
 	return nil
 }
@@ -277,6 +288,8 @@ type Tuning struct {
 	FanoutLimit         int
 	InboxMax            int
 	StreamHeartbeat     time.Duration
+	// Limits are the rate limits (the zero Config limits nothing).
+	Limits limits.Config
 }
 
 // Tune applies t to every subsystem.
@@ -292,6 +305,7 @@ func (s *Server) Tune(t Tuning) error {
 	s.sync.SetRate(t.AntiEntropyRate)
 	s.fan.SetLimits(t.FanoutLimit, t.InboxMax)
 	s.SetStreamHeartbeat(t.StreamHeartbeat)
+	s.limits.Configure(t.Limits)
 	return nil
 }
 
@@ -379,12 +393,7 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("api listener on %s: %w", addr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.srv = s.bounds.Server(clientBodies(s), slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
 	return nil
 }
 
@@ -460,7 +469,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	s.sync.NotePause()
 	rg := s.c.Ring()
 	r, ok := s.fromMember(w, r)
-	if !ok {
+	if !ok || !s.admitAddress(w, r) {
 		return
 	}
 	hops, skip, fallback := transport.Forwarded(r)
@@ -540,7 +549,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 				plan := &transport.Plan{To: prev, Hops: hops + 1, Skip: skip, Body: body, Fallback: true,
 					Timeout: s.c.MemberTimeout(prev)}
 				s.metrics.fellBack.Inc()
-				s.tr.Forward(w, r, plan)
+				s.tr.Forward(s.streamWriter(w, r), r, plan)
 				if !plan.Retry {
 					return
 				}
@@ -569,7 +578,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		plan := &transport.Plan{To: m, Hops: hops + 1, Skip: skip, Body: body, Timeout: timeout}
 		s.metrics.forwarded.Inc()
-		s.tr.Forward(w, r, plan)
+		s.tr.Forward(s.streamWriter(w, r), r, plan)
 		if !plan.Retry {
 			s.c.Answered(m)
 			return

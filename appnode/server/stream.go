@@ -53,7 +53,7 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	hub := s.fan.Hub()
 	sub := hub.Subscribe(name)
 	defer hub.Unsubscribe(name, sub)
-	st := &eventStream{w: w, rc: http.NewResponseController(w)}
+	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: s.bounds.WriteTimeout}
 	// sent is the newest id sent; without Last-Event-ID, now, so that a
 	// stream that lags before its first event still catches up.
 	sent := last
@@ -193,11 +193,12 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 
 // eventStream writes server-sent events.
 type eventStream struct {
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	recent []feed.ID // the last recentIDs ids sent
-	err    error
-	buf    bytes.Buffer
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // for one write (the listener's write timeout)
+	recent  []feed.ID     // the last recentIDs ids sent
+	err     error
+	buf     bytes.Buffer
 }
 
 func (st *eventStream) sent(id feed.ID) bool { return slices.Contains(st.recent, id) }
@@ -231,13 +232,9 @@ func (st *eventStream) comment(text string) {
 	st.buf.WriteByte('\n')
 }
 
-// streamWriteTimeout bounds one write to a stream's client: a client
-// that stops reading is dropped instead of holding the handler.
-const streamWriteTimeout = 30 * time.Second
-
 // flush writes what is buffered and pushes it to the client.
 func (st *eventStream) flush() error {
-	if err := st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("setting a write deadline: %w", err)
 	}
 	if st.buf.Len() > 0 {

@@ -25,6 +25,9 @@ import (
 //
 //   - X-Forwarded-For (the client's address appended to any it carried),
 //     X-Forwarded-Host and X-Forwarded-Proto;
+//   - HeaderClient, the client's address (ClientAddr): the peer address
+//     of the member that took the request from the client, passed on
+//     unchanged by any member after it;
 //   - HeaderHops, so members whose rings disagree cannot bounce it for
 //     ever; HeaderUnreachable, the members to pass over (the forwarder
 //     could not reach them); HeaderFallback when the member is asked to
@@ -128,6 +131,9 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 	h.Set("X-Forwarded-For", clientIP)
 	h.Set("X-Forwarded-Host", r.Host)
 	h.Set("X-Forwarded-Proto", "http")
+	if a := ClientAddr(r); a.IsValid() {
+		h.Set(HeaderClient, a.String())
+	}
 	h.Set(HeaderHops, strconv.Itoa(plan.Hops))
 	h.Set(HeaderClock, t.stamp())
 	if plan.Fallback {
@@ -143,7 +149,7 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 // on from the client's request.
 func memberHeader(k string) bool {
 	switch k {
-	case HeaderCluster, HeaderHops, HeaderUnreachable, HeaderFallback, HeaderClock, "Content-Length",
+	case HeaderCluster, HeaderHops, HeaderUnreachable, HeaderFallback, HeaderClock, HeaderClient, "Content-Length",
 		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 		return true
 	}

@@ -24,6 +24,7 @@ const (
 	HeaderFallback    = api.HeaderFallback
 	HeaderRingVersion = api.HeaderRingVersion
 	HeaderClock       = api.HeaderClock
+	HeaderClient      = api.HeaderClient
 )
 
 // CallTimeout bounds one member-to-member call; the caller's context

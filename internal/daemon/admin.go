@@ -135,7 +135,7 @@ func (a *Admin) Listen(addr string) error {
 		return fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
 	a.ln = ln
-	a.srv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	a.srv = AdminBounds.Server(LimitBody(a.mux, AdminMaxBody), nil)
 	return nil
 }
 
