@@ -113,10 +113,14 @@ const (
 	// HeaderRingVersion is the answering member's ring version; a client
 	// whose ring differs refetches it.
 	HeaderRingVersion = "X-Ringfront-Ring-Version"
-	// HeaderEdgeClock carries the clock a forwarding member gave a
-	// follow or unfollow, so the member that serves it (or the next one,
-	// if that one does not answer) stores the same edge. Believed only
-	// from another member.
+	// HeaderEdgeClock carries the clock of a follow or unfollow (a
+	// decimal feed.Timestamp), pinned by the client or else by the
+	// first member it reached, so that every member that serves the
+	// request — a retry, the next member when one does not answer, or a
+	// paused member that reads it late — stores the same edge, and a
+	// late copy never beats a later change: a pinned clock older than
+	// the edge stored is answered 409 Conflict, and one more than 5
+	// minutes ahead of the member's clock 400.
 	HeaderEdgeClock = "X-Ringfront-Edge-Clock"
 	// HeaderClock carries the sender's hybrid logical clock on every
 	// request and answer between members and clients (a decimal

@@ -111,10 +111,12 @@ type Client struct {
 	mu      sync.Mutex // guards suspect
 	suspect map[string]suspicion
 
-	// clock is the latest cluster clock a member answered with
-	// (api.HeaderClock); sent with every request, so a change this
-	// client makes after another gets a later clock on any member.
-	clock atomic.Uint64
+	// clock is a hybrid logical clock past the latest cluster clock a
+	// member answered with (api.HeaderClock). Its latest value is sent
+	// with every request, so a change this client makes after another
+	// gets a later clock on any member; follows and unfollows are
+	// pinned to a new reading of it (api.HeaderEdgeClock).
+	clock *feed.Clock
 }
 
 // New returns a client that learns the ring from the given members
@@ -123,7 +125,7 @@ func New(seeds []string, opts Options) (*Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("creating client: no seed members")
 	}
-	c := &Client{attempt: opts.AttemptTimeout, suspect: map[string]suspicion{}}
+	c := &Client{attempt: opts.AttemptTimeout, suspect: map[string]suspicion{}, clock: feed.NewClock(nil)}
 	if c.attempt <= 0 {
 		c.attempt = DefaultAttemptTimeout
 	}
@@ -237,7 +239,7 @@ func (e transportError) Unwrap() error { return e.err }
 
 // send makes one request to member and decodes a 2xx JSON answer into
 // out. It returns the member's ring version.
-func (c *Client) send(ctx context.Context, member, method, uri, token string, body, out any) (string, error) {
+func (c *Client) send(ctx context.Context, member, method, uri, token string, body, out any, hs ...header) (string, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -256,8 +258,11 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if cl := c.clock.Load(); cl != 0 {
-		req.Header.Set(api.HeaderClock, strconv.FormatUint(cl, 10))
+	if cl := c.clock.Last(); cl != 0 {
+		req.Header.Set(api.HeaderClock, strconv.FormatUint(uint64(cl), 10))
+	}
+	for _, h := range hs {
+		req.Header.Set(h.key, h.value)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -290,7 +295,7 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 // serve the request now (502, 503, 504). Other error answers are final:
 // the member is up and has spoken. Members that did not answer a moment
 // ago are asked last. Every request do sends is safe to send twice.
-func (c *Client) do(ctx context.Context, name, method, uri, token string, body, out any) error {
+func (c *Client) do(ctx context.Context, name, method, uri, token string, body, out any, hs ...header) error {
 	r, err := c.Ring(ctx)
 	if err != nil {
 		return err
@@ -299,7 +304,7 @@ func (c *Client) do(ctx context.Context, name, method, uri, token string, body, 
 	var errs []error
 	for _, m := range c.order(r.Preference(buf[:0], name)) {
 		actx, cancel := context.WithTimeout(ctx, c.attempt)
-		version, err := c.send(actx, m, method, uri, token, body, out)
+		version, err := c.send(actx, m, method, uri, token, body, out, hs...)
 		cancel()
 		if version != "" && version != r.Version() {
 			c.stale.Store(true)
@@ -323,19 +328,15 @@ func (c *Client) do(ctx context.Context, name, method, uri, token string, body, 
 	return fmt.Errorf("%w for %s: %w", ErrUnavailable, name, errors.Join(errs...))
 }
 
-// noteClock keeps the latest cluster clock seen.
+// noteClock moves the client's clock past a cluster clock seen.
 func (c *Client) noteClock(v string) {
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return
-	}
-	for {
-		old := c.clock.Load()
-		if n <= old || c.clock.CompareAndSwap(old, n) {
-			return
-		}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		c.clock.Observe(feed.Timestamp(n))
 	}
 }
+
+// header is one more header for a request.
+type header struct{ key, value string }
 
 // order puts the members that did not answer a moment ago last.
 func (c *Client) order(pref []string) []string {
@@ -477,7 +478,23 @@ func (c *Client) edge(ctx context.Context, method, name, token, other string) er
 	if err := feed.ValidName(other); err != nil {
 		return err
 	}
-	return c.do(ctx, name, method, "/v1/users/"+name+"/following/"+other, token, nil, nil)
+	// The change is pinned to a clock later than every one this client
+	// has seen, the same on every member it tries: a copy that a member
+	// reads late (it was paused while this client went on to another)
+	// stores the same edge and never undoes a later change. A 409 says a
+	// later change is stored, made elsewhere with a clock ahead of this
+	// client's; this change is being made now, so it is pinned again,
+	// past the answer's clock, once.
+	uri := "/v1/users/" + name + "/following/" + other
+	for try := 0; ; try++ {
+		pin := header{api.HeaderEdgeClock, strconv.FormatUint(uint64(c.clock.Now()), 10)}
+		err := c.do(ctx, name, method, uri, token, nil, nil, pin)
+		var e *Error
+		if try == 0 && errors.As(err, &e) && e.Status == http.StatusConflict {
+			continue
+		}
+		return err
+	}
 }
 
 // Following lists whom name follows.

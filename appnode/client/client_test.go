@@ -27,6 +27,7 @@ import (
 type member struct {
 	addr      string
 	srv       *server.Server
+	st        *store.Store
 	ts        *httptest.Server
 	forwarded atomic.Int64 // requests that arrived forwarded by another member
 }
@@ -57,7 +58,7 @@ func cluster(t *testing.T, n int, routing server.Routing) []*member {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &member{addr: addrs[i], srv: srv}
+		m := &member{addr: addrs[i], srv: srv, st: st}
 		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get(api.HeaderHops) != "" {
 				m.forwarded.Add(1)
@@ -343,5 +344,107 @@ func TestNewErrors(t *testing.T) {
 	c, _ := New([]string{"127.0.0.1:1"}, Options{})
 	if _, err := c.Ring(context.Background()); err == nil || !strings.Contains(err.Error(), "fetching the ring") {
 		t.Errorf("Ring from a dead seed = %v", err)
+	}
+}
+
+// TestClientEdgeLateCopy: a follow the paused owner takes but does not
+// answer is retried on another member and acknowledged; the client then
+// unfollows; when the owner serves its copy of the follow late, that
+// copy carries the clock the client pinned and is refused (409): nobody
+// follows anybody, on any replica.
+func TestClientEdgeLateCopy(t *testing.T) {
+	ms := cluster(t, 3, server.Forward)
+	ctx := context.Background()
+	c, _ := New([]string{ms[0].addr}, Options{AttemptTimeout: 200 * time.Millisecond})
+	r, err := c.Ring(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := ""
+	for i := 0; ann == ""; i++ {
+		if u := fmt.Sprintf("ann%d", i); r.Owner(u) != ms[0].addr {
+			ann = u
+		}
+	}
+	var paused *member
+	for _, m := range ms {
+		if m.addr == r.Owner(ann) {
+			paused = m
+		}
+	}
+	ua, err := c.CreateUser(ctx, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	// The owner keeps the client's follow and does not answer it.
+	var late atomic.Pointer[http.Request]
+	inner := paused.ts.Config.Handler
+	paused.ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.Header.Get(api.HeaderHops) == "" && late.Load() == nil {
+			late.Store(r.Clone(context.Background()))
+			<-r.Context().Done()
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	if err := c.Follow(ctx, ann, ua.Token, "bob"); err != nil {
+		t.Fatalf("follow with the owner paused: %v", err)
+	}
+	if late.Load() == nil {
+		t.Fatal("the follow did not reach the owner first")
+	}
+	if err := c.Unfollow(ctx, ann, ua.Token, "bob"); err != nil {
+		t.Fatalf("unfollow: %v", err)
+	}
+	// The owner resumes and serves the copy it read.
+	rec := httptest.NewRecorder()
+	inner.ServeHTTP(rec, late.Load())
+	if rec.Code != http.StatusConflict {
+		t.Errorf("the late copy of the follow = %d %s, want 409", rec.Code, rec.Body)
+	}
+	for _, m := range ms {
+		if e, err := m.st.Edge(store.Following, ann, "bob"); err == nil && !e.Removed {
+			t.Errorf("%s follows bob on %s after the late copy (clock %v)", ann, m.addr, e.Clock.Time())
+		}
+		if e, err := m.st.Edge(store.Followers, ann, "bob"); err == nil && !e.Removed {
+			t.Errorf("bob's followers on %s include %s after the late copy", m.addr, ann)
+		}
+	}
+}
+
+// TestClientEdgeRepin: when a later change to an edge is stored (made
+// elsewhere, by a member whose clock ran ahead of everything this
+// client has seen), the client's unfollow is answered 409 with a clock
+// past it, and the client pins a new one and sends it again: the
+// unfollow is the latest change, as its caller meant.
+func TestClientEdgeRepin(t *testing.T) {
+	ms := cluster(t, 3, server.Forward)
+	ctx := context.Background()
+	c, _ := New([]string{ms[0].addr}, Options{})
+	ua, err := c.CreateUser(ctx, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ahead := feed.Timestamp(uint64(time.Now().Add(time.Minute).UnixMilli()) << 16)
+	e := feed.Edge{Follower: "ann", Followee: "bob", Clock: ahead}
+	for _, m := range ms {
+		for _, side := range []store.Side{store.Following, store.Followers} {
+			if _, _, err := m.st.MergeEdge(side, e, false, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := c.Unfollow(ctx, "ann", ua.Token, "bob"); err != nil {
+		t.Fatalf("unfollow after a change with a clock ahead: %v", err)
+	}
+	fing, err := c.Following(ctx, "ann")
+	if err != nil || len(fing) != 0 {
+		t.Errorf("ann follows %v (%v) after the unfollow, want nobody", fing, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -318,5 +319,97 @@ func TestUnfollowAfterClockRanAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("a late copy of the follow = %s, want 409 (a later change is stored)", resp.Status)
+	}
 	check("after a late copy of the follow")
+}
+
+// TestClientPinnedEdgeClock: a follow or unfollow the client pinned
+// (api.HeaderEdgeClock, as appnode/client does) is stored with that
+// clock on whichever member serves it; the same request sent twice is
+// accepted twice; a copy of the follow read late — after the client
+// went on to another member and unfollowed — is refused with 409 and
+// changes nothing, on the owner and through another member; a clock
+// that is not one, or is far ahead, is refused with 400.
+func TestClientPinnedEdgeClock(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	rg := ms[0].srv.Ring()
+	owner := byAddr(ms, rg.Owner("ann"))
+	via := notOwner(ms, "ann")
+	ta := createUser(t, owner, "ann")
+	createUser(t, owner, "bob")
+	edge := func(m *member, method, pin string) answer {
+		t.Helper()
+		req, _ := http.NewRequest(method, m.url("/v1/users/ann/following/bob"), nil)
+		req.Header.Set("Authorization", "Bearer "+ta)
+		if pin != "" {
+			req.Header.Set(api.HeaderEdgeClock, pin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, resp.Header, b}
+	}
+	follows := func() (on []string) {
+		for _, m := range ms {
+			fing, _ := m.srv.active(store.Following, "ann")
+			fers, _ := m.srv.active(store.Followers, "bob")
+			if rg.InPreference("ann", m.addr) && slices.Contains(fing, "bob") || rg.InPreference("bob", m.addr) && slices.Contains(fers, "ann") {
+				on = append(on, m.addr)
+			}
+		}
+		return on
+	}
+	t1 := feed.Timestamp(uint64(time.Now().UnixMilli()) << 16)
+	t2 := t1 + 1000
+	for _, try := range []string{"first", "sent again"} {
+		if a := edge(via, "PUT", fmt.Sprint(uint64(t1))); a.code != http.StatusNoContent {
+			t.Fatalf("pinned follow (%s) = %d %s", try, a.code, a.body)
+		}
+	}
+	if e, err := owner.store.Edge(store.Following, "ann", "bob"); err != nil || e.Clock != t1 || e.Removed {
+		t.Fatalf("the owner stored %+v (%v), want a follow with the client's clock %d", e, err, t1)
+	}
+	if a := edge(owner, "DELETE", fmt.Sprint(uint64(t2))); a.code != http.StatusNoContent {
+		t.Fatalf("pinned unfollow = %d %s", a.code, a.body)
+	}
+	for _, m := range []*member{owner, via} {
+		a := edge(m, "PUT", fmt.Sprint(uint64(t1)))
+		if a.code != http.StatusConflict || !strings.Contains(string(a.body), "a later change is stored (an unfollow") {
+			t.Errorf("a late copy of the follow via %s = %d %s, want 409 naming the unfollow", m.addr, a.code, a.body)
+		}
+		if c, _ := strconv.ParseUint(a.header.Get(api.HeaderClock), 10, 64); feed.Timestamp(c) < t2 {
+			t.Errorf("the 409's %s is %d, want at least the stored unfollow's %d", api.HeaderClock, c, t2)
+		}
+	}
+	if on := follows(); len(on) > 0 {
+		t.Errorf("ann follows bob again on %v after a late copy of the follow", on)
+	}
+	ahead := feed.Timestamp(uint64(time.Now().Add(10*time.Minute).UnixMilli()) << 16)
+	for _, tt := range []struct{ pin, want string }{
+		{"abc", `X-Ringfront-Edge-Clock: \"abc\" is not a clock`},
+		{"0", "is not a clock"},
+		{fmt.Sprint(uint64(ahead)), "ahead of this member's clock (at most 5m0s)"},
+	} {
+		for _, m := range []*member{owner, via} {
+			if a := edge(m, "PUT", tt.pin); a.code != http.StatusBadRequest || !strings.Contains(string(a.body), tt.want) {
+				t.Errorf("pin %q via %s = %d %s, want 400 with %q", tt.pin, m.addr, a.code, a.body, tt.want)
+			}
+		}
+	}
+	if on := follows(); len(on) > 0 {
+		t.Errorf("ann follows bob on %v after refused requests", on)
+	}
+	// Unpinned, the member that takes it pins a clock past the stored
+	// unfollow.
+	if a := edge(via, "PUT", ""); a.code != http.StatusNoContent {
+		t.Fatalf("unpinned follow = %d %s", a.code, a.body)
+	}
+	if e, err := owner.store.Edge(store.Following, "ann", "bob"); err != nil || e.Clock <= t2 || e.Removed {
+		t.Errorf("the owner stored %+v (%v) for an unpinned follow, want a follow later than %d", e, err, t2)
+	}
 }

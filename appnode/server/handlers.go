@@ -32,8 +32,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/users/{name}", s.keyed(s.getUser, nil))
 	mux.HandleFunc("POST /v1/users/{name}/posts", s.keyed(s.createPost, s.pinPost))
 	mux.HandleFunc("GET /v1/users/{name}/posts", s.keyed(s.listPosts, nil))
-	mux.HandleFunc("PUT /v1/users/{name}/following/{other}", s.keyed(s.follow, s.pinEdge))
-	mux.HandleFunc("DELETE /v1/users/{name}/following/{other}", s.keyed(s.follow, s.pinEdge))
+	mux.HandleFunc("PUT /v1/users/{name}/following/{other}", s.checkEdgePin(s.keyed(s.follow, s.pinEdge)))
+	mux.HandleFunc("DELETE /v1/users/{name}/following/{other}", s.checkEdgePin(s.keyed(s.follow, s.pinEdge)))
 	mux.HandleFunc("GET /v1/users/{name}/following", s.keyed(s.listFollowing, nil))
 	mux.HandleFunc("GET /v1/users/{name}/followers", s.keyed(s.listFollowers, nil))
 	mux.HandleFunc("GET /v1/users/{name}/timeline", s.keyed(s.timeline, nil))
@@ -115,18 +115,52 @@ func (s *Server) pinPost(r *http.Request, body []byte) []byte {
 	return b
 }
 
-// pinEdge gives a forwarded follow or unfollow its clock.
+// pinEdge gives a forwarded follow or unfollow its clock, unless the
+// client pinned one (see edgePin).
 func (s *Server) pinEdge(r *http.Request, body []byte) []byte {
-	if r.Header.Get(api.HeaderEdgeClock) == "" || !transport.FromMember(r) {
+	if r.Header.Get(api.HeaderEdgeClock) == "" {
 		r.Header.Set(api.HeaderEdgeClock, strconv.FormatUint(uint64(s.c.Clock().Now()), 10))
 	}
 	return body
 }
 
-// idSkew is how far a post id chosen by a client may be from this
-// member's clock: wide enough for clients and members whose clocks
-// disagree, narrow enough that nobody pins a post to the top of
-// timelines for long.
+// checkEdgePin answers 400 for a follow or unfollow whose pinned clock
+// (api.HeaderEdgeClock) is not one, or is further ahead of this
+// member's clock than clients may be: nobody pins an edge so far into
+// the future that later changes cannot beat it.
+func (s *Server) checkEdgePin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.edgePin(r); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// edgePin returns the clock pinned on a follow or unfollow: by the
+// client (appnode/client pins one, the same on every member it tries,
+// later than every clock it has seen) or by the member that forwarded
+// it (pinEdge). Zero when none is.
+func (s *Server) edgePin(r *http.Request) (feed.Timestamp, error) {
+	v := r.Header.Get(api.HeaderEdgeClock)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s: %q is not a clock (a decimal hybrid logical clock value, as in %s answers)", api.HeaderEdgeClock, v, api.HeaderClock)
+	}
+	if ahead := feed.Timestamp(n).Time().Sub(s.c.Now()); ahead > idSkew {
+		return 0, fmt.Errorf("%s: %d is %v ahead of this member's clock (at most %v): check the client's clock", api.HeaderEdgeClock, n, ahead.Round(time.Second), idSkew)
+	}
+	return feed.Timestamp(n), nil
+}
+
+// idSkew is how far a post id or an edge clock chosen by a client may
+// be from this member's clock: wide enough for clients and members
+// whose clocks disagree, narrow enough that nobody pins a post to the
+// top of timelines, or an edge beyond later changes, for long.
 const idSkew = 5 * time.Minute
 
 // storeError answers a failed store operation.
@@ -384,8 +418,19 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	e := feed.Edge{Follower: name, Followee: other, Clock: s.edgeClock(r, name, other), Removed: r.Method == http.MethodDelete}
-	err := s.c.OnMembers(r.Context(), other, true, func(ctx context.Context, m string) error {
+	clock, err := s.edgeClock(r, name, other)
+	if err != nil {
+		// A later change to this edge is stored here: this request is
+		// an old one read late (a copy a paused member read after the
+		// client had gone on), or its client's clock is behind. The
+		// answer's clock is past the stored change: a client that means
+		// it now pins a new clock and sends it again.
+		w.Header().Set(api.HeaderClock, s.c.Stamp())
+		writeError(w, http.StatusConflict, err)
+		return
+	}
+	e := feed.Edge{Follower: name, Followee: other, Clock: clock, Removed: r.Method == http.MethodDelete}
+	err = s.c.OnMembers(r.Context(), other, true, func(ctx context.Context, m string) error {
 		if m == s.c.Self() {
 			return s.mergeFollower(ctx, e)
 		}
@@ -426,24 +471,33 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request) {
 }
 
 // edgeClock returns the clock for a new follow or unfollow: the one
-// the forwarding member pinned (see pinEdge), as it is, so the same
-// request served twice (a retry, or a copy of it that a paused member
-// reads late) stores the same edge and never beats a later change; or,
-// for a request that reached this member first, a new one, later than
-// the edge already stored here. Clocks travel with every request and
-// answer (HeaderClock), so a pinned clock is later than the changes the
-// pinning member has seen.
-func (s *Server) edgeClock(r *http.Request, follower, followee string) feed.Timestamp {
-	if v := r.Header.Get(api.HeaderEdgeClock); v != "" && transport.FromMember(r) {
-		if c, err := strconv.ParseUint(v, 10, 64); err == nil {
-			s.c.Clock().Observe(feed.Timestamp(c))
-			return feed.Timestamp(c)
-		}
-	}
-	if old, err := s.store.Edge(store.Following, follower, followee); err == nil {
+// pinned on it (see edgePin), as it is, so the same request served
+// twice (a retry, or a copy of it that a paused member reads late)
+// stores the same edge and never beats a later change; or, for a
+// request that reached this member first unpinned, a new one, later
+// than the edge already stored here. Clocks travel with every request
+// and answer (HeaderClock), so a pinned clock is later than the changes
+// the pinning member or client has seen. A pinned clock older than the
+// edge stored here is an error: that change is not the latest.
+func (s *Server) edgeClock(r *http.Request, follower, followee string) (feed.Timestamp, error) {
+	pin, _ := s.edgePin(r) // checked by checkEdgePin
+	old, err := s.store.Edge(store.Following, follower, followee)
+	if err == nil {
 		s.c.Clock().Observe(old.Clock)
 	}
-	return s.c.Clock().Now()
+	if pin == 0 {
+		return s.c.Clock().Now(), nil
+	}
+	s.c.Clock().Observe(pin)
+	if err == nil && old.Clock > pin {
+		change := "a follow"
+		if old.Removed {
+			change = "an unfollow"
+		}
+		return 0, fmt.Errorf("%s following %s: a later change is stored (%s at %s; this request's clock is %s): send it again with a later %s to make it the latest",
+			follower, followee, change, old.Clock.Time().Format(time.RFC3339Nano), pin.Time().Format(time.RFC3339Nano), api.HeaderEdgeClock)
+	}
+	return pin, nil
 }
 
 // mergeFollower stores an edge on the followee's side, here, and on the
