@@ -72,7 +72,7 @@ import (
 const (
 	protocol    = "ringfront-link/1"
 	upgradePath = "/internal/v1/link"
-	// Route is the route that upgrades to a link (ServeLink).
+	// Route is the route that upgrades to a link (Server).
 	Route = "GET " + upgradePath
 	// HeaderChallenge carries the owner's challenge in its 101.
 	HeaderChallenge = "X-Ringfront-Link-Challenge"
