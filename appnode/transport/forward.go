@@ -112,6 +112,8 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, plan *Plan) 
 	defer cancel()
 	plan.timer = time.AfterFunc(plan.Timeout, func() { plan.late.Store(true); cancel() })
 	defer plan.timer.Stop()
+	// The answer's clock replaces it (ModifyResponse), or the error's.
+	w.Header().Del(HeaderClock)
 	t.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, planKey{}, plan)))
 }
 
@@ -205,6 +207,10 @@ func (t *Transport) writeAnswer(w http.ResponseWriter, payload []byte) error {
 			out[k] = vs
 		}
 	}
+	// This member's clock is past the answer's now: what the client
+	// sends back next is later than the change it was told about (a
+	// 409's stored edge, say).
+	out.Set(HeaderClock, t.stamp())
 	out.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
@@ -241,6 +247,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 		BufferPool: bufferPool{},
 		Transport:  rt,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set(HeaderClock, t.stamp())
 			t.forwardFailed(w, r.Context().Value(planKey{}).(*Plan), err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -255,6 +262,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 					resp.Header.Del(k)
 				}
 			}
+			resp.Header.Set(HeaderClock, t.stamp()) // past the answer's, as over a link
 			return nil
 		},
 	}
