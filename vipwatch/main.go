@@ -13,7 +13,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -104,14 +103,14 @@ func newRoot() *cobra.Command {
 		func(w io.Writer, st member.Status) { fmt.Fprint(w, member.FormatStatus(st)) })
 
 	var handoverVIPs []string
-	handover := moveCmd(target, "handover", "Give this node's home VIPs (or those named with --vip) to the partner without losing a request",
+	handover := member.MoveCommand(target, "handover", "Give this node's home VIPs (or those named with --vip) to the partner without losing a request",
 		"handover asks the running daemon to give its home VIPs to the partner: the partner\n"+
 			"claims and announces them, then this node releases them. They stay with the partner\n"+
 			"until `vipwatch takeback` (or until the partner stops). It waits until the partner\n"+
 			"holds them (--wait) and prints the status.",
 		func() string { return "/v1/handover?" + url.Values{"vip": handoverVIPs}.Encode() }, member.HandedOver)
 	handover.Flags().StringArrayVar(&handoverVIPs, "vip", nil, "home VIP to hand over (address or prefix; repeatable; default: all)")
-	takeback := moveCmd(target, "takeback", "Take the home VIPs back from the partner after a handover, without losing a request", "",
+	takeback := member.MoveCommand(target, "takeback", "Take the home VIPs back from the partner after a handover, without losing a request", "",
 		func() string { return "/v1/takeback" }, member.TakenBack)
 
 	var ifname, runtimeDir string
@@ -136,24 +135,4 @@ func newRoot() *cobra.Command {
 	daemon.AddVersion(root)
 	daemon.AddManPages(root)
 	return root
-}
-
-// moveCmd is handover or takeback: POST path, then wait (--wait) until
-// done says the move is complete, and print the status.
-func moveCmd(target daemon.AdminTarget, use, short, long string, path func() string, done func(member.Status) bool) *cobra.Command {
-	var wait time.Duration
-	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.NoArgs}
-	c := daemon.NewAdminClient(cmd, target)
-	cmd.Flags().DurationVar(&wait, "wait", 5*time.Second, "how long to wait for the move to complete")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		call := func(ctx context.Context, method, path string, out any) error {
-			return c.Call(ctx, method, path, 5*time.Second, out)
-		}
-		st, err := member.Move(cmd.Context(), call, path(), done, wait)
-		if st.Node != "" {
-			fmt.Fprint(cmd.OutOrStdout(), member.FormatStatus(st))
-		}
-		return err
-	}
-	return cmd
 }

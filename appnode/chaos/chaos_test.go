@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ringfront/ringfront/appnode/chaos/cluster"
 )
 
 var seed = flag.Uint64("chaos.seed", 1, "seed of the chaos test's schedule and operations")
@@ -35,7 +37,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // $ARTIFACTS/chaos-<profile>/report.txt beside the members' logs and
 // the history.
 func TestChaos(t *testing.T) {
-	if err := RequireTools(); err != nil {
+	if err := cluster.RequireTools(); err != nil {
 		t.Skip("skipping the chaos test: " + err.Error())
 	}
 	if testing.Short() {
@@ -43,7 +45,7 @@ func TestChaos(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(t.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bin, err := BuildAppnode(ctx, t.TempDir())
+	bin, err := cluster.BuildAppnode(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

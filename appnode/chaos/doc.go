@@ -6,17 +6,19 @@
 // clock offset), and a checker that reads everything back through every
 // member after healing.
 //
-// The parts:
-//   - topology.go, firewall.go: namespaces, a bridge, veth cables, and
-//     the nftables set each member's namespace drops traffic with;
-//   - members.go: the appnode processes, their configs, data and clocks;
+// This package is the runner; two packages below it hold the rest:
+//   - cluster: the namespaces, bridge, veth cables and nftables cuts,
+//     and the appnode processes with their configs, data and clocks;
+//   - history: what a run records (operations and their outcomes, the
+//     faults, outages and windows) and the checks over it (safety,
+//     per-window availability, the clock fault's confirmation), pure
+//     functions of a history and the members' snapshots.
+//
+// Here:
 //   - nemesis.go: the fault schedule (a pure function of the seed) and
 //     how each fault is applied and healed;
-//   - history.go, workload.go: operations, their outcomes, and the
-//     plain and smart clients that make them;
+//   - workload.go: the plain and smart clients that make operations;
 //   - snapshot.go: reading the cluster's state through every member;
-//   - checker.go, availability.go: safety checks and per-window
-//     availability figures, pure functions of a history and snapshots;
 //   - run.go, report.go: one run of a profile and its printed report.
 //
 // Run needs root, ip(8) and nft(8). `make chaos` runs the full schedule

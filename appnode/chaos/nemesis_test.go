@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 )
 
 func TestSchedule(t *testing.T) {
@@ -20,17 +21,17 @@ func TestSchedule(t *testing.T) {
 	if cmp.Equal(a, Schedule(2, 2, 5)) {
 		t.Error("seeds 1 and 2 gave the same schedule")
 	}
-	if len(a) != 2*len(FaultKinds) {
-		t.Fatalf("%d faults, want %d", len(a), 2*len(FaultKinds))
+	if len(a) != 2*len(history.FaultKinds) {
+		t.Fatalf("%d faults, want %d", len(a), 2*len(history.FaultKinds))
 	}
-	count := map[FaultKind]int{}
+	count := map[history.FaultKind]int{}
 	for i, f := range a {
 		count[f.Kind]++
-		if i < len(FaultKinds) && count[f.Kind] != 1 {
+		if i < len(history.FaultKinds) && count[f.Kind] != 1 {
 			t.Errorf("%s twice in the first round", f.Kind)
 		}
 		want := 1
-		if f.Kind == Partition {
+		if f.Kind == history.Partition {
 			want = 2 // the largest minority of 5
 		}
 		if len(f.Members) != want || !slices.IsSorted(f.Members) {
@@ -41,11 +42,11 @@ func TestSchedule(t *testing.T) {
 				t.Errorf("%s hits member %d of 5", f, m)
 			}
 		}
-		if f.Kind == Clock && f.Offset.Abs() != ClockOffset || f.Kind != Clock && f.Offset != 0 {
+		if f.Kind == history.Clock && f.Offset.Abs() != history.ClockOffset || f.Kind != history.Clock && f.Offset != 0 {
 			t.Errorf("%s has offset %v", f, f.Offset)
 		}
 	}
-	for _, k := range FaultKinds {
+	for _, k := range history.FaultKinds {
 		if count[k] != 2 {
 			t.Errorf("%s %d times, want 2", k, count[k])
 		}
@@ -67,45 +68,47 @@ func (f *fakeTarget) rec(format string, args ...any) error {
 func names(ms []int) string {
 	var s []string
 	for _, m := range ms {
-		s = append(s, memberName(m))
+		s = append(s, history.MemberName(m))
 	}
 	return strings.Join(s, ",")
 }
 
 func (f *fakeTarget) Cut(m int, peers []int, clients bool) error {
-	return f.rec("cut %s from %s clients=%v", memberName(m), names(peers), clients)
+	return f.rec("cut %s from %s clients=%v", history.MemberName(m), names(peers), clients)
 }
-func (f *fakeTarget) Heal(m int) error { return f.rec("heal %s", memberName(m)) }
+func (f *fakeTarget) Heal(m int) error { return f.rec("heal %s", history.MemberName(m)) }
 func (f *fakeTarget) Signal(m int, sig syscall.Signal) error {
-	return f.rec("signal %s %v", memberName(m), sig)
+	return f.rec("signal %s %v", history.MemberName(m), sig)
 }
-func (f *fakeTarget) Kill(m int) error                     { return f.rec("kill %s", memberName(m)) }
-func (f *fakeTarget) Wipe(m int) error                     { return f.rec("wipe %s", memberName(m)) }
-func (f *fakeTarget) Start(_ context.Context, m int) error { return f.rec("start %s", memberName(m)) }
+func (f *fakeTarget) Kill(m int) error { return f.rec("kill %s", history.MemberName(m)) }
+func (f *fakeTarget) Wipe(m int) error { return f.rec("wipe %s", history.MemberName(m)) }
+func (f *fakeTarget) Start(_ context.Context, m int) error {
+	return f.rec("start %s", history.MemberName(m))
+}
 func (f *fakeTarget) SetClock(m int, d time.Duration) error {
-	return f.rec("clock %s %v", memberName(m), d)
+	return f.rec("clock %s %v", history.MemberName(m), d)
 }
 
 func TestNemesis(t *testing.T) {
 	for _, tc := range []struct {
-		fault   Fault
+		fault   history.Fault
 		actions []string
 		outages []string // member from-to, seconds after t0
 	}{
-		{Fault{Kind: Partition, Members: []int{1, 3}}, []string{
+		{history.Fault{Kind: history.Partition, Members: []int{1, 3}}, []string{
 			"cut m2 from m1,m3,m5 clients=true", "cut m4 from m1,m3,m5 clients=true",
 			"cut m1 from m2,m4 clients=false", "cut m3 from m2,m4 clients=false", "cut m5 from m2,m4 clients=false",
 			"heal m1", "heal m2", "heal m3", "heal m4", "heal m5",
 		}, []string{"m2 0-10", "m4 0-10"}},
-		{Fault{Kind: Isolate, Members: []int{2}}, []string{
+		{history.Fault{Kind: history.Isolate, Members: []int{2}}, []string{
 			"cut m3 from m1,m2,m4,m5 clients=true",
 			"cut m1 from m3 clients=false", "cut m2 from m3 clients=false", "cut m4 from m3 clients=false", "cut m5 from m3 clients=false",
 			"heal m1", "heal m2", "heal m3", "heal m4", "heal m5",
 		}, []string{"m3 0-10"}},
-		{Fault{Kind: Pause, Members: []int{0}}, []string{"signal m1 stopped (signal)", "signal m1 continued"}, []string{"m1 0-2"}},
-		{Fault{Kind: Kill, Members: []int{4}}, []string{"kill m5", "start m5"}, []string{"m5 0-2"}},
-		{Fault{Kind: Wipe, Members: []int{4}}, []string{"kill m5", "wipe m5", "start m5"}, []string{"m5 0-3"}},
-		{Fault{Kind: Clock, Members: []int{1}, Offset: -ClockOffset}, []string{"clock m2 -1m0s", "clock m2 0s"}, nil},
+		{history.Fault{Kind: history.Pause, Members: []int{0}}, []string{"signal m1 stopped (signal)", "signal m1 continued"}, []string{"m1 0-2"}},
+		{history.Fault{Kind: history.Kill, Members: []int{4}}, []string{"kill m5", "start m5"}, []string{"m5 0-2"}},
+		{history.Fault{Kind: history.Wipe, Members: []int{4}}, []string{"kill m5", "wipe m5", "start m5"}, []string{"m5 0-3"}},
+		{history.Fault{Kind: history.Clock, Members: []int{1}, Offset: -history.ClockOffset}, []string{"clock m2 -1m0s", "clock m2 0s"}, nil},
 	} {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			now := t0
@@ -134,16 +137,19 @@ func TestNemesis(t *testing.T) {
 
 func TestFaultString(t *testing.T) {
 	for _, tc := range []struct {
-		f    Fault
+		f    history.Fault
 		want string
 	}{
-		{Fault{Kind: Partition, Members: []int{0, 3}}, "partition m1,m4 | rest"},
-		{Fault{Kind: Clock, Members: []int{2}, Offset: ClockOffset}, "clock m3 +60s"},
-		{Fault{Kind: Clock, Members: []int{2}, Offset: -ClockOffset}, "clock m3 -60s"},
-		{Fault{Kind: Wipe, Members: []int{4}}, "wipe m5"},
+		{history.Fault{Kind: history.Partition, Members: []int{0, 3}}, "partition m1,m4 | rest"},
+		{history.Fault{Kind: history.Clock, Members: []int{2}, Offset: history.ClockOffset}, "clock m3 +60s"},
+		{history.Fault{Kind: history.Clock, Members: []int{2}, Offset: -history.ClockOffset}, "clock m3 -60s"},
+		{history.Fault{Kind: history.Wipe, Members: []int{4}}, "wipe m5"},
 	} {
 		if got := tc.f.String(); got != tc.want {
 			t.Errorf("%v.String() = %q, want %q", tc.f, got, tc.want)
 		}
 	}
 }
+
+// t0 is the start of the hand-made outages.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -6,18 +6,20 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 )
 
 // Report is what one run found.
 type Report struct {
 	Config   Config
-	Schedule []Fault
+	Schedule []history.Fault
 	Started  time.Time
 	Duration time.Duration
 	Ops      int
-	Outcomes map[Outcome]int
-	Windows  []WindowFigures
-	Safety   *Safety
+	Outcomes map[history.Outcome]int
+	Windows  []history.WindowFigures
+	Safety   *history.Safety
 	// FanoutSettled says whether every outbox was empty within
 	// FinalWait of the load stopping, FanoutWait how long that took.
 	FanoutSettled bool
@@ -47,11 +49,11 @@ func (r *Report) SafetyViolations() []string {
 	out := r.Safety.Violations()
 	for _, w := range r.Windows {
 		switch {
-		case w.Fault == nil || w.Agreed && w.Converged <= MaxConvergence:
+		case w.Fault == nil || w.Agreed && w.Converged <= history.MaxConvergence:
 		case strings.HasPrefix(w.Why, "still: "):
 			out = append(out, fmt.Sprintf("after %s: members did not agree (%s)", w.Name, w.Why))
 		default:
-			out = append(out, fmt.Sprintf("after %s: members did not agree within %v of healing (%.1f s: %s)", w.Name, MaxConvergence, w.Converged.Seconds(), w.Why))
+			out = append(out, fmt.Sprintf("after %s: members did not agree within %v of healing (%.1f s: %s)", w.Name, history.MaxConvergence, w.Converged.Seconds(), w.Why))
 		}
 	}
 	if !r.FinalAgreed {
@@ -66,9 +68,9 @@ func (r *Report) AvailabilityMisses() []string {
 	var out []string
 	for _, w := range r.Windows {
 		for _, s := range []struct {
-			kind ClientKind
-			st   Stat
-		}{{Plain, w.Plain}, {Smart, w.Smart}} {
+			kind history.ClientKind
+			st   history.Stat
+		}{{history.Plain, w.Plain}, {history.Smart, w.Smart}} {
 			if !s.st.Meets() {
 				out = append(out, fmt.Sprintf("%s, %s clients: %.1f%% of %d ok, p99 %s", w.Name, s.kind, 100*s.st.Share(), s.st.Requests, ms(s.st.P99)))
 			}
@@ -102,13 +104,13 @@ func (r *Report) Print(w io.Writer) {
 		sched = append(sched, fmt.Sprintf("%d. %s", i+1, f))
 	}
 	fmt.Fprintf(w, "schedule: %s (each %v, healed, %v quiet)\n", strings.Join(sched, "; "), c.Window, c.Quiet)
-	fmt.Fprintf(w, "operations: %d (ok %d, failed %d, unknown %d)", r.Ops, r.Outcomes[OK], r.Outcomes[Failed], r.Outcomes[Unknown])
+	fmt.Fprintf(w, "operations: %d (ok %d, failed %d, unknown %d)", r.Ops, r.Outcomes[history.OK], r.Outcomes[history.Failed], r.Outcomes[history.Unknown])
 	if r.HistoryFile != "" {
 		fmt.Fprintf(w, "; history: %s", r.HistoryFile)
 	}
 	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "\navailability per window (targets: ≥ %.0f%% ok and p99 < %v, per kind of client; plain counts requests to members up and reachable; neither counts requests about users with no replica reachable, shown apart)\n", 100*MinShare, MaxP99)
+	fmt.Fprintf(w, "\navailability per window (targets: ≥ %.0f%% ok and p99 < %v, per kind of client; plain counts requests to members up and reachable; neither counts requests about users with no replica reachable, shown apart)\n", 100*history.MinShare, history.MaxP99)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "window\tplain ok\tn\tp99\t(excl.)\tsmart ok\tn\tp99\tno replica\tagree after\tverdict")
 	for _, f := range r.Windows {
@@ -129,9 +131,9 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 
 	s := r.Safety
-	fmt.Fprintf(w, "\nsafety (targets: lost = phantom = 0, follow sets agree ≤ %v after healing, edges and timelines complete)\n", MaxConvergence)
+	fmt.Fprintf(w, "\nsafety (targets: lost = phantom = 0, follow sets agree ≤ %v after healing, edges and timelines complete)\n", history.MaxConvergence)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(what string, f Finding, detail string) {
+	line := func(what string, f history.Finding, detail string) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", what, f.N, verdict(f.N == 0), detail)
 	}
 	line("lost (acknowledged posts missing through a member)", s.Lost, fmt.Sprintf("of %d acknowledged, %d attempted", s.Acked, s.Attempted))
@@ -145,7 +147,7 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 	for _, f := range []struct {
 		name string
-		f    Finding
+		f    history.Finding
 	}{{"lost", s.Lost}, {"phantom", s.Phantom}, {"duplicated", s.Duplicated}, {"divergent", s.Divergent}, {"one-sided", s.OneSided},
 		{"contrary", s.EdgesWrong}, {"timeline", s.TimelineMissing}, {"read failed", s.ReadErrors}} {
 		for _, e := range f.f.Examples {
@@ -160,7 +162,7 @@ func (r *Report) Print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "convergence: slowest window %.1f s after healing (target ≤ %v) %s; at the end (%.1f s after the last heal) ",
-		slowest.Seconds(), MaxConvergence, verdict(agreed && slowest <= MaxConvergence), r.SinceLastHeal.Seconds())
+		slowest.Seconds(), history.MaxConvergence, verdict(agreed && slowest <= history.MaxConvergence), r.SinceLastHeal.Seconds())
 	if r.FinalAgreed {
 		fmt.Fprintf(w, "all members agree on everything %.1f s after the load stopped\n", r.FinalConverged.Seconds())
 	} else {

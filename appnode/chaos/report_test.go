@@ -6,25 +6,26 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 )
 
 func TestReportVerdicts(t *testing.T) {
-	pause := Fault{Kind: Pause, Members: []int{1}}
-	kill := Fault{Kind: Kill, Members: []int{2}}
-	good := Stat{Requests: 100, OK: 100, P99: 20 * time.Millisecond}
-	bad := Stat{Requests: 10, OK: 2, P99: 3 * time.Second}
+	pause := history.Fault{Kind: history.Pause, Members: []int{1}}
+	kill := history.Fault{Kind: history.Kill, Members: []int{2}}
+	good := history.Stat{Requests: 100, OK: 100, P99: 20 * time.Millisecond}
+	bad := history.Stat{Requests: 10, OK: 2, P99: 3 * time.Second}
 	r := &Report{
 		Config:   Bounded(ProfileA, 1),
-		Schedule: []Fault{pause, kill},
-		Windows: []WindowFigures{
-			{Window: Window{Name: "baseline"}, Plain: good, Smart: good},
-			{Window: Window{Name: pause.String(), Fault: &pause, Converged: 11 * time.Second, Agreed: false, Why: "u1's following differ"}, Plain: bad, Smart: good},
-			{Window: Window{Name: kill.String(), Fault: &kill, Converged: time.Second, Agreed: false, Why: "still: u1's following differ"}, Plain: good, Smart: good},
+		Schedule: []history.Fault{pause, kill},
+		Windows: []history.WindowFigures{
+			{Window: history.Window{Name: "baseline"}, Plain: good, Smart: good},
+			{Window: history.Window{Name: pause.String(), Fault: &pause, Converged: 11 * time.Second, Agreed: false, Why: "u1's following differ"}, Plain: bad, Smart: good},
+			{Window: history.Window{Name: kill.String(), Fault: &kill, Converged: time.Second, Agreed: false, Why: "still: u1's following differ"}, Plain: good, Smart: good},
 		},
-		Safety:         &Safety{Lost: Finding{N: 1, Examples: []string{"post p1 by u1"}}},
+		Safety:         &history.Safety{Lost: history.Finding{N: 1, Examples: []string{"post p1 by u1"}}},
 		FinalAgreed:    true,
 		FinalConverged: time.Second,
-		Outcomes:       map[Outcome]int{},
+		Outcomes:       map[history.Outcome]int{},
 	}
 	want := []string{
 		"lost: 1 (post p1 by u1)",

@@ -8,13 +8,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/appnode/chaos/cluster"
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 	"github.com/ringfront/ringfront/appnode/client"
 )
 
@@ -65,7 +66,7 @@ type Config struct {
 func Bounded(p Profile, seed uint64) Config {
 	return Config{Profile: p, Seed: seed, Members: 5, Rounds: 1,
 		Baseline: 4 * time.Second, Window: 5 * time.Second, Quiet: 2 * time.Second,
-		ConvergeWait: MaxConvergence + time.Second, FinalWait: MaxConvergence + 2*time.Second,
+		ConvergeWait: history.MaxConvergence + time.Second, FinalWait: history.MaxConvergence + 2*time.Second,
 		Users: 24, PlainWorkers: 4, SmartWorkers: 4, Interval: 50 * time.Millisecond}
 }
 
@@ -110,19 +111,19 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("chaos config: %w", err)
 	}
-	if err := CheckBinary(cfg.Appnode); err != nil {
+	if err := cluster.CheckBinary(cfg.Appnode); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, h: &History{}}
-	if err := CleanStale(); err != nil {
+	r := &run{cfg: cfg, h: &history.History{}}
+	if err := cluster.CleanStale(); err != nil {
 		r.say("removing what killed runs left: %v", err)
 	}
-	topo, err := NewTopology(strings.ToLower(cfg.Profile.Name), cfg.Members)
+	topo, err := cluster.NewTopology(strings.ToLower(cfg.Profile.Name), cfg.Members)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, topo.Close()) }()
-	if r.cl, err = NewCluster(topo, cfg.Appnode, cfg.Dir, cfg.Profile.Replicas); err != nil {
+	if r.cl, err = cluster.New(topo, cfg.Appnode, cfg.Dir, cfg.Profile.Replicas); err != nil {
 		return nil, err
 	}
 	// Before the topology goes: nothing may still run in it.
@@ -178,18 +179,18 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	ops := r.h.Ops()
-	rep.Windows = Availability(ops, windows, r.ne.Outages(), func(u string) []string { return prefs[u] })
-	rep.Clock, rep.ClockErrors = clockSeen(ops, windows, r.addrs, owners)
+	rep.Windows = history.Availability(ops, windows, r.ne.Outages(), func(u string) []string { return prefs[u] })
+	rep.Clock, rep.ClockErrors = history.ClockSeen(ops, windows, r.addrs, owners)
 	return rep, nil
 }
 
 // run is the state of one run once its members serve.
 type run struct {
 	cfg   Config
-	cl    *Cluster
+	cl    *cluster.Cluster
 	addrs []string // the members' API addresses
 	users []string
-	h     *History
+	h     *history.History
 	rd    *reader
 	ne    *nemesis
 	gt    gate
@@ -211,9 +212,9 @@ func (r *run) startLoad(plain *plainClient, smart *smartClient) (stop func()) {
 	var wg sync.WaitGroup
 	tag := fmt.Sprintf("chaos%s-%d", r.cfg.Profile.Name, r.cfg.Seed)
 	for i := range r.cfg.PlainWorkers + r.cfg.SmartWorkers {
-		kind, req := Plain, requester(plain)
+		kind, req := history.Plain, requester(plain)
 		if i >= r.cfg.PlainWorkers {
-			kind, req = Smart, smart
+			kind, req = history.Smart, smart
 		}
 		gen := newGenerator(r.cfg.Seed, kind, i, r.users, r.addrs, tag)
 		wg.Go(func() { worker(ctx, gen, req, r.h, &r.gt, r.cfg.Interval) })
@@ -225,19 +226,19 @@ func (r *run) startLoad(plain *plainClient, smart *smartClient) (stop func()) {
 // inject, wait a window, heal, pause the load while the members are
 // read until they agree, then a quiet gap. It returns the windows and
 // when the last fault was healed.
-func (r *run) faults(ctx context.Context, schedule []Fault) ([]Window, time.Time, error) {
+func (r *run) faults(ctx context.Context, schedule []history.Fault) ([]history.Window, time.Time, error) {
 	r.say("baseline %v", r.cfg.Baseline)
-	w := Window{Name: "baseline", Start: time.Now()}
+	w := history.Window{Name: "baseline", Start: time.Now()}
 	if err := sleep(ctx, r.cfg.Baseline); err != nil {
 		return nil, time.Time{}, err
 	}
 	w.End = time.Now()
-	windows := []Window{w}
+	windows := []history.Window{w}
 	lastHeal := w.End
 	r.known = ""
 	for i, f := range schedule {
 		r.say("fault %d/%d: %s for %v", i+1, len(schedule), f, r.cfg.Window)
-		w := Window{Name: f.String(), Fault: &schedule[i], Start: time.Now()}
+		w := history.Window{Name: f.String(), Fault: &schedule[i], Start: time.Now()}
 		if err := r.ne.Apply(ctx, f); err != nil {
 			return nil, time.Time{}, fmt.Errorf("applying %s: %w", f, err)
 		}
@@ -288,25 +289,25 @@ func (r *run) finish(ctx context.Context, rep *Report, lastHeal time.Time) error
 	}
 	rep.Duration = time.Since(rep.Started)
 	rep.Ops = len(ops)
-	rep.Outcomes = map[Outcome]int{}
+	rep.Outcomes = map[history.Outcome]int{}
 	for _, o := range ops {
 		rep.Outcomes[o.Outcome]++
 	}
-	rep.Safety = Check(ops, snap, r.users)
+	rep.Safety = history.Check(ops, snap, r.users)
 	return nil
 }
 
 // setup makes the users and their first follows through the smart
 // client, one at a time, before any fault; it returns the user names.
-func setup(ctx context.Context, cfg Config, smart *smartClient, h *History) ([]string, error) {
+func setup(ctx context.Context, cfg Config, smart *smartClient, h *history.History) ([]string, error) {
 	users := make([]string, cfg.Users)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%03d", i)
 	}
 	rnd := rand.New(rand.NewPCG(cfg.Seed, 0x7365747570)) // "setup"
-	var ops []Op
+	var ops []history.Op
 	for _, u := range users {
-		ops = append(ops, Op{Client: Smart, Kind: CreateUser, User: u, Setup: true})
+		ops = append(ops, history.Op{Client: history.Smart, Kind: history.CreateUser, User: u, Setup: true})
 	}
 	for i, u := range users {
 		n := 0
@@ -314,7 +315,7 @@ func setup(ctx context.Context, cfg Config, smart *smartClient, h *History) ([]s
 			if j == i {
 				continue
 			}
-			ops = append(ops, Op{Client: Smart, Kind: Follow, User: u, Other: users[j], Setup: true})
+			ops = append(ops, history.Op{Client: history.Smart, Kind: history.Follow, User: u, Other: users[j], Setup: true})
 			if n++; n == setupFollows {
 				break
 			}
@@ -325,7 +326,7 @@ func setup(ctx context.Context, cfg Config, smart *smartClient, h *History) ([]s
 		smart.do(octx, &o)
 		cancel()
 		h.Add(o)
-		if o.Outcome != OK {
+		if o.Outcome != history.OK {
 			return nil, fmt.Errorf("setting up before any fault: %s", o)
 		}
 	}
@@ -341,7 +342,7 @@ func setup(ctx context.Context, cfg Config, smart *smartClient, h *History) ([]s
 func converge(ctx context.Context, rd *reader, addrs, users []string, what int, from time.Time, wait time.Duration, known string) (time.Duration, bool, string) {
 	for {
 		snap := rd.snapshot(ctx, addrs, users, what)
-		ok, why := Agreement(snap, users)
+		ok, why := history.Agreement(snap, users)
 		took := time.Since(from)
 		if !ok && known != "" && why == known {
 			return took, false, "still: " + why
@@ -357,12 +358,12 @@ func converge(ctx context.Context, rd *reader, addrs, users []string, what int, 
 
 // settle waits until no member has fan-out deliveries waiting, or wait
 // has passed; it returns whether they settled and how long it took.
-func settle(ctx context.Context, cl *Cluster, members int, wait time.Duration) (bool, time.Duration) {
+func settle(ctx context.Context, cl *cluster.Cluster, members int, wait time.Duration) (bool, time.Duration) {
 	start := time.Now()
 	for {
 		busy := false
 		for i := range members {
-			if n, err := cl.outboxEntries(ctx, i); err != nil || n > 0 {
+			if n, err := cl.OutboxEntries(ctx, i); err != nil || n > 0 {
 				busy = true
 				break
 			}
@@ -374,45 +375,6 @@ func settle(ctx context.Context, cl *Cluster, members int, wait time.Duration) (
 			return false, time.Since(start)
 		}
 	}
-}
-
-// clockSeen checks that each clock fault moved its member's clock: the
-// posts that member coordinated (those of users it owns) in the window
-// carry times off by the offset. A member moved back keeps handing out
-// ids after those it gave before (its hybrid logical clock never goes
-// back), so only a move ahead can be confirmed; a move back is shown.
-// Only plain clients' posts count: a smart client makes its posts' ids
-// itself, from its own clock (appnode/client), so a member's clock never
-// shows in them, and how many of them fell in the window decided the
-// median.
-func clockSeen(ops []Op, windows []Window, addrs []string, owners map[string]string) (seen, errs []string) {
-	for _, w := range windows {
-		if w.Fault == nil || w.Fault.Kind != Clock {
-			continue
-		}
-		m := addrs[w.Fault.Members[0]]
-		var skews []time.Duration
-		for _, o := range ops {
-			// The member re-reads its clock file within 50 ms.
-			if o.Kind != Post || o.Outcome != OK || o.Client != Plain || owners[o.User] != m ||
-				o.Start.Before(w.Start.Add(200*time.Millisecond)) || !o.Start.Before(w.End) {
-				continue
-			}
-			skews = append(skews, o.PostCreated.Sub(o.Start.Add(o.Latency()/2)))
-		}
-		if len(skews) == 0 {
-			seen = append(seen, fmt.Sprintf("%s: no acknowledged post coordinated by %s in the window", w.Name, memberName(w.Fault.Members[0])))
-			continue
-		}
-		slices.Sort(skews)
-		med := skews[len(skews)/2]
-		line := fmt.Sprintf("%s: posts coordinated by %s were %+.1f s off (median of %d)", w.Name, memberName(w.Fault.Members[0]), med.Seconds(), len(skews))
-		seen = append(seen, line)
-		if w.Fault.Offset > 0 && (med-w.Fault.Offset).Abs() > 5*time.Second {
-			errs = append(errs, "the clock fault did not move the clock: "+line)
-		}
-	}
-	return seen, errs
 }
 
 // sleep waits d or until ctx is done.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 )
 
 // What a snapshot reads.
@@ -39,13 +40,13 @@ type reader struct {
 }
 
 // snapshot reads what asks for of every user through every member.
-func (r *reader) snapshot(ctx context.Context, members, users []string, what int) Snapshot {
-	snap := Snapshot{}
+func (r *reader) snapshot(ctx context.Context, members, users []string, what int) history.Snapshot {
+	snap := history.Snapshot{}
 	var mu sync.Mutex // guards the views' maps
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(readParallel)
 	for _, m := range members {
-		v := NewView()
+		v := history.NewView()
 		snap[m] = v
 		fail := func(key string, err error) {
 			mu.Lock()
@@ -106,8 +107,8 @@ func (r *reader) snapshot(ctx context.Context, members, users []string, what int
 }
 
 // pages reads every page of a list of posts.
-func (r *reader) pages(ctx context.Context, member, path, token string, max int) ([]PostRef, error) {
-	var out []PostRef
+func (r *reader) pages(ctx context.Context, member, path, token string, max int) ([]history.PostRef, error) {
+	var out []history.PostRef
 	before := ""
 	for range max {
 		q := url.Values{"limit": {"200"}}
@@ -119,7 +120,7 @@ func (r *reader) pages(ctx context.Context, member, path, token string, max int)
 			return nil, err
 		}
 		for _, p := range a.Posts {
-			out = append(out, PostRef{ID: p.ID.String(), Author: p.Author, Text: p.Text})
+			out = append(out, history.PostRef{ID: p.ID.String(), Author: p.Author, Text: p.Text})
 		}
 		if a.Next == "" {
 			return out, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 	"github.com/ringfront/ringfront/appnode/client"
 	"github.com/ringfront/ringfront/appnode/feed"
 )
@@ -25,10 +26,10 @@ const ClientTimeout = 3 * time.Second
 // opWeights is the operation mix after setup, as relative weights: a
 // write-heavy feed, so that faults meet many writes.
 var opWeights = []struct {
-	kind   Kind
+	kind   history.Kind
 	weight int
 }{
-	{Post, 30}, {ReadPosts, 12}, {ReadTimeline, 14}, {Follow, 12}, {Unfollow, 8}, {ReadFollowing, 12}, {ReadFollowers, 12},
+	{history.Post, 30}, {history.ReadPosts, 12}, {history.ReadTimeline, 14}, {history.Follow, 12}, {history.Unfollow, 8}, {history.ReadFollowing, 12}, {history.ReadFollowers, 12},
 }
 
 // generator draws one worker's operations from the seed: the same seed
@@ -37,25 +38,25 @@ type generator struct {
 	rnd     *rand.Rand
 	users   []string
 	members []string
-	client  ClientKind
+	client  history.ClientKind
 	worker  int
 	tag     string // makes post texts unique to the run
 	seq     int
 }
 
-func newGenerator(seed uint64, client ClientKind, worker int, users, members []string, tag string) *generator {
+func newGenerator(seed uint64, client history.ClientKind, worker int, users, members []string, tag string) *generator {
 	return &generator{rnd: rand.New(rand.NewPCG(seed, uint64(worker)+1)), users: users, members: members,
 		client: client, worker: worker, tag: tag}
 }
 
 // next returns the worker's next operation, not yet made.
-func (g *generator) next() Op {
+func (g *generator) next() history.Op {
 	total := 0
 	for _, w := range opWeights {
 		total += w.weight
 	}
 	n := g.rnd.IntN(total)
-	var kind Kind
+	var kind history.Kind
 	for _, w := range opWeights {
 		if n < w.weight {
 			kind = w.kind
@@ -64,17 +65,17 @@ func (g *generator) next() Op {
 		n -= w.weight
 	}
 	g.seq++
-	o := Op{Client: g.client, Worker: g.worker, Kind: kind, User: g.users[g.rnd.IntN(len(g.users))]}
+	o := history.Op{Client: g.client, Worker: g.worker, Kind: kind, User: g.users[g.rnd.IntN(len(g.users))]}
 	switch kind {
-	case Follow, Unfollow:
+	case history.Follow, history.Unfollow:
 		o.Other = g.users[g.rnd.IntN(len(g.users)-1)]
 		if o.Other == o.User {
 			o.Other = g.users[len(g.users)-1]
 		}
-	case Post:
+	case history.Post:
 		o.Text = fmt.Sprintf("%s %s%d #%d", g.tag, g.client, g.worker, g.seq)
 	}
-	if g.client == Plain {
+	if g.client == history.Plain {
 		o.Member = g.members[g.rnd.IntN(len(g.members))]
 	}
 	return o
@@ -82,7 +83,7 @@ func (g *generator) next() Op {
 
 // requester makes an operation and fills in its outcome.
 type requester interface {
-	do(ctx context.Context, o *Op)
+	do(ctx context.Context, o *history.Op)
 }
 
 // plainClient sends each request to the member the operation names and
@@ -92,23 +93,23 @@ type plainClient struct {
 	tokens map[string]string // by user; read-only once the load starts
 }
 
-func (c *plainClient) do(ctx context.Context, o *Op) {
+func (c *plainClient) do(ctx context.Context, o *history.Op) {
 	method, path, body := http.MethodGet, "/v1/users/"+o.User, any(nil)
 	token := ""
 	switch o.Kind {
-	case Post:
+	case history.Post:
 		method, path, body, token = http.MethodPost, path+"/posts", api.PostRequest{Text: o.Text}, c.tokens[o.User]
-	case ReadPosts:
+	case history.ReadPosts:
 		path += "/posts"
-	case Follow:
+	case history.Follow:
 		method, path, token = http.MethodPut, path+"/following/"+o.Other, c.tokens[o.User]
-	case Unfollow:
+	case history.Unfollow:
 		method, path, token = http.MethodDelete, path+"/following/"+o.Other, c.tokens[o.User]
-	case ReadFollowing:
+	case history.ReadFollowing:
 		path += "/following"
-	case ReadFollowers:
+	case history.ReadFollowers:
 		path += "/followers"
-	case ReadTimeline:
+	case history.ReadTimeline:
 		path, token = path+"/timeline", c.tokens[o.User]
 	}
 	var rd io.Reader
@@ -120,7 +121,7 @@ func (c *plainClient) do(ctx context.Context, o *Op) {
 	defer func() { o.End = time.Now() }()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+o.Member+path, rd)
 	if err != nil {
-		o.Outcome, o.Err = Failed, err.Error()
+		o.Outcome, o.Err = history.Failed, err.Error()
 		return
 	}
 	if token != "" {
@@ -128,9 +129,9 @@ func (c *plainClient) do(ctx context.Context, o *Op) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		o.Outcome, o.Err = Unknown, err.Error()
+		o.Outcome, o.Err = history.Unknown, err.Error()
 		if neverSent(err) {
-			o.Outcome = Failed
+			o.Outcome = history.Failed
 		}
 		return
 	}
@@ -139,17 +140,17 @@ func (c *plainClient) do(ctx context.Context, o *Op) {
 	if err != nil {
 		// The member answered, but the answer broke off: a 2xx may
 		// have been a success.
-		o.Outcome, o.Err = Unknown, fmt.Sprintf("%d, then reading the answer: %v", resp.StatusCode, err)
+		o.Outcome, o.Err = history.Unknown, fmt.Sprintf("%d, then reading the answer: %v", resp.StatusCode, err)
 		return
 	}
 	if resp.StatusCode/100 != 2 {
 		var e api.Error
 		json.Unmarshal(b, &e)
-		o.Outcome, o.Status, o.Err = Failed, resp.StatusCode, fmt.Sprintf("%d %s", resp.StatusCode, e.Error)
+		o.Outcome, o.Status, o.Err = history.Failed, resp.StatusCode, fmt.Sprintf("%d %s", resp.StatusCode, e.Error)
 		return
 	}
-	o.Outcome = OK
-	if o.Kind == Post {
+	o.Outcome = history.OK
+	if o.Kind == history.Post {
 		var p feed.Post
 		if err := json.Unmarshal(b, &p); err == nil {
 			o.PostID, o.PostCreated = p.ID.String(), p.Created
@@ -164,47 +165,47 @@ type smartClient struct {
 	tokens map[string]string // by user; read-only once the load starts
 }
 
-func (c *smartClient) do(ctx context.Context, o *Op) {
+func (c *smartClient) do(ctx context.Context, o *history.Op) {
 	tok := c.tokens[o.User]
 	o.Start = time.Now()
 	var err error
 	switch o.Kind {
-	case CreateUser:
+	case history.CreateUser:
 		var a api.CreateUserAnswer
 		if a, err = c.c.CreateUser(ctx, o.User); err == nil {
 			c.tokens[o.User] = a.Token
 		}
-	case Post:
+	case history.Post:
 		var p feed.Post
 		if p, err = c.c.Post(ctx, o.User, tok, o.Text); err == nil {
 			o.PostID, o.PostCreated = p.ID.String(), p.Created
 		}
-	case ReadPosts:
+	case history.ReadPosts:
 		_, err = c.c.Posts(ctx, o.User, client.Page{})
-	case Follow:
+	case history.Follow:
 		err = c.c.Follow(ctx, o.User, tok, o.Other)
-	case Unfollow:
+	case history.Unfollow:
 		err = c.c.Unfollow(ctx, o.User, tok, o.Other)
-	case ReadFollowing:
+	case history.ReadFollowing:
 		_, err = c.c.Following(ctx, o.User)
-	case ReadFollowers:
+	case history.ReadFollowers:
 		_, err = c.c.Followers(ctx, o.User)
-	case ReadTimeline:
+	case history.ReadTimeline:
 		_, err = c.c.Timeline(ctx, o.User, tok, client.Page{})
 	}
 	o.End = time.Now()
 	var ce *client.Error
 	switch {
 	case err == nil:
-		o.Outcome = OK
+		o.Outcome = history.OK
 	case errors.As(err, &ce):
 		// The last member tried answered; an earlier one that did not
 		// answer may still have applied it (a 5xx is never definite).
-		o.Outcome, o.Status, o.Err = Failed, ce.Status, err.Error()
+		o.Outcome, o.Status, o.Err = history.Failed, ce.Status, err.Error()
 	case neverSent(err):
-		o.Outcome, o.Err = Failed, err.Error()
+		o.Outcome, o.Err = history.Failed, err.Error()
 	default:
-		o.Outcome, o.Err = Unknown, err.Error()
+		o.Outcome, o.Err = history.Unknown, err.Error()
 	}
 }
 
@@ -255,7 +256,7 @@ func (g *gate) Resume() { g.mu.Unlock() }
 
 // worker makes operations until ctx is done, one every interval at
 // most, and records each.
-func worker(ctx context.Context, gen *generator, r requester, h *History, g *gate, interval time.Duration) {
+func worker(ctx context.Context, gen *generator, r requester, h *history.History, g *gate, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

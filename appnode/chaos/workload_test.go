@@ -12,28 +12,29 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 	"github.com/ringfront/ringfront/appnode/client"
 )
 
 func TestGenerator(t *testing.T) {
 	users := []string{"u000", "u001", "u002"}
 	members := []string{"m1", "m2", "m3", "m4", "m5"}
-	draw := func(seed uint64, client ClientKind, worker int) []Op {
+	draw := func(seed uint64, client history.ClientKind, worker int) []history.Op {
 		g := newGenerator(seed, client, worker, users, members, "tag")
-		var ops []Op
+		var ops []history.Op
 		for range 500 {
 			ops = append(ops, g.next())
 		}
 		return ops
 	}
-	a := draw(7, Plain, 0)
-	if diff := cmp.Diff(a, draw(7, Plain, 0)); diff != "" {
+	a := draw(7, history.Plain, 0)
+	if diff := cmp.Diff(a, draw(7, history.Plain, 0)); diff != "" {
 		t.Fatalf("the same seed and worker gave other operations (-first +second):\n%s", diff)
 	}
-	if cmp.Equal(a, draw(7, Plain, 1)) || cmp.Equal(a, draw(8, Plain, 0)) {
+	if cmp.Equal(a, draw(7, history.Plain, 1)) || cmp.Equal(a, draw(8, history.Plain, 0)) {
 		t.Error("another worker or seed gave the same operations")
 	}
-	kinds := map[Kind]int{}
+	kinds := map[history.Kind]int{}
 	texts := map[string]bool{}
 	for _, o := range a {
 		kinds[o.Kind]++
@@ -41,11 +42,11 @@ func TestGenerator(t *testing.T) {
 			t.Errorf("plain operation %v names no member", o)
 		}
 		switch o.Kind {
-		case Follow, Unfollow:
+		case history.Follow, history.Unfollow:
 			if o.Other == "" || o.Other == o.User {
 				t.Errorf("%v: followee %q", o, o.Other)
 			}
-		case Post:
+		case history.Post:
 			if texts[o.Text] || !strings.HasPrefix(o.Text, "tag ") {
 				t.Errorf("post text %q repeated or without the run's tag", o.Text)
 			}
@@ -57,7 +58,7 @@ func TestGenerator(t *testing.T) {
 			t.Errorf("no %s in 500 operations", w.kind)
 		}
 	}
-	for _, o := range draw(7, Smart, 4) {
+	for _, o := range draw(7, history.Smart, 4) {
 		if o.Member != "" {
 			t.Errorf("smart operation %v names a member", o)
 		}

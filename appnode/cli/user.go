@@ -23,7 +23,7 @@ func User() *cobra.Command {
 	var before string
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Use the service: create users, post, follow, read",
+		Short: "Use the service: create users, post, follow, read, rotate tokens",
 	}
 	cmd.PersistentFlags().StringVar(&server, "server", envOr("APPNODE_SERVER", "127.0.0.1:8081"), "any member, to fetch the ring from: host:port, http://host:port or https://host:port (comma-separated for several; env APPNODE_SERVER)")
 	cmd.PersistentFlags().StringVar(&caFile, "ca-file", envOr("APPNODE_CA_FILE", ""), "PEM file of the CAs that sign the members' certificates, instead of the system's; makes host:port https (env APPNODE_CA_FILE)")
@@ -118,6 +118,7 @@ func User() *cobra.Command {
 			}),
 		}),
 		followCmd(run, tok),
+		tokenCmd(run, tok),
 		streamCmd(newClient, tok),
 		&cobra.Command{
 			Use: "following NAME", Short: "List whom NAME follows", Args: cobra.ExactArgs(1),

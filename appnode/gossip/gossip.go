@@ -85,6 +85,11 @@ type Config struct {
 	OnReturn func(member string)
 	// Log is the logger; nil means slog.Default().
 	Log *slog.Logger
+
+	// transport, when set, carries gossip instead of UDP and TCP on
+	// Bind: the tests' in-memory network, so they run in a
+	// testing/synctest bubble.
+	transport memberlist.Transport
 }
 
 // ReturnGrace is how long a peer that comes back from the dead counts
@@ -182,11 +187,14 @@ type Detector struct {
 	catchingUp bool
 	lastHeard  time.Time // when a peer was last alive (or the start)
 
-	// announceMu serializes metadata announcements: memberlist reads
+	// announcing serializes metadata announcements: memberlist reads
 	// the metadata before it numbers the announcement, so two at once
 	// could leave an older state with the newer number, and the others
-	// would believe it for good.
-	announceMu sync.Mutex
+	// would believe it for good. A channel of one slot rather than a
+	// mutex: a wait on it is durable in a testing/synctest bubble, so
+	// the tests' clock moves while an announcement waits for its
+	// broadcast.
+	announcing chan struct{}
 
 	changes prometheus.Counter
 	joined  chan struct{} // closed after the first round of joins
@@ -232,16 +240,17 @@ func New(cfg Config) (*Detector, error) {
 		return nil, fmt.Errorf("gossip bind %q: %w", cfg.Bind, err)
 	}
 	d := &Detector{
-		name:      cfg.Name,
-		log:       cfg.Log.With("subsystem", "gossip"),
-		learn:     cfg.Learn,
-		onReturn:  cfg.OnReturn,
-		rejoin:    cfg.RejoinInterval,
-		isolated:  cfg.IsolatedAfter,
-		probeTime: cfg.ProbeTimeout,
-		peers:     map[string]*peer{},
-		lastHeard: time.Now(),
-		joined:    make(chan struct{}),
+		name:       cfg.Name,
+		log:        cfg.Log.With("subsystem", "gossip"),
+		learn:      cfg.Learn,
+		onReturn:   cfg.OnReturn,
+		rejoin:     cfg.RejoinInterval,
+		isolated:   cfg.IsolatedAfter,
+		probeTime:  cfg.ProbeTimeout,
+		peers:      map[string]*peer{},
+		lastHeard:  time.Now(),
+		joined:     make(chan struct{}),
+		announcing: make(chan struct{}, 1),
 		changes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "appnode_liveness_changes_total",
 			Help: "Times another member was seen to die or come back.",
@@ -278,6 +287,7 @@ func New(cfg Config) (*Detector, error) {
 	mc.Delegate = delegate{d}
 	mc.Ping = pings{d}
 	mc.Logger = log.New(logWriter{d.log}, "", 0)
+	mc.Transport = cfg.transport
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", cfg.Bind, err)
@@ -375,8 +385,8 @@ func (d *Detector) SetCatchingUp(on bool) {
 	// caller does not need to. One at a time, each with the state of
 	// when it runs: the last to run announces the last state.
 	go func() {
-		d.announceMu.Lock()
-		defer d.announceMu.Unlock()
+		d.announcing <- struct{}{}
+		defer func() { <-d.announcing }()
 		if err := d.ml.UpdateNode(time.Second); err != nil {
 			d.log.Debug("announcing the catch-up state", "op", "meta", "err", err)
 		}

@@ -1,7 +1,8 @@
 // Package server is appnode's HTTP API: the public /v1/ routes and
-// their handlers (handlers.go), live timelines as server-sent events
-// (stream.go), the member's /internal/v1/ routes (registered by the
-// subsystems, behind the cluster's authentication), and the routing
+// their handlers (handlers.go), the live timelines' route (stream.go;
+// the events themselves are package live's), the member's
+// /internal/v1/ routes (registered by the subsystems, behind the
+// cluster's authentication), and the routing
 // that sends every request for a user to the member that answers for
 // it: served here, forwarded through transport.Transport.Forward, or
 // answered with 307 and that member's URL (server.go).

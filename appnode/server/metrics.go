@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfront/ringfront/appnode/live"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
@@ -26,17 +27,10 @@ type metrics struct {
 	forwarded, redirected, fellBack prometheus.Counter // routed's
 }
 
-// Why this member ended a live stream (appnode_live_streams_dropped_total).
-const (
-	dropWriteFailed  = "write_failed"  // the client took no events for the write timeout, or its connection broke
-	dropReplayFailed = "replay_failed" // a stream that lagged or resumed could not be replayed from the inbox
-	dropShutdown     = "shutdown"      // the member is stopping
-)
-
 // streamDropped counts a stream this member ended for reason (none:
 // it did not); a client that went away ended its own.
 func (m *metrics) streamDropped(r *http.Request, reason string) {
-	if reason == "" || reason != dropShutdown && r.Context().Err() != nil {
+	if reason == "" || reason != live.DropShutdown && r.Context().Err() != nil {
 		return
 	}
 	m.dropped.WithLabelValues(reason).Inc()
@@ -70,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 	m.forwarded = m.routed.WithLabelValues("forward")
 	m.redirected = m.routed.WithLabelValues("redirect")
 	m.fellBack = m.routed.WithLabelValues("fallback")
-	for _, r := range []string{dropWriteFailed, dropReplayFailed, dropShutdown} {
+	for _, r := range []string{live.DropWriteFailed, live.DropReplayFailed, live.DropShutdown} {
 		m.dropped.WithLabelValues(r)
 	}
 	for _, route := range apiRoutes {

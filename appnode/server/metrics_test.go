@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/live"
 )
 
 // TestMetricsFromTheStart: a fresh member exports every labelled series
@@ -138,7 +139,7 @@ func TestStreamDroppedMetric(t *testing.T) {
 	if err := waitUntil(5*time.Second, func() bool { return ms[0].srv.Fanout().Hub().Streams() == 0 }); err != nil {
 		t.Fatalf("the member has not ended the stream: %v", err)
 	}
-	for reason, want := range map[string]float64{dropShutdown: 1, dropWriteFailed: 0, dropReplayFailed: 0} {
+	for reason, want := range map[string]float64{live.DropShutdown: 1, live.DropWriteFailed: 0, live.DropReplayFailed: 0} {
 		if got := dropped(reason); got != want {
 			t.Errorf("streams dropped for %s = %v, want %v", reason, got, want)
 		}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/ringfront/ringfront/appnode/transport/frame"
+	"github.com/ringfront/ringfront/appnode/transport/link"
 )
 
 // Error is a non-2xx answer from another member: it is up, and refused
@@ -84,12 +85,12 @@ func (t *Transport) exchange(ctx context.Context, method, member, uri string, bo
 		h.Set("Content-Type", "application/json")
 	}
 	if t.links.Load() {
-		payload, err := t.linkRoundTrip(ctx, member, encodeRequest(method, uri, "", h), body)
+		payload, err := t.pool.RoundTrip(ctx, member, link.EncodeRequest(method, uri, "", h), body)
 		if err == nil {
-			code, ah, ans, err := decodeAnswer(payload)
+			code, ah, ans, err := link.DecodeAnswer(payload)
 			return code, ah, ans, err
 		}
-		if !errors.Is(err, errLinkUnsupported) {
+		if !errors.Is(err, link.ErrUnsupported) {
 			return 0, nil, nil, err
 		}
 	}
@@ -112,25 +113,4 @@ func (t *Transport) exchange(ctx context.Context, method, member, uri string, bo
 		return 0, nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	return resp.StatusCode, resp.Header, ans, nil
-}
-
-// linkRoundTrip sends one request frame (head, then body) to member
-// over a link and returns the answer frame. It returns
-// errLinkUnsupported, having sent nothing, while the member is called
-// over HTTP. A second try is made only after errLinkUnsent: the member
-// was draining and never read the request; a redial tells whether it
-// is still there.
-func (t *Transport) linkRoundTrip(ctx context.Context, member string, head, body []byte) ([]byte, error) {
-	var err error
-	for try := 0; try < 2 && (try == 0 || errors.Is(err, errLinkUnsent)); try++ {
-		var l *link
-		if l, err = t.pool.get(ctx, member); err != nil {
-			return nil, err
-		}
-		var payload []byte
-		if payload, err = l.roundTrip(ctx, head, body); err == nil {
-			return payload, nil
-		}
-	}
-	return nil, err
 }

@@ -3,9 +3,9 @@
 // (Transport.Forward, every forwarding rule in forward.go) and the
 // members' own calls (Transport.Call: replication, hints, fan-out,
 // merges, digests), over one kind of connection, the member link
-// (link.go), with signed HTTP only for live streams, for a member that
-// does not offer links and when links are turned off (forward_over:
-// http). It also holds what both ends share: how a request is known to
+// (package link), with signed HTTP only for live streams, for a member
+// that does not offer links and when links are turned off
+// (forward_over: http). It also holds what both ends share: how a request is known to
 // come from a member (sign.go), and the JSON bodies and error answers
 // of member calls (json.go).
 //

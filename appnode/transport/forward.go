@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ringfront/ringfront/appnode/transport/frame"
+	"github.com/ringfront/ringfront/appnode/transport/link"
 )
 
 // Forwarding a client request to the member that answers for its user:
@@ -96,14 +96,14 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, plan *Plan) 
 	if t.links.Load() && !Streaming(r) {
 		ctx, cancel := context.WithTimeout(r.Context(), plan.Timeout)
 		defer cancel()
-		head := encodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, plan.header)
-		payload, err := t.linkRoundTrip(ctx, plan.To, head, plan.Body)
+		head := link.EncodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, plan.header)
+		payload, err := t.pool.RoundTrip(ctx, plan.To, head, plan.Body)
 		if err == nil {
 			if err = t.writeAnswer(w, payload); err == nil {
 				return
 			}
 		}
-		if !errors.Is(err, errLinkUnsupported) {
+		if !errors.Is(err, link.ErrUnsupported) {
 			t.forwardFailed(w, plan, err)
 			return
 		}
@@ -112,6 +112,8 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, plan *Plan) 
 	defer cancel()
 	plan.timer = time.AfterFunc(plan.Timeout, func() { plan.late.Store(true); cancel() })
 	defer plan.timer.Stop()
+	// The answer's clock replaces it (ModifyResponse), or the error's.
+	w.Header().Del(HeaderClock)
 	t.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, planKey{}, plan)))
 }
 
@@ -120,7 +122,7 @@ func (t *Transport) Forward(w http.ResponseWriter, r *http.Request, plan *Plan) 
 func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 	h := make(http.Header, len(r.Header)+8)
 	for k, vs := range r.Header {
-		if !hopByHop(k) && !memberHeader(k) {
+		if !link.HopByHop(k) && !memberHeader(k) {
 			h[k] = vs
 		}
 	}
@@ -183,7 +185,7 @@ func (t *Transport) forwardFailed(w http.ResponseWriter, plan *Plan, err error) 
 		plan.Slow = true
 	case Refused(err):
 		plan.Why = "refused the connection (not running)"
-	case errors.Is(err, errLinkUnsent):
+	case errors.Is(err, link.ErrUnsent):
 		plan.Why = "was shutting down"
 	default:
 		plan.Why = "connection failed: " + err.Error()
@@ -198,32 +200,9 @@ func Streaming(r *http.Request) bool {
 
 // ---- over a link ----
 
-// encodeRequest encodes a request frame's payload, less the body.
-func encodeRequest(method, uri, remote string, h http.Header) []byte {
-	b := make([]byte, 0, 512)
-	b = frame.AppendString(b, method)
-	b = frame.AppendString(b, uri)
-	b = frame.AppendString(b, remote)
-	return frame.AppendHeader(b, h, hopByHop)
-}
-
-// decodeAnswer decodes an answer frame.
-func decodeAnswer(payload []byte) (int, http.Header, []byte, error) {
-	d := frame.NewDecoder(payload)
-	code := d.Uvarint()
-	h := d.Header()
-	if d.Err() != nil {
-		return 0, nil, nil, fmt.Errorf("member link answer: %w", d.Err())
-	}
-	if code < 100 || code > 999 {
-		return 0, nil, nil, fmt.Errorf("member link answer with status %d", code)
-	}
-	return int(code), h, d.Rest(), nil
-}
-
 // writeAnswer writes an answer frame to the client.
 func (t *Transport) writeAnswer(w http.ResponseWriter, payload []byte) error {
-	code, h, body, err := decodeAnswer(payload)
+	code, h, body, err := link.DecodeAnswer(payload)
 	if err != nil {
 		return err
 	}
@@ -234,6 +213,10 @@ func (t *Transport) writeAnswer(w http.ResponseWriter, payload []byte) error {
 			out[k] = vs
 		}
 	}
+	// This member's clock is past the answer's now: what the client
+	// sends back next is later than the change it was told about (a
+	// 409's stored edge, say).
+	out.Set(HeaderClock, t.stamp())
 	out.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
@@ -270,6 +253,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 		BufferPool: bufferPool{},
 		Transport:  rt,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set(HeaderClock, t.stamp())
 			t.forwardFailed(w, r.Context().Value(planKey{}).(*Plan), err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -284,6 +268,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 					resp.Header.Del(k)
 				}
 			}
+			resp.Header.Set(HeaderClock, t.stamp()) // past the answer's, as over a link
 			return nil
 		},
 	}

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,11 +11,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ringfront/ringfront/appnode/transport/frame"
+	"github.com/ringfront/ringfront/appnode/transport/link"
 )
 
 var testSecret = []byte("test cluster secret")
@@ -74,8 +74,8 @@ func TestLinkFrameCodec(t *testing.T) {
 	r.Header.Set("X-Forwarded-For", "10.0.0.1") // extended
 	tr := New(Options{Secret: testSecret})
 	plan := &Plan{To: "127.0.0.1:2", Hops: 1, Skip: []string{"127.0.0.1:3"}}
-	head := encodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, plan))
-	req, err := decodeLinkRequest(context.Background(), "127.0.0.1:2", append(head, `{"text":"hi"}`...))
+	head := link.EncodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, plan))
+	req, err := link.DecodeRequest(tr.served.Mark(context.Background()), "127.0.0.1:2", append(head, `{"text":"hi"}`...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestLinkFrameCodec(t *testing.T) {
 		append(frame.AppendString(frame.AppendString(frame.AppendString(nil, "GET"), "/"), ""), 0xff, 0xff, 0xff, 0x0f), // absurd header count
 		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80},                                              // overlong uvarint
 	} {
-		if _, err := decodeLinkRequest(context.Background(), "x", bad); err == nil {
+		if _, err := link.DecodeRequest(context.Background(), "x", bad); err == nil {
 			t.Errorf("payload %x decoded without error", bad)
 		}
 	}
@@ -125,7 +125,7 @@ func TestLinkFrameCodec(t *testing.T) {
 
 // binaryAnswer encodes an answer frame's payload.
 func binaryAnswer(code int, h http.Header, body string) []byte {
-	b := frame.AppendHeader(binaryUvarint(code), h, hopByHop)
+	b := frame.AppendHeader(binaryUvarint(code), h, link.HopByHop)
 	return append(b, body...)
 }
 
@@ -136,82 +136,6 @@ func binaryUvarint(v int) []byte {
 		v >>= 7
 	}
 	return append(b, byte(v))
-}
-
-// TestLinkHandshake speaks the link protocol by hand: a wrong answer to
-// the challenge is refused and nothing is served; a right one is.
-func TestLinkHandshake(t *testing.T) {
-	m := newMember(t, testSecret, true, echo)
-	dial := func(secret []byte) (net.Conn, *bufio.Reader, string) {
-		t.Helper()
-		c, err := net.Dial("tcp", m.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", linkPath, linkProtocol)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade: %v %v", resp, err)
-		}
-		fw := frame.NewWriter(c)
-		fw.Write(idAuth, linkMAC(secret, resp.Header.Get(HeaderLinkChallenge)), nil)
-		id, ans, err := frame.Read(br, nil)
-		if err != nil || id != idAuth {
-			t.Fatalf("handshake answer: %d %q %v", id, ans, err)
-		}
-		return c, br, string(ans)
-	}
-	c, br, ans := dial([]byte("wrong secret"))
-	if ans != linkRefused {
-		t.Errorf("wrong secret answered %q", ans)
-	}
-	head := encodeRequest("GET", "/v1/users/joe", "", http.Header{})
-	frame.NewWriter(c).Write(1, head, nil)
-	if _, _, err := frame.Read(br, nil); err == nil {
-		t.Error("a refused link answered a request")
-	}
-	if got := testutil.ToFloat64(m.t.metrics.linkRefused); got != 1 {
-		t.Errorf("refused links counted %v, want 1", got)
-	}
-
-	c, br, ans = dial(testSecret)
-	if ans != linkAccepted {
-		t.Fatalf("right secret answered %q", ans)
-	}
-	frame.NewWriter(c).Write(1, head, nil)
-	id, payload, err := frame.Read(br, nil)
-	if err != nil || id != 1 {
-		t.Fatalf("answer: %d %v", id, err)
-	}
-	rec := httptest.NewRecorder()
-	if err := m.t.writeAnswer(rec, payload); err != nil || rec.Code != 200 || rec.Body.String() != "GET /v1/users/joe member=true body=" {
-		t.Errorf("answer over the link = %d %q %v", rec.Code, rec.Body.String(), err)
-	}
-}
-
-// TestLinkFallsBackToHTTP: a member that does not offer links (an older
-// version) is called over HTTP, and remembered as such.
-func TestLinkFallsBackToHTTP(t *testing.T) {
-	old := httptest.NewServer(http.NotFoundHandler())
-	defer old.Close()
-	tr := New(Options{Secret: testSecret, Links: true, Log: quiet})
-	addr := strings.TrimPrefix(old.URL, "http://")
-	if _, err := tr.pool.get(context.Background(), addr); !errors.Is(err, errLinkUnsupported) {
-		t.Fatalf("link to a member without links: %v", err)
-	}
-	if _, err := tr.pool.get(context.Background(), addr); !errors.Is(err, errLinkUnsupported) {
-		t.Errorf("second try is not remembered: %v", err)
-	}
-	// Unreachable members are reported as such, for failover.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
-	if _, err := tr.pool.get(context.Background(), dead); !Unreachable(err) {
-		t.Errorf("link to a closed port: %v, want a dial error", err)
-	}
 }
 
 // TestCallsAndForwards: a member's calls and forwards reach another
@@ -226,7 +150,7 @@ func TestCallsAndForwards(t *testing.T) {
 		wantOpen    int
 		wantHTTP    bool
 	}{
-		{"links", true, testSecret, linkConns, false},
+		{"links", true, testSecret, link.Conns, false},
 		{"http", false, testSecret, 0, false},
 		{"links, another secret", true, []byte("another secret"), 0, true},
 	} {
@@ -240,7 +164,10 @@ func TestCallsAndForwards(t *testing.T) {
 				r, _ = auth.Authenticate(w, r, MaxBody) // a forward: believed when signed
 				echo(w, r)
 			}))
-			caller := New(Options{Secret: testSecret, Links: tc.links, Log: quiet})
+			// The caller's clock, moved ahead to end its HTTP spell.
+			var ahead atomic.Int64
+			now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			caller := New(Options{Secret: testSecret, Links: tc.links, Log: quiet, Now: now})
 			defer caller.Close()
 			err := caller.Call(context.Background(), "POST", owner.addr, "/internal/v1/x", map[string]int{"a": 1}, nil)
 			var te *Error
@@ -275,10 +202,7 @@ func TestCallsAndForwards(t *testing.T) {
 			// With the secret fixed (and the HTTP spell over), a forward
 			// opens a link again.
 			owner.t.SetSecret(testSecret)
-			pl := caller.pool.peer(owner.addr)
-			pl.mu.Lock()
-			pl.httpTil = time.Time{}
-			pl.mu.Unlock()
+			ahead.Store(int64(2 * time.Minute))
 			rec = httptest.NewRecorder()
 			plan = &Plan{To: owner.addr, Hops: 1, Body: []byte("hello"), Timeout: 5 * time.Second}
 			caller.Forward(rec, r, plan)
@@ -330,16 +254,17 @@ func TestSignature(t *testing.T) {
 
 // FuzzLinkFrame feeds arbitrary request and answer payloads to the
 // decoders: they return errors, never panic, and what decodes is marked
-// as from a member.
+// as from a member. (package link's FuzzRequestFrame fuzzes its request
+// decoder alone.)
 func FuzzLinkFrame(f *testing.F) {
 	r := httptest.NewRequest("GET", "/v1/users/joe/posts?limit=2", nil)
 	r.Header.Set("Authorization", "Bearer x")
 	tr := New(Options{Secret: testSecret})
-	f.Add(encodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, &Plan{Hops: 1, Skip: []string{"a:1"}})))
+	f.Add(link.EncodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, &Plan{Hops: 1, Skip: []string{"a:1"}})))
 	f.Add(binaryAnswer(200, http.Header{"Content-Type": {"application/json"}}, `{"posts":[]}`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		if req, err := decodeLinkRequest(context.Background(), "127.0.0.1:1", payload); err == nil {
+		if req, err := link.DecodeRequest(tr.served.Mark(context.Background()), "127.0.0.1:1", payload); err == nil {
 			if !FromMember(req) {
 				t.Fatal("decoded request not marked as from a member")
 			}

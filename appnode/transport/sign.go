@@ -20,7 +20,7 @@ import (
 
 // How a member knows that a request comes from another member. Over a
 // member link, the link's connection was authenticated once, by
-// challenge and response (link.go), and every request on it is trusted.
+// challenge and response (package link), and every request on it is trusted.
 // Over HTTP, HeaderCluster is "<unix time>.<hex HMAC-SHA256>" under the
 // cluster secret of the time, method, URI and the SHA-256 of the body:
 // internal calls and forwarded client requests alike (a forward's body

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/transport/link"
 )
 
 // Headers, as in package api.
@@ -72,7 +73,7 @@ type Options struct {
 
 // Transport carries every request between members: client requests
 // forwarded to the member that answers for their user (Forward) and the
-// members' own calls (Call), over member links (link.go), or signed
+// members' own calls (Call), over member links (package link), or signed
 // HTTP for streams, for members that do not offer links, and when links
 // are turned off. It is safe for concurrent use.
 type Transport struct {
@@ -89,8 +90,8 @@ type Transport struct {
 	secret  []byte
 	handler http.Handler
 
-	pool   linkPool
-	served linkSet
+	pool   link.Pool
+	served link.Server
 	links  atomic.Bool
 
 	tls    *MemberTLS // nil: plain TCP between members
@@ -130,7 +131,23 @@ func New(opts Options) *Transport {
 	}
 	t.metrics = newMetrics(opts.Registry)
 	t.proxy = t.newProxy(opts.HTTP)
-	t.pool.t = t
+	t.pool = link.Pool{Key: t.key, Now: t.now, Log: t.log, Opened: t.metrics.linksOpened}
+	if opts.TLS != nil {
+		t.pool.Dial = func(ctx context.Context, member string) (net.Conn, error) { return opts.TLS.Dial(ctx, "tcp", member) }
+	}
+	t.served = link.Server{
+		Self: t.self, Key: t.key, Handler: http.HandlerFunc(t.serveLinked),
+		Mark:    func(ctx context.Context) context.Context { return context.WithValue(ctx, memberKey{}, true) },
+		Timeout: CallTimeout, Log: t.log, Refused: t.metrics.linkRefused, Served: t.metrics.linksServed,
+	}
+	if opts.TLS != nil {
+		t.served.Admit = func(r *http.Request) error {
+			if !MemberConn(r) {
+				return errPlainMember
+			}
+			return nil
+		}
+	}
 	t.SetLinks(opts.Links)
 	return t
 }
@@ -182,35 +199,50 @@ func (t *Transport) serveLinked(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
+// ServeLink upgrades an HTTP request to a member link and serves it
+// until the peer closes it or the server shuts down (register it at
+// LinkRoute).
+func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) { t.served.ServeHTTP(w, r) }
+
+// The member link's route, its challenge header and how a member calls
+// another (package link).
+const (
+	LinkRoute           = link.Route
+	HeaderLinkChallenge = link.HeaderChallenge
+)
+
+// LinkStatus is how this member calls another, for appnode status.
+type LinkStatus = link.Status
+
 // SetLinks turns member links on or off; turning them off closes this
 // member's links once their requests are answered.
 func (t *Transport) SetLinks(on bool) {
 	if !t.links.Swap(on) || on {
 		return
 	}
-	t.pool.retireAll()
+	t.pool.RetireAll()
 }
 
 // Status lists the members this member has sent requests to, and how.
-func (t *Transport) Status() []LinkStatus { return t.pool.status() }
+func (t *Transport) Status() []LinkStatus { return t.pool.Status() }
 
 // LinksServed counts the links other members have open to this one.
-func (t *Transport) LinksServed() int { return t.served.count() }
+func (t *Transport) LinksServed() int { return t.served.Count() }
 
 // Drain stops the links other members have to this one: each stops
 // reading, tells its peer the last request it read (the rest go to
 // another member), answers what it read and closes. It waits until ctx
 // is done, then closes what is left. Run it once the listener is
 // closed, so that a peer's redial is refused.
-func (t *Transport) Drain(ctx context.Context) { t.served.drain(ctx) }
+func (t *Transport) Drain(ctx context.Context) { t.served.Drain(ctx) }
 
 // Close closes this member's links to others (requests in flight fail)
 // and drains the links others have to it.
 func (t *Transport) Close() {
-	t.pool.closeAll()
+	t.pool.CloseAll()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	t.served.drain(ctx)
+	t.served.Drain(ctx)
 }
 
 type metrics struct {

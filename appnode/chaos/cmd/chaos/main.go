@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/ringfront/ringfront/appnode/chaos"
+	"github.com/ringfront/ringfront/appnode/chaos/cluster"
 )
 
 func main() {
@@ -38,7 +39,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := chaos.RequireTools(); err != nil {
+	if err := cluster.RequireTools(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 2
 	}
@@ -53,7 +54,7 @@ func run() int {
 		work = tmp
 	}
 	if *bin == "" {
-		b, err := chaos.BuildAppnode(ctx, work)
+		b, err := cluster.BuildAppnode(ctx, work)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err)
 			return 2

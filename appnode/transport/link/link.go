@@ -1,4 +1,4 @@
-package transport
+package link
 
 // The member link: how members carry requests to each other without an
 // HTTP exchange per request.
@@ -20,7 +20,7 @@ package transport
 //	Connection: Upgrade
 //	Upgrade: ringfront-link/1
 //
-// The owner answers 101 with a random challenge in HeaderLinkChallenge;
+// The owner answers 101 with a random challenge in HeaderChallenge;
 // the caller's first frame is HMAC-SHA256(cluster secret, challenge),
 // and the owner serves nothing before it has checked it (and said "ok"
 // or "refused" in a frame of its own), so a recorded link cannot be
@@ -54,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -63,57 +64,61 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringfront/ringfront/appnode/transport/frame"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
 
 const (
-	linkProtocol = "ringfront-link/1"
-	linkPath     = "/internal/v1/link"
-	// LinkRoute is the route that upgrades to a link (ServeLink).
-	LinkRoute = "GET " + linkPath
-	// HeaderLinkChallenge carries the owner's challenge in its 101.
-	HeaderLinkChallenge = "X-Ringfront-Link-Challenge"
+	protocol    = "ringfront-link/1"
+	upgradePath = "/internal/v1/link"
+	// Route is the route that upgrades to a link (Server).
+	Route = "GET " + upgradePath
+	// HeaderChallenge carries the owner's challenge in its 101.
+	HeaderChallenge = "X-Ringfront-Link-Challenge"
 
-	// linkConns is how many links a member keeps to each other member:
+	// Conns is how many links a member keeps to each other member:
 	// more than one, so one slow answer does not hold a whole socket
 	// buffer up, and few, so writes still combine.
-	linkConns = 2
-	// linkInflight bounds the requests one link serves at once; the
+	Conns = 2
+	// inflight bounds the requests one link serves at once; the
 	// owner stops reading the link while it is full.
-	linkInflight = 512
-	// linkRetryHTTP is how long a member that refused a link (an older
+	inflight = 512
+	// retryHTTP is how long a member that refused a link (an older
 	// version) is forwarded to over HTTP before the link is tried again.
-	linkRetryHTTP = time.Minute
-	// linkAuthTimeout bounds the handshake.
-	linkAuthTimeout = 5 * time.Second
+	retryHTTP = time.Minute
+	// authTimeout bounds the handshake.
+	authTimeout = 5 * time.Second
 
 	idAuth   = 0
 	idGoAway = ^uint64(0)
 
 	// The owner's answers to the authentication frame.
-	linkAccepted = "ok"
-	linkRefused  = "refused"
+	accepted = "ok"
+	refused  = "refused"
 )
 
-// Errors of the link client. errLinkUnsent means the request never
+// errWrongSecret is why a link was refused.
+var errWrongSecret = errors.New("missing or wrong cluster credentials")
+
+// Errors of the link client. ErrUnsent means the request never
 // reached the owner's handlers: the caller may send it elsewhere.
 var (
-	errLinkUnsent      = errors.New("member link closed before the request was read")
-	errLinkUnsupported = errors.New("member does not speak " + linkProtocol)
-	errLinkRetired     = errors.New("member link retired")
+	ErrUnsent      = errors.New("member link closed before the request was read")
+	ErrUnsupported = errors.New("member does not speak " + protocol)
+	errRetired     = errors.New("member link retired")
 )
 
-// linkMAC is the answer to a link challenge.
-func linkMAC(secret []byte, challenge string) []byte {
+// answerMAC is the answer to a link challenge.
+func answerMAC(secret []byte, challenge string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("ringfront-link\n" + challenge))
 	return m.Sum(nil)
 }
 
-// hopByHop reports headers that belong to one connection, not to the
+// HopByHop reports headers that belong to one connection, not to the
 // request or answer (RFC 9110, section 7.6.1).
-func hopByHop(k string) bool {
+func HopByHop(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
@@ -142,16 +147,47 @@ type servedLink struct {
 	done     chan struct{}
 }
 
-// serveLink upgrades an HTTP request to a member link and serves it
+// Server is the owner's side of member links: it upgrades requests to
+// Route and serves the requests that arrive over them. Set its fields
+// before the first request; it is safe for concurrent use after that.
+type Server struct {
+	// Self is this member's address, the Host of requests that arrive
+	// over links.
+	Self string
+	// Key returns the cluster secret the caller's answer to the
+	// challenge is checked with.
+	Key func() []byte
+	// Handler serves the requests that arrive over links.
+	Handler http.Handler
+	// Mark, when set, marks a link's requests' context as a member's.
+	Mark func(context.Context) context.Context
+	// Timeout bounds each request's handler.
+	Timeout time.Duration
+	Log     *slog.Logger
+	// Refused counts links refused for a wrong answer to the challenge;
+	// Served is the number of links open (both may be nil).
+	Refused prometheus.Counter
+	Served  prometheus.Gauge
+	// Admit, when set, is asked before a request is upgraded: an error
+	// refuses it (403, with the error), such as a link that did not come
+	// over member TLS.
+	Admit func(*http.Request) error
+
+	set linkSet
+}
+
+// ServeHTTP upgrades an HTTP request to a member link and serves it
 // until the peer closes it or the server shuts down.
-func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), linkProtocol) {
-		daemon.WriteError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", linkProtocol))
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), protocol) {
+		daemon.WriteError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", protocol))
 		return
 	}
-	if t.tls != nil && !MemberConn(r) {
-		daemon.WriteError(w, http.StatusForbidden, errPlainMember)
-		return
+	if s.Admit != nil {
+		if err := s.Admit(r); err != nil {
+			daemon.WriteError(w, http.StatusForbidden, err)
+			return
+		}
 	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
@@ -162,64 +198,71 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := &servedLink{c: c, w: frame.NewWriter(c), done: make(chan struct{})}
-	if !t.served.add(l) {
+	if !s.set.add(l) {
 		c.Close() // shutting down
 		return
 	}
-	defer t.served.remove(l)
+	defer s.set.remove(l)
 	defer close(l.done)
 	defer c.Close()
 	c.SetDeadline(time.Time{})
-	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", linkProtocol, HeaderLinkChallenge, challenge)
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", protocol, HeaderChallenge, challenge)
 	if err := rw.Flush(); err != nil {
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
+	c.SetReadDeadline(time.Now().Add(authTimeout))
 	id, mac, err := frame.Read(rw.Reader, nil)
 	if err != nil {
 		// The caller gave up during the handshake (its request's time
 		// ran out): nothing was refused.
-		t.log.Debug("member link closed during the handshake", "op", "link", "peer", r.RemoteAddr, "err", err)
+		s.Log.Debug("member link closed during the handshake", "op", "link", "peer", r.RemoteAddr, "err", err)
 		return
 	}
-	if id != idAuth || !hmac.Equal(mac, linkMAC(t.key(), challenge)) {
-		t.log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", ErrCluster)
-		t.metrics.linkRefused.Inc()
-		l.w.Write(idAuth, []byte(linkRefused), nil)
+	if id != idAuth || !hmac.Equal(mac, answerMAC(s.Key(), challenge)) {
+		s.Log.Warn("refused a member link", "op", "link", "peer", r.RemoteAddr, "err", errWrongSecret)
+		if s.Refused != nil {
+			s.Refused.Inc()
+		}
+		l.w.Write(idAuth, []byte(refused), nil)
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	if l.w.Write(idAuth, []byte(linkAccepted), nil) != nil {
+	if l.w.Write(idAuth, []byte(accepted), nil) != nil {
 		return
 	}
 	l.authed.Store(true)
-	t.metrics.linksServed.Inc()
-	defer t.metrics.linksServed.Dec()
+	if s.Served != nil {
+		s.Served.Inc()
+		defer s.Served.Dec()
+	}
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	slots := make(chan struct{}, linkInflight)
+	if s.Mark != nil {
+		ctx = s.Mark(ctx)
+	}
+	slots := make(chan struct{}, inflight)
 	var buf []byte
 	for {
 		id, payload, err := frame.Read(rw.Reader, buf)
 		if err != nil {
 			break
 		}
-		buf = payload[:0] // decodeLinkRequest copies what it keeps
+		buf = payload[:0] // DecodeRequest copies what it keeps
 		if id == idAuth || id == idGoAway {
 			break // a confused peer
 		}
 		l.lastRead.Store(id)
-		req, err := decodeLinkRequest(ctx, t.self, payload)
+		req, err := DecodeRequest(ctx, s.Self, payload)
 		if err != nil {
-			t.log.Warn("bad member link frame", "op", "link", "peer", r.RemoteAddr, "err", err)
+			s.Log.Warn("bad member link frame", "op", "link", "peer", r.RemoteAddr, "err", err)
 			break
 		}
 		slots <- struct{}{}
 		l.handlers.Add(1)
 		go func() {
 			defer func() { <-slots; l.handlers.Done() }()
-			t.serveLinkRequest(l, id, req)
+			s.serveRequest(l, id, req)
 		}()
 		if l.stopping.Load() {
 			break
@@ -238,11 +281,13 @@ func (t *Transport) ServeLink(w http.ResponseWriter, r *http.Request) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite() // a TCP FIN, or a TLS close_notify
 	}
-	c.SetReadDeadline(time.Now().Add(linkAuthTimeout))
+	c.SetReadDeadline(time.Now().Add(authTimeout))
 	io.Copy(io.Discard, rw.Reader)
 }
 
-func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.Request, error) {
+// DecodeRequest decodes a request frame's payload (EncodeRequest's
+// head, then the body) into a request to self with context ctx.
+func DecodeRequest(ctx context.Context, self string, payload []byte) (*http.Request, error) {
 	d := frame.NewDecoder(payload)
 	method, uri, remote := d.String(), d.String(), d.String()
 	h := d.Header()
@@ -250,7 +295,6 @@ func decodeLinkRequest(ctx context.Context, self string, payload []byte) (*http.
 		return nil, d.Err()
 	}
 	body := bytes.Clone(d.Rest())
-	ctx = context.WithValue(ctx, memberKey{}, true)
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+self+uri, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("member link request %s %q: %w", method, uri, err)
@@ -290,8 +334,8 @@ func (a *linkAnswer) Write(b []byte) (int, error) {
 
 var answers = sync.Pool{New: func() any { return new(linkAnswer) }}
 
-func (t *Transport) serveLinkRequest(l *servedLink, id uint64, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), CallTimeout)
+func (s *Server) serveRequest(l *servedLink, id uint64, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), s.Timeout)
 	defer cancel()
 	a := answers.Get().(*linkAnswer)
 	a.h, a.code = make(http.Header, 4), 0
@@ -302,21 +346,21 @@ func (t *Transport) serveLinkRequest(l *servedLink, id uint64, req *http.Request
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
-					t.log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+					s.Log.Error("handler panicked", "op", "link", "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				}
 				a.h, a.code = http.Header{}, 0
 				a.body.Reset()
 				daemon.WriteError(a, http.StatusInternalServerError, errors.New("internal error"))
 			}
 		}()
-		t.serveLinked(a, req.WithContext(ctx))
+		s.Handler.ServeHTTP(a, req.WithContext(ctx))
 	}()
 	if a.code == 0 {
 		a.code = http.StatusOK
 	}
 	head := make([]byte, 0, 256)
 	head = binary.AppendUvarint(head, uint64(a.code))
-	head = frame.AppendHeader(head, a.h, hopByHop)
+	head = frame.AppendHeader(head, a.h, HopByHop)
 	l.w.Write(id, head, a.body.Bytes()) // a broken link is seen by its reader
 	if a.body.Cap() <= 1<<20 {
 		answers.Put(a)
@@ -341,6 +385,12 @@ func (ls *linkSet) remove(l *servedLink) {
 	delete(ls.conns, l)
 	ls.mu.Unlock()
 }
+
+// Drain stops the links other members have to this one: each stops
+// reading, tells its peer the last request it read (the rest go to
+// another member), answers what it read and closes. It waits until ctx
+// is done, then closes what is left. New links are refused from then on.
+func (s *Server) Drain(ctx context.Context) { s.set.drain(ctx) }
 
 // drain stops every served link: each stops reading, tells its peer the
 // last request it read, answers what it read and closes. It waits for
@@ -368,25 +418,46 @@ func (ls *linkSet) drain(ctx context.Context) {
 
 // ---- the forwarder's side ----
 
-// linkPool holds this member's links to the other members.
-type linkPool struct {
-	t  *Transport
-	mu sync.Mutex
+// Pool is the caller's side: this member's links to the other members.
+// Set its fields before the first request; it is safe for concurrent
+// use after that.
+type Pool struct {
+	// Key returns the cluster secret the owner's challenge is answered
+	// with.
+	Key func() []byte
+	// Now is the clock of the time a member that refused a link is
+	// called over HTTP for; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+	// Opened counts the links opened (may be nil).
+	Opened prometheus.Counter
+	// Dial opens a connection to a member; nil means DialTCP. Member
+	// TLS dials here.
+	Dial func(ctx context.Context, member string) (net.Conn, error)
+
+	mu sync.Mutex // guards to
 	to map[string]*peerLinks
 }
 
+func (p *Pool) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
 type peerLinks struct {
-	dialing [linkConns]chan struct{} // one token: a dial of that slot is under way
+	dialing [Conns]chan struct{} // one token: a dial of that slot is under way
 
 	mu      sync.Mutex // guards the rest
-	conns   [linkConns]*link
+	conns   [Conns]*link
 	next    int
 	httpTil time.Time // the peer refused a link: HTTP until then
 	why     string    // and why
 }
 
-// LinkStatus is how this member forwards to another, for appnode status.
-type LinkStatus struct {
+// Status is how this member calls another, for appnode status.
+type Status struct {
 	Member string `json:"member"`
 	// Open counts the links open to it.
 	Open int `json:"open"`
@@ -396,31 +467,33 @@ type LinkStatus struct {
 	Reason    string    `json:"reason,omitempty"`
 }
 
-// status lists the members this member has forwarded to.
-func (p *linkPool) status() []LinkStatus {
+// Status lists the members this member has called, and how.
+func (p *Pool) Status() []Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]LinkStatus, 0, len(p.to))
+	out := make([]Status, 0, len(p.to))
 	for m, pl := range p.to {
-		st := LinkStatus{Member: m}
+		st := Status{Member: m}
 		pl.mu.Lock()
 		for _, l := range pl.conns {
 			if l != nil && l.usable() {
 				st.Open++
 			}
 		}
-		if time.Now().Before(pl.httpTil) {
+		if p.now().Before(pl.httpTil) {
 			st.HTTPUntil, st.Reason = pl.httpTil, pl.why
 		}
 		pl.mu.Unlock()
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b LinkStatus) int { return strings.Compare(a.Member, b.Member) })
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Member, b.Member) })
 	return out
 }
 
-// count counts the links other members have open to this one (those
+// Count counts the links other members have open to this one (those
 // still in the handshake, or refused and closing, not included).
+func (s *Server) Count() int { return s.set.count() }
+
 func (ls *linkSet) count() int {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -451,7 +524,7 @@ type linkResult struct {
 	err     error
 }
 
-func (p *linkPool) peer(member string) *peerLinks {
+func (p *Pool) peer(member string) *peerLinks {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.to == nil {
@@ -469,18 +542,18 @@ func (p *linkPool) peer(member string) *peerLinks {
 }
 
 // get returns a usable link to member, dialling one if needed. It
-// returns errLinkUnsupported while the member is forwarded to over HTTP,
+// returns ErrUnsupported while the member is forwarded to over HTTP,
 // and a dial error (which unreachable recognises) when the member cannot
 // be reached.
-func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
+func (p *Pool) get(ctx context.Context, member string) (*link, error) {
 	pl := p.peer(member)
 	pl.mu.Lock()
-	if time.Now().Before(pl.httpTil) {
+	if p.now().Before(pl.httpTil) {
 		pl.mu.Unlock()
-		return nil, errLinkUnsupported
+		return nil, ErrUnsupported
 	}
 	i := pl.next
-	pl.next = (pl.next + 1) % linkConns
+	pl.next = (pl.next + 1) % Conns
 	l := pl.conns[i]
 	pl.mu.Unlock()
 	if l != nil && l.usable() {
@@ -501,16 +574,16 @@ func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
 		pl.mu.Unlock()
 		return l, nil // dialled while this request waited
 	}
-	if time.Now().Before(pl.httpTil) {
+	if p.now().Before(pl.httpTil) {
 		pl.mu.Unlock()
-		return nil, errLinkUnsupported
+		return nil, ErrUnsupported
 	}
 	pl.mu.Unlock()
 	l, err := p.dial(ctx, member)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	if errors.Is(err, errLinkUnsupported) {
-		pl.httpTil, pl.why = time.Now().Add(linkRetryHTTP), err.Error()
+	if errors.Is(err, ErrUnsupported) {
+		pl.httpTil, pl.why = p.now().Add(retryHTTP), err.Error()
 	}
 	if err != nil {
 		return nil, err
@@ -519,10 +592,14 @@ func (p *linkPool) get(ctx context.Context, member string) (*link, error) {
 	return l, nil
 }
 
-func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
-	ctx, cancel := context.WithTimeout(ctx, linkAuthTimeout)
+func (p *Pool) dial(ctx context.Context, member string) (*link, error) {
+	ctx, cancel := context.WithTimeout(ctx, authTimeout)
 	defer cancel()
-	c, err := p.t.dialMember(ctx, member)
+	dial := p.Dial
+	if dial == nil {
+		dial = DialTCP
+	}
+	c, err := dial(ctx, member)
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +610,7 @@ func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", linkPath, member, linkProtocol)
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", upgradePath, member, protocol)
 	br := bufio.NewReaderSize(c, 64<<10)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -542,27 +619,29 @@ func (p *linkPool) dial(ctx context.Context, member string) (*link, error) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		c.Close()
-		return nil, fmt.Errorf("%w (answered %s)", errLinkUnsupported, resp.Status)
+		return nil, fmt.Errorf("%w (answered %s)", ErrUnsupported, resp.Status)
 	}
 	l := &link{peer: member, c: c, w: frame.NewWriter(c), pending: make(map[uint64]chan linkResult), nextID: 1, done: make(chan struct{})}
-	if err := l.w.Write(idAuth, linkMAC(p.t.key(), resp.Header.Get(HeaderLinkChallenge)), nil); err != nil {
+	if err := l.w.Write(idAuth, answerMAC(p.Key(), resp.Header.Get(HeaderChallenge)), nil); err != nil {
 		return fail(err)
 	}
 	id, answer, err := frame.Read(br, nil)
 	switch {
 	case err != nil:
 		return fail(err)
-	case id == idAuth && string(answer) == linkRefused:
+	case id == idAuth && string(answer) == refused:
 		// Forwarded requests still work over HTTP, unsigned as far as
 		// the peer can tell; the operator needs to fix the secret.
 		c.Close()
-		p.t.log.Error("a member refused our cluster secret; calling it over HTTP", "op", "link", "peer", member)
-		return nil, fmt.Errorf("%w: it refused the cluster secret", errLinkUnsupported)
-	case id != idAuth || string(answer) != linkAccepted:
+		p.Log.Error("a member refused our cluster secret; calling it over HTTP", "op", "link", "peer", member)
+		return nil, fmt.Errorf("%w: it refused the cluster secret", ErrUnsupported)
+	case id != idAuth || string(answer) != accepted:
 		return fail(errors.New("unexpected answer to the link challenge"))
 	}
 	c.SetDeadline(time.Time{})
-	p.t.metrics.linksOpened.Inc()
+	if p.Opened != nil {
+		p.Opened.Inc()
+	}
 	go l.read(br)
 	return l, nil
 }
@@ -590,7 +669,7 @@ func (l *link) read(br *bufio.Reader) {
 				break
 			}
 			if l.goAwayAfter(binary.BigEndian.Uint64(payload)) {
-				err = errLinkRetired // nothing left to wait for
+				err = errRetired // nothing left to wait for
 				break
 			}
 			continue
@@ -604,7 +683,7 @@ func (l *link) read(br *bufio.Reader) {
 			ch <- linkResult{payload: payload}
 		}
 		if drained {
-			err = errLinkRetired
+			err = errRetired
 			break
 		}
 	}
@@ -620,7 +699,7 @@ func (l *link) goAwayAfter(last uint64) bool {
 	for id, ch := range l.pending {
 		if id > last {
 			delete(l.pending, id)
-			ch <- linkResult{err: errLinkUnsent}
+			ch <- linkResult{err: ErrUnsent}
 		}
 	}
 	return len(l.pending) == 0
@@ -647,7 +726,7 @@ func (l *link) roundTrip(ctx context.Context, req []byte, body []byte) ([]byte, 
 	l.mu.Lock()
 	if l.err != nil || l.goAway {
 		l.mu.Unlock()
-		return nil, errLinkUnsent
+		return nil, ErrUnsent
 	}
 	id := l.nextID
 	l.nextID++
@@ -682,21 +761,21 @@ func (l *link) retire() {
 	idle := len(l.pending) == 0
 	l.mu.Unlock()
 	if idle {
-		l.close(errLinkRetired)
+		l.close(errRetired)
 	}
 }
 
-// retireAll retires every link (forwarding over links was turned off).
-func (p *linkPool) retireAll() { p.each((*link).retire) }
+// RetireAll retires every link (calls over links were turned off).
+func (p *Pool) RetireAll() { p.each((*link).retire) }
 
-// closeAll closes every link; requests in flight fail.
-func (p *linkPool) closeAll() {
+// CloseAll closes every link; requests in flight fail.
+func (p *Pool) CloseAll() {
 	err := errors.New("member shutting down")
 	p.each(func(l *link) { l.close(err) })
 }
 
 // each calls f for every link in the pool.
-func (p *linkPool) each(f func(*link)) {
+func (p *Pool) each(f func(*link)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, pl := range p.to {
@@ -710,12 +789,52 @@ func (p *linkPool) each(f func(*link)) {
 	}
 }
 
-// dialMember opens a connection to member: TLS with the member
-// credentials, or plain TCP without them.
-func (t *Transport) dialMember(ctx context.Context, member string) (net.Conn, error) {
-	if t.tls != nil {
-		return t.tls.Dial(ctx, "tcp", member)
+// RoundTrip sends one request frame (head, then body) to member over a
+// link and returns the answer frame. It returns ErrUnsupported, having
+// sent nothing, while the member is called over HTTP. A second try is
+// made only after ErrUnsent: the member was draining and never read the
+// request; a redial tells whether it is still there.
+func (p *Pool) RoundTrip(ctx context.Context, member string, head, body []byte) ([]byte, error) {
+	var err error
+	for try := 0; try < 2 && (try == 0 || errors.Is(err, ErrUnsent)); try++ {
+		var l *link
+		if l, err = p.get(ctx, member); err != nil {
+			return nil, err
+		}
+		var payload []byte
+		if payload, err = l.roundTrip(ctx, head, body); err == nil {
+			return payload, nil
+		}
 	}
+	return nil, err
+}
+
+// EncodeRequest encodes a request frame's payload, less the body.
+func EncodeRequest(method, uri, remote string, h http.Header) []byte {
+	b := make([]byte, 0, 512)
+	b = frame.AppendString(b, method)
+	b = frame.AppendString(b, uri)
+	b = frame.AppendString(b, remote)
+	return frame.AppendHeader(b, h, HopByHop)
+}
+
+// DecodeAnswer decodes an answer frame.
+func DecodeAnswer(payload []byte) (int, http.Header, []byte, error) {
+	d := frame.NewDecoder(payload)
+	code := d.Uvarint()
+	h := d.Header()
+	if d.Err() != nil {
+		return 0, nil, nil, fmt.Errorf("member link answer: %w", d.Err())
+	}
+	if code < 100 || code > 999 {
+		return 0, nil, nil, fmt.Errorf("member link answer with status %d", code)
+	}
+	return int(code), h, d.Rest(), nil
+}
+
+// DialTCP opens a plain TCP connection to member, without Nagle's delay:
+// a link's writes are combined already.
+func DialTCP(ctx context.Context, member string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", member)
 	if err != nil {

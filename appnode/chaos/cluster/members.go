@@ -1,4 +1,4 @@
-package chaos
+package cluster
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 	"github.com/ringfront/ringfront/appnode/node"
 )
 
@@ -97,9 +98,9 @@ func CheckBinary(bin string) error {
 	return fmt.Errorf("%s was not built with -tags chaos (go build -tags chaos -o %s ./appnode): its clock cannot be moved", bin, bin)
 }
 
-// NewCluster writes the configs of one member per namespace of topo,
+// New writes the configs of one member per namespace of topo,
 // with the given replicas, under dir. It starts nothing.
-func NewCluster(topo *Topology, bin, dir string, replicas int) (*Cluster, error) {
+func New(topo *Topology, bin, dir string, replicas int) (*Cluster, error) {
 	c := &Cluster{topo: topo, bin: bin, dir: dir, procs: make([]*memberProc, len(topo.Members)),
 		http: &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: topo.DialContext, DisableKeepAlives: true}}}
 	for i := range topo.Members {
@@ -113,7 +114,7 @@ func NewCluster(topo *Topology, bin, dir string, replicas int) (*Cluster, error)
 	}
 	for i := range topo.Members {
 		cfg := memberConfig{
-			Node: memberName(i), Listen: c.addrs[i], Advertise: c.addrs[i], Members: c.addrs,
+			Node: history.MemberName(i), Listen: c.addrs[i], Advertise: c.addrs[i], Members: c.addrs,
 			Replicas: replicas, ReadRepair: true, DataDir: c.dataDir(i), ClusterSecretFile: secret,
 		}
 		// Gossip on the member's own address, as a deployment would.
@@ -123,13 +124,13 @@ func NewCluster(topo *Topology, bin, dir string, replicas int) (*Cluster, error)
 		cfg.Limits.Exempt = []string{netip.PrefixFrom(clientAddr, 32).String()}
 		b, err := yaml.Marshal(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("encoding %s's config: %w", memberName(i), err)
+			return nil, fmt.Errorf("encoding %s's config: %w", history.MemberName(i), err)
 		}
 		if err := os.MkdirAll(c.memberDir(i), 0o755); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(c.configFile(i), b, 0o644); err != nil {
-			return nil, fmt.Errorf("writing %s's config: %w", memberName(i), err)
+			return nil, fmt.Errorf("writing %s's config: %w", history.MemberName(i), err)
 		}
 	}
 	return c, nil
@@ -143,7 +144,7 @@ func (c *Cluster) Addrs() []string { return c.addrs }
 // AdminAddr is member i's admin listener.
 func (c *Cluster) AdminAddr(i int) string { return netipPort(memberAddr(i), adminPort) }
 
-func (c *Cluster) memberDir(i int) string  { return filepath.Join(c.dir, memberName(i)) }
+func (c *Cluster) memberDir(i int) string  { return filepath.Join(c.dir, history.MemberName(i)) }
 func (c *Cluster) dataDir(i int) string    { return filepath.Join(c.memberDir(i), "data") }
 func (c *Cluster) configFile(i int) string { return filepath.Join(c.memberDir(i), "appnode.yaml") }
 func (c *Cluster) clockFile(i int) string  { return filepath.Join(c.memberDir(i), "clock-offset") }
@@ -158,15 +159,15 @@ func (c *Cluster) Start(ctx context.Context, i int) error {
 		case <-p.done:
 		default:
 			c.mu.Unlock()
-			return fmt.Errorf("starting %s: it is running (pid %d)", memberName(i), p.cmd.Process.Pid)
+			return fmt.Errorf("starting %s: it is running (pid %d)", history.MemberName(i), p.cmd.Process.Pid)
 		}
 	}
 	logf, err := os.OpenFile(c.logFile(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("starting %s: %w", memberName(i), err)
+		return fmt.Errorf("starting %s: %w", history.MemberName(i), err)
 	}
-	fmt.Fprintf(logf, "--- chaos: starting %s at %s\n", memberName(i), time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(logf, "--- chaos: starting %s at %s\n", history.MemberName(i), time.Now().Format(time.RFC3339Nano))
 	// ip netns exec execs appnode, so the pid is appnode's own.
 	cmd := exec.Command("ip", "netns", "exec", c.topo.Members[i], c.bin, "serve", "-c", c.configFile(i))
 	cmd.Env = append(memberEnv(os.Environ()), node.ChaosClockEnv+"="+c.clockFile(i))
@@ -175,7 +176,7 @@ func (c *Cluster) Start(ctx context.Context, i int) error {
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		c.mu.Unlock()
-		return fmt.Errorf("starting %s: %w", memberName(i), err)
+		return fmt.Errorf("starting %s: %w", history.MemberName(i), err)
 	}
 	p := &memberProc{cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -200,9 +201,9 @@ func (c *Cluster) Start(ctx context.Context, i int) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited at start: %s; its log: %s", memberName(i), p.cmd.ProcessState, c.logTail(i))
+			return fmt.Errorf("%s exited at start: %s; its log: %s", history.MemberName(i), p.cmd.ProcessState, c.logTail(i))
 		case <-ctx.Done():
-			return fmt.Errorf("%s does not serve %v after start: %w; its log: %s", memberName(i), startTimeout, ctx.Err(), c.logTail(i))
+			return fmt.Errorf("%s does not serve %v after start: %w; its log: %s", history.MemberName(i), startTimeout, ctx.Err(), c.logTail(i))
 		case <-tick.C:
 		}
 	}
@@ -235,11 +236,11 @@ func (c *Cluster) proc(i int) (*memberProc, error) {
 	p := c.procs[i]
 	c.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("%s was never started", memberName(i))
+		return nil, fmt.Errorf("%s was never started", history.MemberName(i))
 	}
 	select {
 	case <-p.done:
-		return nil, fmt.Errorf("%s is not running (%s)", memberName(i), p.cmd.ProcessState)
+		return nil, fmt.Errorf("%s is not running (%s)", history.MemberName(i), p.cmd.ProcessState)
 	default:
 		return p, nil
 	}
@@ -252,7 +253,7 @@ func (c *Cluster) Signal(i int, sig syscall.Signal) error {
 		return fmt.Errorf("sending %v: %w", sig, err)
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
-		return fmt.Errorf("sending %v to %s (pid %d): %w", sig, memberName(i), p.cmd.Process.Pid, err)
+		return fmt.Errorf("sending %v to %s (pid %d): %w", sig, history.MemberName(i), p.cmd.Process.Pid, err)
 	}
 	return nil
 }
@@ -268,17 +269,17 @@ func (c *Cluster) Kill(i int) error {
 	case <-p.done:
 		return nil
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s (pid %d) still runs 10s after SIGKILL", memberName(i), p.cmd.Process.Pid)
+		return fmt.Errorf("%s (pid %d) still runs 10s after SIGKILL", history.MemberName(i), p.cmd.Process.Pid)
 	}
 }
 
 // Wipe removes member i's data dir.
 func (c *Cluster) Wipe(i int) error {
 	if _, err := c.proc(i); err == nil {
-		return fmt.Errorf("wiping %s's data: it is running", memberName(i))
+		return fmt.Errorf("wiping %s's data: it is running", history.MemberName(i))
 	}
 	if err := os.RemoveAll(c.dataDir(i)); err != nil {
-		return fmt.Errorf("wiping %s's data: %w", memberName(i), err)
+		return fmt.Errorf("wiping %s's data: %w", history.MemberName(i), err)
 	}
 	return nil
 }
@@ -288,10 +289,10 @@ func (c *Cluster) Wipe(i int) error {
 func (c *Cluster) SetClock(i int, offset time.Duration) error {
 	tmp := c.clockFile(i) + ".new"
 	if err := os.WriteFile(tmp, []byte(offset.String()+"\n"), 0o644); err != nil {
-		return fmt.Errorf("moving %s's clock: %w", memberName(i), err)
+		return fmt.Errorf("moving %s's clock: %w", history.MemberName(i), err)
 	}
 	if err := os.Rename(tmp, c.clockFile(i)); err != nil {
-		return fmt.Errorf("moving %s's clock: %w", memberName(i), err)
+		return fmt.Errorf("moving %s's clock: %w", history.MemberName(i), err)
 	}
 	return nil
 }
@@ -327,23 +328,23 @@ func (c *Cluster) Close() error {
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
-			errs = append(errs, fmt.Errorf("%s (pid %d) still runs 10s after SIGKILL", memberName(i), p.cmd.Process.Pid))
+			errs = append(errs, fmt.Errorf("%s (pid %d) still runs 10s after SIGKILL", history.MemberName(i), p.cmd.Process.Pid))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// outboxEntries reads member i's fan-out outbox gauge from its metrics.
-func (c *Cluster) outboxEntries(ctx context.Context, i int) (float64, error) {
+// OutboxEntries reads member i's fan-out outbox gauge from its metrics.
+func (c *Cluster) OutboxEntries(ctx context.Context, i int) (float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.AdminAddr(i)+"/metrics", nil)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s's metrics: %w", memberName(i), err)
+		return 0, fmt.Errorf("reading %s's metrics: %w", history.MemberName(i), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return 0, fmt.Errorf("reading %s's metrics: %w", memberName(i), err)
+		return 0, fmt.Errorf("reading %s's metrics: %w", history.MemberName(i), err)
 	}
 	return metricValue(string(b), "appnode_fanout_outbox_entries")
 }

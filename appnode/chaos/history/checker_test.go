@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"strings"
@@ -41,7 +41,7 @@ func views(n int, fill func(v *View)) Snapshot {
 	for i := range n {
 		v := NewView()
 		fill(v)
-		s[memberName(i)] = v
+		s[MemberName(i)] = v
 	}
 	return s
 }

@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"strings"
@@ -26,11 +26,11 @@ func TestClockSeen(t *testing.T) {
 		moved = append(moved, post(Plain, at, time.Minute), post(Smart, at, 0), post(Smart, at, 0))
 		unmoved = append(unmoved, post(Plain, at, 0), post(Smart, at, 0))
 	}
-	seen, errs := clockSeen(moved, []Window{w}, addrs, owners)
+	seen, errs := ClockSeen(moved, []Window{w}, addrs, owners)
 	if len(errs) != 0 || len(seen) != 1 || !strings.Contains(seen[0], "+60.0 s off (median of 10)") {
 		t.Errorf("a moved clock: seen %q, errors %q", seen, errs)
 	}
-	if _, errs := clockSeen(unmoved, []Window{w}, addrs, owners); len(errs) != 1 {
+	if _, errs := ClockSeen(unmoved, []Window{w}, addrs, owners); len(errs) != 1 {
 		t.Errorf("a clock that did not move: errors %q, want one", errs)
 	}
 }

@@ -1,4 +1,4 @@
-package chaos
+package cluster
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ringfront/ringfront/appnode/chaos/history"
 	"github.com/vishvananda/netns"
 )
 
@@ -66,7 +67,7 @@ func NewTopology(tag string, members int) (*Topology, error) {
 	p := namePrefix + strconv.Itoa(os.Getpid()) + tag + "-"
 	t := &Topology{Bridge: p + "br", Client: p + "cl", clientNS: -1}
 	for i := range members {
-		t.Members = append(t.Members, p+memberName(i))
+		t.Members = append(t.Members, p+history.MemberName(i))
 	}
 	if err := t.build(); err != nil {
 		t.Close()
