@@ -12,8 +12,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/live"
 	"github.com/ringfront/ringfront/appnode/transport"
 )
 
@@ -252,5 +255,52 @@ func TestRotateTokenRetried(t *testing.T) {
 	a.decode(t, &ans)
 	if a.code != http.StatusCreated || ans.Token == toks[0] {
 		t.Errorf("client rotation = %d %s", a.code, a.body)
+	}
+}
+
+// TestRotateTokenEndsStream: a live timeline stream opened with a token
+// that a rotation then revokes sends nothing more on it: it says so and
+// ends (appnode_live_streams_dropped_total{reason="token_revoked"}), and
+// a stream opened with the new token goes on.
+func TestRotateTokenEndsStream(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3, registry: func(int) prometheus.Registerer { return prometheus.NewRegistry() }})
+	for _, m := range ms {
+		m.srv.SetStreamHeartbeat(time.Hour) // revocation is noticed without one
+	}
+	tr := createUser(t, ms[0], "reader")
+	ta := createUser(t, ms[0], "ann")
+	mustFollow(t, ms[0], "PUT", "reader", tr, "ann")
+	old := openStream(t, notOwner(ms, "reader"), "reader", tr, "")
+	mustPost(t, ms[1], "ann", ta, "before the rotation")
+	old.next(t, 2*time.Second)
+
+	a := rotate(t, ms[2], "reader", tr, api.RotateTokenRequest{RevokeCurrent: true})
+	if a.code != http.StatusCreated {
+		t.Fatalf("rotation = %d %s", a.code, a.body)
+	}
+	var ans api.RotateTokenAnswer
+	a.decode(t, &ans)
+	fresh := openStream(t, ms[0], "reader", ans.Token, "")
+	time.Sleep(live.AuthorizedEvery) // the old stream's last check may be just before the rotation
+	p := mustPost(t, ms[1], "ann", ta, "after the rotation")
+	if ev := fresh.next(t, 2*time.Second); ev.ID != p.ID.String() {
+		t.Errorf("the new token's stream got %s, want %s", ev.ID, p.ID)
+	}
+	old.comment(t, "token revoked", 2*time.Second)
+	for {
+		ev, ok := <-old.events
+		if !ok {
+			break
+		}
+		if ev.ID != "" {
+			t.Errorf("the revoked token's stream got event %s after the rotation", ev.ID)
+		}
+	}
+	dropped := 0.0
+	for _, m := range ms {
+		dropped += m.metric(t, "appnode_live_streams_dropped_total", "token_revoked")
+	}
+	if dropped != 1 {
+		t.Errorf("appnode_live_streams_dropped_total{reason=token_revoked} summed over the members = %v, want 1", dropped)
 	}
 }
