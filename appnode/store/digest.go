@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // Digests, kept up to date with every write so that anti-entropy never
@@ -125,7 +124,7 @@ type leafTable struct {
 // replaces old (nil when there was none), and the matching change of
 // owner's digest. The caller holds owner's lock and, once b is
 // committed, passes the returned change to committed.
-func (s *Store) putRecord(b *pebble.Batch, owner string, key, old, val []byte) (Digest, error) {
+func (s *Store) putRecord(b *kv.Batch, owner string, key, old, val []byte) (Digest, error) {
 	delta := recordDigest(key, val)
 	if old != nil {
 		delta.Xor(recordDigest(key, old))
@@ -136,8 +135,8 @@ func (s *Store) putRecord(b *pebble.Batch, owner string, key, old, val []byte) (
 		return Digest{}, fmt.Errorf("reading the digest of %s: %w", owner, err)
 	}
 	cur.Xor(delta)
-	b.Set(key, val, nil)
-	b.Set(dk, cur[:], nil)
+	b.Set(key, val)
+	b.Set(dk, cur[:])
 	return delta, nil
 }
 
@@ -151,41 +150,20 @@ func (s *Store) committed(owner string, delta Digest) {
 
 func (s *Store) readDigest(key []byte) (Digest, error) {
 	var d Digest
-	val, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return d, nil
-	}
-	if err != nil {
-		return d, err
-	}
-	defer closer.Close()
-	if len(val) != len(d) {
-		return d, fmt.Errorf("digest %q has %d bytes, want %d", key, len(val), len(d))
-	}
-	copy(d[:], val)
-	return d, nil
-}
-
-// getRaw returns a copy of key's value, or nil when there is none.
-func (s *Store) getRaw(key []byte) ([]byte, error) {
-	if s.failed.Load() {
-		return nil, ErrFailed
-	}
-	val, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(val), nil
+	_, err := s.db.View(key, func(val []byte) error {
+		if len(val) != len(d) {
+			return fmt.Errorf("digest %q has %d bytes, want %d", key, len(val), len(d))
+		}
+		copy(d[:], val)
+		return nil
+	})
+	return d, err
 }
 
 // initDigests backfills the digests of a database written before they
 // existed, then loads the leaf table. It runs in Open, before any write.
 func (s *Store) initDigests() (backfilled int, err error) {
-	mark, err := s.getRaw([]byte(digestMarkKey))
+	mark, err := s.db.Get([]byte(digestMarkKey))
 	if err != nil {
 		return 0, fmt.Errorf("reading the digest mark: %w", err)
 	}
@@ -195,7 +173,7 @@ func (s *Store) initDigests() (backfilled int, err error) {
 		}
 	}
 	lower := []byte(digestPrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix(lower)
 	if err != nil {
 		return 0, fmt.Errorf("loading digests: %w", err)
 	}
@@ -223,8 +201,8 @@ const backfillBatch = 4096
 func (s *Store) backfillDigests() (int, error) {
 	lower := []byte(digestPrefix)
 	b := s.db.NewBatch()
-	b.DeleteRange(lower, prefixEnd(lower), nil)
-	err := s.apply(b)
+	b.DeleteRange(lower, kv.PrefixEnd(lower))
+	err := s.db.Apply(b)
 	b.Close()
 	if err != nil {
 		return 0, fmt.Errorf("clearing partial digests: %w", err)
@@ -238,9 +216,9 @@ func (s *Store) backfillDigests() (int, error) {
 	b = s.db.NewBatch()
 	n := 0
 	for name, d := range users {
-		b.Set(digestKey(name), d[:], nil)
+		b.Set(digestKey(name), d[:])
 		if n++; n%backfillBatch == 0 {
-			err := s.apply(b)
+			err := s.db.Apply(b)
 			b.Close()
 			if err != nil {
 				return 0, fmt.Errorf("backfilling digests: %w", err)
@@ -248,8 +226,8 @@ func (s *Store) backfillDigests() (int, error) {
 			b = s.db.NewBatch()
 		}
 	}
-	b.Set([]byte(digestMarkKey), []byte(digestVersion), nil)
-	err = s.apply(b)
+	b.Set([]byte(digestMarkKey), []byte(digestVersion))
+	err = s.db.Apply(b)
 	b.Close()
 	if err != nil {
 		return 0, fmt.Errorf("backfilling digests: %w", err)
@@ -262,14 +240,14 @@ func (s *Store) backfillDigests() (int, error) {
 // records themselves. It reads the whole database: Open uses it once to
 // backfill, tests to check the kept digests against it.
 func (s *Store) ScanDigests(keep func(name string) bool) (map[string]Digest, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, fmt.Errorf("computing digests: %w", ErrFailed)
 	}
 	out := map[string]Digest{}
 	kept := map[string]bool{}
 	for _, prefix := range userPrefixes {
 		lower := []byte(prefix)
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+		it, err := s.db.Prefix(lower)
 		if err != nil {
 			return nil, fmt.Errorf("computing digests: %w", err)
 		}
@@ -335,7 +313,7 @@ func (s *Store) UserDigests(keep func(name string) bool) (map[string]Digest, err
 // UserDigest returns the digest of one user (zero when it has no
 // records).
 func (s *Store) UserDigest(name string) (Digest, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return Digest{}, fmt.Errorf("reading the digest of %s: %w", name, ErrFailed)
 	}
 	d, err := s.readDigest(digestKey(name))
@@ -350,10 +328,10 @@ func (s *Store) UserDigest(name string) (Digest, error) {
 func (s *Store) DigestReads() uint64 { return s.digestReads.Load() }
 
 func (s *Store) scanDigests(lower []byte, fn func(name string, d Digest)) error {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return fmt.Errorf("reading digests: %w", ErrFailed)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix(lower)
 	if err != nil {
 		return fmt.Errorf("reading digests: %w", err)
 	}

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // checkDigests compares the kept digests (per user and per leaf) with
@@ -139,9 +139,9 @@ func TestDigestBackfill(t *testing.T) {
 	// wrote them (records only).
 	b := s.db.NewBatch()
 	for i := range backfillBatch + 100 {
-		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`), nil)
+		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`))
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -151,9 +151,9 @@ func TestDigestBackfill(t *testing.T) {
 	}
 	// Turn it into an old database: no digests, no mark.
 	b = s.db.NewBatch()
-	b.DeleteRange([]byte(digestPrefix), prefixEnd([]byte(digestPrefix)), nil)
-	b.Delete([]byte(digestMarkKey), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	b.DeleteRange([]byte(digestPrefix), kv.PrefixEnd([]byte(digestPrefix)))
+	b.Delete([]byte(digestMarkKey))
+	if err := s.db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
