@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/digest"
 	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
@@ -138,7 +139,7 @@ func TestDigestBackfill(t *testing.T) {
 	// More users than one backfill batch, written as an old appnode
 	// wrote them (records only).
 	b := s.db.NewBatch()
-	for i := range backfillBatch + 100 {
+	for i := range digest.BackfillBatch + 100 {
 		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`))
 	}
 	if err := s.db.Apply(b); err != nil {
@@ -152,7 +153,7 @@ func TestDigestBackfill(t *testing.T) {
 	// Turn it into an old database: no digests, no mark.
 	b = s.db.NewBatch()
 	b.DeleteRange([]byte(digestPrefix), kv.PrefixEnd([]byte(digestPrefix)))
-	b.Delete([]byte(digestMarkKey))
+	b.Delete([]byte(digest.MarkKey))
 	if err := s.db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestDigestBackfill(t *testing.T) {
 	if diff := cmp.Diff(want, checkDigests(t, s)); diff != "" {
 		t.Errorf("backfilled digests (-want +got):\n%s", diff)
 	}
-	if wantLog := fmt.Sprintf("users=%d", 50+backfillBatch+100); !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), wantLog) {
+	if wantLog := fmt.Sprintf("users=%d", 50+digest.BackfillBatch+100); !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), wantLog) {
 		t.Errorf("Open did not report the backfill (%s); log:\n%s", wantLog, logs.String())
 	}
 	s.Close()

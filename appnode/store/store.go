@@ -8,10 +8,10 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/digest"
 	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
@@ -56,15 +56,12 @@ type Options struct {
 
 // Store is one node's database.
 type Store struct {
-	db    *kv.DB
-	now   func() time.Time
-	users userLocks // serialise each user's writes (check, then write with the digest)
-	// leaves is the in-memory digest of each leaf (digest.go).
-	leaves leafTable
-	id     string // see ID
-	// digestReads counts per-user digest entries read (DigestReads).
-	digestReads atomic.Uint64
-	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
+	db      *kv.DB
+	now     func() time.Time
+	users   userLocks // serialise each user's writes (check, then write with the digest)
+	digests *digest.Table
+	id      string     // see ID
+	metaMu  sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
 }
 
 // Open opens or creates the database in dir.
@@ -86,7 +83,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
 	start := time.Now()
-	n, err := st.initDigests()
+	var n int
+	st.digests, n, err = digest.Load(db, func() (map[string]Digest, error) { return st.ScanDigests(nil) })
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
@@ -157,7 +155,7 @@ func (s *Store) CreateUser(u feed.User) error {
 func (s *Store) write(owner string, key, old, val []byte, extra ...func(*kv.Batch)) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	delta, err := s.putRecord(b, owner, key, old, val)
+	delta, err := s.digests.Put(b, owner, key, old, val)
 	if err != nil {
 		return err
 	}
@@ -167,7 +165,7 @@ func (s *Store) write(owner string, key, old, val []byte, extra ...func(*kv.Batc
 	if err := s.db.Apply(b); err != nil {
 		return err
 	}
-	s.committed(owner, delta)
+	s.digests.Committed(owner, delta)
 	return nil
 }
 
