@@ -66,6 +66,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(serveCmd(load), checkConfigCmd(load), cli.User(), cli.Proxy())
 	root.AddCommand(adminCmds(&file, load)...)
+	root.AddCommand(backupCmd(adminTarget(&file, load)), restoreCmd(load))
 	daemon.AddVersion(root)
 	daemon.AddManPages(root)
 	return root
@@ -123,13 +124,19 @@ func checkConfigCmd(load loader) *cobra.Command {
 // adminCmds are status and reload, on the running member's admin API
 // (--admin, else admin.listen from the config).
 func adminCmds(file *string, load loader) []*cobra.Command {
-	target := daemon.AdminTarget{
+	target := adminTarget(file, load)
+	status := daemon.StatusCommand(target, "Show a running member's ring and store", cli.PrintStatus)
+	return []*cobra.Command{status, daemon.ReloadCommand(target, 30*time.Second)}
+}
+
+// adminTarget finds the running member's admin API: --admin, else
+// admin.listen from the config.
+func adminTarget(file *string, load loader) daemon.AdminTarget {
+	return daemon.AdminTarget{
 		Program: "appnode", Default: node.DefaultAdmin, ConfigFile: func() string { return *file },
 		Load: func(cmd *cobra.Command) (daemon.AdminConfig, error) {
 			cfg, err := load(cmd)
 			return cfg.Admin, err
 		},
 	}
-	status := daemon.StatusCommand(target, "Show a running member's ring and store", cli.PrintStatus)
-	return []*cobra.Command{status, daemon.ReloadCommand(target, 30*time.Second)}
 }

@@ -33,6 +33,22 @@ type (
 		Name  string `json:"name"`
 		Token string `json:"token"`
 	}
+	// RotateTokenRequest is the body of POST /v1/users/{name}/tokens,
+	// authorised with one of the user's live tokens (the current one):
+	// it issues a new token and, when asked, revokes the current one or
+	// every other. "{}" issues a token and revokes nothing.
+	RotateTokenRequest struct {
+		RevokeCurrent bool `json:"revoke_current,omitempty"`
+		RevokeOthers  bool `json:"revoke_others,omitempty"`
+	}
+	// RotateTokenAnswer is the answer to POST /v1/users/{name}/tokens;
+	// the new token is shown only here. Revoked says what was revoked:
+	// "", "current" or "others".
+	RotateTokenAnswer struct {
+		Name    string `json:"name"`
+		Token   string `json:"token"`
+		Revoked string `json:"revoked,omitempty"`
+	}
 	// UserAnswer is the answer to GET /v1/users/{name}.
 	UserAnswer struct {
 		Name    string    `json:"name"`
@@ -128,6 +144,12 @@ const (
 	// the edge stored is answered 409 Conflict, and one more than 5
 	// minutes ahead of the member's clock 400.
 	HeaderEdgeClock = "X-Ringfront-Edge-Clock"
+	// HeaderNewToken carries the token a rotation issues and its clock,
+	// "<decimal feed.Timestamp> <token>", drawn by the member that took
+	// the request, so the member that serves it (or the next one, if
+	// that one does not answer) issues the same token entry. Believed
+	// only from another member.
+	HeaderNewToken = "X-Ringfront-New-Token"
 	// HeaderClock carries the sender's hybrid logical clock on every
 	// request and answer between members and clients (a decimal
 	// feed.Timestamp): each side moves its own clock past it, so a

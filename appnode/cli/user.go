@@ -23,7 +23,7 @@ func User() *cobra.Command {
 	var before string
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Use the service: create users, post, follow, read",
+		Short: "Use the service: create users, post, follow, read, rotate tokens",
 	}
 	cmd.PersistentFlags().StringVar(&server, "server", envOr("APPNODE_SERVER", "127.0.0.1:8081"), "any member, to fetch the ring from (comma-separated for several; env APPNODE_SERVER)")
 	cmd.PersistentFlags().StringVar(&token, "token", "", "the user's token (default: env APPNODE_TOKEN)")
@@ -117,6 +117,7 @@ func User() *cobra.Command {
 			}),
 		}),
 		followCmd(run, tok),
+		tokenCmd(run, tok),
 		streamCmd(newClient, tok),
 		&cobra.Command{
 			Use: "following NAME", Short: "List whom NAME follows", Args: cobra.ExactArgs(1),

@@ -49,12 +49,16 @@ func ValidText(text string) error {
 	return nil
 }
 
-// User is a user record. TokenHash is sha256 of the bearer token; the
-// token itself is never stored.
+// User is a user record. TokenHash is sha256 of the bearer token the
+// user was created with; the token itself is never stored. Tokens and
+// RevokedBefore are the tokens issued and revoked since (token.go);
+// records from before rotation have neither, and load as before.
 type User struct {
-	Name      string    `json:"name"`
-	TokenHash []byte    `json:"token_hash,omitempty"`
-	Created   time.Time `json:"created"`
+	Name          string    `json:"name"`
+	TokenHash     []byte    `json:"token_hash,omitempty"`
+	Created       time.Time `json:"created"`
+	Tokens        []Token   `json:"tokens,omitempty"`
+	RevokedBefore Timestamp `json:"revoked_before,omitempty"`
 }
 
 // Post is an immutable post.

@@ -49,7 +49,20 @@ type Timelines struct {
 	// outlives it): a client that stops reading is dropped instead of
 	// holding the handler. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Authorized, when set, says whether the stream's token is still
+	// good (not revoked since the stream began). It is asked before
+	// events go out, at most once per AuthorizedEvery, and at every
+	// heartbeat: a stream whose token was revoked ends (DropRevoked).
+	Authorized func() bool
 }
+
+// AuthorizedEvery is how often, at most, a stream asks Authorized
+// before it sends events: no event goes out on a revoked token later
+// than this after the revocation reached the member.
+const AuthorizedEvery = time.Second
+
+// errRevoked ends a stream whose token was revoked.
+var errRevoked = errors.New("the stream's token was revoked")
 
 // DefaultWriteTimeout is a stream's WriteTimeout when none is set.
 const DefaultWriteTimeout = 30 * time.Second
@@ -59,7 +72,19 @@ const (
 	DropWriteFailed  = "write_failed"  // the client took no events for the write timeout, or its connection broke
 	DropReplayFailed = "replay_failed" // a stream that lagged or resumed could not be replayed from the inbox
 	DropShutdown     = "shutdown"      // the member is stopping
+	DropRevoked      = "token_revoked" // the stream's token was revoked
 )
+
+// Drops lists every reason a member ends a stream.
+var Drops = []string{DropWriteFailed, DropReplayFailed, DropShutdown, DropRevoked}
+
+// dropFor is the reason for a stream ended by a failed flush.
+func dropFor(err error, otherwise string) string {
+	if errors.Is(err, errRevoked) {
+		return DropRevoked
+	}
+	return otherwise
+}
 
 // Serve streams name's timeline to w, after last (zero: from now), with
 // a heartbeat every heartbeat, until the client goes away or the hub
@@ -70,7 +95,7 @@ func (lt *Timelines) Serve(w http.ResponseWriter, r *http.Request, name string, 
 	hub := lt.Hub
 	sub := hub.Subscribe(name)
 	defer hub.Unsubscribe(name, sub)
-	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: lt.WriteTimeout}
+	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: lt.WriteTimeout, authorized: lt.Authorized}
 	if st.timeout <= 0 {
 		st.timeout = DefaultWriteTimeout
 	}
@@ -156,13 +181,13 @@ func (lt *Timelines) Serve(w http.ResponseWriter, r *http.Request, name string, 
 	w.WriteHeader(http.StatusOK)
 	st.comment(fmt.Sprintf("timeline of %s\nretry: %d", name, streamRetry.Milliseconds()))
 	if err := st.flush(); err != nil {
-		dropped = DropWriteFailed
+		dropped = dropFor(err, DropWriteFailed)
 		return
 	}
 	if !last.IsZero() {
 		if err := replay(); err != nil {
 			lt.Log.Debug("stream replay", "op", "stream", "user", name, "err", err)
-			dropped = DropReplayFailed
+			dropped = dropFor(err, DropReplayFailed)
 			return
 		}
 		if err := pollMerged(true); err != nil {
@@ -190,18 +215,19 @@ func (lt *Timelines) Serve(w http.ResponseWriter, r *http.Request, name string, 
 			// Entries were dropped: everything newer than the newest
 			// sent is in the inbox.
 			if err := replay(); err != nil {
-				dropped = DropReplayFailed
+				dropped = dropFor(err, DropReplayFailed)
 				return
 			}
 			continue
 		case <-hb.C:
+			st.checked = time.Time{} // ask at every heartbeat
 			if err := pollMerged(true); err != nil {
 				lt.Log.Debug("stream poll", "op", "stream", "user", name, "err", err)
 			}
 			st.comment("heartbeat")
 		}
 		if err := st.flush(); err != nil {
-			dropped = DropWriteFailed
+			dropped = dropFor(err, DropWriteFailed)
 			return
 		}
 	}
@@ -209,12 +235,15 @@ func (lt *Timelines) Serve(w http.ResponseWriter, r *http.Request, name string, 
 
 // eventStream writes server-sent events.
 type eventStream struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration // for one write
-	recent  []feed.ID     // the last recentIDs ids sent
-	err     error
-	buf     bytes.Buffer
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	timeout    time.Duration // for one write
+	authorized func() bool   // Timelines.Authorized
+	checked    time.Time     // when authorized last said yes
+	revoked    bool
+	recent     []feed.ID // the last recentIDs ids sent
+	err        error
+	buf        bytes.Buffer
 }
 
 func (st *eventStream) sent(id feed.ID) bool { return slices.Contains(st.recent, id) }
@@ -248,8 +277,27 @@ func (st *eventStream) comment(text string) {
 	st.buf.WriteByte('\n')
 }
 
-// flush writes what is buffered and pushes it to the client.
+// flush writes what is buffered and pushes it to the client, unless the
+// stream's token was revoked: then it says so instead and fails with
+// errRevoked.
 func (st *eventStream) flush() error {
+	if st.authorized != nil && (st.revoked || time.Since(st.checked) >= AuthorizedEvery) {
+		if st.revoked || !st.authorized() {
+			if !st.revoked {
+				st.revoked = true
+				st.buf.Reset() // nothing more goes out on this token
+				st.comment("token revoked: reconnect with a current token")
+				st.write()
+			}
+			return errRevoked
+		}
+		st.checked = time.Now()
+	}
+	return st.write()
+}
+
+// write writes what is buffered and pushes it to the client.
+func (st *eventStream) write() error {
 	if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("setting a write deadline: %w", err)
 	}

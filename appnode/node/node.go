@@ -36,6 +36,8 @@ type Node struct {
 
 	mu  sync.Mutex // guards cfg
 	cfg Config
+
+	backupMu sync.Mutex // held while a backup runs
 }
 
 // Open opens the store and binds the API and admin listeners, so that a
@@ -95,6 +97,7 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 	}
 	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
 	admin.Handle("GET /v1/status", n.status)
+	admin.Handle("POST /v1/backup", n.backup)
 	if err := srv.Listen(cfg.Listen); err != nil {
 		det.Stop()
 		st.Close()

@@ -120,11 +120,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if r.Context().Err() != nil {
 				return // the client left
 			}
+			if rotation(r) && !client.NotSent(err) {
+				// It may have been served: a second member would issue
+				// another token (see client.RotateToken).
+				daemon.WriteError(w, http.StatusBadGateway, fmt.Errorf("%w (a token rotation is not sent to a second member once one may have taken it: check with the current token)", err))
+				return
+			}
 			p.log.Debug("member did not answer; trying the next", "peer", m, "err", err)
 			continue
 		}
 		p.client.NoteVersion(resp.Header.Get(api.HeaderRingVersion))
-		if unavailable(resp.StatusCode) && i < len(members)-1 {
+		if unavailable(resp.StatusCode) && i < len(members)-1 && !rotation(r) {
 			errs = append(errs, fmt.Errorf("%s %s on %s: %s", r.Method, r.URL.Path, m, resp.Status))
 			resp.Body.Close()
 			cancel()
@@ -135,6 +141,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	daemon.WriteError(w, http.StatusBadGateway, fmt.Errorf("no member answered %s %s: %w", r.Method, r.URL.Path, errors.Join(errs...)))
+}
+
+// rotation reports a token rotation, which the proxy sends on to
+// another member only when it could not connect to the first.
+func rotation(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/users/") && strings.HasSuffix(r.URL.Path, "/tokens")
 }
 
 // unavailable reports answers that say a member cannot serve a request

@@ -346,6 +346,58 @@ func TestProxyPinsAndGoesOn(t *testing.T) {
 	}
 }
 
+// TestProxyRotationOnce: a token rotation that reached a member is not
+// sent to a second one (it would issue a second token): with the owner
+// taking it and never answering, the proxy answers 502 and the next
+// member never sees it. An owner that refuses connections never got it,
+// so the rotation goes on to the next member.
+func TestProxyRotationOnce(t *testing.T) {
+	var rg *ring.Ring
+	var seen [2]atomic.Int64
+	member := func(i int, hang bool) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/ring" {
+				json.NewEncoder(w).Encode(api.RingAnswer{Info: rg.Info()})
+				return
+			}
+			io.ReadAll(r.Body) // then the server notices the client leaving
+			seen[i].Add(1)
+			if hang {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			json.NewEncoder(w).Encode(api.RotateTokenAnswer{Name: "u", Token: "new"})
+		}))
+	}
+	a, b := member(0, true), member(1, false)
+	defer b.Close()
+	addrs := []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}
+	var err error
+	if rg, err = ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	for i := 0; user == ""; i++ {
+		if u := fmt.Sprintf("u%d", i); rg.Owner(u) == addrs[0] {
+			user = u
+		}
+	}
+	px := startProxy(t, addrs[1])
+	ans := call(t, "POST", px+"/v1/users/"+user+"/tokens", "tok", api.RotateTokenRequest{RevokeCurrent: true})
+	if ans.code != http.StatusBadGateway || !strings.Contains(string(ans.body), "not sent to a second member") || seen[1].Load() != 0 {
+		t.Errorf("rotation with a hanging owner = %d %s, next member saw %d requests; want 502 and none", ans.code, ans.body, seen[1].Load())
+	}
+	a.Close() // now it refuses connections
+	ans = call(t, "POST", px+"/v1/users/"+user+"/tokens", "tok", api.RotateTokenRequest{RevokeCurrent: true})
+	if ans.code != http.StatusCreated || seen[1].Load() != 1 {
+		t.Errorf("rotation with a stopped owner = %d %s, next member saw %d requests; want 201 from it", ans.code, ans.body, seen[1].Load())
+	}
+}
+
 // TestProxyBounds: the proxy's listener refuses oversize headers and
 // disconnects a client that trickles them.
 func TestProxyBounds(t *testing.T) {

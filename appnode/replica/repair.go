@@ -196,12 +196,16 @@ func (s *Replica) Reconcile(ctx context.Context, m, name string, local, remote R
 	case local.User != nil && remote.User == nil:
 		there = append(there, Record{User: local.User})
 	case local.User != nil && remote.User != nil:
-		// The name was created on both sides of a partition: both keep
-		// the winner (feed.Wins), the loser's token stops working.
-		if feed.Wins(*remote.User, *local.User) {
-			here = append(here, Record{User: remote.User})
-		} else if feed.Wins(*local.User, *remote.User) {
-			there = append(there, Record{User: local.User})
+		// Both keep the merge (feed.Join): the winner when the name was
+		// created on both sides of a partition (the loser's token stops
+		// working), else the union of the two token sets (a revocation
+		// seen on either side holds on both).
+		u := feed.Join(*local.User, *remote.User)
+		if !feed.Same(u, *local.User) {
+			here = append(here, Record{User: &u})
+		}
+		if !feed.Same(u, *remote.User) {
+			there = append(there, Record{User: &u})
 		}
 	}
 	for _, rec := range here {

@@ -95,8 +95,9 @@ func (s *Replica) Apply(rec Record) error {
 	}
 	switch {
 	case rec.User != nil:
-		// Created once, but possibly on both sides of a partition:
-		// every replica keeps the same winner (feed.Wins).
+		// Created once, but possibly on both sides of a partition, and
+		// its tokens rotated anywhere: every replica keeps the same
+		// merge (feed.Join).
 		_, _, err := s.store.MergeUser(*rec.User)
 		return err
 	case rec.Post != nil:

@@ -29,6 +29,7 @@ import (
 var requestKinds = map[string]limits.Kind{
 	"POST /v1/users":                            limits.Signup,
 	"POST /v1/users/{name}/posts":               limits.Post,
+	"POST /v1/users/{name}/tokens":              limits.Signup, // a new credential, like a sign-up
 	"PUT /v1/users/{name}/following/{other}":    limits.Follow,
 	"DELETE /v1/users/{name}/following/{other}": limits.Follow,
 	"GET /v1/users/{name}":                      limits.Read,

@@ -58,13 +58,13 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "appnode_live_streams_dropped_total",
-			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown.",
+			Help: "Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown, token_revoked (a rotation revoked the stream's token).",
 		}, []string{"reason"}),
 	}
 	m.forwarded = m.routed.WithLabelValues("forward")
 	m.redirected = m.routed.WithLabelValues("redirect")
 	m.fellBack = m.routed.WithLabelValues("fallback")
-	for _, r := range []string{live.DropWriteFailed, live.DropReplayFailed, live.DropShutdown} {
+	for _, r := range live.Drops {
 		m.dropped.WithLabelValues(r)
 	}
 	for _, route := range apiRoutes {

@@ -29,10 +29,11 @@ func TestMetricsFromTheStart(t *testing.T) {
 # HELP appnode_hints_waiting Writes kept here as hints for a member, waiting for it to answer (counted up to 100000 in all).
 # TYPE appnode_hints_waiting gauge
 appnode_hints_waiting{member=%q} 0
-# HELP appnode_live_streams_dropped_total Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown.
+# HELP appnode_live_streams_dropped_total Live timeline streams this member ended, by reason: write_failed (the client took no events for the write timeout, 30s by default, or its connection broke), replay_failed (the inbox could not be read), shutdown, token_revoked (a rotation revoked the stream's token).
 # TYPE appnode_live_streams_dropped_total counter
 appnode_live_streams_dropped_total{reason="replay_failed"} 0
 appnode_live_streams_dropped_total{reason="shutdown"} 0
+appnode_live_streams_dropped_total{reason="token_revoked"} 0
 appnode_live_streams_dropped_total{reason="write_failed"} 0
 `, other)
 	if err := testutil.GatherAndCompare(regs[0], strings.NewReader(want), "appnode_hints_waiting", "appnode_live_streams_dropped_total"); err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ringfront/ringfront/appnode/feed"
@@ -24,6 +25,13 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, name) {
 		return
 	}
-	lt := live.Timelines{Store: s.store, Timeline: s.tl, Hub: s.fan.Hub(), Log: s.log, WriteTimeout: s.bounds.WriteTimeout}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	lt := live.Timelines{Store: s.store, Timeline: s.tl, Hub: s.fan.Hub(), Log: s.log, WriteTimeout: s.bounds.WriteTimeout,
+		// A rotation that revoked this token ends the stream. A store
+		// error does not: the token was good, and is not known bad.
+		Authorized: func() bool {
+			u, err := s.store.User(name)
+			return err != nil || u.TokenState(hashToken(token)) == feed.TokenLive
+		}}
 	s.metrics.streamDropped(r, lt.Serve(w, r, name, last, time.Duration(s.heartbeat.Load())))
 }

@@ -65,15 +65,21 @@ func (s *Store) initID() error {
 		s.id = string(v)
 		return nil
 	}
+	return s.newID()
+}
+
+// newID gives the store a new random id, stored durably.
+func (s *Store) newID() error {
 	var raw [16]byte
 	rand.Read(raw[:])
-	s.id = hex.EncodeToString(raw[:])
+	id := hex.EncodeToString(raw[:])
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Set([]byte(storeIDKey), []byte(s.id))
+	b.Set([]byte(storeIDKey), []byte(id))
 	if err := s.db.Apply(b); err != nil {
 		return fmt.Errorf("storing the store id: %w", err)
 	}
+	s.id = id
 	return nil
 }
 

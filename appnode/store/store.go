@@ -349,32 +349,53 @@ func (s *Store) Stats() Stats {
 }
 
 // MergeUser merges a copy of user u from another replica into this
-// store: it is stored when there is no user of that name here, or when
-// it wins over the one here (feed.Wins: the name was created on both
-// sides of a partition). It returns the record now stored and whether
-// it changed.
+// store (feed.Join): it is stored when there is no user of that name
+// here, when it wins over the one here (feed.Wins: the name was created
+// on both sides of a partition), and for a copy of the same creation
+// the two token sets are merged. It returns the record now stored and
+// whether it changed.
 func (s *Store) MergeUser(u feed.User) (feed.User, bool, error) {
-	val, err := json.Marshal(u)
-	if err != nil {
-		return feed.User{}, false, fmt.Errorf("encoding user %s: %w", u.Name, err)
-	}
-	defer s.users.lock(u.Name)()
-	key := userKey(u.Name)
+	return s.UpdateUser(u.Name, func(cur *feed.User) (feed.User, error) {
+		if cur == nil {
+			return feed.Join(u, u), nil
+		}
+		return feed.Join(*cur, u), nil
+	})
+}
+
+// UpdateUser replaces user name's record with what change makes of the
+// current one (nil when there is none), under the user's lock, so no
+// other write of the record comes between the read and the write. It
+// writes nothing when change returns the record unchanged (feed.Same)
+// or an error, which it returns. It returns the record now stored and
+// whether it changed.
+func (s *Store) UpdateUser(name string, change func(cur *feed.User) (feed.User, error)) (feed.User, bool, error) {
+	defer s.users.lock(name)()
+	key := userKey(name)
 	old, err := s.db.Get(key)
 	if err != nil {
-		return feed.User{}, false, fmt.Errorf("merging user %s: %w", u.Name, err)
+		return feed.User{}, false, fmt.Errorf("updating user %s: %w", name, err)
 	}
+	var cur *feed.User
 	if old != nil {
-		var cur feed.User
-		if err := json.Unmarshal(old, &cur); err != nil {
+		cur = new(feed.User)
+		if err := json.Unmarshal(old, cur); err != nil {
 			return feed.User{}, false, fmt.Errorf("decoding record %q: %w", key, err)
 		}
-		if !feed.Wins(u, cur) {
-			return cur, false, nil
-		}
 	}
-	if err := s.write(u.Name, key, old, val); err != nil {
-		return feed.User{}, false, fmt.Errorf("merging user %s: %w", u.Name, err)
+	u, err := change(cur)
+	if err != nil {
+		return feed.User{}, false, err
+	}
+	if cur != nil && feed.Same(*cur, u) {
+		return *cur, false, nil
+	}
+	val, err := json.Marshal(u)
+	if err != nil {
+		return feed.User{}, false, fmt.Errorf("encoding user %s: %w", name, err)
+	}
+	if err := s.write(name, key, old, val); err != nil {
+		return feed.User{}, false, fmt.Errorf("storing user %s: %w", name, err)
 	}
 	return u, true, nil
 }

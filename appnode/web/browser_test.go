@@ -144,6 +144,37 @@ func TestBrowserLiveTimeline(t *testing.T) {
 	}
 	browsertest.SaveScreenshot(t, "browser-live-timeline.png", shot)
 
+	// Alice asks for a new token on the page: the page keeps and shows
+	// the new one, and the old one is refused (401) through every member.
+	err = chromedp.Do(alice,
+		chromedp.Click(chromedp.ID("rotate-btn")),
+		poll(`document.getElementById("status").textContent.includes("New token issued")`, 10*time.Second),
+		poll(`document.getElementById("live").textContent === "live"`, 10*time.Second),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(alice, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("alice rotating her token (status %q): %v", status, err)
+	}
+	newToken, err := chromedp.Run(alice, chromedp.Evaluate[string](`JSON.parse(localStorage.getItem("ringfront.session")).token`))
+	shown, _ := chromedp.Run(alice, chromedp.Text(chromedp.ID("token-value")))
+	if err != nil || newToken == aliceToken || shown != newToken {
+		t.Fatalf("after the rotation the page keeps %q and shows %q (old %q, %v)", newToken, shown, aliceToken, err)
+	}
+	for _, u := range urls {
+		for tok, want := range map[string]int{aliceToken: http.StatusUnauthorized, newToken: http.StatusOK} {
+			req, _ := http.NewRequest("GET", u+"/v1/users/alice/timeline?limit=1", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("alice's timeline via %s with the %s token = %d, want %d", u, map[bool]string{true: "old", false: "new"}[tok == aliceToken], resp.StatusCode, want)
+			}
+		}
+	}
+
 	// The token went only into headers: no URL the cluster saw has it.
 	if leaked := seen.containing(aliceToken); len(leaked) > 0 {
 		t.Errorf("alice's token appeared in request URLs: %v", leaked)

@@ -10,9 +10,11 @@
 //   - 307 answers/s from a non-owner in routing: redirect, against nginx
 //     answering `return 307`.
 //
-// -replication, -fanout and -tier measure other things instead (see
-// replication.go, fanout.go, tier.go: -tier is the redirect tier on one
-// CPU, appnode's 307 and forward against nginx's, with wrk as the load).
+// -replication, -fanout, -tier and -backup measure other things instead
+// (see replication.go, fanout.go, tier.go, backup.go: -tier is the
+// redirect tier on one CPU, appnode's 307 and forward against nginx's,
+// with wrk as the load; -backup the time to back up a member holding a
+// million posts and for it to catch up after a restore).
 //
 // Everything runs on 127.0.0.1; every load loop stops at -duration or
 // -max-requests, whichever comes first. Run it under
@@ -70,6 +72,10 @@ type options struct {
 	tierRun     time.Duration
 	tierProfile bool
 	tierRate    int
+	backup      bool
+	backupPosts int
+	latePosts   int
+	aeRate      int
 }
 
 func main() {
@@ -78,6 +84,10 @@ func main() {
 	flag.BoolVar(&o.replication, "replication", false, "measure replication instead: posts with replicas 1, 2 and 3, and reads with a member dead")
 	flag.BoolVar(&o.fanout, "fanout", false, "measure fan-out on write instead: timeline reads before (read-time merge) and after, and posts by authors with 1, 1000 and -followers followers")
 	flag.BoolVar(&o.tier, "tier", false, "measure the redirect tier instead: appnode's 307 and forward against nginx's, every server pinned to one CPU, wrk on another")
+	flag.BoolVar(&o.backup, "backup", false, "measure backup and catch-up instead: appnode backup of a member holding -backup-posts posts, restore, and its catch-up")
+	flag.IntVar(&o.backupPosts, "backup-posts", 1_000_000, "posts the backed-up member holds (-backup)")
+	flag.IntVar(&o.latePosts, "late-posts", 10_000, "posts the backed-up member misses after the backup, and again while it is down (-backup)")
+	flag.IntVar(&o.aeRate, "anti-entropy-rate", 0, "the members' anti_entropy_rate in -backup (0: appnode's default)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary (-tier's load)")
 	flag.StringVar(&o.serverCPU, "server-cpu", "", "CPU list the servers are pinned to (taskset -c; -tier default 0)")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to (-tier)")
@@ -112,6 +122,9 @@ func main() {
 	}
 	if o.fanout {
 		runner = runFanout
+	}
+	if o.backup {
+		runner = runBackup
 	}
 	if o.tier {
 		runner = runTier
@@ -217,7 +230,7 @@ cluster_secret_file: %q
 admin: {listen: %q}
 log: {level: warn}
 %s`, i+1, c.members[i], c.members[i], `"`+strings.Join(c.members, `", "`)+`"`, cmp.Or(c.replicas, 2), routing,
-			filepath.Join(c.dir, fmt.Sprintf("data%d", i+1)), filepath.Join(c.dir, "cluster.key"), c.admins[i], c.extra)
+			c.dataDir(i), filepath.Join(c.dir, "cluster.key"), c.admins[i], c.extra)
 		if err := os.WriteFile(c.configs[i], []byte(body), 0o600); err != nil {
 			return err
 		}
@@ -236,6 +249,30 @@ func startClusterWith(o options, dir string, replicas int) (*cluster, error) {
 
 // startClusterExtra starts 3 members with extra config keys.
 func startClusterExtra(o options, dir string, replicas int, extra string) (*cluster, error) {
+	c, err := newCluster(dir, replicas, extra)
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.members {
+		p, err := c.startMember(o, i)
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.procs = append(c.procs, p)
+	}
+	for _, a := range c.admins {
+		if err := waitHTTP("http://"+a+"/readyz", c.procs...); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// newCluster picks the addresses of 3 members and writes their configs
+// and cluster key, without starting them.
+func newCluster(dir string, replicas int, extra string) (*cluster, error) {
 	c := &cluster{dir: dir, replicas: replicas, extra: extra}
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -258,30 +295,24 @@ func startClusterExtra(o options, dir string, replicas int, extra string) (*clus
 	if err := c.writeConfigs("forward"); err != nil {
 		return nil, err
 	}
-	for i := range c.members {
-		var env []string
-		if o.maxprocs > 0 {
-			env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs))
-		}
-		args := []string{o.appnode, "serve", "-c", c.configs[i]}
-		if o.serverCPU != "" {
-			// taskset execs appnode: the pid stays the member's.
-			args = append([]string{"taskset", "-c", o.serverCPU}, args...)
-		}
-		p, err := start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, args...)
-		if err != nil {
-			c.stop()
-			return nil, err
-		}
-		c.procs = append(c.procs, p)
-	}
-	for _, a := range c.admins {
-		if err := waitHTTP("http://"+a+"/readyz", c.procs...); err != nil {
-			c.stop()
-			return nil, err
-		}
-	}
 	return c, nil
+}
+
+// dataDir is member i's data directory.
+func (c *cluster) dataDir(i int) string { return filepath.Join(c.dir, fmt.Sprintf("data%d", i+1)) }
+
+// startMember starts member i (its log appended to in -out).
+func (c *cluster) startMember(o options, i int) (*proc, error) {
+	var env []string
+	if o.maxprocs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.maxprocs))
+	}
+	args := []string{o.appnode, "serve", "-c", c.configs[i]}
+	if o.serverCPU != "" {
+		// taskset execs appnode: the pid stays the member's.
+		args = append([]string{"taskset", "-c", o.serverCPU}, args...)
+	}
+	return start(fmt.Sprintf("appnode%d", i+1), filepath.Join(o.out, fmt.Sprintf("appnode%d.log", i+1)), env, args...)
 }
 
 // pids are the members' process ids.

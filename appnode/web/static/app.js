@@ -252,6 +252,19 @@ $("unfollow-btn").addEventListener("click", guard(async () => {
   await startHome();
 }));
 
+// A new token for this browser: the old one is revoked (or, with the
+// box ticked, every other token of the user), on every member.
+$("rotate-form").addEventListener("submit", guard(async () => {
+  const body = $("rotate-others").checked ? { revoke_others: true } : { revoke_current: true };
+  const ans = await api("POST", "/v1/users/" + session.name + "/tokens", body, true);
+  saveSession({ name: ans.name, token: ans.token });
+  $("token-value").textContent = ans.token;
+  $("token-once").hidden = false;
+  $("rotate-others").checked = false;
+  say("New token issued; the old one is revoked.", true);
+  await startHome(); // the live stream reconnects with the new token
+}));
+
 $("timeline-more").addEventListener("click", guard(() => loadTimeline(true)));
 
 async function loadFeed(more) {

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ringfront/ringfront/appnode/api"
+	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/replica"
+	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
+)
+
+// newToken draws a user token: 32 random bytes (nobody guesses them) in
+// URL-safe base64, api.TokenLen characters.
+func newToken() string {
+	var raw [32]byte
+	rand.Read(raw[:])
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+// tokenAccepted checks a bearer token against user u's token set and
+// answers the request itself when it is not a live token: 401 for one
+// that was u's and has been revoked, 403 for any other.
+func tokenAccepted(w http.ResponseWriter, u feed.User, token string) bool {
+	switch u.TokenState(hashToken(token)) {
+	case feed.TokenLive:
+		return true
+	case feed.TokenRevoked:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="appnode", error="invalid_token", error_description="the token was revoked"`)
+		writeError(w, http.StatusUnauthorized, fmt.Errorf("token revoked: this token of %s was revoked (a rotation replaced it); use the new one", u.Name))
+		return false
+	}
+	writeError(w, http.StatusForbidden, fmt.Errorf("wrong token for %s", u.Name))
+	return false
+}
+
+// pinToken fixes the token a forwarded rotation issues, and its clock
+// (api.HeaderNewToken), unless another member fixed them already.
+func (s *Server) pinToken(r *http.Request, body []byte) []byte {
+	if _, _, ok := pinnedToken(r); !ok {
+		r.Header.Set(api.HeaderNewToken, strconv.FormatUint(uint64(s.c.Clock().Now()), 10)+" "+newToken())
+	}
+	return body
+}
+
+// pinnedToken reads api.HeaderNewToken from a request another member
+// sent.
+func pinnedToken(r *http.Request) (string, feed.Timestamp, bool) {
+	if !transport.FromMember(r) {
+		return "", 0, false
+	}
+	clock, token, ok := strings.Cut(r.Header.Get(api.HeaderNewToken), " ")
+	if !ok {
+		return "", 0, false
+	}
+	at, err := strconv.ParseUint(clock, 10, 64)
+	if err != nil || at == 0 || len(token) != api.TokenLen {
+		return "", 0, false
+	}
+	return token, feed.Timestamp(at), true
+}
+
+// rotateToken is POST /v1/users/{name}/tokens on the member that
+// answers for name: it issues a new token for the user, authorised by
+// one of the user's live tokens, and revokes the current one or every
+// other as the body asks; then replicates the record like any write
+// (write_acks copies before the answer). The same request served again
+// (a forwarder that did not hear the first answer sent it on) finds its
+// token issued and answers 201 again with it.
+func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	current, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || current == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="appnode"`)
+		writeError(w, http.StatusUnauthorized, fmt.Errorf("this needs one of %s's tokens (Authorization: Bearer ...)", name))
+		return
+	}
+	var req api.RotateTokenRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	rev, revoked := feed.KeepCurrent, ""
+	switch {
+	case req.RevokeCurrent && req.RevokeOthers:
+		writeError(w, http.StatusBadRequest, errors.New("revoke_current and revoke_others: choose one (revoke_others revokes the current token too)"))
+		return
+	case req.RevokeCurrent:
+		rev, revoked = feed.RevokeCurrent, "current"
+	case req.RevokeOthers:
+		rev, revoked = feed.RevokeOthers, "others"
+	}
+	token, at, pinned := pinnedToken(r)
+	if pinned {
+		s.c.Clock().Observe(at)
+	} else {
+		token, at = newToken(), s.c.Clock().Now()
+	}
+	newHash, curHash := hashToken(token), hashToken(current)
+	var denied func(http.ResponseWriter) // answers an authorisation failure
+	u, _, err := s.store.UpdateUser(name, func(cur *feed.User) (feed.User, error) {
+		if cur == nil {
+			return feed.User{}, fmt.Errorf("reading user %s: %w", name, store.ErrNotFound)
+		}
+		if t, ok := cur.Issued(newHash); ok && t.Issued == at {
+			return *cur, nil // this very request, served before
+		}
+		if cur.TokenState(curHash) != feed.TokenLive {
+			u := *cur
+			denied = func(w http.ResponseWriter) { tokenAccepted(w, u, current) }
+			return feed.User{}, errDenied
+		}
+		return cur.Rotate(newHash, at, curHash, rev)
+	})
+	switch {
+	case errors.Is(err, errDenied):
+		denied(w)
+		return
+	case errors.Is(err, feed.ErrTooManyTokens):
+		writeError(w, http.StatusConflict, err)
+		return
+	case err != nil:
+		s.storeError(w, err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.repairAfterRead(r, name) // a replica may have it
+		}
+		return
+	}
+	if err := s.rep.Replicate(r.Context(), name, replica.Record{User: &u}); err != nil {
+		replica.WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.RotateTokenAnswer{Name: name, Token: token, Revoked: revoked})
+}
+
+// errDenied stops a rotation whose token is not live (rotateToken).
+var errDenied = errors.New("token not accepted")
