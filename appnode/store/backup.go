@@ -83,8 +83,9 @@ var ErrDataDirInUse = kv.ErrDataDirInUse
 // Restore copies the backup in from into dataDir, for a member that is
 // stopped: a data directory whose database is open (the member runs)
 // is refused whatever force says, and one that is not empty is refused
-// unless force, when its contents are removed first. The restored store
-// gets a new id (see above). Options are as for Open.
+// unless force, when its contents are removed first; run as root, the
+// copies get the data directory's owner (kv.Restore). The restored
+// store gets a new id (see above). Options are as for Open.
 func Restore(from, dataDir string, force bool, opts Options) (RestoreInfo, error) {
 	var info RestoreInfo
 	b, err := os.ReadFile(filepath.Join(from, BackupManifest))

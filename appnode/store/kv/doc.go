@@ -15,7 +15,10 @@
 //     Names), batches written atomically and synced (Apply) or not
 //     (Commit), and the disk space taken (DiskBytes, PrefixBytes);
 //   - durable per-member queues (queue.go), the shape of the store's
-//     hints and fan-out outbox.
+//     hints and fan-out outbox;
+//   - copies of the database's files for backups: a checkpoint of the
+//     running database, and the copy of one into a stopped member's
+//     data directory (backup.go).
 //
 // A DB is safe for concurrent use; a Batch and an Iter are not.
 package kv
