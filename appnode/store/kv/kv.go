@@ -182,8 +182,8 @@ func (b *Batch) DeleteRange(start, end []byte) { b.b.DeleteRange(start, end, nil
 // Close releases the batch.
 func (b *Batch) Close() error { return b.b.Close() }
 
-// Write is one key and value to set, made by one part of the data model
-// to go in a batch another part writes.
+// Write is one key and value to set, made by one piece of code (a
+// queue's Write) for another to add to a batch it writes.
 type Write struct {
 	Key, Value []byte
 }
