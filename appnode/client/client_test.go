@@ -265,6 +265,26 @@ func TestClientFailover(t *testing.T) {
 	}
 }
 
+// farOwner returns a client seeded with ms[0] (200ms attempts), a user
+// named prefix+N that ms[0] does not own, and its owner.
+func farOwner(t *testing.T, ms []*member, prefix string) (*Client, string, *member) {
+	t.Helper()
+	c, _ := New([]string{ms[0].addr}, Options{AttemptTimeout: 200 * time.Millisecond})
+	r, err := c.Ring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if u := fmt.Sprintf("%s%d", prefix, i); r.Owner(u) != ms[0].addr {
+			for _, m := range ms {
+				if m.addr == r.Owner(u) {
+					return c, u, m
+				}
+			}
+		}
+	}
+}
+
 // TestClientPausedOwner: an owner that takes requests and never answers
 // (a paused process) is passed over after the attempt timeout, for the
 // replica, and then asked last for a while; a post sent to both is one
@@ -272,24 +292,7 @@ func TestClientFailover(t *testing.T) {
 func TestClientPausedOwner(t *testing.T) {
 	ms := cluster(t, 3, server.Forward)
 	ctx := context.Background()
-	c, _ := New([]string{ms[0].addr}, Options{AttemptTimeout: 200 * time.Millisecond})
-	r, err := c.Ring(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := ""
-	for i := 0; user == ""; i++ {
-		if u := fmt.Sprintf("p%d", i); r.Owner(u) != ms[0].addr {
-			user = u
-		}
-	}
-	pref := r.Preference(nil, user)
-	var paused *member
-	for _, m := range ms {
-		if m.addr == pref[0] {
-			paused = m
-		}
-	}
+	c, user, paused := farOwner(t, ms, "p")
 	// The owner's copy of the user is made, then it stops answering.
 	var stalled atomic.Bool
 	var reached atomic.Int64
@@ -380,23 +383,7 @@ func TestNewErrors(t *testing.T) {
 func TestClientEdgeLateCopy(t *testing.T) {
 	ms := cluster(t, 3, server.Forward)
 	ctx := context.Background()
-	c, _ := New([]string{ms[0].addr}, Options{AttemptTimeout: 200 * time.Millisecond})
-	r, err := c.Ring(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ann := ""
-	for i := 0; ann == ""; i++ {
-		if u := fmt.Sprintf("ann%d", i); r.Owner(u) != ms[0].addr {
-			ann = u
-		}
-	}
-	var paused *member
-	for _, m := range ms {
-		if m.addr == r.Owner(ann) {
-			paused = m
-		}
-	}
+	c, ann, paused := farOwner(t, ms, "ann")
 	ua, err := c.CreateUser(ctx, ann)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -182,7 +183,10 @@ type Detector struct {
 	isolated  time.Duration
 	probeTime time.Duration
 
-	mu         sync.Mutex // guards peers, catchingUp, lastHeard and isolatedLog
+	// mu guards peers, catchingUp, lastHeard and isolatedLog. Never
+	// call into memberlist while holding it: memberlist calls the
+	// detector (set, NodeMeta, pings) under its own locks.
+	mu         sync.Mutex
 	peers      map[string]*peer
 	catchingUp bool
 	lastHeard  time.Time // when a peer was last alive (or the start)
@@ -194,7 +198,8 @@ type Detector struct {
 	// mutex: a wait on it is durable in a testing/synctest bubble, so
 	// the tests' clock moves while an announcement waits for its
 	// broadcast.
-	announcing chan struct{}
+	announcing      chan struct{}
+	announceWaiting atomic.Bool // an announcement waits for announcing
 
 	changes prometheus.Counter
 	joined  chan struct{} // closed after the first round of joins
@@ -383,9 +388,14 @@ func (d *Detector) SetCatchingUp(on bool) {
 	}
 	// UpdateNode waits for the broadcast to go out (bounded); the
 	// caller does not need to. One at a time, each with the state of
-	// when it runs: the last to run announces the last state.
+	// when it runs: the last to run announces the last state. And at
+	// most one waiting: it will announce whatever the state is then.
+	if !d.announceWaiting.CompareAndSwap(false, true) {
+		return
+	}
 	go func() {
 		d.announcing <- struct{}{}
+		d.announceWaiting.Store(false) // a change from now on needs another
 		defer func() { <-d.announcing }()
 		if err := d.ml.UpdateNode(time.Second); err != nil {
 			d.log.Debug("announcing the catch-up state", "op", "meta", "err", err)
@@ -406,9 +416,13 @@ func (d *Detector) RTT(member string) time.Duration {
 // States lists every configured member's liveness, this one included,
 // sorted by name.
 func (d *Detector) States() []State {
+	// Asked before d.mu: memberlist holds its node lock while it tells
+	// the detector of a join or an update (set, under d.mu), so asking
+	// it for anything under d.mu deadlocks both.
+	addr := d.Addr()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := []State{{Member: d.name, State: Alive, Gossip: d.Addr(), CatchingUp: d.catchingUp}}
+	out := []State{{Member: d.name, State: Alive, Gossip: addr, CatchingUp: d.catchingUp}}
 	for name, p := range d.peers {
 		out = append(out, State{Member: name, State: p.state, Since: p.since, Gossip: p.gossip,
 			CatchingUp: p.catchingUp || p.state == Alive && time.Since(p.returned) < ReturnGrace, RTT: p.rtt, Problem: p.problem})

@@ -290,3 +290,55 @@ func TestWrongKey(t *testing.T) {
 		}
 	})
 }
+
+// TestStatesDuringUpdates: States (what appnode status and /metrics
+// read) is called over and over while memberlist reports updates of a
+// peer (its catch-up state flipping): neither waits on the other. States
+// used to ask memberlist for this member's address while it held the
+// detector's lock, and memberlist holds its node lock while it reports
+// an update, which takes the detector's lock: the two deadlocked, and
+// with them the member's status, its metrics and its failure detector.
+// In real time, not a bubble: a deadlock on mutexes is not a durable
+// block there.
+func TestStatesDuringUpdates(t *testing.T) {
+	// On loopback (the in-memory network lives in a bubble).
+	names := []string{"a:1", "b:1"}
+	book := &addrBook{addrs: map[string]string{}}
+	rs := make([]*running, len(names))
+	for i, n := range names {
+		rs[i] = start(t, Config{Name: n, Bind: "127.0.0.1:0", Secret: secret, Peers: names, Learn: book.learn,
+			ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, RejoinInterval: 200 * time.Millisecond,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		book.set(n, rs[i].d.Addr())
+	}
+	waitFor(t, 5*time.Second, "both alive", func() bool { return rs[0].d.Alive("b:1") && rs[1].d.Alive("a:1") })
+	stop := make(chan struct{})
+	states := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { states <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rs[0].d.States()
+			n++
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; time.Now().Before(deadline) && i < 2000; i++ {
+		rs[1].d.SetCatchingUp(i%2 == 0)
+		time.Sleep(time.Millisecond)
+	}
+	rs[1].d.SetCatchingUp(false)
+	close(stop)
+	select {
+	case n := <-states:
+		t.Logf("%d States calls during the updates", n)
+	case <-time.After(5 * time.Second):
+		t.Fatal("States did not return within 5s: it deadlocked with memberlist's update")
+	}
+	waitFor(t, 5*time.Second, "a sees b caught up", func() bool { return !rs[0].d.CatchingUp("b:1") })
+}

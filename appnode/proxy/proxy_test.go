@@ -311,18 +311,9 @@ func TestProxyPinsAndGoesOn(t *testing.T) {
 	a, b := member(true), member(false)
 	defer a.Close()
 	defer b.Close()
-	addrs := []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}
-	var err error
-	if rg, err = ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2}); err != nil {
-		t.Fatal(err)
-	}
-	// A user whose owner is the member that hangs.
-	user := ""
-	for i := 0; user == ""; i++ {
-		if u := fmt.Sprintf("u%d", i); rg.Owner(u) == addrs[0] {
-			user = u
-		}
-	}
+	var addrs []string
+	var user string
+	rg, addrs, user = hangingOwner(t, a, b) // a user whose owner is the member that hangs
 	px := startProxy(t, addrs[1])
 	start := time.Now()
 	ans := call(t, "POST", px+"/v1/users/"+user+"/posts", "tok", api.PostRequest{Text: "once"})
@@ -375,17 +366,9 @@ func TestProxyRotationOnce(t *testing.T) {
 	}
 	a, b := member(0, true), member(1, false)
 	defer b.Close()
-	addrs := []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}
-	var err error
-	if rg, err = ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2}); err != nil {
-		t.Fatal(err)
-	}
-	user := ""
-	for i := 0; user == ""; i++ {
-		if u := fmt.Sprintf("u%d", i); rg.Owner(u) == addrs[0] {
-			user = u
-		}
-	}
+	var addrs []string
+	var user string
+	rg, addrs, user = hangingOwner(t, a, b) // a user whose owner is the member that hangs
 	px := startProxy(t, addrs[1])
 	ans := call(t, "POST", px+"/v1/users/"+user+"/tokens", "tok", api.RotateTokenRequest{RevokeCurrent: true})
 	if ans.code != http.StatusBadGateway || !strings.Contains(string(ans.body), "not sent to a second member") || seen[1].Load() != 0 {
@@ -406,4 +389,20 @@ func TestProxyBounds(t *testing.T) {
 	px := startProxyWith(t, ms[0].Addr, Options{Bounds: bounds})
 	boundstest.HeaderTooLarge(t, px+"/healthz", 32<<10)
 	boundstest.SlowHeaders(t, strings.TrimPrefix(px, "http://"), bounds.ReadHeaderTimeout)
+}
+
+// hangingOwner returns the ring of members a and b and a user that a
+// owns.
+func hangingOwner(t *testing.T, a, b *httptest.Server) (*ring.Ring, []string, string) {
+	t.Helper()
+	addrs := []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}
+	rg, err := ring.New(ring.Config{Members: addrs, VNodes: 16, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if u := fmt.Sprintf("u%d", i); rg.Owner(u) == addrs[0] {
+			return rg, addrs, u
+		}
+	}
 }

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/digest"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // checkDigests compares the kept digests (per user and per leaf) with
@@ -138,10 +139,10 @@ func TestDigestBackfill(t *testing.T) {
 	// More users than one backfill batch, written as an old appnode
 	// wrote them (records only).
 	b := s.db.NewBatch()
-	for i := range backfillBatch + 100 {
-		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`), nil)
+	for i := range digest.BackfillBatch + 100 {
+		b.Set(userKey(fmt.Sprintf("bulk%d", i)), []byte(`{"name":"x","created":"2026-01-01T00:00:00Z"}`))
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -151,9 +152,9 @@ func TestDigestBackfill(t *testing.T) {
 	}
 	// Turn it into an old database: no digests, no mark.
 	b = s.db.NewBatch()
-	b.DeleteRange([]byte(digestPrefix), prefixEnd([]byte(digestPrefix)), nil)
-	b.Delete([]byte(digestMarkKey), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	b.DeleteRange([]byte(digestPrefix), kv.PrefixEnd([]byte(digestPrefix)))
+	b.Delete([]byte(digest.MarkKey))
+	if err := s.db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -165,7 +166,7 @@ func TestDigestBackfill(t *testing.T) {
 	if diff := cmp.Diff(want, checkDigests(t, s)); diff != "" {
 		t.Errorf("backfilled digests (-want +got):\n%s", diff)
 	}
-	if wantLog := fmt.Sprintf("users=%d", 50+backfillBatch+100); !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), wantLog) {
+	if wantLog := fmt.Sprintf("users=%d", 50+digest.BackfillBatch+100); !strings.Contains(logs.String(), "digests backfilled") || !strings.Contains(logs.String(), wantLog) {
 		t.Errorf("Open did not report the backfill (%s); log:\n%s", wantLog, logs.String())
 	}
 	s.Close()

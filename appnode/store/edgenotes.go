@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // Edge notes keep the two sides of a follow edge in step. An edge is
@@ -84,7 +83,7 @@ func (s *Store) MergeEdge(side Side, e feed.Edge, note bool, delay time.Duration
 		owner = e.Followee
 	}
 	defer s.users.lock(owner)()
-	old, err := s.getRaw(key)
+	old, err := s.db.Get(key)
 	if err != nil {
 		return feed.Edge{}, false, fmt.Errorf("merging edge %s→%s: %w", e.Follower, e.Followee, err)
 	}
@@ -103,13 +102,13 @@ func (s *Store) MergeEdge(side Side, e feed.Edge, note bool, delay time.Duration
 	if err != nil {
 		return feed.Edge{}, false, fmt.Errorf("encoding edge: %w", err)
 	}
-	var extra []func(*pebble.Batch)
+	var extra []func(*kv.Batch)
 	if note {
 		nv, err := json.Marshal(EdgeNote{Side: side, Edge: e, Due: s.now().Add(delay)})
 		if err != nil {
 			return feed.Edge{}, false, fmt.Errorf("encoding edge note: %w", err)
 		}
-		extra = append(extra, func(b *pebble.Batch) { b.Set(noteKey(side, e), nv, nil) })
+		extra = append(extra, func(b *kv.Batch) { b.Set(noteKey(side, e), nv) })
 	}
 	if err := s.write(owner, key, old, val, extra...); err != nil {
 		return feed.Edge{}, false, fmt.Errorf("storing edge %s→%s: %w", e.Follower, e.Followee, err)
@@ -119,11 +118,11 @@ func (s *Store) MergeEdge(side Side, e feed.Edge, note bool, delay time.Duration
 
 // EdgeNotes returns up to limit edge notes, due or not.
 func (s *Store) EdgeNotes(limit int) ([]EdgeNote, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, fmt.Errorf("reading edge notes: %w", ErrFailed)
 	}
 	lower := []byte(notePrefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix(lower)
 	if err != nil {
 		return nil, fmt.Errorf("reading edge notes: %w", err)
 	}
@@ -146,7 +145,7 @@ func (s *Store) EdgeNotes(limit int) ([]EdgeNote, error) {
 
 // CountEdgeNotes counts the edge notes, up to limit (0: all).
 func (s *Store) CountEdgeNotes(limit int) (int, error) {
-	return s.countPrefix(notePrefix, limit)
+	return s.db.Count(notePrefix, limit)
 }
 
 // DeleteEdgeNote deletes a delivered note, unless a newer change of the
@@ -160,7 +159,7 @@ func (s *Store) DeleteEdgeNote(n EdgeNote) error {
 	}
 	defer s.users.lock(owner)()
 	key := noteKey(n.Side, n.Edge)
-	cur, err := s.getRaw(key)
+	cur, err := s.db.Get(key)
 	if err != nil {
 		return fmt.Errorf("deleting edge note %q: %w", key, err)
 	}
@@ -169,8 +168,8 @@ func (s *Store) DeleteEdgeNote(n EdgeNote) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Delete(key, nil)
-	if err := s.commit(b, pebble.NoSync); err != nil {
+	b.Delete(key)
+	if err := s.db.Commit(b, false); err != nil {
 		return fmt.Errorf("deleting edge note %q: %w", key, err)
 	}
 	return nil

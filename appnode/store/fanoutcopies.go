@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/ringfront/ringfront/appnode/feed"
 )
 
@@ -59,7 +57,7 @@ func (s *Store) ID() string { return s.id }
 
 // initID reads the store's id, making one for a new store.
 func (s *Store) initID() error {
-	v, err := s.getRaw([]byte(storeIDKey))
+	v, err := s.db.Get([]byte(storeIDKey))
 	if err != nil {
 		return fmt.Errorf("reading the store id: %w", err)
 	}
@@ -77,8 +75,8 @@ func (s *Store) newID() error {
 	id := hex.EncodeToString(raw[:])
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Set([]byte(storeIDKey), []byte(id), nil)
-	if err := s.apply(b); err != nil {
+	b.Set([]byte(storeIDKey), []byte(id))
+	if err := s.db.Apply(b); err != nil {
 		return fmt.Errorf("storing the store id: %w", err)
 	}
 	s.id = id
@@ -91,13 +89,13 @@ func CopyWrite(c FanoutCopy) (Write, error) {
 	if err != nil {
 		return Write{}, fmt.Errorf("encoding a fan-out copy: %w", err)
 	}
-	return Write{key: copyKey(c.Coordinator, c.Post, c.Member), value: val}, nil
+	return Write{Key: copyKey(c.Coordinator, c.Post, c.Member), Value: val}, nil
 }
 
 // CopyCoordinators lists the coordinators this store keeps fan-out
 // copies for, one seek each.
 func (s *Store) CopyCoordinators() ([]string, error) {
-	out, err := s.queueNames(copyPrefix)
+	out, err := s.db.Names(copyPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing fan-out copies: %w", err)
 	}
@@ -108,7 +106,7 @@ func (s *Store) CopyCoordinators() ([]string, error) {
 // oldest post first.
 func (s *Store) Copies(coord string, limit int) ([]FanoutCopy, error) {
 	lower := copyCoordPrefix(coord)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix(lower)
 	if err != nil {
 		return nil, fmt.Errorf("reading fan-out copies of %s: %w", coord, err)
 	}
@@ -147,13 +145,13 @@ func (s *Store) DeleteCopies(coord string, refs []CopyRef) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, r := range refs {
-		b.Delete(copyKey(coord, r.Post, r.Member), nil)
+		b.Delete(copyKey(coord, r.Post, r.Member))
 	}
-	if err := s.commit(b, pebble.NoSync); err != nil {
+	if err := s.db.Commit(b, false); err != nil {
 		return fmt.Errorf("deleting %d fan-out copies of %s: %w", len(refs), coord, err)
 	}
 	return nil
 }
 
 // CountCopies counts the fan-out copies, up to limit (0: all).
-func (s *Store) CountCopies(limit int) (int, error) { return s.countPrefix(copyPrefix, limit) }
+func (s *Store) CountCopies(limit int) (int, error) { return s.db.Count(copyPrefix, limit) }

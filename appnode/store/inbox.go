@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // Home-timeline inboxes (fan-out on write) are derived data, kept under
@@ -44,15 +43,13 @@ func inboxKey(name string, id feed.ID, author string) []byte {
 func metaKey(name string) []byte { return []byte(metaPrefix + name) }
 
 // Write is one extra record for AddPost to write in the post's batch:
-// an inbox entry or an outbox entry (see InboxWrite and OutboxWrite).
-type Write struct {
-	key, value []byte
-}
+// an inbox entry or an outbox entry (see InboxWrite and Queue.Write).
+type Write = kv.Write
 
 // InboxWrite returns the write that puts post (p's JSON in raw) into
 // user name's inbox.
 func InboxWrite(name string, p feed.Post, raw []byte) Write {
-	return Write{key: inboxKey(name, p.ID, p.Author), value: raw}
+	return Write{Key: inboxKey(name, p.ID, p.Author), Value: raw}
 }
 
 // InboxDelivery is what an outbox entry asks a member to do: put Posts
@@ -73,29 +70,12 @@ func (s *Store) Put(ws ...Write) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, w := range ws {
-		b.Set(w.key, w.value, nil)
+		b.Set(w.Key, w.Value)
 	}
-	if err := s.apply(b); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		return fmt.Errorf("queueing %d inbox deliveries: %w", len(ws), err)
 	}
 	return nil
-}
-
-// countPrefix counts the keys under prefix, up to limit (0: all).
-func (s *Store) countPrefix(prefix string, limit int) (int, error) {
-	lower := []byte(prefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
-	if err != nil {
-		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
-	}
-	n := 0
-	for ok := it.First(); ok && (limit <= 0 || n < limit); ok = it.Next() {
-		n++
-	}
-	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("counting %q keys: %w", prefix, err)
-	}
-	return n, nil
 }
 
 // Deliver applies a delivery to this member's inboxes, synced: every
@@ -110,7 +90,7 @@ func (s *Store) Deliver(d InboxDelivery) error {
 			return fmt.Errorf("encoding post %s: %w", p.ID, err)
 		}
 		for _, u := range d.Users {
-			b.Set(inboxKey(u, p.ID, p.Author), raw, nil)
+			b.Set(inboxKey(u, p.ID, p.Author), raw)
 		}
 	}
 	s.metaMu.Lock()
@@ -122,7 +102,7 @@ func (s *Store) Deliver(d InboxDelivery) error {
 			}
 		}
 	}
-	if err := s.apply(b); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		return fmt.Errorf("delivering %d posts to %d inboxes: %w", len(d.Posts), len(d.Users), err)
 	}
 	return nil
@@ -159,7 +139,7 @@ func (s *Store) SetHorizon(name string, h feed.ID) error {
 	if err := s.raiseHorizon(b, name, h, true); err != nil {
 		return err
 	}
-	if err := s.apply(b); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		return fmt.Errorf("storing the inbox horizon of %s: %w", name, err)
 	}
 	return nil
@@ -169,7 +149,7 @@ func (s *Store) SetHorizon(name string, h feed.ID) error {
 // Without create, a user with no meta here keeps none: its inbox is not
 // trusted, and a raised horizon would make it look trusted. Callers
 // hold metaMu.
-func (s *Store) raiseHorizon(b *pebble.Batch, name string, h feed.ID, create bool) error {
+func (s *Store) raiseHorizon(b *kv.Batch, name string, h feed.ID, create bool) error {
 	m, ok, err := s.Meta(name)
 	if err != nil {
 		return err
@@ -184,7 +164,7 @@ func (s *Store) raiseHorizon(b *pebble.Batch, name string, h feed.ID, create boo
 	if err != nil {
 		return fmt.Errorf("encoding the inbox meta of %s: %w", name, err)
 	}
-	b.Set(metaKey(name), val, nil)
+	b.Set(metaKey(name), val)
 	return nil
 }
 
@@ -199,7 +179,7 @@ type InboxEntry struct {
 // over entries whose author keep rejects; scanned counts the entries
 // looked at. It is one reverse range scan.
 func (s *Store) Inbox(name string, before, floor feed.ID, limit int, keep func(author string) bool) (out []InboxEntry, more bool, err error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, ErrFailed)
 	}
 	if !before.IsZero() && before.Compare(floor) <= 0 {
@@ -207,11 +187,11 @@ func (s *Store) Inbox(name string, before, floor feed.ID, limit int, keep func(a
 	}
 	prefix := inboxUserPrefix(name)
 	lower := append(bytes.Clone(prefix), floor[:]...)
-	upper := prefixEnd(prefix)
+	upper := kv.PrefixEnd(prefix)
 	if !before.IsZero() {
 		upper = append(bytes.Clone(prefix), before[:]...)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := s.db.NewIter(lower, upper)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading the inbox of %s: %w", name, err)
 	}
@@ -244,14 +224,14 @@ func (s *Store) Inbox(name string, before, floor feed.ID, limit int, keep func(a
 // InboxAfter returns up to limit entries of name's inbox with ids above
 // after, oldest first (a stream's replay after Last-Event-ID).
 func (s *Store) InboxAfter(name string, after feed.ID, limit int, keep func(author string) bool) ([]InboxEntry, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, fmt.Errorf("reading the inbox of %s: %w", name, ErrFailed)
 	}
 	prefix := inboxUserPrefix(name)
 	// Every key of id after sorts below after + 0xff: authors are
 	// [a-z0-9_].
 	lower := append(append(bytes.Clone(prefix), after[:]...), 0xff)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIter(lower, kv.PrefixEnd(prefix))
 	if err != nil {
 		return nil, fmt.Errorf("reading the inbox of %s: %w", name, err)
 	}
@@ -282,11 +262,11 @@ func (s *Store) InboxAfter(name string, after feed.ID, limit int, keep func(auth
 // the rest, raising the horizon to the oldest entry kept, synced. It
 // reports how many entries it deleted (0 when there were at most max).
 func (s *Store) TrimInbox(name string, max int) (int, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, ErrFailed)
 	}
 	prefix := inboxUserPrefix(name)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.Prefix(prefix)
 	if err != nil {
 		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, err)
 	}
@@ -313,13 +293,13 @@ func (s *Store) TrimInbox(name string, max int) (int, error) {
 	copy(horizon[:], keepFrom[len(prefix):])
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.DeleteRange(prefix, keepFrom, nil)
+	b.DeleteRange(prefix, keepFrom)
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	if err := s.raiseHorizon(b, name, horizon, false); err != nil {
 		return 0, err
 	}
-	if err := s.apply(b); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		return 0, fmt.Errorf("trimming the inbox of %s: %w", name, err)
 	}
 	return dropped, nil
@@ -328,7 +308,7 @@ func (s *Store) TrimInbox(name string, max int) (int, error) {
 // InboxLen counts the entries of name's inbox.
 func (s *Store) InboxLen(name string) (int, error) {
 	prefix := inboxUserPrefix(name)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.Prefix(prefix)
 	if err != nil {
 		return 0, fmt.Errorf("counting the inbox of %s: %w", name, err)
 	}
@@ -357,11 +337,11 @@ func (s *Store) ActiveFollowing(name string) ([]string, error) {
 }
 
 func (s *Store) activeEdges(side Side, name string, max int) ([]string, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, fmt.Errorf("reading the edges of %s: %w", name, ErrFailed)
 	}
 	lower := []byte(string(byte(side)) + "/" + name + "/")
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix(lower)
 	if err != nil {
 		return nil, fmt.Errorf("reading the edges of %s: %w", name, err)
 	}

@@ -5,9 +5,8 @@ import (
 	"container/heap"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // MergePosts returns the newest limit posts of all the given authors
@@ -17,7 +16,7 @@ import (
 // many authors there are. Authors without posts (or without an account)
 // contribute nothing.
 func (s *Store) MergePosts(authors []string, before feed.ID, limit int) ([]RawPost, bool, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, false, fmt.Errorf("merging posts: %w", ErrFailed)
 	}
 	h := make(postHeap, 0, len(authors))
@@ -28,11 +27,11 @@ func (s *Store) MergePosts(authors []string, before feed.ID, limit int) ([]RawPo
 	}()
 	for _, a := range authors {
 		lower := postPrefix(a)
-		upper := prefixEnd(lower)
+		upper := kv.PrefixEnd(lower)
 		if !before.IsZero() {
 			upper = postKey(a, before)
 		}
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		it, err := s.db.NewIter(lower, upper)
 		if err != nil {
 			return nil, false, fmt.Errorf("reading posts of %s: %w", a, err)
 		}
@@ -67,7 +66,7 @@ func (s *Store) MergePosts(authors []string, before feed.ID, limit int) ([]RawPo
 
 // cursorIter is one author's iterator and the id it points at.
 type cursorIter struct {
-	it     *pebble.Iterator
+	it     *kv.Iter
 	prefix int
 	id     feed.ID
 }

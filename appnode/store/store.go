@@ -8,15 +8,11 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"golang.org/x/sys/unix"
-
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/store/digest"
+	"github.com/ringfront/ringfront/appnode/store/kv"
 )
 
 // Errors callers branch on. Write errors caused by the disk wrap
@@ -24,24 +20,23 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
-	ErrDiskFull = errors.New("disk is full")
-	ErrReadOnly = errors.New("disk is read-only")
+	ErrDiskFull = kv.ErrDiskFull
+	ErrReadOnly = kv.ErrReadOnly
 	// ErrFailed means a write failed inside the storage engine, whose
 	// state is then unknown: the store refuses every read and write
 	// until the node restarts and pebble recovers from its log.
-	ErrFailed = errors.New("store failed after a disk error (restart the node)")
+	ErrFailed = kv.ErrFailed
 )
 
 // Space is what the store needs to know about its disk.
-type Space struct {
-	Free     uint64 // bytes available to the daemon
-	ReadOnly bool
-}
+type Space = kv.Space
+
+// LockedError is Open's error for a database another process has open.
+type LockedError = kv.LockedError
 
 // DefaultMinFree is the free space below which writes are refused with
-// ErrDiskFull: room for pebble's WAL, flushes and a compaction or two,
-// so the engine never meets ENOSPC halfway through a write.
-const DefaultMinFree = 64 << 20
+// ErrDiskFull (see kv.DefaultMinFree).
+const DefaultMinFree = kv.DefaultMinFree
 
 // Options configure Open.
 type Options struct {
@@ -51,7 +46,7 @@ type Options struct {
 	// means statfs(2) on the data directory. Tests pass a fake.
 	Space func(dir string) (Space, error)
 	// FS is pebble's file system; nil means the real one.
-	FS vfs.FS
+	FS kv.FS
 	// Log receives pebble's messages; nil means slog.Default().
 	Log *slog.Logger
 	// Now is the member's wall clock, for the due times of edge notes;
@@ -61,55 +56,35 @@ type Options struct {
 
 // Store is one node's database.
 type Store struct {
-	db      *pebble.DB
-	dir     string
-	minFree uint64
-	space   func(string) (Space, error)
+	db      *kv.DB
 	now     func() time.Time
-	failed  atomic.Bool
 	users   userLocks // serialise each user's writes (check, then write with the digest)
-	leaves  leafTable
-	seq     atomic.Uint64 // queue entries' sequence (queue.go)
-	id      string        // see ID
-	// digestReads counts per-user digest entries read (DigestReads).
-	digestReads atomic.Uint64
-	metaMu      sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
+	digests *digest.Table
+	id      string     // see ID
+	metaMu  sync.Mutex // serialises inbox meta read-modify-write (inbox.go)
 }
 
 // Open opens or creates the database in dir.
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.MinFree == 0 {
-		opts.MinFree = DefaultMinFree
-	}
-	if opts.Space == nil {
-		opts.Space = statfsSpace
-	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	po := &pebble.Options{Logger: pebbleLogger{opts.Log}}
-	if opts.FS != nil {
-		po.FS = opts.FS
-	} else if _, err := upgradeV1(dir, opts.Log); err != nil {
-		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
-	}
-	db, err := pebble.Open(dir, po)
+	db, err := kv.Open(dir, kv.Options{MinFree: opts.MinFree, Space: opts.Space, FS: opts.FS, Log: opts.Log})
 	if err != nil {
-		err = classify(lockedError(dir, err))
-		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+		return nil, err
 	}
-	st := &Store{db: db, dir: dir, minFree: opts.MinFree, space: opts.Space, now: opts.Now}
+	st := &Store{db: db, now: opts.Now}
 	st.users.seed = maphash.MakeSeed()
-	st.initSeq()
 	if err := st.initID(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
 	}
 	start := time.Now()
-	n, err := st.initDigests()
+	var n int
+	st.digests, n, err = digest.Load(db, func() (map[string]Digest, error) { return st.ScanDigests(nil) })
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
@@ -121,7 +96,7 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // Failed reports whether the store has failed (see ErrFailed).
-func (s *Store) Failed() bool { return s.failed.Load() }
+func (s *Store) Failed() bool { return s.db.Failed() }
 
 // Close closes the database.
 func (s *Store) Close() error {
@@ -131,109 +106,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func statfsSpace(dir string) (Space, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return Space{}, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return Space{Free: st.Bavail * uint64(st.Bsize), ReadOnly: st.Flags&unix.ST_RDONLY != 0}, nil
-}
-
-// fatal is what pebbleLogger panics with when pebble would exit the
-// process; write paths recover it into ErrFailed.
-type fatal struct{ msg string }
-
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "engine", "pebble")
-}
-
-// Errorf is called by pebble on a background error it recovers from,
-// such as a failed compaction that it retries.
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "engine", "pebble")
-}
-
-// Fatalf is called by pebble on an error it cannot continue from, such
-// as a failed WAL write. Pebble's default exits the process; panicking
-// instead lets the store answer the write with an error, and refuse the
-// writes after it, while reads keep working.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error("storage engine failed", "engine", "pebble", "err", msg)
-	panic(fatal{msg})
-}
-
-// classify wraps disk errors in the sentinel the server maps.
-func classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, syscall.ENOSPC):
-		return fmt.Errorf("%w: %w", ErrDiskFull, err)
-	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%w: %w", ErrReadOnly, err)
-	}
-	return err
-}
-
-// writable checks the disk before a write, so a full or read-only disk
-// refuses the write cleanly instead of failing inside the engine.
-func (s *Store) writable() error {
-	if s.failed.Load() {
-		return ErrFailed
-	}
-	sp, err := s.space(s.dir)
-	if err != nil {
-		return fmt.Errorf("checking free space: %w", err)
-	}
-	if sp.ReadOnly {
-		return fmt.Errorf("%w: %s", ErrReadOnly, s.dir)
-	}
-	if sp.Free < s.minFree {
-		return fmt.Errorf("%w: %d MiB free in %s, need %d MiB", ErrDiskFull, sp.Free>>20, s.dir, s.minFree>>20)
-	}
-	return nil
-}
-
-// apply writes a batch durably (synced) and atomically.
-func (s *Store) apply(b *pebble.Batch) error { return s.commit(b, pebble.Sync) }
-
-// commit writes a batch atomically, synced as opts says.
-func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(fatal)
-			if !ok {
-				panic(r)
-			}
-			s.failed.Store(true)
-			err = fmt.Errorf("%w: %s", ErrFailed, f.msg)
-		}
-	}()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	return classify(b.Commit(opts))
-}
-
+// get decodes key's JSON value into out; ErrNotFound if there is none.
 func (s *Store) get(key []byte, out any) error {
-	if s.failed.Load() {
-		return ErrFailed
-	}
-	val, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	found, err := s.db.View(key, func(val []byte) error {
+		if err := json.Unmarshal(val, out); err != nil {
+			return fmt.Errorf("decoding record %q: %w", key, err)
+		}
+		return nil
+	})
+	if err == nil && !found {
 		return ErrNotFound
 	}
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	if err := json.Unmarshal(val, out); err != nil {
-		return fmt.Errorf("decoding record %q: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 func userKey(name string) []byte { return []byte("u/" + name) }
@@ -244,18 +128,6 @@ func postKey(author string, id feed.ID) []byte { return append(postPrefix(author
 
 func edgeKey(kind byte, a, b string) []byte { return []byte(string(kind) + "/" + a + "/" + b) }
 
-// prefixEnd is the first key after every key with this prefix.
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
 // CreateUser stores a new user; ErrExists if the name is taken.
 func (s *Store) CreateUser(u feed.User) error {
 	val, err := json.Marshal(u)
@@ -264,7 +136,7 @@ func (s *Store) CreateUser(u feed.User) error {
 	}
 	defer s.users.lock(u.Name)()
 	key := userKey(u.Name)
-	switch old, err := s.getRaw(key); {
+	switch old, err := s.db.Get(key); {
 	case err != nil:
 		return fmt.Errorf("creating user %s: %w", u.Name, err)
 	case old != nil:
@@ -280,37 +152,33 @@ func (s *Store) CreateUser(u feed.User) error {
 // with the change of owner's digest, synced, in one batch, together with
 // whatever extra adds to the batch (derived data outside the digests).
 // The caller holds owner's lock.
-func (s *Store) write(owner string, key, old, val []byte, extra ...func(*pebble.Batch)) error {
+func (s *Store) write(owner string, key, old, val []byte, extra ...func(*kv.Batch)) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	delta, err := s.putRecord(b, owner, key, old, val)
+	delta, err := s.digests.Put(b, owner, key, old, val)
 	if err != nil {
 		return err
 	}
 	for _, add := range extra {
 		add(b)
 	}
-	if err := s.apply(b); err != nil {
+	if err := s.db.Apply(b); err != nil {
 		return err
 	}
-	s.committed(owner, delta)
+	s.digests.Committed(owner, delta)
 	return nil
 }
 
 // HasUser reports whether a user exists, without decoding it.
 func (s *Store) HasUser(name string) (bool, error) {
-	if s.failed.Load() {
+	found, err := s.db.View(userKey(name), func([]byte) error { return nil })
+	if errors.Is(err, ErrFailed) {
 		return false, ErrFailed
-	}
-	_, closer, err := s.db.Get(userKey(name))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading user %s: %w", name, err)
 	}
-	closer.Close()
-	return true, nil
+	return found, nil
 }
 
 // User returns a user; ErrNotFound if there is none.
@@ -333,7 +201,7 @@ func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	}
 	key := postKey(p.Author, p.ID)
 	defer s.users.lock(p.Author)()
-	old, err := s.getRaw(key)
+	old, err := s.db.Get(key)
 	if err != nil {
 		return fmt.Errorf("storing post %s by %s: %w", p.ID, p.Author, err)
 	}
@@ -343,9 +211,9 @@ func (s *Store) AddPost(p feed.Post, also ...Write) error {
 	if old != nil {
 		return fmt.Errorf("storing post %s by %s: another post has this id: %w", p.ID, p.Author, ErrExists)
 	}
-	extra := func(b *pebble.Batch) {
+	extra := func(b *kv.Batch) {
 		for _, w := range also {
-			b.Set(w.key, w.value, nil)
+			b.Set(w.Key, w.Value)
 		}
 	}
 	if err := s.write(p.Author, key, old, val, extra); err != nil {
@@ -365,15 +233,15 @@ type RawPost struct {
 // before (all posts when before is zero), and the cursor for the next
 // page (zero when there is none). It is one reverse range scan.
 func (s *Store) PostsRaw(author string, before feed.ID, limit int) ([]RawPost, feed.ID, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, ErrFailed)
 	}
 	lower := postPrefix(author)
-	upper := prefixEnd(lower)
+	upper := kv.PrefixEnd(lower)
 	if !before.IsZero() {
 		upper = postKey(author, before)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := s.db.NewIter(lower, upper)
 	if err != nil {
 		return nil, feed.ID{}, fmt.Errorf("reading posts of %s: %w", author, err)
 	}
@@ -437,11 +305,10 @@ func (side Side) key(e feed.Edge) []byte {
 // Edges returns the edges stored on one side of name, removed ones
 // included, in name order of the other user.
 func (s *Store) Edges(side Side, name string) ([]feed.Edge, error) {
-	if s.failed.Load() {
+	if s.db.Failed() {
 		return nil, fmt.Errorf("reading edges of %s: %w", name, ErrFailed)
 	}
-	lower := []byte(string(byte(side)) + "/" + name + "/")
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := s.db.Prefix([]byte(string(byte(side)) + "/" + name + "/"))
 	if err != nil {
 		return nil, fmt.Errorf("reading edges of %s: %w", name, err)
 	}
@@ -471,9 +338,9 @@ var kinds = map[string]string{"users": "u/", "posts": "p/", "following": "f/", "
 
 // Stats estimates the database's sizes.
 func (s *Store) Stats() Stats {
-	st := Stats{DiskBytes: s.db.Metrics().DiskSpaceUsage(), KindBytes: map[string]uint64{}, WritesFail: s.failed.Load()}
+	st := Stats{DiskBytes: s.db.DiskBytes(), KindBytes: map[string]uint64{}, WritesFail: s.db.Failed()}
 	for kind, prefix := range kinds {
-		n, err := s.db.EstimateDiskUsage([]byte(prefix), prefixEnd([]byte(prefix)))
+		n, err := s.db.PrefixBytes([]byte(prefix))
 		if err == nil {
 			st.KindBytes[kind] = n
 		}
@@ -505,7 +372,7 @@ func (s *Store) MergeUser(u feed.User) (feed.User, bool, error) {
 func (s *Store) UpdateUser(name string, change func(cur *feed.User) (feed.User, error)) (feed.User, bool, error) {
 	defer s.users.lock(name)()
 	key := userKey(name)
-	old, err := s.getRaw(key)
+	old, err := s.db.Get(key)
 	if err != nil {
 		return feed.User{}, false, fmt.Errorf("updating user %s: %w", name, err)
 	}
