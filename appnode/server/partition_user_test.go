@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ringfront/ringfront/appnode/account"
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 )
@@ -75,7 +76,7 @@ func TestPartitionSameUserBothSides(t *testing.T) {
 		winner = recs[1]
 	}
 	win, lose := 0, 1 // side 0 created first
-	if !cmp.Equal(winner.TokenHash, hashToken(tokens[0])) {
+	if !cmp.Equal(winner.TokenHash, account.HashToken(tokens[0])) {
 		win, lose = 1, 0
 	}
 
@@ -127,8 +128,8 @@ func TestPartitionSameUserBothSides(t *testing.T) {
 func TestReadRepairSameUser(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 2})
 	now := time.Now().UTC()
-	early := feed.User{Name: "joe", TokenHash: hashToken("early"), Created: now}
-	late := feed.User{Name: "joe", TokenHash: hashToken("late"), Created: now.Add(time.Second)}
+	early := feed.User{Name: "joe", TokenHash: account.HashToken("early"), Created: now}
+	late := feed.User{Name: "joe", TokenHash: account.HashToken("late"), Created: now.Add(time.Second)}
 	if err := ms[0].store.CreateUser(late); err != nil {
 		t.Fatal(err)
 	}

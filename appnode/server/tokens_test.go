@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfront/ringfront/appnode/account"
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/live"
@@ -59,8 +60,8 @@ func TestRotateToken(t *testing.T) {
 		m.srv.Replica().Wait() // the third copy goes out in the background
 	}
 	for i, u := range records(t, ms, "joe") {
-		if u.TokenState(hashToken(old)) != feed.TokenRevoked || u.TokenState(hashToken(ans.Token)) != feed.TokenLive {
-			t.Errorf("%s's record: old token %d, new %d", ms[i].addr, u.TokenState(hashToken(old)), u.TokenState(hashToken(ans.Token)))
+		if u.TokenState(account.HashToken(old)) != feed.TokenRevoked || u.TokenState(account.HashToken(ans.Token)) != feed.TokenLive {
+			t.Errorf("%s's record: old token %d, new %d", ms[i].addr, u.TokenState(account.HashToken(old)), u.TokenState(account.HashToken(ans.Token)))
 		}
 		raw, _ := json.Marshal(u)
 		if bytes.Contains(raw, []byte(ans.Token)) || bytes.Contains(raw, []byte(old)) {
@@ -224,7 +225,7 @@ func TestRotateTokenPartition(t *testing.T) {
 func TestRotateTokenRetried(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 2})
 	t0 := createUser(t, ms[0], "joe")
-	pin := fmt.Sprint(uint64(ms[0].srv.c.Clock().Now()), " ", newToken())
+	pin := fmt.Sprint(uint64(ms[0].srv.c.Clock().Now()), " ", account.NewToken())
 	var toks []string
 	for range 2 {
 		req, _ := http.NewRequest("POST", ms[1].url("/v1/users/joe/tokens"), strings.NewReader(`{"revoke_current":true}`))
