@@ -254,22 +254,22 @@ func (g *Graph) Active(side store.Side, name string) ([]string, error) {
 
 // Following serves GET /v1/users/{name}/following.
 func (g *Graph) Following(w http.ResponseWriter, r *http.Request) {
-	defer g.rep.RepairAfterRead(r, r.PathValue("name"))
-	names, err := g.Active(store.Following, r.PathValue("name"))
-	if err != nil {
-		transport.StoreError(w, err)
-		return
-	}
-	transport.WriteJSON(w, http.StatusOK, api.FollowingAnswer{Following: names})
+	g.list(w, r, store.Following, func(names []string) any { return api.FollowingAnswer{Following: names} })
 }
 
 // Followers serves GET /v1/users/{name}/followers.
 func (g *Graph) Followers(w http.ResponseWriter, r *http.Request) {
+	g.list(w, r, store.Followers, func(names []string) any { return api.FollowersAnswer{Followers: names} })
+}
+
+// list answers with the active edges of one side of the user r names,
+// as answer makes them, then repairs the user's records.
+func (g *Graph) list(w http.ResponseWriter, r *http.Request, side store.Side, answer func([]string) any) {
 	defer g.rep.RepairAfterRead(r, r.PathValue("name"))
-	names, err := g.Active(store.Followers, r.PathValue("name"))
+	names, err := g.Active(side, r.PathValue("name"))
 	if err != nil {
 		transport.StoreError(w, err)
 		return
 	}
-	transport.WriteJSON(w, http.StatusOK, api.FollowersAnswer{Followers: names})
+	transport.WriteJSON(w, http.StatusOK, answer(names))
 }

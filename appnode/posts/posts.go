@@ -127,12 +127,22 @@ func (p *Posts) postID(chosen string) (feed.ID, error) {
 	return id, nil
 }
 
-// List serves GET /v1/users/{name}/posts.
-func (p *Posts) List(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
+// page reads the page r asks for (?limit= and ?before=), or answers
+// 400 and returns false.
+func page(w http.ResponseWriter, r *http.Request) (limit int, before feed.ID, ok bool) {
 	limit, before, err := api.Page(r.URL.Query())
 	if err != nil {
 		transport.WriteError(w, http.StatusBadRequest, err)
+		return 0, feed.ID{}, false
+	}
+	return limit, before, true
+}
+
+// List serves GET /v1/users/{name}/posts.
+func (p *Posts) List(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	limit, before, ok := page(w, r)
+	if !ok {
 		return
 	}
 	if err := p.acct.Exists(name); err != nil {
@@ -189,9 +199,8 @@ func cursor(id feed.ID) string {
 // newest first (timeline.Page).
 func (p *Posts) Timeline(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	limit, before, err := api.Page(r.URL.Query())
-	if err != nil {
-		transport.WriteError(w, http.StatusBadRequest, err)
+	limit, before, ok := page(w, r)
+	if !ok {
 		return
 	}
 	if !p.acct.Authorize(w, r, name) {
