@@ -60,15 +60,22 @@ func (l *lab) startAll() error {
 	if err := writeSecret(clusterKey); err != nil {
 		return err
 	}
+	if err := l.makeCerts(); err != nil {
+		return err
+	}
 	var members []string
 	for _, fe := range frontends() {
-		members = append(members, fe.ip+":80")
+		members = append(members, fe.ip+":443")
 	}
 	for _, fe := range frontends() {
+		cert, key := l.certFiles(fe.name)
 		cfg, err := l.render("appnode", "appnode.yaml", fe.name, []string{
 			"APPNODE_NODE=" + fe.name,
-			"APPNODE_LISTEN=0.0.0.0:80",
-			"APPNODE_ADVERTISE=" + fe.ip + ":80",
+			"APPNODE_LISTEN=0.0.0.0:443",
+			"APPNODE_TLS_CERT_FILE=" + cert,
+			"APPNODE_TLS_KEY_FILE=" + key,
+			"APPNODE_TLS_REDIRECT_LISTEN=0.0.0.0:80",
+			"APPNODE_ADVERTISE=" + fe.ip + ":443",
 			"APPNODE_MEMBERS=" + strings.Join(members, ","),
 			"APPNODE_REPLICAS=2",
 			"APPNODE_DATA_DIR=" + filepath.Join(l.run, fe.name, "data"),
@@ -112,8 +119,8 @@ func (l *lab) startAll() error {
 			// the partner, whose appnode still answers. Two failed
 			// probes 100ms apart: a dead appnode refuses at once, so
 			// its VIP moves within about 0.2s.
-			"VIPWATCH_TRACK_TYPE=http",
-			"VIPWATCH_TRACK_PORT=80",
+			"VIPWATCH_TRACK_TYPE=https",
+			"VIPWATCH_TRACK_PORT=443",
 			"VIPWATCH_TRACK_PATH=/healthz",
 			"VIPWATCH_TRACK_INTERVAL=100ms",
 			"VIPWATCH_TRACK_TIMEOUT=80ms",
@@ -123,7 +130,7 @@ func (l *lab) startAll() error {
 		if err != nil {
 			return err
 		}
-		p, err := startDaemon(l.run, fe.name, "vipwatch", nil, filepath.Join(l.bin, "vipwatch"), "run", "-c", cfg)
+		p, err := startDaemon(l.run, fe.name, "vipwatch", trustEnv(), filepath.Join(l.bin, "vipwatch"), "run", "-c", cfg)
 		if err != nil {
 			return err
 		}
@@ -140,7 +147,7 @@ func (l *lab) startAll() error {
 		if err != nil {
 			return err
 		}
-		p, err := startDaemon(l.run, name, "dnslb", nil, filepath.Join(l.bin, "dnslb"), "serve", "-c", cfg)
+		p, err := startDaemon(l.run, name, "dnslb", trustEnv(), filepath.Join(l.bin, "dnslb"), "serve", "-c", cfg)
 		if err != nil {
 			return err
 		}
@@ -219,7 +226,7 @@ func (l *lab) checkProcs() error {
 
 // curl runs curl in the client namespace and decodes a JSON answer.
 func curl(out any, args ...string) error {
-	b, err := inNS("client", append([]string{"curl", "-sS", "--max-time", "2", "-f"}, args...)...)
+	b, err := inNS("client", append([]string{"curl", "-sS", "--max-time", "2", "-f", "--cacert", caFile}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -234,17 +241,17 @@ func smoke(vip string) error {
 	name := fmt.Sprintf("lab%d", time.Now().UnixNano()%1_000_000_000)
 	var user struct{ Token string }
 	if err := curl(&user, "-X", "POST", "-H", "Content-Type: application/json",
-		"-d", `{"name":"`+name+`"}`, "http://"+vip+"/v1/users"); err != nil {
+		"-d", `{"name":"`+name+`"}`, "https://"+vip+"/v1/users"); err != nil {
 		return err
 	}
 	if err := curl(nil, "-X", "POST", "-H", "Authorization: Bearer "+user.Token, "-H", "Content-Type: application/json",
-		"-d", `{"text":"hello from the lab"}`, "http://"+vip+"/v1/users/"+name+"/posts"); err != nil {
+		"-d", `{"text":"hello from the lab"}`, "https://"+vip+"/v1/users/"+name+"/posts"); err != nil {
 		return err
 	}
 	var feed struct {
 		Posts []struct{ Text string }
 	}
-	if err := curl(&feed, "http://"+vip+"/v1/users/"+name+"/posts"); err != nil {
+	if err := curl(&feed, "https://"+vip+"/v1/users/"+name+"/posts"); err != nil {
 		return err
 	}
 	if len(feed.Posts) != 1 || feed.Posts[0].Text != "hello from the lab" {
@@ -298,7 +305,7 @@ func (l *lab) status() error {
 	fmt.Print(`
 Try:
   ip netns exec rf-client dig www.example.org             # resolver: ns1, ns2
-  ip netns exec rf-client curl -s -XPOST -d '{"name":"joe"}' http://www.example.org/v1/users
+  ip netns exec rf-client curl -s --cacert lab/run/tls/ca.crt -XPOST -d '{"name":"joe"}' https://www.example.org/v1/users
   ip netns exec rf-ns1 bin/dnslb status                   # health of every VIP
   ip netns exec rf-fe1 bin/vipwatch status                # who holds which VIP
   ip netns exec rf-fe1 bin/appnode status                 # ring and members

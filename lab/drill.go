@@ -32,8 +32,9 @@ type drill struct {
 
 // drillRun is one run's state and findings.
 type drillRun struct {
-	users   string // prefix of the load's user names
-	victim  string // the host a drill picked (owner-down)
+	users   string            // prefix of the load's user names
+	victim  string            // the host a drill picked (owner-down)
+	serials map[string]string // new certificates by frontend (rotate-certs)
 	notes   []string
 	failed  []string // failed checks
 	before  map[string][]string
@@ -132,7 +133,7 @@ var drills = []drill{
 				Owner string `json:"owner"`
 			}
 			user := d.users + "_0"
-			if err := curl(&look, "http://"+vips()[0]+"/v1/ring/lookup?key="+user); err != nil {
+			if err := curl(&look, "https://"+vips()[0]+"/v1/ring/lookup?key="+user); err != nil {
 				return fmt.Errorf("looking up the owner of %s: %w", user, err)
 			}
 			for _, fe := range frontends() {
@@ -163,6 +164,56 @@ var drills = []drill{
 		// one such request per move (vipwatch's own drill measures zero
 		// lost probes with a UDP prober).
 		maxFailed: func(d *drillRun) int { return 2 }},
+	{name: "rotate-certs", what: "new HTTPS certificates for every frontend mid-load: fe1 and fe2 read them when their files change, fe3 and fe4 on SIGHUP", hold: 2 * time.Second,
+		fault: func(l *lab, d *drillRun) (err error) {
+			if d.serials, err = l.rotateCerts(); err != nil {
+				return err
+			}
+			for _, fe := range []string{"fe3", "fe4"} {
+				if err := l.signal(fe, "appnode", syscall.SIGHUP); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		heal: func(l *lab, d *drillRun) error {
+			for _, fe := range frontends() {
+				// A frontend looks at its files at a handshake at most
+				// once a second: a few tries.
+				var got string
+				var err error
+				for try := 0; try < 10; try++ {
+					if got, err = l.served(fe); err == nil && got == d.serials[fe.name] {
+						break
+					}
+					time.Sleep(300 * time.Millisecond)
+				}
+				switch {
+				case err != nil:
+					d.fail("%s: no TLS answer after the rotation: %v", fe.name, err)
+				case got != d.serials[fe.name]:
+					d.fail("%s serves certificate %s, not its new one %s", fe.name, got, d.serials[fe.name])
+				default:
+					d.note("%s serves its new certificate %s", fe.name, got)
+				}
+			}
+			return nil
+		},
+		// A new certificate is met by the next handshake; no request
+		// may fail for it.
+		maxFailed: func(d *drillRun) int { return 0 }},
+}
+
+// signal sends sig to a daemon the lab started on host.
+func (l *lab) signal(host, name string, sig syscall.Signal) error {
+	i, err := l.find(host, name)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(l.procs[i].PID, sig); err != nil {
+		return fmt.Errorf("signalling %s on %s: %w", name, host, err)
+	}
+	return nil
 }
 
 // vipwatchCmd runs a vipwatch admin command on a frontend.
@@ -239,7 +290,7 @@ func (l *lab) restartHost(host string, names ...string) error {
 		if old.alive() {
 			continue
 		}
-		p, err := startDaemon(l.run, host, name, nil, old.Args...)
+		p, err := startDaemon(l.run, host, name, old.Env, old.Args...)
 		if err != nil {
 			return err
 		}
@@ -301,7 +352,7 @@ func (l *lab) runDrill(ctx context.Context, dr drill) (*drillRun, error) {
 	readyPath := filepath.Join(l.run, "drill-"+dr.name+".ready")
 	os.Remove(reportPath)
 	os.Remove(readyPath)
-	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "load", "-prefix", d.users, "-report", reportPath, "-ready", readyPath)
+	load := exec.Command("ip", "netns", "exec", ns("client"), filepath.Join(l.bin, "lab"), "-run", l.run, "load", "-prefix", d.users, "-report", reportPath, "-ready", readyPath)
 	loadLogPath := filepath.Join(l.run, "drill-"+dr.name+".log")
 	loadLog, _ := os.Create(loadLogPath)
 	defer loadLog.Close()

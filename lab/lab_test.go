@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestLab brings the whole lab up under its own namespace prefix, runs
@@ -21,7 +27,7 @@ func TestLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the lab takes a few minutes; not in -short")
 	}
-	for _, tool := range []string{"ip", "dig", "curl"} {
+	for _, tool := range []string{"ip", "dig", "curl", "tcpdump"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing (.ci/deps installs it): %v", tool, err)
 		}
@@ -54,6 +60,7 @@ func TestLab(t *testing.T) {
 	if out, err := lab("up"); err != nil || !strings.Contains(out, "already up") {
 		t.Errorf("second lab up: %v\n%s", err, out)
 	}
+	checkNoCleartext(t, pfx, run)
 	out, err = lab("drill")
 	t.Logf("lab drill:\n%s", out)
 	if err != nil {
@@ -116,4 +123,101 @@ func checkReports(t *testing.T, run, out string) {
 			t.Errorf("drill %s is not on the summary page", name)
 		}
 	}
+}
+
+// checkNoCleartext captures the lab bridge with tcpdump while a client
+// makes a user, posts through every VIP (forwards, replication and
+// fan-out between members follow) and reads the posts back, and checks
+// that no token, post text or HTTP request crossed it in the clear.
+// The DNS lookups do cross in the clear: they prove the capture saw the
+// client's traffic.
+func checkNoCleartext(t *testing.T, pfx, run string) {
+	t.Helper()
+	pcap := filepath.Join(run, "bridge.pcap")
+	// -Z root: tcpdump would drop to its own user, who cannot write
+	// into the test's directory.
+	dump := exec.Command("ip", "netns", "exec", pfx+"lan", "tcpdump", "-i", "br0", "-U", "-s", "0", "-Z", "root", "-w", pcap)
+	stderr, err := dump.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dump.Start(); err != nil {
+		t.Fatalf("starting tcpdump: %v", err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			dump.Process.Signal(syscall.SIGTERM)
+			dump.Wait()
+		}
+	}
+	defer stop()
+	listening := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				listening <- nil
+				io.Copy(io.Discard, stderr)
+				return
+			}
+		}
+		listening <- fmt.Errorf("tcpdump ended before it listened")
+	}()
+	select {
+	case err := <-listening:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("tcpdump did not start listening within 10s")
+	}
+
+	curl := func(out any, args ...string) {
+		t.Helper()
+		full := append([]string{"netns", "exec", pfx + "client", "curl", "-sS", "--max-time", "3", "-f",
+			"--cacert", filepath.Join(run, "tls", "ca.crt"), "-H", "Content-Type: application/json"}, args...)
+		b, err := exec.Command("ip", full...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, b)
+		}
+		if out != nil {
+			if err := json.Unmarshal(b, out); err != nil {
+				t.Fatalf("curl %v: %v: %s", args, err, b)
+			}
+		}
+	}
+	name := fmt.Sprintf("tap%d", time.Now().UnixNano()%1_000_000)
+	canary := fmt.Sprintf("canary%d", time.Now().UnixNano())
+	var user struct{ Token string }
+	curl(&user, "-X", "POST", "-d", `{"name":"`+name+`"}`, "https://www.example.org/v1/users")
+	for i, vip := range vips() {
+		curl(nil, "-X", "POST", "-H", "Authorization: Bearer "+user.Token, "-d", fmt.Sprintf(`{"text":"%s %d"}`, canary, i),
+			"https://"+vip+"/v1/users/"+name+"/posts")
+	}
+	for _, vip := range vips() {
+		var page struct{ Posts []struct{ Text string } }
+		curl(&page, "https://"+vip+"/v1/users/"+name+"/posts")
+		if len(page.Posts) != len(vips()) {
+			t.Errorf("read %d posts back through %s, want %d", len(page.Posts), vip, len(vips()))
+		}
+		curl(nil, "-H", "Authorization: Bearer "+user.Token, "https://"+vip+"/v1/users/"+name+"/timeline")
+	}
+	time.Sleep(time.Second) // replication and fan-out behind the answers
+	stop()
+	b, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("\x03www\x07example\x03org")) {
+		t.Fatalf("the capture (%d bytes) holds no DNS lookup of www.example.org: it did not see the client", len(b))
+	}
+	for what, s := range map[string]string{"the bearer token": user.Token, "the post text": canary, "a bearer header": "Bearer ",
+		"an HTTP request": "/v1/users/", "the user name": name} {
+		if bytes.Contains(b, []byte(s)) {
+			t.Errorf("%s (%q) crossed the lab bridge in cleartext (capture: %s)", what, s, pcap)
+		}
+	}
+	t.Logf("captured %d bytes on the lab bridge: no token, post or request in the clear", len(b))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -70,7 +71,14 @@ func runLoad(args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *maxRun)
 	defer cancel()
 
-	hc := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	pool, err := labPool()
+	if err != nil {
+		return err
+	}
+	// A new connection, so a new TLS handshake, for every request: a
+	// certificate rotation is met by every request after it.
+	hc := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	rep := loadReport{DNSByServer: map[string]int{}}
 	// Users are made through the first VIP that answers.
 	var us []*loadUser
@@ -81,7 +89,7 @@ func runLoad(args []string) error {
 			var vips []string
 			if vips, _, err = lookup(); err == nil {
 				var u struct{ Token string }
-				if err = postJSON(hc, "http://"+vips[0]+"/v1/users", "", map[string]string{"name": name}, &u); err == nil {
+				if err = postJSON(hc, "https://"+vips[0]+"/v1/users", "", map[string]string{"name": name}, &u); err == nil {
 					us = append(us, &loadUser{Name: name, Token: u.Token})
 					break
 				}
@@ -118,14 +126,14 @@ func runLoad(args []string) error {
 		sent := time.Now()
 		if n%2 == 0 {
 			var p struct{ ID string }
-			err := postJSON(hc, "http://"+vip+"/v1/users/"+u.Name+"/posts", u.Token, map[string]string{"text": fmt.Sprintf("drill %d", n)}, &p)
+			err := postJSON(hc, "https://"+vip+"/v1/users/"+u.Name+"/posts", u.Token, map[string]string{"text": fmt.Sprintf("drill %d", n)}, &p)
 			if err == nil {
 				u.Acked = append(u.Acked, p.ID)
 				rep.Acked++
 			}
 			rep.Ops = append(rep.Ops, op{At: time.Now(), Took: time.Since(sent), Kind: "write", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		} else {
-			err := getJSON(hc, "http://"+vip+"/v1/users/"+u.Name+"/posts?limit=1", nil)
+			err := getJSON(hc, "https://"+vip+"/v1/users/"+u.Name+"/posts?limit=1", nil)
 			rep.Ops = append(rep.Ops, op{At: time.Now(), Took: time.Since(sent), Kind: "read", OK: err == nil, VIP: vip, User: u.Name, Err: errText(err)})
 		}
 	}
@@ -187,7 +195,7 @@ func readAll(hc *http.Client, name string, found map[string]bool) error {
 			Posts []struct{ ID string }
 			Next  string
 		}
-		url := "http://" + vips[0] + "/v1/users/" + name + "/posts?limit=100"
+		url := "https://" + vips[0] + "/v1/users/" + name + "/posts?limit=100"
 		if cursor != "" {
 			url += "&before=" + cursor
 		}

@@ -41,9 +41,14 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if flag.Arg(0) == "load" { // the client side of a drill, run inside rf-client
-		if err := runLoad(flag.Args()[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, "lab load:", err)
+	caFile = filepath.Join(abs(*run), "tls", "ca.crt")
+	// The client side of a drill, run inside rf-client.
+	for name, f := range map[string]func([]string) error{"load": runLoad, "served": runServed} {
+		if flag.Arg(0) != name {
+			continue
+		}
+		if err := f(flag.Args()[1:]); err != nil {
+			fmt.Fprintf(os.Stderr, "lab %s: %v\n", name, err)
 			os.Exit(1)
 		}
 		return

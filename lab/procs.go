@@ -22,8 +22,9 @@ type proc struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"` // field 22 of /proc/PID/stat
 	Log   string `json:"log"`
-	// Args start it again (a drill's heal).
+	// Args and Env start it again (a drill's heal).
 	Args []string `json:"args"`
+	Env  []string `json:"env,omitempty"`
 }
 
 func procsFile(run string) string { return filepath.Join(run, "procs.json") }
@@ -89,7 +90,7 @@ func startDaemon(run, host, name string, env []string, args ...string) (proc, er
 	if err := cmd.Start(); err != nil {
 		return proc{}, fmt.Errorf("starting %s on %s: %w", name, host, err)
 	}
-	p := proc{Host: host, Name: name, PID: cmd.Process.Pid, Log: logPath, Args: args}
+	p := proc{Host: host, Name: name, PID: cmd.Process.Pid, Log: logPath, Args: args, Env: env}
 	p.Start, _ = startTime(p.PID)
 	cmd.Process.Release()
 	return p, nil

@@ -19,7 +19,7 @@ import (
 func Proxy() *cobra.Command {
 	var listen string
 	var seeds []string
-	var logLevel string
+	var logLevel, caFile string
 	cmd := &cobra.Command{
 		Use:   "proxy",
 		Short: "Run a local proxy that sends each request straight to its user's members",
@@ -29,7 +29,7 @@ func Proxy() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(seeds) == 0 {
-				return fmt.Errorf("--seed: give at least one member (http://host:port)")
+				return fmt.Errorf("--seed: give at least one member (http://host:port or https://host:port)")
 			}
 			var lc daemon.LogConfig
 			lc.Level = logLevel
@@ -37,7 +37,7 @@ func Proxy() *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			log := daemon.NewLogger(os.Stderr, lc, daemon.UnderJournald()).With("component", "appnode")
-			p, err := proxy.New(seeds, proxy.Options{Log: log})
+			p, err := proxy.New(seeds, proxy.Options{Log: log, CAFile: caFile})
 			if err != nil {
 				return err
 			}
@@ -51,7 +51,8 @@ func Proxy() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (keep it on loopback)")
-	cmd.Flags().StringSliceVar(&seeds, "seed", nil, "a member to learn the ring from, http://host:port (repeat or comma-separate for several)")
+	cmd.Flags().StringSliceVar(&seeds, "seed", nil, "a member to learn the ring from, http://host:port or https://host:port (repeat or comma-separate for several)")
+	cmd.Flags().StringVar(&caFile, "ca-file", envOr("APPNODE_CA_FILE", ""), "PEM file of the CAs that sign the members' certificates, instead of the system's (env APPNODE_CA_FILE)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

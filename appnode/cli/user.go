@@ -18,17 +18,18 @@ import (
 // User is `appnode user ...`: the command-line client, on package
 // client.
 func User() *cobra.Command {
-	var server, token string
+	var server, token, caFile string
 	var limit int
 	var before string
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Use the service: create users, post, follow, read, rotate tokens",
 	}
-	cmd.PersistentFlags().StringVar(&server, "server", envOr("APPNODE_SERVER", "127.0.0.1:8081"), "any member, to fetch the ring from (comma-separated for several; env APPNODE_SERVER)")
+	cmd.PersistentFlags().StringVar(&server, "server", envOr("APPNODE_SERVER", "127.0.0.1:8081"), "any member, to fetch the ring from: host:port, http://host:port or https://host:port (comma-separated for several; env APPNODE_SERVER)")
+	cmd.PersistentFlags().StringVar(&caFile, "ca-file", envOr("APPNODE_CA_FILE", ""), "PEM file of the CAs that sign the members' certificates, instead of the system's; makes host:port https (env APPNODE_CA_FILE)")
 	cmd.PersistentFlags().StringVar(&token, "token", "", "the user's token (default: env APPNODE_TOKEN)")
 	newClient := func() (*client.Client, error) {
-		return client.New(strings.Split(server, ","), client.Options{})
+		return client.New(strings.Split(server, ","), client.Options{CAFile: caFile})
 	}
 	tok := func() (string, error) {
 		if token == "" {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,6 +78,14 @@ type Options struct {
 	// user's preference list (requests are made safe to send twice: see
 	// Post and CreateUser). 0 means DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+	// TLS is the TLS configuration of https members (its RootCAs: the
+	// CAs trusted; nil: the system's). It is used only when HTTP is
+	// nil.
+	TLS *tls.Config
+	// CAFile, when set, is a PEM file of the CAs to trust instead of
+	// the system's (added to a copy of TLS). Setting TLS or CAFile
+	// makes seeds without a scheme https.
+	CAFile string
 }
 
 // DefaultAttemptTimeout is Options.AttemptTimeout's default: a member
@@ -100,6 +111,7 @@ type suspicion struct {
 // Client talks to an appnode cluster. It is safe for concurrent use.
 type Client struct {
 	seeds   []string // host:port of members to fetch the ring from
+	scheme  string   // http or https, for every member
 	http    *http.Client
 	attempt time.Duration
 	ring    atomic.Pointer[ring.Ring]
@@ -120,7 +132,9 @@ type Client struct {
 }
 
 // New returns a client that learns the ring from the given members
-// ("host:port" or "http://host:port"). It makes no request yet.
+// ("host:port", "http://host:port" or "https://host:port"; every seed
+// with a scheme has the same one, and the members are asked over it).
+// It makes no request yet.
 func New(seeds []string, opts Options) (*Client, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("creating client: no seed members")
@@ -138,17 +152,31 @@ func New(seeds []string, opts Options) (*Client, error) {
 	for _, s := range seeds {
 		if strings.Contains(s, "://") {
 			u, err := url.Parse(s)
-			if err != nil || u.Scheme != "http" || u.Host == "" {
-				return nil, fmt.Errorf("creating client: seed %q is not http://host:port", s)
+			if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+				return nil, fmt.Errorf("creating client: seed %q is not http://host:port or https://host:port", s)
 			}
-			s = u.Host
+			if c.scheme != "" && c.scheme != u.Scheme {
+				return nil, fmt.Errorf("creating client: seed %q is %s, another is %s: the members speak one or the other", s, u.Scheme, c.scheme)
+			}
+			c.scheme, s = u.Scheme, u.Host
 		}
 		c.seeds = append(c.seeds, s)
+	}
+	tlsConfig, err := TLSConfig(opts.TLS, opts.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if c.scheme == "" {
+		c.scheme = "http"
+		if tlsConfig != nil {
+			c.scheme = "https"
+		}
 	}
 	hc := opts.HTTP
 	if hc == nil {
 		hc = &http.Client{
-			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+				TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true},
 		}
 	}
 	// A copy, so CheckRedirect does not change the caller's client.
@@ -157,6 +185,9 @@ func New(seeds []string, opts Options) (*Client, error) {
 	c.http = &cp
 	return c, nil
 }
+
+// Scheme is how the members are asked: http or https.
+func (c *Client) Scheme() string { return c.scheme }
 
 // checkRedirect follows a member's 307 to another member with the
 // token: Go drops Authorization on a redirect to another host:port, but
@@ -248,7 +279,7 @@ func (c *Client) send(ctx context.Context, member, method, uri, token string, bo
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+member+uri, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.scheme+"://"+member+uri, rd)
 	if err != nil {
 		return "", fmt.Errorf("building request: %w", err)
 	}
@@ -515,4 +546,35 @@ func (c *Client) Followers(ctx context.Context, name string) ([]string, error) {
 	}
 	err := c.do(ctx, name, http.MethodGet, "/v1/users/"+name+"/followers", "", nil, &ans)
 	return ans.Followers, err
+}
+
+// TLSConfig is base (nil: the defaults) trusting the CAs in caFile
+// instead of the system's; nil when both are unset.
+func TLSConfig(base *tls.Config, caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return base, nil
+	}
+	pool, err := LoadCA(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// LoadCA reads a PEM file of CA certificates into a pool.
+func LoadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -339,9 +340,33 @@ func TestClientPausedOwner(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	for _, seeds := range [][]string{nil, {"https://x:1"}, {"http://"}} {
-		if _, err := New(seeds, Options{}); err == nil {
-			t.Errorf("New(%v) accepted", seeds)
+	for _, tt := range []struct {
+		seeds []string
+		opts  Options
+		want  string
+	}{
+		{nil, Options{}, "no seed members"},
+		{[]string{"ftp://x:1"}, Options{}, `seed "ftp://x:1" is not http://host:port or https://host:port`},
+		{[]string{"http://"}, Options{}, "is not http://host:port"},
+		{[]string{"https://x:1", "http://y:1"}, Options{}, `seed "http://y:1" is http, another is https`},
+		{[]string{"x:1"}, Options{CAFile: "/nonexistent/ca.crt"}, "reading CA file"},
+	} {
+		if _, err := New(tt.seeds, tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%v) = %v, want an error containing %q", tt.seeds, err, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		seeds []string
+		opts  Options
+		want  string
+	}{
+		{[]string{"x:1"}, Options{}, "http"},
+		{[]string{"https://x:1", "y:1"}, Options{}, "https"},
+		{[]string{"x:1"}, Options{TLS: &tls.Config{}}, "https"},
+	} {
+		c, err := New(tt.seeds, tt.opts)
+		if err != nil || c.Scheme() != tt.want {
+			t.Errorf("New(%v) scheme = %v, %v; want %s", tt.seeds, c, err, tt.want)
 		}
 	}
 	c, _ := New([]string{"127.0.0.1:1"}, Options{})

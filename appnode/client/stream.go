@@ -89,7 +89,7 @@ func (c *Client) stream(ctx context.Context, hc *http.Client, member, name, toke
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	timer := time.AfterFunc(c.attempt, cancel)
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, "http://"+member+"/v1/users/"+name+"/timeline/stream", nil)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, c.scheme+"://"+member+"/v1/users/"+name+"/timeline/stream", nil)
 	if err != nil {
 		timer.Stop()
 		return false, fmt.Errorf("building the stream request: %w", err)

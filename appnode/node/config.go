@@ -87,6 +87,10 @@ type Config struct {
 	// heartbeat comment (default 15s).
 	StreamHeartbeat time.Duration `mapstructure:"stream_heartbeat"`
 
+	// TLS serves the API over HTTPS (tls.go). Member traffic is TLS
+	// whatever this says, with certificates derived from the cluster
+	// secret (appnode/transport).
+	TLS TLSConfig `mapstructure:"tls"`
 	// Limits are the rate limits per client network and per user.
 	Limits LimitsConfig `mapstructure:"limits"`
 	// HTTP bounds one client's requests on the API listener.
@@ -343,6 +347,9 @@ func (c *Config) Validate() error {
 	if sameSocket(c.Admin.Listen, c.Listen) {
 		return config.Errorf("admin.listen", c.Admin.Listen, "is also listen's address")
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if err := c.Log.Validate(); err != nil {
 		return config.Join("log", err)
 	}
@@ -351,7 +358,9 @@ func (c *Config) Validate() error {
 
 // OtherEnv lists the variables with appnode's prefix that are not
 // config keys: the command-line client's.
-func (c *Config) OtherEnv() []string { return []string{"APPNODE_SERVER", "APPNODE_TOKEN"} }
+func (c *Config) OtherEnv() []string {
+	return []string{"APPNODE_SERVER", "APPNODE_TOKEN", "APPNODE_CA_FILE"}
+}
 
 // Ring builds the ring the config describes.
 func (c *Config) Ring() (*ring.Ring, error) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"github.com/ringfront/ringfront/appnode/gossip"
 	"github.com/ringfront/ringfront/appnode/server"
 	"github.com/ringfront/ringfront/appnode/store"
+	"github.com/ringfront/ringfront/appnode/transport"
+	"github.com/ringfront/ringfront/internal/certs"
 	"github.com/ringfront/ringfront/internal/config"
 	"github.com/ringfront/ringfront/internal/daemon"
 )
@@ -33,6 +36,8 @@ type Node struct {
 	srv    *server.Server
 	admin  *daemon.Admin
 	gossip *gossip.Detector
+	cert   *certs.Pair // the API's certificate; nil: plain HTTP
+	redir  *redirector // tls.redirect_listen; nil: none
 
 	mu  sync.Mutex // guards cfg
 	cfg Config
@@ -73,6 +78,22 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	memberTLS, err := transport.NewMemberTLS(secret, cfg.Advertise, log, nil)
+	if err != nil {
+		det.Stop()
+		st.Close()
+		return nil, err
+	}
+	var cert *certs.Pair
+	var apiCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	if cfg.TLS.On() {
+		if cert, err = certs.New(cfg.TLS.files(), log.With("subsystem", "tls"), nil); err != nil {
+			det.Stop()
+			st.Close()
+			return nil, err
+		}
+		apiCert = cert.GetCertificate
+	}
 	admin := daemon.NewAdmin(adminToken)
 	admin.Registry().MustRegister(daemon.BuildInfo("appnode"))
 	admin.Registry().MustRegister(det.Collector())
@@ -80,8 +101,9 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		Self: cfg.Advertise, Ring: rg, Routing: server.Routing(cfg.Routing), Store: st,
 		Secret: secret, Log: log, Registry: admin.Registry(), View: det, WriteAcks: cfg.WriteAcks, ReadRepair: cfg.ReadRepair,
 		MemberTimeout: cfg.MemberTimeout, GossipAddr: det.Addr(), CatchUp: det.SetCatchingUp, StartCatchingUp: true,
-		Now:                 now,
-		Links:               cfg.ForwardOver == "link",
+		Now:       now,
+		Links:     cfg.ForwardOver == "link",
+		MemberTLS: memberTLS, APICert: apiCert,
 		AntiEntropyInterval: cfg.AntiEntropyInterval, AntiEntropyRate: cfg.AntiEntropyRate, RebalanceRate: cfg.RebalanceRate,
 		Bounds: cfg.HTTP.bounds(),
 	})
@@ -95,7 +117,8 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg}
+	n := &Node{log: log, notify: daemon.NewNotifier(log), load: load, store: st, srv: srv, admin: admin, gossip: det, cfg: cfg,
+		cert: cert}
 	admin.Handle("GET /v1/status", n.status)
 	admin.Handle("POST /v1/backup", n.backup)
 	if err := srv.Listen(cfg.Listen); err != nil {
@@ -107,6 +130,13 @@ func Open(cfg Config, load Loader, log *slog.Logger) (*Node, error) {
 		det.Stop()
 		st.Close()
 		return nil, err
+	}
+	if cfg.TLS.RedirectListen != "" {
+		if n.redir, err = listenRedirect(cfg.TLS.RedirectListen, cfg.Listen, log); err != nil {
+			det.Stop()
+			st.Close()
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -145,6 +175,9 @@ func (n *Node) serve(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	g.Go(func() error { return n.srv.Serve(gctx) })
+	if n.redir != nil {
+		g.Go(func() error { return n.redir.serve(gctx) })
+	}
 	// After Serve: members starting together ask each other for the
 	// previous ring.
 	g.Go(func() error { return n.srv.RunBackground(gctx) })
@@ -205,10 +238,14 @@ func (n *Node) Reload(ctx context.Context) error {
 		{"cluster_secret_file", old.ClusterSecretFile, cfg.ClusterSecretFile},
 		{"gossip.bind", old.Gossip.Bind, cfg.Gossip.Bind},
 		{"gossip.advertise", old.Gossip.Advertise, cfg.Gossip.Advertise},
+		{"tls.redirect_listen", old.TLS.RedirectListen, cfg.TLS.RedirectListen},
 	} {
 		if f.was != f.now {
 			return config.Errorf(f.key, f.now, "cannot change on reload (was %q); restart instead", f.was)
 		}
+	}
+	if old.TLS.On() != cfg.TLS.On() {
+		return config.Errorf("tls.cert_file", cfg.TLS.CertFile, "cannot be set or removed on reload (was %q); restart instead", old.TLS.CertFile)
 	}
 	if cfg.HTTP != old.HTTP {
 		return config.Errorf("http", fmt.Sprintf("%+v", cfg.HTTP), "cannot change on reload (was %+v); restart instead", old.HTTP)
@@ -216,6 +253,13 @@ func (n *Node) Reload(ctx context.Context) error {
 	rg, err := cfg.Ring()
 	if err != nil {
 		return err
+	}
+	if n.cert != nil {
+		// First: a bad certificate refuses the whole reload, and the
+		// current one stays.
+		if err := n.cert.Reload(cfg.TLS.files()); err != nil {
+			return err
+		}
 	}
 	if err := n.srv.SetRing(rg); err != nil {
 		return err

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// Log is the logger; nil means slog.Default().
 	Log *slog.Logger
+	// TLS and CAFile are how https members are trusted (see
+	// client.Options); the default Transport uses them too.
+	TLS    *tls.Config
+	CAFile string
 	// Bounds bound the listener's requests; zero fields mean
 	// DefaultBounds'.
 	Bounds daemon.HTTPBounds
@@ -66,10 +71,14 @@ type Proxy struct {
 	ln     net.Listener
 }
 
-// New returns a proxy that learns the ring from seeds ("host:port" or
-// "http://host:port").
+// New returns a proxy that learns the ring from seeds ("host:port",
+// "http://host:port" or "https://host:port").
 func New(seeds []string, opts Options) (*Proxy, error) {
-	c, err := client.New(seeds, client.Options{})
+	c, err := client.New(seeds, client.Options{TLS: opts.TLS, CAFile: opts.CAFile})
+	if err != nil {
+		return nil, fmt.Errorf("creating proxy: %w", err)
+	}
+	tlsConfig, err := client.TLSConfig(opts.TLS, opts.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("creating proxy: %w", err)
 	}
@@ -82,6 +91,8 @@ func New(seeds []string, opts Options) (*Proxy, error) {
 			// Members answer at once, streams included (they send their
 			// headers before the first event).
 			ResponseHeaderTimeout: 15 * time.Second,
+			TLSClientConfig:       tlsConfig,
+			ForceAttemptHTTP2:     true,
 		}
 	}
 	if opts.Log == nil {
@@ -230,7 +241,7 @@ func userOf(r *http.Request, body []byte) string {
 func (p *Proxy) send(r *http.Request, member string, body []byte) (*http.Response, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(r.Context())
 	timer := time.AfterFunc(attemptTimeout, cancel)
-	out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+member+r.URL.RequestURI(), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(ctx, r.Method, p.client.Scheme()+"://"+member+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		timer.Stop()
 		cancel()

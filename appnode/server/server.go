@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -114,6 +115,13 @@ type Options struct {
 	// that do not accept a link, and streams, still get HTTP. A member
 	// serves links whatever this says.
 	Links bool
+	// MemberTLS, when set, carries all member traffic over TLS (see
+	// transport.MemberTLS), dialled and served: Listen accepts it on the
+	// API port. nil means plain TCP between members (tests).
+	MemberTLS *transport.MemberTLS
+	// APICert, when set, serves the API over TLS with the certificate
+	// it returns (certs.Pair's GetCertificate); nil means plain HTTP.
+	APICert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Bounds bound the API listener's requests (header size, timeouts);
 	// zero fields mean DefaultBounds'.
 	Bounds daemon.HTTPBounds
@@ -142,6 +150,9 @@ type Server struct {
 	heartbeat     atomic.Int64 // live streams' heartbeat, a time.Duration
 	gossipAddr    string
 	rebalanceRate int
+	memberTLS     *transport.MemberTLS
+	apiCert       func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	scheme        string // of the API: http or https
 
 	srv *http.Server
 	ln  net.Listener
@@ -164,7 +175,8 @@ func New(opts Options) (*Server, error) {
 	c, err := peer.New(peer.Options{
 		Self: opts.Self, Ring: opts.Ring, View: opts.View, Now: opts.Now, MemberTimeout: opts.MemberTimeout,
 		CatchUp: opts.CatchUp, Log: opts.Log,
-		Transport: transport.Options{Secret: opts.Secret, Registry: opts.Registry, HTTP: opts.Transport, Links: opts.Links},
+		Transport: transport.Options{Secret: opts.Secret, Registry: opts.Registry, HTTP: opts.Transport, Links: opts.Links,
+			TLS: opts.MemberTLS},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating server: %w", err)
@@ -174,7 +186,11 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Log.With("subsystem", "api"),
 		ids:        feed.NewIDSource(c.Clock(), opts.Self),
 		gossipAddr: opts.GossipAddr, rebalanceRate: opts.RebalanceRate,
-		bounds: opts.Bounds.Or(DefaultBounds),
+		bounds:    opts.Bounds.Or(DefaultBounds),
+		memberTLS: opts.MemberTLS, apiCert: opts.APICert, scheme: "http",
+	}
+	if opts.APICert != nil {
+		s.scheme = "https"
 	}
 	s.metrics = newMetrics(opts.Registry, opts.Store)
 	s.registerLimits(opts.Registry)
@@ -392,6 +408,11 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("api listener on %s: %w", addr, err)
 	}
+	if s.memberTLS != nil || s.apiCert != nil {
+		// Member TLS, and the API's when it has a certificate, on the
+		// one port.
+		ln = transport.NewListener(ln, s.memberTLS, s.apiCert, s.log)
+	}
 	s.ln = ln
 	s.srv = s.bounds.Server(clientBodies(s), slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
 	return nil
@@ -565,7 +586,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		}
 		if s.Routing() == Redirect {
 			s.metrics.redirected.Inc()
-			setHeader(w.Header(), "Location", "http://"+m+requestTarget(r))
+			setHeader(w.Header(), "Location", s.scheme+"://"+m+requestTarget(r))
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return
 		}

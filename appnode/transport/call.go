@@ -94,7 +94,7 @@ func (t *Transport) exchange(ctx context.Context, method, member, uri string, bo
 			return 0, nil, nil, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+member+uri, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, t.scheme+"://"+member+uri, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("building request: %w", err)
 	}

@@ -132,7 +132,13 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 	}
 	h.Set("X-Forwarded-For", clientIP)
 	h.Set("X-Forwarded-Host", r.Host)
-	h.Set("X-Forwarded-Proto", "http")
+	proto := "http"
+	if p := r.Header.Get("X-Forwarded-Proto"); FromMember(r) && p != "" {
+		proto = p // forwarded again: as the first member heard it
+	} else if r.TLS != nil {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
 	if a := ClientAddr(r); a.IsValid() {
 		h.Set(HeaderClient, a.String())
 	}
@@ -233,7 +239,7 @@ func (t *Transport) newProxy(rt http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			plan := pr.In.Context().Value(planKey{}).(*Plan)
-			pr.SetURL(&url.URL{Scheme: "http", Host: plan.To})
+			pr.SetURL(&url.URL{Scheme: t.scheme, Host: plan.To})
 			body := plan.Body
 			pr.Out.Body = io.NopCloser(bytes.NewReader(body))
 			pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }

@@ -85,6 +85,10 @@ func FromMember(r *http.Request) bool { return r.Context().Value(memberKey{}) !=
 // signature.
 var errUnsigned = fmt.Errorf("%w", ErrCluster)
 
+// errPlainMember refuses a member request that did not come over a
+// member TLS connection, on a member that has member TLS.
+var errPlainMember = fmt.Errorf("%w: member traffic must come over TLS with this cluster's member certificate", ErrCluster)
+
 // Authenticate checks that r comes from another member: over a link, or
 // signed (HeaderCluster) over its body, which it reads whole (at most
 // limit bytes) and puts back. It returns r marked as from a member
@@ -93,6 +97,9 @@ var errUnsigned = fmt.Errorf("%w", ErrCluster)
 func (t *Transport) Authenticate(w http.ResponseWriter, r *http.Request, limit int64) (*http.Request, error) {
 	if FromMember(r) {
 		return r, nil
+	}
+	if t.tls != nil && !MemberConn(r) {
+		return r, errPlainMember
 	}
 	secret := t.key()
 	ts, sum, ok := signedAt(secret, t.now(), r)
@@ -132,6 +139,9 @@ func (t *Transport) Internal(h http.HandlerFunc, limit int64) http.HandlerFunc {
 		switch {
 		case errors.Is(err, errUnsigned):
 			daemon.WriteError(w, http.StatusUnauthorized, ErrCluster)
+			return
+		case errors.Is(err, errPlainMember):
+			daemon.WriteError(w, http.StatusUnauthorized, err)
 			return
 		case errors.As(err, &mbe):
 			daemon.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit))

@@ -64,6 +64,11 @@ type Options struct {
 	// Links sends requests over member links (else HTTP only); SetLinks
 	// changes it. A member serves links whatever this says.
 	Links bool
+	// TLS, when set, carries every member connection over TLS (see
+	// tls.go): links and HTTP are dialled with it, and links and signed
+	// requests that did not come over a member TLS connection are
+	// refused. nil means plain TCP (tests).
+	TLS *MemberTLS
 }
 
 // Transport carries every request between members: client requests
@@ -88,6 +93,9 @@ type Transport struct {
 	pool   link.Pool
 	served link.Server
 	links  atomic.Bool
+
+	tls    *MemberTLS // nil: plain TCP between members
+	scheme string     // of member HTTP requests: https with tls
 }
 
 // New returns a transport for opts.
@@ -105,21 +113,40 @@ func New(opts Options) *Transport {
 		opts.Observe = func(string) {}
 	}
 	if opts.HTTP == nil {
-		opts.HTTP = NewHTTP()
+		h := NewHTTP()
+		if opts.TLS != nil {
+			h.DialTLSContext = opts.TLS.Dial
+		}
+		opts.HTTP = h
 	}
 	t := &Transport{
 		self: opts.Self, secret: opts.Secret, now: opts.Now, stamp: opts.Stamp, observe: opts.Observe,
 		log:     opts.Log.With("subsystem", "transport"),
 		http:    &http.Client{Transport: opts.HTTP, Timeout: CallTimeout},
 		handler: http.NotFoundHandler(),
+		tls:     opts.TLS, scheme: "http",
+	}
+	if opts.TLS != nil {
+		t.scheme = "https"
 	}
 	t.metrics = newMetrics(opts.Registry)
 	t.proxy = t.newProxy(opts.HTTP)
 	t.pool = link.Pool{Key: t.key, Now: t.now, Log: t.log, Opened: t.metrics.linksOpened}
+	if opts.TLS != nil {
+		t.pool.Dial = func(ctx context.Context, member string) (net.Conn, error) { return opts.TLS.Dial(ctx, "tcp", member) }
+	}
 	t.served = link.Server{
 		Self: t.self, Key: t.key, Handler: http.HandlerFunc(t.serveLinked),
 		Mark:    func(ctx context.Context) context.Context { return context.WithValue(ctx, memberKey{}, true) },
 		Timeout: CallTimeout, Log: t.log, Refused: t.metrics.linkRefused, Served: t.metrics.linksServed,
+	}
+	if opts.TLS != nil {
+		t.served.Admit = func(r *http.Request) error {
+			if !MemberConn(r) {
+				return errPlainMember
+			}
+			return nil
+		}
 	}
 	t.SetLinks(opts.Links)
 	return t

@@ -39,12 +39,7 @@ const CredentialsDirEnv = "CREDENTIALS_DIRECTORY"
 // reaches a service running as a DynamicUser. Without such a credential
 // the secret is read from path itself.
 func ReadSecret(path string) ([]byte, error) {
-	src := path
-	if dir := os.Getenv(CredentialsDirEnv); dir != "" {
-		if cred, ok := credential(dir, path); ok {
-			src = cred
-		}
-	}
+	src := CredentialPath(path)
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("reading secret: %w%s", err, credentialHint(path, err))
@@ -96,6 +91,19 @@ func Secret(key, path string) ([]byte, error) {
 		msg = "cannot be read: " + err.Error()
 	}
 	return nil, Errorf(key, path, "%s", msg)
+}
+
+// CredentialPath is where a file configured at path is read: the
+// systemd credential that carries it (see ReadSecret), or path itself.
+// Files that are not secrets (a TLS certificate kept beside its key)
+// are found the same way.
+func CredentialPath(path string) string {
+	if dir := os.Getenv(CredentialsDirEnv); dir != "" {
+		if cred, ok := credential(dir, path); ok {
+			return cred
+		}
+	}
+	return path
 }
 
 // credential finds the credential in dir that carries the file at path.

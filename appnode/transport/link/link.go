@@ -168,6 +168,10 @@ type Server struct {
 	// Served is the number of links open (both may be nil).
 	Refused prometheus.Counter
 	Served  prometheus.Gauge
+	// Admit, when set, is asked before a request is upgraded: an error
+	// refuses it (403, with the error), such as a link that did not come
+	// over member TLS.
+	Admit func(*http.Request) error
 
 	set linkSet
 }
@@ -178,6 +182,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), protocol) {
 		daemon.WriteError(w, http.StatusUpgradeRequired, fmt.Errorf("this path upgrades to %s", protocol))
 		return
+	}
+	if s.Admit != nil {
+		if err := s.Admit(r); err != nil {
+			daemon.WriteError(w, http.StatusForbidden, err)
+			return
+		}
 	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
@@ -268,8 +278,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Half-close, then read until the peer closes its side: closing with
 	// its later requests unread would reset the connection, and a reset
 	// throws away what the peer has not read yet, go-away included.
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite() // a TCP FIN, or a TLS close_notify
 	}
 	c.SetReadDeadline(time.Now().Add(authTimeout))
 	io.Copy(io.Discard, rw.Reader)
@@ -421,6 +431,9 @@ type Pool struct {
 	Log *slog.Logger
 	// Opened counts the links opened (may be nil).
 	Opened prometheus.Counter
+	// Dial opens a connection to a member; nil means DialTCP. Member
+	// TLS dials here.
+	Dial func(ctx context.Context, member string) (net.Conn, error)
 
 	mu sync.Mutex // guards to
 	to map[string]*peerLinks
@@ -582,13 +595,13 @@ func (p *Pool) get(ctx context.Context, member string) (*link, error) {
 func (p *Pool) dial(ctx context.Context, member string) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, authTimeout)
 	defer cancel()
-	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", member)
+	dial := p.Dial
+	if dial == nil {
+		dial = DialTCP
+	}
+	c, err := dial(ctx, member)
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 	fail := func(err error) (*link, error) {
 		c.Close()
@@ -817,4 +830,18 @@ func DecodeAnswer(payload []byte) (int, http.Header, []byte, error) {
 		return 0, nil, nil, fmt.Errorf("member link answer with status %d", code)
 	}
 	return int(code), h, d.Rest(), nil
+}
+
+// DialTCP opens a plain TCP connection to member, without Nagle's delay:
+// a link's writes are combined already.
+func DialTCP(ctx context.Context, member string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", member)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return c, nil
 }
