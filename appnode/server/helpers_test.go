@@ -105,6 +105,8 @@ type clusterOpts struct {
 	// bounds, when set, bound every member's listener as Listen would
 	// (Options.Bounds).
 	bounds *daemon.HTTPBounds
+	// now, when set, is every member's clock (Options.Now).
+	now func() time.Time
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -177,7 +179,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair, Links: !o.httpForward,
-			Bounds: bounds})
+			Bounds: bounds, Now: o.now})
 		if err != nil {
 			t.Fatal(err)
 		}

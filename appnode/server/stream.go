@@ -28,6 +28,6 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	lt := live.Timelines{Store: s.store, Timeline: s.tl, Hub: s.fan.Hub(), Log: s.log, WriteTimeout: s.bounds.WriteTimeout,
 		// A rotation that revoked this token ends the stream.
-		Authorized: func() bool { return s.acct.StillLive(name, token) }}
+		Authorized: func() bool { return s.acct.StillLive(name, token) }, Now: s.c.Now}
 	s.metrics.streamDropped(r, lt.Serve(w, r, name, last, time.Duration(s.heartbeat.Load())))
 }
