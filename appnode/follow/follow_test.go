@@ -11,8 +11,7 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
-	"github.com/ringfront/ringfront/appnode/peer"
-	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/peer/peertest"
 )
 
 // TestCheckPin: a follow's pinned clock passes when it is a clock no
@@ -20,15 +19,7 @@ import (
 // (400, naming the header and the value) otherwise; no pin passes.
 func TestCheckPin(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	rg, err := ring.New(ring.Config{Members: []string{"198.51.100.1:80"}, VNodes: 1, Replicas: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := peer.New(peer.Options{Self: "198.51.100.1:80", Ring: rg, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(Options{Cluster: c})
+	g := New(Options{Cluster: peertest.Alone(t, func() time.Time { return now })})
 	clockAt := func(at time.Time) string {
 		return strconv.FormatUint(uint64(at.UnixMilli())<<16, 10) // the physical part (feed.Timestamp)
 	}

@@ -11,8 +11,7 @@ import (
 
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
-	"github.com/ringfront/ringfront/appnode/peer"
-	"github.com/ringfront/ringfront/appnode/ring"
+	"github.com/ringfront/ringfront/appnode/peer/peertest"
 	"github.com/ringfront/ringfront/appnode/store"
 )
 
@@ -63,15 +62,8 @@ func TestWritePosts(t *testing.T) {
 // member's clock, else refused naming it.
 func TestPostID(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	rg, err := ring.New(ring.Config{Members: []string{"198.51.100.1:80"}, VNodes: 1, Replicas: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := peer.New(peer.Options{Self: "198.51.100.1:80", Ring: rg, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(Options{Cluster: c, IDs: feed.NewIDSource(c.Clock(), "198.51.100.1:80")})
+	c := peertest.Alone(t, func() time.Time { return now })
+	p := New(Options{Cluster: c, IDs: feed.NewIDSource(c.Clock(), peertest.Self)})
 	idAt := func(at time.Time) string {
 		return feed.NewIDSource(feed.NewClock(func() time.Time { return at }), "client").Next().String()
 	}
