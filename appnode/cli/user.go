@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +49,7 @@ func User() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			return f(ctx, c, cmd.OutOrStdout(), args)
+			return explainTLS(f(ctx, c, cmd.OutOrStdout(), args), caFile)
 		}
 	}
 	printPosts := func(w io.Writer, page api.PostsAnswer) {
@@ -190,4 +191,21 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// explainTLS adds what to do to an error verifying a member's
+// certificate: which CA file would be trusted, or that its name does
+// not match the address asked.
+func explainTLS(err error, caFile string) error {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &unknown) && caFile == "":
+		return fmt.Errorf("%w (if the members' certificates come from your own CA, give it with --ca-file or APPNODE_CA_FILE)", err)
+	case errors.As(err, &unknown):
+		return fmt.Errorf("%w (the member's certificate is not signed by a CA in %s)", err, caFile)
+	case errors.As(err, &host):
+		return fmt.Errorf("%w (use the address or name the certificate names in --server)", err)
+	}
+	return err
 }

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -116,5 +119,31 @@ func TestUserCLI(t *testing.T) {
 				t.Errorf("%v = %q, %v; want %q", s.args, out, err, s.want)
 			}
 		})
+	}
+}
+
+// TestExplainTLS: a certificate error says what to do about it; other
+// errors pass unchanged.
+func TestExplainTLS(t *testing.T) {
+	unknown := fmt.Errorf("fetching the ring: %w", x509.UnknownAuthorityError{})
+	host := fmt.Errorf("fetching the ring: %w", x509.HostnameError{Certificate: &x509.Certificate{}, Host: "10.0.0.1"})
+	plain := errors.New("connection refused")
+	for _, c := range []struct {
+		err    error
+		caFile string
+		want   string
+	}{
+		{unknown, "", "give it with --ca-file or APPNODE_CA_FILE"},
+		{unknown, "/etc/ca.pem", "not signed by a CA in /etc/ca.pem"},
+		{host, "", "the certificate names in --server"},
+		{plain, "", "connection refused"},
+	} {
+		got := explainTLS(c.err, c.caFile)
+		if !strings.Contains(got.Error(), c.want) || !errors.Is(got, c.err) {
+			t.Errorf("explainTLS(%v, %q) = %v, want it to say %q and wrap the error", c.err, c.caFile, got, c.want)
+		}
+	}
+	if explainTLS(nil, "") != nil {
+		t.Error("explainTLS(nil) is not nil")
 	}
 }
