@@ -68,6 +68,13 @@ func (c *Clock) Observe(t Timestamp) {
 	}
 }
 
+// ClientSkew is how far a post id or an edge clock chosen by a client
+// may be from the clock of the member that stores it: wide enough for
+// clients and members whose clocks disagree, narrow enough that nobody
+// pins a post to the top of timelines, or an edge beyond later
+// changes, for long.
+const ClientSkew = 5 * time.Minute
+
 // ID is a post id: 16 bytes that sort by time and are unique across the
 // cluster: an HLC timestamp (8 bytes), a node tag (4 bytes, from the
 // node's address) and a per-node sequence number (4 bytes). Its text

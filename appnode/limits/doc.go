@@ -12,4 +12,8 @@
 // spreads its requests over every member gets the cluster's rate and no
 // more. A user's requests all reach the member that answers for the
 // user, which enforces the user rules as they are.
+//
+// A Gate applies the limiter to the API's requests (gate.go): which
+// route is which kind, 429 with Retry-After, and the metrics
+// (appnode_rate_limited_total, appnode_rate_limit_entries).
 package limits

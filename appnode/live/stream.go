@@ -54,6 +54,9 @@ type Timelines struct {
 	// events go out, at most once per AuthorizedEvery, and at every
 	// heartbeat: a stream whose token was revoked ends (DropRevoked).
 	Authorized func() bool
+	// Now is the member's clock, which times the Authorized checks; nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 // AuthorizedEvery is how often, at most, a stream asks Authorized
@@ -95,7 +98,10 @@ func (lt *Timelines) Serve(w http.ResponseWriter, r *http.Request, name string, 
 	hub := lt.Hub
 	sub := hub.Subscribe(name)
 	defer hub.Unsubscribe(name, sub)
-	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: lt.WriteTimeout, authorized: lt.Authorized}
+	st := &eventStream{w: w, rc: http.NewResponseController(w), timeout: lt.WriteTimeout, authorized: lt.Authorized, now: lt.Now}
+	if st.now == nil {
+		st.now = time.Now
+	}
 	if st.timeout <= 0 {
 		st.timeout = DefaultWriteTimeout
 	}
@@ -239,7 +245,8 @@ type eventStream struct {
 	rc         *http.ResponseController
 	timeout    time.Duration // for one write
 	authorized func() bool   // Timelines.Authorized
-	checked    time.Time     // when authorized last said yes
+	now        func() time.Time
+	checked    time.Time // when authorized last said yes, by now
 	revoked    bool
 	recent     []feed.ID // the last recentIDs ids sent
 	err        error
@@ -281,7 +288,8 @@ func (st *eventStream) comment(text string) {
 // stream's token was revoked: then it says so instead and fails with
 // errRevoked.
 func (st *eventStream) flush() error {
-	if st.authorized != nil && (st.revoked || time.Since(st.checked) >= AuthorizedEvery) {
+	// A clock that went back since the last check makes a check due.
+	if since := st.now().Sub(st.checked); st.authorized != nil && (st.revoked || since >= AuthorizedEvery || since < 0) {
 		if st.revoked || !st.authorized() {
 			if !st.revoked {
 				st.revoked = true
@@ -291,7 +299,7 @@ func (st *eventStream) flush() error {
 			}
 			return errRevoked
 		}
-		st.checked = time.Now()
+		st.checked = st.now()
 	}
 	return st.write()
 }

@@ -88,12 +88,13 @@ func (s *Replica) recordsHandler(w http.ResponseWriter, r *http.Request) {
 	transport.WriteJSON(w, http.StatusOK, recs)
 }
 
-// RepairAfterRead starts a background repair of name after a read of
-// the page of its posts older than before (up to limit), if read repair
-// is on and fewer than maxRepairs are running; the members Skipped in
-// ctx are left out.
-func (s *Replica) RepairAfterRead(ctx context.Context, name string, before feed.ID, limit int) {
-	if !s.readRepair.Load() {
+// RepairAfterRead starts a background repair of name after the read r:
+// of the page of its posts r asks for (?limit= and ?before=; none when
+// they are wrong), if read repair is on and fewer than maxRepairs are
+// running; the members Skipped in r's context are left out.
+func (s *Replica) RepairAfterRead(r *http.Request, name string) {
+	limit, before, err := api.Page(r.URL.Query())
+	if err != nil || !s.readRepair.Load() {
 		return
 	}
 	select {
@@ -102,7 +103,7 @@ func (s *Replica) RepairAfterRead(ctx context.Context, name string, before feed.
 		s.metrics.repairs.WithLabelValues("skipped").Inc()
 		return
 	}
-	skip := peer.Skipped(ctx)
+	skip := peer.Skipped(r.Context())
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()

@@ -130,13 +130,7 @@ func TestRunAntiEntropy(t *testing.T) {
 			done <- struct{}{}
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if got, _, _ := ms[0].store.Posts("joe", feed.ID{}, 10); len(got) == 1 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(5*time.Second, func() bool { got, _, _ := ms[0].store.Posts("joe", feed.ID{}, 10); return len(got) == 1 })
 	cancel()
 	for range ms {
 		<-done

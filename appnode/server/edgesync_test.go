@@ -62,13 +62,13 @@ func TestFollowAnswerLost(t *testing.T) {
 		t.Helper()
 		for _, m := range ms {
 			if m.srv.Ring().InPreference("ann", m.addr) {
-				fing, _ := m.srv.active(store.Following, "ann")
+				fing, _ := m.srv.follow.Active(store.Following, "ann")
 				if got := slices.Contains(fing, bob); got != want {
 					t.Errorf("ann follows bob on %s: %v, want %v", m.addr, got, want)
 				}
 			}
 			if m.srv.Ring().InPreference(bob, m.addr) {
-				fers, _ := m.srv.active(store.Followers, bob)
+				fers, _ := m.srv.follow.Active(store.Followers, bob)
 				if got := slices.Contains(fers, "ann"); got != want {
 					t.Errorf("bob's followers on %s include ann: %v, want %v", m.addr, got, want)
 				}
@@ -296,12 +296,12 @@ func TestUnfollowAfterClockRanAhead(t *testing.T) {
 		t.Helper()
 		for _, m := range ms {
 			if rg.InPreference(ann, m.addr) {
-				if fing, _ := m.srv.active(store.Following, ann); slices.Contains(fing, bob) {
+				if fing, _ := m.srv.follow.Active(store.Following, ann); slices.Contains(fing, bob) {
 					t.Errorf("%s: %s still follows %s on %s", when, ann, bob, m.addr)
 				}
 			}
 			if rg.InPreference(bob, m.addr) {
-				if fers, _ := m.srv.active(store.Followers, bob); slices.Contains(fers, ann) {
+				if fers, _ := m.srv.follow.Active(store.Followers, bob); slices.Contains(fers, ann) {
 					t.Errorf("%s: %s's followers on %s still include %s", when, bob, m.addr, ann)
 				}
 			}
@@ -356,8 +356,8 @@ func TestClientPinnedEdgeClock(t *testing.T) {
 	}
 	follows := func() (on []string) {
 		for _, m := range ms {
-			fing, _ := m.srv.active(store.Following, "ann")
-			fers, _ := m.srv.active(store.Followers, "bob")
+			fing, _ := m.srv.follow.Active(store.Following, "ann")
+			fers, _ := m.srv.follow.Active(store.Followers, "bob")
 			if rg.InPreference("ann", m.addr) && slices.Contains(fing, "bob") || rg.InPreference("bob", m.addr) && slices.Contains(fers, "ann") {
 				on = append(on, m.addr)
 			}

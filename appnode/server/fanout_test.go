@@ -181,11 +181,10 @@ func TestFanoutMemberDown(t *testing.T) {
 	// Back up (same store, same address).
 	restart(t, victim)
 	down.Store("")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(inboxIDs(t, victim, reader)) == 0 && time.Now().Before(deadline) {
+	waitUntil(10*time.Second, func() bool {
 		coord.srv.Fanout().DeliverOutbox(context.Background())
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(inboxIDs(t, victim, reader)) > 0
+	})
 	if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, victim, reader)); diff != "" {
 		t.Errorf("inbox on the returned member (-want +got):\n%s", diff)
 	}
@@ -295,12 +294,10 @@ func restart(t testing.TB, m *member) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	for range 50 { // the port was just released; retry briefly
-		if ln, err = net.Listen("tcp", m.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(time.Second, func() bool { // the port was just released; retry briefly
+		ln, err = net.Listen("tcp", m.addr)
+		return err == nil
+	})
 	if err != nil {
 		t.Fatalf("listening on %s again: %v", m.addr, err)
 	}
@@ -325,14 +322,11 @@ func TestFanoutRemovedMember(t *testing.T) {
 	if err := ms[0].store.Outbox().Add("127.0.0.1:1", v); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	waitUntil(5*time.Second, func() bool {
 		ms[0].srv.Fanout().DeliverOutbox(context.Background())
-		if n, _ := ms[0].store.Outbox().Count(0); n == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		n, _ := ms[0].store.Outbox().Count(0)
+		return n == 0
+	})
 	for _, m := range holders(ms, "reader") {
 		if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, m, "reader")); diff != "" {
 			t.Errorf("reader's inbox on %s (-want +got):\n%s", m.addr, diff)
@@ -364,14 +358,11 @@ func TestFanoutLarge(t *testing.T) {
 	if n, _ := coord.store.Outbox().Count(0); n == 0 {
 		t.Fatal("nothing queued for a fan-out above the inline limit")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	waitUntil(5*time.Second, func() bool {
 		coord.srv.Fanout().DeliverOutbox(context.Background())
-		if n, _ := coord.store.Outbox().Count(0); n == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		n, _ := coord.store.Outbox().Count(0)
+		return n == 0
+	})
 	for _, f := range followers {
 		for _, m := range holders(ms, f) {
 			if diff := cmp.Diff([]feed.ID{p.ID}, inboxIDs(t, m, f)); diff != "" {
@@ -489,23 +480,18 @@ func TestFanoutConcurrentPosts(t *testing.T) {
 	for id := range posted {
 		want[id] = true
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for _, m := range holders(ms, reader) {
-		for {
-			got := inboxIDs(t, m, reader)
-			n := 0
-			for _, id := range got {
+		n := 0
+		if err := waitUntil(10*time.Second, func() bool {
+			n = 0
+			for _, id := range inboxIDs(t, m, reader) {
 				if want[id] {
 					n++
 				}
 			}
-			if n == len(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s's inbox on %s has %d of %d posts after 10s", reader, m.addr, n, len(want))
-			}
-			time.Sleep(10 * time.Millisecond)
+			return n == len(want)
+		}); err != nil {
+			t.Fatalf("%s's inbox on %s has %d of %d posts: %v", reader, m.addr, n, len(want), err)
 		}
 	}
 	for _, m := range ms {
@@ -514,14 +500,4 @@ func TestFanoutConcurrentPosts(t *testing.T) {
 			t.Errorf("%s has %d undelivered outbox entries", m.addr, n)
 		}
 	}
-}
-
-// waitUntil polls cond every 10ms until it holds or d has passed.
-func waitUntil(d time.Duration, cond func() bool) error {
-	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(end) {
-			return fmt.Errorf("not within %v", d)
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
@@ -103,6 +105,8 @@ type clusterOpts struct {
 	// bounds, when set, bound every member's listener as Listen would
 	// (Options.Bounds).
 	bounds *daemon.HTTPBounds
+	// now, when set, is every member's clock (Options.Now).
+	now func() time.Time
 }
 
 // newCluster starts n members on loopback, each with its own store,
@@ -175,7 +179,7 @@ func newCluster(t testing.TB, o clusterOpts) []*member {
 		}
 		srv, err := New(Options{Self: addrs[i], Ring: rg, Routing: o.routing, Store: st, Secret: secret,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Alive: alive, Registry: reg, Transport: transport, WriteAcks: o.writeAcks, ReadRepair: o.readRepair, Links: !o.httpForward,
-			Bounds: bounds})
+			Bounds: bounds, Now: o.now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,4 +326,17 @@ func createUser(t testing.TB, m *member, name string) string {
 
 func cmpSortStrings() cmp.Option {
 	return cmpopts.SortSlices(func(a, b string) bool { return a < b })
+}
+
+// waitUntil polls cond every 10ms until it holds, or fails when d has
+// passed: the one way these tests wait for what a cluster on loopback
+// does in the background, in real time (deliveries, copies, repairs,
+// a released port). Each caller checks the outcome after it.
+func waitUntil(d time.Duration, cond func() bool) error {
+	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			return fmt.Errorf("not within %v", d)
+		}
+	}
+	return nil
 }

@@ -170,30 +170,6 @@ func TestRateLimitPerUser(t *testing.T) {
 	}
 }
 
-// TestRateLimitMetricsAtZero: every kind's series exists before the
-// first refusal.
-func TestRateLimitMetricsAtZero(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 1})
-	mfs, err := ms[0].reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for _, mf := range mfs {
-		if mf.GetName() != "appnode_rate_limited_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()+"/"+m.GetLabel()[1].GetValue()] = true // by, kind
-		}
-	}
-	for _, want := range []string{"address/signup", "address/post", "address/follow", "address/read", "user/post", "user/follow", "user/read"} {
-		if !got[want] {
-			t.Errorf("no appnode_rate_limited_total series for %s at start (have %v)", want, got)
-		}
-	}
-}
-
 // testBounds are short enough that a test waits for them, long enough
 // that a loaded machine never trips them on an ordinary request.
 var testBounds = daemon.HTTPBounds{

@@ -22,7 +22,7 @@ func TestLinkOwnerShutdown(t *testing.T) {
 	o := owner(ms, "joe")
 	fwd := notOwner(ms, "joe")
 	token := createUser(t, fwd, "joe")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // bounds the load if the test stops early
 	defer cancel()
 	var failed, reads, writes atomic.Int64
 	var firstErr atomic.Value
@@ -56,15 +56,23 @@ func TestLinkOwnerShutdown(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
-	if o.metric(t, "appnode_links_served") == 0 {
-		t.Error("the forwarder opened no link to the owner")
+	// Reads and writes go over a link to the owner before it shuts
+	// down, and go on across its shutdown.
+	const some = 20
+	if err := waitUntil(5*time.Second, func() bool {
+		return o.metric(t, "appnode_links_served") > 0 && reads.Load() >= some && writes.Load() >= some
+	}); err != nil {
+		t.Errorf("the forwarder opened no link to the owner (links served %v, %d reads and %d writes done): %v",
+			o.metric(t, "appnode_links_served"), reads.Load(), writes.Load(), err)
 	}
 	o.ts.Listener.Close() // redials are refused from now on
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	o.srv.tr.Drain(dctx)
 	dcancel()
-	time.Sleep(200 * time.Millisecond)
+	r0, w0 := reads.Load(), writes.Load()
+	if err := waitUntil(5*time.Second, func() bool { return reads.Load() >= r0+some && writes.Load() >= w0+some }); err != nil {
+		t.Errorf("after the owner's shutdown %d reads and %d writes were done: %v", reads.Load()-r0, writes.Load()-w0, err)
+	}
 	close(stop)
 	wg.Wait()
 	if n := failed.Load(); n > 0 {

@@ -79,13 +79,11 @@ func TestPartitionHeal(t *testing.T) {
 	// hold every user, or a side serves a user it never got (404).
 	for _, u := range users {
 		for _, m := range ms {
-			for deadline := time.Now().Add(5 * time.Second); m.srv.Ring().InPreference(u, m.addr); time.Sleep(time.Millisecond) {
-				if _, err := m.store.User(u); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s not on its replica %s 5 s after it was created", u, m.addr)
-				}
+			if !m.srv.Ring().InPreference(u, m.addr) {
+				continue
+			}
+			if err := waitUntil(5*time.Second, func() bool { _, err := m.store.User(u); return err == nil }); err != nil {
+				t.Fatalf("%s not on its replica %s after it was created: %v", u, m.addr, err)
 			}
 		}
 	}

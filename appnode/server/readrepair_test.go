@@ -67,10 +67,7 @@ func TestReadRepair(t *testing.T) {
 		followers, _ := m.store.Edges(store.Followers, "joe")
 		return cmp.Diff(wantPosts, posts) + cmp.Diff(wantFollowing, following) + cmp.Diff(wantFollowers, followers)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && (state(o) != "" || state(replica) != "") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(5*time.Second, func() bool { return state(o) == "" && state(replica) == "" })
 	if d := state(o); d != "" {
 		t.Errorf("owner after read repair (-want +got):\n%s", d)
 	}
@@ -97,13 +94,7 @@ func TestReadRepair(t *testing.T) {
 	if a := do(t, nil, "GET", owner2.url("/v1/users/sue"), "", nil); a.code != 404 {
 		t.Errorf("read of a user only the replica has = %d %s", a.code, a.body)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := owner2.store.User("sue"); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(5*time.Second, func() bool { _, err := owner2.store.User("sue"); return err == nil })
 	if u, err := owner2.store.User("sue"); err != nil || !cmp.Equal(u, sue) {
 		t.Errorf("sue on the owner after read repair = %+v, %v", u, err)
 	}

@@ -18,12 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ringfront/ringfront/appnode/account"
 	"github.com/ringfront/ringfront/appnode/antientropy"
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/fanout"
 	"github.com/ringfront/ringfront/appnode/feed"
+	"github.com/ringfront/ringfront/appnode/follow"
 	"github.com/ringfront/ringfront/appnode/limits"
 	"github.com/ringfront/ringfront/appnode/peer"
+	"github.com/ringfront/ringfront/appnode/posts"
 	"github.com/ringfront/ringfront/appnode/replica"
 	"github.com/ringfront/ringfront/appnode/ring"
 	"github.com/ringfront/ringfront/appnode/store"
@@ -139,11 +142,13 @@ type Server struct {
 	tl      *timeline.Timeline
 	fan     *fanout.Fanout
 	log     *slog.Logger
-	ids     *feed.IDSource
+	ids     *feed.IDSource // the member's post ids (package posts draws them)
 	mux     *http.ServeMux
 	metrics *metrics
-	limits  *limits.Limiter
-	limited *prometheus.CounterVec // appnode_rate_limited_total
+	gate    *limits.Gate
+	acct    *account.Accounts
+	posts   *posts.Posts
+	follow  *follow.Graph
 	bounds  daemon.HTTPBounds
 
 	routing       atomic.Value // Routing
@@ -193,7 +198,7 @@ func New(opts Options) (*Server, error) {
 		s.scheme = "https"
 	}
 	s.metrics = newMetrics(opts.Registry, opts.Store)
-	s.registerLimits(opts.Registry)
+	s.gate = limits.NewGate(opts.Registry, len(c.Ring().Members()))
 	s.tl = timeline.New(timeline.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry})
 	s.fan = fanout.New(fanout.Options{Cluster: c, Store: opts.Store, Timeline: s.tl, Log: opts.Log, Registry: opts.Registry})
 	s.rep = replica.New(replica.Options{Cluster: c, Store: opts.Store, Log: opts.Log, Registry: opts.Registry,
@@ -203,6 +208,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.sync = antientropy.New(antientropy.Options{Cluster: c, Store: opts.Store, Replica: s.rep, Log: opts.Log, Registry: opts.Registry,
 		Interval: opts.AntiEntropyInterval, Rate: opts.AntiEntropyRate})
+	s.acct = account.New(account.Options{Cluster: c, Store: opts.Store, Replica: s.rep, Gate: s.gate, Log: s.log})
+	s.posts = posts.New(posts.Options{Cluster: c, Store: opts.Store, Replica: s.rep, Fanout: s.fan, Timeline: s.tl, Accounts: s.acct,
+		IDs: s.ids})
+	s.follow = follow.New(follow.Options{Cluster: c, Store: opts.Store, Replica: s.rep, Fanout: s.fan, Accounts: s.acct})
 	s.SetStreamHeartbeat(0)
 	if err := s.SetRouting(opts.Routing); err != nil {
 		return nil, err
@@ -229,6 +238,9 @@ func (s *Server) Timeline() *timeline.Timeline { return s.tl }
 
 // Transport carries this member's requests to the others.
 func (s *Server) Transport() *transport.Transport { return s.tr }
+
+// Limits is the member's rate limiter.
+func (s *Server) Limits() *limits.Limiter { return s.gate.Limiter() }
 
 // RunBackground runs the member's background work until ctx is done:
 // it learns the previous ring from the others (a member just added),
@@ -267,7 +279,7 @@ func (s *Server) SetRing(r *ring.Ring) error {
 	if err := s.c.SetRing(r); err != nil {
 		return err
 	}
-	s.limits.SetMembers(len(r.Members()))
+	s.gate.Limiter().SetMembers(len(r.Members()))
 	s.sync.RingChanged()
 	return nil
 }
@@ -321,7 +333,7 @@ func (s *Server) Tune(t Tuning) error {
 	s.sync.SetRate(t.AntiEntropyRate)
 	s.fan.SetLimits(t.FanoutLimit, t.InboxMax)
 	s.SetStreamHeartbeat(t.StreamHeartbeat)
-	s.limits.Configure(t.Limits)
+	s.gate.Limiter().Configure(t.Limits)
 	return nil
 }
 
@@ -490,7 +502,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 	s.sync.NotePause()
 	rg := s.c.Ring()
 	r, ok := s.fromMember(w, r)
-	if !ok || !s.admitAddress(w, r) {
+	if !ok || !s.gate.AdmitAddress(w, r) {
 		return
 	}
 	hops, skip, fallback := transport.Forwarded(r)
@@ -662,9 +674,3 @@ func writeError(w http.ResponseWriter, code int, err error) { transport.WriteErr
 
 // writeJSON writes v compactly; API answers are for programs.
 func writeJSON(w http.ResponseWriter, code int, v any) { transport.WriteJSON(w, code, v) }
-
-// readJSON decodes a client's request body into v, strictly (see
-// transport.ReadJSON).
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	return transport.ReadJSON(w, r, v, transport.MaxBody)
-}

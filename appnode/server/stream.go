@@ -22,16 +22,12 @@ func (s *Server) timelineStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.authorize(w, r, name) {
+	if !s.acct.Authorize(w, r, name) {
 		return
 	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	lt := live.Timelines{Store: s.store, Timeline: s.tl, Hub: s.fan.Hub(), Log: s.log, WriteTimeout: s.bounds.WriteTimeout,
-		// A rotation that revoked this token ends the stream. A store
-		// error does not: the token was good, and is not known bad.
-		Authorized: func() bool {
-			u, err := s.store.User(name)
-			return err != nil || u.TokenState(hashToken(token)) == feed.TokenLive
-		}}
+		// A rotation that revoked this token ends the stream.
+		Authorized: func() bool { return s.acct.StillLive(name, token) }, Now: s.c.Now}
 	s.metrics.streamDropped(r, lt.Serve(w, r, name, last, time.Duration(s.heartbeat.Load())))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringfront/ringfront/appnode/account"
 	"github.com/ringfront/ringfront/appnode/api"
 	"github.com/ringfront/ringfront/appnode/feed"
 	"github.com/ringfront/ringfront/appnode/live"
@@ -59,8 +61,8 @@ func TestRotateToken(t *testing.T) {
 		m.srv.Replica().Wait() // the third copy goes out in the background
 	}
 	for i, u := range records(t, ms, "joe") {
-		if u.TokenState(hashToken(old)) != feed.TokenRevoked || u.TokenState(hashToken(ans.Token)) != feed.TokenLive {
-			t.Errorf("%s's record: old token %d, new %d", ms[i].addr, u.TokenState(hashToken(old)), u.TokenState(hashToken(ans.Token)))
+		if u.TokenState(account.HashToken(old)) != feed.TokenRevoked || u.TokenState(account.HashToken(ans.Token)) != feed.TokenLive {
+			t.Errorf("%s's record: old token %d, new %d", ms[i].addr, u.TokenState(account.HashToken(old)), u.TokenState(account.HashToken(ans.Token)))
 		}
 		raw, _ := json.Marshal(u)
 		if bytes.Contains(raw, []byte(ans.Token)) || bytes.Contains(raw, []byte(old)) {
@@ -224,7 +226,7 @@ func TestRotateTokenPartition(t *testing.T) {
 func TestRotateTokenRetried(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 2})
 	t0 := createUser(t, ms[0], "joe")
-	pin := fmt.Sprint(uint64(ms[0].srv.c.Clock().Now()), " ", newToken())
+	pin := fmt.Sprint(uint64(ms[0].srv.c.Clock().Now()), " ", account.NewToken())
 	var toks []string
 	for range 2 {
 		req, _ := http.NewRequest("POST", ms[1].url("/v1/users/joe/tokens"), strings.NewReader(`{"revoke_current":true}`))
@@ -263,7 +265,9 @@ func TestRotateTokenRetried(t *testing.T) {
 // ends (appnode_live_streams_dropped_total{reason="token_revoked"}), and
 // a stream opened with the new token goes on.
 func TestRotateTokenEndsStream(t *testing.T) {
-	ms := newCluster(t, clusterOpts{n: 3, registry: func(int) prometheus.Registerer { return prometheus.NewRegistry() }})
+	var ahead atomic.Int64 // how far the members' clock is ahead of time.Now
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	ms := newCluster(t, clusterOpts{n: 3, registry: func(int) prometheus.Registerer { return prometheus.NewRegistry() }, now: now})
 	for _, m := range ms {
 		m.srv.SetStreamHeartbeat(time.Hour) // revocation is noticed without one
 	}
@@ -281,7 +285,9 @@ func TestRotateTokenEndsStream(t *testing.T) {
 	var ans api.RotateTokenAnswer
 	a.decode(t, &ans)
 	fresh := openStream(t, ms[0], "reader", ans.Token, "")
-	time.Sleep(live.AuthorizedEvery) // the old stream's last check may be just before the rotation
+	// The old stream's last check may be just before the rotation: move
+	// the members' clock on to when its next is due.
+	ahead.Add(int64(live.AuthorizedEvery))
 	p := mustPost(t, ms[1], "ann", ta, "after the rotation")
 	if ev := fresh.next(t, 2*time.Second); ev.ID != p.ID.String() {
 		t.Errorf("the new token's stream got %s, want %s", ev.ID, p.ID)

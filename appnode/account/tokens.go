@@ -1,7 +1,8 @@
-package server
+package account
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,35 +17,43 @@ import (
 	"github.com/ringfront/ringfront/appnode/transport"
 )
 
-// newToken draws a user token: 32 random bytes (nobody guesses them) in
+// NewToken draws a user token: 32 random bytes (nobody guesses them) in
 // URL-safe base64, api.TokenLen characters.
-func newToken() string {
+func NewToken() string {
 	var raw [32]byte
 	rand.Read(raw[:])
 	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+// HashToken is what a user's record keeps of token (feed.User's token
+// hashes).
+func HashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
 }
 
 // tokenAccepted checks a bearer token against user u's token set and
 // answers the request itself when it is not a live token: 401 for one
 // that was u's and has been revoked, 403 for any other.
 func tokenAccepted(w http.ResponseWriter, u feed.User, token string) bool {
-	switch u.TokenState(hashToken(token)) {
+	switch u.TokenState(HashToken(token)) {
 	case feed.TokenLive:
 		return true
 	case feed.TokenRevoked:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="appnode", error="invalid_token", error_description="the token was revoked"`)
-		writeError(w, http.StatusUnauthorized, fmt.Errorf("token revoked: this token of %s was revoked (a rotation replaced it); use the new one", u.Name))
+		transport.WriteError(w, http.StatusUnauthorized, fmt.Errorf("token revoked: this token of %s was revoked (a rotation replaced it); use the new one", u.Name))
 		return false
 	}
-	writeError(w, http.StatusForbidden, fmt.Errorf("wrong token for %s", u.Name))
+	transport.WriteError(w, http.StatusForbidden, fmt.Errorf("wrong token for %s", u.Name))
 	return false
 }
 
-// pinToken fixes the token a forwarded rotation issues, and its clock
-// (api.HeaderNewToken), unless another member fixed them already.
-func (s *Server) pinToken(r *http.Request, body []byte) []byte {
+// PinToken fixes the token a forwarded rotation issues, and its clock
+// (api.HeaderNewToken), unless another member fixed them already (see
+// the server's pinner).
+func (a *Accounts) PinToken(r *http.Request, body []byte) []byte {
 	if _, _, ok := pinnedToken(r); !ok {
-		r.Header.Set(api.HeaderNewToken, strconv.FormatUint(uint64(s.c.Clock().Now()), 10)+" "+newToken())
+		r.Header.Set(api.HeaderNewToken, strconv.FormatUint(uint64(a.c.Clock().Now()), 10)+" "+NewToken())
 	}
 	return body
 }
@@ -66,29 +75,29 @@ func pinnedToken(r *http.Request) (string, feed.Timestamp, bool) {
 	return token, feed.Timestamp(at), true
 }
 
-// rotateToken is POST /v1/users/{name}/tokens on the member that
+// RotateToken is POST /v1/users/{name}/tokens on the member that
 // answers for name: it issues a new token for the user, authorised by
 // one of the user's live tokens, and revokes the current one or every
 // other as the body asks; then replicates the record like any write
 // (write_acks copies before the answer). The same request served again
 // (a forwarder that did not hear the first answer sent it on) finds its
 // token issued and answers 201 again with it.
-func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
+func (a *Accounts) RotateToken(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	current, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || current == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="appnode"`)
-		writeError(w, http.StatusUnauthorized, fmt.Errorf("this needs one of %s's tokens (Authorization: Bearer ...)", name))
+		transport.WriteError(w, http.StatusUnauthorized, fmt.Errorf("this needs one of %s's tokens (Authorization: Bearer ...)", name))
 		return
 	}
 	var req api.RotateTokenRequest
-	if !readJSON(w, r, &req) {
+	if !transport.ReadJSON(w, r, &req, transport.MaxBody) {
 		return
 	}
 	rev, revoked := feed.KeepCurrent, ""
 	switch {
 	case req.RevokeCurrent && req.RevokeOthers:
-		writeError(w, http.StatusBadRequest, errors.New("revoke_current and revoke_others: choose one (revoke_others revokes the current token too)"))
+		transport.WriteError(w, http.StatusBadRequest, errors.New("revoke_current and revoke_others: choose one (revoke_others revokes the current token too)"))
 		return
 	case req.RevokeCurrent:
 		rev, revoked = feed.RevokeCurrent, "current"
@@ -97,13 +106,13 @@ func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	token, at, pinned := pinnedToken(r)
 	if pinned {
-		s.c.Clock().Observe(at)
+		a.c.Clock().Observe(at)
 	} else {
-		token, at = newToken(), s.c.Clock().Now()
+		token, at = NewToken(), a.c.Clock().Now()
 	}
-	newHash, curHash := hashToken(token), hashToken(current)
+	newHash, curHash := HashToken(token), HashToken(current)
 	var denied func(http.ResponseWriter) // answers an authorisation failure
-	u, _, err := s.store.UpdateUser(name, func(cur *feed.User) (feed.User, error) {
+	u, _, err := a.store.UpdateUser(name, func(cur *feed.User) (feed.User, error) {
 		if cur == nil {
 			return feed.User{}, fmt.Errorf("reading user %s: %w", name, store.ErrNotFound)
 		}
@@ -122,21 +131,30 @@ func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
 		denied(w)
 		return
 	case errors.Is(err, feed.ErrTooManyTokens):
-		writeError(w, http.StatusConflict, err)
+		transport.WriteError(w, http.StatusConflict, err)
 		return
 	case err != nil:
-		s.storeError(w, err)
+		transport.StoreError(w, err)
 		if errors.Is(err, store.ErrNotFound) {
-			s.repairAfterRead(r, name) // a replica may have it
+			a.rep.RepairAfterRead(r, name) // a replica may have it
 		}
 		return
 	}
-	if err := s.rep.Replicate(r.Context(), name, replica.Record{User: &u}); err != nil {
+	if err := a.rep.Replicate(r.Context(), name, replica.Record{User: &u}); err != nil {
 		replica.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, api.RotateTokenAnswer{Name: name, Token: token, Revoked: revoked})
+	transport.WriteJSON(w, http.StatusCreated, api.RotateTokenAnswer{Name: name, Token: token, Revoked: revoked})
 }
 
-// errDenied stops a rotation whose token is not live (rotateToken).
+// errDenied stops a rotation whose token is not live (RotateToken).
 var errDenied = errors.New("token not accepted")
+
+// StillLive reports whether token is still one of user name's live
+// tokens, for a long request (a live stream) that checks again while it
+// runs: false once a rotation revoked it. A store error is no answer:
+// the token was good and is not known bad, so it reports true.
+func (a *Accounts) StillLive(name, token string) bool {
+	u, err := a.store.User(name)
+	return err != nil || u.TokenState(HashToken(token)) == feed.TokenLive
+}
