@@ -262,3 +262,45 @@ func TestListenerSlowClient(t *testing.T) {
 	ms := newCluster(t, clusterOpts{n: 1, bounds: &testBounds})
 	boundstest.SlowHeaders(t, ms[0].addr, testBounds.ReadHeaderTimeout)
 }
+
+// TestRateLimitTokenRotations: a rotation is a new credential, charged
+// to the client's network as a sign-up; a refused rotation issues no
+// token and leaves the current one working, and another address still
+// rotates.
+func TestRateLimitTokenRotations(t *testing.T) {
+	ms := newCluster(t, clusterOpts{n: 3})
+	var cfg limits.Config
+	cfg.Address[limits.Signup] = limits.Rule{Rate: 0.001, Burst: 6} // two a member
+	configureLimits(ms, cfg)
+	token := createUser(t, ms[0], "alice") // one of ms[0]'s two
+	issued := 0
+	for i := range 9 {
+		a := do(t, nil, "POST", ms[i%3].url("/v1/users/alice/tokens"), token, api.RotateTokenRequest{})
+		if a.code == http.StatusCreated {
+			issued++
+			continue
+		}
+		check429(t, a, "too many sign-ups from address 127.0.0.1/32")
+	}
+	if issued != 5 {
+		t.Errorf("%d of 9 rotations from one address issued a token, want 5 (the burst of 6 less the sign-up)", issued)
+	}
+	for _, m := range ms {
+		m.srv.Replica().Wait()
+	}
+	var u feed.User
+	for _, m := range ms {
+		if r, err := m.store.User("alice"); err == nil && len(r.Tokens) > len(u.Tokens) {
+			u = r
+		}
+	}
+	if len(u.Tokens) != issued {
+		t.Errorf("alice's record holds %d issued tokens, want %d: a refused rotation issued one", len(u.Tokens), issued)
+	}
+	if a := do(t, nil, "POST", ms[1].url("/v1/users/alice/posts"), token, api.PostRequest{Text: "still mine"}); a.code != http.StatusCreated {
+		t.Errorf("the current token after refused rotations: %d %s", a.code, a.body)
+	}
+	if a := do(t, fromAddr("127.0.0.2"), "POST", ms[2].url("/v1/users/alice/tokens"), token, api.RotateTokenRequest{}); a.code != http.StatusCreated {
+		t.Errorf("a rotation from another address: %d %s, want 201", a.code, a.body)
+	}
+}
