@@ -70,6 +70,15 @@ var cookieNames = [nCookies]string{"none", "client_only", "valid", "invalid", "m
 // take microseconds, so the buckets start well below a millisecond.
 var latencyBuckets = []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}
 
+// latencyNanos are latencyBuckets as durations, for the answer path.
+var latencyNanos = func() []time.Duration {
+	d := make([]time.Duration, len(latencyBuckets))
+	for i, b := range latencyBuckets {
+		d[i] = time.Duration(b*1e9 + 0.5)
+	}
+	return d
+}()
+
 // stats counts what one serving goroutine did. Each UDP socket has its
 // own, so the hot path only adds to uncontended atomics; a collector sums
 // them at scrape time.
@@ -87,14 +96,18 @@ func (s *stats) count(transport, qtype, rcode int) {
 	s.queries[transport][qtypeIndex(uint16(qtype))][rcodeIndex(rcode)].Add(1)
 }
 
-func (s *stats) observe(d time.Duration) {
-	sec := d.Seconds()
+func (s *stats) observe(d time.Duration) { s.observeN(d, 1) }
+
+// observeN records n answers that each took d: a UDP batch's answers
+// all leave with one sendmmsg, so they share the batch's time and are
+// counted with two atomic additions, not two each.
+func (s *stats) observeN(d time.Duration, n int) {
 	i := 0
-	for i < len(latencyBuckets) && sec > latencyBuckets[i] {
+	for i < len(latencyNanos) && d > latencyNanos[i] {
 		i++
 	}
-	s.latency[i].Add(1)
-	s.latSum.Add(uint64(d))
+	s.latency[i].Add(uint64(n))
+	s.latSum.Add(uint64(n) * uint64(d))
 }
 
 // answeredRcodes are the response codes dnslb gives (BADCOOKIE, 23, is

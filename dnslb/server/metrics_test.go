@@ -112,3 +112,36 @@ func TestPromlint(t *testing.T) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+// TestObserveN: a batch of answers lands in the bucket of its latency,
+// an upper bound included (Prometheus's "le"), counted once per answer.
+func TestObserveN(t *testing.T) {
+	for _, tc := range []struct {
+		d      time.Duration
+		n      int
+		bucket int
+	}{
+		{0, 1, 0},
+		{5 * time.Microsecond, 3, 0},
+		{5*time.Microsecond + 1, 3, 1},
+		{100 * time.Microsecond, 32, 4},
+		{25 * time.Millisecond, 2, 9},
+		{25*time.Millisecond + 1, 2, 10},
+		{time.Hour, 1, 10},
+	} {
+		var s stats
+		s.observeN(tc.d, tc.n)
+		for i := range s.latency {
+			want := uint64(0)
+			if i == tc.bucket {
+				want = uint64(tc.n)
+			}
+			if got := s.latency[i].Load(); got != want {
+				t.Errorf("observeN(%v, %d): bucket %d holds %d, want %d", tc.d, tc.n, i, got, want)
+			}
+		}
+		if got, want := s.latSum.Load(), uint64(tc.n)*uint64(tc.d); got != want {
+			t.Errorf("observeN(%v, %d): sum %d, want %d", tc.d, tc.n, got, want)
+		}
+	}
+}
