@@ -8,7 +8,7 @@
 // Two loads per server and round:
 //   - saturated: Debian's dnsperf with many queries outstanding; the
 //     figure is answered queries per second of the server's CPU time;
-//   - fixed rates (1k, 20k and 50k q/s by default): this program's own
+//   - fixed rates (100, 1k, 20k and 50k q/s by default): this program's own
 //     paced generator (load.go), which measures every answer's latency
 //     (p50, p99, p99.9) from the kernel's receive timestamp; the figure is
 //     the server's CPU time per answered query.
@@ -24,7 +24,7 @@
 // figures side by side with the ratio to the best peer (the best of the
 // C servers at that load).
 //
-//	bench/dns/run -rounds 3 -seconds 10
+//	bench/dns/run -rounds 3 -duration 10s
 //
 // Only loopback is used: the health-checked targets are listeners this
 // program opens on 127.0.0.x.
@@ -60,7 +60,7 @@ func main() {
 	flag.StringVar(&o.servers, "servers", "dnslb,gdnsd,knot,nsd", "servers to run, comma-separated")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run")
-	flag.StringVar(&o.rates, "rates", "1000,20000,50000", "fixed rates, queries per second, comma-separated")
+	flag.StringVar(&o.rates, "rates", "100,1000,20000,50000", "fixed rates, queries per second, comma-separated")
 	flag.BoolVar(&o.saturated, "saturated", true, "run the saturated load (dnsperf)")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU the servers are pinned to (taskset -c); run this program on another")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")

@@ -86,10 +86,13 @@ type stats struct {
 	queries [2][nQtypes][nRcodes]atomic.Uint64 // [transport][qtype][rcode]
 	drops   [nDrops]atomic.Uint64
 	slipped atomic.Uint64 // rate-limited answers sent truncated
-	cookies [nCookies]atomic.Uint64
-	latency [11]atomic.Uint64 // len(latencyBuckets)+1, last is +Inf
-	latSum  atomic.Uint64     // nanoseconds
-	_       [64]byte          // keep neighbours off this cache line
+	// waitSwitches counts a UDP reader's moves between waiting in the
+	// netpoller and blocking in recvmmsg (udp_linux.go).
+	waitSwitches atomic.Uint64
+	cookies      [nCookies]atomic.Uint64
+	latency      [11]atomic.Uint64 // len(latencyBuckets)+1, last is +Inf
+	latSum       atomic.Uint64     // nanoseconds
+	_            [64]byte          // keep neighbours off this cache line
 }
 
 func (s *stats) count(transport, qtype, rcode int) {
@@ -146,6 +149,7 @@ type metrics struct {
 	queries     *prometheus.Desc
 	drops       *prometheus.Desc
 	slipped     *prometheus.Desc
+	switches    *prometheus.Desc
 	cookies     *prometheus.Desc
 	latency     *prometheus.Desc
 	targetUp    *prometheus.Desc
@@ -173,6 +177,7 @@ func newMetrics(view func() metricsView) *metrics {
 		queries:  prometheus.NewDesc("dnslb_queries_total", "DNS queries answered, by transport, query type and response code.", []string{"transport", "qtype", "rcode"}, nil),
 		drops:    prometheus.NewDesc("dnslb_dropped_total", "Packets dropped without an answer, by reason.", []string{"reason"}, nil),
 		slipped:  prometheus.NewDesc("dnslb_rrl_slipped_total", "Rate-limited answers sent truncated (slip) so real clients retry over TCP.", nil, nil),
+		switches: prometheus.NewDesc("dnslb_udp_wait_switches_total", "Times a UDP socket's reader moved between waiting in the Go netpoller (quiet) and blocking in recvmmsg (busy).", nil, nil),
 		cookies:  prometheus.NewDesc("dnslb_cookies_total", "Queries by the DNS cookie they carried.", []string{"cookie"}, nil),
 		latency:  prometheus.NewDesc("dnslb_answer_duration_seconds", "Time from reading a query to sending its answer.", nil, nil),
 		targetUp: prometheus.NewDesc("dnslb_target_up", "1 while the target passes its health check, 0 while it fails it or before its first verdict (dnslb_target_state tells them apart).", []string{"service", "target"}, nil),
@@ -246,7 +251,7 @@ func (m *metrics) onProbe(t health.Target, r health.Result) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.slipped, m.cookies, m.latency, m.targetUp, m.targetState, m.drained,
+	for _, d := range []*prometheus.Desc{m.queries, m.drops, m.slipped, m.switches, m.cookies, m.latency, m.targetUp, m.targetState, m.drained,
 		m.answered, m.failOpen, m.zoneSerial, m.secSerial} {
 		ch <- d
 	}
@@ -260,7 +265,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	var q [2][nQtypes][nRcodes]uint64
 	var drops [nDrops]uint64
 	var cookies [nCookies]uint64
-	var slipped uint64
+	var slipped, switches uint64
 	var lat [11]uint64
 	var sum uint64
 	for _, s := range all {
@@ -281,6 +286,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			cookies[i] += s.cookies[i].Load()
 		}
 		slipped += s.slipped.Load()
+		switches += s.waitSwitches.Load()
 		sum += s.latSum.Load()
 	}
 	for tr, trName := range []string{"udp", "tcp"} {
@@ -311,6 +317,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.drops, prometheus.CounterValue, float64(n), dropNames[i])
 	}
 	ch <- prometheus.MustNewConstMetric(m.slipped, prometheus.CounterValue, float64(slipped))
+	ch <- prometheus.MustNewConstMetric(m.switches, prometheus.CounterValue, float64(switches))
 	for i, n := range cookies {
 		ch <- prometheus.MustNewConstMetric(m.cookies, prometheus.CounterValue, float64(n), cookieNames[i])
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,31 +15,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// UDP on Linux: each socket is read by a goroutine that blocks its OS
-// thread in recvmmsg (MSG_WAITFORONE) on a blocking socket the Go
-// netpoller never sees, answers the batch, and sends the answers with
-// one sendmmsg. Below saturation most queries arrive at an idle server,
-// and what a query costs there is the wake-up: a thread sleeping in
-// recvmmsg is woken once and makes two system calls per batch, where a
-// goroutine on the netpoller made four (recvmmsg, a recvmmsg that finds
-// nothing, epoll_wait, sendmmsg), went through the Go scheduler twice
-// and often woke a second thread. Under load the batch grows by itself:
-// everything queued while a batch was being answered is read by the
-// next recvmmsg.
+// UDP on Linux: each socket has a reader goroutine that waits for
+// queries in one of two ways, and moves between them with the load.
 //
-// Two things keep the Go runtime out of the way. The reader keeps its P
-// while it sleeps in the system call; Start raises GOMAXPROCS so one P
-// is always idle, and the runtime then leaves a sleeping reader's P
-// alone (with no idle P it would take it back, and wake a thread to do
-// so, on every query). And the reader passes through the scheduler every
-// few milliseconds by itself (yieldEvery), so the runtime's monitor
-// never preempts it, which would also take its P and set the monitor
-// polling every 20 µs again. It yields with the runtime's goyield, not
-// runtime.Gosched: Gosched puts the goroutine on the global run queue and
-// wakes the idle P's thread to take it, so every yield woke a second
-// thread, which often took the reader over (at 1k q/s 0.3 extra thread
-// wake-ups per query); goyield puts it on its own P's queue and wakes
-// nobody, and the reader carries on on its own thread.
+// Busy, the reader blocks its OS thread in recvmmsg (MSG_WAITFORONE),
+// answers the batch and sends the answers with one sendmmsg: two system
+// calls per wake-up, and under load the batch grows by itself, since
+// everything queued while a batch was being answered is read by the next
+// recvmmsg. The reader keeps its P while it sleeps in the system call;
+// Start raises GOMAXPROCS so one P is always idle, and the runtime then
+// leaves a sleeping reader's P alone (with no idle P it would take it
+// back, and wake a thread to do so, on every query). The reader passes
+// through the scheduler every few milliseconds by itself (yieldEvery),
+// so the runtime's monitor never preempts it. It yields with the
+// runtime's goyield, not runtime.Gosched, which would wake the idle P's
+// thread to take it over.
+//
+// But a P held in a system call keeps the runtime's monitor thread
+// (sysmon) awake: it wakes every 10 ms to watch it, and once the call
+// has slept 10 ms it takes the P back; the next query's return from the
+// call then wakes the monitor from its deep sleep and sets it polling
+// every 20 µs for a millisecond and more. At 20 queries a second that
+// was 60 thread wake-ups per query. So when queries come slower than
+// blockAbove a second, the reader waits in Go's netpoller instead: the
+// socket is non-blocking, the reader parks until epoll reports a
+// datagram, reads with a raw system call (a recvmmsg through the
+// runtime's system-call entry would wake the sleeping monitor), answers
+// and parks again. That costs an epoll_wait or two more per wake-up, and
+// no monitor activity at all. A batch that did not fill means the queue
+// was empty when it was read, so the reader parks without the read that
+// would find nothing: the edge-triggered epoll reports any datagram that
+// came since. The reader measures its wake-ups over udpWindow and
+// switches at blockAbove and pollBelow a second (apart, so a load near
+// one of them does not flip the mode on every window); a blocking read
+// that times out (udpWindow with no query) goes back to the netpoller.
 
 // udpBatch is how many datagrams one recvmmsg/sendmmsg moves. Under load
 // a batch amortises the system call over many queries; when idle a
@@ -50,9 +60,19 @@ const udpBatch = 32
 // hundred bytes even with EDNS options.
 const maxQuery = 4096
 
-// udpWake is how often an idle reader wakes to see whether its socket
-// is being closed, should the shutdown that wakes it at once fail.
-const udpWake = time.Second
+// udpWindow is how long a reader counts its wake-ups before it decides
+// how to wait, and how long a blocking read sleeps (SO_RCVTIMEO) before
+// it gives the socket back to the netpoller.
+const udpWindow = 100 * time.Millisecond
+
+// blockAbove and pollBelow are the wake-up rates (a second) above which
+// a reader blocks in recvmmsg and below which it waits in the netpoller.
+// The monitor's 100 wake-ups a second cost about as much as the
+// netpoller's extra system calls at a few hundred queries a second.
+const (
+	blockAbove = 700
+	pollBelow  = 350
+)
 
 // yieldEvery is how often a busy reader passes through the Go scheduler
 // on its own: inside the runtime's 10 ms preemption period (forcePreemptNS)
@@ -68,7 +88,9 @@ const yieldEvery = 5 * time.Millisecond
 //go:linkname goyield runtime.goyield
 func goyield()
 
-// udpSocket is a bound UDP socket in blocking mode, outside the netpoller.
+// udpSocket is a bound UDP socket. It is created non-blocking; its
+// reader puts it in the netpoller and switches it to blocking mode for
+// as long as it blocks in recvmmsg.
 type udpSocket struct {
 	fd    int
 	local string // the bound address, host:port
@@ -109,7 +131,7 @@ func listenUDP(addr string) (*udpSocket, error) {
 		}
 		sa = sa6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
@@ -125,7 +147,7 @@ func listenUDP(addr string) (*udpSocket, error) {
 		// A deep receive buffer absorbs bursts while the thread is
 		// descheduled; the kernel caps it at net.core.rmem_max.
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		tv := unix.NsecToTimeval(int64(udpWake))
+		tv := unix.NsecToTimeval(int64(udpWindow))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return fmt.Errorf("SO_RCVTIMEO: %w", err)
 		}
@@ -159,7 +181,7 @@ func sockaddrString(sa unix.Sockaddr) string {
 // addr is the bound address, host:port.
 func (u *udpSocket) addr() string { return u.local }
 
-// close stops the reader (waking it from recvmmsg) or, if none runs,
+// close stops the reader (waking it from recvmmsg or the netpoller) or, if none runs,
 // closes the socket. The reader closes the socket itself on its way
 // out, so a file descriptor number is never reused under it.
 func (u *udpSocket) close() {
@@ -200,11 +222,29 @@ type udpWorker struct {
 	out   [udpBatch]mmsghdr
 	oIov  [udpBatch]unix.Iovec
 	obuf  [udpBatch][]byte
-	used  int // headers the last recvmmsg filled
+	used  int           // headers the last recvmmsg filled
+	start time.Duration // when the last batch was read (monotonic)
 }
 
-// serveUDP answers queries on one socket on a thread of its own until
-// the socket is closed.
+// init points the headers at the worker's buffers; answers are built in
+// buffers of size bytes.
+func (w *udpWorker) init(size int) {
+	for i := range udpBatch {
+		w.inIov[i].Base = &w.qbuf[i][0]
+		w.inIov[i].SetLen(maxQuery)
+		w.in[i].hdr.Name = (*byte)(unsafe.Pointer(&w.names[i]))
+		w.in[i].hdr.Iov = &w.inIov[i]
+		w.in[i].hdr.SetIovlen(1)
+		w.in[i].hdr.Namelen = uint32(unsafe.Sizeof(w.names[i]))
+		w.obuf[i] = make([]byte, 0, max(size, 512))
+		w.out[i].hdr.Iov = &w.oIov[i]
+		w.out[i].hdr.SetIovlen(1)
+	}
+}
+
+// serveUDP answers queries on one socket until the socket is closed,
+// waiting in the netpoller or blocked in recvmmsg as the load asks (see
+// the top of this file).
 func (s *Server) serveUDP(u *udpSocket, st *stats) {
 	u.mu.Lock()
 	if u.closed {
@@ -215,50 +255,155 @@ func (s *Server) serveUDP(u *udpSocket, st *stats) {
 	u.mu.Unlock()
 	defer unix.Close(u.fd)
 
-	w := &udpWorker{fd: u.fd, st: st}
-	for i := range udpBatch {
-		w.inIov[i].Base = &w.qbuf[i][0]
-		w.inIov[i].SetLen(maxQuery)
-		w.in[i].hdr.Name = (*byte)(unsafe.Pointer(&w.names[i]))
-		w.in[i].hdr.Iov = &w.inIov[i]
-		w.in[i].hdr.SetIovlen(1)
-		w.in[i].hdr.Namelen = uint32(unsafe.Sizeof(w.names[i]))
-		w.obuf[i] = make([]byte, 0, max(s.udpSize(), 512))
-		w.out[i].hdr.Iov = &w.oIov[i]
-		w.out[i].hdr.SetIovlen(1)
-	}
-	var yielded time.Duration
+	r := &udpReader{s: s, u: u, st: st, w: &udpWorker{fd: u.fd, st: st}}
+	r.w.init(s.udpSize())
+	r.window = monotonic()
 	for !u.stop.Load() {
-		n, errno := w.recv()
-		if errno != 0 || n <= 0 {
-			continue // EAGAIN (the wake-up timeout), EINTR, or shut down
+		if r.blocking {
+			r.block()
+		} else if err := r.netpoll(); err != nil {
+			s.log.Error("UDP reader cannot wait in the netpoller; blocking in recvmmsg", "udp", u.local, "err", err)
+			r.blocking = true
 		}
-		start := monotonic()
-		if start-yielded > yieldEvery {
-			goyield()
-			yielded = start
-		}
-		k := 0
-		for i := range n {
-			m := &w.in[i]
-			if m.hdr.Flags&unix.MSG_TRUNC != 0 {
-				st.drops[dropMalformed].Add(1)
-				continue
-			}
-			resp := s.answerUDP(w.qbuf[i][:m.len], w.obuf[i], w.source(i), st)
-			if resp == nil {
-				continue
-			}
-			o := &w.out[k]
-			o.hdr.Name = m.hdr.Name
-			o.hdr.Namelen = m.hdr.Namelen
-			w.oIov[k].Base = &resp[0]
-			w.oIov[k].SetLen(len(resp))
-			k++
-		}
-		w.send(k)
-		st.observeN(monotonic()-start, k)
 	}
+}
+
+// netpoll answers queries waiting in the Go netpoller until the load
+// rises or the socket is being closed. It registers a duplicate of the
+// socket's descriptor and closes it on the way out, which takes the
+// socket out of epoll again: a blocking reader's socket must not be in
+// it, or every datagram would also wake the thread sleeping in
+// epoll_wait.
+func (r *udpReader) netpoll() error {
+	dup, err := unix.FcntlInt(uintptr(r.u.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("duplicating the socket: %w", err)
+	}
+	// O_NONBLOCK belongs to the socket, not the descriptor: both are
+	// non-blocking now, which os.NewFile needs to use the netpoller.
+	r.u.setBlocking(false)
+	f := os.NewFile(uintptr(dup), r.u.local)
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// poll returns true only to stop or to block; a shut-down socket
+	// wakes the netpoller.
+	if err := rc.Read(r.poll); err != nil {
+		return err
+	}
+	return nil
+}
+
+// udpReader is one socket's reader: its buffers and how it waits.
+type udpReader struct {
+	s  *Server
+	u  *udpSocket
+	st *stats
+	w  *udpWorker
+
+	blocking bool          // blocked in recvmmsg, not in the netpoller
+	window   time.Duration // when the current count of wake-ups began
+	wakes    int           // wake-ups since window
+	yielded  time.Duration // when a blocking reader last yielded
+}
+
+// poll is the netpoller's read callback: it answers what is queued and
+// returns false to park until epoll reports more, or true to leave the
+// netpoller (to stop, or to block in recvmmsg).
+func (r *udpReader) poll(uintptr) bool {
+	for !r.u.stop.Load() {
+		n, errno := r.w.recvNow()
+		if errno != 0 || n <= 0 {
+			// EAGAIN: nothing queued. Anything else (a shut-down
+			// socket) is looked at by the caller after the wake-up.
+			return false
+		}
+		r.answer(n)
+		if r.blocking {
+			return true
+		}
+		if n < udpBatch {
+			// The queue was empty when read: park without the read
+			// that would find nothing (see the top of this file).
+			return false
+		}
+	}
+	return true
+}
+
+// block answers queries blocked in recvmmsg until the load drops, the
+// read times out or the socket is being closed.
+func (r *udpReader) block() {
+	r.u.setBlocking(true)
+	for !r.u.stop.Load() {
+		n, errno := r.w.recv()
+		if errno == unix.EAGAIN {
+			// udpWindow without a query: the wake-ups counted so far
+			// were all before it.
+			r.blocking = false
+			r.window, r.wakes = monotonic(), 0
+			r.st.waitSwitches.Add(1)
+		} else if errno != 0 || n <= 0 {
+			continue // EINTR, or shut down
+		} else {
+			if r.w.start-r.yielded > yieldEvery {
+				goyield()
+				r.yielded = r.w.start
+			}
+			r.answer(n)
+		}
+		if !r.blocking {
+			return
+		}
+	}
+}
+
+// answer answers the batch of n queries just read, counts the wake-up,
+// and decides at the end of each udpWindow how the reader waits next.
+func (r *udpReader) answer(n int) {
+	w, st := r.w, r.st
+	k := 0
+	for i := range n {
+		m := &w.in[i]
+		if m.hdr.Flags&unix.MSG_TRUNC != 0 {
+			st.drops[dropMalformed].Add(1)
+			continue
+		}
+		resp := r.s.answerUDP(w.qbuf[i][:m.len], w.obuf[i], w.source(i), st)
+		if resp == nil {
+			continue
+		}
+		o := &w.out[k]
+		o.hdr.Name = m.hdr.Name
+		o.hdr.Namelen = m.hdr.Namelen
+		w.oIov[k].Base = &resp[0]
+		w.oIov[k].SetLen(len(resp))
+		k++
+	}
+	w.send(k)
+	st.observeN(monotonic()-w.start, k)
+
+	r.wakes++
+	if span := w.start - r.window; span >= udpWindow {
+		rate := int(int64(r.wakes) * int64(time.Second) / int64(span))
+		switch {
+		case !r.blocking && rate >= blockAbove:
+			r.blocking = true
+			st.waitSwitches.Add(1)
+		case r.blocking && rate < pollBelow:
+			r.blocking = false
+			st.waitSwitches.Add(1)
+		}
+		r.window, r.wakes = w.start, 0
+	}
+}
+
+// setBlocking puts the socket in blocking mode for recvmmsg to sleep in,
+// or back in non-blocking mode for the netpoller.
+func (u *udpSocket) setBlocking(on bool) {
+	unix.SetNonblock(u.fd, !on)
 }
 
 // epoch is what monotonic counts from.
@@ -269,21 +414,44 @@ var epoch = time.Now()
 func monotonic() time.Duration { return time.Since(epoch) }
 
 // recv reads up to udpBatch datagrams, sleeping in the kernel until the
-// first arrives. The kernel writes the name length and flags of only the
-// headers it fills, so only those of the last batch (w.used) are reset:
-// when idle that is one header, not all of them, fewer cache lines to
-// bring in on a wake-up.
+// first arrives (the socket is in blocking mode) or udpWindow passes.
 func (w *udpWorker) recv() (int, syscall.Errno) {
+	w.reset()
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.in[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
+	return w.read(r, e)
+}
+
+// recvNow reads the datagrams queued, up to udpBatch, and never waits.
+// A call that cannot block needs none of the runtime's system call
+// bookkeeping (RawSyscall6), whose entry would also wake the runtime's
+// sleeping monitor (see the top of this file).
+func (w *udpWorker) recvNow() (int, syscall.Errno) {
+	w.reset()
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.in[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
+	return w.read(r, e)
+}
+
+// reset readies the headers for a read. The kernel writes the name
+// length and flags of only the headers it fills, so only those of the
+// last batch (w.used) are reset: when idle that is one header, not all
+// of them, fewer cache lines to bring in on a wake-up.
+func (w *udpWorker) reset() {
 	for i := range w.used {
 		w.in[i].hdr.Namelen = uint32(unsafe.Sizeof(w.names[i]))
 		w.in[i].hdr.Flags = 0
 	}
 	w.used = 0
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.in[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
-	if e == 0 {
-		w.used = int(r)
+}
+
+// read records a recvmmsg's outcome: how many headers it filled, and
+// when.
+func (w *udpWorker) read(r uintptr, e syscall.Errno) (int, syscall.Errno) {
+	if e != 0 {
+		return 0, e
 	}
-	return int(r), e
+	w.used = int(r)
+	w.start = monotonic()
+	return int(r), 0
 }
 
 // send writes the first k prepared answers, skipping any that fail. It
