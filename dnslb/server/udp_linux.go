@@ -262,8 +262,8 @@ func (s *Server) serveUDP(u *udpSocket, st *stats) {
 		if r.blocking {
 			r.block()
 		} else if err := r.netpoll(); err != nil {
-			s.log.Error("UDP reader cannot wait in the netpoller; blocking in recvmmsg", "udp", u.local, "err", err)
-			r.blocking = true
+			s.log.Error("UDP reader cannot wait in the netpoller; blocking in recvmmsg from now on", "udp", u.local, "err", err)
+			r.blocking, r.onlyBlock = true, true
 		}
 	}
 }
@@ -303,10 +303,11 @@ type udpReader struct {
 	st *stats
 	w  *udpWorker
 
-	blocking bool          // blocked in recvmmsg, not in the netpoller
-	window   time.Duration // when the current count of wake-ups began
-	wakes    int           // wake-ups since window
-	yielded  time.Duration // when a blocking reader last yielded
+	blocking  bool          // blocked in recvmmsg, not in the netpoller
+	onlyBlock bool          // the netpoller failed: never go back to it
+	window    time.Duration // when the current count of wake-ups began
+	wakes     int           // wake-ups since window
+	yielded   time.Duration // when a blocking reader last yielded
 }
 
 // poll is the netpoller's read callback: it answers what is queued and
@@ -340,6 +341,9 @@ func (r *udpReader) block() {
 	for !r.u.stop.Load() {
 		n, errno := r.w.recv()
 		if errno == unix.EAGAIN {
+			if r.onlyBlock {
+				continue
+			}
 			// udpWindow without a query: the wake-ups counted so far
 			// were all before it.
 			r.blocking = false
@@ -392,7 +396,7 @@ func (r *udpReader) answer(n int) {
 		case !r.blocking && rate >= blockAbove:
 			r.blocking = true
 			st.waitSwitches.Add(1)
-		case r.blocking && rate < pollBelow:
+		case r.blocking && rate < pollBelow && !r.onlyBlock:
 			r.blocking = false
 			st.waitSwitches.Add(1)
 		}
