@@ -68,6 +68,18 @@ func (e *exchanger) askFor(d time.Duration, max int) (asked, ok int) {
 	return asked, ok
 }
 
+// askQuietly asks 10 questions 20 ms apart, 50 a second, below
+// pollBelow, and fails the test if one is not answered.
+func (e *exchanger) askQuietly(what string) {
+	e.t.Helper()
+	for i := range 10 {
+		if !e.ask() {
+			e.t.Fatalf("%s: query %d unanswered", what, i)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestUDPReaderMovesBetweenWaits drives one socket's reader from quiet
 // (the netpoller) to busy (blocking in recvmmsg) and back, and checks
 // that every query is answered on the way and that the moves show in
@@ -79,12 +91,7 @@ func TestUDPReaderMovesBetweenWaits(t *testing.T) {
 	switches := func() float64 { return metricValue(scrape(t, s.admin), "dnslb_udp_wait_switches_total") }
 
 	// Quiet: a query every 20 ms is 50 a second, below pollBelow.
-	for i := range 10 {
-		if !e.ask() {
-			t.Fatalf("quiet query %d unanswered", i)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.askQuietly("quiet")
 	if n := switches(); n != 0 {
 		t.Fatalf("switches after quiet queries = %v, want 0 (the reader starts in the netpoller)", n)
 	}
@@ -105,12 +112,7 @@ func TestUDPReaderMovesBetweenWaits(t *testing.T) {
 	// Idle for longer than a blocking read's timeout: back to the
 	// netpoller without a query to notice it by.
 	waitFor(t, "the reader's return to the netpoller", 2*time.Second, func() bool { return switches() == 2 })
-	for i := range 10 {
-		if !e.ask() {
-			t.Fatalf("query %d after the move back unanswered", i)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.askQuietly("after the move back")
 	if n := switches(); n != 2 {
 		t.Fatalf("switches after quiet queries again = %v, want 2", n)
 	}
