@@ -124,6 +124,11 @@ const (
 	// streamed to its new members after a ring change. Believed only on
 	// a request with a valid HeaderCluster.
 	HeaderFallback = "X-Ringfront-Fallback"
+	// HeaderBudget is how long, in milliseconds, the forwarder waits for
+	// this member's answer before it asks another: the calls the member
+	// makes to answer it share that time (peer.WithBudget). Believed
+	// only on a request with a valid HeaderCluster.
+	HeaderBudget = "X-Ringfront-Budget"
 	// HeaderClient is the address of the client whose request a member
 	// forwards, as the member that first took the request saw it (the
 	// rate limits' and logs' client address). Believed only on a request

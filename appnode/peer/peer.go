@@ -433,6 +433,8 @@ func (c *Cluster) OnMembers(ctx context.Context, name string, write bool, call f
 		}
 		if last {
 			timeout = LastResort(timeout)
+		} else if i < len(cands)-1 {
+			timeout = budgeted(ctx, timeout, c.TimeoutFloor())
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		err := call(cctx, m)
@@ -456,6 +458,30 @@ func (c *Cluster) OnMembers(ctx context.Context, name string, write bool, call f
 		tried.Add(m, why)
 	}
 	return fmt.Errorf("%w: %w", ErrNoMember, NoMember(name, tried))
+}
+
+// budgetKey carries, in a request's context, when the member that
+// forwarded it stops waiting for the answer (transport.HeaderBudget).
+type budgetKey struct{}
+
+// WithBudget returns ctx carrying the time by which the member that
+// forwarded its request wants the answer. OnMembers then gives no
+// member but the last candidate more than half of what is left, so
+// that a member that does not answer (one cut off, not yet known dead)
+// leaves time to ask the next before the forwarder itself gives up on
+// this member and asks another, which would wait on the same one.
+func WithBudget(ctx context.Context, by time.Time) context.Context {
+	return context.WithValue(ctx, budgetKey{}, by)
+}
+
+// budgeted is timeout cut to half of what is left of ctx's budget
+// (WithBudget), but not below floor.
+func budgeted(ctx context.Context, timeout, floor time.Duration) time.Duration {
+	by, ok := ctx.Value(budgetKey{}).(time.Time)
+	if !ok {
+		return timeout
+	}
+	return max(floor, min(timeout, time.Until(by)/2))
 }
 
 // skipKey carries, in a request's context, the members to pass over

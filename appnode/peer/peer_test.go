@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"testing/synctest"
@@ -71,4 +73,58 @@ func TestSuspicion(t *testing.T) {
 			t.Error("this member is suspected")
 		}
 	})
+}
+
+// TestOnMembersBudget: a member asked by another that waits only so
+// long (WithBudget) gives a candidate that does not answer at most half
+// of what is left, so the next candidate still answers in time; without
+// a budget the first waits its whole write timeout.
+func TestOnMembersBudget(t *testing.T) {
+	rg, err := ring.New(ring.Config{Members: []string{"a:1", "b:1", "c:1"}, VNodes: 4, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ""
+	for i := 0; name == ""; i++ {
+		if n := fmt.Sprintf("user%d", i); !rg.InPreference(n, "a:1") {
+			name = n
+		}
+	}
+	first := rg.Preference(nil, name)[0]
+	for _, tc := range []struct {
+		budget time.Duration // 0: none
+		want   time.Duration // when the second candidate answers
+	}{
+		{0, WriteTimeouts * DefaultMemberTimeout},
+		{450 * time.Millisecond, 225 * time.Millisecond},
+		// Never below the member timeout, however little is left.
+		{100 * time.Millisecond, DefaultMemberTimeout},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			c, err := New(Options{Self: "a:1", Ring: rg, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if tc.budget > 0 {
+				ctx = WithBudget(ctx, time.Now().Add(tc.budget))
+			}
+			start := time.Now()
+			var answered time.Duration
+			err = c.OnMembers(ctx, name, true, func(ctx context.Context, m string) error {
+				if m == first {
+					<-ctx.Done() // cut off: never answers
+					return ctx.Err()
+				}
+				answered = time.Since(start)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if answered != tc.want {
+				t.Errorf("budget %v: the second candidate was asked after %v, want %v", tc.budget, answered, tc.want)
+			}
+		})
+	}
 }

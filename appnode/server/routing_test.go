@@ -151,7 +151,7 @@ func testWrongClusterSecret(t *testing.T, httpForward bool) {
 // TestHeaderNamesCanonical: setHeader and headerValue index a Header
 // directly, which finds a header only by its canonical name.
 func TestHeaderNamesCanonical(t *testing.T) {
-	for _, k := range []string{api.HeaderCluster, api.HeaderHops, api.HeaderUnreachable, api.HeaderFallback, api.HeaderOwner,
+	for _, k := range []string{api.HeaderCluster, api.HeaderHops, api.HeaderUnreachable, api.HeaderFallback, api.HeaderBudget, api.HeaderOwner,
 		api.HeaderRingVersion, api.HeaderEdgeClock, api.HeaderClock, transport.HeaderLinkChallenge, "Location"} {
 		if c := http.CanonicalHeaderKey(k); c != k {
 			t.Errorf("header %q is not canonical (%q)", k, c)

@@ -506,6 +506,7 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	hops, skip, fallback := transport.Forwarded(r)
+	arrived := time.Now()
 	var body []byte
 	buffer := func() bool {
 		if body != nil {
@@ -529,6 +530,9 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		ctx := peer.WithSkip(r.Context(), skip)
+		if b := transport.Budget(r); b > 0 {
+			ctx = peer.WithBudget(ctx, arrived.Add(b))
+		}
 		if s.c.CatchingUp() {
 			// No caught-up replica answered: merge with the others
 			// first, so this member never answers from a store that

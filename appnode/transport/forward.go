@@ -32,6 +32,8 @@ import (
 //     ever; HeaderUnreachable, the members to pass over (the forwarder
 //     could not reach them); HeaderFallback when the member is asked to
 //     answer from what it holds (a user still moving to the forwarder);
+//   - HeaderBudget, Plan.Timeout: how long the forwarder waits, which
+//     the member's own calls to others share;
 //   - HeaderClock, this member's clock;
 //   - none of the client's own hop-by-hop or member headers, which a
 //     client could otherwise forge.
@@ -84,6 +86,20 @@ func Forwarded(r *http.Request) (hops int, skip []string, fallback bool) {
 		skip = strings.Split(v, ",")
 	}
 	return hops, skip, r.Header.Get(HeaderFallback) != ""
+}
+
+// Budget is how long the member that forwarded r waits for this
+// member's answer (HeaderBudget), or 0 when r was not forwarded or says
+// nothing.
+func Budget(r *http.Request) time.Duration {
+	if !FromMember(r) {
+		return 0
+	}
+	ms, err := strconv.ParseInt(r.Header.Get(HeaderBudget), 10, 64)
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return time.Duration(min(ms, int64(CallTimeout/time.Millisecond))) * time.Millisecond
 }
 
 // Forward sends r to plan.To and copies the answer to w: over a link
@@ -143,6 +159,7 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 		h.Set(HeaderClient, a.String())
 	}
 	h.Set(HeaderHops, strconv.Itoa(plan.Hops))
+	h.Set(HeaderBudget, strconv.FormatInt(plan.Timeout.Milliseconds(), 10))
 	h.Set(HeaderClock, t.stamp())
 	if plan.Fallback {
 		h.Set(HeaderFallback, "1")
@@ -157,7 +174,7 @@ func (t *Transport) forwardHeader(r *http.Request, plan *Plan) http.Header {
 // on from the client's request.
 func memberHeader(k string) bool {
 	switch k {
-	case HeaderCluster, HeaderHops, HeaderUnreachable, HeaderFallback, HeaderClock, HeaderClient, "Content-Length",
+	case HeaderCluster, HeaderHops, HeaderUnreachable, HeaderFallback, HeaderBudget, HeaderClock, HeaderClient, "Content-Length",
 		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 		return true
 	}

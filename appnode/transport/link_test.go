@@ -71,9 +71,13 @@ func TestLinkFrameCodec(t *testing.T) {
 	r.Header.Set("Connection", "close")         // hop-by-hop: dropped
 	r.Header.Set(HeaderCluster, "forged")       // never passed on
 	r.Header.Set(HeaderUnreachable, "forged")   // replaced by the plan's
+	r.Header.Set(HeaderBudget, "999999")        // replaced by the plan's
 	r.Header.Set("X-Forwarded-For", "10.0.0.1") // extended
 	tr := New(Options{Secret: testSecret})
-	plan := &Plan{To: "127.0.0.1:2", Hops: 1, Skip: []string{"127.0.0.1:3"}}
+	if Budget(r) != 0 {
+		t.Errorf("a client's own %s was believed", HeaderBudget)
+	}
+	plan := &Plan{To: "127.0.0.1:2", Hops: 1, Skip: []string{"127.0.0.1:3"}, Timeout: 450 * time.Millisecond}
 	head := link.EncodeRequest(r.Method, r.URL.RequestURI(), r.RemoteAddr, tr.forwardHeader(r, plan))
 	req, err := link.DecodeRequest(tr.served.Mark(context.Background()), "127.0.0.1:2", append(head, `{"text":"hi"}`...))
 	if err != nil {
@@ -87,6 +91,7 @@ func TestLinkFrameCodec(t *testing.T) {
 		"Content-Type":    "application/json",
 		HeaderHops:        "1",
 		HeaderUnreachable: "127.0.0.1:3",
+		HeaderBudget:      "450",
 		"X-Forwarded-For": "10.0.0.1, 127.0.0.9",
 		"Connection":      "",
 		HeaderCluster:     "",
@@ -104,6 +109,9 @@ func TestLinkFrameCodec(t *testing.T) {
 	}
 	if !FromMember(req) {
 		t.Error("a link request is not marked as coming from a member")
+	}
+	if b := Budget(req); b != 450*time.Millisecond {
+		t.Errorf("Budget = %v, want the plan's 450ms", b)
 	}
 
 	// Malformed frames are errors, never panics or huge allocations.

@@ -23,6 +23,7 @@ const (
 	HeaderOwner       = api.HeaderOwner
 	HeaderUnreachable = api.HeaderUnreachable
 	HeaderFallback    = api.HeaderFallback
+	HeaderBudget      = api.HeaderBudget
 	HeaderRingVersion = api.HeaderRingVersion
 	HeaderClock       = api.HeaderClock
 	HeaderClient      = api.HeaderClient
