@@ -21,7 +21,6 @@ import (
 // timeout, and the forwarder asked another member, which waited on the
 // same cut-off member again.
 func TestForwardBudgetCutOffMember(t *testing.T) {
-	var addrs []string
 	var cut atomic.Value // the cut-off member's address
 	cut.Store("")
 	ms := newCluster(t, clusterOpts{n: 4, replicas: 3, httpForward: true,
@@ -36,9 +35,6 @@ func TestForwardBudgetCutOffMember(t *testing.T) {
 			})
 		},
 	})
-	for _, m := range ms {
-		addrs = append(addrs, m.addr)
-	}
 	rg := ms[0].srv.Ring()
 	pref := func(name string) []string { return rg.Preference(nil, name) }
 	// The followee's first replica is the one cut off; the follower's

@@ -506,7 +506,10 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	hops, skip, fallback := transport.Forwarded(r)
-	arrived := time.Now()
+	var answerBy time.Time // when the forwarder stops waiting, if r was forwarded
+	if b := transport.Budget(r); b > 0 {
+		answerBy = time.Now().Add(b)
+	}
 	var body []byte
 	buffer := func() bool {
 		if body != nil {
@@ -530,8 +533,8 @@ func (s *Server) serveRouted(w http.ResponseWriter, r *http.Request, name string
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		ctx := peer.WithSkip(r.Context(), skip)
-		if b := transport.Budget(r); b > 0 {
-			ctx = peer.WithBudget(ctx, arrived.Add(b))
+		if !answerBy.IsZero() {
+			ctx = peer.WithBudget(ctx, answerBy)
 		}
 		if s.c.CatchingUp() {
 			// No caught-up replica answered: merge with the others

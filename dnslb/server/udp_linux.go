@@ -255,7 +255,7 @@ func (s *Server) serveUDP(u *udpSocket, st *stats) {
 	u.mu.Unlock()
 	defer unix.Close(u.fd)
 
-	r := &udpReader{s: s, u: u, st: st, w: &udpWorker{fd: u.fd, st: st}}
+	r := &udpReader{s: s, u: u, w: &udpWorker{fd: u.fd, st: st}}
 	r.w.init(s.udpSize())
 	r.window = monotonic()
 	for !u.stop.Load() {
@@ -298,10 +298,9 @@ func (r *udpReader) netpoll() error {
 
 // udpReader is one socket's reader: its buffers and how it waits.
 type udpReader struct {
-	s  *Server
-	u  *udpSocket
-	st *stats
-	w  *udpWorker
+	s *Server
+	u *udpSocket
+	w *udpWorker
 
 	blocking  bool          // blocked in recvmmsg, not in the netpoller
 	onlyBlock bool          // the netpoller failed: never go back to it
@@ -346,9 +345,8 @@ func (r *udpReader) block() {
 			}
 			// udpWindow without a query: the wake-ups counted so far
 			// were all before it.
-			r.blocking = false
+			r.switchTo(false)
 			r.window, r.wakes = monotonic(), 0
-			r.st.waitSwitches.Add(1)
 		} else if errno != 0 || n <= 0 {
 			continue // EINTR, or shut down
 		} else {
@@ -367,7 +365,7 @@ func (r *udpReader) block() {
 // answer answers the batch of n queries just read, counts the wake-up,
 // and decides at the end of each udpWindow how the reader waits next.
 func (r *udpReader) answer(n int) {
-	w, st := r.w, r.st
+	w, st := r.w, r.w.st
 	k := 0
 	for i := range n {
 		m := &w.in[i]
@@ -394,14 +392,19 @@ func (r *udpReader) answer(n int) {
 		rate := int(int64(r.wakes) * int64(time.Second) / int64(span))
 		switch {
 		case !r.blocking && rate >= blockAbove:
-			r.blocking = true
-			st.waitSwitches.Add(1)
+			r.switchTo(true)
 		case r.blocking && rate < pollBelow && !r.onlyBlock:
-			r.blocking = false
-			st.waitSwitches.Add(1)
+			r.switchTo(false)
 		}
 		r.window, r.wakes = w.start, 0
 	}
+}
+
+// switchTo records that the reader waits blocked in recvmmsg (true) or
+// in the netpoller from its next wait on.
+func (r *udpReader) switchTo(blocking bool) {
+	r.blocking = blocking
+	r.w.st.waitSwitches.Add(1)
 }
 
 // setBlocking puts the socket in blocking mode for recvmmsg to sleep in,
